@@ -1,0 +1,56 @@
+//! Commands: requests addressed to the engine's actors, carried by the bus.
+//!
+//! Commands are lean: the store already holds what they refer to, so a
+//! command that arrives twice or late is harmless.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{ExecutionId, TenantId, WorkflowId};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// Run (or resume) an execution the store holds.
+    StartExecution {
+        tenant: TenantId,
+        workflow: WorkflowId,
+        execution: ExecutionId,
+    },
+    /// Stop an execution; its nodes that are still running are abandoned.
+    CancelExecution {
+        tenant: TenantId,
+        workflow: WorkflowId,
+        execution: ExecutionId,
+    },
+}
+
+impl Command {
+    pub fn tenant(&self) -> TenantId {
+        match self {
+            Command::StartExecution { tenant, .. } | Command::CancelExecution { tenant, .. } => {
+                *tenant
+            }
+        }
+    }
+
+    pub fn workflow(&self) -> WorkflowId {
+        match self {
+            Command::StartExecution { workflow, .. }
+            | Command::CancelExecution { workflow, .. } => *workflow,
+        }
+    }
+
+    pub fn execution(&self) -> ExecutionId {
+        match self {
+            Command::StartExecution { execution, .. }
+            | Command::CancelExecution { execution, .. } => *execution,
+        }
+    }
+
+    /// The key that makes a repeated publish of the same command a no-op.
+    pub fn idempotency_key(&self) -> String {
+        match self {
+            Command::StartExecution { execution, .. } => format!("start.{execution}"),
+            Command::CancelExecution { execution, .. } => format!("cancel.{execution}"),
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! Events: what happened to an execution, published for subscribers
+//! (Server-Sent Events, NATS subscribers, synchronous webhook callers).
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{ExecutionId, TenantId, WorkflowId};
+use crate::json::JsonText;
+use crate::lifecycle::ExecutionStatus;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExecutionEvent {
+    pub tenant: TenantId,
+    pub workflow: WorkflowId,
+    pub execution: ExecutionId,
+    /// Milliseconds since the Unix epoch.
+    pub at_ms: i64,
+    pub kind: EventKind,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum EventKind {
+    ExecutionStarted,
+    NodeStarted {
+        node: String,
+        attempt: u32,
+    },
+    NodeSucceeded {
+        node: String,
+        output: JsonText,
+    },
+    NodeRetrying {
+        node: String,
+        attempt: u32,
+        error: String,
+        retry_in_ms: u64,
+    },
+    NodeFailed {
+        node: String,
+        error: String,
+    },
+    NodeSkipped {
+        node: String,
+    },
+    /// A respond node decided the HTTP answer of a synchronous webhook.
+    Responded {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: JsonText,
+    },
+    ExecutionFinished {
+        status: ExecutionStatus,
+        output: Option<JsonText>,
+        error: Option<String>,
+    },
+}
+
+impl EventKind {
+    /// The name used as the SSE `event:` field and in JSON.
+    pub fn name(&self) -> &'static str {
+        match self {
+            EventKind::ExecutionStarted => "execution_started",
+            EventKind::NodeStarted { .. } => "node_started",
+            EventKind::NodeSucceeded { .. } => "node_succeeded",
+            EventKind::NodeRetrying { .. } => "node_retrying",
+            EventKind::NodeFailed { .. } => "node_failed",
+            EventKind::NodeSkipped { .. } => "node_skipped",
+            EventKind::Responded { .. } => "responded",
+            EventKind::ExecutionFinished { .. } => "execution_finished",
+        }
+    }
+
+    pub fn is_final(&self) -> bool {
+        matches!(self, EventKind::ExecutionFinished { .. })
+    }
+}
+
+impl ExecutionEvent {
+    /// The JSON form given to HTTP subscribers.
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::json;
+        let mut body = match &self.kind {
+            EventKind::ExecutionStarted => json!({}),
+            EventKind::NodeStarted { node, attempt } => json!({"node": node, "attempt": attempt}),
+            EventKind::NodeSucceeded { node, output } => {
+                json!({"node": node, "output": output.to_value()})
+            }
+            EventKind::NodeRetrying {
+                node,
+                attempt,
+                error,
+                retry_in_ms,
+            } => {
+                json!({"node": node, "attempt": attempt, "error": error, "retry_in_ms": retry_in_ms})
+            }
+            EventKind::NodeFailed { node, error } => json!({"node": node, "error": error}),
+            EventKind::NodeSkipped { node } => json!({"node": node}),
+            EventKind::Responded { status, body, .. } => {
+                json!({"status": status, "body": body.to_value()})
+            }
+            EventKind::ExecutionFinished {
+                status,
+                output,
+                error,
+            } => json!({
+                "status": status,
+                "output": output.as_ref().map(JsonText::to_value),
+                "error": error,
+            }),
+        };
+        body["type"] = json!(self.kind.name());
+        body["execution_id"] = json!(self.execution);
+        body["workflow_id"] = json!(self.workflow);
+        body["at_ms"] = json!(self.at_ms);
+        body
+    }
+}

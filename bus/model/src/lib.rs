@@ -1,0 +1,23 @@
+//! The shared vocabulary of flowmesh: identifiers, the workflow document and
+//! its validation, execution and node lifecycles, and the commands and events
+//! that cross the bus. Pure data: serde only, no I/O.
+
+pub mod command;
+pub mod document;
+pub mod duration;
+pub mod event;
+pub mod graph;
+pub mod ids;
+pub mod json;
+pub mod lifecycle;
+pub mod validate;
+
+pub use command::Command;
+pub use document::{Edge, Node, Primitive, RetryPolicy, WorkflowDocument};
+pub use duration::HumanDuration;
+pub use event::{EventKind, ExecutionEvent};
+pub use graph::WorkflowGraph;
+pub use ids::{ExecutionId, TenantId, WorkflowId};
+pub use json::JsonText;
+pub use lifecycle::{ExecutionStatus, IllegalTransition, NodeStatus};
+pub use validate::{KindCatalog, ValidationError, ValidationErrors};

@@ -1,0 +1,514 @@
+//! Validation of workflow documents: structure here, kind-specific
+//! configuration through a [`KindCatalog`] supplied by the node handlers.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::document::{Node, Primitive, WorkflowDocument};
+
+/// Most nodes one workflow may have.
+pub const MAX_NODES: usize = 1_000;
+/// Most characters in a node id or workflow name.
+pub const MAX_NAME_CHARS: usize = 200;
+/// Names expressions reserve; node ids may not take them.
+pub const RESERVED_IDS: [&str; 4] = ["trigger", "input", "secrets", "loop"];
+
+/// One problem, located by its JSON path (for example `nodes[3].config.url`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ValidationError {
+    pub path: String,
+    pub code: String,
+    pub message: String,
+}
+
+impl ValidationError {
+    pub fn new(
+        path: impl Into<String>,
+        code: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            path: path.into(),
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ValidationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+/// Every problem found in a document.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub struct ValidationErrors {
+    pub errors: Vec<ValidationError>,
+}
+
+impl ValidationErrors {
+    pub fn one(error: ValidationError) -> Self {
+        Self {
+            errors: vec![error],
+        }
+    }
+}
+
+impl fmt::Display for ValidationErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.errors.len();
+        write!(
+            f,
+            "the workflow has {n} problem{}",
+            if n == 1 { "" } else { "s" }
+        )?;
+        for e in &self.errors {
+            write!(f, "\n  {e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// What the catalog knows about a node of a known kind.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outputs {
+    /// One output; outgoing edges carry no `when`.
+    Single,
+    /// Named outputs; every outgoing edge names one in `when`.
+    Named(Vec<String>),
+}
+
+/// The node kinds an engine knows, and how to check their configuration.
+pub trait KindCatalog {
+    /// Checks `node.config`, pushing problems located under `path`
+    /// (`nodes[i]`). Returns `None` when the kind is unknown for the primitive.
+    fn check(&self, node: &Node, path: &str, errors: &mut Vec<ValidationError>) -> Option<Outputs>;
+
+    /// The kinds known for a primitive, for error messages.
+    fn kinds(&self, primitive: Primitive) -> Vec<String>;
+}
+
+/// Checks a whole document, returning every problem found.
+pub fn validate(doc: &WorkflowDocument, catalog: &dyn KindCatalog) -> Result<(), ValidationErrors> {
+    let mut errors = Vec::new();
+    if doc.name.trim().is_empty() {
+        errors.push(ValidationError::new(
+            "name",
+            "required",
+            "the workflow needs a name",
+        ));
+    } else if doc.name.chars().count() > MAX_NAME_CHARS {
+        errors.push(ValidationError::new(
+            "name",
+            "too_long",
+            format!("at most {MAX_NAME_CHARS} characters"),
+        ));
+    }
+    if doc.nodes.is_empty() {
+        errors.push(ValidationError::new(
+            "nodes",
+            "required",
+            "a workflow needs at least one trigger node",
+        ));
+    }
+    if doc.nodes.len() > MAX_NODES {
+        errors.push(ValidationError::new(
+            "nodes",
+            "too_many",
+            format!("at most {MAX_NODES} nodes"),
+        ));
+    }
+
+    let mut index: HashMap<&str, usize> = HashMap::new();
+    let mut outputs: Vec<Option<Outputs>> = Vec::with_capacity(doc.nodes.len());
+    for (i, node) in doc.nodes.iter().enumerate() {
+        let path = format!("nodes[{i}]");
+        check_node_id(&node.id, &format!("{path}.id"), &mut errors);
+        if *index.entry(node.id.as_str()).or_insert(i) != i {
+            errors.push(ValidationError::new(
+                format!("{path}.id"),
+                "duplicate_id",
+                format!("node id {:?} is used more than once", node.id),
+            ));
+        }
+        if let Some(retry) = &node.retry {
+            check_retry(retry, &format!("{path}.retry"), &mut errors);
+        }
+        let known = catalog.check(node, &path, &mut errors);
+        if known.is_none() {
+            errors.push(ValidationError::new(
+                format!("{path}.kind"),
+                "unknown_kind",
+                format!(
+                    "{:?} is not a {} kind; known kinds: {}",
+                    node.kind,
+                    node.primitive.as_str(),
+                    catalog.kinds(node.primitive).join(", ")
+                ),
+            ));
+        }
+        outputs.push(known);
+    }
+    if !doc.nodes.is_empty() && !doc.nodes.iter().any(|n| n.primitive == Primitive::Trigger) {
+        errors.push(ValidationError::new(
+            "nodes",
+            "no_trigger",
+            "a workflow needs at least one trigger node",
+        ));
+    }
+
+    check_edges(doc, &index, &outputs, &mut errors);
+    if errors.is_empty() {
+        check_acyclic_and_reachable(doc, &index, &mut errors);
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ValidationErrors { errors })
+    }
+}
+
+fn check_node_id(id: &str, path: &str, errors: &mut Vec<ValidationError>) {
+    let mut chars = id.chars();
+    let well_formed = matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && id.len() <= MAX_NAME_CHARS;
+    if !well_formed {
+        errors.push(ValidationError::new(
+            path,
+            "invalid_id",
+            format!("node id {id:?} must start with a letter or _ and hold only letters, digits and _ (at most {MAX_NAME_CHARS})"),
+        ));
+    } else if RESERVED_IDS.contains(&id) {
+        errors.push(ValidationError::new(
+            path,
+            "reserved_id",
+            format!("node id {id:?} is reserved for expressions"),
+        ));
+    }
+}
+
+fn check_retry(retry: &crate::RetryPolicy, path: &str, errors: &mut Vec<ValidationError>) {
+    if retry.max_attempts == 0 || retry.max_attempts > crate::RetryPolicy::MAX_ATTEMPTS {
+        errors.push(ValidationError::new(
+            format!("{path}.max_attempts"),
+            "out_of_range",
+            format!("between 1 and {}", crate::RetryPolicy::MAX_ATTEMPTS),
+        ));
+    }
+    if !(retry.multiplier.is_finite() && (1.0..=10.0).contains(&retry.multiplier)) {
+        errors.push(ValidationError::new(
+            format!("{path}.multiplier"),
+            "out_of_range",
+            "between 1.0 and 10.0",
+        ));
+    }
+    if retry.initial_backoff > retry.max_backoff {
+        errors.push(ValidationError::new(
+            format!("{path}.initial_backoff"),
+            "out_of_range",
+            "initial_backoff may not exceed max_backoff",
+        ));
+    }
+}
+
+fn check_edges(
+    doc: &WorkflowDocument,
+    index: &HashMap<&str, usize>,
+    outputs: &[Option<Outputs>],
+    errors: &mut Vec<ValidationError>,
+) {
+    let mut seen = HashSet::new();
+    for (i, edge) in doc.edges.iter().enumerate() {
+        let path = format!("edges[{i}]");
+        let from = index.get(edge.from.as_str()).copied();
+        let to = index.get(edge.to.as_str()).copied();
+        if from.is_none() {
+            errors.push(ValidationError::new(
+                format!("{path}.from"),
+                "unknown_node",
+                format!("no node has id {:?}", edge.from),
+            ));
+        }
+        if to.is_none() {
+            errors.push(ValidationError::new(
+                format!("{path}.to"),
+                "unknown_node",
+                format!("no node has id {:?}", edge.to),
+            ));
+        }
+        let (Some(from), Some(to)) = (from, to) else {
+            continue;
+        };
+        if from == to {
+            errors.push(ValidationError::new(
+                path.clone(),
+                "cycle",
+                format!("node {:?} points at itself", edge.from),
+            ));
+        }
+        if !seen.insert((from, to, edge.when.clone())) {
+            errors.push(ValidationError::new(
+                path.clone(),
+                "duplicate_edge",
+                "the same edge is listed twice",
+            ));
+        }
+        if doc.nodes[to].primitive == Primitive::Trigger {
+            errors.push(ValidationError::new(
+                format!("{path}.to"),
+                "edge_into_trigger",
+                format!(
+                    "trigger {:?} starts executions and cannot have incoming edges",
+                    edge.to
+                ),
+            ));
+        }
+        for (end, node) in [("from", &doc.nodes[from]), ("to", &doc.nodes[to])] {
+            if node.primitive == Primitive::Connection {
+                errors.push(ValidationError::new(
+                    format!("{path}.{end}"),
+                    "edge_on_connection",
+                    format!(
+                        "connection {:?} is referenced by actions, not wired with edges",
+                        node.id
+                    ),
+                ));
+            }
+        }
+        match (&outputs[from], &edge.when) {
+            (Some(Outputs::Named(names)), Some(when)) if !names.contains(when) => {
+                errors.push(ValidationError::new(
+                    format!("{path}.when"),
+                    "unknown_output",
+                    format!(
+                        "{:?} has no output {when:?}; its outputs are {}",
+                        edge.from,
+                        names.join(", ")
+                    ),
+                ));
+            }
+            (Some(Outputs::Named(names)), None) => errors.push(ValidationError::new(
+                format!("{path}.when"),
+                "required",
+                format!(
+                    "edges leaving {:?} must name one of its outputs: {}",
+                    edge.from,
+                    names.join(", ")
+                ),
+            )),
+            (Some(Outputs::Single), Some(_)) => errors.push(ValidationError::new(
+                format!("{path}.when"),
+                "unexpected",
+                format!("{:?} has a single output; remove `when`", edge.from),
+            )),
+            _ => {}
+        }
+    }
+}
+
+fn check_acyclic_and_reachable(
+    doc: &WorkflowDocument,
+    index: &HashMap<&str, usize>,
+    errors: &mut Vec<ValidationError>,
+) {
+    let n = doc.nodes.len();
+    let mut successors = vec![Vec::new(); n];
+    let mut indegree = vec![0usize; n];
+    for edge in &doc.edges {
+        let (from, to) = (index[edge.from.as_str()], index[edge.to.as_str()]);
+        successors[from].push(to);
+        indegree[to] += 1;
+    }
+    let mut queue: Vec<usize> = (0..n).filter(|&i| indegree[i] == 0).collect();
+    let mut visited = 0;
+    while let Some(i) = queue.pop() {
+        visited += 1;
+        for &s in &successors[i] {
+            indegree[s] -= 1;
+            if indegree[s] == 0 {
+                queue.push(s);
+            }
+        }
+    }
+    if visited < n {
+        let mut in_cycle: Vec<&str> = (0..n)
+            .filter(|&i| indegree[i] > 0)
+            .map(|i| doc.nodes[i].id.as_str())
+            .collect();
+        in_cycle.sort_unstable();
+        errors.push(ValidationError::new(
+            "edges",
+            "cycle",
+            format!(
+                "the edges form a cycle through {}; a workflow must be acyclic",
+                in_cycle.join(", ")
+            ),
+        ));
+        return;
+    }
+    let mut reached = vec![false; n];
+    let mut stack: Vec<usize> = (0..n)
+        .filter(|&i| doc.nodes[i].primitive == Primitive::Trigger)
+        .collect();
+    while let Some(i) = stack.pop() {
+        if std::mem::replace(&mut reached[i], true) {
+            continue;
+        }
+        stack.extend(&successors[i]);
+    }
+    for (i, node) in doc.nodes.iter().enumerate() {
+        if !reached[i] && node.primitive != Primitive::Connection {
+            errors.push(ValidationError::new(
+                format!("nodes[{i}]"),
+                "unreachable",
+                format!(
+                    "no trigger leads to node {:?}; connect it or remove it",
+                    node.id
+                ),
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// A catalog that knows one kind per primitive, plus `if_else`.
+    struct TestCatalog;
+
+    impl KindCatalog for TestCatalog {
+        fn check(
+            &self,
+            node: &Node,
+            path: &str,
+            errors: &mut Vec<ValidationError>,
+        ) -> Option<Outputs> {
+            match (node.primitive, node.kind.as_str()) {
+                (Primitive::Condition, "if_else") => {
+                    Some(Outputs::Named(vec!["true".into(), "false".into()]))
+                }
+                (Primitive::Action, "http_request") => {
+                    if node.config.get("url").is_none() {
+                        errors.push(ValidationError::new(
+                            format!("{path}.config.url"),
+                            "required",
+                            "url",
+                        ));
+                    }
+                    Some(Outputs::Single)
+                }
+                (Primitive::Trigger, "manual")
+                | (Primitive::Data, "mapping")
+                | (Primitive::Connection, "credentials") => Some(Outputs::Single),
+                _ => None,
+            }
+        }
+
+        fn kinds(&self, _: Primitive) -> Vec<String> {
+            vec!["manual".into()]
+        }
+    }
+
+    fn check(doc: serde_json::Value) -> Vec<(String, String)> {
+        let doc = WorkflowDocument::from_value(doc).unwrap();
+        match validate(&doc, &TestCatalog) {
+            Ok(()) => vec![],
+            Err(e) => e.errors.into_iter().map(|e| (e.path, e.code)).collect(),
+        }
+    }
+
+    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn accepts_a_valid_graph() {
+        let doc = json!({"name": "ok", "nodes": [
+            {"id": "t", "type": "trigger", "kind": "manual"},
+            {"id": "c", "type": "condition", "kind": "if_else"},
+            {"id": "m", "type": "data", "kind": "mapping"},
+            {"id": "k", "type": "connection", "kind": "credentials"}
+        ], "edges": [{"from": "t", "to": "c"}, {"from": "c", "to": "m", "when": "true"}]});
+        assert_eq!(check(doc), vec![]);
+    }
+
+    #[test]
+    fn reports_every_problem_with_its_path() {
+        let doc = json!({"name": "", "nodes": [
+            {"id": "t", "type": "trigger", "kind": "manual"},
+            {"id": "t", "type": "action", "kind": "http_request"},
+            {"id": "9x", "type": "action", "kind": "teleport"},
+            {"id": "c", "type": "condition", "kind": "if_else"},
+            {"id": "k", "type": "connection", "kind": "credentials"}
+        ], "edges": [
+            {"from": "t", "to": "ghost"},
+            {"from": "c", "to": "t"},
+            {"from": "c", "to": "9x", "when": "maybe"},
+            {"from": "t", "to": "k"}
+        ]});
+        assert_eq!(
+            check(doc),
+            pairs(&[
+                ("name", "required"),
+                ("nodes[1].id", "duplicate_id"),
+                ("nodes[1].config.url", "required"),
+                ("nodes[2].id", "invalid_id"),
+                ("nodes[2].kind", "unknown_kind"),
+                ("edges[0].to", "unknown_node"),
+                ("edges[1].to", "edge_into_trigger"),
+                ("edges[1].when", "required"),
+                ("edges[2].when", "unknown_output"),
+                ("edges[3].to", "edge_on_connection"),
+            ])
+        );
+    }
+
+    #[test]
+    fn rejects_cycles() {
+        let doc = json!({"name": "loop", "nodes": [
+            {"id": "t", "type": "trigger", "kind": "manual"},
+            {"id": "a", "type": "data", "kind": "mapping"},
+            {"id": "b", "type": "data", "kind": "mapping"}
+        ], "edges": [{"from": "t", "to": "a"}, {"from": "a", "to": "b"}, {"from": "b", "to": "a"}]});
+        assert_eq!(check(doc), pairs(&[("edges", "cycle")]));
+    }
+
+    #[test]
+    fn rejects_unreachable_nodes_and_missing_triggers() {
+        let doc = json!({"name": "x", "nodes": [
+            {"id": "t", "type": "trigger", "kind": "manual"},
+            {"id": "a", "type": "data", "kind": "mapping"}
+        ]});
+        assert_eq!(check(doc), pairs(&[("nodes[1]", "unreachable")]));
+        let doc = json!({"name": "x", "nodes": [{"id": "a", "type": "data", "kind": "mapping"}]});
+        assert_eq!(check(doc), pairs(&[("nodes", "no_trigger")]));
+    }
+
+    #[test]
+    fn rejects_reserved_ids_and_bad_retry() {
+        let doc = json!({"name": "x", "nodes": [
+            {"id": "trigger", "type": "trigger", "kind": "manual",
+             "retry": {"max_attempts": 0, "multiplier": 0.5}}
+        ]});
+        assert_eq!(
+            check(doc),
+            pairs(&[
+                ("nodes[0].id", "reserved_id"),
+                ("nodes[0].retry.max_attempts", "out_of_range"),
+                ("nodes[0].retry.multiplier", "out_of_range"),
+            ])
+        );
+    }
+}
