@@ -1,1 +1,29 @@
-fn main() {}
+//! `flowmesh`: the engine binary. With no arguments it serves on
+//! 127.0.0.1:8080 with an in-process bus and SQLite under ./flowmesh-data;
+//! given a NATS URL and a Postgres URL it runs distributed.
+
+mod cli;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use cli::{Cli, Commands};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    cli::init_tracing(&cli);
+    let result = match &cli.command {
+        None | Some(Commands::Serve) => cli::serve(&cli).await,
+        Some(Commands::Migrate) => cli::migrate(&cli).await,
+        Some(Commands::Validate { file }) => cli::validate(&cli, file),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("flowmesh: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,1 +1,44 @@
+//! The engine's actors: a supervision tree of tenants, workflows and
+//! executions (ractor), fed by commands from the bus, journaled in the store.
+//!
+//! ```text
+//! RootActor
+//! └── TenantActor (one per tenant with work in this process)
+//!     └── WorkflowActor (one per workflow; caches compiled versions)
+//!         └── ExecutionActor (one per running execution)
+//! ```
+//!
+//! Callers (the gateway) use [`EngineHandle`]; [`Engine`] owns the loops that
+//! consume the bus and keep leases.
 
+mod children;
+mod context;
+mod engine;
+mod error;
+mod execution;
+mod options;
+mod root;
+mod runner;
+mod supervision;
+mod tenant;
+mod workflow;
+
+#[cfg(test)]
+mod tests;
+
+pub use engine::{
+    Engine, EngineHandle, EngineParts, Outcome as ExecutionOutcome, Readiness, StartRequest,
+    Started, Until, WebhookRequest,
+};
+pub use error::Error;
+pub use options::Options;
+pub use runner::{NodeRunner, RegistryRunner};
+pub use supervision::{RESTART_POLICIES, RestartPolicy};
+
+/// Records the gateway shows; re-exported so that it needs no store dependency.
+pub mod records {
+    pub use flowmesh_store::{
+        ExecutionPage, ExecutionQuery, ExecutionRecord, ExecutionSummary, Principal, StepRecord,
+        WorkflowRecord, WorkflowSummary,
+    };
+}

@@ -1,1 +1,330 @@
+//! The bus: commands and events between the engine's actors and processes.
+//!
+//! Two transports with the same semantics: NATS JetStream (distributed) and
+//! an in-process one (embedded). Subjects and streams are named in
+//! [`subjects`]; bodies are encoded only by [`codec`].
+//!
+//! Delivery guarantees:
+//! - Commands are published durably (the call returns once JetStream, or the
+//!   in-process queue, holds them) and delivered **at least once**. A
+//!   repeated publish with the same idempotency key inside the duplicate
+//!   window is dropped. A start command goes to exactly one consumer among
+//!   all processes at a time and comes back after `ack_wait` unless it is
+//!   acknowledged; consumers acknowledge only after their effect is persisted.
+//! - Control commands (cancel) reach every process subscribed at the time.
+//! - Events are notifications, published without waiting for their
+//!   acknowledgement and kept for `event_max_age`; per execution they are
+//!   delivered in publish order, from the first one kept.
 
+pub mod codec;
+mod memory;
+mod nats;
+pub mod subjects;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use flowmesh_model::{Command, ExecutionEvent, ExecutionId, HumanDuration, TenantId};
+use serde::{Deserialize, Serialize};
+
+use subjects::Subjects;
+
+/// Settings of the bus.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Options {
+    /// NATS server with JetStream; `None` for the in-process transport.
+    pub nats_url: Option<String>,
+    /// Prefix of subjects and streams; deployments sharing a NATS differ by it.
+    pub prefix: String,
+    /// How long events stay replayable.
+    pub event_max_age: HumanDuration,
+    /// An unacknowledged command is delivered again after this long.
+    pub ack_wait: HumanDuration,
+    /// Window within which a repeated idempotency key is dropped.
+    pub duplicate_window: HumanDuration,
+    /// How long to try reaching NATS at start-up.
+    pub connect_timeout: HumanDuration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            nats_url: None,
+            prefix: "flowmesh".to_owned(),
+            event_max_age: HumanDuration::from_millis(3_600_000),
+            ack_wait: HumanDuration::from_millis(30_000),
+            duplicate_window: HumanDuration::from_millis(120_000),
+            connect_timeout: HumanDuration::from_millis(5_000),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// NATS is unreachable or did not answer in time; retrying is safe.
+    #[error("the bus is unavailable: {0}")]
+    Unavailable(String),
+    /// A message could not be encoded or decoded; retrying will not help.
+    #[error("codec error: {0}")]
+    Codec(String),
+    /// The settings are wrong.
+    #[error("invalid bus configuration: {0}")]
+    Config(String),
+}
+
+impl Error {
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Error::Unavailable(_))
+    }
+}
+
+/// A message with its envelope, as both transports carry it.
+#[derive(Clone, Debug)]
+pub(crate) struct Envelope {
+    pub schema: u16,
+    pub encoding: String,
+    pub trace: Option<String>,
+    pub key: Option<String>,
+    pub body: Bytes,
+}
+
+impl Envelope {
+    fn new<T: Serialize>(
+        value: &T,
+        trace: Option<&str>,
+        key: Option<String>,
+    ) -> Result<Self, Error> {
+        Ok(Self {
+            schema: codec::SCHEMA_VERSION,
+            encoding: codec::ENCODING.to_owned(),
+            trace: trace.map(str::to_owned),
+            key,
+            body: Bytes::from(codec::encode(value)?),
+        })
+    }
+
+    fn decode<T: serde::de::DeserializeOwned>(&self) -> Result<T, Error> {
+        codec::decode(&self.encoding, self.schema, &self.body)
+    }
+}
+
+#[derive(Clone)]
+enum Transport {
+    Memory(memory::Memory),
+    Nats(nats::Nats),
+}
+
+/// A cheap-to-clone handle on the bus.
+#[derive(Clone)]
+pub struct Bus {
+    transport: Transport,
+}
+
+impl Bus {
+    /// Connects (NATS) or creates (in-process) the bus, and makes sure its
+    /// streams and consumers exist. Safe to run from many processes at once.
+    pub async fn connect(options: &Options) -> Result<Bus, Error> {
+        if !Subjects::valid_prefix(&options.prefix) {
+            return Err(Error::Config(format!(
+                "prefix {:?} must be dot-separated letters, digits, _ and -",
+                options.prefix
+            )));
+        }
+        let transport = match &options.nats_url {
+            None => Transport::Memory(memory::Memory::new(options)),
+            Some(url) => Transport::Nats(nats::Nats::connect(url, options).await?),
+        };
+        Ok(Bus { transport })
+    }
+
+    pub fn transport_name(&self) -> &'static str {
+        match self.transport {
+            Transport::Memory(_) => "in-process",
+            Transport::Nats(_) => "nats",
+        }
+    }
+
+    pub async fn health(&self) -> Result<(), Error> {
+        match &self.transport {
+            Transport::Memory(_) => Ok(()),
+            Transport::Nats(n) => n.health().await,
+        }
+    }
+
+    /// Publishes a command durably; returns once it is held.
+    pub async fn publish_command(
+        &self,
+        command: &Command,
+        trace: Option<&str>,
+    ) -> Result<(), Error> {
+        let envelope = Envelope::new(command, trace, Some(command.idempotency_key()))?;
+        let broadcast = matches!(command, Command::CancelExecution { .. });
+        match &self.transport {
+            Transport::Memory(m) => {
+                m.publish_command(envelope, broadcast);
+                Ok(())
+            }
+            Transport::Nats(n) => n.publish_command(command, envelope, broadcast).await,
+        }
+    }
+
+    /// Start commands, shared with every other process (work queue).
+    pub async fn commands(&self) -> Result<Commands, Error> {
+        match &self.transport {
+            Transport::Memory(m) => Ok(Commands {
+                inner: CommandsInner::Memory(m.commands()),
+            }),
+            Transport::Nats(n) => Ok(Commands {
+                inner: CommandsInner::Nats(n.commands().await?),
+            }),
+        }
+    }
+
+    /// Control commands, each seen by every process.
+    pub async fn control(&self) -> Result<Commands, Error> {
+        match &self.transport {
+            Transport::Memory(m) => Ok(Commands {
+                inner: CommandsInner::MemoryControl(m.control()),
+            }),
+            Transport::Nats(n) => Ok(Commands {
+                inner: CommandsInner::NatsControl(n.control().await?),
+            }),
+        }
+    }
+
+    pub async fn publish_event(&self, event: &ExecutionEvent) -> Result<(), Error> {
+        let envelope = Envelope::new(event, None, None)?;
+        match &self.transport {
+            Transport::Memory(m) => {
+                m.publish_event(event, envelope);
+                Ok(())
+            }
+            Transport::Nats(n) => n.publish_event(event, envelope).await,
+        }
+    }
+
+    /// One execution's events: those still kept, then live ones, in order.
+    pub async fn execution_events(
+        &self,
+        tenant: TenantId,
+        execution: ExecutionId,
+    ) -> Result<Events, Error> {
+        match &self.transport {
+            Transport::Memory(m) => Ok(Events {
+                inner: EventsInner::Memory(m.execution_events(tenant, execution)),
+            }),
+            Transport::Nats(n) => Ok(Events {
+                inner: EventsInner::Nats(n.events(tenant, Some(execution)).await?),
+            }),
+        }
+    }
+
+    /// Live events of every execution of one tenant.
+    pub async fn tenant_events(&self, tenant: TenantId) -> Result<Events, Error> {
+        match &self.transport {
+            Transport::Memory(m) => Ok(Events {
+                inner: EventsInner::Memory(m.tenant_events(tenant)),
+            }),
+            Transport::Nats(n) => Ok(Events {
+                inner: EventsInner::Nats(n.events(tenant, None).await?),
+            }),
+        }
+    }
+
+    /// Flushes what is pending and closes.
+    pub async fn shutdown(&self) {
+        if let Transport::Nats(n) = &self.transport {
+            n.shutdown().await;
+        }
+    }
+}
+
+/// A stream of command deliveries.
+pub struct Commands {
+    inner: CommandsInner,
+}
+
+enum CommandsInner {
+    Memory(memory::CommandReader),
+    MemoryControl(memory::ControlReader),
+    Nats(nats::CommandReader),
+    NatsControl(nats::ControlReader),
+}
+
+impl Commands {
+    pub async fn next(&mut self) -> Option<Result<Delivery, Error>> {
+        match &mut self.inner {
+            CommandsInner::Memory(r) => r.next().await,
+            CommandsInner::MemoryControl(r) => r.next().await,
+            CommandsInner::Nats(r) => r.next().await,
+            CommandsInner::NatsControl(r) => r.next().await,
+        }
+    }
+}
+
+/// One delivered command; acknowledge it once its effect is persisted.
+pub struct Delivery {
+    pub command: Command,
+    pub trace: Option<String>,
+    /// Whether this command was delivered before.
+    pub redelivered: bool,
+    pub(crate) acker: Acker,
+}
+
+pub(crate) enum Acker {
+    /// Broadcast deliveries need no acknowledgement.
+    None,
+    Memory(memory::Ack),
+    Nats(Box<async_nats::jetstream::Message>),
+}
+
+impl Delivery {
+    pub async fn ack(self) -> Result<(), Error> {
+        match self.acker {
+            Acker::None => Ok(()),
+            Acker::Memory(a) => {
+                a.ack();
+                Ok(())
+            }
+            Acker::Nats(m) => m.ack().await.map_err(|e| Error::Unavailable(e.to_string())),
+        }
+    }
+
+    /// Hands the command back, to be delivered again after `delay`.
+    pub async fn nak(self, delay: Duration) -> Result<(), Error> {
+        match self.acker {
+            Acker::None => Ok(()),
+            Acker::Memory(a) => {
+                a.nak(delay);
+                Ok(())
+            }
+            Acker::Nats(m) => m
+                .ack_with(async_nats::jetstream::AckKind::Nak(Some(delay)))
+                .await
+                .map_err(|e| Error::Unavailable(e.to_string())),
+        }
+    }
+}
+
+/// A stream of execution events.
+pub struct Events {
+    inner: EventsInner,
+}
+
+enum EventsInner {
+    Memory(memory::EventReader),
+    Nats(nats::EventReader),
+}
+
+impl Events {
+    pub async fn next(&mut self) -> Option<Result<ExecutionEvent, Error>> {
+        match &mut self.inner {
+            EventsInner::Memory(r) => r.next().await,
+            EventsInner::Nats(r) => r.next().await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod conformance;

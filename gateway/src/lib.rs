@@ -1,1 +1,92 @@
+//! The gateway: HTTP in, engine requests out. Handlers hold no SQL and no
+//! workflow logic; they translate requests for the [`EngineHandle`] and map
+//! its errors to HTTP statuses (the only place that does).
 
+mod error;
+mod extract;
+mod hooks;
+mod routes;
+mod sse;
+
+use std::net::SocketAddr;
+
+use flowmesh_actors::EngineHandle;
+use serde::{Deserialize, Serialize};
+
+pub use error::ApiError;
+pub use routes::router;
+
+/// Settings of the HTTP gateway.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Options {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Largest accepted request body, in bytes; larger ones get 413.
+    pub max_body_bytes: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            max_body_bytes: 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The address could not be bound (in use, or not allowed). Retrying only helps once it is free.
+    #[error("could not listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    /// The server stopped on an I/O error.
+    #[error("the HTTP server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+impl Error {
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Error::Bind { .. })
+    }
+}
+
+/// The gateway service: binds, then serves until `shutdown` completes.
+pub struct Gateway {
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+}
+
+impl Gateway {
+    pub async fn bind(options: &Options, engine: EngineHandle) -> Result<Gateway, Error> {
+        let listener = tokio::net::TcpListener::bind(options.listen)
+            .await
+            .map_err(|source| Error::Bind {
+                addr: options.listen,
+                source,
+            })?;
+        Ok(Gateway {
+            listener,
+            router: router(engine, options),
+        })
+    }
+
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.listener.local_addr().ok()
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting and lets
+    /// requests in progress finish.
+    pub async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), Error> {
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .map_err(Error::Serve)
+    }
+}

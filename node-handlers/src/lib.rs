@@ -1,1 +1,263 @@
+//! Node handlers: the node kinds of flowmesh, their configuration checks and
+//! their behaviour. This crate knows nothing of actors, buses or databases:
+//! it turns a node, its upstream data and its secrets into an outcome.
 
+pub mod expr;
+mod kinds;
+mod ssrf;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use flowmesh_model::validate::{KindCatalog, Outputs, ValidationError};
+use flowmesh_model::{HumanDuration, Node, Primitive, WorkflowDocument};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+pub use kinds::webhook_route;
+
+/// Settings of the node handlers.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Options {
+    pub http: HttpOptions,
+    /// Computation budget of one expression or template evaluation; a
+    /// runaway template fails its node instead of spinning.
+    pub expression_fuel: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            http: HttpOptions::default(),
+            expression_fuel: 50_000,
+        }
+    }
+}
+
+/// Settings of `http_request`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HttpOptions {
+    /// Hosts or CIDRs that may be reached although they are loopback,
+    /// private or link-local (for example `127.0.0.1`, `10.0.0.0/8`).
+    pub allow_hosts: Vec<String>,
+    /// Timeout of a request whose node sets none.
+    pub default_timeout: HumanDuration,
+    /// Largest response body read; a larger one fails the node.
+    pub max_response_bytes: usize,
+    pub user_agent: String,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        Self {
+            allow_hosts: Vec::new(),
+            default_timeout: HumanDuration::from_millis(30_000),
+            max_response_bytes: 10 * 1024 * 1024,
+            user_agent: concat!("flowmesh/", env!("CARGO_PKG_VERSION")).to_owned(),
+        }
+    }
+}
+
+impl HttpOptions {
+    /// Reads a comma-separated allow-list.
+    pub fn parse_allow_hosts(list: &str) -> Vec<String> {
+        list.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A setting is wrong; fix it and start again.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+}
+
+impl Error {
+    pub fn is_retryable(&self) -> bool {
+        false
+    }
+}
+
+/// How a node attempt failed, which decides whether it is retried.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorClass {
+    /// Network errors, HTTP 429 and 5xx: worth another attempt.
+    Transient,
+    /// Bad configuration or data, HTTP 4xx: another attempt fails the same way.
+    Permanent,
+    /// The attempt ran out of time.
+    Timeout,
+    /// Refused by a safety rule (a private address, for example).
+    Denied,
+}
+
+impl ErrorClass {
+    pub fn is_retryable(self) -> bool {
+        matches!(self, ErrorClass::Transient | ErrorClass::Timeout)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorClass::Transient => "transient",
+            ErrorClass::Permanent => "permanent",
+            ErrorClass::Timeout => "timeout",
+            ErrorClass::Denied => "denied",
+        }
+    }
+}
+
+/// A failed attempt. The message never holds a secret's value.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{}: {message}", class.as_str())]
+pub struct NodeError {
+    pub class: ErrorClass,
+    pub message: String,
+}
+
+impl NodeError {
+    pub fn permanent(message: impl Into<String>) -> Self {
+        Self {
+            class: ErrorClass::Permanent,
+            message: message.into(),
+        }
+    }
+}
+
+/// What an attempt produced.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    /// The node's output; conditions also name the output taken.
+    Output {
+        value: Value,
+        branch: Option<String>,
+    },
+    /// The answer to a synchronous caller.
+    Respond {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: Value,
+    },
+    /// Wait this long (durably), then succeed.
+    Wait { duration: Duration },
+}
+
+/// Where secrets come from.
+pub trait SecretSource: Send + Sync {
+    fn secret(&self, name: &str) -> Option<String>;
+}
+
+/// Secrets from the environment, as `FLOWMESH_SECRET_<NAME>` (upper case,
+/// other characters as `_`). Shared by the whole instance.
+pub struct EnvSecrets;
+
+impl SecretSource for EnvSecrets {
+    fn secret(&self, name: &str) -> Option<String> {
+        let var: String = name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_uppercase()
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        std::env::var(format!("FLOWMESH_SECRET_{var}")).ok()
+    }
+}
+
+/// One attempt of one node.
+pub struct RunRequest<'a> {
+    pub node: &'a Node,
+    /// The whole workflow, to resolve connections.
+    pub document: &'a WorkflowDocument,
+    /// `trigger` and every upstream node's output by id.
+    pub scope: &'a Map<String, Value>,
+    /// Upstream nodes whose edge into this node was taken, in edge order.
+    pub inputs: &'a [String],
+    pub secrets: &'a dyn SecretSource,
+    /// Sent as `Idempotency-Key` so receivers can deduplicate retries.
+    pub idempotency_key: &'a str,
+}
+
+/// A node kind, as offered to users and generators.
+#[derive(Clone, Debug, Serialize)]
+pub struct KindInfo {
+    pub primitive: Primitive,
+    pub kind: &'static str,
+    pub description: &'static str,
+    pub outputs: &'static str,
+}
+
+/// The node kinds and what they need to run. Cheap to clone.
+#[derive(Clone)]
+pub struct Registry {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    expr: expr::Expressions,
+    http: kinds::http::HttpClient,
+}
+
+impl Registry {
+    pub fn new(options: &Options) -> Result<Registry, Error> {
+        let expr = expr::Expressions::new(options.expression_fuel);
+        let http = kinds::http::HttpClient::new(&options.http)?;
+        Ok(Registry {
+            inner: Arc::new(Inner { expr, http }),
+        })
+    }
+
+    pub fn expressions(&self) -> &expr::Expressions {
+        &self.inner.expr
+    }
+
+    /// Runs one attempt of an action, condition or data node.
+    pub async fn run(&self, request: RunRequest<'_>) -> Result<Outcome, NodeError> {
+        let node = request.node;
+        let ctx = kinds::Ctx {
+            expr: &self.inner.expr,
+            request: &request,
+        };
+        match (node.primitive, node.kind.as_str()) {
+            (Primitive::Action, "http_request") => self.inner.http.run(&ctx).await,
+            (Primitive::Action, "respond") => kinds::flow::respond(&ctx),
+            (Primitive::Action, "wait") => kinds::flow::wait(&ctx),
+            (Primitive::Condition, "if_else") => kinds::flow::if_else(&ctx),
+            (Primitive::Condition, "switch") => kinds::flow::switch(&ctx),
+            (Primitive::Condition, "filter") => kinds::flow::filter(&ctx),
+            (Primitive::Data, "mapping") => kinds::flow::mapping(&ctx),
+            (Primitive::Data, "merge") => kinds::flow::merge(&ctx),
+            (primitive, kind) => Err(NodeError::permanent(format!(
+                "{} {kind:?} does not run",
+                primitive.as_str()
+            ))),
+        }
+    }
+
+    pub fn kinds(&self) -> Vec<KindInfo> {
+        kinds::CATALOG.to_vec()
+    }
+}
+
+impl KindCatalog for Registry {
+    fn check(&self, node: &Node, path: &str, errors: &mut Vec<ValidationError>) -> Option<Outputs> {
+        kinds::check(&self.inner.expr, node, path, errors)
+    }
+
+    fn kinds(&self, primitive: Primitive) -> Vec<String> {
+        kinds::CATALOG
+            .iter()
+            .filter(|k| k.primitive == primitive)
+            .map(|k| k.kind.to_owned())
+            .collect()
+    }
+}

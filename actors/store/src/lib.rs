@@ -1,1 +1,197 @@
+//! The store: flowmesh's system of record, on PostgreSQL (distributed) or
+//! SQLite (embedded), through sqlx.
+//!
+//! Both backends run the same SQL (ids and JSON as TEXT, times as epoch
+//! milliseconds); the few statements whose dialects differ live in
+//! [`Backend`]. Many engine processes may share one PostgreSQL database, so
+//! every write that could race is a compare-and-set or a unique insert.
 
+mod error;
+mod executions;
+mod records;
+mod tenants;
+mod workflows;
+
+use std::path::PathBuf;
+use std::sync::Once;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Executor, Row};
+
+pub use error::Error;
+pub use executions::ClaimRequest;
+pub use records::*;
+
+/// Where the store lives.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Options {
+    /// `postgres://…`; without it the store is SQLite at `{data_dir}/flowmesh.db`.
+    pub database_url: Option<String>,
+    /// Directory of the SQLite file (created if missing).
+    pub data_dir: PathBuf,
+    /// Most connections to PostgreSQL held by this process.
+    pub max_connections: u32,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            database_url: None,
+            data_dir: PathBuf::from("./flowmesh-data"),
+            max_connections: 16,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// Row locking for claims: PostgreSQL skips rows another process is
+    /// claiming; SQLite has a single writer and needs none.
+    fn skip_locked(self) -> &'static str {
+        match self {
+            Backend::Postgres => "FOR UPDATE SKIP LOCKED",
+            Backend::Sqlite => "",
+        }
+    }
+}
+
+/// A cheap-to-clone handle on the database.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl Store {
+    /// Connects (creating the SQLite file if needed) and applies migrations.
+    pub async fn connect(options: &Options) -> Result<Store, Error> {
+        static DRIVERS: Once = Once::new();
+        DRIVERS.call_once(sqlx::any::install_default_drivers);
+        let store = match &options.database_url {
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                let pool = AnyPoolOptions::new()
+                    .max_connections(options.max_connections.max(1))
+                    .acquire_timeout(Duration::from_secs(5))
+                    .connect(url)
+                    .await?;
+                Store {
+                    pool,
+                    backend: Backend::Postgres,
+                }
+            }
+            Some(url) => {
+                return Err(Error::Invalid(format!(
+                    "the database URL must start with postgres:// (got {:?}); leave it unset for SQLite",
+                    url.split(':').next().unwrap_or_default()
+                )));
+            }
+            None => {
+                std::fs::create_dir_all(&options.data_dir).map_err(|e| {
+                    Error::Invalid(format!(
+                        "cannot create the data directory {}: {e}",
+                        options.data_dir.display()
+                    ))
+                })?;
+                let path = options.data_dir.join("flowmesh.db");
+                let url = format!("sqlite://{}?mode=rwc", path.display());
+                // One connection: SQLite has one writer, and one connection
+                // avoids busy errors between our own connections.
+                let pool = AnyPoolOptions::new()
+                    .max_connections(1)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            conn.execute(
+                                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                                 PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
+                            )
+                            .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect(&url)
+                    .await?;
+                Store {
+                    pool,
+                    backend: Backend::Sqlite,
+                }
+            }
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Applies pending migrations; safe to run from several processes at once.
+    pub async fn migrate(&self) -> Result<(), Error> {
+        MIGRATOR
+            .run(&self.pool)
+            .await
+            .map_err(|e| Error::Database(format!("migration failed: {e}")))
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub async fn ping(&self) -> Result<(), Error> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn text(row: &AnyRow, column: &str) -> Result<String, Error> {
+    Ok(row.try_get::<String, _>(column)?)
+}
+
+fn opt_text(row: &AnyRow, column: &str) -> Result<Option<String>, Error> {
+    Ok(row.try_get::<Option<String>, _>(column)?)
+}
+
+fn int(row: &AnyRow, column: &str) -> Result<i64, Error> {
+    Ok(row.try_get::<i64, _>(column)?)
+}
+
+fn opt_int(row: &AnyRow, column: &str) -> Result<Option<i64>, Error> {
+    Ok(row.try_get::<Option<i64>, _>(column)?)
+}
+
+fn parse<T: std::str::FromStr>(row: &AnyRow, column: &str) -> Result<T, Error> {
+    let value = text(row, column)?;
+    value
+        .parse()
+        .map_err(|_| Error::Corrupt(format!("column {column} holds {value:?}")))
+}
+
+fn json(row: &AnyRow, column: &str) -> Result<Option<serde_json::Value>, Error> {
+    match opt_text(row, column)? {
+        None => Ok(None),
+        Some(t) => serde_json::from_str(&t)
+            .map(Some)
+            .map_err(|e| Error::Corrupt(format!("column {column}: {e}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -164,6 +164,7 @@ pub fn validate(doc: &WorkflowDocument, catalog: &dyn KindCatalog) -> Result<(),
         ));
     }
 
+    check_connections(doc, &index, &mut errors);
     check_edges(doc, &index, &outputs, &mut errors);
     if errors.is_empty() {
         check_acyclic_and_reachable(doc, &index, &mut errors);
@@ -216,6 +217,30 @@ fn check_retry(retry: &crate::RetryPolicy, path: &str, errors: &mut Vec<Validati
             "out_of_range",
             "initial_backoff may not exceed max_backoff",
         ));
+    }
+}
+
+/// Actions name the connection they use in `config.connection`.
+fn check_connections(
+    doc: &WorkflowDocument,
+    index: &HashMap<&str, usize>,
+    errors: &mut Vec<ValidationError>,
+) {
+    for (i, node) in doc.nodes.iter().enumerate() {
+        let Some(reference) = node.config.get("connection") else {
+            continue;
+        };
+        let target = reference
+            .as_str()
+            .and_then(|id| index.get(id))
+            .map(|&j| &doc.nodes[j]);
+        if !target.is_some_and(|t| t.primitive == Primitive::Connection) {
+            errors.push(ValidationError::new(
+                format!("nodes[{i}].config.connection"),
+                "unknown_connection",
+                format!("{reference} is not the id of a connection node"),
+            ));
+        }
     }
 }
 

@@ -1,0 +1,449 @@
+//! The engine as callers see it: a cheap-to-clone handle with one method per
+//! request. It validates, records in the store, then publishes commands.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use flowmesh_model::graph::WorkflowGraph;
+use flowmesh_model::validate::validate;
+use flowmesh_model::{
+    Command, EventKind, ExecutionId, ExecutionStatus, TenantId, WorkflowDocument, WorkflowId,
+};
+use flowmesh_node_handlers::{KindInfo, Registry, webhook_route};
+use flowmesh_store::{
+    ExecutionPage, ExecutionQuery, ExecutionRecord, NewExecution, Principal, WorkflowRecord,
+    WorkflowSummary, now_ms,
+};
+use serde_json::{Map, Value, json};
+
+use crate::context::Context;
+use crate::error::Error;
+
+/// Start an execution of a workflow's published version through the API.
+#[derive(Clone, Debug)]
+pub struct StartRequest {
+    pub tenant: TenantId,
+    pub workflow: WorkflowId,
+    /// Becomes `trigger.body`.
+    pub input: Value,
+    pub idempotency_key: Option<String>,
+}
+
+/// A request that arrived at `/hooks/{tenant}/{path}`.
+#[derive(Clone, Debug)]
+pub struct WebhookRequest {
+    pub tenant_slug: String,
+    pub method: String,
+    pub path: String,
+    pub body: Value,
+    pub headers: Map<String, Value>,
+    pub query: Map<String, Value>,
+    pub idempotency_key: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Started {
+    pub tenant: TenantId,
+    pub execution: ExecutionId,
+    /// False when an idempotency key matched an earlier execution.
+    pub created: bool,
+    /// Whether the workflow has a respond node.
+    pub responds: bool,
+}
+
+/// What a synchronous caller waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Until {
+    Responded,
+    Finished,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    Responded {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: Value,
+    },
+    Finished {
+        status: ExecutionStatus,
+        output: Option<Value>,
+        error: Option<String>,
+    },
+}
+
+/// Whether the dependencies answer.
+#[derive(Clone, Debug)]
+pub struct Readiness {
+    pub store: Result<(), String>,
+    pub bus: Result<(), String>,
+    pub transport: &'static str,
+    pub executions_here: usize,
+}
+
+/// Headers that carry credentials: kept out of trigger data and the journal.
+const HIDDEN_HEADERS: [&str; 4] = [
+    "authorization",
+    "cookie",
+    "proxy-authorization",
+    "x-api-key",
+];
+
+#[derive(Clone)]
+pub struct EngineHandle {
+    ctx: Arc<Context>,
+    registry: Registry,
+    /// Published versions are immutable, so their graphs are cached forever.
+    graphs: Arc<Mutex<HashMap<(WorkflowId, i64), Arc<WorkflowGraph>>>>,
+}
+
+impl EngineHandle {
+    pub(crate) fn new(ctx: Arc<Context>, registry: Registry) -> Self {
+        Self {
+            ctx,
+            registry,
+            graphs: Arc::default(),
+        }
+    }
+
+    pub async fn authenticate(&self, api_key: &str) -> Result<Option<Principal>, Error> {
+        Ok(self.ctx.store.authenticate(api_key).await?)
+    }
+
+    pub async fn ready(&self) -> Readiness {
+        let (store, bus) = tokio::join!(self.ctx.store.ping(), self.ctx.bus.health());
+        Readiness {
+            store: store.map_err(|e| e.to_string()),
+            bus: bus.map_err(|e| e.to_string()),
+            transport: self.ctx.bus.transport_name(),
+            executions_here: self.ctx.local_count(),
+        }
+    }
+
+    /// The node kinds this engine knows.
+    pub fn kinds(&self) -> Vec<KindInfo> {
+        self.registry.kinds()
+    }
+
+    /// Parses and validates a workflow document, listing every problem.
+    pub fn check_document(&self, body: &[u8]) -> Result<WorkflowDocument, Error> {
+        let document = WorkflowDocument::from_json(body).map_err(|e| match e.errors.first() {
+            Some(first) if first.code == "malformed_json" => {
+                Error::Malformed(first.message.clone())
+            }
+            _ => Error::Invalid(e),
+        })?;
+        validate(&document, &self.registry).map_err(Error::Invalid)?;
+        Ok(document)
+    }
+
+    pub async fn create_workflow(
+        &self,
+        tenant: TenantId,
+        body: &[u8],
+    ) -> Result<WorkflowSummary, Error> {
+        let document = self.check_document(body)?;
+        Ok(self.ctx.store.create_workflow(tenant, &document).await?)
+    }
+
+    pub async fn list_workflows(&self, tenant: TenantId) -> Result<Vec<WorkflowSummary>, Error> {
+        Ok(self.ctx.store.list_workflows(tenant).await?)
+    }
+
+    pub async fn get_workflow(
+        &self,
+        tenant: TenantId,
+        id: WorkflowId,
+    ) -> Result<WorkflowRecord, Error> {
+        self.ctx
+            .store
+            .get_workflow(tenant, id)
+            .await?
+            .ok_or(Error::NotFound("workflow"))
+    }
+
+    pub async fn update_workflow(
+        &self,
+        tenant: TenantId,
+        id: WorkflowId,
+        body: &[u8],
+    ) -> Result<WorkflowSummary, Error> {
+        let document = self.check_document(body)?;
+        self.ctx
+            .store
+            .update_workflow(tenant, id, &document)
+            .await?
+            .ok_or(Error::NotFound("workflow"))
+    }
+
+    pub async fn delete_workflow(&self, tenant: TenantId, id: WorkflowId) -> Result<(), Error> {
+        if self.ctx.store.delete_workflow(tenant, id).await? {
+            Ok(())
+        } else {
+            Err(Error::NotFound("workflow"))
+        }
+    }
+
+    /// Publishes the latest version; its webhook triggers start serving.
+    pub async fn publish_workflow(
+        &self,
+        tenant: TenantId,
+        id: WorkflowId,
+    ) -> Result<WorkflowSummary, Error> {
+        let record = self.get_workflow(tenant, id).await?;
+        let routes: Vec<(String, String)> = record
+            .document
+            .nodes
+            .iter()
+            .filter_map(webhook_route)
+            .collect();
+        self.ctx
+            .store
+            .publish_workflow(tenant, id, &routes)
+            .await?
+            .ok_or(Error::NotFound("workflow"))
+    }
+
+    async fn graph(&self, workflow: WorkflowId, version: i64) -> Result<Arc<WorkflowGraph>, Error> {
+        let key = (workflow, version);
+        if let Some(graph) = self
+            .graphs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+        {
+            return Ok(graph.clone());
+        }
+        let document = self
+            .ctx
+            .store
+            .workflow_version(workflow, version)
+            .await?
+            .ok_or(Error::NotFound("workflow version"))?;
+        let graph = Arc::new(WorkflowGraph::new(document));
+        self.graphs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, graph.clone());
+        Ok(graph)
+    }
+
+    /// Starts the published version of a workflow with `input` as the trigger body.
+    pub async fn start_execution(&self, request: StartRequest) -> Result<Started, Error> {
+        let record = self.get_workflow(request.tenant, request.workflow).await?;
+        let version = record.summary.published_version.ok_or_else(|| {
+            Error::Conflict("the workflow has no published version; publish it first".into())
+        })?;
+        let graph = self.graph(request.workflow, version).await?;
+        let trigger = graph
+            .find_trigger("manual", |_| true)
+            .or_else(|| graph.find_trigger("webhook", |_| true))
+            .ok_or_else(|| {
+                Error::Conflict(
+                    "the workflow has no trigger that can be started through the API".into(),
+                )
+            })?;
+        let data = json!({"body": request.input, "headers": {}, "query": {}});
+        self.accept(Accept {
+            tenant: request.tenant,
+            workflow: request.workflow,
+            version,
+            graph,
+            trigger,
+            data,
+            idempotency_key: request.idempotency_key,
+        })
+        .await
+    }
+
+    /// Starts the published workflow whose webhook trigger matches.
+    pub async fn webhook(&self, request: WebhookRequest) -> Result<Started, Error> {
+        let tenant = self
+            .ctx
+            .store
+            .tenant_by_slug(&request.tenant_slug)
+            .await?
+            .ok_or(Error::NotFound("webhook"))?;
+        let method = request.method.to_ascii_uppercase();
+        let path = request.path.trim_matches('/').to_owned();
+        let (workflow, version) = self
+            .ctx
+            .store
+            .find_webhook(tenant, &method, &path)
+            .await?
+            .ok_or(Error::NotFound("webhook"))?;
+        let graph = self.graph(workflow, version).await?;
+        let route = Some((method.clone(), path.clone()));
+        let trigger = graph
+            .find_trigger("webhook", |n| webhook_route(n) == route)
+            .ok_or(Error::NotFound("webhook"))?;
+        let headers: Map<String, Value> = request
+            .headers
+            .into_iter()
+            .filter(|(name, _)| !HIDDEN_HEADERS.contains(&name.to_ascii_lowercase().as_str()))
+            .collect();
+        let data = json!({"body": request.body, "headers": headers, "query": request.query, "method": method, "path": path});
+        self.accept(Accept {
+            tenant,
+            workflow,
+            version,
+            graph,
+            trigger,
+            data,
+            idempotency_key: request.idempotency_key,
+        })
+        .await
+    }
+
+    /// Records the execution (the durable acceptance), then asks for it to
+    /// run. If the bus is down the execution is still accepted: a claim sweep
+    /// picks up executions nobody started.
+    async fn accept(&self, accept: Accept) -> Result<Started, Error> {
+        let id = ExecutionId::new();
+        let deadline_ms = accept
+            .graph
+            .document
+            .settings
+            .timeout
+            .map(|t| now_ms() + t.0.as_millis() as i64);
+        let new = NewExecution {
+            id,
+            tenant: accept.tenant,
+            workflow: accept.workflow,
+            version: accept.version,
+            trigger_node: accept.graph.node(accept.trigger).id.clone(),
+            trigger: accept.data,
+            idempotency_key: accept.idempotency_key,
+            deadline_ms,
+        };
+        let created = self.ctx.store.create_execution(&new).await?;
+        let command = Command::StartExecution {
+            tenant: accept.tenant,
+            workflow: accept.workflow,
+            execution: created.id,
+        };
+        if let Err(e) = self.ctx.bus.publish_command(&command, None).await {
+            tracing::warn!(execution = %created.id, error = %e, "start command not published; the claim sweep will start it");
+        }
+        Ok(Started {
+            tenant: accept.tenant,
+            execution: created.id,
+            created: created.created,
+            responds: accept.graph.responds(),
+        })
+    }
+
+    pub async fn get_execution(
+        &self,
+        tenant: TenantId,
+        id: ExecutionId,
+    ) -> Result<ExecutionRecord, Error> {
+        self.ctx
+            .store
+            .get_execution(tenant, id)
+            .await?
+            .ok_or(Error::NotFound("execution"))
+    }
+
+    pub async fn list_executions(
+        &self,
+        tenant: TenantId,
+        query: &ExecutionQuery,
+    ) -> Result<ExecutionPage, Error> {
+        Ok(self.ctx.store.list_executions(tenant, query).await?)
+    }
+
+    /// Asks for an execution to stop. Returns its status at that moment; a
+    /// finished execution stays as it ended.
+    pub async fn cancel_execution(
+        &self,
+        tenant: TenantId,
+        id: ExecutionId,
+    ) -> Result<ExecutionStatus, Error> {
+        let status = self
+            .ctx
+            .store
+            .request_cancel(tenant, id)
+            .await?
+            .ok_or(Error::NotFound("execution"))?;
+        if !status.is_terminal() {
+            let record = self.get_execution(tenant, id).await?;
+            let command = Command::CancelExecution {
+                tenant,
+                workflow: record.workflow,
+                execution: id,
+            };
+            // The flag in the store is the durable part; the command makes it prompt.
+            if let Err(e) = self.ctx.bus.publish_command(&command, None).await {
+                tracing::warn!(execution = %id, error = %e, "cancel command not published; the execution stops when resumed");
+            }
+        }
+        Ok(status)
+    }
+
+    /// The events of one execution: those kept so far, then live ones.
+    pub async fn events(
+        &self,
+        tenant: TenantId,
+        id: ExecutionId,
+    ) -> Result<flowmesh_bus::Events, Error> {
+        Ok(self.ctx.bus.execution_events(tenant, id).await?)
+    }
+
+    /// Waits (at most `timeout`, capped by the engine's limit) for an
+    /// execution to respond or finish. `None` when it did not in time.
+    pub async fn await_outcome(
+        &self,
+        started: &Started,
+        until: Until,
+        timeout: Duration,
+    ) -> Result<Option<Outcome>, Error> {
+        let timeout = timeout.min(self.ctx.options.max_sync_wait.0);
+        let mut events = self.events(started.tenant, started.execution).await?;
+        let wait = async {
+            while let Some(event) = events.next().await {
+                match event?.kind {
+                    EventKind::Responded {
+                        status,
+                        headers,
+                        body,
+                    } if until == Until::Responded => {
+                        return Ok(Some(Outcome::Responded {
+                            status,
+                            headers,
+                            body: body.to_value(),
+                        }));
+                    }
+                    EventKind::ExecutionFinished {
+                        status,
+                        output,
+                        error,
+                    } => {
+                        return Ok(Some(Outcome::Finished {
+                            status,
+                            output: output.map(|o| o.to_value()),
+                            error,
+                        }));
+                    }
+                    _ => {}
+                }
+            }
+            Ok::<_, Error>(None)
+        };
+        match tokio::time::timeout(timeout, wait).await {
+            Ok(result) => result,
+            Err(_) => Ok(None),
+        }
+    }
+}
+
+struct Accept {
+    tenant: TenantId,
+    workflow: WorkflowId,
+    version: i64,
+    graph: Arc<WorkflowGraph>,
+    trigger: usize,
+    data: Value,
+    idempotency_key: Option<String>,
+}

@@ -1,0 +1,107 @@
+//! The engine service (owns the actor tree and the loops that feed it) and
+//! its cheap-to-clone handle for callers.
+
+mod api;
+mod loops;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use flowmesh_bus::Bus;
+use flowmesh_node_handlers::{Registry, SecretSource};
+use flowmesh_store::Store;
+use ractor::{Actor, ActorRef};
+use tokio::task::JoinHandle;
+
+pub use api::{EngineHandle, Outcome, Readiness, StartRequest, Started, Until, WebhookRequest};
+
+use crate::context::Context;
+use crate::error::Error;
+use crate::options::Options;
+use crate::root::{RootActor, RootMsg};
+use crate::runner::{NodeRunner, RegistryRunner};
+
+/// What the engine is built from.
+pub struct EngineParts {
+    pub store: Store,
+    pub bus: Bus,
+    pub registry: Registry,
+    /// Runs node attempts; the registry when `None`.
+    pub runner: Option<Arc<dyn NodeRunner>>,
+    pub secrets: Arc<dyn SecretSource>,
+    pub options: Options,
+}
+
+/// The running engine of one process.
+pub struct Engine {
+    handle: EngineHandle,
+    ctx: Arc<Context>,
+    root: ActorRef<RootMsg>,
+    root_task: JoinHandle<()>,
+    loops: Vec<JoinHandle<()>>,
+}
+
+impl Engine {
+    /// Spawns the actor tree and starts consuming commands, claiming
+    /// unowned executions and renewing leases.
+    pub async fn start(parts: EngineParts) -> Result<Engine, Error> {
+        let runner = parts
+            .runner
+            .unwrap_or_else(|| Arc::new(RegistryRunner(parts.registry.clone())));
+        let ctx = Arc::new(Context::new(
+            parts.store,
+            parts.bus,
+            runner,
+            parts.secrets,
+            parts.options,
+        ));
+        let (root, root_task) = Actor::spawn(None, RootActor, ctx.clone())
+            .await
+            .map_err(|e| Error::Internal(format!("could not start the actor tree: {e}")))?;
+        let loops = loops::spawn_all(ctx.clone(), root.clone()).await?;
+        let handle = EngineHandle::new(ctx.clone(), parts.registry);
+        Ok(Engine {
+            handle,
+            ctx,
+            root,
+            root_task,
+            loops,
+        })
+    }
+
+    pub fn handle(&self) -> EngineHandle {
+        self.handle.clone()
+    }
+
+    /// Graceful stop: take no new work, let running node attempts finish
+    /// within the grace period, then stop. What is unfinished stays in the
+    /// journal and resumes at the next start (or on another process).
+    pub async fn shutdown(self) {
+        for task in &self.loops {
+            task.abort();
+        }
+        self.ctx.start_draining();
+        let _ = self.root.cast(RootMsg::Drain);
+        let grace: Duration = self.ctx.options.shutdown_grace.0;
+        if tokio::time::timeout(grace, self.ctx.attempts_idle())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                ?grace,
+                "node attempts still running at the end of the grace period; they will run again"
+            );
+        }
+        self.root.stop(Some("shutdown".into()));
+        let _ = self.root_task.await;
+        // Hand the leases back so another process can take over at once.
+        if let Err(e) = self
+            .ctx
+            .store
+            .renew_leases(&self.ctx.options.node_id, Duration::ZERO)
+            .await
+        {
+            tracing::warn!(error = %e, "could not release leases; they will expire");
+        }
+    }
+}

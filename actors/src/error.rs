@@ -1,0 +1,56 @@
+use flowmesh_model::ValidationErrors;
+
+/// What can go wrong when asking the engine for something. Each variant says
+/// whether the caller may safely retry.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The thing does not exist for this tenant. Retrying will not help.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The request body is not JSON. Retrying the same body will not help.
+    #[error("malformed JSON: {0}")]
+    Malformed(String),
+    /// The workflow document breaks the rules; every problem is listed.
+    #[error("{0}")]
+    Invalid(ValidationErrors),
+    /// The request conflicts with current state (for example a webhook path in use).
+    #[error("{0}")]
+    Conflict(String),
+    /// The request is understood but not acceptable as given.
+    #[error("{0}")]
+    BadRequest(String),
+    /// A dependency (store or bus) is unreachable; nothing was accepted, so retrying is safe.
+    #[error("temporarily unavailable ({0}); nothing was accepted and retrying is safe")]
+    Unavailable(String),
+    /// A fault inside the engine.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Error::Unavailable(_))
+    }
+}
+
+impl From<flowmesh_store::Error> for Error {
+    fn from(e: flowmesh_store::Error) -> Self {
+        match e {
+            flowmesh_store::Error::NotFound => Error::NotFound("record"),
+            flowmesh_store::Error::Conflict(m) => Error::Conflict(m),
+            flowmesh_store::Error::Invalid(m) => Error::BadRequest(m),
+            e if e.is_retryable() => Error::Unavailable(e.to_string()),
+            e => Error::Internal(e.to_string()),
+        }
+    }
+}
+
+impl From<flowmesh_bus::Error> for Error {
+    fn from(e: flowmesh_bus::Error) -> Self {
+        if e.is_retryable() {
+            Error::Unavailable(e.to_string())
+        } else {
+            Error::Internal(e.to_string())
+        }
+    }
+}

@@ -1,0 +1,21 @@
+use flowmesh_node_handlers::{NodeError, Outcome};
+
+pub enum ExecutionMsg {
+    /// A node attempt ended.
+    NodeDone {
+        node: usize,
+        attempt: u32,
+        result: Result<Outcome, NodeError>,
+    },
+    /// A retry backoff or a wait elapsed.
+    Wake { node: usize, attempt: u32 },
+    /// Stop the execution at the user's request.
+    Cancel,
+    /// The execution's deadline passed.
+    Deadline,
+    /// Shutdown: start nothing new, stop once running attempts end.
+    Drain,
+    /// Fails the actor on purpose, to exercise supervision in tests.
+    #[cfg(test)]
+    Crash,
+}

@@ -1,0 +1,299 @@
+//! Where an execution stands, node by node, and what may run next. Pure
+//! logic over the compiled graph and the journal; the actor does the I/O.
+
+use std::sync::Arc;
+
+use flowmesh_model::graph::WorkflowGraph;
+use flowmesh_model::lifecycle::NodeTransition;
+use flowmesh_model::{IllegalTransition, NodeStatus, Primitive};
+use flowmesh_store::StepRecord;
+use serde_json::{Map, Value};
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodeState {
+    pub status: NodeStatus,
+    pub attempts: u32,
+    pub output: Option<Value>,
+    pub branch: Option<String>,
+    pub error: Option<String>,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+    pub wake_at: Option<i64>,
+}
+
+impl Default for NodeState {
+    fn default() -> Self {
+        Self {
+            status: NodeStatus::Pending,
+            attempts: 0,
+            output: None,
+            branch: None,
+            error: None,
+            started_at: None,
+            finished_at: None,
+            wake_at: None,
+        }
+    }
+}
+
+/// What to do with a node whose predecessors are all settled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    Run(usize),
+    Skip(usize),
+}
+
+pub struct Progress {
+    pub graph: Arc<WorkflowGraph>,
+    pub nodes: Vec<NodeState>,
+}
+
+impl Progress {
+    /// Rebuilds progress from the journal. The trigger that fired counts as
+    /// succeeded with the trigger data; other triggers are skipped.
+    pub fn new(
+        graph: Arc<WorkflowGraph>,
+        trigger_node: &str,
+        trigger: &Value,
+        steps: &[StepRecord],
+    ) -> Self {
+        let mut nodes = vec![NodeState::default(); graph.len()];
+        for (i, state) in nodes.iter_mut().enumerate() {
+            let node = graph.node(i);
+            if node.primitive == Primitive::Trigger {
+                if node.id == trigger_node {
+                    state.status = NodeStatus::Succeeded;
+                    state.output = Some(trigger.clone());
+                } else {
+                    state.status = NodeStatus::Skipped;
+                }
+            }
+        }
+        for step in steps {
+            let Some(&i) = graph.index.get(&step.node) else {
+                continue;
+            };
+            if graph.node(i).primitive == Primitive::Trigger {
+                continue;
+            }
+            nodes[i] = NodeState {
+                status: step.status,
+                attempts: step.attempts,
+                output: step.output.clone(),
+                branch: step.branch.clone(),
+                error: step.error.clone(),
+                started_at: step.started_at,
+                finished_at: step.finished_at,
+                wake_at: step.wake_at,
+            };
+        }
+        Self { graph, nodes }
+    }
+
+    pub fn apply(&mut self, i: usize, t: NodeTransition) -> Result<NodeStatus, IllegalTransition> {
+        let next = self.nodes[i].status.apply(t)?;
+        self.nodes[i].status = next;
+        Ok(next)
+    }
+
+    fn edge_taken(&self, from: usize, when: Option<&str>) -> bool {
+        let source = &self.nodes[from];
+        source.status == NodeStatus::Succeeded
+            && when.is_none_or(|w| source.branch.as_deref() == Some(w))
+    }
+
+    /// Pending flow nodes whose predecessors are all settled: run those with
+    /// at least one taken incoming edge, skip the others (skipping propagates
+    /// because a skipped node takes no edge).
+    pub fn decide(&self) -> Vec<Decision> {
+        let mut out = Vec::new();
+        for i in self.graph.flow_nodes() {
+            if self.nodes[i].status != NodeStatus::Pending {
+                continue;
+            }
+            let incoming = &self.graph.incoming[i];
+            if !incoming
+                .iter()
+                .all(|l| self.nodes[l.node].status.is_terminal())
+            {
+                continue;
+            }
+            if incoming
+                .iter()
+                .any(|l| self.edge_taken(l.node, l.when.as_deref()))
+            {
+                out.push(Decision::Run(i));
+            } else {
+                out.push(Decision::Skip(i));
+            }
+        }
+        out
+    }
+
+    /// Ids of the predecessors whose edge into `i` was taken, in edge order.
+    pub fn inputs(&self, i: usize) -> Vec<String> {
+        self.graph.incoming[i]
+            .iter()
+            .filter(|l| self.edge_taken(l.node, l.when.as_deref()))
+            .map(|l| self.graph.node(l.node).id.clone())
+            .collect()
+    }
+
+    /// What expressions see: the trigger data and every succeeded node's output.
+    pub fn scope(&self) -> Map<String, Value> {
+        let mut scope = Map::new();
+        for (i, state) in self.nodes.iter().enumerate() {
+            let node = self.graph.node(i);
+            let Some(output) = &state.output else {
+                continue;
+            };
+            if state.status != NodeStatus::Succeeded {
+                continue;
+            }
+            if node.primitive == Primitive::Trigger {
+                scope.insert("trigger".to_owned(), output.clone());
+            }
+            scope.insert(node.id.clone(), output.clone());
+        }
+        scope
+    }
+
+    pub fn is_complete(&self) -> bool {
+        self.graph
+            .flow_nodes()
+            .all(|i| self.nodes[i].status.is_terminal())
+    }
+
+    pub fn first_failure(&self) -> Option<(String, String)> {
+        self.graph
+            .flow_nodes()
+            .find(|&i| self.nodes[i].status == NodeStatus::Failed)
+            .map(|i| {
+                (
+                    self.graph.node(i).id.clone(),
+                    self.nodes[i].error.clone().unwrap_or_default(),
+                )
+            })
+    }
+
+    /// The execution's result: the body of the respond node that answered,
+    /// else the output of the one succeeded sink, else an object of sink outputs.
+    pub fn result(&self) -> Value {
+        let succeeded = |i: usize| self.nodes[i].status == NodeStatus::Succeeded;
+        let responder = self.graph.flow_nodes().find(|&i| {
+            let n = self.graph.node(i);
+            n.primitive == Primitive::Action && n.kind == "respond" && succeeded(i)
+        });
+        if let Some(i) = responder {
+            return self.nodes[i]
+                .output
+                .as_ref()
+                .and_then(|o| o.get("body").cloned())
+                .unwrap_or(Value::Null);
+        }
+        let sinks: Vec<usize> = self
+            .graph
+            .flow_nodes()
+            .filter(|&i| self.graph.outgoing[i].is_empty() && succeeded(i))
+            .collect();
+        match sinks.as_slice() {
+            [] => Value::Null,
+            [one] => self.nodes[*one].output.clone().unwrap_or(Value::Null),
+            many => Value::Object(
+                many.iter()
+                    .map(|&i| {
+                        (
+                            self.graph.node(i).id.clone(),
+                            self.nodes[i].output.clone().unwrap_or(Value::Null),
+                        )
+                    })
+                    .collect(),
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flowmesh_model::WorkflowDocument;
+    use serde_json::json;
+
+    fn graph(doc: Value) -> Arc<WorkflowGraph> {
+        Arc::new(WorkflowGraph::new(
+            WorkflowDocument::from_value(doc).unwrap(),
+        ))
+    }
+
+    fn diamond() -> Arc<WorkflowGraph> {
+        graph(json!({"name": "d", "nodes": [
+            {"id": "t", "type": "trigger", "kind": "manual"},
+            {"id": "c", "type": "condition", "kind": "if_else", "config": {"logic": "true"}},
+            {"id": "a", "type": "data", "kind": "mapping"},
+            {"id": "b", "type": "data", "kind": "mapping"},
+            {"id": "after_b", "type": "data", "kind": "mapping"},
+            {"id": "m", "type": "data", "kind": "merge"}
+        ], "edges": [
+            {"from": "t", "to": "c"},
+            {"from": "c", "to": "a", "when": "true"},
+            {"from": "c", "to": "b", "when": "false"},
+            {"from": "b", "to": "after_b"},
+            {"from": "a", "to": "m"},
+            {"from": "after_b", "to": "m"}
+        ]}))
+    }
+
+    fn succeed(p: &mut Progress, i: usize, output: Value, branch: Option<&str>) {
+        p.apply(i, NodeTransition::Start).unwrap();
+        p.apply(i, NodeTransition::Succeed).unwrap();
+        p.nodes[i].output = Some(output);
+        p.nodes[i].branch = branch.map(str::to_owned);
+    }
+
+    #[test]
+    fn skipping_propagates_and_merge_waits_only_for_taken_inputs() {
+        let mut p = Progress::new(diamond(), "t", &json!({"body": {}}), &[]);
+        assert_eq!(p.decide(), vec![Decision::Run(1)]);
+        succeed(&mut p, 1, json!({"result": true}), Some("true"));
+        assert_eq!(p.decide(), vec![Decision::Run(2), Decision::Skip(3)]);
+        p.apply(3, NodeTransition::Skip).unwrap();
+        // after_b is skipped in turn; m still waits for a.
+        assert_eq!(p.decide(), vec![Decision::Run(2), Decision::Skip(4)]);
+        p.apply(4, NodeTransition::Skip).unwrap();
+        succeed(&mut p, 2, json!({"x": 1}), None);
+        assert_eq!(p.decide(), vec![Decision::Run(5)]);
+        assert_eq!(p.inputs(5), vec!["a".to_owned()]);
+        succeed(&mut p, 5, json!({"a": {"x": 1}}), None);
+        assert!(p.is_complete());
+        assert_eq!(p.result(), json!({"a": {"x": 1}}));
+    }
+
+    #[test]
+    fn journal_restores_completed_nodes() {
+        let g = diamond();
+        let step = StepRecord {
+            execution: flowmesh_model::ExecutionId::new(),
+            node: "c".into(),
+            status: NodeStatus::Succeeded,
+            attempts: 1,
+            input: None,
+            output: Some(json!({"result": false})),
+            branch: Some("false".into()),
+            error: None,
+            started_at: Some(1),
+            finished_at: Some(2),
+            wake_at: None,
+        };
+        let p = Progress::new(g, "t", &json!({"body": {"n": 1}}), &[step]);
+        assert_eq!(p.decide(), vec![Decision::Skip(2), Decision::Run(3)]);
+        assert_eq!(p.scope()["trigger"], json!({"body": {"n": 1}}));
+        assert_eq!(p.scope()["c"], json!({"result": false}));
+    }
+
+    #[test]
+    fn illegal_transitions_are_refused() {
+        let mut p = Progress::new(diamond(), "t", &json!({}), &[]);
+        assert!(p.apply(1, NodeTransition::Succeed).is_err());
+        assert_eq!(p.nodes[1].status, NodeStatus::Pending);
+    }
+}

@@ -1,0 +1,32 @@
+use flowmesh_model::HumanDuration;
+use serde::{Deserialize, Serialize};
+
+/// Settings of the engine's actors and loops.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Options {
+    /// Identity of this process as the owner of execution leases. A process
+    /// restarted with the same id takes its executions back at once; with a
+    /// new id it waits for the old leases to expire.
+    pub node_id: String,
+    /// How long an execution lease lasts without renewal.
+    pub lease: HumanDuration,
+    /// How often this process looks for executions nobody owns.
+    pub claim_interval: HumanDuration,
+    /// On shutdown, how long running node attempts may take to finish.
+    pub shutdown_grace: HumanDuration,
+    /// Longest a synchronous caller (`?wait=true`, responding webhooks) waits.
+    pub max_sync_wait: HumanDuration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            node_id: "embedded".to_owned(),
+            lease: HumanDuration::from_millis(15_000),
+            claim_interval: HumanDuration::from_millis(1_000),
+            shutdown_grace: HumanDuration::from_millis(10_000),
+            max_sync_wait: HumanDuration::from_millis(30_000),
+        }
+    }
+}

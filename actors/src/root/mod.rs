@@ -1,0 +1,77 @@
+//! RootActor: the top of the supervision tree; one TenantActor per tenant.
+
+mod messages;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use flowmesh_model::TenantId;
+use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
+
+pub(crate) use messages::RootMsg;
+
+use crate::children::Children;
+use crate::context::Context;
+use crate::tenant::{TenantActor, TenantArgs, TenantMsg};
+
+pub(crate) struct RootActor;
+
+pub(crate) struct RootState {
+    ctx: Arc<Context>,
+    tenants: Children<TenantId, TenantMsg>,
+}
+
+impl Actor for RootActor {
+    type Msg = RootMsg;
+    type State = RootState;
+    type Arguments = Arc<Context>;
+
+    async fn pre_start(
+        &self,
+        _: ActorRef<RootMsg>,
+        ctx: Arc<Context>,
+    ) -> Result<RootState, ActorProcessingErr> {
+        Ok(RootState {
+            ctx,
+            tenants: Children::new(HashMap::new()),
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<RootMsg>,
+        msg: RootMsg,
+        state: &mut RootState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            RootMsg::Route {
+                tenant,
+                workflow,
+                msg,
+            } => {
+                let ctx = state.ctx.clone();
+                let child = state
+                    .tenants
+                    .get_or_spawn(tenant, &myself.get_cell(), || {
+                        (TenantActor, TenantArgs { ctx, tenant })
+                    })
+                    .await?;
+                child.cast(TenantMsg::Route { workflow, msg })?;
+            }
+            RootMsg::Drain => state.tenants.broadcast(|| TenantMsg::Drain),
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        _: ActorRef<RootMsg>,
+        event: SupervisionEvent,
+        state: &mut RootState,
+    ) -> Result<(), ActorProcessingErr> {
+        if let Some(error) = state.tenants.on_supervision(&event) {
+            tracing::error!(%error, "tenant actor failed; it is spawned again on demand");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,19 @@
+//! The seam between executions and node handlers, so that supervision can be
+//! tested with handlers that misbehave on purpose.
+
+use flowmesh_node_handlers::{NodeError, Outcome, Registry, RunRequest};
+use futures::future::BoxFuture;
+
+/// Runs one attempt of one node.
+pub trait NodeRunner: Send + Sync + 'static {
+    fn run<'a>(&'a self, request: RunRequest<'a>) -> BoxFuture<'a, Result<Outcome, NodeError>>;
+}
+
+/// The production runner: the node-handler registry.
+pub struct RegistryRunner(pub Registry);
+
+impl NodeRunner for RegistryRunner {
+    fn run<'a>(&'a self, request: RunRequest<'a>) -> BoxFuture<'a, Result<Outcome, NodeError>> {
+        Box::pin(self.0.run(request))
+    }
+}

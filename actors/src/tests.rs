@@ -1,0 +1,221 @@
+//! Supervision, end to end inside one process: a real SQLite store, the
+//! in-process bus, and a node runner that misbehaves on purpose.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use flowmesh_bus::Bus;
+use flowmesh_model::{ExecutionId, ExecutionStatus, TenantId, WorkflowId};
+use flowmesh_node_handlers::{EnvSecrets, NodeError, Outcome, Registry, RunRequest};
+use flowmesh_store::Store;
+use futures::future::BoxFuture;
+use ractor::{ActorId, ActorRef};
+use serde_json::{Value, json};
+
+use crate::execution::ExecutionMsg;
+use crate::{Engine, EngineHandle, EngineParts, NodeRunner, Options, StartRequest};
+
+/// Panics on nodes whose id starts with `boom`; runs the others normally.
+struct PanickyRunner(Registry);
+
+impl NodeRunner for PanickyRunner {
+    fn run<'a>(&'a self, request: RunRequest<'a>) -> BoxFuture<'a, Result<Outcome, NodeError>> {
+        Box::pin(async move {
+            if request.node.id.starts_with("boom") {
+                panic!("a node handler bug");
+            }
+            self.0.run(request).await
+        })
+    }
+}
+
+struct Harness {
+    engine: Option<Engine>,
+    handle: EngineHandle,
+    tenant: TenantId,
+    _dir: tempfile::TempDir,
+}
+
+async fn harness() -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let store_options = flowmesh_store::Options {
+        data_dir: dir.path().to_owned(),
+        ..Default::default()
+    };
+    let store = Store::connect(&store_options).await.unwrap();
+    store.bootstrap(Some("fmk_supervision_test")).await.unwrap();
+    let tenant = store
+        .authenticate("fmk_supervision_test")
+        .await
+        .unwrap()
+        .unwrap()
+        .tenant;
+    let bus = Bus::connect(&flowmesh_bus::Options::default())
+        .await
+        .unwrap();
+    let registry = Registry::new(&Default::default()).unwrap();
+    let engine = Engine::start(EngineParts {
+        store,
+        bus,
+        registry: registry.clone(),
+        runner: Some(Arc::new(PanickyRunner(registry))),
+        secrets: Arc::new(EnvSecrets),
+        options: Options::default(),
+    })
+    .await
+    .unwrap();
+    Harness {
+        handle: engine.handle(),
+        engine: Some(engine),
+        tenant,
+        _dir: dir,
+    }
+}
+
+impl Harness {
+    async fn deploy(&self, doc: Value) -> WorkflowId {
+        let id = self
+            .handle
+            .create_workflow(self.tenant, doc.to_string().as_bytes())
+            .await
+            .unwrap()
+            .id;
+        self.handle.publish_workflow(self.tenant, id).await.unwrap();
+        id
+    }
+
+    async fn start(&self, workflow: WorkflowId) -> ExecutionId {
+        let request = StartRequest {
+            tenant: self.tenant,
+            workflow,
+            input: json!({}),
+            idempotency_key: None,
+        };
+        self.handle
+            .start_execution(request)
+            .await
+            .unwrap()
+            .execution
+    }
+
+    async fn until<T>(&self, what: &str, mut probe: impl AsyncFnMut() -> Option<T>) -> T {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut tick = tokio::time::interval(Duration::from_millis(10));
+        loop {
+            tick.tick().await;
+            if let Some(v) = probe().await {
+                return v;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        }
+    }
+
+    async fn finished(&self, id: ExecutionId) -> flowmesh_store::ExecutionRecord {
+        self.until("execution finished", async || {
+            let record = self.handle.get_execution(self.tenant, id).await.ok()?;
+            record.status.is_terminal().then_some(record)
+        })
+        .await
+    }
+
+    async fn waiting(&self, id: ExecutionId) {
+        self.until("execution waiting", async || {
+            let record = self.handle.get_execution(self.tenant, id).await.ok()?;
+            record
+                .steps
+                .iter()
+                .any(|s| s.node == "pause" && s.wake_at.is_some())
+                .then_some(())
+        })
+        .await;
+    }
+
+    /// Crashes the execution's actor, unless the one running is `last`
+    /// (already crashed, not yet replaced). Returns the actor crashed.
+    fn crash(&self, id: ExecutionId, last: Option<ActorId>) -> Option<ActorId> {
+        let cell = ractor::registry::where_is(format!("execution:{id}"))?;
+        let actor = cell.get_id();
+        if Some(actor) == last {
+            return None;
+        }
+        ActorRef::<ExecutionMsg>::from(cell)
+            .cast(ExecutionMsg::Crash)
+            .ok()?;
+        Some(actor)
+    }
+}
+
+fn waiting_workflow(pause: &str) -> Value {
+    json!({"name": "pause", "nodes": [
+        {"id": "start", "type": "trigger", "kind": "manual"},
+        {"id": "pause", "type": "action", "kind": "wait", "config": {"duration": pause}},
+        {"id": "done", "type": "data", "kind": "mapping", "config": {"mapping": {"ok": true}}}
+    ], "edges": [{"from": "start", "to": "pause"}, {"from": "pause", "to": "done"}]})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_node_handler_fails_only_its_node() {
+    let h = harness().await;
+    let bad = h
+        .deploy(json!({"name": "bad", "nodes": [
+            {"id": "start", "type": "trigger", "kind": "manual"},
+            {"id": "boom", "type": "data", "kind": "mapping", "config": {"mapping": {}}}
+        ], "edges": [{"from": "start", "to": "boom"}]}))
+        .await;
+    let good = h.deploy(waiting_workflow("10ms")).await;
+    let (bad_run, good_run) = (h.start(bad).await, h.start(good).await);
+    let failed = h.finished(bad_run).await;
+    assert_eq!(failed.status, ExecutionStatus::Failed);
+    let boom = failed.steps.iter().find(|s| s.node == "boom").unwrap();
+    assert_eq!(boom.attempts, 1, "a crash is permanent, not retried");
+    assert_eq!(
+        h.finished(good_run).await.status,
+        ExecutionStatus::Succeeded
+    );
+    h.engine.unwrap().shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_execution_actor_restarts_from_the_journal_and_spares_siblings() {
+    let h = harness().await;
+    let workflow = h.deploy(waiting_workflow("1s")).await;
+    let (victim, sibling) = (h.start(workflow).await, h.start(workflow).await);
+    h.waiting(victim).await;
+    h.waiting(sibling).await;
+    assert!(h.crash(victim, None).is_some());
+    let victim = h.finished(victim).await;
+    assert_eq!(victim.status, ExecutionStatus::Succeeded, "{victim:?}");
+    let pause = victim.steps.iter().find(|s| s.node == "pause").unwrap();
+    assert_eq!(
+        pause.attempts, 1,
+        "the wait resumed from the journal, not from scratch"
+    );
+    assert_eq!(h.finished(sibling).await.status, ExecutionStatus::Succeeded);
+    h.engine.unwrap().shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_execution_that_keeps_crashing_is_failed_by_policy() {
+    let h = harness().await;
+    let workflow = h.deploy(waiting_workflow("1h")).await;
+    let (victim, sibling) = (h.start(workflow).await, h.start(workflow).await);
+    h.waiting(victim).await;
+    h.waiting(sibling).await;
+    let policy = crate::supervision::policy("execution");
+    let mut last = None;
+    for _ in 0..=policy.max_restarts {
+        last = Some(
+            h.until("actor running again", async || h.crash(victim, last))
+                .await,
+        );
+    }
+    let record = h.finished(victim).await;
+    assert_eq!(record.status, ExecutionStatus::Failed);
+    let sibling = h.handle.get_execution(h.tenant, sibling).await.unwrap();
+    assert_eq!(
+        sibling.status,
+        ExecutionStatus::Running,
+        "siblings are untouched"
+    );
+    h.engine.unwrap().shutdown().await;
+}

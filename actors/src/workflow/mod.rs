@@ -1,0 +1,217 @@
+//! WorkflowActor: one per workflow with executions in this process. It holds
+//! the compiled versions its executions are pinned to and supervises them.
+
+mod messages;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use flowmesh_model::graph::WorkflowGraph;
+use flowmesh_model::lifecycle::ExecutionTransition;
+use flowmesh_model::{EventKind, ExecutionEvent, ExecutionId, WorkflowId};
+use flowmesh_store::{ExecutionChange, now_ms};
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
+
+pub(crate) use messages::WorkflowMsg;
+
+use crate::context::Context;
+use crate::error::Error;
+use crate::execution::{ExecutionActor, ExecutionArgs, ExecutionMsg};
+use crate::supervision::{RestartHistory, policy};
+
+pub(crate) struct WorkflowActor;
+
+pub(crate) struct WorkflowArgs {
+    pub ctx: Arc<Context>,
+    pub workflow: WorkflowId,
+}
+
+pub(crate) struct WorkflowState {
+    ctx: Arc<Context>,
+    workflow: WorkflowId,
+    versions: HashMap<i64, Arc<WorkflowGraph>>,
+    executions: HashMap<ExecutionId, ActorRef<ExecutionMsg>>,
+    by_actor: HashMap<ActorId, ExecutionId>,
+    restarts: HashMap<ExecutionId, RestartHistory>,
+}
+
+impl Actor for WorkflowActor {
+    type Msg = WorkflowMsg;
+    type State = WorkflowState;
+    type Arguments = WorkflowArgs;
+
+    async fn pre_start(
+        &self,
+        _: ActorRef<WorkflowMsg>,
+        args: WorkflowArgs,
+    ) -> Result<WorkflowState, ActorProcessingErr> {
+        Ok(WorkflowState {
+            ctx: args.ctx,
+            workflow: args.workflow,
+            versions: HashMap::new(),
+            executions: HashMap::new(),
+            by_actor: HashMap::new(),
+            restarts: HashMap::new(),
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<WorkflowMsg>,
+        msg: WorkflowMsg,
+        state: &mut WorkflowState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            WorkflowMsg::Start { execution, reply } => {
+                let result = state.start(&myself, execution).await;
+                if let Some(reply) = reply {
+                    let _ = reply.send(result);
+                } else if let Err(e) = result {
+                    tracing::warn!(%execution, error = %e, "could not start execution");
+                }
+            }
+            WorkflowMsg::Restart { execution } => {
+                if let Err(e) = state.start(&myself, execution).await {
+                    tracing::warn!(%execution, error = %e, "could not restart execution; its lease will expire and it will be claimed again");
+                }
+            }
+            WorkflowMsg::Cancel { execution } => {
+                if let Some(actor) = state.executions.get(&execution) {
+                    let _ = actor.cast(ExecutionMsg::Cancel);
+                }
+            }
+            WorkflowMsg::Drain => {
+                for actor in state.executions.values() {
+                    let _ = actor.cast(ExecutionMsg::Drain);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The one place where failures of executions are handled, by the policy table.
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<WorkflowMsg>,
+        event: SupervisionEvent,
+        state: &mut WorkflowState,
+    ) -> Result<(), ActorProcessingErr> {
+        match event {
+            SupervisionEvent::ActorTerminated(cell, _, _) => {
+                if let Some(id) = state.by_actor.remove(&cell.get_id()) {
+                    state.executions.remove(&id);
+                    state.restarts.remove(&id);
+                }
+            }
+            SupervisionEvent::ActorFailed(cell, error) => {
+                let Some(id) = state.by_actor.remove(&cell.get_id()) else {
+                    return Ok(());
+                };
+                state.executions.remove(&id);
+                let history = state.restarts.entry(id).or_default();
+                match history.next_restart(policy("execution"), Instant::now()) {
+                    Some(delay) => {
+                        tracing::warn!(execution = %id, %error, ?delay, "execution actor failed; restarting from the journal");
+                        myself.send_after(delay, move || WorkflowMsg::Restart { execution: id });
+                    }
+                    None => {
+                        tracing::error!(execution = %id, %error, "execution actor keeps failing; failing the execution");
+                        state.restarts.remove(&id);
+                        state.give_up(id, error.to_string()).await;
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+impl WorkflowState {
+    async fn graph(&mut self, version: i64) -> Result<Arc<WorkflowGraph>, Error> {
+        if let Some(graph) = self.versions.get(&version) {
+            return Ok(graph.clone());
+        }
+        let document = self
+            .ctx
+            .store
+            .workflow_version(self.workflow, version)
+            .await?
+            .ok_or(Error::NotFound("workflow version"))?;
+        let graph = Arc::new(WorkflowGraph::new(document));
+        self.versions.insert(version, graph.clone());
+        Ok(graph)
+    }
+
+    async fn start(
+        &mut self,
+        myself: &ActorRef<WorkflowMsg>,
+        id: ExecutionId,
+    ) -> Result<(), Error> {
+        if self.executions.contains_key(&id) {
+            return Ok(());
+        }
+        let record = self
+            .ctx
+            .store
+            .load_execution(id)
+            .await?
+            .ok_or(Error::NotFound("execution"))?;
+        if record.status.is_terminal() {
+            return Ok(());
+        }
+        let graph = self.graph(record.version).await?;
+        let args = ExecutionArgs {
+            ctx: self.ctx.clone(),
+            graph,
+            record,
+        };
+        // Named so that an execution's actor can be found (and is unique) in the process.
+        let name = format!("execution:{id}");
+        let (actor, _) =
+            ExecutionActor::spawn_linked(Some(name), ExecutionActor, args, myself.get_cell())
+                .await
+                .map_err(|e| Error::Internal(format!("could not spawn execution actor: {e}")))?;
+        self.by_actor.insert(actor.get_id(), id);
+        self.executions.insert(id, actor);
+        Ok(())
+    }
+
+    /// Records a crashed execution as failed, if it is still running.
+    async fn give_up(&self, id: ExecutionId, error: String) {
+        let Ok(Some(record)) = self.ctx.store.load_execution(id).await else {
+            return;
+        };
+        let Ok(to) = record.status.apply(ExecutionTransition::Fail) else {
+            return;
+        };
+        let message = format!("the execution crashed repeatedly: {error}");
+        let change = ExecutionChange {
+            id,
+            from: record.status,
+            to,
+            output: None,
+            error: Some(message.clone()),
+        };
+        if matches!(self.ctx.store.transition_execution(&change).await, Ok(true)) {
+            let event = ExecutionEvent {
+                tenant: record.tenant,
+                workflow: record.workflow,
+                execution: id,
+                at_ms: now_ms(),
+                kind: EventKind::ExecutionFinished {
+                    status: to,
+                    output: None,
+                    error: Some(message),
+                },
+            };
+            self.ctx.emit(event).await;
+            let _ = self
+                .ctx
+                .store
+                .release_execution(id, &self.ctx.options.node_id)
+                .await;
+        }
+    }
+}

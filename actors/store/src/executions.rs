@@ -1,0 +1,352 @@
+//! Executions, the step journal and execution leases.
+
+use std::time::Duration;
+
+use flowmesh_model::{ExecutionId, ExecutionStatus, TenantId};
+use sqlx::any::AnyRow;
+
+use crate::{
+    Created, Error, ExecutionChange, ExecutionPage, ExecutionQuery, ExecutionRecord,
+    ExecutionSummary, NewExecution, StepRecord, Store, int, json, now_ms, opt_int, opt_text, parse,
+    text,
+};
+
+const ACTIVE: &str = "status IN ('queued', 'running')";
+/// A queued execution younger than this is left to its start command.
+const QUEUED_GRACE_MS: i64 = 2_000;
+
+/// Claim executions nobody (alive) owns.
+#[derive(Clone, Debug)]
+pub struct ClaimRequest<'a> {
+    pub owner: &'a str,
+    pub lease: Duration,
+    pub limit: u32,
+    /// Also take back executions `owner` still holds (after a restart).
+    pub include_own: bool,
+}
+
+fn to_json(value: &Option<serde_json::Value>) -> Option<String> {
+    value.as_ref().map(|v| v.to_string())
+}
+
+fn lease_until(lease: Duration) -> i64 {
+    now_ms() + lease.as_millis() as i64
+}
+
+fn step(row: &AnyRow) -> Result<StepRecord, Error> {
+    Ok(StepRecord {
+        execution: parse(row, "execution_id")?,
+        node: text(row, "node")?,
+        status: parse(row, "status")?,
+        attempts: u32::try_from(int(row, "attempts")?)
+            .map_err(|_| Error::Corrupt("attempts".into()))?,
+        input: json(row, "input")?,
+        output: json(row, "output")?,
+        branch: opt_text(row, "branch")?,
+        error: opt_text(row, "error")?,
+        started_at: opt_int(row, "started_at")?,
+        finished_at: opt_int(row, "finished_at")?,
+        wake_at: opt_int(row, "wake_at")?,
+    })
+}
+
+fn execution(row: &AnyRow, steps: Vec<StepRecord>) -> Result<ExecutionRecord, Error> {
+    Ok(ExecutionRecord {
+        id: parse(row, "id")?,
+        tenant: parse(row, "tenant_id")?,
+        workflow: parse(row, "workflow_id")?,
+        version: int(row, "version")?,
+        status: parse(row, "status")?,
+        trigger_node: text(row, "trigger_node")?,
+        trigger: json(row, "trigger_data")?.unwrap_or_default(),
+        output: json(row, "output")?,
+        error: opt_text(row, "error")?,
+        cancel_requested: int(row, "cancel_requested")? != 0,
+        deadline_ms: opt_int(row, "deadline_ms")?,
+        created_at: int(row, "created_at")?,
+        started_at: opt_int(row, "started_at")?,
+        finished_at: opt_int(row, "finished_at")?,
+        steps,
+    })
+}
+
+impl Store {
+    /// Inserts a queued execution, or finds the one its idempotency key already started.
+    pub async fn create_execution(&self, new: &NewExecution) -> Result<Created, Error> {
+        let inserted = sqlx::query(
+            "INSERT INTO executions (id, tenant_id, workflow_id, version, status, trigger_node, trigger_data, \
+             idempotency_key, deadline_ms, created_at) VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $9) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(new.id.to_string())
+        .bind(new.tenant.to_string())
+        .bind(new.workflow.to_string())
+        .bind(new.version)
+        .bind(&new.trigger_node)
+        .bind(new.trigger.to_string())
+        .bind(new.idempotency_key.clone())
+        .bind(new.deadline_ms)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if inserted == 1 {
+            return Ok(Created {
+                id: new.id,
+                created: true,
+            });
+        }
+        let Some(key) = &new.idempotency_key else {
+            return Err(Error::Conflict(format!("execution {} exists", new.id)));
+        };
+        let row =
+            sqlx::query("SELECT id FROM executions WHERE tenant_id = $1 AND idempotency_key = $2")
+                .bind(new.tenant.to_string())
+                .bind(key)
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(Created {
+            id: parse(&row, "id")?,
+            created: false,
+        })
+    }
+
+    async fn steps(&self, id: ExecutionId) -> Result<Vec<StepRecord>, Error> {
+        let rows = sqlx::query(
+            "SELECT * FROM steps WHERE execution_id = $1 \
+             ORDER BY CASE WHEN started_at IS NULL THEN 1 ELSE 0 END, started_at, node",
+        )
+        .bind(id.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(step).collect()
+    }
+
+    pub async fn get_execution(
+        &self,
+        tenant: TenantId,
+        id: ExecutionId,
+    ) -> Result<Option<ExecutionRecord>, Error> {
+        let row = sqlx::query("SELECT * FROM executions WHERE id = $1 AND tenant_id = $2")
+            .bind(id.to_string())
+            .bind(tenant.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        match row {
+            Some(row) => Ok(Some(execution(&row, self.steps(id).await?)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// An execution whatever its tenant, for the engine itself.
+    pub async fn load_execution(&self, id: ExecutionId) -> Result<Option<ExecutionRecord>, Error> {
+        let row = sqlx::query("SELECT * FROM executions WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        match row {
+            Some(row) => Ok(Some(execution(&row, self.steps(id).await?)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Newest first, a page at a time.
+    pub async fn list_executions(
+        &self,
+        tenant: TenantId,
+        query: &ExecutionQuery,
+    ) -> Result<ExecutionPage, Error> {
+        let limit = match query.limit {
+            0 => 50,
+            n => n.min(500),
+        } as i64;
+        let mut sql = String::from(
+            "SELECT id, workflow_id, version, status, created_at, finished_at FROM executions WHERE tenant_id = $1",
+        );
+        let mut binds = vec![tenant.to_string()];
+        if let Some(workflow) = query.workflow {
+            binds.push(workflow.to_string());
+            sql.push_str(&format!(" AND workflow_id = ${}", binds.len()));
+        }
+        if let Some(status) = query.status {
+            binds.push(status.as_str().to_owned());
+            sql.push_str(&format!(" AND status = ${}", binds.len()));
+        }
+        if let Some(cursor) = query.cursor {
+            binds.push(cursor.to_string());
+            sql.push_str(&format!(" AND id < ${}", binds.len()));
+        }
+        sql.push_str(&format!(" ORDER BY id DESC LIMIT {}", limit + 1));
+        let mut q = sqlx::query(&sql);
+        for b in binds {
+            q = q.bind(b);
+        }
+        let rows = q.fetch_all(&self.pool).await?;
+        let mut items = rows
+            .iter()
+            .map(|row| {
+                Ok(ExecutionSummary {
+                    id: parse(row, "id")?,
+                    workflow: parse(row, "workflow_id")?,
+                    version: int(row, "version")?,
+                    status: parse(row, "status")?,
+                    created_at: int(row, "created_at")?,
+                    finished_at: opt_int(row, "finished_at")?,
+                })
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        let next_cursor = if items.len() as i64 > limit {
+            items.truncate(limit as usize);
+            items.last().map(|e| e.id)
+        } else {
+            None
+        };
+        Ok(ExecutionPage { items, next_cursor })
+    }
+
+    /// Moves an execution from `from` to `to`; false if it was not at `from`.
+    pub async fn transition_execution(&self, change: &ExecutionChange) -> Result<bool, Error> {
+        let now = now_ms();
+        let started = (change.to == ExecutionStatus::Running).then_some(now);
+        let finished = change.to.is_terminal().then_some(now);
+        let updated = sqlx::query(
+            "UPDATE executions SET status = $1, started_at = COALESCE(started_at, $2), \
+             finished_at = COALESCE($3, finished_at), output = COALESCE($4, output), error = COALESCE($5, error) \
+             WHERE id = $6 AND status = $7",
+        )
+        .bind(change.to.as_str())
+        .bind(started)
+        .bind(finished)
+        .bind(to_json(&change.output))
+        .bind(change.error.clone())
+        .bind(change.id.to_string())
+        .bind(change.from.as_str())
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(updated == 1)
+    }
+
+    /// Flags an execution for cancellation; returns its status then.
+    pub async fn request_cancel(
+        &self,
+        tenant: TenantId,
+        id: ExecutionId,
+    ) -> Result<Option<ExecutionStatus>, Error> {
+        sqlx::query(&format!("UPDATE executions SET cancel_requested = 1 WHERE id = $1 AND tenant_id = $2 AND {ACTIVE}"))
+            .bind(id.to_string())
+            .bind(tenant.to_string())
+            .execute(&self.pool)
+            .await?;
+        let row = sqlx::query("SELECT status FROM executions WHERE id = $1 AND tenant_id = $2")
+            .bind(id.to_string())
+            .bind(tenant.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| parse(&row, "status")).transpose()
+    }
+
+    /// Writes one step of the journal (insert or replace).
+    pub async fn save_step(&self, step: &StepRecord) -> Result<(), Error> {
+        sqlx::query(
+            "INSERT INTO steps (execution_id, node, status, attempts, input, output, branch, error, started_at, \
+             finished_at, wake_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+             ON CONFLICT (execution_id, node) DO UPDATE SET status = excluded.status, attempts = excluded.attempts, \
+             input = excluded.input, output = excluded.output, branch = excluded.branch, error = excluded.error, \
+             started_at = excluded.started_at, finished_at = excluded.finished_at, wake_at = excluded.wake_at",
+        )
+        .bind(step.execution.to_string())
+        .bind(&step.node)
+        .bind(step.status.as_str())
+        .bind(i64::from(step.attempts))
+        .bind(to_json(&step.input))
+        .bind(to_json(&step.output))
+        .bind(step.branch.clone())
+        .bind(step.error.clone())
+        .bind(step.started_at)
+        .bind(step.finished_at)
+        .bind(step.wake_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Claims unfinished executions whose lease expired (or, with
+    /// `include_own`, that `owner` still holds). Returns their ids.
+    pub async fn claim_executions(
+        &self,
+        request: &ClaimRequest<'_>,
+    ) -> Result<Vec<ExecutionId>, Error> {
+        let now = now_ms();
+        let own = if request.include_own {
+            "OR owner = $1"
+        } else {
+            ""
+        };
+        let sql = format!(
+            "UPDATE executions SET owner = $1, lease_until = $2 WHERE id IN (\
+             SELECT id FROM executions WHERE {ACTIVE} AND (lease_until < $3 {own}) \
+             AND (status = 'running' OR created_at < $4) ORDER BY lease_until LIMIT $5 {}) RETURNING id",
+            self.backend.skip_locked()
+        );
+        let rows = sqlx::query(&sql)
+            .bind(request.owner)
+            .bind(lease_until(request.lease))
+            .bind(now)
+            .bind(now - QUEUED_GRACE_MS)
+            .bind(i64::from(request.limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|row| parse(row, "id")).collect()
+    }
+
+    /// Claims one execution if nobody else holds a live lease on it.
+    pub async fn claim_execution(
+        &self,
+        id: ExecutionId,
+        owner: &str,
+        lease: Duration,
+    ) -> Result<bool, Error> {
+        let updated = sqlx::query(&format!(
+            "UPDATE executions SET owner = $2, lease_until = $3 \
+             WHERE id = $1 AND {ACTIVE} AND (owner = $2 OR owner IS NULL OR lease_until < $4)"
+        ))
+        .bind(id.to_string())
+        .bind(owner)
+        .bind(lease_until(lease))
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(updated == 1)
+    }
+
+    /// Extends every lease `owner` holds; a zero lease hands them back.
+    pub async fn renew_leases(&self, owner: &str, lease: Duration) -> Result<u64, Error> {
+        let until = if lease.is_zero() {
+            0
+        } else {
+            lease_until(lease)
+        };
+        let updated = sqlx::query(&format!(
+            "UPDATE executions SET lease_until = $2 WHERE owner = $1 AND {ACTIVE}"
+        ))
+        .bind(owner)
+        .bind(until)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(updated)
+    }
+
+    pub async fn release_execution(&self, id: ExecutionId, owner: &str) -> Result<(), Error> {
+        sqlx::query(
+            "UPDATE executions SET owner = NULL, lease_until = 0 WHERE id = $1 AND owner = $2",
+        )
+        .bind(id.to_string())
+        .bind(owner)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}

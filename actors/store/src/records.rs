@@ -1,0 +1,125 @@
+//! What the store returns and takes.
+
+use flowmesh_model::{
+    ExecutionId, ExecutionStatus, NodeStatus, TenantId, WorkflowDocument, WorkflowId,
+};
+use serde::Serialize;
+use serde_json::Value;
+
+/// Who an API key belongs to.
+#[derive(Clone, Debug, Serialize)]
+pub struct Principal {
+    pub tenant: TenantId,
+    pub tenant_slug: String,
+    pub role: String,
+    pub key_id: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct WorkflowSummary {
+    pub id: WorkflowId,
+    pub name: String,
+    pub latest_version: i64,
+    pub published_version: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct WorkflowRecord {
+    pub summary: WorkflowSummary,
+    /// The latest version.
+    pub document: WorkflowDocument,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct NewExecution {
+    pub id: ExecutionId,
+    pub tenant: TenantId,
+    pub workflow: WorkflowId,
+    pub version: i64,
+    pub trigger_node: String,
+    /// `{body, headers, query}` of what started the run.
+    pub trigger: Value,
+    pub idempotency_key: Option<String>,
+    pub deadline_ms: Option<i64>,
+}
+
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Created {
+    pub id: ExecutionId,
+    /// False when the idempotency key matched an earlier execution.
+    pub created: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ExecutionRecord {
+    pub id: ExecutionId,
+    pub tenant: TenantId,
+    pub workflow: WorkflowId,
+    pub version: i64,
+    pub status: ExecutionStatus,
+    pub trigger_node: String,
+    pub trigger: Value,
+    pub output: Option<Value>,
+    pub error: Option<String>,
+    pub cancel_requested: bool,
+    pub deadline_ms: Option<i64>,
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+    pub steps: Vec<StepRecord>,
+}
+
+/// One node of one execution in the journal.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StepRecord {
+    pub execution: ExecutionId,
+    pub node: String,
+    pub status: NodeStatus,
+    pub attempts: u32,
+    pub input: Option<Value>,
+    pub output: Option<Value>,
+    pub branch: Option<String>,
+    pub error: Option<String>,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+    /// When a wait ends or a retry is due.
+    pub wake_at: Option<i64>,
+}
+
+/// A compare-and-set of an execution's status.
+#[derive(Clone, Debug)]
+pub struct ExecutionChange {
+    pub id: ExecutionId,
+    pub from: ExecutionStatus,
+    pub to: ExecutionStatus,
+    pub output: Option<Value>,
+    pub error: Option<String>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct ExecutionQuery {
+    pub workflow: Option<WorkflowId>,
+    pub status: Option<ExecutionStatus>,
+    /// 1 to 500; 0 means 50.
+    pub limit: u32,
+    /// The last id of the previous page.
+    pub cursor: Option<ExecutionId>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ExecutionPage {
+    pub items: Vec<ExecutionSummary>,
+    pub next_cursor: Option<ExecutionId>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ExecutionSummary {
+    pub id: ExecutionId,
+    pub workflow: WorkflowId,
+    pub version: i64,
+    pub status: ExecutionStatus,
+    pub created_at: i64,
+    pub finished_at: Option<i64>,
+}

@@ -1,0 +1,234 @@
+//! Workflows, their versions and their webhook routes. Every call is scoped
+//! by tenant: another tenant's workflow is simply not found.
+
+use flowmesh_model::{TenantId, WorkflowDocument, WorkflowId};
+use sqlx::any::AnyRow;
+
+use crate::{Error, Store, WorkflowRecord, WorkflowSummary, int, now_ms, opt_int, parse, text};
+
+const SUMMARY_COLUMNS: &str = "id, name, latest_version, published_version, created_at, updated_at";
+
+fn summary(row: &AnyRow) -> Result<WorkflowSummary, Error> {
+    Ok(WorkflowSummary {
+        id: parse(row, "id")?,
+        name: text(row, "name")?,
+        latest_version: int(row, "latest_version")?,
+        published_version: opt_int(row, "published_version")?,
+        created_at: int(row, "created_at")?,
+        updated_at: int(row, "updated_at")?,
+    })
+}
+
+fn document_text(doc: &WorkflowDocument) -> Result<String, Error> {
+    serde_json::to_string(doc).map_err(|e| Error::Invalid(e.to_string()))
+}
+
+fn document(row: &AnyRow) -> Result<WorkflowDocument, Error> {
+    let text = text(row, "document")?;
+    serde_json::from_str(&text).map_err(|e| Error::Corrupt(format!("workflow document: {e}")))
+}
+
+impl Store {
+    pub async fn create_workflow(
+        &self,
+        tenant: TenantId,
+        doc: &WorkflowDocument,
+    ) -> Result<WorkflowSummary, Error> {
+        let id = WorkflowId::new();
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO workflows (id, tenant_id, name, latest_version, created_at, updated_at) \
+             VALUES ($1, $2, $3, 1, $4, $4)",
+        )
+        .bind(id.to_string())
+        .bind(tenant.to_string())
+        .bind(&doc.name)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("INSERT INTO workflow_versions (workflow_id, version, document, created_at) VALUES ($1, 1, $2, $3)")
+            .bind(id.to_string())
+            .bind(document_text(doc)?)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(WorkflowSummary {
+            id,
+            name: doc.name.clone(),
+            latest_version: 1,
+            published_version: None,
+            created_at: now,
+            updated_at: now,
+        })
+    }
+
+    pub async fn list_workflows(&self, tenant: TenantId) -> Result<Vec<WorkflowSummary>, Error> {
+        let rows = sqlx::query(&format!(
+            "SELECT {SUMMARY_COLUMNS} FROM workflows WHERE tenant_id = $1 AND deleted_at IS NULL ORDER BY id DESC"
+        ))
+        .bind(tenant.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(summary).collect()
+    }
+
+    pub async fn get_workflow(
+        &self,
+        tenant: TenantId,
+        id: WorkflowId,
+    ) -> Result<Option<WorkflowRecord>, Error> {
+        let row = sqlx::query(
+            "SELECT w.id, w.name, w.latest_version, w.published_version, w.created_at, w.updated_at, v.document \
+             FROM workflows w JOIN workflow_versions v ON v.workflow_id = w.id AND v.version = w.latest_version \
+             WHERE w.id = $1 AND w.tenant_id = $2 AND w.deleted_at IS NULL",
+        )
+        .bind(id.to_string())
+        .bind(tenant.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| {
+            Ok(WorkflowRecord {
+                summary: summary(&row)?,
+                document: document(&row)?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Adds a draft version; the published version keeps running.
+    pub async fn update_workflow(
+        &self,
+        tenant: TenantId,
+        id: WorkflowId,
+        doc: &WorkflowDocument,
+    ) -> Result<Option<WorkflowSummary>, Error> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(&format!(
+            "UPDATE workflows SET latest_version = latest_version + 1, name = $3, updated_at = $4 \
+             WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL RETURNING {SUMMARY_COLUMNS}"
+        ))
+        .bind(id.to_string())
+        .bind(tenant.to_string())
+        .bind(&doc.name)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let updated = summary(&row)?;
+        sqlx::query("INSERT INTO workflow_versions (workflow_id, version, document, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(id.to_string())
+            .bind(updated.latest_version)
+            .bind(document_text(doc)?)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Some(updated))
+    }
+
+    /// Deletes a workflow (its history stays for the executions that ran it)
+    /// and frees its webhook routes.
+    pub async fn delete_workflow(&self, tenant: TenantId, id: WorkflowId) -> Result<bool, Error> {
+        let mut tx = self.pool.begin().await?;
+        let deleted = sqlx::query(
+            "UPDATE workflows SET deleted_at = $3 WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL",
+        )
+        .bind(id.to_string())
+        .bind(tenant.to_string())
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        sqlx::query("DELETE FROM webhook_routes WHERE workflow_id = $1")
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(deleted == 1)
+    }
+
+    /// Publishes the latest version and makes `routes` its webhook routes.
+    pub async fn publish_workflow(
+        &self,
+        tenant: TenantId,
+        id: WorkflowId,
+        routes: &[(String, String)],
+    ) -> Result<Option<WorkflowSummary>, Error> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(&format!(
+            "UPDATE workflows SET published_version = latest_version, updated_at = $3 \
+             WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL RETURNING {SUMMARY_COLUMNS}"
+        ))
+        .bind(id.to_string())
+        .bind(tenant.to_string())
+        .bind(now_ms())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        sqlx::query("DELETE FROM webhook_routes WHERE workflow_id = $1")
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        for (method, path) in routes {
+            let holder = sqlx::query("SELECT workflow_id FROM webhook_routes WHERE tenant_id = $1 AND method = $2 AND path = $3")
+                .bind(tenant.to_string())
+                .bind(method)
+                .bind(path)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if let Some(holder) = holder {
+                return Err(Error::Conflict(format!(
+                    "the webhook {method} /{path} is already served by workflow {}",
+                    text(&holder, "workflow_id")?
+                )));
+            }
+            sqlx::query("INSERT INTO webhook_routes (tenant_id, method, path, workflow_id) VALUES ($1, $2, $3, $4)")
+                .bind(tenant.to_string())
+                .bind(method)
+                .bind(path)
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        summary(&row).map(Some)
+    }
+
+    pub async fn workflow_version(
+        &self,
+        id: WorkflowId,
+        version: i64,
+    ) -> Result<Option<WorkflowDocument>, Error> {
+        let row = sqlx::query(
+            "SELECT document FROM workflow_versions WHERE workflow_id = $1 AND version = $2",
+        )
+        .bind(id.to_string())
+        .bind(version)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| document(&row)).transpose()
+    }
+
+    pub async fn find_webhook(
+        &self,
+        tenant: TenantId,
+        method: &str,
+        path: &str,
+    ) -> Result<Option<(WorkflowId, i64)>, Error> {
+        let row = sqlx::query(
+            "SELECT w.id, w.published_version FROM webhook_routes r JOIN workflows w ON w.id = r.workflow_id \
+             WHERE r.tenant_id = $1 AND r.method = $2 AND r.path = $3 AND w.deleted_at IS NULL \
+             AND w.published_version IS NOT NULL",
+        )
+        .bind(tenant.to_string())
+        .bind(method)
+        .bind(path)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| Ok((parse(&row, "id")?, int(&row, "published_version")?)))
+            .transpose()
+    }
+}

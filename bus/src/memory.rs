@@ -1,0 +1,345 @@
+//! The in-process transport: the bus semantics of JetStream, in memory, for
+//! the embedded mode.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use flowmesh_model::{Command, ExecutionEvent, ExecutionId, TenantId};
+use tokio::sync::{Notify, broadcast};
+use tokio::time::Instant;
+
+use crate::{Acker, Delivery, Envelope, Error, Options};
+
+/// How long a finished execution's events stay after its last event.
+const FINISHED_LINGER: Duration = Duration::from_secs(60);
+/// Most events kept per execution; older ones are dropped first.
+const MAX_EVENTS_PER_EXECUTION: usize = 10_000;
+const PRUNE_EVERY: Duration = Duration::from_secs(5);
+
+#[derive(Clone)]
+pub struct Memory {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    ack_wait: Duration,
+    duplicate_window: Duration,
+    event_max_age: Duration,
+    queue: Mutex<Queue>,
+    queue_signal: Notify,
+    control: broadcast::Sender<Envelope>,
+    logs: Mutex<Logs>,
+    event_signal: broadcast::Sender<Arc<(TenantId, Envelope)>>,
+}
+
+#[derive(Default)]
+struct Queue {
+    next_seq: u64,
+    ready: VecDeque<Entry>,
+    inflight: BTreeMap<u64, (Entry, Instant)>,
+    seen: HashMap<String, Instant>,
+    seen_order: VecDeque<(Instant, String)>,
+}
+
+#[derive(Clone)]
+struct Entry {
+    seq: u64,
+    envelope: Envelope,
+    deliveries: u32,
+}
+
+struct Logs {
+    by_execution: HashMap<ExecutionId, Log>,
+    last_prune: Instant,
+}
+
+struct Log {
+    events: VecDeque<Envelope>,
+    /// Events dropped from the front, so reader positions stay absolute.
+    dropped: usize,
+    last_at: Instant,
+    finished: bool,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Memory {
+    pub fn new(options: &Options) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                ack_wait: options.ack_wait.0,
+                duplicate_window: options.duplicate_window.0,
+                event_max_age: options.event_max_age.0,
+                queue: Mutex::default(),
+                queue_signal: Notify::new(),
+                control: broadcast::channel(4096).0,
+                logs: Mutex::new(Logs {
+                    by_execution: HashMap::new(),
+                    last_prune: Instant::now(),
+                }),
+                event_signal: broadcast::channel(16_384).0,
+            }),
+        }
+    }
+
+    pub fn publish_command(&self, envelope: Envelope, broadcast: bool) {
+        if broadcast {
+            // No subscriber is fine: the store holds the durable part.
+            let _ = self.inner.control.send(envelope);
+            return;
+        }
+        let now = Instant::now();
+        let mut q = lock(&self.inner.queue);
+        while q
+            .seen_order
+            .front()
+            .is_some_and(|(at, _)| now.duration_since(*at) > self.inner.duplicate_window)
+        {
+            if let Some((_, key)) = q.seen_order.pop_front() {
+                q.seen.remove(&key);
+            }
+        }
+        if let Some(key) = &envelope.key {
+            if q.seen.contains_key(key) {
+                return;
+            }
+            q.seen.insert(key.clone(), now);
+            q.seen_order.push_back((now, key.clone()));
+        }
+        q.next_seq += 1;
+        let seq = q.next_seq;
+        q.ready.push_back(Entry {
+            seq,
+            envelope,
+            deliveries: 0,
+        });
+        drop(q);
+        self.inner.queue_signal.notify_one();
+    }
+
+    pub fn commands(&self) -> CommandReader {
+        CommandReader {
+            inner: self.inner.clone(),
+        }
+    }
+
+    pub fn control(&self) -> ControlReader {
+        ControlReader {
+            rx: self.inner.control.subscribe(),
+        }
+    }
+
+    pub fn publish_event(&self, event: &ExecutionEvent, envelope: Envelope) {
+        let now = Instant::now();
+        let mut logs = lock(&self.inner.logs);
+        let log = logs
+            .by_execution
+            .entry(event.execution)
+            .or_insert_with(|| Log {
+                events: VecDeque::new(),
+                dropped: 0,
+                last_at: now,
+                finished: false,
+            });
+        if log.events.len() >= MAX_EVENTS_PER_EXECUTION {
+            log.events.pop_front();
+            log.dropped += 1;
+        }
+        log.events.push_back(envelope.clone());
+        log.last_at = now;
+        log.finished |= event.kind.is_final();
+        if now.duration_since(logs.last_prune) > PRUNE_EVERY {
+            let max_age = self.inner.event_max_age;
+            logs.by_execution.retain(|_, l| {
+                let age = now.duration_since(l.last_at);
+                age < max_age && !(l.finished && age > FINISHED_LINGER)
+            });
+            logs.last_prune = now;
+        }
+        // Sent under the lock so that readers see log and signal in one order.
+        let _ = self
+            .inner
+            .event_signal
+            .send(Arc::new((event.tenant, envelope)));
+    }
+
+    pub fn execution_events(&self, _tenant: TenantId, execution: ExecutionId) -> EventReader {
+        let rx = self.inner.event_signal.subscribe();
+        EventReader {
+            inner: self.inner.clone(),
+            rx,
+            filter: Filter::Execution { execution, next: 0 },
+        }
+    }
+
+    pub fn tenant_events(&self, tenant: TenantId) -> EventReader {
+        let rx = self.inner.event_signal.subscribe();
+        EventReader {
+            inner: self.inner.clone(),
+            rx,
+            filter: Filter::Tenant(tenant),
+        }
+    }
+}
+
+pub struct CommandReader {
+    inner: Arc<Inner>,
+}
+
+impl CommandReader {
+    pub async fn next(&mut self) -> Option<Result<Delivery, Error>> {
+        loop {
+            let notified = self.inner.queue_signal.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let wake_at = {
+                let now = Instant::now();
+                let mut q = lock(&self.inner.queue);
+                let expired: Vec<u64> = q
+                    .inflight
+                    .iter()
+                    .filter(|(_, (_, at))| *at <= now)
+                    .map(|(s, _)| *s)
+                    .collect();
+                for seq in expired.into_iter().rev() {
+                    if let Some((entry, _)) = q.inflight.remove(&seq) {
+                        q.ready.push_front(entry);
+                    }
+                }
+                if let Some(mut entry) = q.ready.pop_front() {
+                    entry.deliveries += 1;
+                    q.inflight
+                        .insert(entry.seq, (entry.clone(), now + self.inner.ack_wait));
+                    drop(q);
+                    match entry.envelope.decode::<Command>() {
+                        Ok(command) => {
+                            let ack = Ack {
+                                inner: self.inner.clone(),
+                                seq: entry.seq,
+                            };
+                            return Some(Ok(Delivery {
+                                command,
+                                trace: entry.envelope.trace.clone(),
+                                redelivered: entry.deliveries > 1,
+                                acker: Acker::Memory(ack),
+                            }));
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "dropping an undecodable command");
+                            lock(&self.inner.queue).inflight.remove(&entry.seq);
+                            continue;
+                        }
+                    }
+                }
+                q.inflight.values().map(|(_, at)| *at).min()
+            };
+            match wake_at {
+                Some(at) => {
+                    tokio::select! {
+                        () = &mut notified => {}
+                        () = tokio::time::sleep_until(at) => {}
+                    }
+                }
+                None => notified.await,
+            }
+        }
+    }
+}
+
+/// Settles one in-process delivery.
+pub struct Ack {
+    inner: Arc<Inner>,
+    seq: u64,
+}
+
+impl Ack {
+    pub fn ack(self) {
+        lock(&self.inner.queue).inflight.remove(&self.seq);
+    }
+
+    pub fn nak(self, delay: Duration) {
+        if let Some((_, at)) = lock(&self.inner.queue).inflight.get_mut(&self.seq) {
+            *at = Instant::now() + delay;
+        }
+        // Waiting readers recompute when the next redelivery is due.
+        self.inner.queue_signal.notify_waiters();
+    }
+}
+
+pub struct ControlReader {
+    rx: broadcast::Receiver<Envelope>,
+}
+
+impl ControlReader {
+    pub async fn next(&mut self) -> Option<Result<Delivery, Error>> {
+        loop {
+            match self.rx.recv().await {
+                Ok(envelope) => match envelope.decode::<Command>() {
+                    Ok(command) => {
+                        return Some(Ok(Delivery {
+                            command,
+                            trace: envelope.trace,
+                            redelivered: false,
+                            acker: Acker::None,
+                        }));
+                    }
+                    Err(e) => tracing::warn!(error = %e, "dropping an undecodable control command"),
+                },
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::warn!(missed = n, "control reader fell behind")
+                }
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    }
+}
+
+enum Filter {
+    Execution { execution: ExecutionId, next: usize },
+    Tenant(TenantId),
+}
+
+pub struct EventReader {
+    inner: Arc<Inner>,
+    rx: broadcast::Receiver<Arc<(TenantId, Envelope)>>,
+    filter: Filter,
+}
+
+impl EventReader {
+    pub async fn next(&mut self) -> Option<Result<ExecutionEvent, Error>> {
+        loop {
+            if let Filter::Execution { execution, next } = &mut self.filter {
+                // The log is the source; the signal only says something was added.
+                let envelope = {
+                    let logs = lock(&self.inner.logs);
+                    logs.by_execution.get(execution).and_then(|log| {
+                        *next = (*next).max(log.dropped);
+                        log.events.get(*next - log.dropped).cloned()
+                    })
+                };
+                if let Some(envelope) = envelope {
+                    *next += 1;
+                    return Some(envelope.decode());
+                }
+            }
+            match self.rx.recv().await {
+                Ok(message) => {
+                    if let Filter::Tenant(tenant) = self.filter
+                        && message.0 == tenant
+                    {
+                        return Some(message.1.decode());
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    if matches!(self.filter, Filter::Tenant(_)) {
+                        tracing::warn!(missed = n, "tenant event reader fell behind");
+                    }
+                }
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    }
+}

@@ -1,0 +1,329 @@
+//! The NATS JetStream transport.
+
+use std::time::Duration;
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::{self, AckKind, consumer, stream};
+use flowmesh_model::{Command, ExecutionEvent, ExecutionId, TenantId};
+use futures::StreamExt;
+
+use crate::subjects::{COMMAND_CONSUMER, Subjects};
+use crate::{Acker, Delivery, Envelope, Error, Options};
+
+const HEADER_SCHEMA: &str = "Flowmesh-Schema";
+const HEADER_ENCODING: &str = "Flowmesh-Encoding";
+const HEADER_TRACE: &str = "traceparent";
+const HEADER_MSG_ID: &str = "Nats-Msg-Id";
+const CONTROL_MAX_AGE: Duration = Duration::from_secs(600);
+
+fn unavailable(e: impl std::fmt::Display) -> Error {
+    Error::Unavailable(e.to_string())
+}
+
+#[derive(Clone)]
+pub struct Nats {
+    client: async_nats::Client,
+    js: jetstream::Context,
+    subjects: Subjects,
+}
+
+fn headers(envelope: &Envelope) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert(HEADER_SCHEMA, envelope.schema.to_string().as_str());
+    h.insert(HEADER_ENCODING, envelope.encoding.as_str());
+    if let Some(trace) = &envelope.trace {
+        h.insert(HEADER_TRACE, trace.as_str());
+    }
+    if let Some(key) = &envelope.key {
+        h.insert(HEADER_MSG_ID, key.as_str());
+    }
+    h
+}
+
+fn envelope(message: &async_nats::Message) -> Result<Envelope, Error> {
+    let h = message
+        .headers
+        .as_ref()
+        .ok_or_else(|| Error::Codec("a message without headers".into()))?;
+    let get = |name: &str| h.get(name).map(|v| v.as_str().to_owned());
+    let schema = get(HEADER_SCHEMA)
+        .and_then(|s| s.parse::<u16>().ok())
+        .ok_or_else(|| Error::Codec(format!("a message without a valid {HEADER_SCHEMA} header")))?;
+    Ok(Envelope {
+        schema,
+        encoding: get(HEADER_ENCODING).unwrap_or_default(),
+        trace: get(HEADER_TRACE),
+        key: get(HEADER_MSG_ID),
+        body: message.payload.clone(),
+    })
+}
+
+impl Nats {
+    pub async fn connect(url: &str, options: &Options) -> Result<Self, Error> {
+        let timeout = options.connect_timeout.0;
+        let connect = async_nats::ConnectOptions::new()
+            .connection_timeout(timeout)
+            .connect(url);
+        let client = tokio::time::timeout(timeout, connect)
+            .await
+            .map_err(|_| Error::Unavailable(format!("no answer from NATS within {timeout:?}")))?
+            .map_err(unavailable)?;
+        let js = jetstream::new(client.clone());
+        let subjects = Subjects::new(&options.prefix);
+        let nats = Nats {
+            client,
+            js,
+            subjects,
+        };
+        nats.ensure(options).await?;
+        Ok(nats)
+    }
+
+    /// Creates the streams and the shared consumer if they do not exist.
+    async fn ensure(&self, options: &Options) -> Result<(), Error> {
+        let s = &self.subjects;
+        let commands = self
+            .js
+            .get_or_create_stream(stream::Config {
+                name: s.command_stream(),
+                subjects: vec![s.all("cmd")],
+                retention: stream::RetentionPolicy::WorkQueue,
+                storage: stream::StorageType::File,
+                duplicate_window: options.duplicate_window.0,
+                ..Default::default()
+            })
+            .await
+            .map_err(unavailable)?;
+        self.js
+            .get_or_create_stream(stream::Config {
+                name: s.control_stream(),
+                subjects: vec![s.all("ctl")],
+                retention: stream::RetentionPolicy::Limits,
+                storage: stream::StorageType::File,
+                max_age: CONTROL_MAX_AGE,
+                duplicate_window: options.duplicate_window.0.min(CONTROL_MAX_AGE),
+                ..Default::default()
+            })
+            .await
+            .map_err(unavailable)?;
+        self.js
+            .get_or_create_stream(stream::Config {
+                name: s.event_stream(),
+                subjects: vec![s.all("evt")],
+                retention: stream::RetentionPolicy::Limits,
+                storage: stream::StorageType::File,
+                max_age: options.event_max_age.0,
+                duplicate_window: options.duplicate_window.0.min(options.event_max_age.0),
+                ..Default::default()
+            })
+            .await
+            .map_err(unavailable)?;
+        commands
+            .get_or_create_consumer(
+                COMMAND_CONSUMER,
+                consumer::pull::Config {
+                    durable_name: Some(COMMAND_CONSUMER.to_owned()),
+                    ack_policy: consumer::AckPolicy::Explicit,
+                    ack_wait: options.ack_wait.0,
+                    max_deliver: -1,
+                    max_ack_pending: 20_000,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    pub async fn health(&self) -> Result<(), Error> {
+        if self.client.connection_state() != async_nats::connection::State::Connected {
+            return Err(Error::Unavailable("not connected to NATS".into()));
+        }
+        tokio::time::timeout(Duration::from_secs(2), self.js.query_account())
+            .await
+            .map_err(|_| Error::Unavailable("JetStream did not answer in time".into()))?
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    pub async fn publish_command(
+        &self,
+        command: &Command,
+        envelope: Envelope,
+        broadcast: bool,
+    ) -> Result<(), Error> {
+        let (tenant, execution) = (command.tenant(), command.execution());
+        let subject = if broadcast {
+            self.subjects.control(tenant, execution)
+        } else {
+            self.subjects.command(tenant, execution)
+        };
+        let ack = self
+            .js
+            .publish_with_headers(subject, headers(&envelope), envelope.body.clone())
+            .await
+            .map_err(unavailable)?;
+        ack.await.map_err(unavailable)?;
+        Ok(())
+    }
+
+    pub async fn commands(&self) -> Result<CommandReader, Error> {
+        let stream = self
+            .js
+            .get_stream(self.subjects.command_stream())
+            .await
+            .map_err(unavailable)?;
+        let consumer: consumer::PullConsumer = stream
+            .get_consumer(COMMAND_CONSUMER)
+            .await
+            .map_err(unavailable)?;
+        let messages = consumer.messages().await.map_err(unavailable)?;
+        Ok(CommandReader { messages })
+    }
+
+    async fn ordered(
+        &self,
+        stream: String,
+        filter: String,
+        policy: consumer::DeliverPolicy,
+    ) -> Result<consumer::push::Ordered, Error> {
+        let stream = self.js.get_stream(stream).await.map_err(unavailable)?;
+        let consumer = stream
+            .create_consumer(consumer::push::OrderedConfig {
+                deliver_subject: self.client.new_inbox(),
+                filter_subject: filter,
+                deliver_policy: policy,
+                ..Default::default()
+            })
+            .await
+            .map_err(unavailable)?;
+        consumer.messages().await.map_err(unavailable)
+    }
+
+    pub async fn control(&self) -> Result<ControlReader, Error> {
+        let messages = self
+            .ordered(
+                self.subjects.control_stream(),
+                self.subjects.all("ctl"),
+                consumer::DeliverPolicy::New,
+            )
+            .await?;
+        Ok(ControlReader { messages })
+    }
+
+    pub async fn publish_event(
+        &self,
+        event: &ExecutionEvent,
+        envelope: Envelope,
+    ) -> Result<(), Error> {
+        let subject = self.subjects.event(event.tenant, event.execution);
+        // Sent in order on this connection; the acknowledgement is not awaited
+        // (events are notifications, the journal is the record).
+        drop(
+            self.js
+                .publish_with_headers(subject, headers(&envelope), envelope.body.clone())
+                .await
+                .map_err(unavailable)?,
+        );
+        Ok(())
+    }
+
+    pub async fn events(
+        &self,
+        tenant: TenantId,
+        execution: Option<ExecutionId>,
+    ) -> Result<EventReader, Error> {
+        let (filter, policy) = match execution {
+            Some(e) => (self.subjects.event(tenant, e), consumer::DeliverPolicy::All),
+            None => (
+                self.subjects.tenant_events(tenant),
+                consumer::DeliverPolicy::New,
+            ),
+        };
+        let messages = self
+            .ordered(self.subjects.event_stream(), filter, policy)
+            .await?;
+        Ok(EventReader { messages })
+    }
+
+    pub async fn shutdown(&self) {
+        let _ = self.client.flush().await;
+    }
+}
+
+pub struct CommandReader {
+    messages: consumer::pull::Stream,
+}
+
+impl CommandReader {
+    pub async fn next(&mut self) -> Option<Result<Delivery, Error>> {
+        loop {
+            let message = match self.messages.next().await? {
+                Ok(m) => m,
+                Err(e) => return Some(Err(unavailable(e))),
+            };
+            let decoded =
+                envelope(&message).and_then(|env| Ok((env.decode::<Command>()?, env.trace)));
+            match decoded {
+                Ok((command, trace)) => {
+                    let redelivered = message.info().map(|i| i.delivered > 1).unwrap_or(false);
+                    return Some(Ok(Delivery {
+                        command,
+                        trace,
+                        redelivered,
+                        acker: Acker::Nats(Box::new(message)),
+                    }));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "terminating an undecodable command");
+                    let _ = message.ack_with(AckKind::Term).await;
+                }
+            }
+        }
+    }
+}
+
+pub struct ControlReader {
+    messages: consumer::push::Ordered,
+}
+
+impl ControlReader {
+    pub async fn next(&mut self) -> Option<Result<Delivery, Error>> {
+        loop {
+            let message = match self.messages.next().await? {
+                Ok(m) => m,
+                Err(e) => return Some(Err(unavailable(e))),
+            };
+            match envelope(&message).and_then(|env| Ok((env.decode::<Command>()?, env.trace))) {
+                Ok((command, trace)) => {
+                    return Some(Ok(Delivery {
+                        command,
+                        trace,
+                        redelivered: false,
+                        acker: Acker::None,
+                    }));
+                }
+                Err(e) => tracing::warn!(error = %e, "skipping an undecodable control command"),
+            }
+        }
+    }
+}
+
+pub struct EventReader {
+    messages: consumer::push::Ordered,
+}
+
+impl EventReader {
+    pub async fn next(&mut self) -> Option<Result<ExecutionEvent, Error>> {
+        loop {
+            let message = match self.messages.next().await? {
+                Ok(m) => m,
+                Err(e) => return Some(Err(unavailable(e))),
+            };
+            match envelope(&message).and_then(|env| env.decode::<ExecutionEvent>()) {
+                Ok(event) => return Some(Ok(event)),
+                Err(e) => tracing::warn!(error = %e, "skipping an undecodable event"),
+            }
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! Every subject and stream flowmesh uses, named in one place.
+//!
+//! | stream | subjects | retention | read by |
+//! | --- | --- | --- | --- |
+//! | `{PREFIX}_CMD` | `{prefix}.cmd.{tenant}.{execution}` | work queue | the durable pull consumer `engine`, shared by every process: each command goes to one of them |
+//! | `{PREFIX}_CTL` | `{prefix}.ctl.{tenant}.{execution}` | limits, 10 minutes | an ordered consumer per process, from the moment it subscribes: every process sees every control command |
+//! | `{PREFIX}_EVT` | `{prefix}.evt.{tenant}.{execution}` | limits, `event_max_age` | ordered consumers per execution (replay from the start) and per tenant (new only) |
+//!
+//! `{prefix}` is the configured prefix (default `flowmesh`); `{PREFIX}` its
+//! upper-case form with `.` and `-` as `_`. Tenant and execution ids are
+//! hyphenated UUIDs, which are valid subject tokens.
+
+use flowmesh_model::{ExecutionId, TenantId};
+
+/// Name of the durable consumer that shares start commands between processes.
+pub const COMMAND_CONSUMER: &str = "engine";
+
+#[derive(Clone, Debug)]
+pub struct Subjects {
+    prefix: String,
+}
+
+impl Subjects {
+    pub fn new(prefix: &str) -> Self {
+        Self {
+            prefix: prefix.to_owned(),
+        }
+    }
+
+    fn stream(&self, suffix: &str) -> String {
+        let base: String = self
+            .prefix
+            .chars()
+            .map(|c| {
+                if c == '.' || c == '-' {
+                    '_'
+                } else {
+                    c.to_ascii_uppercase()
+                }
+            })
+            .collect();
+        format!("{base}_{suffix}")
+    }
+
+    pub fn command_stream(&self) -> String {
+        self.stream("CMD")
+    }
+
+    pub fn control_stream(&self) -> String {
+        self.stream("CTL")
+    }
+
+    pub fn event_stream(&self) -> String {
+        self.stream("EVT")
+    }
+
+    pub fn command(&self, tenant: TenantId, execution: ExecutionId) -> String {
+        format!("{}.cmd.{tenant}.{execution}", self.prefix)
+    }
+
+    pub fn control(&self, tenant: TenantId, execution: ExecutionId) -> String {
+        format!("{}.ctl.{tenant}.{execution}", self.prefix)
+    }
+
+    pub fn event(&self, tenant: TenantId, execution: ExecutionId) -> String {
+        format!("{}.evt.{tenant}.{execution}", self.prefix)
+    }
+
+    pub fn tenant_events(&self, tenant: TenantId) -> String {
+        format!("{}.evt.{tenant}.*", self.prefix)
+    }
+
+    /// The wildcard of a stream's subjects: `{prefix}.{kind}.>`.
+    pub fn all(&self, kind: &str) -> String {
+        format!("{}.{kind}.>", self.prefix)
+    }
+
+    /// Whether a prefix can be used: subject tokens, no wildcards or spaces.
+    pub fn valid_prefix(prefix: &str) -> bool {
+        !prefix.is_empty()
+            && prefix.split('.').all(|t| {
+                !t.is_empty()
+                    && t.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_prefix() {
+        let s = Subjects::new("it-1.a");
+        assert_eq!(s.command_stream(), "IT_1_A_CMD");
+        let (t, e) = (TenantId::new(), ExecutionId::new());
+        assert_eq!(s.command(t, e), format!("it-1.a.cmd.{t}.{e}"));
+        assert!(Subjects::valid_prefix("flowmesh"));
+        assert!(!Subjects::valid_prefix("a.*"));
+        assert!(!Subjects::valid_prefix("a b"));
+        assert!(!Subjects::valid_prefix(""));
+    }
+}

@@ -1,0 +1,279 @@
+//! `http_request`: one HTTP call, rendered from templates, guarded against
+//! private addresses, with the step's idempotency key.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use flowmesh_model::{HumanDuration, Primitive};
+use reqwest::redirect::Policy;
+use reqwest::{Method, StatusCode};
+use serde_json::{Map, Value, json};
+
+use super::Ctx;
+use crate::expr::Expressions;
+use crate::ssrf::{AllowList, Denied, GuardedResolver};
+use crate::{Error, ErrorClass, HttpOptions, NodeError, Outcome, RunRequest};
+
+const MAX_REDIRECTS: usize = 5;
+
+pub struct HttpClient {
+    client: reqwest::Client,
+    allow: Arc<AllowList>,
+    default_timeout: Duration,
+    max_response_bytes: usize,
+}
+
+/// A header value taken from a connection's secret.
+struct Credential {
+    header: String,
+    value: String,
+    secret: String,
+}
+
+impl HttpClient {
+    pub fn new(options: &HttpOptions) -> Result<Self, Error> {
+        let allow = Arc::new(AllowList::parse(&options.allow_hosts)?);
+        let redirect_allow = allow.clone();
+        let policy = Policy::custom(move |attempt| {
+            if attempt.previous().len() >= MAX_REDIRECTS {
+                return attempt.error(Denied(format!("more than {MAX_REDIRECTS} redirects")));
+            }
+            let host = attempt.url().host_str().unwrap_or_default().to_owned();
+            match redirect_allow.check_host(&host) {
+                Ok(()) => attempt.follow(),
+                Err(denied) => attempt.error(denied),
+            }
+        });
+        let client = reqwest::Client::builder()
+            .user_agent(options.user_agent.clone())
+            .redirect(policy)
+            .dns_resolver(Arc::new(GuardedResolver {
+                allow: allow.clone(),
+            }))
+            .build()
+            .map_err(|e| Error::Config(format!("HTTP client: {e}")))?;
+        Ok(Self {
+            client,
+            allow,
+            default_timeout: options.default_timeout.0,
+            max_response_bytes: options.max_response_bytes,
+        })
+    }
+
+    fn credential(request: &RunRequest<'_>) -> Result<Option<Credential>, NodeError> {
+        let Some(id) = request
+            .node
+            .config
+            .get("connection")
+            .and_then(Value::as_str)
+        else {
+            return Ok(None);
+        };
+        let connection = request
+            .document
+            .node(id)
+            .filter(|n| n.primitive == Primitive::Connection)
+            .ok_or_else(|| NodeError::permanent(format!("connection {id:?} does not exist")))?;
+        let secret = connection
+            .config
+            .get("secret")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let value = request.secrets.secret(&secret).ok_or_else(|| {
+            NodeError::permanent(format!("secret {secret:?} of connection {id:?} is not set"))
+        })?;
+        let header = connection
+            .config
+            .get("header")
+            .and_then(Value::as_str)
+            .unwrap_or("Authorization")
+            .to_owned();
+        let prefix = connection
+            .config
+            .get("prefix")
+            .and_then(Value::as_str)
+            .unwrap_or("Bearer ");
+        Ok(Some(Credential {
+            header,
+            value: format!("{prefix}{value}"),
+            secret: value,
+        }))
+    }
+
+    pub async fn run(&self, ctx: &Ctx<'_>) -> Result<Outcome, NodeError> {
+        let credential = Self::credential(ctx.request)?;
+        let result = self.call(ctx, credential.as_ref()).await;
+        // A secret must never leave through an error or an echoing server.
+        match (result, &credential) {
+            (Ok(Outcome::Output { value, branch }), Some(c)) => Ok(Outcome::Output {
+                value: redact_value(value, &c.secret),
+                branch,
+            }),
+            (Err(mut e), Some(c)) => {
+                e.message = e.message.replace(&c.secret, "[redacted]");
+                Err(e)
+            }
+            (result, _) => result,
+        }
+    }
+
+    async fn call(
+        &self,
+        ctx: &Ctx<'_>,
+        credential: Option<&Credential>,
+    ) -> Result<Outcome, NodeError> {
+        let config = &ctx.request.node.config;
+        let scope = Expressions::context(ctx.request.scope);
+        let text = |field: &str| {
+            config
+                .get(field)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+        };
+        let url_text = ctx.expr.render_text(text("url"), &scope)?;
+        let mut url = reqwest::Url::parse(url_text.trim())
+            .map_err(|e| NodeError::permanent(format!("url {url_text:?} is not a URL: {e}")))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(NodeError::permanent(format!(
+                "only http and https URLs are allowed, not {}",
+                url.scheme()
+            )));
+        }
+        let host = url.host_str().unwrap_or_default().to_owned();
+        self.allow.check_host(&host).map_err(|d| NodeError {
+            class: ErrorClass::Denied,
+            message: d.to_string(),
+        })?;
+        if let Some(Value::Object(query)) = config.get("query") {
+            let mut pairs = url.query_pairs_mut();
+            for (k, v) in query {
+                pairs.append_pair(
+                    k,
+                    &ctx.expr
+                        .render_text(v.as_str().unwrap_or_default(), &scope)?,
+                );
+            }
+        }
+        let method_text = text("method");
+        let method = if method_text.is_empty() {
+            Method::GET
+        } else {
+            Method::from_bytes(method_text.to_ascii_uppercase().as_bytes())
+                .map_err(|_| NodeError::permanent("invalid method"))?
+        };
+        let timeout = match config.get("timeout").and_then(Value::as_str) {
+            Some(t) => t
+                .parse::<HumanDuration>()
+                .map(|d| d.0)
+                .map_err(|_| NodeError::permanent(format!("timeout {t:?} is not a duration")))?,
+            None => self.default_timeout,
+        };
+        let mut request = self
+            .client
+            .request(method, url)
+            .timeout(timeout)
+            .header("Idempotency-Key", ctx.request.idempotency_key);
+        if let Some(Value::Object(headers)) = config.get("headers") {
+            for (name, template) in headers {
+                request = request.header(
+                    name.as_str(),
+                    ctx.expr
+                        .render_text(template.as_str().unwrap_or_default(), &scope)?,
+                );
+            }
+        }
+        if let Some(c) = credential {
+            request = request.header(c.header.as_str(), c.value.as_str());
+        }
+        if let Some(body) = config.get("body") {
+            request = request.json(&ctx.expr.render_value(body, &scope)?);
+        }
+        let response = request.send().await.map_err(classify)?;
+        self.read(response).await
+    }
+
+    async fn read(&self, mut response: reqwest::Response) -> Result<Outcome, NodeError> {
+        let status = response.status();
+        let headers: Map<String, Value> = response
+            .headers()
+            .iter()
+            .filter_map(|(k, v)| {
+                Some((
+                    k.as_str().to_ascii_lowercase(),
+                    Value::String(v.to_str().ok()?.to_owned()),
+                ))
+            })
+            .collect();
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(classify)? {
+            if bytes.len() + chunk.len() > self.max_response_bytes {
+                return Err(NodeError::permanent(format!(
+                    "the response is larger than {} bytes",
+                    self.max_response_bytes
+                )));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        let body = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+            return Err(NodeError {
+                class: ErrorClass::Transient,
+                message: format!("the server answered {status}"),
+            });
+        }
+        if status.is_client_error() {
+            return Err(NodeError::permanent(format!(
+                "the server answered {status}"
+            )));
+        }
+        Ok(Outcome::Output {
+            value: json!({"status": status.as_u16(), "headers": headers, "body": body}),
+            branch: None,
+        })
+    }
+}
+
+fn classify(e: reqwest::Error) -> NodeError {
+    let mut source: Option<&dyn std::error::Error> = Some(&e);
+    while let Some(s) = source {
+        if let Some(denied) = s.downcast_ref::<Denied>() {
+            return NodeError {
+                class: ErrorClass::Denied,
+                message: denied.to_string(),
+            };
+        }
+        source = s.source();
+    }
+    let class = if e.is_timeout() {
+        ErrorClass::Timeout
+    } else {
+        ErrorClass::Transient
+    };
+    let host = e
+        .url()
+        .and_then(|u| u.host_str())
+        .unwrap_or_default()
+        .to_owned();
+    let message = format!("request to {host} failed: {}", e.without_url());
+    NodeError { class, message }
+}
+
+fn redact_value(value: Value, secret: &str) -> Value {
+    if secret.is_empty() {
+        return value;
+    }
+    match value {
+        Value::String(s) => Value::String(s.replace(secret, "[redacted]")),
+        Value::Array(items) => {
+            Value::Array(items.into_iter().map(|v| redact_value(v, secret)).collect())
+        }
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| (k, redact_value(v, secret)))
+                .collect(),
+        ),
+        other => other,
+    }
+}

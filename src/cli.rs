@@ -1,0 +1,276 @@
+//! Command-line settings (each flag has a matching environment variable)
+//! and the commands of the binary.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand, ValueEnum};
+use flowmesh_actors::{Engine, EngineParts};
+use flowmesh_bus::Bus;
+use flowmesh_gateway::Gateway;
+use flowmesh_model::{HumanDuration, WorkflowDocument};
+use flowmesh_node_handlers::{EnvSecrets, HttpOptions, Registry};
+use flowmesh_store::Store;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "flowmesh",
+    version,
+    about = "Multi-tenant workflow automation engine"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Commands>,
+
+    /// Address of the HTTP API.
+    #[arg(
+        long,
+        env = "FLOWMESH_LISTEN",
+        default_value = "127.0.0.1:8080",
+        global = true
+    )]
+    pub listen: SocketAddr,
+
+    /// Directory of the embedded SQLite store.
+    #[arg(
+        long,
+        env = "FLOWMESH_DATA_DIR",
+        default_value = "./flowmesh-data",
+        global = true
+    )]
+    pub data_dir: PathBuf,
+
+    /// NATS server with JetStream; without it the bus is in-process.
+    #[arg(long, env = "FLOWMESH_NATS_URL", global = true)]
+    pub nats_url: Option<String>,
+
+    /// PostgreSQL URL (postgres://...); without it the store is SQLite in the data directory.
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Prefix of NATS subjects and streams, to run several deployments on one NATS.
+    #[arg(
+        long,
+        env = "FLOWMESH_BUS_PREFIX",
+        default_value = "flowmesh",
+        global = true
+    )]
+    pub bus_prefix: String,
+
+    /// This process's identity as an owner of executions; keep it across
+    /// restarts to take executions back at once. Default: "embedded" with
+    /// SQLite, a random id when distributed.
+    #[arg(long, env = "FLOWMESH_NODE_ID", global = true)]
+    pub node_id: Option<String>,
+
+    /// API key of the default tenant's admin, created on first start (a random one is printed otherwise).
+    #[arg(
+        long,
+        env = "FLOWMESH_ADMIN_KEY",
+        global = true,
+        hide_env_values = true
+    )]
+    pub admin_key: Option<String>,
+
+    /// Hosts or CIDRs that http_request may reach although private (comma-separated).
+    #[arg(
+        long,
+        env = "FLOWMESH_HTTP_ALLOW_HOSTS",
+        default_value = "",
+        global = true
+    )]
+    pub http_allow_hosts: String,
+
+    /// How long an execution lease lasts without renewal.
+    #[arg(long, env = "FLOWMESH_LEASE", default_value = "15s", global = true)]
+    pub lease: HumanDuration,
+
+    /// On shutdown, how long running node attempts may take to finish.
+    #[arg(
+        long,
+        env = "FLOWMESH_SHUTDOWN_GRACE",
+        default_value = "10s",
+        global = true
+    )]
+    pub shutdown_grace: HumanDuration,
+
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "FLOWMESH_MAX_BODY_BYTES", default_value_t = 1024 * 1024, global = true)]
+    pub max_body_bytes: usize,
+
+    /// Log format.
+    #[arg(
+        long,
+        env = "FLOWMESH_LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
+    pub log_format: LogFormat,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Commands {
+    /// Run the engine (the default).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Check a workflow document offline, with the same messages as the API.
+    Validate {
+        /// Path of the JSON document.
+        file: PathBuf,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+pub fn init_tracing(cli: &Cli) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FLOWMESH_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn store_options(cli: &Cli) -> flowmesh_store::Options {
+    flowmesh_store::Options {
+        database_url: cli.database_url.clone(),
+        data_dir: cli.data_dir.clone(),
+        ..Default::default()
+    }
+}
+
+fn registry(cli: &Cli) -> anyhow::Result<Registry> {
+    let options = flowmesh_node_handlers::Options {
+        http: HttpOptions {
+            allow_hosts: HttpOptions::parse_allow_hosts(&cli.http_allow_hosts),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    Registry::new(&options).context("FLOWMESH_HTTP_ALLOW_HOSTS")
+}
+
+pub async fn migrate(cli: &Cli) -> anyhow::Result<ExitCode> {
+    let store = Store::connect(&store_options(cli))
+        .await
+        .context("connecting to the store")?;
+    store.migrate().await.context("migrating")?;
+    store.close().await;
+    eprintln!("migrations applied");
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn validate(cli: &Cli, file: &Path) -> anyhow::Result<ExitCode> {
+    let text = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let registry = registry(cli)?;
+    let checked = WorkflowDocument::from_json(&text)
+        .and_then(|doc| flowmesh_model::validate::validate(&doc, &registry).map(|()| doc));
+    match checked {
+        Ok(doc) => {
+            println!(
+                "{}: valid workflow {:?} with {} nodes",
+                file.display(),
+                doc.name,
+                doc.nodes.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(errors) => {
+            println!("{}: {errors}", file.display());
+            Ok(ExitCode::from(2))
+        }
+    }
+}
+
+pub async fn serve(cli: &Cli) -> anyhow::Result<ExitCode> {
+    let store = Store::connect(&store_options(cli))
+        .await
+        .context("connecting to the store")?;
+    if let Some(key) = store
+        .bootstrap(cli.admin_key.as_deref())
+        .await
+        .context("creating the default tenant")?
+    {
+        // Printed once, on the terminal only: it is the only copy.
+        println!("created tenant \"default\" with admin API key: {key}");
+    }
+    let bus_options = flowmesh_bus::Options {
+        nats_url: cli.nats_url.clone(),
+        prefix: cli.bus_prefix.clone(),
+        ..Default::default()
+    };
+    let bus = Bus::connect(&bus_options)
+        .await
+        .context("connecting to the bus")?;
+    let node_id = cli.node_id.clone().unwrap_or_else(|| {
+        if cli.nats_url.is_none() && cli.database_url.is_none() {
+            "embedded".to_owned()
+        } else {
+            format!("node-{}", flowmesh_model::ExecutionId::new().0.simple())
+        }
+    });
+    let options = flowmesh_actors::Options {
+        node_id: node_id.clone(),
+        lease: cli.lease,
+        shutdown_grace: cli.shutdown_grace,
+        ..Default::default()
+    };
+    let engine = Engine::start(EngineParts {
+        store: store.clone(),
+        bus: bus.clone(),
+        registry: registry(cli)?,
+        runner: None,
+        secrets: Arc::new(EnvSecrets),
+        options,
+    })
+    .await
+    .context("starting the engine")?;
+    let gateway_options = flowmesh_gateway::Options {
+        listen: cli.listen,
+        max_body_bytes: cli.max_body_bytes,
+    };
+    let gateway = Gateway::bind(&gateway_options, engine.handle()).await?;
+    let addr = gateway.local_addr().unwrap_or(cli.listen);
+    tracing::info!(%addr, node_id, transport = bus.transport_name(), "flowmesh is listening");
+    // On stdout so that scripts (and tests, which pass port 0) can find the port.
+    println!("listening on http://{addr}");
+    gateway.serve(shutdown_signal()).await?;
+    tracing::info!("shutting down: no new requests; letting running nodes finish");
+    engine.shutdown().await;
+    bus.shutdown().await;
+    store.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

@@ -1,0 +1,334 @@
+//! Test harness: runs the real `flowmesh` binary in either mode and talks to
+//! it over HTTP, with a local HTTP server standing in for outside APIs.
+
+#![allow(dead_code)]
+
+pub mod stub;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+pub const NATS_URL: &str = "nats://127.0.0.1:4222";
+pub const POSTGRES_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+pub const ADMIN_KEY: &str = "fmk_test_admin_key_0123456789";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Embedded,
+    Distributed,
+}
+
+/// One engine process and what it needs; cleaned up on drop.
+pub struct Engine {
+    pub mode: Mode,
+    child: Option<Child>,
+    pub base: String,
+    data_dir: tempfile::TempDir,
+    pub database: Option<String>,
+    pub prefix: String,
+    pub node_id: String,
+    http: reqwest::Client,
+    extra_env: Vec<(String, String)>,
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}{}", uuid::Uuid::new_v4().simple())
+}
+
+async fn create_database() -> String {
+    use sqlx::Connection;
+    let name = unique("flowmesh_it_");
+    let mut admin = sqlx::PgConnection::connect(POSTGRES_ADMIN_URL)
+        .await
+        .expect("PostgreSQL must be reachable for distributed tests");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await
+        .expect("create test database");
+    name
+}
+
+impl Engine {
+    pub async fn start(mode: Mode) -> Engine {
+        Self::start_with(mode, &[]).await
+    }
+
+    /// Starts an engine with extra environment variables.
+    pub async fn start_with(mode: Mode, env: &[(&str, &str)]) -> Engine {
+        let database = match mode {
+            Mode::Embedded => None,
+            Mode::Distributed => Some(create_database().await),
+        };
+        let mut engine = Engine {
+            mode,
+            child: None,
+            base: String::new(),
+            data_dir: tempfile::tempdir().expect("temp dir"),
+            database,
+            prefix: unique("it"),
+            node_id: unique("node-"),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .build()
+                .expect("client"),
+            extra_env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        engine.spawn();
+        engine.wait_ready().await;
+        engine
+    }
+
+    fn spawn(&mut self) {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_flowmesh"));
+        cmd.arg("serve")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("FLOWMESH_LISTEN", "127.0.0.1:0")
+            .env("FLOWMESH_DATA_DIR", self.data_dir.path())
+            .env("FLOWMESH_ADMIN_KEY", ADMIN_KEY)
+            .env("FLOWMESH_HTTP_ALLOW_HOSTS", "127.0.0.1")
+            .env("FLOWMESH_NODE_ID", &self.node_id)
+            .env("FLOWMESH_BUS_PREFIX", &self.prefix)
+            .env("FLOWMESH_SHUTDOWN_GRACE", "2s")
+            .env(
+                "FLOWMESH_LOG",
+                std::env::var("FLOWMESH_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        if let Some(db) = &self.database {
+            cmd.env(
+                "DATABASE_URL",
+                format!("postgres://postgres@127.0.0.1:5432/{db}"),
+            );
+            cmd.env("FLOWMESH_NATS_URL", NATS_URL);
+        }
+        for (k, v) in &self.extra_env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn flowmesh");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut sent = false;
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if !sent && let Some(addr) = line.strip_prefix("listening on ") {
+                    let _ = tx.send(addr.trim().to_owned());
+                    sent = true;
+                }
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("flowmesh did not report its address");
+        self.base = addr;
+        self.child = Some(child);
+    }
+
+    async fn wait_ready(&self) {
+        let url = format!("{}/ready", self.base);
+        eventually("engine ready", Duration::from_secs(30), || async {
+            let r = self.http.get(&url).send().await.ok()?;
+            (r.status() == StatusCode::OK).then_some(())
+        })
+        .await;
+    }
+
+    /// Kills the process without warning (SIGKILL) and starts it again with the same settings.
+    pub async fn kill_and_restart(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.spawn();
+        self.wait_ready().await;
+    }
+
+    /// Sends SIGTERM and waits for a graceful exit; returns the exit status.
+    pub async fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("engine running");
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
+        eventually("graceful exit", Duration::from_secs(30), || {
+            let status = child.try_wait().ok().flatten();
+            async move { status }
+        })
+        .await
+    }
+
+    /// Starts the process again after `terminate`.
+    pub async fn start_again(&mut self) {
+        self.spawn();
+        self.wait_ready().await;
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self
+            .http
+            .request(method, self.url(path))
+            .bearer_auth(ADMIN_KEY);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.request(Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.request(Method::POST, path, Some(body)).await
+    }
+
+    pub fn client(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// Creates and publishes a workflow; returns its id.
+    pub async fn deploy(&self, document: Value) -> String {
+        let (status, body) = self.post("/v1/workflows", document).await;
+        assert_eq!(status, StatusCode::CREATED, "create: {body}");
+        let id = body["id"].as_str().expect("id").to_owned();
+        let (status, body) = self
+            .post(&format!("/v1/workflows/{id}/publish"), json!({}))
+            .await;
+        assert_eq!(status, StatusCode::OK, "publish: {body}");
+        id
+    }
+
+    /// Starts an execution through the API; returns its id.
+    pub async fn start_execution(&self, workflow: &str, input: Value) -> String {
+        let (status, body) = self
+            .post(&format!("/v1/workflows/{workflow}/executions"), input)
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "start: {body}");
+        body["execution_id"]
+            .as_str()
+            .expect("execution_id")
+            .to_owned()
+    }
+
+    pub async fn execution(&self, id: &str) -> Value {
+        let (status, body) = self.get(&format!("/v1/executions/{id}")).await;
+        assert_eq!(status, StatusCode::OK, "get execution: {body}");
+        body
+    }
+
+    /// Polls until the execution ends; returns it.
+    pub async fn finished(&self, id: &str) -> Value {
+        eventually("execution finished", Duration::from_secs(30), || async {
+            let e = self.execution(id).await;
+            let done = !matches!(e["status"].as_str(), Some("queued" | "running"));
+            done.then_some(e)
+        })
+        .await
+    }
+}
+
+/// The state of one node in an execution's JSON.
+pub fn node<'a>(execution: &'a Value, id: &str) -> &'a Value {
+    execution["nodes"]
+        .as_array()
+        .and_then(|nodes| nodes.iter().find(|n| n["node"] == id))
+        .unwrap_or(&Value::Null)
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if self.mode == Mode::Distributed {
+            let database = self.database.clone();
+            let prefix = self.prefix.to_uppercase();
+            let cleanup = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                rt.block_on(async move {
+                    use sqlx::Connection;
+                    if let (Some(db), Ok(mut admin)) = (
+                        database,
+                        sqlx::PgConnection::connect(POSTGRES_ADMIN_URL).await,
+                    ) {
+                        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+                            .execute(&mut admin)
+                            .await;
+                    }
+                    if let Ok(client) = async_nats::connect(NATS_URL).await {
+                        let js = async_nats::jetstream::new(client);
+                        for suffix in ["CMD", "CTL", "EVT"] {
+                            let _ = js.delete_stream(format!("{prefix}_{suffix}")).await;
+                        }
+                    }
+                });
+            });
+            let _ = cleanup.join();
+        }
+    }
+}
+
+/// Polls `probe` until it returns `Some`, or panics after `limit`.
+pub async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + limit;
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    loop {
+        tick.tick().await;
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+    }
+}
+
+/// Runs one async test body in both modes, as two tests.
+#[macro_export]
+macro_rules! both_modes {
+    ($name:ident, $body:path) => {
+        mod $name {
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn embedded() {
+                $body(common::Mode::Embedded).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn distributed() {
+                $body(common::Mode::Distributed).await;
+            }
+        }
+    };
+}
