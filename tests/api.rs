@@ -148,19 +148,51 @@ both_modes!(
     invalid_documents
 );
 
-async fn raw(
-    engine: &Engine,
+/// One request and the error it must get.
+struct Case {
     method: Method,
-    path: &str,
-    content_type: Option<&str>,
+    path: String,
+    content_type: Option<&'static str>,
     body: Vec<u8>,
-    key: Option<&str>,
-) -> (StatusCode, Value) {
-    let mut req = engine.client().request(method, engine.url(path)).body(body);
-    if let Some(ct) = content_type {
+    key: Option<&'static str>,
+    status: StatusCode,
+    code: &'static str,
+}
+
+fn case(method: Method, path: impl Into<String>, status: StatusCode, code: &'static str) -> Case {
+    Case {
+        method,
+        path: path.into(),
+        content_type: None,
+        body: vec![],
+        key: Some(ADMIN_KEY),
+        status,
+        code,
+    }
+}
+
+impl Case {
+    fn body(mut self, content_type: &'static str, body: impl Into<Vec<u8>>) -> Self {
+        self.content_type = Some(content_type);
+        self.body = body.into();
+        self
+    }
+
+    fn key(mut self, key: Option<&'static str>) -> Self {
+        self.key = key;
+        self
+    }
+}
+
+async fn send(engine: &Engine, case: &Case) -> (StatusCode, Value) {
+    let mut req = engine
+        .client()
+        .request(case.method.clone(), engine.url(&case.path))
+        .body(case.body.clone());
+    if let Some(ct) = case.content_type {
         req = req.header("content-type", ct);
     }
-    if let Some(key) = key {
+    if let Some(key) = case.key {
         req = req.bearer_auth(key);
     }
     let resp = req.send().await.unwrap();
@@ -174,184 +206,147 @@ async fn raw(
 
 async fn bad_input(mode: Mode) {
     let engine = Engine::start(mode).await;
-    let json_ct = Some("application/json");
-    let key = Some(ADMIN_KEY);
-    let cases: Vec<(
-        Method,
-        String,
-        Option<&str>,
-        Vec<u8>,
-        Option<&str>,
-        StatusCode,
-        &str,
-    )> = vec![
-        (
+    let json = "application/json";
+    let some_id = uuid::Uuid::now_v7();
+    let cases = vec![
+        case(
             Method::POST,
-            "/v1/workflows".into(),
-            json_ct,
-            b"{\"name\": ".to_vec(),
-            key,
+            "/v1/workflows",
             StatusCode::BAD_REQUEST,
             "malformed_json",
-        ),
-        (
+        )
+        .body(json, "{\"name\": "),
+        case(
             Method::POST,
-            "/v1/workflows".into(),
-            json_ct,
-            vec![0xff, 0xfe, 0x00],
-            key,
+            "/v1/workflows",
             StatusCode::BAD_REQUEST,
             "malformed_json",
-        ),
-        (
+        )
+        .body(json, vec![0xff, 0xfe, 0x00]),
+        case(
             Method::POST,
-            "/v1/workflows".into(),
-            Some("text/plain"),
-            b"{}".to_vec(),
-            key,
+            "/v1/workflows",
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
-        ),
-        (
+        )
+        .body("text/plain", "{}"),
+        case(
             Method::POST,
-            "/v1/workflows".into(),
-            json_ct,
-            vec![b' '; 2 * 1024 * 1024],
-            key,
+            "/v1/workflows",
             StatusCode::PAYLOAD_TOO_LARGE,
             "payload_too_large",
-        ),
-        (
+        )
+        .body(json, vec![b' '; 2 * 1024 * 1024]),
+        case(
             Method::GET,
-            "/v1/workflows".into(),
-            None,
-            vec![],
-            None,
+            "/v1/workflows",
             StatusCode::UNAUTHORIZED,
             "unauthorized",
-        ),
-        (
+        )
+        .key(None),
+        case(
             Method::GET,
-            "/v1/workflows".into(),
-            None,
-            vec![],
-            Some("fmk_wrong"),
+            "/v1/workflows",
             StatusCode::UNAUTHORIZED,
             "unauthorized",
-        ),
-        (
+        )
+        .key(Some("fmk_wrong")),
+        case(
             Method::GET,
-            "/v1/workflows/not-a-uuid".into(),
-            None,
-            vec![],
-            key,
+            "/v1/workflows/not-a-uuid",
             StatusCode::NOT_FOUND,
             "not_found",
         ),
-        (
+        case(
             Method::GET,
-            format!("/v1/workflows/{}", uuid::Uuid::now_v7()),
-            None,
-            vec![],
-            key,
+            format!("/v1/workflows/{some_id}"),
             StatusCode::NOT_FOUND,
             "not_found",
         ),
-        (
+        case(
             Method::GET,
-            format!("/v1/executions/{}", uuid::Uuid::now_v7()),
-            None,
-            vec![],
-            key,
+            format!("/v1/executions/{some_id}"),
             StatusCode::NOT_FOUND,
             "not_found",
         ),
-        (
+        case(
             Method::POST,
-            format!("/v1/executions/{}/cancel", uuid::Uuid::now_v7()),
-            None,
-            vec![],
-            key,
+            format!("/v1/executions/{some_id}/cancel"),
             StatusCode::NOT_FOUND,
             "not_found",
         ),
-        (
+        case(
             Method::GET,
-            "/v1/executions?status=done".into(),
-            None,
-            vec![],
-            key,
+            "/v1/executions?status=done",
             StatusCode::BAD_REQUEST,
             "bad_request",
         ),
-        (
+        case(
             Method::GET,
-            "/v1/executions?limit=0".into(),
-            None,
-            vec![],
-            key,
+            "/v1/executions?limit=0",
             StatusCode::BAD_REQUEST,
             "bad_request",
         ),
-        (
+        case(
             Method::GET,
-            "/v1/nothing-here".into(),
-            None,
-            vec![],
-            key,
+            "/v1/nothing-here",
             StatusCode::NOT_FOUND,
             "not_found",
         ),
-        (
+        case(
             Method::PATCH,
-            "/v1/workflows".into(),
-            None,
-            vec![],
-            key,
+            "/v1/workflows",
             StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",
         ),
-        (
+        case(
             Method::POST,
-            "/hooks/default/unknown".into(),
-            json_ct,
-            b"{}".to_vec(),
-            None,
+            "/hooks/default/unknown",
             StatusCode::NOT_FOUND,
             "not_found",
-        ),
-        (
+        )
+        .body(json, "{}")
+        .key(None),
+        case(
             Method::POST,
-            "/hooks/no-such-tenant/signup".into(),
-            json_ct,
-            b"{}".to_vec(),
-            None,
+            "/hooks/no-such-tenant/signup",
             StatusCode::NOT_FOUND,
             "not_found",
-        ),
+        )
+        .body(json, "{}")
+        .key(None),
     ];
-    for (method, path, ct, body, key, want_status, want_code) in cases {
-        let (status, got) = raw(&engine, method.clone(), &path, ct, body, key).await;
-        assert_eq!(status, want_status, "{method} {path}: {got}");
-        assert_eq!(got["error"]["code"], want_code, "{method} {path}: {got}");
+    for c in &cases {
+        let (status, got) = send(&engine, c).await;
+        assert_eq!(status, c.status, "{} {}: {got}", c.method, c.path);
+        assert_eq!(
+            got["error"]["code"], c.code,
+            "{} {}: {got}",
+            c.method, c.path
+        );
         assert!(
             got["error"]["message"]
                 .as_str()
                 .is_some_and(|m| !m.is_empty()),
-            "{method} {path}: {got}"
+            "{} {}: {got}",
+            c.method,
+            c.path
         );
     }
     // Deeply nested JSON is refused cleanly, not with a crash.
-    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
-    let (status, got) = raw(
-        &engine,
+    let deep = format!(
+        r#"{{"name": "deep", "nodes": [{{"id": "t", "type": "trigger", "kind": "manual", "config": {}{}}}]}}"#,
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    let deep = case(
         Method::POST,
         "/v1/workflows",
-        json_ct,
-        deep.into_bytes(),
-        key,
+        StatusCode::BAD_REQUEST,
+        "malformed_json",
     )
-    .await;
+    .body(json, deep);
+    let (status, got) = send(&engine, &deep).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{got}");
     // The engine is still healthy afterwards.
     let (status, _) = engine.get("/ready").await;

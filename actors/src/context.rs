@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use flowmesh_bus::Bus;
 use flowmesh_model::{ExecutionEvent, ExecutionId};
@@ -24,9 +24,8 @@ pub(crate) struct Context {
     local: Mutex<HashSet<ExecutionId>>,
     /// Set on shutdown: executions start no new node attempts.
     draining: AtomicBool,
-    /// Node attempts running now, and a signal when one ends.
-    attempts: AtomicUsize,
-    attempt_ended: Notify,
+    /// Signalled whenever an execution actor leaves this process.
+    execution_left: Notify,
 }
 
 impl Context {
@@ -45,8 +44,7 @@ impl Context {
             options,
             local: Mutex::default(),
             draining: AtomicBool::new(false),
-            attempts: AtomicUsize::new(0),
-            attempt_ended: Notify::new(),
+            execution_left: Notify::new(),
         }
     }
 
@@ -56,6 +54,7 @@ impl Context {
             local.insert(id);
         } else {
             local.remove(&id);
+            self.execution_left.notify_waiters();
         }
     }
 
@@ -64,6 +63,15 @@ impl Context {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .contains(&id)
+    }
+
+    pub fn local_ids(&self) -> Vec<ExecutionId> {
+        self.local
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .copied()
+            .collect()
     }
 
     pub fn local_count(&self) -> usize {
@@ -78,23 +86,14 @@ impl Context {
         self.draining.load(Ordering::SeqCst)
     }
 
-    pub fn attempt_started(&self) {
-        self.attempts.fetch_add(1, Ordering::SeqCst);
-    }
-
-    pub fn attempt_finished(&self) {
-        self.attempts.fetch_sub(1, Ordering::SeqCst);
-        self.attempt_ended.notify_waiters();
-    }
-
-    /// Waits until no node attempt is running.
-    pub async fn attempts_idle(&self) {
+    /// Waits until no execution actor is left in this process.
+    pub async fn executions_gone(&self) {
         loop {
-            let notified = self.attempt_ended.notified();
-            if self.attempts.load(Ordering::SeqCst) == 0 {
+            let left = self.execution_left.notified();
+            if self.local_count() == 0 {
                 return;
             }
-            notified.await;
+            left.await;
         }
     }
 

@@ -112,7 +112,7 @@ impl Envelope {
 #[derive(Clone)]
 enum Transport {
     Memory(memory::Memory),
-    Nats(nats::Nats),
+    Nats(Box<nats::Nats>),
 }
 
 /// A cheap-to-clone handle on the bus.
@@ -133,7 +133,7 @@ impl Bus {
         }
         let transport = match &options.nats_url {
             None => Transport::Memory(memory::Memory::new(options)),
-            Some(url) => Transport::Nats(nats::Nats::connect(url, options).await?),
+            Some(url) => Transport::Nats(Box::new(nats::Nats::connect(url, options).await?)),
         };
         Ok(Bus { transport })
     }
@@ -176,7 +176,7 @@ impl Bus {
                 inner: CommandsInner::Memory(m.commands()),
             }),
             Transport::Nats(n) => Ok(Commands {
-                inner: CommandsInner::Nats(n.commands().await?),
+                inner: CommandsInner::Nats(Box::new(n.commands().await?)),
             }),
         }
     }
@@ -188,7 +188,7 @@ impl Bus {
                 inner: CommandsInner::MemoryControl(m.control()),
             }),
             Transport::Nats(n) => Ok(Commands {
-                inner: CommandsInner::NatsControl(n.control().await?),
+                inner: CommandsInner::NatsControl(Box::new(n.control().await?)),
             }),
         }
     }
@@ -215,7 +215,7 @@ impl Bus {
                 inner: EventsInner::Memory(m.execution_events(tenant, execution)),
             }),
             Transport::Nats(n) => Ok(Events {
-                inner: EventsInner::Nats(n.events(tenant, Some(execution)).await?),
+                inner: EventsInner::Nats(Box::new(n.events(tenant, Some(execution)).await?)),
             }),
         }
     }
@@ -227,7 +227,7 @@ impl Bus {
                 inner: EventsInner::Memory(m.tenant_events(tenant)),
             }),
             Transport::Nats(n) => Ok(Events {
-                inner: EventsInner::Nats(n.events(tenant, None).await?),
+                inner: EventsInner::Nats(Box::new(n.events(tenant, None).await?)),
             }),
         }
     }
@@ -248,8 +248,8 @@ pub struct Commands {
 enum CommandsInner {
     Memory(memory::CommandReader),
     MemoryControl(memory::ControlReader),
-    Nats(nats::CommandReader),
-    NatsControl(nats::ControlReader),
+    Nats(Box<nats::CommandReader>),
+    NatsControl(Box<nats::ControlReader>),
 }
 
 impl Commands {
@@ -314,7 +314,7 @@ pub struct Events {
 
 enum EventsInner {
     Memory(memory::EventReader),
-    Nats(nats::EventReader),
+    Nats(Box<nats::EventReader>),
 }
 
 impl Events {

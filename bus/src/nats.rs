@@ -139,10 +139,13 @@ impl Nats {
         if self.client.connection_state() != async_nats::connection::State::Connected {
             return Err(Error::Unavailable("not connected to NATS".into()));
         }
-        tokio::time::timeout(Duration::from_secs(2), self.js.query_account())
-            .await
-            .map_err(|_| Error::Unavailable("JetStream did not answer in time".into()))?
-            .map_err(unavailable)?;
+        tokio::time::timeout(
+            Duration::from_secs(2),
+            self.js.get_stream(self.subjects.command_stream()),
+        )
+        .await
+        .map_err(|_| Error::Unavailable("JetStream did not answer in time".into()))?
+        .map_err(unavailable)?;
         Ok(())
     }
 

@@ -242,12 +242,19 @@ impl Engine {
 
     /// Polls until the execution ends; returns it.
     pub async fn finished(&self, id: &str) -> Value {
-        eventually("execution finished", Duration::from_secs(30), || async {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        loop {
+            tick.tick().await;
             let e = self.execution(id).await;
-            let done = !matches!(e["status"].as_str(), Some("queued" | "running"));
-            done.then_some(e)
-        })
-        .await
+            if !matches!(e["status"].as_str(), Some("queued" | "running")) {
+                return e;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "execution {id} did not finish: {e:#}"
+            );
+        }
     }
 }
 

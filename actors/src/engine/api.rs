@@ -90,12 +90,15 @@ const HIDDEN_HEADERS: [&str; 4] = [
     "x-api-key",
 ];
 
+/// Compiled graphs by (workflow, published version).
+type GraphCache = HashMap<(WorkflowId, i64), Arc<WorkflowGraph>>;
+
 #[derive(Clone)]
 pub struct EngineHandle {
     ctx: Arc<Context>,
     registry: Registry,
     /// Published versions are immutable, so their graphs are cached forever.
-    graphs: Arc<Mutex<HashMap<(WorkflowId, i64), Arc<WorkflowGraph>>>>,
+    graphs: Arc<Mutex<GraphCache>>,
 }
 
 impl EngineHandle {

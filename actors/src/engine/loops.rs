@@ -166,10 +166,18 @@ async fn claim_unowned(ctx: Arc<Context>, root: ActorRef<RootMsg>) {
                 continue;
             }
         };
+        if include_own || !claimed.is_empty() {
+            tracing::debug!(
+                count = claimed.len(),
+                include_own,
+                "claimed executions nobody owned"
+            );
+        }
         include_own = false;
         for id in claimed.into_iter().filter(|id| !ctx.is_local(*id)) {
             match ctx.store.load_execution(id).await {
                 Ok(Some(record)) => {
+                    tracing::debug!(execution = %id, "resuming a claimed execution");
                     let msg = WorkflowMsg::Start {
                         execution: id,
                         reply: None,
@@ -189,13 +197,17 @@ async fn claim_unowned(ctx: Arc<Context>, root: ActorRef<RootMsg>) {
     }
 }
 
+/// Keeps the leases of the executions running here; the others expire and
+/// a sweep (here or elsewhere) picks them up again.
 async fn renew_leases(ctx: Arc<Context>) {
-    let mut tick = tokio::time::interval(ctx.options.lease.0 / 3);
+    let period = ctx.options.lease.0 / 3;
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     loop {
         tick.tick().await;
+        let running = ctx.local_ids();
         if let Err(e) = ctx
             .store
-            .renew_leases(&ctx.options.node_id, ctx.options.lease.0)
+            .renew_leases(&ctx.options.node_id, &running, ctx.options.lease.0)
             .await
         {
             tracing::warn!(error = %e, "could not renew leases");

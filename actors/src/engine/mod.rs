@@ -83,7 +83,7 @@ impl Engine {
         self.ctx.start_draining();
         let _ = self.root.cast(RootMsg::Drain);
         let grace: Duration = self.ctx.options.shutdown_grace.0;
-        if tokio::time::timeout(grace, self.ctx.attempts_idle())
+        if tokio::time::timeout(grace, self.ctx.executions_gone())
             .await
             .is_err()
         {
@@ -98,7 +98,7 @@ impl Engine {
         if let Err(e) = self
             .ctx
             .store
-            .renew_leases(&self.ctx.options.node_id, Duration::ZERO)
+            .release_leases(&self.ctx.options.node_id)
             .await
         {
             tracing::warn!(error = %e, "could not release leases; they will expire");

@@ -91,39 +91,12 @@ impl Actor for ExecutionActor {
         msg: ExecutionMsg,
         state: &mut ExecutionState,
     ) -> Result<(), ActorProcessingErr> {
-        match msg {
-            ExecutionMsg::NodeDone {
-                node,
-                attempt,
-                result,
-            } => state.node_done(&myself, node, attempt, result).await,
-            ExecutionMsg::Wake { node, attempt } => state.wake(&myself, node, attempt).await,
-            ExecutionMsg::Cancel => {
-                state
-                    .finish(
-                        &myself,
-                        ExecutionTransition::Cancel,
-                        Some("cancelled on request".into()),
-                    )
-                    .await
-            }
-            ExecutionMsg::Deadline => {
-                state
-                    .finish(
-                        &myself,
-                        ExecutionTransition::TimeOut,
-                        Some("the execution passed its timeout".into()),
-                    )
-                    .await
-            }
-            ExecutionMsg::Drain => {
-                state.draining = true;
-                state.stop_if_drained(&myself);
-                Ok(())
-            }
-            #[cfg(test)]
-            ExecutionMsg::Crash => panic!("crash requested by a test"),
+        let result = state.handle(&myself, msg).await;
+        // Draining: once the last running attempt is journaled, step aside.
+        if state.draining {
+            state.stop_if_drained(&myself);
         }
+        result
     }
 
     async fn post_stop(
@@ -140,6 +113,43 @@ impl Actor for ExecutionActor {
 }
 
 impl ExecutionState {
+    async fn handle(
+        &mut self,
+        myself: &ActorRef<ExecutionMsg>,
+        msg: ExecutionMsg,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            ExecutionMsg::NodeDone {
+                node,
+                attempt,
+                result,
+            } => self.node_done(myself, node, attempt, result).await,
+            ExecutionMsg::Wake { node, attempt } => self.wake(myself, node, attempt).await,
+            ExecutionMsg::Cancel => {
+                self.finish(
+                    myself,
+                    ExecutionTransition::Cancel,
+                    Some("cancelled on request".into()),
+                )
+                .await
+            }
+            ExecutionMsg::Deadline => {
+                self.finish(
+                    myself,
+                    ExecutionTransition::TimeOut,
+                    Some("the execution passed its timeout".into()),
+                )
+                .await
+            }
+            ExecutionMsg::Drain => {
+                self.draining = true;
+                Ok(())
+            }
+            #[cfg(test)]
+            ExecutionMsg::Crash => panic!("crash requested by a test"),
+        }
+    }
+
     fn event(&self, kind: EventKind) -> ExecutionEvent {
         ExecutionEvent {
             tenant: self.record.tenant,
@@ -318,7 +328,6 @@ impl ExecutionState {
     ) -> Result<(), ActorProcessingErr> {
         if self.ctx.is_draining() {
             self.draining = true;
-            self.stop_if_drained(myself);
             return Ok(());
         }
         self.progress.apply(i, NodeTransition::Start)?;
@@ -358,7 +367,6 @@ impl ExecutionState {
             .map(|t| t.0)
             .unwrap_or(DEFAULT_NODE_TIMEOUT);
         let reply = myself.clone();
-        ctx.attempt_started();
         let task = tokio::spawn(async move {
             let node = graph.node(i);
             let request = RunRequest {
@@ -384,7 +392,6 @@ impl ExecutionState {
                     ),
                 }),
             };
-            ctx.attempt_finished();
             let _ = reply.cast(ExecutionMsg::NodeDone {
                 node: i,
                 attempt,
@@ -474,7 +481,6 @@ impl ExecutionState {
                     Ok(())
                 } else if self.draining && error.class.is_retryable() {
                     // Shutting down: leave the attempt to be run again at the next start.
-                    self.stop_if_drained(myself);
                     Ok(())
                 } else {
                     self.progress.apply(i, NodeTransition::Fail)?;
@@ -515,10 +521,6 @@ impl ExecutionState {
             output: JsonText::from_value(&output),
         })
         .await;
-        if self.draining {
-            self.stop_if_drained(myself);
-            return Ok(());
-        }
         self.advance(myself).await
     }
 

@@ -14,6 +14,8 @@ use crate::{
 const ACTIVE: &str = "status IN ('queued', 'running')";
 /// A queued execution younger than this is left to its start command.
 const QUEUED_GRACE_MS: i64 = 2_000;
+/// Ids per lease-renewal statement.
+const RENEW_BATCH: usize = 500;
 
 /// Claim executions nobody (alive) owns.
 #[derive(Clone, Debug)]
@@ -321,18 +323,39 @@ impl Store {
         Ok(updated == 1)
     }
 
-    /// Extends every lease `owner` holds; a zero lease hands them back.
-    pub async fn renew_leases(&self, owner: &str, lease: Duration) -> Result<u64, Error> {
-        let until = if lease.is_zero() {
-            0
-        } else {
-            lease_until(lease)
-        };
+    /// Extends the leases `owner` holds on `ids` (the executions it is
+    /// running); returns how many. Leases of executions it no longer runs
+    /// are left to expire, so that a sweep can pick them up again.
+    pub async fn renew_leases(
+        &self,
+        owner: &str,
+        ids: &[ExecutionId],
+        lease: Duration,
+    ) -> Result<u64, Error> {
+        let mut renewed = 0;
+        for chunk in ids.chunks(RENEW_BATCH) {
+            let placeholders: Vec<String> =
+                (0..chunk.len()).map(|i| format!("${}", i + 3)).collect();
+            let sql = format!(
+                "UPDATE executions SET lease_until = $2 WHERE owner = $1 AND {ACTIVE} AND id IN ({})",
+                placeholders.join(", ")
+            );
+            let mut query = sqlx::query(&sql).bind(owner).bind(lease_until(lease));
+            for id in chunk {
+                query = query.bind(id.to_string());
+            }
+            renewed += query.execute(&self.pool).await?.rows_affected();
+        }
+        Ok(renewed)
+    }
+
+    /// Hands back every lease `owner` holds (graceful shutdown), so that
+    /// another process can take its executions at once.
+    pub async fn release_leases(&self, owner: &str) -> Result<u64, Error> {
         let updated = sqlx::query(&format!(
-            "UPDATE executions SET lease_until = $2 WHERE owner = $1 AND {ACTIVE}"
+            "UPDATE executions SET lease_until = 0 WHERE owner = $1 AND {ACTIVE}"
         ))
         .bind(owner)
-        .bind(until)
         .execute(&self.pool)
         .await?
         .rows_affected();
