@@ -1,1 +1,295 @@
+//! One conformance suite for both transports: every body runs against the
+//! in-process bus and against NATS JetStream (with a prefix of its own whose
+//! streams are deleted afterwards).
 
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use flowmesh_model::{
+    Command, EventKind, ExecutionEvent, ExecutionId, HumanDuration, TenantId, WorkflowId,
+};
+
+use crate::subjects::Subjects;
+use crate::{Bus, Error, Options};
+
+const NATS_URL: &str = "nats://127.0.0.1:4222";
+
+fn options(nats: bool) -> Options {
+    Options {
+        nats_url: nats.then(|| NATS_URL.to_owned()),
+        prefix: format!("t{}", uuid::Uuid::new_v4().simple()),
+        ack_wait: HumanDuration::from_millis(1_000),
+        ..Default::default()
+    }
+}
+
+async fn cleanup(options: &Options) {
+    if options.nats_url.is_none() {
+        return;
+    }
+    let client = async_nats::connect(NATS_URL).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    let s = Subjects::new(&options.prefix);
+    for name in [s.command_stream(), s.control_stream(), s.event_stream()] {
+        let _ = js.delete_stream(name).await;
+    }
+}
+
+fn start(tenant: TenantId) -> Command {
+    Command::StartExecution {
+        tenant,
+        workflow: WorkflowId::new(),
+        execution: ExecutionId::new(),
+    }
+}
+
+/// The workflow of every test event.
+const WORKFLOW: WorkflowId = WorkflowId(uuid::Uuid::from_u128(7));
+
+fn event(tenant: TenantId, execution: ExecutionId, n: u32) -> ExecutionEvent {
+    ExecutionEvent {
+        tenant,
+        workflow: WORKFLOW,
+        execution,
+        at_ms: i64::from(n),
+        kind: EventKind::NodeStarted {
+            node: format!("n{n}"),
+            attempt: n,
+        },
+    }
+}
+
+/// Waits for the next item, failing the test after a deadline.
+async fn within<T>(limit: Duration, f: impl Future<Output = Option<T>>) -> T {
+    tokio::time::timeout(limit, f)
+        .await
+        .expect("timed out")
+        .expect("stream ended")
+}
+
+macro_rules! both_transports {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test]
+            async fn in_process() {
+                let options = super::options(false);
+                super::$name(&options).await;
+            }
+
+            #[tokio::test]
+            async fn nats() {
+                let options = super::options(true);
+                super::$name(&options).await;
+                super::cleanup(&options).await;
+            }
+        }
+    };
+}
+
+async fn publish_then_consume(options: &Options) {
+    let bus = Bus::connect(options).await.unwrap();
+    let mut commands = bus.commands().await.unwrap();
+    let cmd = start(TenantId::new());
+    bus.publish_command(&cmd, Some("00-trace-01"))
+        .await
+        .unwrap();
+    let delivery = within(Duration::from_secs(5), commands.next())
+        .await
+        .unwrap();
+    assert_eq!(delivery.command, cmd);
+    assert_eq!(delivery.trace.as_deref(), Some("00-trace-01"));
+    assert!(!delivery.redelivered);
+    delivery.ack().await.unwrap();
+    assert!(
+        tokio::time::timeout(Duration::from_millis(1_500), commands.next())
+            .await
+            .is_err(),
+        "acknowledged: never again"
+    );
+}
+both_transports!(publish_then_consume);
+
+async fn unacknowledged_and_nacked_commands_come_back(options: &Options) {
+    let bus = Bus::connect(options).await.unwrap();
+    let mut commands = bus.commands().await.unwrap();
+    let cmd = start(TenantId::new());
+    bus.publish_command(&cmd, None).await.unwrap();
+    let first = within(Duration::from_secs(5), commands.next())
+        .await
+        .unwrap();
+    drop(first);
+    let again = within(Duration::from_secs(5), commands.next())
+        .await
+        .unwrap();
+    assert_eq!(again.command, cmd);
+    assert!(again.redelivered);
+    again.nak(Duration::from_millis(100)).await.unwrap();
+    let third = within(Duration::from_secs(5), commands.next())
+        .await
+        .unwrap();
+    assert_eq!(third.command, cmd);
+    third.ack().await.unwrap();
+}
+both_transports!(unacknowledged_and_nacked_commands_come_back);
+
+async fn duplicates_are_dropped(options: &Options) {
+    let bus = Bus::connect(options).await.unwrap();
+    let mut commands = bus.commands().await.unwrap();
+    let cmd = start(TenantId::new());
+    for _ in 0..3 {
+        bus.publish_command(&cmd, None).await.unwrap();
+    }
+    let other = start(TenantId::new());
+    bus.publish_command(&other, None).await.unwrap();
+    let a = within(Duration::from_secs(5), commands.next())
+        .await
+        .unwrap();
+    let b = within(Duration::from_secs(5), commands.next())
+        .await
+        .unwrap();
+    assert_eq!((a.command.clone(), b.command.clone()), (cmd, other));
+    a.ack().await.unwrap();
+    b.ack().await.unwrap();
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), commands.next())
+            .await
+            .is_err()
+    );
+}
+both_transports!(duplicates_are_dropped);
+
+async fn consumers_share_the_work(options: &Options) {
+    let bus = Bus::connect(options).await.unwrap();
+    let other_process = Bus::connect(options).await.unwrap();
+    let (mut one, mut two) = (
+        bus.commands().await.unwrap(),
+        other_process.commands().await.unwrap(),
+    );
+    let tenant = TenantId::new();
+    let sent: HashSet<ExecutionId> = futures::future::join_all((0..20).map(|_| {
+        let bus = bus.clone();
+        async move {
+            let cmd = start(tenant);
+            bus.publish_command(&cmd, None).await.unwrap();
+            cmd.execution()
+        }
+    }))
+    .await
+    .into_iter()
+    .collect();
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while seen.len() < 20 && Instant::now() < deadline {
+        let next = tokio::select! {
+            d = one.next() => d,
+            d = two.next() => d,
+        };
+        let delivery = next.unwrap().unwrap();
+        seen.push(delivery.command.execution());
+        delivery.ack().await.unwrap();
+    }
+    assert_eq!(seen.len(), 20);
+    assert_eq!(
+        seen.iter().copied().collect::<HashSet<_>>(),
+        sent,
+        "each command exactly once"
+    );
+}
+both_transports!(consumers_share_the_work);
+
+async fn control_reaches_every_subscriber(options: &Options) {
+    let bus = Bus::connect(options).await.unwrap();
+    let (mut a, mut b) = (bus.control().await.unwrap(), bus.control().await.unwrap());
+    let cancel = Command::CancelExecution {
+        tenant: TenantId::new(),
+        workflow: WorkflowId::new(),
+        execution: ExecutionId::new(),
+    };
+    bus.publish_command(&cancel, None).await.unwrap();
+    for reader in [&mut a, &mut b] {
+        let delivery = within(Duration::from_secs(5), reader.next()).await.unwrap();
+        assert_eq!(delivery.command, cancel);
+        delivery.ack().await.unwrap();
+    }
+}
+both_transports!(control_reaches_every_subscriber);
+
+async fn execution_events_replay_then_follow(options: &Options) {
+    let bus = Bus::connect(options).await.unwrap();
+    let (tenant, execution) = (TenantId::new(), ExecutionId::new());
+    for n in 0..3 {
+        bus.publish_event(&event(tenant, execution, n))
+            .await
+            .unwrap();
+    }
+    bus.publish_event(&event(tenant, ExecutionId::new(), 99))
+        .await
+        .unwrap();
+    let mut events = bus.execution_events(tenant, execution).await.unwrap();
+    for n in 0..3 {
+        assert_eq!(
+            within(Duration::from_secs(5), events.next()).await.unwrap(),
+            event(tenant, execution, n)
+        );
+    }
+    bus.publish_event(&event(tenant, execution, 3))
+        .await
+        .unwrap();
+    assert_eq!(
+        within(Duration::from_secs(5), events.next()).await.unwrap(),
+        event(tenant, execution, 3)
+    );
+}
+both_transports!(execution_events_replay_then_follow);
+
+async fn tenant_events_are_the_tenants_own(options: &Options) {
+    let bus = Bus::connect(options).await.unwrap();
+    let (mine, theirs) = (TenantId::new(), TenantId::new());
+    let mut events = bus.tenant_events(mine).await.unwrap();
+    bus.publish_event(&event(theirs, ExecutionId::new(), 1))
+        .await
+        .unwrap();
+    let expected = event(mine, ExecutionId::new(), 2);
+    bus.publish_event(&expected).await.unwrap();
+    assert_eq!(
+        within(Duration::from_secs(5), events.next()).await.unwrap(),
+        expected
+    );
+}
+both_transports!(tenant_events_are_the_tenants_own);
+
+#[tokio::test]
+async fn connecting_twice_at_once_is_fine() {
+    let options = options(true);
+    let (a, b) = tokio::join!(Bus::connect(&options), Bus::connect(&options));
+    a.unwrap().health().await.unwrap();
+    b.unwrap().health().await.unwrap();
+    cleanup(&options).await;
+}
+
+#[tokio::test]
+async fn an_unreachable_nats_is_unavailable() {
+    let options = Options {
+        nats_url: Some("nats://127.0.0.1:1".into()),
+        connect_timeout: HumanDuration::from_millis(1_000),
+        ..Default::default()
+    };
+    let started = Instant::now();
+    assert!(matches!(
+        Bus::connect(&options).await,
+        Err(Error::Unavailable(_))
+    ));
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn a_bad_prefix_is_refused() {
+    let options = Options {
+        prefix: "a.*".into(),
+        ..Default::default()
+    };
+    assert!(matches!(
+        Bus::connect(&options).await,
+        Err(Error::Config(_))
+    ));
+}

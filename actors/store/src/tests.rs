@@ -1,1 +1,580 @@
+//! Every test runs against both backends: SQLite in a temporary directory
+//! and PostgreSQL in a database of its own, dropped at the end.
 
+use std::time::Duration;
+
+use flowmesh_model::{
+    ExecutionId, ExecutionStatus, NodeStatus, TenantId, WorkflowDocument, WorkflowId,
+};
+use serde_json::json;
+use sqlx::Connection;
+
+use crate::{
+    ClaimRequest, Error, ExecutionChange, ExecutionQuery, NewExecution, Options, StepRecord, Store,
+};
+
+const POSTGRES_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// A store and what must be cleaned up after it.
+struct Scratch {
+    store: Store,
+    database: Option<String>,
+    _dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    async fn sqlite() -> Scratch {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::connect(&Options {
+            data_dir: dir.path().to_owned(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        Scratch {
+            store,
+            database: None,
+            _dir: dir,
+        }
+    }
+
+    async fn postgres() -> Scratch {
+        let name = format!("flowmesh_t_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = sqlx::PgConnection::connect(POSTGRES_ADMIN)
+            .await
+            .expect("PostgreSQL on 127.0.0.1:5432");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        let url = format!("postgres://postgres@127.0.0.1:5432/{name}");
+        let store = Store::connect(&Options {
+            database_url: Some(url),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        Scratch {
+            store,
+            database: Some(name),
+            _dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    async fn drop_database(self) {
+        self.store.close().await;
+        if let Some(name) = self.database {
+            let mut admin = sqlx::PgConnection::connect(POSTGRES_ADMIN).await.unwrap();
+            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(&mut admin)
+                .await
+                .unwrap();
+        }
+    }
+}
+
+/// Runs one test body on both backends.
+macro_rules! both_backends {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test]
+            async fn sqlite() {
+                let s = super::Scratch::sqlite().await;
+                super::$name(&s.store).await;
+                s.drop_database().await;
+            }
+
+            #[tokio::test]
+            async fn postgres() {
+                let s = super::Scratch::postgres().await;
+                super::$name(&s.store).await;
+                s.drop_database().await;
+            }
+        }
+    };
+}
+
+fn doc(name: &str, path: &str) -> WorkflowDocument {
+    WorkflowDocument::from_value(json!({"name": name, "nodes": [
+        {"id": "hook", "type": "trigger", "kind": "webhook", "config": {"path": path}}
+    ]}))
+    .unwrap()
+}
+
+fn new_execution(tenant: TenantId, workflow: WorkflowId, key: Option<&str>) -> NewExecution {
+    NewExecution {
+        id: ExecutionId::new(),
+        tenant,
+        workflow,
+        version: 1,
+        trigger_node: "hook".into(),
+        trigger: json!({"body": {"n": 1}}),
+        idempotency_key: key.map(str::to_owned),
+        deadline_ms: None,
+    }
+}
+
+async fn bootstrap_and_keys(store: &Store) {
+    let key = store
+        .bootstrap(None)
+        .await
+        .unwrap()
+        .expect("a generated key the first time");
+    assert!(store.bootstrap(None).await.unwrap().is_none(), "only once");
+    let who = store.authenticate(&key).await.unwrap().unwrap();
+    assert_eq!(who.tenant_slug, "default");
+    assert!(store.authenticate("fmk_unknown").await.unwrap().is_none());
+    // A chosen admin key is added to an existing store.
+    store.bootstrap(Some("fmk_chosen")).await.unwrap();
+    assert_eq!(
+        store
+            .authenticate("fmk_chosen")
+            .await
+            .unwrap()
+            .unwrap()
+            .tenant,
+        who.tenant
+    );
+    let (other, other_key) = store.create_tenant("acme", "Acme").await.unwrap();
+    assert_eq!(
+        store
+            .authenticate(&other_key)
+            .await
+            .unwrap()
+            .unwrap()
+            .tenant,
+        other
+    );
+    assert!(matches!(
+        store.create_tenant("acme", "Again").await,
+        Err(Error::Conflict(_))
+    ));
+    assert_eq!(store.tenant_by_slug("acme").await.unwrap(), Some(other));
+}
+both_backends!(bootstrap_and_keys);
+
+async fn workflows_versions_and_routes(store: &Store) {
+    let (tenant, _) = store.create_tenant("t1", "T1").await.unwrap();
+    let (stranger, _) = store.create_tenant("t2", "T2").await.unwrap();
+    let w = store
+        .create_workflow(tenant, &doc("one", "orders"))
+        .await
+        .unwrap();
+    assert_eq!((w.latest_version, w.published_version), (1, None));
+    let v2 = store
+        .update_workflow(tenant, w.id, &doc("one", "orders/v2"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(v2.latest_version, 2);
+    assert!(
+        store.get_workflow(stranger, w.id).await.unwrap().is_none(),
+        "tenants never see each other"
+    );
+    assert!(
+        store
+            .update_workflow(stranger, w.id, &doc("x", "x"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(!store.delete_workflow(stranger, w.id).await.unwrap());
+
+    let routes = vec![("POST".to_owned(), "orders/v2".to_owned())];
+    let published = store
+        .publish_workflow(tenant, w.id, &routes)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(published.published_version, Some(2));
+    assert_eq!(
+        store
+            .find_webhook(tenant, "POST", "orders/v2")
+            .await
+            .unwrap(),
+        Some((w.id, 2))
+    );
+    assert!(
+        store
+            .find_webhook(stranger, "POST", "orders/v2")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        store
+            .workflow_version(w.id, 1)
+            .await
+            .unwrap()
+            .unwrap()
+            .nodes[0]
+            .config["path"],
+        "orders"
+    );
+
+    let rival = store
+        .create_workflow(tenant, &doc("two", "orders/v2"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.publish_workflow(tenant, rival.id, &routes).await,
+        Err(Error::Conflict(_))
+    ));
+    assert!(store.delete_workflow(tenant, w.id).await.unwrap());
+    assert!(
+        store
+            .find_webhook(tenant, "POST", "orders/v2")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .publish_workflow(tenant, rival.id, &routes)
+            .await
+            .unwrap()
+            .is_some(),
+        "the route is free again"
+    );
+    let listed: Vec<WorkflowId> = store
+        .list_workflows(tenant)
+        .await
+        .unwrap()
+        .iter()
+        .map(|w| w.id)
+        .collect();
+    assert_eq!(listed, vec![rival.id]);
+}
+both_backends!(workflows_versions_and_routes);
+
+async fn executions_and_journal(store: &Store) {
+    let (tenant, _) = store.create_tenant("t1", "T1").await.unwrap();
+    let (stranger, _) = store.create_tenant("t2", "T2").await.unwrap();
+    let w = store
+        .create_workflow(tenant, &doc("one", "a"))
+        .await
+        .unwrap();
+    let first = store
+        .create_execution(&new_execution(tenant, w.id, Some("k1")))
+        .await
+        .unwrap();
+    assert!(first.created);
+    let again = store
+        .create_execution(&new_execution(tenant, w.id, Some("k1")))
+        .await
+        .unwrap();
+    assert_eq!((again.id, again.created), (first.id, false));
+    let other_tenant = store
+        .create_execution(&new_execution(stranger, w.id, Some("k1")))
+        .await
+        .unwrap();
+    assert!(other_tenant.created, "idempotency keys are per tenant");
+
+    let change = |from, to| ExecutionChange {
+        id: first.id,
+        from,
+        to,
+        output: None,
+        error: None,
+    };
+    assert!(
+        store
+            .transition_execution(&change(ExecutionStatus::Queued, ExecutionStatus::Running))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .transition_execution(&change(ExecutionStatus::Queued, ExecutionStatus::Running))
+            .await
+            .unwrap()
+    );
+    let step = |node: &str, started: i64| StepRecord {
+        execution: first.id,
+        node: node.into(),
+        status: NodeStatus::Running,
+        attempts: 1,
+        input: None,
+        output: None,
+        branch: None,
+        error: None,
+        started_at: Some(started),
+        finished_at: None,
+        wake_at: None,
+    };
+    store.save_step(&step("b", 20)).await.unwrap();
+    store.save_step(&step("a", 10)).await.unwrap();
+    let mut done = step("b", 20);
+    done.status = NodeStatus::Succeeded;
+    done.output = Some(json!({"ok": true}));
+    store.save_step(&done).await.unwrap();
+    let record = store
+        .get_execution(tenant, first.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.status, ExecutionStatus::Running);
+    assert_eq!(
+        record
+            .steps
+            .iter()
+            .map(|s| s.node.as_str())
+            .collect::<Vec<_>>(),
+        vec!["a", "b"]
+    );
+    assert_eq!(record.steps[1], done);
+    assert!(
+        store
+            .get_execution(stranger, first.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        store.request_cancel(tenant, first.id).await.unwrap(),
+        Some(ExecutionStatus::Running)
+    );
+    assert!(
+        store
+            .request_cancel(stranger, first.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .load_execution(first.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .cancel_requested
+    );
+
+    let mut finish = change(ExecutionStatus::Running, ExecutionStatus::Succeeded);
+    finish.output = Some(json!({"result": 1}));
+    assert!(store.transition_execution(&finish).await.unwrap());
+    let record = store
+        .get_execution(tenant, first.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.output, Some(json!({"result": 1})));
+    assert!(record.finished_at.is_some());
+}
+both_backends!(executions_and_journal);
+
+async fn paging_and_filters(store: &Store) {
+    let (tenant, _) = store.create_tenant("t1", "T1").await.unwrap();
+    let w = store
+        .create_workflow(tenant, &doc("one", "a"))
+        .await
+        .unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        ids.push(
+            store
+                .create_execution(&new_execution(tenant, w.id, None))
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    let query = |cursor| ExecutionQuery {
+        workflow: Some(w.id),
+        status: None,
+        limit: 2,
+        cursor,
+    };
+    let first = store.list_executions(tenant, &query(None)).await.unwrap();
+    assert_eq!(
+        first.items.iter().map(|e| e.id).collect::<Vec<_>>(),
+        vec![ids[4], ids[3]]
+    );
+    let second = store
+        .list_executions(tenant, &query(first.next_cursor))
+        .await
+        .unwrap();
+    assert_eq!(
+        second.items.iter().map(|e| e.id).collect::<Vec<_>>(),
+        vec![ids[2], ids[1]]
+    );
+    let third = store
+        .list_executions(tenant, &query(second.next_cursor))
+        .await
+        .unwrap();
+    assert_eq!((third.items.len(), third.next_cursor), (1, None));
+    let running = ExecutionQuery {
+        status: Some(ExecutionStatus::Running),
+        ..Default::default()
+    };
+    assert!(
+        store
+            .list_executions(tenant, &running)
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+}
+both_backends!(paging_and_filters);
+
+async fn leases(store: &Store) {
+    let (tenant, _) = store.create_tenant("t1", "T1").await.unwrap();
+    let w = store
+        .create_workflow(tenant, &doc("one", "a"))
+        .await
+        .unwrap();
+    let id = store
+        .create_execution(&new_execution(tenant, w.id, None))
+        .await
+        .unwrap()
+        .id;
+    let start = ExecutionChange {
+        id,
+        from: ExecutionStatus::Queued,
+        to: ExecutionStatus::Running,
+        output: None,
+        error: None,
+    };
+    assert!(store.transition_execution(&start).await.unwrap());
+    let long = Duration::from_secs(60);
+    assert!(store.claim_execution(id, "a", long).await.unwrap());
+    assert!(
+        store.claim_execution(id, "a", long).await.unwrap(),
+        "claiming again is fine"
+    );
+    assert!(
+        !store.claim_execution(id, "b", long).await.unwrap(),
+        "a live lease is respected"
+    );
+    let sweep = |owner, include_own| ClaimRequest {
+        owner,
+        lease: long,
+        limit: 10,
+        include_own,
+    };
+    assert!(
+        store
+            .claim_executions(&sweep("b", false))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store.claim_executions(&sweep("a", true)).await.unwrap(),
+        vec![id]
+    );
+    // Without renewal the lease runs out and another owner takes over.
+    assert!(
+        store
+            .claim_execution(id, "a", Duration::from_millis(1))
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.renew_leases("a", &[], long).await.unwrap(), 0);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let mut tick = tokio::time::interval(Duration::from_millis(5));
+    loop {
+        tick.tick().await;
+        if store.claim_execution(id, "b", long).await.unwrap() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the expired lease was never taken over"
+        );
+    }
+    assert_eq!(
+        store.renew_leases("a", &[id], long).await.unwrap(),
+        0,
+        "a does not own it any more"
+    );
+    assert_eq!(store.renew_leases("b", &[id], long).await.unwrap(), 1);
+    assert_eq!(store.release_leases("b").await.unwrap(), 1);
+    assert!(
+        store.claim_execution(id, "c", long).await.unwrap(),
+        "released leases are free at once"
+    );
+    store.release_execution(id, "c").await.unwrap();
+    let change = ExecutionChange {
+        id,
+        from: ExecutionStatus::Running,
+        to: ExecutionStatus::Cancelled,
+        output: None,
+        error: None,
+    };
+    assert!(store.transition_execution(&change).await.unwrap());
+    assert!(
+        !store.claim_execution(id, "c", long).await.unwrap(),
+        "finished executions are never claimed"
+    );
+}
+both_backends!(leases);
+
+#[tokio::test]
+async fn concurrent_claims_never_share_an_execution() {
+    let scratch = Scratch::postgres().await;
+    let store = &scratch.store;
+    let (tenant, _) = store.create_tenant("t1", "T1").await.unwrap();
+    let w = store
+        .create_workflow(tenant, &doc("one", "a"))
+        .await
+        .unwrap();
+    for _ in 0..200 {
+        let mut new = new_execution(tenant, w.id, None);
+        new.id = ExecutionId::new();
+        let id = store.create_execution(&new).await.unwrap().id;
+        let change = ExecutionChange {
+            id,
+            from: ExecutionStatus::Queued,
+            to: ExecutionStatus::Running,
+            output: None,
+            error: None,
+        };
+        assert!(store.transition_execution(&change).await.unwrap());
+    }
+    let claim = |owner: &'static str| {
+        let store = store.clone();
+        async move {
+            let mut all = Vec::new();
+            for _ in 0..10 {
+                let request = ClaimRequest {
+                    owner,
+                    lease: Duration::from_secs(60),
+                    limit: 15,
+                    include_own: false,
+                };
+                all.extend(store.claim_executions(&request).await.unwrap());
+            }
+            all
+        }
+    };
+    let (a, b) = tokio::join!(claim("a"), claim("b"));
+    let mut all: Vec<ExecutionId> = a.iter().chain(b.iter()).copied().collect();
+    let total = all.len();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), total, "an execution was claimed twice");
+    assert_eq!(total, 200);
+    scratch.drop_database().await;
+}
+
+#[tokio::test]
+async fn migrations_run_twice_are_a_no_op() {
+    let scratch = Scratch::sqlite().await;
+    scratch.store.migrate().await.unwrap();
+    scratch.store.migrate().await.unwrap();
+    scratch.drop_database().await;
+}
+
+#[tokio::test]
+async fn a_database_url_of_another_kind_is_refused() {
+    let options = Options {
+        database_url: Some("mysql://localhost/x".into()),
+        ..Default::default()
+    };
+    assert!(matches!(
+        Store::connect(&options).await,
+        Err(Error::Invalid(_))
+    ));
+}
