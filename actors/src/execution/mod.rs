@@ -19,7 +19,7 @@ use flowmesh_model::{
     EventKind, ExecutionEvent, ExecutionStatus, JsonText, NodeStatus, RetryPolicy,
 };
 use flowmesh_node_handlers::{ErrorClass, NodeError, Outcome, RunRequest};
-use flowmesh_store::{ExecutionChange, ExecutionRecord, StepRecord, now_ms};
+use flowmesh_store::{ExecutionChange, ExecutionRecord, now_ms};
 use futures::FutureExt;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use serde_json::{Value, json};
@@ -60,12 +60,7 @@ impl Actor for ExecutionActor {
         _: ActorRef<ExecutionMsg>,
         args: ExecutionArgs,
     ) -> Result<ExecutionState, ActorProcessingErr> {
-        let progress = Progress::new(
-            args.graph,
-            &args.record.trigger_node,
-            &args.record.trigger,
-            &args.record.steps,
-        );
+        let progress = Progress::new(args.graph, &args.record);
         args.ctx.mark_local(args.record.id, true);
         Ok(ExecutionState {
             ctx: args.ctx,
@@ -222,16 +217,15 @@ impl ExecutionState {
         self.advance(myself).await
     }
 
-    async fn save_trigger_step(&self) -> Result<(), ActorProcessingErr> {
+    async fn save_trigger_step(&mut self) -> Result<(), ActorProcessingErr> {
         let Some(&i) = self.progress.graph.index.get(&self.record.trigger_node) else {
             return Ok(());
         };
         let now = now_ms();
-        let mut step = self.step(i);
+        let step = &mut self.progress.nodes[i];
         step.started_at = Some(now);
         step.finished_at = Some(now);
-        self.ctx.store.save_step(&step).await?;
-        Ok(())
+        self.save(i).await
     }
 
     /// Compare-and-set of the execution status through the lifecycle.
@@ -257,25 +251,8 @@ impl ExecutionState {
         Ok(won)
     }
 
-    fn step(&self, i: usize) -> StepRecord {
-        let s = &self.progress.nodes[i];
-        StepRecord {
-            execution: self.record.id,
-            node: self.progress.graph.node(i).id.clone(),
-            status: s.status,
-            attempts: s.attempts,
-            input: None,
-            output: s.output.clone(),
-            branch: s.branch.clone(),
-            error: s.error.clone(),
-            started_at: s.started_at,
-            finished_at: s.finished_at,
-            wake_at: s.wake_at,
-        }
-    }
-
     async fn save(&self, i: usize) -> Result<(), ActorProcessingErr> {
-        self.ctx.store.save_step(&self.step(i)).await?;
+        self.ctx.store.save_step(&self.progress.nodes[i]).await?;
         Ok(())
     }
 

@@ -6,35 +6,8 @@ use std::sync::Arc;
 use flowmesh_model::graph::WorkflowGraph;
 use flowmesh_model::lifecycle::NodeTransition;
 use flowmesh_model::{IllegalTransition, NodeStatus, Primitive};
-use flowmesh_store::StepRecord;
+use flowmesh_store::{ExecutionRecord, StepRecord};
 use serde_json::{Map, Value};
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct NodeState {
-    pub status: NodeStatus,
-    pub attempts: u32,
-    pub output: Option<Value>,
-    pub branch: Option<String>,
-    pub error: Option<String>,
-    pub started_at: Option<i64>,
-    pub finished_at: Option<i64>,
-    pub wake_at: Option<i64>,
-}
-
-impl Default for NodeState {
-    fn default() -> Self {
-        Self {
-            status: NodeStatus::Pending,
-            attempts: 0,
-            output: None,
-            branch: None,
-            error: None,
-            started_at: None,
-            finished_at: None,
-            wake_at: None,
-        }
-    }
-}
 
 /// What to do with a node whose predecessors are all settled.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,47 +18,48 @@ pub enum Decision {
 
 pub struct Progress {
     pub graph: Arc<WorkflowGraph>,
-    pub nodes: Vec<NodeState>,
+    /// One journal entry per node of the graph, in graph order.
+    pub nodes: Vec<StepRecord>,
 }
 
 impl Progress {
     /// Rebuilds progress from the journal. The trigger that fired counts as
     /// succeeded with the trigger data; other triggers are skipped.
-    pub fn new(
-        graph: Arc<WorkflowGraph>,
-        trigger_node: &str,
-        trigger: &Value,
-        steps: &[StepRecord],
-    ) -> Self {
-        let mut nodes = vec![NodeState::default(); graph.len()];
-        for (i, state) in nodes.iter_mut().enumerate() {
-            let node = graph.node(i);
-            if node.primitive == Primitive::Trigger {
-                if node.id == trigger_node {
-                    state.status = NodeStatus::Succeeded;
-                    state.output = Some(trigger.clone());
-                } else {
-                    state.status = NodeStatus::Skipped;
+    pub fn new(graph: Arc<WorkflowGraph>, record: &ExecutionRecord) -> Self {
+        let mut nodes: Vec<StepRecord> = (0..graph.len())
+            .map(|i| {
+                let node = graph.node(i);
+                let mut step = StepRecord {
+                    execution: record.id,
+                    node: node.id.clone(),
+                    status: NodeStatus::Pending,
+                    attempts: 0,
+                    input: None,
+                    output: None,
+                    branch: None,
+                    error: None,
+                    started_at: None,
+                    finished_at: None,
+                    wake_at: None,
+                };
+                if node.primitive == Primitive::Trigger {
+                    if node.id == record.trigger_node {
+                        step.status = NodeStatus::Succeeded;
+                        step.output = Some(record.trigger.clone());
+                    } else {
+                        step.status = NodeStatus::Skipped;
+                    }
                 }
+                step
+            })
+            .collect();
+        for step in &record.steps {
+            match graph.index.get(&step.node) {
+                Some(&i) if graph.node(i).primitive != Primitive::Trigger => {
+                    nodes[i] = step.clone()
+                }
+                _ => {}
             }
-        }
-        for step in steps {
-            let Some(&i) = graph.index.get(&step.node) else {
-                continue;
-            };
-            if graph.node(i).primitive == Primitive::Trigger {
-                continue;
-            }
-            nodes[i] = NodeState {
-                status: step.status,
-                attempts: step.attempts,
-                output: step.output.clone(),
-                branch: step.branch.clone(),
-                error: step.error.clone(),
-                started_at: step.started_at,
-                finished_at: step.finished_at,
-                wake_at: step.wake_at,
-            };
         }
         Self { graph, nodes }
     }
@@ -225,6 +199,26 @@ mod tests {
         ))
     }
 
+    fn record(trigger: Value, steps: Vec<StepRecord>) -> ExecutionRecord {
+        ExecutionRecord {
+            id: flowmesh_model::ExecutionId::new(),
+            tenant: flowmesh_model::TenantId::new(),
+            workflow: flowmesh_model::WorkflowId::new(),
+            version: 1,
+            status: flowmesh_model::ExecutionStatus::Running,
+            trigger_node: "t".into(),
+            trigger,
+            output: None,
+            error: None,
+            cancel_requested: false,
+            deadline_ms: None,
+            created_at: 0,
+            started_at: None,
+            finished_at: None,
+            steps,
+        }
+    }
+
     fn diamond() -> Arc<WorkflowGraph> {
         graph(json!({"name": "d", "nodes": [
             {"id": "t", "type": "trigger", "kind": "manual"},
@@ -252,7 +246,7 @@ mod tests {
 
     #[test]
     fn skipping_propagates_and_merge_waits_only_for_taken_inputs() {
-        let mut p = Progress::new(diamond(), "t", &json!({"body": {}}), &[]);
+        let mut p = Progress::new(diamond(), &record(json!({"body": {}}), vec![]));
         assert_eq!(p.decide(), vec![Decision::Run(1)]);
         succeed(&mut p, 1, json!({"result": true}), Some("true"));
         assert_eq!(p.decide(), vec![Decision::Run(2), Decision::Skip(3)]);
@@ -284,7 +278,7 @@ mod tests {
             finished_at: Some(2),
             wake_at: None,
         };
-        let p = Progress::new(g, "t", &json!({"body": {"n": 1}}), &[step]);
+        let p = Progress::new(g, &record(json!({"body": {"n": 1}}), vec![step]));
         assert_eq!(p.decide(), vec![Decision::Skip(2), Decision::Run(3)]);
         assert_eq!(p.scope()["trigger"], json!({"body": {"n": 1}}));
         assert_eq!(p.scope()["c"], json!({"result": false}));
@@ -292,7 +286,7 @@ mod tests {
 
     #[test]
     fn illegal_transitions_are_refused() {
-        let mut p = Progress::new(diamond(), "t", &json!({}), &[]);
+        let mut p = Progress::new(diamond(), &record(json!({}), vec![]));
         assert!(p.apply(1, NodeTransition::Succeed).is_err());
         assert_eq!(p.nodes[1].status, NodeStatus::Pending);
     }
