@@ -287,3 +287,47 @@ async fn events_stream(mode: Mode) {
     assert!(again.contains("event: execution_finished"), "{again}");
 }
 both_modes!(events_stream_until_the_execution_finishes, events_stream);
+
+async fn secrets_stay_secret(mode: Mode) {
+    let stub = StubServer::start().await;
+    let secret = "sk-live-0123456789abcdef";
+    let engine = Engine::start_with(mode, &[("FLOWMESH_SECRET_API_TOKEN", secret)]).await;
+    let workflow = engine
+        .deploy(json!({"name": "secret", "nodes": [
+            {"id": "start", "type": "trigger", "kind": "manual"},
+            {"id": "call", "type": "action", "kind": "http_request",
+             "config": {"method": "POST", "url": stub.url("/ok/secret"), "connection": "api", "body": {"x": 1}}},
+            {"id": "api", "type": "connection", "kind": "credentials", "config": {"secret": "api_token"}}
+        ], "edges": [{"from": "start", "to": "call"}]}))
+        .await;
+    let id = engine.start_execution(&workflow, json!({})).await;
+    let done = engine.finished(&id).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    let hits = stub.hits("/ok/secret");
+    assert_eq!(
+        hits[0].authorization.as_deref(),
+        Some(format!("Bearer {secret}").as_str()),
+        "the action got the secret"
+    );
+    assert!(
+        !done.to_string().contains(secret),
+        "the journal never holds the secret"
+    );
+    let events = engine
+        .client()
+        .get(engine.url(&format!("/v1/executions/{id}/events")))
+        .bearer_auth(common::ADMIN_KEY)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!events.contains(secret), "events never hold the secret");
+    let (_, workflow_json) = engine.get(&format!("/v1/workflows/{workflow}")).await;
+    assert!(!workflow_json.to_string().contains(secret));
+}
+both_modes!(
+    secrets_reach_actions_but_never_the_journal_or_events,
+    secrets_stay_secret
+);
