@@ -145,56 +145,63 @@ async fn consume_control(root: ActorRef<RootMsg>, mut control: flowmesh_bus::Com
 }
 
 /// Picks up executions nobody owns: left by a crashed process, accepted while
-/// the bus was down, or whose start command was lost.
+/// the bus was down, or whose start command was lost. At start-up it first
+/// takes back, batch after batch, what this node id held before a restart.
 async fn claim_unowned(ctx: Arc<Context>, root: ActorRef<RootMsg>) {
+    loop {
+        match sweep(&ctx, &root, true).await {
+            Some(n) if n >= CLAIM_BATCH as usize => continue,
+            Some(_) => break,
+            None => tokio::time::sleep(ctx.options.claim_interval.0).await,
+        }
+    }
     let mut tick = tokio::time::interval(ctx.options.claim_interval.0);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // The first sweep also takes back what this node id held before a restart.
-    let mut include_own = true;
     loop {
         tick.tick().await;
-        let request = ClaimRequest {
-            owner: &ctx.options.node_id,
-            lease: ctx.options.lease.0,
-            limit: CLAIM_BATCH,
-            include_own,
-        };
-        let claimed = match ctx.store.claim_executions(&request).await {
-            Ok(ids) => ids,
-            Err(e) => {
-                tracing::warn!(error = %e, "could not claim executions");
-                continue;
-            }
-        };
-        if include_own || !claimed.is_empty() {
-            tracing::debug!(
-                count = claimed.len(),
-                include_own,
-                "claimed executions nobody owned"
-            );
+        sweep(&ctx, &root, false).await;
+    }
+}
+
+/// One claim and the resumption of what it got; `None` if the claim failed.
+async fn sweep(ctx: &Context, root: &ActorRef<RootMsg>, include_own: bool) -> Option<usize> {
+    let request = ClaimRequest {
+        owner: &ctx.options.node_id,
+        lease: ctx.options.lease.0,
+        limit: CLAIM_BATCH,
+        include_own,
+    };
+    let claimed = match ctx.store.claim_executions(&request).await {
+        Ok(ids) => ids,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not claim executions");
+            return None;
         }
-        include_own = false;
-        for id in claimed.into_iter().filter(|id| !ctx.is_local(*id)) {
-            match ctx.store.load_execution(id).await {
-                Ok(Some(record)) => {
-                    tracing::debug!(execution = %id, "resuming a claimed execution");
-                    let msg = WorkflowMsg::Start {
-                        execution: id,
-                        reply: None,
-                    };
-                    let _ = root.cast(RootMsg::Route {
-                        tenant: record.tenant,
-                        workflow: record.workflow,
-                        msg,
-                    });
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    tracing::warn!(execution = %id, error = %e, "could not load a claimed execution")
-                }
+    };
+    let count = claimed.len();
+    if count > 0 {
+        tracing::debug!(count, include_own, "claimed executions nobody owned");
+    }
+    for id in claimed.into_iter().filter(|id| !ctx.is_local(*id)) {
+        match ctx.store.load_execution(id).await {
+            Ok(Some(record)) => {
+                let msg = WorkflowMsg::Start {
+                    execution: id,
+                    reply: None,
+                };
+                let _ = root.cast(RootMsg::Route {
+                    tenant: record.tenant,
+                    workflow: record.workflow,
+                    msg,
+                });
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(execution = %id, error = %e, "could not load a claimed execution")
             }
         }
     }
+    Some(count)
 }
 
 /// Keeps the leases of the executions running here; the others expire and

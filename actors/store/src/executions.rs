@@ -12,7 +12,7 @@ use crate::{
 };
 
 const ACTIVE: &str = "status IN ('queued', 'running')";
-/// A queued execution younger than this is left to its start command.
+/// An execution nobody has claimed yet is left to its start command this long.
 const QUEUED_GRACE_MS: i64 = 2_000;
 /// Ids per lease-renewal statement.
 const RENEW_BATCH: usize = 500;
@@ -288,7 +288,7 @@ impl Store {
         let sql = format!(
             "UPDATE executions SET owner = $1, lease_until = $2 WHERE id IN (\
              SELECT id FROM executions WHERE {ACTIVE} AND (lease_until < $3 {own}) \
-             AND (status = 'running' OR created_at < $4) ORDER BY lease_until LIMIT $5 {}) RETURNING id",
+             AND (owner IS NOT NULL OR created_at < $4) ORDER BY lease_until LIMIT $5 {}) RETURNING id",
             self.backend.skip_locked()
         );
         let rows = sqlx::query(&sql)

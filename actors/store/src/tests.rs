@@ -532,6 +532,13 @@ async fn concurrent_claims_never_share_an_execution() {
             error: None,
         };
         assert!(store.transition_execution(&change).await.unwrap());
+        // Left behind by a process whose lease has run out.
+        assert!(
+            store
+                .claim_execution(id, "gone", Duration::ZERO)
+                .await
+                .unwrap()
+        );
     }
     let claim = |owner: &'static str| {
         let store = store.clone();

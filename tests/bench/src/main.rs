@@ -1,0 +1,181 @@
+//! `flowmesh-bench`: runs every scenario in both modes beside the measured
+//! limits of this machine, and writes JSON and a markdown table.
+
+mod engine;
+mod limits;
+mod load;
+mod report;
+mod scenarios;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use engine::{Engine, Mode};
+use serde::Serialize;
+
+#[derive(Parser)]
+#[command(
+    name = "flowmesh-bench",
+    about = "flowmesh beside the limits of this machine"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Commands,
+}
+
+#[derive(Subcommand)]
+enum Commands {
+    /// Every scenario in both modes.
+    All {
+        /// Small sizes: finishes in about a minute, to catch breakage, not to judge speed.
+        #[arg(long)]
+        quick: bool,
+        /// Where results.json and results.md go.
+        #[arg(long, default_value = "bench-results")]
+        out: PathBuf,
+    },
+}
+
+/// How much load each scenario gets.
+#[derive(Clone, Debug, Serialize)]
+pub struct Plan {
+    pub step_duration: Duration,
+    pub rates: Vec<f64>,
+    pub fixed_rate: f64,
+    pub sequential: usize,
+    pub saturation: usize,
+    pub fan_out_runs: usize,
+    pub parked: usize,
+    pub recovery: usize,
+    pub limit_messages: usize,
+    pub limit_rows: usize,
+}
+
+impl Plan {
+    fn new(quick: bool) -> Self {
+        if quick {
+            Plan {
+                step_duration: Duration::from_secs(2),
+                rates: vec![100.0, 200.0],
+                fixed_rate: 100.0,
+                sequential: 20,
+                saturation: 200,
+                fan_out_runs: 3,
+                parked: 500,
+                recovery: 200,
+                limit_messages: 2_000,
+                limit_rows: 10_000,
+            }
+        } else {
+            Plan {
+                step_duration: Duration::from_secs(5),
+                rates: vec![250.0, 500.0, 1_000.0, 2_000.0, 4_000.0, 8_000.0, 12_000.0],
+                fixed_rate: 500.0,
+                sequential: 200,
+                saturation: 5_000,
+                fan_out_runs: 20,
+                parked: 100_000,
+                recovery: 10_000,
+                limit_messages: 50_000,
+                limit_rows: 200_000,
+            }
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct ModeResults {
+    pub mode: Mode,
+    pub webhook_sync: scenarios::WebhookSync,
+    pub durable_latency: scenarios::DurableLatency,
+    pub saturation: scenarios::Saturation,
+    pub fan_out: scenarios::FanOut,
+    pub parked: scenarios::Parked,
+    pub recovery: scenarios::Recovery,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Results {
+    pub machine: report::Machine,
+    pub quick: bool,
+    pub plan: Plan,
+    pub limits: limits::Limits,
+    pub modes: Vec<ModeResults>,
+}
+
+async fn run_mode(mode: Mode, plan: &Plan) -> anyhow::Result<ModeResults> {
+    let (sink_url, sink) = scenarios::Sink::start().await?;
+    eprintln!("[{}] webhook-sync", mode.name());
+    let engine = Engine::start(mode, "127.0.0.1").await?;
+    let webhook_sync = scenarios::webhook_sync(&engine, plan).await?;
+    eprintln!("[{}] durable-latency", mode.name());
+    let durable_latency = scenarios::durable_latency(&engine, plan, &sink_url).await?;
+    eprintln!("[{}] saturation", mode.name());
+    let saturation = scenarios::saturation(&engine, plan).await?;
+    eprintln!("[{}] fan-out", mode.name());
+    let fan_out = scenarios::fan_out(&engine, plan).await?;
+    drop(engine);
+    eprintln!("[{}] parked", mode.name());
+    let mut engine = Engine::start(mode, "127.0.0.1").await?;
+    let parked = scenarios::parked(&mut engine, plan).await?;
+    drop(engine);
+    eprintln!("[{}] recovery", mode.name());
+    let (recovery_url, recovery_sink) = scenarios::Sink::start().await?;
+    let mut engine = Engine::start(mode, "127.0.0.1").await?;
+    let recovery = scenarios::recovery(&mut engine, plan, &recovery_url, &recovery_sink).await?;
+    drop(sink);
+    Ok(ModeResults {
+        mode,
+        webhook_sync,
+        durable_latency,
+        saturation,
+        fan_out,
+        parked,
+        recovery,
+    })
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let Commands::All { quick, out } = Cli::parse().command;
+    engine::binary()?;
+    let plan = Plan::new(quick);
+    eprintln!("limits");
+    let http_bare_axum = limits::http(&plan.rates, plan.step_duration).await?;
+    let (jetstream_pipelined_per_s, jetstream_round_trip_p50_ms) =
+        limits::jetstream(plan.limit_messages).await?;
+    let (postgres_batched_rows_per_s, postgres_single_commit_per_s) =
+        limits::postgres(plan.limit_rows).await?;
+    let (sqlite_batched_rows_per_s, sqlite_single_commit_per_s) =
+        limits::sqlite(plan.limit_rows).await?;
+    let limits = limits::Limits {
+        http_bare_axum,
+        jetstream_pipelined_per_s,
+        jetstream_round_trip_p50_ms,
+        postgres_batched_rows_per_s,
+        postgres_single_commit_per_s,
+        sqlite_batched_rows_per_s,
+        sqlite_single_commit_per_s,
+    };
+    let mut modes = Vec::new();
+    for mode in [Mode::Embedded, Mode::Distributed] {
+        modes.push(run_mode(mode, &plan).await?);
+    }
+    let results = Results {
+        machine: report::Machine::detect(),
+        quick,
+        plan,
+        limits,
+        modes,
+    };
+    std::fs::create_dir_all(&out)?;
+    std::fs::write(
+        out.join("results.json"),
+        serde_json::to_string_pretty(&results)?,
+    )?;
+    let table = report::markdown(&results);
+    std::fs::write(out.join("results.md"), &table)?;
+    println!("{table}");
+    Ok(())
+}

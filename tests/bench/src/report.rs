@@ -1,0 +1,190 @@
+//! The markdown table of a run, each flowmesh figure beside its limit.
+
+use serde::Serialize;
+
+use crate::Results;
+
+#[derive(Debug, Serialize)]
+pub struct Machine {
+    pub cpus: usize,
+    pub cpu_model: String,
+    pub memory_gb: f64,
+}
+
+impl Machine {
+    pub fn detect() -> Self {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu_model = cpuinfo
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("model name")
+                    .map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned())
+            })
+            .unwrap_or_default();
+        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+        let kb: f64 = meminfo
+            .lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0.0);
+        Machine {
+            cpus: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+            cpu_model,
+            memory_gb: kb / 1_048_576.0,
+        }
+    }
+}
+
+fn ratio(value: f64, limit: f64) -> String {
+    if limit > 0.0 {
+        format!("{:.1}%", 100.0 * value / limit)
+    } else {
+        "n/a".to_owned()
+    }
+}
+
+pub fn markdown(r: &Results) -> String {
+    let l = &r.limits;
+    let http_limit = l
+        .http_bare_axum
+        .as_ref()
+        .map(|s| s.rate_achieved)
+        .unwrap_or(0.0);
+    let mut out = String::new();
+    out.push_str(&format!(
+        "Machine: {} CPUs ({}), {:.0} GiB. Mode: {}.\n\n",
+        r.machine.cpus,
+        r.machine.cpu_model,
+        r.machine.memory_gb,
+        if r.quick {
+            "quick (sizes too small to judge speed)"
+        } else {
+            "full"
+        }
+    ));
+    out.push_str("| limit | value |\n| --- | --- |\n");
+    out.push_str(&format!(
+        "| bare axum, highest rate with p99 < 100 ms | {http_limit:.0}/s |\n"
+    ));
+    out.push_str(&format!(
+        "| JetStream acknowledged publishes, pipelined | {:.0}/s |\n",
+        l.jetstream_pipelined_per_s
+    ));
+    out.push_str(&format!(
+        "| JetStream publish-and-ack round trip, p50 | {:.2} ms |\n",
+        l.jetstream_round_trip_p50_ms
+    ));
+    out.push_str(&format!(
+        "| PostgreSQL rows, batched (UNNEST, 1000 a statement) | {:.0}/s |\n",
+        l.postgres_batched_rows_per_s
+    ));
+    out.push_str(&format!(
+        "| PostgreSQL single-row commits | {:.0}/s |\n",
+        l.postgres_single_commit_per_s
+    ));
+    out.push_str(&format!(
+        "| SQLite rows, batched (1000 a transaction) | {:.0}/s |\n",
+        l.sqlite_batched_rows_per_s
+    ));
+    out.push_str(&format!(
+        "| SQLite single-row commits | {:.0}/s |\n\n",
+        l.sqlite_single_commit_per_s
+    ));
+    out.push_str("| scenario | figure | embedded | distributed |\n| --- | --- | --- | --- |\n");
+    let row = |name: &str, figure: &str, f: &dyn Fn(&crate::ModeResults) -> String| {
+        let cells: Vec<String> = r.modes.iter().map(f).collect();
+        format!("| {name} | {figure} | {} |\n", cells.join(" | "))
+    };
+    out.push_str(&row(
+        "webhook-sync",
+        "highest rate with p99 < 100 ms (share of bare axum)",
+        &|m| match &m.webhook_sync.highest_rate_under_100ms {
+            Some(s) => format!(
+                "{:.0}/s ({})",
+                s.rate_achieved,
+                ratio(s.rate_achieved, http_limit)
+            ),
+            None => "below the lowest step".to_owned(),
+        },
+    ));
+    out.push_str(&row("webhook-sync", "p50 / p99 at the fixed rate", &|m| {
+        let s = &m.webhook_sync.fixed_rate;
+        format!(
+            "{:.1} / {:.1} ms at {:.0}/s",
+            s.p50_ms, s.p99_ms, s.rate_offered
+        )
+    }));
+    out.push_str(&row(
+        "durable-latency",
+        "p50 / p99, three HTTP steps",
+        &|m| {
+            format!(
+                "{:.1} / {:.1} ms",
+                m.durable_latency.p50_ms, m.durable_latency.p99_ms
+            )
+        },
+    ));
+    out.push_str(&row(
+        "durable-latency",
+        "engine overhead per step, p50",
+        &|m| format!("{:.2} ms", m.durable_latency.overhead_per_step_p50_ms),
+    ));
+    out.push_str(&row(
+        "saturation",
+        "executions / steps per second (ten-node chains)",
+        &|m| {
+            format!(
+                "{:.0} / {:.0}",
+                m.saturation.executions_per_s, m.saturation.steps_per_s
+            )
+        },
+    ));
+    out.push_str(&row(
+        "fan-out",
+        "100 branches into a merge, p50 (per branch)",
+        &|m| {
+            format!(
+                "{:.1} ms ({:.2} ms)",
+                m.fan_out.p50_ms, m.fan_out.overhead_per_branch_ms
+            )
+        },
+    ));
+    out.push_str(&row(
+        "parked",
+        "memory above idle for the waiting executions",
+        &|m| {
+            format!(
+                "{:.0} MB for {}",
+                m.parked.above_idle_mb, m.parked.executions
+            )
+        },
+    ));
+    out.push_str(&row(
+        "parked",
+        "all owned and waiting again after kill -9",
+        &|m| format!("{:.1} s", m.parked.owned_again_after_kill_s),
+    ));
+    out.push_str(&row(
+        "recovery",
+        "all finished after kill -9 and restart",
+        &|m| {
+            format!(
+                "{:.1} s for {}",
+                m.recovery.finished_after_restart_s, m.recovery.executions
+            )
+        },
+    ));
+    out.push_str(&row(
+        "recovery",
+        "lost executions / outbound retries seen by the sink",
+        &|m| {
+            format!(
+                "{} / {}",
+                m.recovery.lost, m.recovery.outbound_retries_seen_by_sink
+            )
+        },
+    ));
+    out
+}
