@@ -90,6 +90,7 @@ impl Harness {
             workflow,
             input: json!({}),
             idempotency_key: None,
+            wait: false,
         };
         self.handle
             .start_execution(request)

@@ -242,6 +242,31 @@ async fn execution_events_replay_then_follow(options: &Options) {
 }
 both_transports!(execution_events_replay_then_follow);
 
+async fn watching_sees_what_follows_only(options: &Options) {
+    let bus = Bus::connect(options).await.unwrap();
+    let (tenant, execution) = (TenantId::new(), ExecutionId::new());
+    bus.publish_event(&event(tenant, execution, 0))
+        .await
+        .unwrap();
+    let mut replay = bus.execution_events(tenant, execution).await.unwrap();
+    assert_eq!(
+        within(Duration::from_secs(5), replay.next()).await.unwrap(),
+        event(tenant, execution, 0)
+    );
+    let mut watch = bus.watch_execution(tenant, execution).await.unwrap();
+    bus.publish_event(&event(tenant, ExecutionId::new(), 5))
+        .await
+        .unwrap();
+    bus.publish_event(&event(tenant, execution, 1))
+        .await
+        .unwrap();
+    assert_eq!(
+        within(Duration::from_secs(5), watch.next()).await.unwrap(),
+        event(tenant, execution, 1)
+    );
+}
+both_transports!(watching_sees_what_follows_only);
+
 async fn tenant_events_are_the_tenants_own(options: &Options) {
     let bus = Bus::connect(options).await.unwrap();
     let (mine, theirs) = (TenantId::new(), TenantId::new());

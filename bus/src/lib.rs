@@ -220,6 +220,24 @@ impl Bus {
         }
     }
 
+    /// Live events of one execution from now on, without replay: cheaper
+    /// than [`Bus::execution_events`] for a caller that subscribes before
+    /// causing the events (a synchronous start).
+    pub async fn watch_execution(
+        &self,
+        tenant: TenantId,
+        execution: ExecutionId,
+    ) -> Result<Events, Error> {
+        match &self.transport {
+            Transport::Memory(m) => Ok(Events {
+                inner: EventsInner::Memory(m.watch(execution)),
+            }),
+            Transport::Nats(n) => Ok(Events {
+                inner: EventsInner::Nats(Box::new(n.watch(tenant, execution).await?)),
+            }),
+        }
+    }
+
     /// Live events of every execution of one tenant.
     pub async fn tenant_events(&self, tenant: TenantId) -> Result<Events, Error> {
         match &self.transport {

@@ -175,6 +175,20 @@ impl Memory {
         }
     }
 
+    /// One execution's events from now on (no replay).
+    pub fn watch(&self, execution: ExecutionId) -> EventReader {
+        let rx = self.inner.event_signal.subscribe();
+        let next = lock(&self.inner.logs)
+            .by_execution
+            .get(&execution)
+            .map_or(0, |l| l.dropped + l.events.len());
+        EventReader {
+            inner: self.inner.clone(),
+            rx,
+            filter: Filter::Execution { execution, next },
+        }
+    }
+
     pub fn tenant_events(&self, tenant: TenantId) -> EventReader {
         let rx = self.inner.event_signal.subscribe();
         EventReader {

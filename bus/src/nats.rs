@@ -246,7 +246,24 @@ impl Nats {
         let messages = self
             .ordered(self.subjects.event_stream(), filter, policy)
             .await?;
-        Ok(EventReader { messages })
+        Ok(EventReader { source: Source::Ordered(messages) })
+    }
+
+    /// Live events of one execution through a plain subscription: no
+    /// JetStream consumer to create, so it costs no round trip.
+    pub async fn watch(
+        &self,
+        tenant: TenantId,
+        execution: ExecutionId,
+    ) -> Result<EventReader, Error> {
+        let subscriber = self
+            .client
+            .subscribe(self.subjects.event(tenant, execution))
+            .await
+            .map_err(unavailable)?;
+        Ok(EventReader {
+            source: Source::Live(subscriber),
+        })
     }
 
     pub async fn shutdown(&self) {
@@ -313,17 +330,25 @@ impl ControlReader {
 }
 
 pub struct EventReader {
-    messages: consumer::push::Ordered,
+    source: Source,
+}
+
+enum Source {
+    Ordered(consumer::push::Ordered),
+    Live(async_nats::Subscriber),
 }
 
 impl EventReader {
     pub async fn next(&mut self) -> Option<Result<ExecutionEvent, Error>> {
         loop {
-            let message = match self.messages.next().await? {
-                Ok(m) => m,
-                Err(e) => return Some(Err(unavailable(e))),
+            let decoded = match &mut self.source {
+                Source::Ordered(messages) => match messages.next().await? {
+                    Ok(m) => envelope(&m),
+                    Err(e) => return Some(Err(unavailable(e))),
+                },
+                Source::Live(subscriber) => envelope(&subscriber.next().await?),
             };
-            match envelope(&message).and_then(|env| env.decode::<ExecutionEvent>()) {
+            match decoded.and_then(|env| env.decode::<ExecutionEvent>()) {
                 Ok(event) => return Some(Ok(event)),
                 Err(e) => tracing::warn!(error = %e, "skipping an undecodable event"),
             }

@@ -257,6 +257,7 @@ async fn start_execution(
             workflow,
             input,
             idempotency_key,
+            wait: wait.is_some(),
         })
         .await?;
     match wait {

@@ -28,6 +28,8 @@ pub struct StartRequest {
     /// Becomes `trigger.body`.
     pub input: Value,
     pub idempotency_key: Option<String>,
+    /// The caller will wait for the result (`?wait=true`).
+    pub wait: bool,
 }
 
 /// A request that arrived at `/hooks/{tenant}/{path}`.
@@ -50,6 +52,19 @@ pub struct Started {
     pub created: bool,
     /// Whether the workflow has a respond node.
     pub responds: bool,
+    /// Live events of a fresh execution, subscribed before it was asked to run.
+    watch: Watch,
+}
+
+/// A subscription taken before the start command, so that a synchronous
+/// caller needs no replay. Used once.
+#[derive(Clone, Default)]
+struct Watch(Arc<tokio::sync::Mutex<Option<flowmesh_bus::Events>>>);
+
+impl std::fmt::Debug for Watch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Watch")
+    }
 }
 
 /// What a synchronous caller waits for.
@@ -256,6 +271,7 @@ impl EngineHandle {
             trigger,
             data,
             idempotency_key: request.idempotency_key,
+            watch: request.wait,
         })
         .await
     }
@@ -287,6 +303,7 @@ impl EngineHandle {
             .filter(|(name, _)| !HIDDEN_HEADERS.contains(&name.to_ascii_lowercase().as_str()))
             .collect();
         let data = json!({"body": request.body, "headers": headers, "query": request.query, "method": method, "path": path});
+        let watch = graph.responds();
         self.accept(Accept {
             tenant,
             workflow,
@@ -295,6 +312,7 @@ impl EngineHandle {
             trigger,
             data,
             idempotency_key: request.idempotency_key,
+            watch,
         })
         .await
     }
@@ -321,6 +339,20 @@ impl EngineHandle {
             deadline_ms,
         };
         let created = self.ctx.store.create_execution(&new).await?;
+        let watch = Watch::default();
+        if accept.watch && created.created {
+            match self
+                .ctx
+                .bus
+                .watch_execution(accept.tenant, created.id)
+                .await
+            {
+                Ok(events) => *watch.0.lock().await = Some(events),
+                Err(e) => {
+                    tracing::debug!(error = %e, "no live watch; the caller will replay events")
+                }
+            }
+        }
         let command = Command::StartExecution {
             tenant: accept.tenant,
             workflow: accept.workflow,
@@ -334,6 +366,7 @@ impl EngineHandle {
             execution: created.id,
             created: created.created,
             responds: accept.graph.responds(),
+            watch,
         })
     }
 
@@ -403,7 +436,11 @@ impl EngineHandle {
         timeout: Duration,
     ) -> Result<Option<Outcome>, Error> {
         let timeout = timeout.min(self.ctx.options.max_sync_wait.0);
-        let mut events = self.events(started.tenant, started.execution).await?;
+        let watched = started.watch.0.lock().await.take();
+        let mut events = match watched {
+            Some(events) => events,
+            None => self.events(started.tenant, started.execution).await?,
+        };
         let wait = async {
             while let Some(event) = events.next().await {
                 match event?.kind {
@@ -449,4 +486,6 @@ struct Accept {
     trigger: usize,
     data: Value,
     idempotency_key: Option<String>,
+    /// Subscribe to the execution's events before asking for it to run.
+    watch: bool,
 }
