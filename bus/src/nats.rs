@@ -246,7 +246,9 @@ impl Nats {
         let messages = self
             .ordered(self.subjects.event_stream(), filter, policy)
             .await?;
-        Ok(EventReader { source: Source::Ordered(messages) })
+        Ok(EventReader {
+            source: Source::Ordered(Box::new(messages)),
+        })
     }
 
     /// Live events of one execution through a plain subscription: no
@@ -334,7 +336,7 @@ pub struct EventReader {
 }
 
 enum Source {
-    Ordered(consumer::push::Ordered),
+    Ordered(Box<consumer::push::Ordered>),
     Live(async_nats::Subscriber),
 }
 
