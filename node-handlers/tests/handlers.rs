@@ -351,6 +351,37 @@ async fn private_addresses_are_denied_unless_allowed() {
 }
 
 #[tokio::test]
+async fn credentialed_requests_do_not_follow_redirects() {
+    let (addr, _) = local_server().await;
+    let registry = registry(&["127.0.0.1"]);
+    let doc = document(json!([
+        {"id": "call", "type": "action", "kind": "http_request",
+         "config": {"url": format!("http://{addr}/redirect-private"), "connection": "api"}},
+        {"id": "api", "type": "connection", "kind": "credentials", "config": {"secret": "token", "header": "X-Api-Key", "prefix": ""}}
+    ]));
+    let out = output(
+        run(&registry, &doc, "call", &scope(json!({})))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(out["status"], 307, "the redirect is the answer: {out}");
+}
+
+#[tokio::test]
+async fn a_header_that_cannot_be_sent_is_permanent() {
+    let registry = registry(&["127.0.0.1"]);
+    let doc = document(
+        json!([{"id": "call", "type": "action", "kind": "http_request",
+        "config": {"url": "http://127.0.0.1:9/", "headers": {"x-bad": "{{ trigger.body.v }}"}}}]),
+    );
+    let s = scope(json!({"trigger": {"body": {"v": "line\nbreak"}}}));
+    assert_eq!(
+        run(&registry, &doc, "call", &s).await.unwrap_err().class,
+        ErrorClass::Permanent
+    );
+}
+
+#[tokio::test]
 async fn a_missing_secret_fails_without_leaking() {
     let registry = registry(&["127.0.0.1"]);
     let doc = document(json!([

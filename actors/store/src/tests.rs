@@ -201,6 +201,12 @@ async fn workflows_versions_and_routes(store: &Store) {
             .unwrap()
             .is_none()
     );
+    assert!(!store.delete_workflow(stranger, w.id).await.unwrap());
+    let still = store
+        .find_webhook(tenant, "POST", "orders/v2")
+        .await
+        .unwrap();
+    assert!(still.is_some(), "another tenant cannot free the route");
     assert_eq!(
         store
             .workflow_version(w.id, 1)

@@ -142,10 +142,13 @@ impl Store {
         .execute(&mut *tx)
         .await?
         .rows_affected();
-        sqlx::query("DELETE FROM webhook_routes WHERE workflow_id = $1")
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await?;
+        if deleted == 1 {
+            sqlx::query("DELETE FROM webhook_routes WHERE workflow_id = $1 AND tenant_id = $2")
+                .bind(id.to_string())
+                .bind(tenant.to_string())
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         Ok(deleted == 1)
     }

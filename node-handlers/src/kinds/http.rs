@@ -18,6 +18,7 @@ const MAX_REDIRECTS: usize = 5;
 
 pub struct HttpClient {
     client: reqwest::Client,
+    credentialed: reqwest::Client,
     allow: Arc<AllowList>,
     default_timeout: Duration,
     max_response_bytes: usize,
@@ -44,16 +45,25 @@ impl HttpClient {
                 Err(denied) => attempt.error(denied),
             }
         });
-        let client = reqwest::Client::builder()
-            .user_agent(options.user_agent.clone())
-            .redirect(policy)
-            .dns_resolver(Arc::new(GuardedResolver {
-                allow: allow.clone(),
-            }))
-            .build()
-            .map_err(|e| Error::Config(format!("HTTP client: {e}")))?;
+        let build = |policy: Policy| {
+            reqwest::Client::builder()
+                .user_agent(options.user_agent.clone())
+                .redirect(policy)
+                // A proxy would resolve names itself, around the guard.
+                .no_proxy()
+                .dns_resolver(Arc::new(GuardedResolver {
+                    allow: allow.clone(),
+                }))
+                .build()
+                .map_err(|e| Error::Config(format!("HTTP client: {e}")))
+        };
+        let client = build(policy)?;
+        // A credential may be a custom header that redirects would carry to
+        // another host, so credentialed requests answer with the 3xx instead.
+        let credentialed = build(Policy::none())?;
         Ok(Self {
             client,
+            credentialed,
             allow,
             default_timeout: options.default_timeout.0,
             max_response_bytes: options.max_response_bytes,
@@ -169,8 +179,12 @@ impl HttpClient {
                 .map_err(|_| NodeError::permanent(format!("timeout {t:?} is not a duration")))?,
             None => self.default_timeout,
         };
-        let mut request = self
-            .client
+        let client = if credential.is_some() {
+            &self.credentialed
+        } else {
+            &self.client
+        };
+        let mut request = client
             .request(method, url)
             .timeout(timeout)
             .header("Idempotency-Key", ctx.request.idempotency_key);
@@ -245,6 +259,9 @@ fn classify(e: reqwest::Error) -> NodeError {
             };
         }
         source = s.source();
+    }
+    if e.is_builder() {
+        return NodeError::permanent(format!("the request cannot be built: {}", e.without_url()));
     }
     let class = if e.is_timeout() {
         ErrorClass::Timeout
