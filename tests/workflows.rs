@@ -252,16 +252,8 @@ async fn events_stream(mode: Mode) {
         ], "edges": [{"from": "start", "to": "pause"}, {"from": "pause", "to": "shape"}]}))
         .await;
     let id = engine.start_execution(&workflow, json!({})).await;
-    let response = engine
-        .client()
-        .get(engine.url(&format!("/v1/executions/{id}/events")))
-        .bearer_auth(common::ADMIN_KEY)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
     // The stream closes by itself once the execution finishes.
-    let text = response.text().await.unwrap();
+    let text = engine.events_text(&id).await;
     let kinds: Vec<&str> = text
         .lines()
         .filter_map(|l| l.strip_prefix("event: "))
@@ -274,16 +266,7 @@ async fn events_stream(mode: Mode) {
         );
     }
     // After the end, the stream is told from the journal.
-    let again = engine
-        .client()
-        .get(engine.url(&format!("/v1/executions/{id}/events")))
-        .bearer_auth(common::ADMIN_KEY)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let again = engine.events_text(&id).await;
     assert!(again.contains("event: execution_finished"), "{again}");
 }
 both_modes!(events_stream_until_the_execution_finishes, events_stream);
@@ -313,16 +296,7 @@ async fn secrets_stay_secret(mode: Mode) {
         !done.to_string().contains(secret),
         "the journal never holds the secret"
     );
-    let events = engine
-        .client()
-        .get(engine.url(&format!("/v1/executions/{id}/events")))
-        .bearer_auth(common::ADMIN_KEY)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let events = engine.events_text(&id).await;
     assert!(!events.contains(secret), "events never hold the secret");
     let (_, workflow_json) = engine.get(&format!("/v1/workflows/{workflow}")).await;
     assert!(!workflow_json.to_string().contains(secret));

@@ -240,6 +240,19 @@ impl Engine {
         body
     }
 
+    /// The whole Server-Sent Events stream of an execution, read until it closes.
+    pub async fn events_text(&self, id: &str) -> String {
+        let resp = self
+            .http
+            .get(self.url(&format!("/v1/executions/{id}/events")))
+            .bearer_auth(ADMIN_KEY)
+            .send()
+            .await
+            .expect("events");
+        assert_eq!(resp.status(), StatusCode::OK);
+        resp.text().await.expect("events text")
+    }
+
     /// Polls until the execution ends; returns it.
     pub async fn finished(&self, id: &str) -> Value {
         let deadline = Instant::now() + Duration::from_secs(30);
