@@ -216,10 +216,6 @@ impl Registry {
         })
     }
 
-    pub fn expressions(&self) -> &expr::Expressions {
-        &self.inner.expr
-    }
-
     /// Runs one attempt of an action, condition or data node.
     pub async fn run(&self, request: RunRequest<'_>) -> Result<Outcome, NodeError> {
         let node = request.node;
