@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use flowmesh_bus::Bus;
-use flowmesh_model::{ExecutionId, ExecutionStatus, TenantId, WorkflowId};
+use flowmesh_model::{ExecutionId, ExecutionStatus, Node, TenantId, WorkflowId};
 use flowmesh_node_handlers::{EnvSecrets, NodeError, Outcome, Registry, RunRequest};
 use flowmesh_store::Store;
 use futures::future::BoxFuture;
@@ -26,6 +26,10 @@ impl NodeRunner for PanickyRunner {
             }
             self.0.run(request).await
         })
+    }
+
+    fn is_inline(&self, node: &Node) -> bool {
+        self.0.is_inline(node)
     }
 }
 

@@ -220,15 +220,14 @@ impl Nats {
         envelope: Envelope,
     ) -> Result<(), Error> {
         let subject = self.subjects.event(event.tenant, event.execution);
-        // Sent in order on this connection; the acknowledgement is not awaited
-        // (events are notifications, the journal is the record).
-        drop(
-            self.js
-                .publish_with_headers(subject, headers(&envelope), envelope.body.clone())
-                .await
-                .map_err(unavailable)?,
-        );
-        Ok(())
+        // A plain publish on a subject the events stream captures: sent in
+        // order on this connection, stored by the stream, no acknowledgement
+        // to wait for or to read (events are notifications; the journal is
+        // the record).
+        self.client
+            .publish_with_headers(subject, headers(&envelope), envelope.body.clone())
+            .await
+            .map_err(unavailable)
     }
 
     pub async fn events(

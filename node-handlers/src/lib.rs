@@ -242,6 +242,17 @@ impl Registry {
     pub fn kinds(&self) -> Vec<KindInfo> {
         kinds::CATALOG.to_vec()
     }
+
+    /// Whether a node's kind computes over its inputs alone, at once: no
+    /// outside effect and nothing to wait for.
+    pub fn is_inline(&self, node: &Node) -> bool {
+        matches!(
+            (node.primitive, node.kind.as_str()),
+            (Primitive::Action, "respond" | "wait")
+                | (Primitive::Condition, "if_else" | "switch" | "filter")
+                | (Primitive::Data, "mapping" | "merge")
+        )
+    }
 }
 
 impl KindCatalog for Registry {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use flowmesh_bus::Delivery;
 use flowmesh_model::Command;
-use flowmesh_store::ClaimRequest;
+use flowmesh_store::{ClaimRequest, ExecutionRecord};
 use ractor::ActorRef;
 use ractor::rpc::CallResult;
 use tokio::sync::Semaphore;
@@ -78,8 +78,11 @@ async fn handle_start(ctx: &Context, root: &ActorRef<RootMsg>, delivery: Deliver
         .claim_execution(execution, &ctx.options.node_id, lease)
         .await
     {
-        Ok(false) => Ok(()),
-        Ok(true) => route_start(root, tenant, workflow, execution).await,
+        Ok(None) => Ok(()),
+        Ok(Some(record)) if record.tenant == tenant && record.workflow == workflow => {
+            route_start(root, record).await
+        }
+        Ok(Some(_)) => Err(Error::NotFound("execution")),
         Err(e) => Err(Error::from(e)),
     };
     let settled = match outcome {
@@ -94,18 +97,14 @@ async fn handle_start(ctx: &Context, root: &ActorRef<RootMsg>, delivery: Deliver
     }
 }
 
-async fn route_start(
-    root: &ActorRef<RootMsg>,
-    tenant: flowmesh_model::TenantId,
-    workflow: flowmesh_model::WorkflowId,
-    execution: flowmesh_model::ExecutionId,
-) -> Result<(), Error> {
+async fn route_start(root: &ActorRef<RootMsg>, record: ExecutionRecord) -> Result<(), Error> {
+    let (tenant, workflow) = (record.tenant, record.workflow);
     let call = root.call(
         |reply| RootMsg::Route {
             tenant,
             workflow,
             msg: WorkflowMsg::Start {
-                execution,
+                record: Box::new(record),
                 reply: Some(reply),
             },
         },
@@ -185,13 +184,14 @@ async fn sweep(ctx: &Context, root: &ActorRef<RootMsg>, include_own: bool) -> Op
     for id in claimed.into_iter().filter(|id| !ctx.is_local(*id)) {
         match ctx.store.load_execution(id).await {
             Ok(Some(record)) => {
+                let (tenant, workflow) = (record.tenant, record.workflow);
                 let msg = WorkflowMsg::Start {
-                    execution: id,
+                    record: Box::new(record),
                     reply: None,
                 };
                 let _ = root.cast(RootMsg::Route {
-                    tenant: record.tenant,
-                    workflow: record.workflow,
+                    tenant,
+                    workflow,
                     msg,
                 });
             }

@@ -4,23 +4,25 @@
 //! restart (of the actor or the process) resumes from the journal: completed
 //! nodes are not run again; an attempt that was running is run again with the
 //! same idempotency key.
+//!
+//! Each message the actor handles is one turn: the changes it makes (status,
+//! steps) are staged and committed together in one transaction at the end of
+//! the turn; only then are its events published and its node attempts
+//! started. One commit per turn instead of one per change.
 
+mod attempt;
 mod messages;
 pub(crate) mod progress;
 
-use std::collections::HashMap;
-use std::panic::AssertUnwindSafe;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
 use flowmesh_model::graph::WorkflowGraph;
 use flowmesh_model::lifecycle::{ExecutionTransition, NodeTransition};
-use flowmesh_model::{
-    EventKind, ExecutionEvent, ExecutionStatus, JsonText, NodeStatus, RetryPolicy,
-};
-use flowmesh_node_handlers::{ErrorClass, NodeError, Outcome, RunRequest};
-use flowmesh_store::{ExecutionChange, ExecutionRecord, now_ms};
-use futures::FutureExt;
+use flowmesh_model::{EventKind, ExecutionEvent, ExecutionStatus, JsonText, NodeStatus};
+use flowmesh_node_handlers::{NodeError, Outcome};
+use flowmesh_store::{ExecutionChange, ExecutionRecord, StepRecord, Turn, now_ms};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use serde_json::{Value, json};
 use tokio::task::AbortHandle;
@@ -29,9 +31,6 @@ pub(crate) use messages::ExecutionMsg;
 use progress::{Decision, Progress};
 
 use crate::context::Context;
-
-/// Longest one attempt of a node may take when the node sets no timeout.
-const DEFAULT_NODE_TIMEOUT: Duration = Duration::from_secs(300);
 
 pub(crate) struct ExecutionActor;
 
@@ -48,6 +47,37 @@ pub(crate) struct ExecutionState {
     running: HashMap<usize, AbortHandle>,
     timers: HashMap<usize, AbortHandle>,
     draining: bool,
+    pending: Pending,
+}
+
+/// What the current turn changed, to commit and then announce.
+#[derive(Default)]
+struct Pending {
+    transition: Option<ExecutionChange>,
+    steps: BTreeSet<usize>,
+    events: Vec<ExecutionEvent>,
+    /// Node attempts to start once their `running` step is committed.
+    attempts: Vec<(usize, u32)>,
+    /// Attempts of pure, instant kinds, run within the turn itself.
+    inline: Vec<(usize, u32)>,
+}
+
+/// What follows an attempt's result.
+enum AfterNode {
+    Advance,
+    /// Waiting for a timer (a wait node, a retry) or for shutdown.
+    Hold,
+    Fail(String),
+}
+
+impl Pending {
+    fn is_empty(&self) -> bool {
+        self.transition.is_none()
+            && self.steps.is_empty()
+            && self.events.is_empty()
+            && self.attempts.is_empty()
+            && self.inline.is_empty()
+    }
 }
 
 impl Actor for ExecutionActor {
@@ -69,6 +99,7 @@ impl Actor for ExecutionActor {
             running: HashMap::new(),
             timers: HashMap::new(),
             draining: false,
+            pending: Pending::default(),
         })
     }
 
@@ -77,7 +108,8 @@ impl Actor for ExecutionActor {
         myself: ActorRef<ExecutionMsg>,
         state: &mut ExecutionState,
     ) -> Result<(), ActorProcessingErr> {
-        state.begin(&myself).await
+        state.begin(&myself).await?;
+        state.end_turn(&myself).await
     }
 
     async fn handle(
@@ -86,7 +118,10 @@ impl Actor for ExecutionActor {
         msg: ExecutionMsg,
         state: &mut ExecutionState,
     ) -> Result<(), ActorProcessingErr> {
-        let result = state.handle(&myself, msg).await;
+        let mut result = state.handle(&myself, msg).await;
+        if result.is_ok() {
+            result = state.end_turn(&myself).await;
+        }
         // Draining: once the last running attempt is journaled, step aside.
         if state.draining {
             state.stop_if_drained(&myself);
@@ -155,8 +190,57 @@ impl ExecutionState {
         }
     }
 
-    async fn emit(&self, kind: EventKind) {
-        self.ctx.emit(self.event(kind)).await;
+    fn emit(&mut self, kind: EventKind) {
+        let event = self.event(kind);
+        self.pending.events.push(event);
+    }
+
+    /// Commits the turn, then announces it and starts its attempts. Returns
+    /// false, having written nothing, when its status change lost to
+    /// another writer.
+    async fn commit(
+        &mut self,
+        myself: &ActorRef<ExecutionMsg>,
+    ) -> Result<bool, ActorProcessingErr> {
+        if self.pending.is_empty() {
+            return Ok(true);
+        }
+        let pending = std::mem::take(&mut self.pending);
+        let steps: Vec<StepRecord> = pending
+            .steps
+            .iter()
+            .map(|&i| self.progress.nodes[i].clone())
+            .collect();
+        if pending.transition.is_some() || !steps.is_empty() {
+            let turn = Turn {
+                transition: pending.transition.as_ref(),
+                steps: &steps,
+            };
+            if !self.ctx.store.commit_turn(&turn).await? {
+                return Ok(false);
+            }
+        }
+        if let Some(change) = &pending.transition {
+            self.record.status = change.to;
+        }
+        for event in pending.events {
+            self.ctx.emit(event).await;
+        }
+        // Inline attempts are normally run before the turn ends; any left run as tasks.
+        for (i, attempt) in pending.attempts.into_iter().chain(pending.inline) {
+            self.spawn_attempt(myself, i, attempt);
+        }
+        Ok(true)
+    }
+
+    async fn end_turn(
+        &mut self,
+        myself: &ActorRef<ExecutionMsg>,
+    ) -> Result<(), ActorProcessingErr> {
+        if !self.commit(myself).await? {
+            myself.stop(Some("another writer moved the execution on".into()));
+        }
+        Ok(())
     }
 
     /// Brings a loaded execution to running and resumes whatever the journal
@@ -176,15 +260,9 @@ impl ExecutionState {
                 .await;
         }
         if self.record.status == ExecutionStatus::Queued {
-            let running = self
-                .transition(ExecutionTransition::Start, None, None)
-                .await?;
-            if !running {
-                myself.stop(Some("another writer moved the execution on".into()));
-                return Ok(());
-            }
-            self.save_trigger_step().await?;
-            self.emit(EventKind::ExecutionStarted).await;
+            self.stage_transition(ExecutionTransition::Start, None, None)?;
+            self.save_trigger_step();
+            self.emit(EventKind::ExecutionStarted);
         }
         if let Some(deadline) = self.record.deadline_ms {
             let left = deadline - now_ms();
@@ -209,51 +287,51 @@ impl ExecutionState {
                 (NodeStatus::Running, Some(at)) | (NodeStatus::Retrying, Some(at)) => {
                     self.set_timer(myself, i, at)
                 }
-                (NodeStatus::Retrying, None) => self.start_node(myself, i).await?,
-                (NodeStatus::Running, None) => self.rerun_node(myself, i),
+                (NodeStatus::Retrying, None) => self.start_node(i)?,
+                (NodeStatus::Running, None) => self.rerun_node(i),
                 _ => {}
             }
         }
         self.advance(myself).await
     }
 
-    async fn save_trigger_step(&mut self) -> Result<(), ActorProcessingErr> {
+    fn save_trigger_step(&mut self) {
         let Some(&i) = self.progress.graph.index.get(&self.record.trigger_node) else {
-            return Ok(());
+            return;
         };
         let now = now_ms();
         let step = &mut self.progress.nodes[i];
         step.started_at = Some(now);
         step.finished_at = Some(now);
-        self.save(i).await
+        self.save(i);
     }
 
-    /// Compare-and-set of the execution status through the lifecycle.
-    async fn transition(
+    /// Stages a compare-and-set of the execution status through the
+    /// lifecycle; it is committed with the rest of the turn.
+    fn stage_transition(
         &mut self,
         t: ExecutionTransition,
         output: Option<Value>,
         error: Option<String>,
-    ) -> Result<bool, ActorProcessingErr> {
-        let from = self.record.status;
-        let to = from.apply(t)?;
-        let change = ExecutionChange {
+    ) -> Result<(), ActorProcessingErr> {
+        let staged = self.pending.transition.take();
+        let current = staged.as_ref().map_or(self.record.status, |c| c.to);
+        let to = current.apply(t)?;
+        // A change staged earlier in the turn (a start) and this one (an
+        // end) are committed as one: from queued straight to the end.
+        let from = staged.map_or(current, |c| c.from);
+        self.pending.transition = Some(ExecutionChange {
             id: self.record.id,
             from,
             to,
             output,
             error,
-        };
-        let won = self.ctx.store.transition_execution(&change).await?;
-        if won {
-            self.record.status = to;
-        }
-        Ok(won)
+        });
+        Ok(())
     }
 
-    async fn save(&self, i: usize) -> Result<(), ActorProcessingErr> {
-        self.ctx.store.save_step(&self.progress.nodes[i]).await?;
-        Ok(())
+    fn save(&mut self, i: usize) {
+        self.pending.steps.insert(i);
     }
 
     /// Runs or skips every node that became decidable, then finishes the
@@ -263,21 +341,28 @@ impl ExecutionState {
             return Ok(());
         }
         loop {
+            for (i, attempt) in std::mem::take(&mut self.pending.inline) {
+                let result = self.run_inline(i).await;
+                if let AfterNode::Fail(error) = self.record_result(myself, i, attempt, result)? {
+                    return self
+                        .finish(myself, ExecutionTransition::Fail, Some(error))
+                        .await;
+                }
+            }
             let decisions = self.progress.decide();
-            if decisions.is_empty() {
+            if decisions.is_empty() && self.pending.inline.is_empty() {
                 break;
             }
             for decision in decisions {
                 match decision {
                     Decision::Skip(i) => {
                         self.progress.apply(i, NodeTransition::Skip)?;
-                        self.save(i).await?;
+                        self.save(i);
                         self.emit(EventKind::NodeSkipped {
                             node: self.progress.graph.node(i).id.clone(),
-                        })
-                        .await;
+                        });
                     }
-                    Decision::Run(i) => self.start_node(myself, i).await?,
+                    Decision::Run(i) => self.start_node(i)?,
                 }
             }
         }
@@ -298,11 +383,8 @@ impl ExecutionState {
         Ok(())
     }
 
-    async fn start_node(
-        &mut self,
-        myself: &ActorRef<ExecutionMsg>,
-        i: usize,
-    ) -> Result<(), ActorProcessingErr> {
+    /// Stages an attempt of a node; it starts once the turn is committed.
+    fn start_node(&mut self, i: usize) -> Result<(), ActorProcessingErr> {
         if self.ctx.is_draining() {
             self.draining = true;
             return Ok(());
@@ -315,67 +397,24 @@ impl ExecutionState {
         state.wake_at = None;
         state.error = None;
         let attempt = state.attempts;
-        self.save(i).await?;
+        self.save(i);
         self.emit(EventKind::NodeStarted {
             node: self.progress.graph.node(i).id.clone(),
             attempt,
-        })
-        .await;
-        self.spawn_attempt(myself, i, attempt);
+        });
+        if self.ctx.runner.is_inline(self.progress.graph.node(i)) {
+            self.pending.inline.push((i, attempt));
+        } else {
+            self.pending.attempts.push((i, attempt));
+        }
         Ok(())
     }
 
     /// Re-runs an attempt the journal shows as started but not finished.
-    fn rerun_node(&mut self, myself: &ActorRef<ExecutionMsg>, i: usize) {
+    fn rerun_node(&mut self, i: usize) {
         let attempt = self.progress.nodes[i].attempts.max(1);
         self.progress.nodes[i].attempts = attempt;
-        self.spawn_attempt(myself, i, attempt);
-    }
-
-    fn spawn_attempt(&mut self, myself: &ActorRef<ExecutionMsg>, i: usize, attempt: u32) {
-        let graph = self.progress.graph.clone();
-        let scope = self.progress.scope();
-        let inputs = self.progress.inputs(i);
-        let ctx = self.ctx.clone();
-        let idempotency_key = format!("{}:{}", self.record.id, graph.node(i).id);
-        let timeout = graph
-            .node(i)
-            .timeout
-            .map(|t| t.0)
-            .unwrap_or(DEFAULT_NODE_TIMEOUT);
-        let reply = myself.clone();
-        let task = tokio::spawn(async move {
-            let node = graph.node(i);
-            let request = RunRequest {
-                node,
-                document: &graph.document,
-                scope: &scope,
-                inputs: &inputs,
-                secrets: ctx.secrets.as_ref(),
-                idempotency_key: &idempotency_key,
-            };
-            let attempt_future = AssertUnwindSafe(ctx.runner.run(request)).catch_unwind();
-            let result = match tokio::time::timeout(timeout, attempt_future).await {
-                Ok(Ok(result)) => result,
-                Ok(Err(_panic)) => Err(NodeError {
-                    class: ErrorClass::Permanent,
-                    message: "the node handler crashed".into(),
-                }),
-                Err(_) => Err(NodeError {
-                    class: ErrorClass::Timeout,
-                    message: format!(
-                        "the attempt passed its timeout of {}",
-                        humantime::format_duration(timeout)
-                    ),
-                }),
-            };
-            let _ = reply.cast(ExecutionMsg::NodeDone {
-                node: i,
-                attempt,
-                result,
-            });
-        });
-        self.running.insert(i, task.abort_handle());
+        self.pending.attempts.push((i, attempt));
     }
 
     fn set_timer(&mut self, myself: &ActorRef<ExecutionMsg>, i: usize, at_ms: i64) {
@@ -402,9 +441,27 @@ impl ExecutionState {
             return Ok(());
         }
         self.running.remove(&i);
+        match self.record_result(myself, i, attempt, result)? {
+            AfterNode::Advance => self.advance(myself).await,
+            AfterNode::Hold => Ok(()),
+            AfterNode::Fail(error) => {
+                self.finish(myself, ExecutionTransition::Fail, Some(error))
+                    .await
+            }
+        }
+    }
+
+    /// Stages what an attempt's result changes, and says what comes next.
+    fn record_result(
+        &mut self,
+        myself: &ActorRef<ExecutionMsg>,
+        i: usize,
+        attempt: u32,
+        result: Result<Outcome, NodeError>,
+    ) -> Result<AfterNode, ActorProcessingErr> {
         let node_id = self.progress.graph.node(i).id.clone();
         match result {
-            Ok(Outcome::Output { value, branch }) => self.succeed(myself, i, value, branch).await,
+            Ok(Outcome::Output { value, branch }) => self.succeed(i, value, branch),
             Ok(Outcome::Respond {
                 status,
                 headers,
@@ -419,17 +476,16 @@ impl ExecutionState {
                     status,
                     headers,
                     body: body_text,
-                })
-                .await;
+                });
                 let output = json!({"status": status, "headers": headers_json, "body": body});
-                self.succeed(myself, i, output, None).await
+                self.succeed(i, output, None)
             }
             Ok(Outcome::Wait { duration }) => {
                 let at = now_ms() + duration.as_millis() as i64;
                 self.progress.nodes[i].wake_at = Some(at);
-                self.save(i).await?;
+                self.save(i);
                 self.set_timer(myself, i, at);
-                Ok(())
+                Ok(AfterNode::Hold)
             }
             Err(error) => {
                 let policy = self
@@ -441,64 +497,58 @@ impl ExecutionState {
                     .unwrap_or_default();
                 let message = format!("{}: {}", error.class.as_str(), error.message);
                 if error.class.is_retryable() && attempt < policy.max_attempts && !self.draining {
-                    let backoff = backoff_with_jitter(&policy, attempt + 1);
+                    let backoff = attempt::backoff_with_jitter(&policy, attempt + 1);
                     let at = now_ms() + backoff.as_millis() as i64;
                     self.progress.apply(i, NodeTransition::ScheduleRetry)?;
                     self.progress.nodes[i].wake_at = Some(at);
                     self.progress.nodes[i].error = Some(message.clone());
-                    self.save(i).await?;
+                    self.save(i);
                     self.emit(EventKind::NodeRetrying {
                         node: node_id,
                         attempt,
                         error: message,
                         retry_in_ms: backoff.as_millis() as u64,
-                    })
-                    .await;
+                    });
                     self.set_timer(myself, i, at);
-                    Ok(())
+                    Ok(AfterNode::Hold)
                 } else if self.draining && error.class.is_retryable() {
                     // Shutting down: leave the attempt to be run again at the next start.
-                    Ok(())
+                    Ok(AfterNode::Hold)
                 } else {
                     self.progress.apply(i, NodeTransition::Fail)?;
                     let state = &mut self.progress.nodes[i];
                     state.error = Some(message.clone());
                     state.finished_at = Some(now_ms());
-                    self.save(i).await?;
+                    self.save(i);
                     self.emit(EventKind::NodeFailed {
                         node: node_id.clone(),
                         error: message.clone(),
-                    })
-                    .await;
-                    let error = format!("node {node_id} failed: {message}");
-                    self.finish(myself, ExecutionTransition::Fail, Some(error))
-                        .await
+                    });
+                    Ok(AfterNode::Fail(format!("node {node_id} failed: {message}")))
                 }
             }
         }
     }
 
-    async fn succeed(
+    fn succeed(
         &mut self,
-        myself: &ActorRef<ExecutionMsg>,
         i: usize,
         output: Value,
         branch: Option<String>,
-    ) -> Result<(), ActorProcessingErr> {
+    ) -> Result<AfterNode, ActorProcessingErr> {
         self.progress.apply(i, NodeTransition::Succeed)?;
         let state = &mut self.progress.nodes[i];
         state.output = Some(output.clone());
         state.branch = branch;
         state.finished_at = Some(now_ms());
         state.wake_at = None;
-        self.save(i).await?;
+        self.save(i);
         let node = self.progress.graph.node(i).id.clone();
         self.emit(EventKind::NodeSucceeded {
             node,
             output: JsonText::from_value(&output),
-        })
-        .await;
-        self.advance(myself).await
+        });
+        Ok(AfterNode::Advance)
     }
 
     async fn wake(
@@ -515,10 +565,13 @@ impl ExecutionState {
         match state.status {
             NodeStatus::Running if state.wake_at.is_some() => {
                 let waited = state.started_at.map(|s| now_ms() - s).unwrap_or_default();
-                self.succeed(myself, i, json!({"waited_ms": waited}), None)
-                    .await
+                self.succeed(i, json!({"waited_ms": waited}), None)?;
+                self.advance(myself).await
             }
-            NodeStatus::Retrying => self.start_node(myself, i).await,
+            NodeStatus::Retrying => {
+                self.start_node(i)?;
+                self.advance(myself).await
+            }
             _ => Ok(()),
         }
     }
@@ -546,6 +599,8 @@ impl ExecutionState {
         for (_, task) in self.running.drain().chain(self.timers.drain()) {
             task.abort();
         }
+        self.pending.attempts.clear();
+        self.pending.inline.clear();
         for i in self.progress.graph.flow_nodes().collect::<Vec<_>>() {
             if !self.progress.nodes[i].status.is_terminal() {
                 let status = self.progress.apply(i, NodeTransition::Abort)?;
@@ -554,30 +609,19 @@ impl ExecutionState {
                         Some("abandoned: the execution ended first".into());
                     self.progress.nodes[i].finished_at = Some(now_ms());
                 }
-                self.save(i).await?;
+                self.save(i);
             }
         }
-        if !self.transition(t, output.clone(), error.clone()).await? {
-            // Another writer ended it (a cancel raced a finish): theirs stands.
-            myself.stop(None);
-            return Ok(());
-        }
-        let status = self.record.status;
-        let output = output.as_ref().map(JsonText::from_value);
+        self.stage_transition(t, output.clone(), error.clone())?;
+        let status = self.pending.transition.as_ref().map(|c| c.to);
         self.emit(EventKind::ExecutionFinished {
-            status,
-            output,
+            status: status.unwrap_or(self.record.status),
+            output: output.as_ref().map(JsonText::from_value),
             error,
-        })
-        .await;
-        if let Err(e) = self
-            .ctx
-            .store
-            .release_execution(self.record.id, &self.ctx.options.node_id)
-            .await
-        {
-            tracing::warn!(execution = %self.record.id, error = %e, "could not release the lease; it will expire");
-        }
+        });
+        // Losing means another writer ended it (a cancel raced a finish):
+        // theirs stands. Winning gives up the lease in the same commit.
+        self.commit(myself).await?;
         myself.stop(None);
         Ok(())
     }
@@ -586,14 +630,5 @@ impl ExecutionState {
         if self.running.is_empty() {
             myself.stop(Some("draining".into()));
         }
-    }
-}
-
-fn backoff_with_jitter(policy: &RetryPolicy, next_attempt: u32) -> Duration {
-    let base = policy.backoff_before(next_attempt);
-    if policy.jitter && !base.is_zero() {
-        base.mul_f64(rand::random_range(0.5..=1.0))
-    } else {
-        base
     }
 }

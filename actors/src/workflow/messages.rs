@@ -1,12 +1,14 @@
 use flowmesh_model::ExecutionId;
+use flowmesh_store::ExecutionRecord;
 use ractor::RpcReplyPort;
 
 use crate::error::Error;
 
 pub enum WorkflowMsg {
-    /// Run (or resume) an execution; replies once it is running here or known finished.
+    /// Run (or resume) an execution this process has just claimed, as the
+    /// claim returned it; replies once it is running here or known finished.
     Start {
-        execution: ExecutionId,
+        record: Box<ExecutionRecord>,
         reply: Option<RpcReplyPort<Result<(), Error>>>,
     },
     /// Cancel an execution if it runs here.

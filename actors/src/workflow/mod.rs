@@ -10,7 +10,7 @@ use std::time::Instant;
 use flowmesh_model::graph::WorkflowGraph;
 use flowmesh_model::lifecycle::ExecutionTransition;
 use flowmesh_model::{EventKind, ExecutionEvent, ExecutionId, WorkflowId};
-use flowmesh_store::{ExecutionChange, now_ms};
+use flowmesh_store::{ExecutionChange, ExecutionRecord, now_ms};
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
 
 pub(crate) use messages::WorkflowMsg;
@@ -63,8 +63,9 @@ impl Actor for WorkflowActor {
         state: &mut WorkflowState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            WorkflowMsg::Start { execution, reply } => {
-                let result = state.start(&myself, execution).await;
+            WorkflowMsg::Start { record, reply } => {
+                let execution = record.id;
+                let result = state.start(&myself, *record).await;
                 if let Some(reply) = reply {
                     let _ = reply.send(result);
                 } else if let Err(e) = result {
@@ -72,7 +73,7 @@ impl Actor for WorkflowActor {
                 }
             }
             WorkflowMsg::Restart { execution } => {
-                if let Err(e) = state.start(&myself, execution).await {
+                if let Err(e) = state.restart(&myself, execution).await {
                     tracing::warn!(%execution, error = %e, "could not restart execution; its lease will expire and it will be claimed again");
                 }
             }
@@ -144,20 +145,30 @@ impl WorkflowState {
         Ok(graph)
     }
 
-    async fn start(
+    /// Spawns a failed execution's actor again, from the journal.
+    async fn restart(
         &mut self,
         myself: &ActorRef<WorkflowMsg>,
         id: ExecutionId,
     ) -> Result<(), Error> {
-        if self.executions.contains_key(&id) {
-            return Ok(());
-        }
         let record = self
             .ctx
             .store
             .load_execution(id)
             .await?
             .ok_or(Error::NotFound("execution"))?;
+        self.start(myself, record).await
+    }
+
+    async fn start(
+        &mut self,
+        myself: &ActorRef<WorkflowMsg>,
+        record: ExecutionRecord,
+    ) -> Result<(), Error> {
+        let id = record.id;
+        if self.executions.contains_key(&id) {
+            return Ok(());
+        }
         if record.status.is_terminal() {
             return Ok(());
         }
@@ -207,11 +218,6 @@ impl WorkflowState {
                 },
             };
             self.ctx.emit(event).await;
-            let _ = self
-                .ctx
-                .store
-                .release_execution(id, &self.ctx.options.node_id)
-                .await;
         }
     }
 }

@@ -27,6 +27,54 @@ pub struct ClaimRequest<'a> {
     pub include_own: bool,
 }
 
+/// Steps written by one statement (11 parameters each).
+const STEPS_PER_STATEMENT: usize = 64;
+
+/// What one turn of an execution changes, written atomically.
+#[derive(Clone, Copy, Debug)]
+pub struct Turn<'a> {
+    pub transition: Option<&'a ExecutionChange>,
+    pub steps: &'a [StepRecord],
+}
+
+/// Inserts or replaces steps; the steps of one call have distinct nodes.
+async fn upsert_steps(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    steps: &[StepRecord],
+) -> Result<(), Error> {
+    let rows: Vec<String> = (0..steps.len())
+        .map(|r| {
+            let params: Vec<String> = (1..=11).map(|c| format!("${}", r * 11 + c)).collect();
+            format!("({})", params.join(", "))
+        })
+        .collect();
+    let sql = format!(
+        "INSERT INTO steps (execution_id, node, status, attempts, input, output, branch, error, started_at, \
+         finished_at, wake_at) VALUES {} \
+         ON CONFLICT (execution_id, node) DO UPDATE SET status = excluded.status, attempts = excluded.attempts, \
+         input = excluded.input, output = excluded.output, branch = excluded.branch, error = excluded.error, \
+         started_at = excluded.started_at, finished_at = excluded.finished_at, wake_at = excluded.wake_at",
+        rows.join(", ")
+    );
+    let mut query = sqlx::query(&sql);
+    for step in steps {
+        query = query
+            .bind(step.execution.to_string())
+            .bind(step.node.clone())
+            .bind(step.status.as_str())
+            .bind(i64::from(step.attempts))
+            .bind(to_json(&step.input))
+            .bind(to_json(&step.output))
+            .bind(step.branch.clone())
+            .bind(step.error.clone())
+            .bind(step.started_at)
+            .bind(step.finished_at)
+            .bind(step.wake_at);
+    }
+    query.execute(&mut **tx).await?;
+    Ok(())
+}
+
 fn to_json(value: &Option<serde_json::Value>) -> Option<String> {
     value.as_ref().map(|v| v.to_string())
 }
@@ -206,16 +254,42 @@ impl Store {
         Ok(ExecutionPage { items, next_cursor })
     }
 
-    /// Moves an execution from `from` to `to`; false if it was not at `from`.
+    /// Compare-and-set of an execution's status; an execution that ends
+    /// gives up its lease in the same statement. Returns whether it won.
     pub async fn transition_execution(&self, change: &ExecutionChange) -> Result<bool, Error> {
+        self.commit_turn(&Turn {
+            transition: Some(change),
+            steps: &[],
+        })
+        .await
+    }
+
+    async fn apply_transition(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        change: &ExecutionChange,
+    ) -> Result<bool, Error> {
         let now = now_ms();
-        let started = (change.to == ExecutionStatus::Running).then_some(now);
+        // From queued straight to succeeded or failed is a start and an end
+        // committed together.
+        let started = (change.to == ExecutionStatus::Running
+            || (change.from == ExecutionStatus::Queued
+                && matches!(
+                    change.to,
+                    ExecutionStatus::Succeeded | ExecutionStatus::Failed
+                )))
+        .then_some(now);
         let finished = change.to.is_terminal().then_some(now);
-        let updated = sqlx::query(
+        let release = if change.to.is_terminal() {
+            ", owner = NULL, lease_until = 0"
+        } else {
+            ""
+        };
+        let updated = sqlx::query(&format!(
             "UPDATE executions SET status = $1, started_at = COALESCE(started_at, $2), \
-             finished_at = COALESCE($3, finished_at), output = COALESCE($4, output), error = COALESCE($5, error) \
-             WHERE id = $6 AND status = $7",
-        )
+             finished_at = COALESCE($3, finished_at), output = COALESCE($4, output), error = COALESCE($5, error){release} \
+             WHERE id = $6 AND status = $7"
+        ))
         .bind(change.to.as_str())
         .bind(started)
         .bind(finished)
@@ -223,10 +297,28 @@ impl Store {
         .bind(change.error.clone())
         .bind(change.id.to_string())
         .bind(change.from.as_str())
-        .execute(&self.pool)
+        .execute(&mut **tx)
         .await?
         .rows_affected();
         Ok(updated == 1)
+    }
+
+    /// Writes one turn of an execution in one transaction: its status
+    /// change, if any (compare-and-set), and its changed steps. Nothing is
+    /// written when the status change loses; returns whether it won.
+    pub async fn commit_turn(&self, turn: &Turn<'_>) -> Result<bool, Error> {
+        let mut tx = self.pool.begin().await?;
+        if let Some(change) = turn.transition
+            && !self.apply_transition(&mut tx, change).await?
+        {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        for chunk in turn.steps.chunks(STEPS_PER_STATEMENT) {
+            upsert_steps(&mut tx, chunk).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// Flags an execution for cancellation; returns its status then.
@@ -250,27 +342,12 @@ impl Store {
 
     /// Writes one step of the journal (insert or replace).
     pub async fn save_step(&self, step: &StepRecord) -> Result<(), Error> {
-        sqlx::query(
-            "INSERT INTO steps (execution_id, node, status, attempts, input, output, branch, error, started_at, \
-             finished_at, wake_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
-             ON CONFLICT (execution_id, node) DO UPDATE SET status = excluded.status, attempts = excluded.attempts, \
-             input = excluded.input, output = excluded.output, branch = excluded.branch, error = excluded.error, \
-             started_at = excluded.started_at, finished_at = excluded.finished_at, wake_at = excluded.wake_at",
-        )
-        .bind(step.execution.to_string())
-        .bind(&step.node)
-        .bind(step.status.as_str())
-        .bind(i64::from(step.attempts))
-        .bind(to_json(&step.input))
-        .bind(to_json(&step.output))
-        .bind(step.branch.clone())
-        .bind(step.error.clone())
-        .bind(step.started_at)
-        .bind(step.finished_at)
-        .bind(step.wake_at)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        self.commit_turn(&Turn {
+            transition: None,
+            steps: std::slice::from_ref(step),
+        })
+        .await
+        .map(drop)
     }
 
     /// Claims unfinished executions whose lease expired (or, with
@@ -302,25 +379,33 @@ impl Store {
         rows.iter().map(|row| parse(row, "id")).collect()
     }
 
-    /// Claims one execution if nobody else holds a live lease on it.
+    /// Claims one execution if nobody else holds a live lease on it, and
+    /// returns it (with its journal) when claimed.
     pub async fn claim_execution(
         &self,
         id: ExecutionId,
         owner: &str,
         lease: Duration,
-    ) -> Result<bool, Error> {
-        let updated = sqlx::query(&format!(
+    ) -> Result<Option<ExecutionRecord>, Error> {
+        let row = sqlx::query(&format!(
             "UPDATE executions SET owner = $2, lease_until = $3 \
-             WHERE id = $1 AND {ACTIVE} AND (owner = $2 OR owner IS NULL OR lease_until < $4)"
+             WHERE id = $1 AND {ACTIVE} AND (owner = $2 OR owner IS NULL OR lease_until < $4) RETURNING *"
         ))
         .bind(id.to_string())
         .bind(owner)
         .bind(lease_until(lease))
         .bind(now_ms())
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        Ok(updated == 1)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        // A queued execution has no journal yet.
+        let steps = match parse::<ExecutionStatus>(&row, "status")? {
+            ExecutionStatus::Queued => Vec::new(),
+            _ => self.steps(id).await?,
+        };
+        execution(&row, steps).map(Some)
     }
 
     /// Extends the leases `owner` holds on `ids` (the executions it is
@@ -360,16 +445,5 @@ impl Store {
         .await?
         .rows_affected();
         Ok(updated)
-    }
-
-    pub async fn release_execution(&self, id: ExecutionId, owner: &str) -> Result<(), Error> {
-        sqlx::query(
-            "UPDATE executions SET owner = NULL, lease_until = 0 WHERE id = $1 AND owner = $2",
-        )
-        .bind(id.to_string())
-        .bind(owner)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
     }
 }

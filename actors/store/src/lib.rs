@@ -21,7 +21,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
 
 pub use error::Error;
-pub use executions::ClaimRequest;
+pub use executions::{ClaimRequest, Turn};
 pub use records::*;
 
 /// Where the store lives.

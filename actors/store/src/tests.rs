@@ -11,6 +11,7 @@ use sqlx::Connection;
 
 use crate::{
     ClaimRequest, Error, ExecutionChange, ExecutionQuery, NewExecution, Options, StepRecord, Store,
+    Turn,
 };
 
 const POSTGRES_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -369,6 +370,70 @@ async fn executions_and_journal(store: &Store) {
 }
 both_backends!(executions_and_journal);
 
+/// A tenant with one queued execution.
+async fn one_execution(store: &Store) -> (TenantId, ExecutionId) {
+    let (tenant, _) = store.create_tenant("t1", "T1").await.unwrap();
+    let w = store
+        .create_workflow(tenant, &doc("one", "a"))
+        .await
+        .unwrap();
+    let id = store
+        .create_execution(&new_execution(tenant, w.id, None))
+        .await
+        .unwrap()
+        .id;
+    (tenant, id)
+}
+
+async fn turns_are_all_or_nothing(store: &Store) {
+    let (tenant, id) = one_execution(store).await;
+    // More steps than one statement carries.
+    let steps: Vec<StepRecord> = (0..150)
+        .map(|n| StepRecord {
+            execution: id,
+            node: format!("n{n:03}"),
+            status: NodeStatus::Succeeded,
+            attempts: 1,
+            input: None,
+            output: Some(json!({"n": n})),
+            branch: None,
+            error: None,
+            started_at: Some(n),
+            finished_at: Some(n),
+            wake_at: None,
+        })
+        .collect();
+    let start = ExecutionChange {
+        id,
+        from: ExecutionStatus::Queued,
+        to: ExecutionStatus::Running,
+        output: None,
+        error: None,
+    };
+    let turn = Turn {
+        transition: Some(&start),
+        steps: &steps,
+    };
+    assert!(store.commit_turn(&turn).await.unwrap());
+    let record = store.get_execution(tenant, id).await.unwrap().unwrap();
+    assert_eq!(record.status, ExecutionStatus::Running);
+    assert_eq!(record.steps, steps);
+
+    let mut changed = steps[..2].to_vec();
+    changed[0].status = NodeStatus::Failed;
+    let stale = Turn {
+        transition: Some(&start),
+        steps: &changed,
+    };
+    assert!(
+        !store.commit_turn(&stale).await.unwrap(),
+        "the status is no longer queued"
+    );
+    let record = store.get_execution(tenant, id).await.unwrap().unwrap();
+    assert_eq!(record.steps, steps, "a lost turn writes no step");
+}
+both_backends!(turns_are_all_or_nothing);
+
 async fn paging_and_filters(store: &Store) {
     let (tenant, _) = store.create_tenant("t1", "T1").await.unwrap();
     let w = store
@@ -425,16 +490,7 @@ async fn paging_and_filters(store: &Store) {
 both_backends!(paging_and_filters);
 
 async fn leases(store: &Store) {
-    let (tenant, _) = store.create_tenant("t1", "T1").await.unwrap();
-    let w = store
-        .create_workflow(tenant, &doc("one", "a"))
-        .await
-        .unwrap();
-    let id = store
-        .create_execution(&new_execution(tenant, w.id, None))
-        .await
-        .unwrap()
-        .id;
+    let (_, id) = one_execution(store).await;
     let start = ExecutionChange {
         id,
         from: ExecutionStatus::Queued,
@@ -444,13 +500,27 @@ async fn leases(store: &Store) {
     };
     assert!(store.transition_execution(&start).await.unwrap());
     let long = Duration::from_secs(60);
-    assert!(store.claim_execution(id, "a", long).await.unwrap());
     assert!(
-        store.claim_execution(id, "a", long).await.unwrap(),
+        store
+            .claim_execution(id, "a", long)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        store
+            .claim_execution(id, "a", long)
+            .await
+            .unwrap()
+            .is_some(),
         "claiming again is fine"
     );
     assert!(
-        !store.claim_execution(id, "b", long).await.unwrap(),
+        store
+            .claim_execution(id, "b", long)
+            .await
+            .unwrap()
+            .is_none(),
         "a live lease is respected"
     );
     let sweep = |owner, include_own| ClaimRequest {
@@ -476,13 +546,19 @@ async fn leases(store: &Store) {
             .claim_execution(id, "a", Duration::from_millis(1))
             .await
             .unwrap()
+            .is_some()
     );
     assert_eq!(store.renew_leases("a", &[], long).await.unwrap(), 0);
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     let mut tick = tokio::time::interval(Duration::from_millis(5));
     loop {
         tick.tick().await;
-        if store.claim_execution(id, "b", long).await.unwrap() {
+        if store
+            .claim_execution(id, "b", long)
+            .await
+            .unwrap()
+            .is_some()
+        {
             break;
         }
         assert!(
@@ -498,10 +574,13 @@ async fn leases(store: &Store) {
     assert_eq!(store.renew_leases("b", &[id], long).await.unwrap(), 1);
     assert_eq!(store.release_leases("b").await.unwrap(), 1);
     assert!(
-        store.claim_execution(id, "c", long).await.unwrap(),
+        store
+            .claim_execution(id, "c", long)
+            .await
+            .unwrap()
+            .is_some(),
         "released leases are free at once"
     );
-    store.release_execution(id, "c").await.unwrap();
     let change = ExecutionChange {
         id,
         from: ExecutionStatus::Running,
@@ -510,8 +589,17 @@ async fn leases(store: &Store) {
         error: None,
     };
     assert!(store.transition_execution(&change).await.unwrap());
+    assert_eq!(
+        store.renew_leases("c", &[id], long).await.unwrap(),
+        0,
+        "an execution that ends gives up its lease"
+    );
     assert!(
-        !store.claim_execution(id, "c", long).await.unwrap(),
+        store
+            .claim_execution(id, "c", long)
+            .await
+            .unwrap()
+            .is_none(),
         "finished executions are never claimed"
     );
 }
@@ -544,6 +632,7 @@ async fn concurrent_claims_never_share_an_execution() {
                 .claim_execution(id, "gone", Duration::ZERO)
                 .await
                 .unwrap()
+                .is_some()
         );
     }
     let claim = |owner: &'static str| {

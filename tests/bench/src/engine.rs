@@ -16,7 +16,11 @@ pub const KEY: &str = "fmk_bench_admin_key";
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
     Embedded,
+    /// NATS and PostgreSQL as this machine runs them.
     Distributed,
+    /// Every acknowledgement flushed to disk: a NATS server with
+    /// `sync_interval: always`, and `synchronous_commit = on`.
+    DistributedFlushed,
 }
 
 impl Mode {
@@ -24,8 +28,16 @@ impl Mode {
         match self {
             Mode::Embedded => "embedded",
             Mode::Distributed => "distributed",
+            Mode::DistributedFlushed => "distributed, flushed",
         }
     }
+}
+
+/// What an engine of a run connects to.
+#[derive(Clone, Debug)]
+pub struct Target {
+    pub mode: Mode,
+    pub nats_url: String,
 }
 
 pub struct Engine {
@@ -36,6 +48,7 @@ pub struct Engine {
     prefix: String,
     pub http: reqwest::Client,
     allow: String,
+    target: Target,
 }
 
 pub fn binary() -> anyhow::Result<PathBuf> {
@@ -54,10 +67,10 @@ pub fn binary() -> anyhow::Result<PathBuf> {
 }
 
 impl Engine {
-    pub async fn start(mode: Mode, allow: &str) -> anyhow::Result<Engine> {
-        let database = match mode {
+    pub async fn start(target: &Target, allow: &str) -> anyhow::Result<Engine> {
+        let database = match target.mode {
             Mode::Embedded => None,
-            Mode::Distributed => {
+            Mode::Distributed | Mode::DistributedFlushed => {
                 use sqlx::Connection;
                 let name = format!("flowmesh_bench_{}", uuid::Uuid::new_v4().simple());
                 let mut admin =
@@ -79,6 +92,7 @@ impl Engine {
                 .timeout(Duration::from_secs(60))
                 .build()?,
             allow: allow.to_owned(),
+            target: target.clone(),
         };
         engine.spawn()?;
         Ok(engine)
@@ -98,8 +112,12 @@ impl Engine {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         if let Some(db) = &self.database {
-            cmd.env("DATABASE_URL", format!("{POSTGRES}/{db}"))
-                .env("FLOWMESH_NATS_URL", NATS_URL);
+            let options = match self.target.mode {
+                Mode::DistributedFlushed => "?options=-c%20synchronous_commit%3Don",
+                _ => "",
+            };
+            cmd.env("DATABASE_URL", format!("{POSTGRES}/{db}{options}"))
+                .env("FLOWMESH_NATS_URL", &self.target.nats_url);
         }
         let mut child = cmd.spawn().context("starting flowmesh")?;
         let stdout = child.stdout.take().context("stdout")?;
@@ -213,6 +231,7 @@ impl Drop for Engine {
     fn drop(&mut self) {
         self.kill();
         let (database, prefix) = (self.database.take(), self.prefix.to_uppercase());
+        let nats_url = self.target.nats_url.clone();
         if database.is_none() {
             return;
         }
@@ -233,7 +252,7 @@ impl Drop for Engine {
                         .execute(&mut admin)
                         .await;
                 }
-                if let Ok(client) = async_nats::connect(NATS_URL).await {
+                if let Ok(client) = async_nats::connect(&nats_url).await {
                     let js = async_nats::jetstream::new(client);
                     for suffix in ["CMD", "CTL", "EVT"] {
                         let _ = js.delete_stream(format!("{prefix}_{suffix}")).await;

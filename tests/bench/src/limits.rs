@@ -8,14 +8,17 @@ use axum::routing::post;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::engine::{NATS_URL, POSTGRES};
+use crate::engine::POSTGRES;
 use crate::load::{self, Summary};
 
 #[derive(Debug, Serialize)]
 pub struct Limits {
     pub http_bare_axum: Option<Summary>,
-    pub jetstream_pipelined_per_s: f64,
-    pub jetstream_round_trip_p50_ms: f64,
+    pub jetstream: JetStream,
+    /// The same against the harness's flushing NATS server, when there is one.
+    pub jetstream_flushed: Option<JetStream>,
+    /// PostgreSQL's `synchronous_commit` setting during the run.
+    pub postgres_synchronous_commit: String,
     pub postgres_batched_rows_per_s: f64,
     pub postgres_single_commit_per_s: f64,
     pub sqlite_batched_rows_per_s: f64,
@@ -53,8 +56,14 @@ pub async fn http(rates: &[f64], duration: Duration) -> anyhow::Result<Option<Su
     Ok(best)
 }
 
-pub async fn jetstream(messages: usize) -> anyhow::Result<(f64, f64)> {
-    let client = async_nats::connect(NATS_URL).await?;
+#[derive(Debug, Serialize)]
+pub struct JetStream {
+    pub pipelined_per_s: f64,
+    pub round_trip_p50_ms: f64,
+}
+
+pub async fn jetstream(url: &str, messages: usize) -> anyhow::Result<JetStream> {
+    let client = async_nats::connect(url).await?;
     let js = async_nats::jetstream::new(client);
     let tag = uuid::Uuid::new_v4().simple().to_string();
     let name = format!("BENCHLIMIT_{tag}");
@@ -82,7 +91,19 @@ pub async fn jetstream(messages: usize) -> anyhow::Result<(f64, f64)> {
         h.record(t.elapsed().as_micros() as u64)?;
     }
     js.delete_stream(&name).await?;
-    Ok((pipelined, h.value_at_quantile(0.5) as f64 / 1000.0))
+    Ok(JetStream {
+        pipelined_per_s: pipelined,
+        round_trip_p50_ms: h.value_at_quantile(0.5) as f64 / 1000.0,
+    })
+}
+
+pub async fn postgres_synchronous_commit() -> anyhow::Result<String> {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(&format!("{POSTGRES}/postgres")).await?;
+    let (value,): (String,) = sqlx::query_as("SHOW synchronous_commit")
+        .fetch_one(&mut conn)
+        .await?;
+    Ok(value)
 }
 
 pub async fn postgres(rows: usize) -> anyhow::Result<(f64, f64)> {

@@ -2,6 +2,7 @@
 //! limits of this machine, and writes JSON and a markdown table.
 
 mod engine;
+mod flushed;
 mod limits;
 mod load;
 mod report;
@@ -11,7 +12,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use engine::{Engine, Mode};
+use engine::{Engine, Mode, Target};
 use serde::Serialize;
 
 #[derive(Parser)]
@@ -34,6 +35,11 @@ enum Commands {
         /// Where results.json and results.md go.
         #[arg(long, default_value = "bench-results")]
         out: PathBuf,
+        /// A nats-server (2.10 or later) for the run with every acknowledgement
+        /// flushed to disk; without one found, that run is skipped and the
+        /// report says why.
+        #[arg(long)]
+        flushed_nats_server: Option<PathBuf>,
     },
 }
 
@@ -102,12 +108,15 @@ pub struct Results {
     pub plan: Plan,
     pub limits: limits::Limits,
     pub modes: Vec<ModeResults>,
+    /// Runs left out, and why.
+    pub skipped: Vec<String>,
 }
 
-async fn run_mode(mode: Mode, plan: &Plan) -> anyhow::Result<ModeResults> {
+async fn run_mode(target: &Target, plan: &Plan) -> anyhow::Result<ModeResults> {
+    let mode = target.mode;
     let (sink_url, sink) = scenarios::Sink::start().await?;
     eprintln!("[{}] webhook-sync", mode.name());
-    let engine = Engine::start(mode, "127.0.0.1").await?;
+    let engine = Engine::start(target, "127.0.0.1").await?;
     let webhook_sync = scenarios::webhook_sync(&engine, plan).await?;
     eprintln!("[{}] durable-latency", mode.name());
     let durable_latency = scenarios::durable_latency(&engine, plan, &sink_url).await?;
@@ -117,12 +126,12 @@ async fn run_mode(mode: Mode, plan: &Plan) -> anyhow::Result<ModeResults> {
     let fan_out = scenarios::fan_out(&engine, plan).await?;
     drop(engine);
     eprintln!("[{}] parked", mode.name());
-    let mut engine = Engine::start(mode, "127.0.0.1").await?;
+    let mut engine = Engine::start(target, "127.0.0.1").await?;
     let parked = scenarios::parked(&mut engine, plan).await?;
     drop(engine);
     eprintln!("[{}] recovery", mode.name());
     let (recovery_url, recovery_sink) = scenarios::Sink::start().await?;
-    let mut engine = Engine::start(mode, "127.0.0.1").await?;
+    let mut engine = Engine::start(target, "127.0.0.1").await?;
     let recovery = scenarios::recovery(&mut engine, plan, &recovery_url, &recovery_sink).await?;
     drop(sink);
     Ok(ModeResults {
@@ -138,29 +147,62 @@ async fn run_mode(mode: Mode, plan: &Plan) -> anyhow::Result<ModeResults> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let Commands::All { quick, out } = Cli::parse().command;
+    let Commands::All {
+        quick,
+        out,
+        flushed_nats_server,
+    } = Cli::parse().command;
     engine::binary()?;
     let plan = Plan::new(quick);
+    let mut skipped = Vec::new();
+    let flushed = match flushed::find(flushed_nats_server) {
+        Ok((binary, version)) => Some(flushed::FlushedNats::start(&binary, version)?),
+        Err(why) => {
+            skipped.push(format!("distributed, flushed: {why}"));
+            None
+        }
+    };
     eprintln!("limits");
     let http_bare_axum = limits::http(&plan.rates, plan.step_duration).await?;
-    let (jetstream_pipelined_per_s, jetstream_round_trip_p50_ms) =
-        limits::jetstream(plan.limit_messages).await?;
+    let jetstream = limits::jetstream(engine::NATS_URL, plan.limit_messages).await?;
+    let jetstream_flushed = match &flushed {
+        Some(server) => Some(limits::jetstream(&server.url, plan.limit_messages).await?),
+        None => None,
+    };
     let (postgres_batched_rows_per_s, postgres_single_commit_per_s) =
         limits::postgres(plan.limit_rows).await?;
     let (sqlite_batched_rows_per_s, sqlite_single_commit_per_s) =
         limits::sqlite(plan.limit_rows).await?;
     let limits = limits::Limits {
         http_bare_axum,
-        jetstream_pipelined_per_s,
-        jetstream_round_trip_p50_ms,
+        jetstream,
+        jetstream_flushed,
+        postgres_synchronous_commit: limits::postgres_synchronous_commit().await?,
         postgres_batched_rows_per_s,
         postgres_single_commit_per_s,
         sqlite_batched_rows_per_s,
         sqlite_single_commit_per_s,
     };
+    let mut targets = vec![
+        Target {
+            mode: Mode::Embedded,
+            nats_url: String::new(),
+        },
+        Target {
+            mode: Mode::Distributed,
+            nats_url: engine::NATS_URL.to_owned(),
+        },
+    ];
+    if let Some(server) = &flushed {
+        eprintln!("flushed runs use nats-server {}", server.version);
+        targets.push(Target {
+            mode: Mode::DistributedFlushed,
+            nats_url: server.url.clone(),
+        });
+    }
     let mut modes = Vec::new();
-    for mode in [Mode::Embedded, Mode::Distributed] {
-        modes.push(run_mode(mode, &plan).await?);
+    for target in &targets {
+        modes.push(run_mode(target, &plan).await?);
     }
     let results = Results {
         machine: report::Machine::detect(),
@@ -168,6 +210,7 @@ async fn main() -> anyhow::Result<()> {
         plan,
         limits,
         modes,
+        skipped,
     };
     std::fs::create_dir_all(&out)?;
     std::fs::write(

@@ -64,35 +64,56 @@ pub fn markdown(r: &Results) -> String {
             "full"
         }
     ));
+    let mut limits = vec![(
+        "bare axum, highest rate with p99 < 100 ms".to_owned(),
+        format!("{http_limit:.0}/s"),
+    )];
+    let mut jetstreams = vec![("", &l.jetstream)];
+    if let Some(flushed) = &l.jetstream_flushed {
+        jetstreams.push((" (sync_interval: always)", flushed));
+    }
+    for (label, js) in jetstreams {
+        limits.push((
+            format!("JetStream acknowledged publishes, pipelined{label}"),
+            format!("{:.0}/s", js.pipelined_per_s),
+        ));
+        limits.push((
+            format!("JetStream publish-and-ack round trip, p50{label}"),
+            format!("{:.2} ms", js.round_trip_p50_ms),
+        ));
+    }
+    limits.extend([
+        (
+            "PostgreSQL rows, batched (UNNEST, 1000 a statement)".to_owned(),
+            format!("{:.0}/s", l.postgres_batched_rows_per_s),
+        ),
+        (
+            format!(
+                "PostgreSQL single-row commits (synchronous_commit = {})",
+                l.postgres_synchronous_commit
+            ),
+            format!("{:.0}/s", l.postgres_single_commit_per_s),
+        ),
+        (
+            "SQLite rows, batched (1000 a transaction)".to_owned(),
+            format!("{:.0}/s", l.sqlite_batched_rows_per_s),
+        ),
+        (
+            "SQLite single-row commits".to_owned(),
+            format!("{:.0}/s", l.sqlite_single_commit_per_s),
+        ),
+    ]);
     out.push_str("| limit | value |\n| --- | --- |\n");
+    for (label, value) in limits {
+        out.push_str(&format!("| {label} | {value} |\n"));
+    }
+    out.push('\n');
+    let names: Vec<&str> = r.modes.iter().map(|m| m.mode.name()).collect();
     out.push_str(&format!(
-        "| bare axum, highest rate with p99 < 100 ms | {http_limit:.0}/s |\n"
+        "| scenario | figure | {} |\n| --- | --- |{}\n",
+        names.join(" | "),
+        " --- |".repeat(names.len())
     ));
-    out.push_str(&format!(
-        "| JetStream acknowledged publishes, pipelined | {:.0}/s |\n",
-        l.jetstream_pipelined_per_s
-    ));
-    out.push_str(&format!(
-        "| JetStream publish-and-ack round trip, p50 | {:.2} ms |\n",
-        l.jetstream_round_trip_p50_ms
-    ));
-    out.push_str(&format!(
-        "| PostgreSQL rows, batched (UNNEST, 1000 a statement) | {:.0}/s |\n",
-        l.postgres_batched_rows_per_s
-    ));
-    out.push_str(&format!(
-        "| PostgreSQL single-row commits | {:.0}/s |\n",
-        l.postgres_single_commit_per_s
-    ));
-    out.push_str(&format!(
-        "| SQLite rows, batched (1000 a transaction) | {:.0}/s |\n",
-        l.sqlite_batched_rows_per_s
-    ));
-    out.push_str(&format!(
-        "| SQLite single-row commits | {:.0}/s |\n\n",
-        l.sqlite_single_commit_per_s
-    ));
-    out.push_str("| scenario | figure | embedded | distributed |\n| --- | --- | --- | --- |\n");
     let row = |name: &str, figure: &str, f: &dyn Fn(&crate::ModeResults) -> String| {
         let cells: Vec<String> = r.modes.iter().map(f).collect();
         format!("| {name} | {figure} | {} |\n", cells.join(" | "))
@@ -186,5 +207,8 @@ pub fn markdown(r: &Results) -> String {
             )
         },
     ));
+    for why in &r.skipped {
+        out.push_str(&format!("\nSkipped: {why}.\n"));
+    }
     out
 }

@@ -1,0 +1,106 @@
+//! Running one attempt of a node: as a task of its own (anything that may
+//! wait on the outside world), or within the actor's turn (pure, instant
+//! kinds). Either way a panic or a timeout becomes the node's error.
+
+use std::panic::AssertUnwindSafe;
+use std::time::Duration;
+
+use flowmesh_model::RetryPolicy;
+use flowmesh_node_handlers::{ErrorClass, NodeError, Outcome, RunRequest};
+use futures::FutureExt;
+use ractor::ActorRef;
+use serde_json::{Map, Value};
+
+use super::{ExecutionMsg, ExecutionState};
+use crate::context::Context;
+
+/// Longest one attempt of a node may take when the node sets no timeout.
+const DEFAULT_NODE_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// What one attempt needs, owned so that it can move into a task.
+struct Attempt {
+    graph: std::sync::Arc<flowmesh_model::graph::WorkflowGraph>,
+    node: usize,
+    scope: Map<String, Value>,
+    inputs: Vec<String>,
+    idempotency_key: String,
+    timeout: Duration,
+}
+
+impl Attempt {
+    async fn run(&self, ctx: &Context) -> Result<Outcome, NodeError> {
+        let request = RunRequest {
+            node: self.graph.node(self.node),
+            document: &self.graph.document,
+            scope: &self.scope,
+            inputs: &self.inputs,
+            secrets: ctx.secrets.as_ref(),
+            idempotency_key: &self.idempotency_key,
+        };
+        let attempt = AssertUnwindSafe(ctx.runner.run(request)).catch_unwind();
+        match tokio::time::timeout(self.timeout, attempt).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_panic)) => Err(NodeError {
+                class: ErrorClass::Permanent,
+                message: "the node handler crashed".into(),
+            }),
+            Err(_) => Err(NodeError {
+                class: ErrorClass::Timeout,
+                message: format!(
+                    "the attempt passed its timeout of {}",
+                    humantime::format_duration(self.timeout)
+                ),
+            }),
+        }
+    }
+}
+
+impl ExecutionState {
+    fn attempt(&self, i: usize) -> Attempt {
+        let graph = self.progress.graph.clone();
+        let node = graph.node(i);
+        Attempt {
+            idempotency_key: format!("{}:{}", self.record.id, node.id),
+            timeout: node.timeout.map(|t| t.0).unwrap_or(DEFAULT_NODE_TIMEOUT),
+            scope: self.progress.scope(),
+            inputs: self.progress.inputs(i),
+            node: i,
+            graph,
+        }
+    }
+
+    /// Starts an attempt as a task; its result comes back as a message.
+    pub(super) fn spawn_attempt(
+        &mut self,
+        myself: &ActorRef<ExecutionMsg>,
+        i: usize,
+        attempt: u32,
+    ) {
+        let run = self.attempt(i);
+        let ctx = self.ctx.clone();
+        let reply = myself.clone();
+        let task = tokio::spawn(async move {
+            let result = run.run(&ctx).await;
+            let _ = reply.cast(ExecutionMsg::NodeDone {
+                node: i,
+                attempt,
+                result,
+            });
+        });
+        self.running.insert(i, task.abort_handle());
+    }
+
+    /// Runs an attempt of a pure, instant kind within the current turn.
+    pub(super) async fn run_inline(&self, i: usize) -> Result<Outcome, NodeError> {
+        self.attempt(i).run(&self.ctx).await
+    }
+}
+
+pub(super) fn backoff_with_jitter(policy: &RetryPolicy, next_attempt: u32) -> Duration {
+    let base = policy.backoff_before(next_attempt);
+    if policy.jitter && !base.is_zero() {
+        base.mul_f64(rand::random_range(0.5..=1.0))
+    } else {
+        base
+    }
+}
