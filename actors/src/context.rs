@@ -65,15 +65,6 @@ impl Context {
             .contains(&id)
     }
 
-    pub fn local_ids(&self) -> Vec<ExecutionId> {
-        self.local
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .copied()
-            .collect()
-    }
-
     pub fn local_count(&self) -> usize {
         self.local.lock().unwrap_or_else(|p| p.into_inner()).len()
     }

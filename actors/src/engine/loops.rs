@@ -25,13 +25,17 @@ pub(super) async fn spawn_all(
     ctx: Arc<Context>,
     root: ActorRef<RootMsg>,
 ) -> Result<Vec<JoinHandle<()>>, Error> {
+    // A live lease before anything is claimed.
+    ctx.store
+        .heartbeat(&ctx.options.node_id, ctx.options.lease.0)
+        .await?;
     let commands = ctx.bus.commands().await?;
     let control = ctx.bus.control().await?;
     Ok(vec![
         tokio::spawn(consume_commands(ctx.clone(), root.clone(), commands)),
         tokio::spawn(consume_control(root.clone(), control)),
-        tokio::spawn(claim_unowned(ctx.clone(), root)),
-        tokio::spawn(renew_leases(ctx)),
+        tokio::spawn(claim_unowned(ctx.clone(), root.clone())),
+        tokio::spawn(keep_lease(ctx, root)),
     ])
 }
 
@@ -72,10 +76,9 @@ async fn handle_start(ctx: &Context, root: &ActorRef<RootMsg>, delivery: Deliver
         let _ = delivery.ack().await;
         return;
     };
-    let lease = ctx.options.lease.0;
     let outcome = match ctx
         .store
-        .claim_execution(execution, &ctx.options.node_id, lease)
+        .claim_execution(execution, &ctx.options.node_id)
         .await
     {
         Ok(None) => Ok(()),
@@ -166,7 +169,6 @@ async fn claim_unowned(ctx: Arc<Context>, root: ActorRef<RootMsg>) {
 async fn sweep(ctx: &Context, root: &ActorRef<RootMsg>, include_own: bool) -> Option<usize> {
     let request = ClaimRequest {
         owner: &ctx.options.node_id,
-        lease: ctx.options.lease.0,
         limit: CLAIM_BATCH,
         include_own,
     };
@@ -181,7 +183,22 @@ async fn sweep(ctx: &Context, root: &ActorRef<RootMsg>, include_own: bool) -> Op
     if count > 0 {
         tracing::debug!(count, include_own, "claimed executions nobody owned");
     }
-    for id in claimed.into_iter().filter(|id| !ctx.is_local(*id)) {
+    resume(
+        ctx,
+        root,
+        claimed.into_iter().filter(|id| !ctx.is_local(*id)),
+    )
+    .await;
+    Some(count)
+}
+
+/// Loads executions this process holds and starts their actors.
+async fn resume(
+    ctx: &Context,
+    root: &ActorRef<RootMsg>,
+    ids: impl Iterator<Item = flowmesh_model::ExecutionId>,
+) {
+    for id in ids {
         match ctx.store.load_execution(id).await {
             Ok(Some(record)) => {
                 let (tenant, workflow) = (record.tenant, record.workflow);
@@ -201,23 +218,46 @@ async fn sweep(ctx: &Context, root: &ActorRef<RootMsg>, include_own: bool) -> Op
             }
         }
     }
-    Some(count)
 }
 
-/// Keeps the leases of the executions running here; the others expire and
-/// a sweep (here or elsewhere) picks them up again.
-async fn renew_leases(ctx: Arc<Context>) {
+/// Renews this process's lease (one row, whatever it holds) every third
+/// of its length, and repairs what a lost message left behind: executions
+/// it owns without an actor for them, seen so twice in a row (a start in
+/// progress is never seen so twice), get their actor.
+async fn keep_lease(ctx: Arc<Context>, root: ActorRef<RootMsg>) {
     let period = ctx.options.lease.0 / 3;
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    let mut orphans_before = std::collections::HashSet::new();
     loop {
         tick.tick().await;
-        let running = ctx.local_ids();
         if let Err(e) = ctx
             .store
-            .renew_leases(&ctx.options.node_id, &running, ctx.options.lease.0)
+            .heartbeat(&ctx.options.node_id, ctx.options.lease.0)
             .await
         {
-            tracing::warn!(error = %e, "could not renew leases");
+            tracing::warn!(error = %e, "could not renew this process's lease");
+            continue;
         }
+        if ctx.is_draining() {
+            continue;
+        }
+        let owned = match ctx.store.owned_executions(&ctx.options.node_id).await {
+            Ok(owned) => owned,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not list this process's executions");
+                continue;
+            }
+        };
+        let orphans: std::collections::HashSet<_> =
+            owned.into_iter().filter(|id| !ctx.is_local(*id)).collect();
+        let lost: Vec<_> = orphans.intersection(&orphans_before).copied().collect();
+        if !lost.is_empty() {
+            tracing::warn!(
+                count = lost.len(),
+                "executions owned here had no actor; resuming them"
+            );
+        }
+        resume(&ctx, &root, lost.into_iter()).await;
+        orphans_before = orphans;
     }
 }

@@ -14,14 +14,15 @@ use crate::{
 const ACTIVE: &str = "status IN ('queued', 'running')";
 /// An execution nobody has claimed yet is left to its start command this long.
 const QUEUED_GRACE_MS: i64 = 2_000;
-/// Ids per lease-renewal statement.
-const RENEW_BATCH: usize = 500;
+/// Owners whose lease has run out; `now` names the parameter holding now.
+fn expired_owners(now: &str) -> String {
+    format!("SELECT node_id FROM engine_leases WHERE lease_until < {now}")
+}
 
 /// Claim executions nobody (alive) owns.
 #[derive(Clone, Debug)]
 pub struct ClaimRequest<'a> {
     pub owner: &'a str,
-    pub lease: Duration,
     pub limit: u32,
     /// Also take back executions `owner` still holds (after a restart).
     pub include_own: bool,
@@ -281,7 +282,7 @@ impl Store {
         .then_some(now);
         let finished = change.to.is_terminal().then_some(now);
         let release = if change.to.is_terminal() {
-            ", owner = NULL, lease_until = 0"
+            ", owner = NULL"
         } else {
             ""
         };
@@ -350,8 +351,25 @@ impl Store {
         .map(drop)
     }
 
-    /// Claims unfinished executions whose lease expired (or, with
-    /// `include_own`, that `owner` still holds). Returns their ids.
+    /// Takes (or renews) the lease of an engine process: its executions
+    /// stay its own until `lease` from now. A process takes its lease
+    /// before it claims anything, so every owner has a lease row (an owner
+    /// without one would never expire).
+    pub async fn heartbeat(&self, owner: &str, lease: Duration) -> Result<(), Error> {
+        sqlx::query(
+            "INSERT INTO engine_leases (node_id, lease_until) VALUES ($1, $2) \
+             ON CONFLICT (node_id) DO UPDATE SET lease_until = excluded.lease_until",
+        )
+        .bind(owner)
+        .bind(lease_until(lease))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Claims unfinished executions whose owner's lease expired, or that
+    /// nobody took since they were accepted (or, with `include_own`, that
+    /// `owner` holds already). Returns their ids.
     pub async fn claim_executions(
         &self,
         request: &ClaimRequest<'_>,
@@ -363,14 +381,15 @@ impl Store {
             ""
         };
         let sql = format!(
-            "UPDATE executions SET owner = $1, lease_until = $2 WHERE id IN (\
-             SELECT id FROM executions WHERE {ACTIVE} AND (lease_until < $3 {own}) \
-             AND (owner IS NOT NULL OR created_at < $4) ORDER BY lease_until LIMIT $5 {}) RETURNING id",
+            "UPDATE executions SET owner = $1 WHERE id IN (\
+             SELECT id FROM executions WHERE {ACTIVE} AND (\
+             (owner IS NULL AND created_at < $3) OR owner IN ({}) {own}) \
+             ORDER BY created_at LIMIT $4 {}) RETURNING id",
+            expired_owners("$2"),
             self.backend.skip_locked()
         );
         let rows = sqlx::query(&sql)
             .bind(request.owner)
-            .bind(lease_until(request.lease))
             .bind(now)
             .bind(now - QUEUED_GRACE_MS)
             .bind(i64::from(request.limit))
@@ -379,21 +398,20 @@ impl Store {
         rows.iter().map(|row| parse(row, "id")).collect()
     }
 
-    /// Claims one execution if nobody else holds a live lease on it, and
-    /// returns it (with its journal) when claimed.
+    /// Claims one execution if no live process owns it, and returns it
+    /// (with its journal) when claimed.
     pub async fn claim_execution(
         &self,
         id: ExecutionId,
         owner: &str,
-        lease: Duration,
     ) -> Result<Option<ExecutionRecord>, Error> {
         let row = sqlx::query(&format!(
-            "UPDATE executions SET owner = $2, lease_until = $3 \
-             WHERE id = $1 AND {ACTIVE} AND (owner = $2 OR owner IS NULL OR lease_until < $4) RETURNING *"
+            "UPDATE executions SET owner = $2 WHERE id = $1 AND {ACTIVE} \
+             AND (owner = $2 OR owner IS NULL OR owner IN ({})) RETURNING *",
+            expired_owners("$3")
         ))
         .bind(id.to_string())
         .bind(owner)
-        .bind(lease_until(lease))
         .bind(now_ms())
         .fetch_optional(&self.pool)
         .await?;
@@ -408,42 +426,24 @@ impl Store {
         execution(&row, steps).map(Some)
     }
 
-    /// Extends the leases `owner` holds on `ids` (the executions it is
-    /// running); returns how many. Leases of executions it no longer runs
-    /// are left to expire, so that a sweep can pick them up again.
-    pub async fn renew_leases(
-        &self,
-        owner: &str,
-        ids: &[ExecutionId],
-        lease: Duration,
-    ) -> Result<u64, Error> {
-        let mut renewed = 0;
-        for chunk in ids.chunks(RENEW_BATCH) {
-            let placeholders: Vec<String> =
-                (0..chunk.len()).map(|i| format!("${}", i + 3)).collect();
-            let sql = format!(
-                "UPDATE executions SET lease_until = $2 WHERE owner = $1 AND {ACTIVE} AND id IN ({})",
-                placeholders.join(", ")
-            );
-            let mut query = sqlx::query(&sql).bind(owner).bind(lease_until(lease));
-            for id in chunk {
-                query = query.bind(id.to_string());
-            }
-            renewed += query.execute(&self.pool).await?.rows_affected();
-        }
-        Ok(renewed)
-    }
-
-    /// Hands back every lease `owner` holds (graceful shutdown), so that
-    /// another process can take its executions at once.
-    pub async fn release_leases(&self, owner: &str) -> Result<u64, Error> {
-        let updated = sqlx::query(&format!(
-            "UPDATE executions SET lease_until = 0 WHERE owner = $1 AND {ACTIVE}"
+    /// The unfinished executions `owner` holds.
+    pub async fn owned_executions(&self, owner: &str) -> Result<Vec<ExecutionId>, Error> {
+        let rows = sqlx::query(&format!(
+            "SELECT id FROM executions WHERE owner = $1 AND {ACTIVE}"
         ))
         .bind(owner)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        Ok(updated)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|row| parse(row, "id")).collect()
+    }
+
+    /// Hands back the lease of a process (graceful shutdown), so that
+    /// others can take its executions at once.
+    pub async fn release_leases(&self, owner: &str) -> Result<(), Error> {
+        sqlx::query("UPDATE engine_leases SET lease_until = 0 WHERE node_id = $1")
+            .bind(owner)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 }

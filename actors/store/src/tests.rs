@@ -500,32 +500,17 @@ async fn leases(store: &Store) {
     };
     assert!(store.transition_execution(&start).await.unwrap());
     let long = Duration::from_secs(60);
-    assert!(
-        store
-            .claim_execution(id, "a", long)
-            .await
-            .unwrap()
-            .is_some()
-    );
-    assert!(
-        store
-            .claim_execution(id, "a", long)
-            .await
-            .unwrap()
-            .is_some(),
-        "claiming again is fine"
-    );
-    assert!(
-        store
-            .claim_execution(id, "b", long)
-            .await
-            .unwrap()
-            .is_none(),
-        "a live lease is respected"
-    );
+    for owner in ["a", "b", "c"] {
+        store.heartbeat(owner, long).await.unwrap();
+    }
+    let claimed = |owner: &'static str| async move {
+        store.claim_execution(id, owner).await.unwrap().is_some()
+    };
+    assert!(claimed("a").await);
+    assert!(claimed("a").await, "claiming again is fine");
+    assert!(!claimed("b").await, "a live owner keeps its executions");
     let sweep = |owner, include_own| ClaimRequest {
         owner,
-        lease: long,
         limit: 10,
         include_own,
     };
@@ -540,24 +525,21 @@ async fn leases(store: &Store) {
         store.claim_executions(&sweep("a", true)).await.unwrap(),
         vec![id]
     );
-    // Without renewal the lease runs out and another owner takes over.
-    assert!(
-        store
-            .claim_execution(id, "a", Duration::from_millis(1))
-            .await
-            .unwrap()
-            .is_some()
-    );
-    assert_eq!(store.renew_leases("a", &[], long).await.unwrap(), 0);
+    assert_eq!(store.owned_executions("a").await.unwrap(), vec![id]);
+    // Without renewal the owner's lease runs out and another takes over.
+    store
+        .heartbeat("a", Duration::from_millis(1))
+        .await
+        .unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     let mut tick = tokio::time::interval(Duration::from_millis(5));
     loop {
         tick.tick().await;
         if store
-            .claim_execution(id, "b", long)
+            .claim_executions(&sweep("b", false))
             .await
             .unwrap()
-            .is_some()
+            .contains(&id)
         {
             break;
         }
@@ -566,21 +548,11 @@ async fn leases(store: &Store) {
             "the expired lease was never taken over"
         );
     }
-    assert_eq!(
-        store.renew_leases("a", &[id], long).await.unwrap(),
-        0,
-        "a does not own it any more"
-    );
-    assert_eq!(store.renew_leases("b", &[id], long).await.unwrap(), 1);
-    assert_eq!(store.release_leases("b").await.unwrap(), 1);
-    assert!(
-        store
-            .claim_execution(id, "c", long)
-            .await
-            .unwrap()
-            .is_some(),
-        "released leases are free at once"
-    );
+    store.heartbeat("a", long).await.unwrap();
+    assert!(!claimed("a").await, "a came back too late: b owns it now");
+    assert!(store.owned_executions("a").await.unwrap().is_empty());
+    store.release_leases("b").await.unwrap();
+    assert!(claimed("c").await, "released leases are free at once");
     let change = ExecutionChange {
         id,
         from: ExecutionStatus::Running,
@@ -589,19 +561,12 @@ async fn leases(store: &Store) {
         error: None,
     };
     assert!(store.transition_execution(&change).await.unwrap());
-    assert_eq!(
-        store.renew_leases("c", &[id], long).await.unwrap(),
-        0,
-        "an execution that ends gives up its lease"
-    );
     assert!(
-        store
-            .claim_execution(id, "c", long)
-            .await
-            .unwrap()
-            .is_none(),
-        "finished executions are never claimed"
+        store.owned_executions("c").await.unwrap().is_empty(),
+        "an execution that ends leaves its owner"
     );
+    store.release_leases("c").await.unwrap();
+    assert!(!claimed("a").await, "finished executions are never claimed");
 }
 both_backends!(leases);
 
@@ -612,6 +577,10 @@ async fn concurrent_claims_never_share_an_execution() {
     let (tenant, _) = store.create_tenant("t1", "T1").await.unwrap();
     let w = store
         .create_workflow(tenant, &doc("one", "a"))
+        .await
+        .unwrap();
+    store
+        .heartbeat("gone", Duration::from_secs(60))
         .await
         .unwrap();
     for _ in 0..200 {
@@ -627,14 +596,9 @@ async fn concurrent_claims_never_share_an_execution() {
         };
         assert!(store.transition_execution(&change).await.unwrap());
         // Left behind by a process whose lease has run out.
-        assert!(
-            store
-                .claim_execution(id, "gone", Duration::ZERO)
-                .await
-                .unwrap()
-                .is_some()
-        );
+        assert!(store.claim_execution(id, "gone").await.unwrap().is_some());
     }
+    store.release_leases("gone").await.unwrap();
     let claim = |owner: &'static str| {
         let store = store.clone();
         async move {
@@ -642,7 +606,6 @@ async fn concurrent_claims_never_share_an_execution() {
             for _ in 0..10 {
                 let request = ClaimRequest {
                     owner,
-                    lease: Duration::from_secs(60),
                     limit: 15,
                     include_own: false,
                 };

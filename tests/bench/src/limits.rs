@@ -11,6 +11,9 @@ use serde_json::{Value, json};
 use crate::engine::POSTGRES;
 use crate::load::{self, Summary};
 
+/// Acknowledgements awaited at most at once by the pipelined publisher.
+const ACK_WINDOW: usize = 1_000;
+
 #[derive(Debug, Serialize)]
 pub struct Limits {
     pub http_bare_axum: Option<Summary>,
@@ -76,9 +79,16 @@ pub async fn jetstream(url: &str, messages: usize) -> anyhow::Result<JetStream> 
     let subject = format!("benchlimit.{tag}.x");
     let payload = bytes::Bytes::from(vec![7u8; 128]);
     let start = Instant::now();
-    let mut acks = Vec::with_capacity(messages);
+    // A window of acknowledgements in flight: the client bounds how many it
+    // keeps pending, and a publish past that bound waits for one to be read.
+    let mut acks = std::collections::VecDeque::with_capacity(ACK_WINDOW);
     for _ in 0..messages {
-        acks.push(js.publish(subject.clone(), payload.clone()).await?);
+        if acks.len() == ACK_WINDOW
+            && let Some(ack) = acks.pop_front()
+        {
+            ack.await?;
+        }
+        acks.push_back(js.publish(subject.clone(), payload.clone()).await?);
     }
     for ack in acks {
         ack.await?;

@@ -1,0 +1,282 @@
+//! Python: one process per call, started ahead of time from a warm pool
+//! (`worker.py` does the rest inside the process: limits, audit hook, the
+//! call). A process serves one call and exits, so nothing one call changes
+//! reaches the next.
+
+use std::os::unix::process::ExitStatusExt;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::isolation::{Isolation, NOBODY, NetworkIsolation};
+use crate::{Call, Class, Failure, Options, Returned, Usage, WithoutNetns};
+
+const WORKER: &str = include_str!("worker.py");
+/// Time past the wall limit for the process to answer and exit.
+const EXIT_GRACE: Duration = Duration::from_millis(500);
+/// Room in a process's answer for its logs, beside the output.
+const LOG_ROOM: u64 = 1 << 20;
+/// Largest file the code may write in its directory.
+const FILE_BYTES: u64 = 8 << 20;
+/// Most stderr kept from a process that died without answering.
+const STDERR_BYTES: u64 = 4_096;
+
+struct Worker {
+    child: tokio::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+struct Inner {
+    python: String,
+    isolation: Isolation,
+    warm: usize,
+    without_netns: WithoutNetns,
+    /// Started processes waiting for a call, without network access.
+    pool: Mutex<Vec<Worker>>,
+    usage: Mutex<Usage>,
+}
+
+/// A Python sandbox of one tenant: cheap to clone.
+#[derive(Clone)]
+pub struct PythonSandbox {
+    inner: Arc<Inner>,
+}
+
+#[derive(Deserialize)]
+struct Answer {
+    ok: bool,
+    #[serde(default)]
+    output: Value,
+    #[serde(default)]
+    logs: Vec<String>,
+    #[serde(default)]
+    class: Option<Class>,
+    #[serde(default)]
+    message: String,
+}
+
+impl PythonSandbox {
+    pub fn start(options: &Options, isolation: Isolation) -> PythonSandbox {
+        let sandbox = PythonSandbox {
+            inner: Arc::new(Inner {
+                python: options.python.clone(),
+                isolation,
+                warm: options.python_warm,
+                without_netns: options.python_without_netns,
+                pool: Mutex::new(Vec::new()),
+                usage: Mutex::new(Usage::default()),
+            }),
+        };
+        sandbox.refill();
+        sandbox
+    }
+
+    pub fn usage(&self) -> Usage {
+        let mut usage = self
+            .inner
+            .usage
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let pool = self.inner.pool.lock().unwrap_or_else(|p| p.into_inner());
+        usage.memory_bytes = pool
+            .iter()
+            .filter_map(|w| w.child.id())
+            .filter_map(rss)
+            .sum();
+        usage
+    }
+
+    /// Starts processes until the pool holds its warm count.
+    fn refill(&self) {
+        let mut pool = self.inner.pool.lock().unwrap_or_else(|p| p.into_inner());
+        while pool.len() < self.inner.warm {
+            match self.spawn(false) {
+                Ok(worker) => pool.push(worker),
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not start a Python sandbox process");
+                    break;
+                }
+            }
+        }
+    }
+
+    fn spawn(&self, network: bool) -> std::io::Result<Worker> {
+        let dir = tempfile::Builder::new().prefix("flowmesh-py-").tempdir()?;
+        if self.inner.isolation.drops_privileges {
+            std::os::unix::fs::chown(dir.path(), Some(NOBODY), Some(NOBODY))?;
+        }
+        let mut line = self.inner.isolation.prefix(network);
+        line.push(self.inner.python.clone());
+        let mut command = tokio::process::Command::new(&line[0]);
+        command
+            .args(&line[1..])
+            .args(["-I", "-S", "-B", "-c", WORKER])
+            .env_clear()
+            .current_dir(dir.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        Ok(Worker {
+            child: command.spawn()?,
+            _dir: dir,
+        })
+    }
+
+    pub async fn run(&self, call: Call) -> Result<Returned, Failure> {
+        let started = Instant::now();
+        let result = self.run_inner(call).await;
+        let mut usage = self.inner.usage.lock().unwrap_or_else(|p| p.into_inner());
+        usage.calls += 1;
+        usage.failures += u64::from(result.is_err());
+        usage.busy_ms += started.elapsed().as_millis() as u64;
+        result
+    }
+
+    async fn run_inner(&self, call: Call) -> Result<Returned, Failure> {
+        let network = call.limits.network;
+        if !network
+            && self.inner.isolation.network == NetworkIsolation::Unavailable
+            && self.inner.without_netns == WithoutNetns::Refuse
+        {
+            return Err(Failure::new(
+                Class::Denied,
+                "this host cannot give Python code a network namespace of its own, and the \
+                 sandbox is set to refuse it (python_without_netns = refuse)",
+            ));
+        }
+        let pooled = (!network)
+            .then(|| {
+                self.inner
+                    .pool
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .pop()
+            })
+            .flatten();
+        let worker = match pooled {
+            Some(worker) => {
+                let sandbox = self.clone();
+                tokio::task::spawn_blocking(move || sandbox.refill());
+                worker
+            }
+            None => self.spawn(network).map_err(|e| {
+                Failure::new(Class::Crashed, format!("could not start Python: {e}"))
+            })?,
+        };
+        drive(worker, &call).await
+    }
+}
+
+fn rss(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024)
+}
+
+/// Sends the call to a started process and reads its one answer.
+async fn drive(mut worker: Worker, call: &Call) -> Result<Returned, Failure> {
+    let limits = &call.limits;
+    let request = json!({
+        "source": call.source,
+        "input": call.input,
+        "wall_ms": limits.wall.0.as_millis() as u64,
+        "memory_bytes": limits.memory_mb << 20,
+        "output_bytes": limits.output_bytes,
+        "file_bytes": FILE_BYTES,
+        "network": limits.network,
+    });
+    let crashed = |what: String| Failure::new(Class::Crashed, what);
+    let mut stdin = worker
+        .child
+        .stdin
+        .take()
+        .ok_or_else(|| crashed("no stdin".into()))?;
+    let stdout = worker
+        .child
+        .stdout
+        .take()
+        .ok_or_else(|| crashed("no stdout".into()))?;
+    let stderr = worker
+        .child
+        .stderr
+        .take()
+        .ok_or_else(|| crashed("no stderr".into()))?;
+    let mut line = request.to_string();
+    line.push('\n');
+    let cap = limits.output_bytes + LOG_ROOM;
+    let exchange = async {
+        stdin.write_all(line.as_bytes()).await?;
+        drop(stdin);
+        let mut answer = Vec::new();
+        stdout.take(cap + 1).read_to_end(&mut answer).await?;
+        let mut errors = Vec::new();
+        stderr.take(STDERR_BYTES).read_to_end(&mut errors).await?;
+        std::io::Result::Ok((answer, errors))
+    };
+    let outcome = tokio::time::timeout(limits.wall.0 + EXIT_GRACE, exchange).await;
+    let (answer, errors) = match outcome {
+        Ok(Ok(read)) => read,
+        Ok(Err(e)) => {
+            let _ = worker.child.start_kill();
+            return Err(crashed(format!("lost the Python process: {e}")));
+        }
+        Err(_) => {
+            let _ = worker.child.start_kill();
+            let _ = worker.child.wait().await;
+            return Err(Failure::new(
+                Class::Timeout,
+                format!("the code passed its time limit of {}", limits.wall),
+            ));
+        }
+    };
+    if answer.len() as u64 > cap {
+        let _ = worker.child.start_kill();
+        return Err(Failure::new(
+            Class::OutputTooLarge,
+            format!("the code wrote more than {cap} bytes"),
+        ));
+    }
+    let status = worker
+        .child
+        .wait()
+        .await
+        .map_err(|e| crashed(e.to_string()))?;
+    match serde_json::from_slice::<Answer>(&answer) {
+        Ok(Answer {
+            ok: true,
+            output,
+            logs,
+            ..
+        }) => Ok(Returned { output, logs }),
+        Ok(Answer {
+            class,
+            message,
+            logs,
+            ..
+        }) => Err(Failure {
+            class: class.unwrap_or(Class::Code),
+            message,
+            logs,
+        }),
+        Err(_) => Err(match status.signal() {
+            // SIGXCPU: the CPU-time limit.
+            Some(24) => Failure::new(Class::Timeout, "the code passed its CPU-time limit"),
+            signal => {
+                let detail = String::from_utf8_lossy(&errors);
+                let detail = detail.lines().last().unwrap_or_default();
+                crashed(match signal {
+                    Some(signal) => format!("the Python process died of signal {signal} {detail}"),
+                    None => {
+                        format!("the Python process exited without an answer ({status}) {detail}")
+                    }
+                })
+            }
+        }),
+    }
+}
