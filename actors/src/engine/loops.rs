@@ -148,29 +148,42 @@ async fn consume_control(root: ActorRef<RootMsg>, mut control: flowmesh_bus::Com
 
 /// Picks up executions nobody owns: left by a crashed process, accepted while
 /// the bus was down, or whose start command was lost. At start-up it first
-/// takes back, batch after batch, what this node id held before a restart.
+/// resumes what this node id held before a restart.
 async fn claim_unowned(ctx: Arc<Context>, root: ActorRef<RootMsg>) {
     loop {
-        match sweep(&ctx, &root, true).await {
-            Some(n) if n >= CLAIM_BATCH as usize => continue,
-            Some(_) => break,
-            None => tokio::time::sleep(ctx.options.claim_interval.0).await,
+        match ctx.store.owned_executions(&ctx.options.node_id).await {
+            Ok(owned) => {
+                resume(
+                    &ctx,
+                    &root,
+                    owned.into_iter().filter(|id| !ctx.is_local(*id)),
+                )
+                .await;
+                break;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not list this process's executions");
+                tokio::time::sleep(ctx.options.claim_interval.0).await;
+            }
         }
     }
     let mut tick = tokio::time::interval(ctx.options.claim_interval.0);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        sweep(&ctx, &root, false).await;
+        // Batch after batch while there is a backlog.
+        while sweep(&ctx, &root)
+            .await
+            .is_some_and(|n| n >= CLAIM_BATCH as usize)
+        {}
     }
 }
 
 /// One claim and the resumption of what it got; `None` if the claim failed.
-async fn sweep(ctx: &Context, root: &ActorRef<RootMsg>, include_own: bool) -> Option<usize> {
+async fn sweep(ctx: &Context, root: &ActorRef<RootMsg>) -> Option<usize> {
     let request = ClaimRequest {
         owner: &ctx.options.node_id,
         limit: CLAIM_BATCH,
-        include_own,
     };
     let claimed = match ctx.store.claim_executions(&request).await {
         Ok(ids) => ids,
@@ -181,7 +194,7 @@ async fn sweep(ctx: &Context, root: &ActorRef<RootMsg>, include_own: bool) -> Op
     };
     let count = claimed.len();
     if count > 0 {
-        tracing::debug!(count, include_own, "claimed executions nobody owned");
+        tracing::debug!(count, "claimed executions nobody owned");
     }
     resume(
         ctx,

@@ -24,8 +24,6 @@ fn expired_owners(now: &str) -> String {
 pub struct ClaimRequest<'a> {
     pub owner: &'a str,
     pub limit: u32,
-    /// Also take back executions `owner` still holds (after a restart).
-    pub include_own: bool,
 }
 
 /// Steps written by one statement (11 parameters each).
@@ -368,22 +366,16 @@ impl Store {
     }
 
     /// Claims unfinished executions whose owner's lease expired, or that
-    /// nobody took since they were accepted (or, with `include_own`, that
-    /// `owner` holds already). Returns their ids.
+    /// nobody took since they were accepted. Returns their ids.
     pub async fn claim_executions(
         &self,
         request: &ClaimRequest<'_>,
     ) -> Result<Vec<ExecutionId>, Error> {
         let now = now_ms();
-        let own = if request.include_own {
-            "OR owner = $1"
-        } else {
-            ""
-        };
         let sql = format!(
             "UPDATE executions SET owner = $1 WHERE id IN (\
              SELECT id FROM executions WHERE {ACTIVE} AND (\
-             (owner IS NULL AND created_at < $3) OR owner IN ({}) {own}) \
+             (owner IS NULL AND created_at < $3) OR owner IN ({})) \
              ORDER BY created_at LIMIT $4 {}) RETURNING id",
             expired_owners("$2"),
             self.backend.skip_locked()

@@ -509,21 +509,13 @@ async fn leases(store: &Store) {
     assert!(claimed("a").await);
     assert!(claimed("a").await, "claiming again is fine");
     assert!(!claimed("b").await, "a live owner keeps its executions");
-    let sweep = |owner, include_own| ClaimRequest {
-        owner,
-        limit: 10,
-        include_own,
-    };
+    let sweep = |owner| ClaimRequest { owner, limit: 10 };
     assert!(
         store
-            .claim_executions(&sweep("b", false))
+            .claim_executions(&sweep("b"))
             .await
             .unwrap()
             .is_empty()
-    );
-    assert_eq!(
-        store.claim_executions(&sweep("a", true)).await.unwrap(),
-        vec![id]
     );
     assert_eq!(store.owned_executions("a").await.unwrap(), vec![id]);
     // Without renewal the owner's lease runs out and another takes over.
@@ -536,7 +528,7 @@ async fn leases(store: &Store) {
     loop {
         tick.tick().await;
         if store
-            .claim_executions(&sweep("b", false))
+            .claim_executions(&sweep("b"))
             .await
             .unwrap()
             .contains(&id)
@@ -604,11 +596,7 @@ async fn concurrent_claims_never_share_an_execution() {
         async move {
             let mut all = Vec::new();
             for _ in 0..10 {
-                let request = ClaimRequest {
-                    owner,
-                    limit: 15,
-                    include_own: false,
-                };
+                let request = ClaimRequest { owner, limit: 15 };
                 all.extend(store.claim_executions(&request).await.unwrap());
             }
             all
