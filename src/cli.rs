@@ -101,6 +101,33 @@ pub struct Cli {
     #[arg(long, env = "FLOWMESH_MAX_BODY_BYTES", default_value_t = 1024 * 1024, global = true)]
     pub max_body_bytes: usize,
 
+    /// The Python interpreter of code nodes (default: /usr/bin/python3, else
+    /// python3 on PATH).
+    #[arg(long, env = "FLOWMESH_PYTHON", global = true)]
+    pub python: Option<String>,
+
+    /// Where the host gives Python no network namespace of its own: refuse
+    /// Python code nodes, or allow them with sockets refused by the
+    /// interpreter's audit hook alone.
+    #[arg(
+        long,
+        env = "FLOWMESH_PYTHON_WITHOUT_NETNS",
+        value_enum,
+        default_value = "refuse",
+        global = true
+    )]
+    pub python_without_netns: WithoutNetnsArg,
+
+    /// The most a code node may ask for, as JSON: {"wall": "30s",
+    /// "memory_mb": 512, "output_bytes": 16777216, "network": false}.
+    #[arg(long, env = "FLOWMESH_SANDBOX_MAXIMA", global = true)]
+    pub sandbox_maxima: Option<String>,
+
+    /// Maxima of particular tenants, as JSON by tenant slug:
+    /// {"acme": {"wall": "60s", "memory_mb": 1024, "network": true}}.
+    #[arg(long, env = "FLOWMESH_SANDBOX_TENANT_MAXIMA", global = true)]
+    pub sandbox_tenant_maxima: Option<String>,
+
     /// Log format.
     #[arg(
         long,
@@ -123,6 +150,31 @@ pub enum Commands {
         /// Path of the JSON document.
         file: PathBuf,
     },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum WithoutNetnsArg {
+    Refuse,
+    Allow,
+}
+
+/// Settings of the code nodes' sandboxes, from the command line.
+fn sandbox_options(cli: &Cli) -> anyhow::Result<flowmesh_sandbox::Options> {
+    let mut options = flowmesh_sandbox::Options::default();
+    if let Some(python) = &cli.python {
+        options.python = python.clone();
+    }
+    options.python_without_netns = match cli.python_without_netns {
+        WithoutNetnsArg::Refuse => flowmesh_sandbox::WithoutNetns::Refuse,
+        WithoutNetnsArg::Allow => flowmesh_sandbox::WithoutNetns::Allow,
+    };
+    if let Some(json) = &cli.sandbox_maxima {
+        options.maxima = serde_json::from_str(json).context("--sandbox-maxima")?;
+    }
+    if let Some(json) = &cli.sandbox_tenant_maxima {
+        options.tenant_maxima = serde_json::from_str(json).context("--sandbox-tenant-maxima")?;
+    }
+    Ok(options)
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -225,6 +277,7 @@ pub async fn serve(cli: &Cli) -> anyhow::Result<ExitCode> {
         node_id: node_id.clone(),
         lease: cli.lease,
         shutdown_grace: cli.shutdown_grace,
+        sandbox: sandbox_options(cli)?,
         ..Default::default()
     };
     let engine = Engine::start(EngineParts {

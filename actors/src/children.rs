@@ -1,5 +1,5 @@
 //! Children kept by key and spawned on demand; shared by the root (tenants)
-//! and tenant (workflows) actors, whose restart policy is the same.
+//! and tenant (workflows, sandboxes) actors, whose restart policy is the same.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -45,17 +45,24 @@ impl<K: Copy + Eq + Hash, M: ractor::Message> Children<K, M> {
         }
     }
 
-    /// Forgets a child that ended (the next message spawns it again);
-    /// returns the error when it failed.
-    pub fn on_supervision(&mut self, event: &SupervisionEvent) -> Option<String> {
+    /// Forgets a child that ended (the next message spawns it again).
+    /// Returns its key when it was one of these children, with the error
+    /// when it failed.
+    pub fn on_supervision(&mut self, event: &SupervisionEvent) -> Option<(K, Option<String>)> {
         let (cell, error) = match event {
             SupervisionEvent::ActorTerminated(cell, _, _) => (cell, None),
             SupervisionEvent::ActorFailed(cell, error) => (cell, Some(error.to_string())),
             _ => return None,
         };
-        if let Some(key) = self.by_actor.remove(&cell.get_id()) {
-            self.by_key.remove(&key);
-        }
-        error
+        let key = self.by_actor.remove(&cell.get_id())?;
+        self.by_key.remove(&key);
+        Some((key, error))
+    }
+
+    /// Forgets a child at once (it is being stopped), returning it.
+    pub fn remove(&mut self, key: &K) -> Option<ActorRef<M>> {
+        let child = self.by_key.remove(key)?;
+        self.by_actor.remove(&child.get_id());
+        Some(child)
     }
 }

@@ -1,18 +1,24 @@
 //! What every actor of one engine process shares.
 
 use std::collections::HashSet;
-use std::sync::Arc;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use flowmesh_bus::Bus;
 use flowmesh_model::{ExecutionEvent, ExecutionId};
-use flowmesh_node_handlers::SecretSource;
+use flowmesh_node_handlers::{CodeRequest, Sandboxes, SecretSource};
+use flowmesh_sandbox::{Call, Class, Failure, Isolation, Returned};
 use flowmesh_store::Store;
+use futures::future::BoxFuture;
+use ractor::ActorRef;
+use ractor::rpc::CallResult;
 use tokio::sync::Notify;
 
 use crate::options::Options;
+use crate::root::RootMsg;
 use crate::runner::NodeRunner;
+use crate::tenant::TenantMsg;
 
 pub(crate) struct Context {
     pub store: Store,
@@ -20,6 +26,11 @@ pub(crate) struct Context {
     pub runner: Arc<dyn NodeRunner>,
     pub secrets: Arc<dyn SecretSource>,
     pub options: Options,
+    /// What this host lets sandboxes use, found at start-up.
+    pub isolation: Isolation,
+    /// The top of the actor tree, once it runs (code nodes reach their
+    /// tenant's sandboxes through it).
+    pub root: OnceLock<ActorRef<RootMsg>>,
     /// Executions with a live actor in this process.
     local: Mutex<HashSet<ExecutionId>>,
     /// Set on shutdown: executions start no new node attempts.
@@ -42,6 +53,8 @@ impl Context {
             runner,
             secrets,
             options,
+            isolation: Isolation::detect(),
+            root: OnceLock::new(),
             local: Mutex::default(),
             draining: AtomicBool::new(false),
             execution_left: Notify::new(),
@@ -94,5 +107,51 @@ impl Context {
         if let Err(e) = self.bus.publish_event(&event).await {
             tracing::warn!(execution = %event.execution, error = %e, "could not publish event");
         }
+    }
+}
+
+impl Sandboxes for Context {
+    fn run(&self, request: CodeRequest) -> BoxFuture<'_, Result<Returned, Failure>> {
+        Box::pin(async move {
+            let crashed = |message: &str| Failure {
+                class: Class::Crashed,
+                message: message.to_owned(),
+                logs: Vec::new(),
+            };
+            let root = self
+                .root
+                .get()
+                .ok_or_else(|| crashed("the engine is not running"))?;
+            let (tenant, language) = (request.tenant, request.language);
+            let answer = root
+                .call(
+                    |reply| RootMsg::Tenant {
+                        tenant,
+                        msg: TenantMsg::Sandbox { language, reply },
+                    },
+                    Some(Duration::from_secs(10)),
+                )
+                .await;
+            let (sandbox, maxima) = match answer {
+                Ok(CallResult::Success(Ok(found))) => found,
+                Ok(CallResult::Success(Err(message))) => return Err(crashed(&message)),
+                _ => return Err(crashed("no sandbox answered")),
+            };
+            let limits = request
+                .limits
+                .resolve(&self.options.sandbox.defaults, &maxima)
+                .map_err(|over| Failure {
+                    class: Class::Denied,
+                    message: format!("limits.{}: {}", over.field, over.message),
+                    logs: Vec::new(),
+                })?;
+            sandbox
+                .run(Call {
+                    source: request.source,
+                    input: request.input,
+                    limits,
+                })
+                .await
+        })
     }
 }

@@ -19,6 +19,7 @@ mod execution;
 mod options;
 mod root;
 mod runner;
+mod sandbox;
 mod supervision;
 mod tenant;
 mod workflow;
@@ -33,6 +34,7 @@ pub use engine::{
 pub use error::Error;
 pub use options::Options;
 pub use runner::{NodeRunner, RegistryRunner};
+pub use sandbox::SandboxInfo;
 pub use supervision::{RESTART_POLICIES, RestartPolicy};
 
 /// Records the gateway shows; re-exported so that it needs no store dependency.

@@ -17,6 +17,8 @@ pub struct Options {
     pub shutdown_grace: HumanDuration,
     /// Longest a synchronous caller (`?wait=true`, responding webhooks) waits.
     pub max_sync_wait: HumanDuration,
+    /// Limits and settings of code nodes' sandboxes.
+    pub sandbox: flowmesh_sandbox::Options,
 }
 
 impl Default for Options {
@@ -27,6 +29,7 @@ impl Default for Options {
             claim_interval: HumanDuration::from_millis(1_000),
             shutdown_grace: HumanDuration::from_millis(10_000),
             max_sync_wait: HumanDuration::from_millis(30_000),
+            sandbox: flowmesh_sandbox::Options::default(),
         }
     }
 }

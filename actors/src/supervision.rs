@@ -42,6 +42,13 @@ pub const RESTART_POLICIES: &[RestartPolicy] = &[
         on_give_up: GiveUp::SpawnOnDemand,
     },
     RestartPolicy {
+        kind: "sandbox",
+        max_restarts: 0,
+        window: Duration::from_secs(60),
+        initial_backoff: Duration::ZERO,
+        on_give_up: GiveUp::SpawnOnDemand,
+    },
+    RestartPolicy {
         kind: "execution",
         max_restarts: 3,
         window: Duration::from_secs(60),

@@ -6,7 +6,7 @@ use std::time::Duration;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get, post};
+use axum::routing::{any, delete, get, post};
 use axum::{Json, Router};
 use flowmesh_actors::records::{ExecutionQuery, ExecutionRecord, WorkflowSummary};
 use flowmesh_actors::{EngineHandle, ExecutionOutcome, StartRequest, Started, Until};
@@ -39,6 +39,8 @@ pub fn router(engine: EngineHandle, options: &Options) -> Router {
         .route("/v1/executions/{id}", get(get_execution))
         .route("/v1/executions/{id}/cancel", post(cancel_execution))
         .route("/v1/executions/{id}/events", get(sse::execution_events))
+        .route("/v1/sandboxes", get(list_sandboxes))
+        .route("/v1/sandboxes/{id}", delete(delete_sandbox))
         .route("/hooks/{tenant}/{*path}", any(hooks::webhook))
         .fallback(|| async { ApiError::not_found("route") })
         .method_not_allowed_fallback(|| async {
@@ -73,6 +75,11 @@ async fn ready(State(state): State<AppState>) -> Response {
         "bus": check(&r.bus),
         "transport": r.transport,
         "executions_here": r.executions_here,
+        "sandbox": {
+            "python_network_isolation": r.sandbox.network,
+            "python_runs_as_unprivileged_user": r.sandbox.drops_privileges,
+            "python_without_netns": r.python_without_netns,
+        },
     });
     (status, Json(body)).into_response()
 }
@@ -291,6 +298,7 @@ pub(crate) fn execution_json(record: &ExecutionRecord) -> Value {
                 "started_at": s.started_at,
                 "finished_at": s.finished_at,
                 "wake_at": s.wake_at,
+                "logs": s.logs,
             })
         })
         .collect();
@@ -393,4 +401,20 @@ async fn cancel_execution(
         Json(json!({"execution_id": id, "status": status, "cancel_requested": true})),
     )
         .into_response())
+}
+
+async fn list_sandboxes(State(state): State<AppState>, Auth(who): Auth) -> ApiResult {
+    let items = state.engine.sandboxes(who.tenant).await?;
+    Ok(Json(json!({"items": items})).into_response())
+}
+
+async fn delete_sandbox(
+    State(state): State<AppState>,
+    Auth(who): Auth,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let id = uuid::Uuid::parse_str(&id)
+        .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, "not_found", "sandbox not found"))?;
+    state.engine.delete_sandbox(who.tenant, id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }

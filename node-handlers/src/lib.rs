@@ -10,7 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use flowmesh_model::validate::{KindCatalog, Outputs, ValidationError};
-use flowmesh_model::{HumanDuration, Node, Primitive, WorkflowDocument};
+use flowmesh_model::{HumanDuration, Node, Primitive, TenantId, WorkflowDocument};
+pub use flowmesh_sandbox::{Class as SandboxClass, Failure, Language, LimitsOverride, Returned};
+use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -90,17 +92,28 @@ impl Error {
 pub enum ErrorClass {
     /// Network errors, HTTP 429 and 5xx: worth another attempt.
     Transient,
-    /// Bad configuration or data, HTTP 4xx: another attempt fails the same way.
+    /// Bad configuration or data, HTTP 4xx, an error raised by user code:
+    /// another attempt fails the same way.
     Permanent,
     /// The attempt ran out of time.
     Timeout,
-    /// Refused by a safety rule (a private address, for example).
+    /// Refused by a safety rule (a private address, a process started from
+    /// a sandbox, for example).
     Denied,
+    /// User code passed its memory or stack limit.
+    Memory,
+    /// User code returned more than its output limit.
+    OutputTooLarge,
+    /// The sandbox running user code died.
+    Crashed,
 }
 
 impl ErrorClass {
     pub fn is_retryable(self) -> bool {
-        matches!(self, ErrorClass::Transient | ErrorClass::Timeout)
+        matches!(
+            self,
+            ErrorClass::Transient | ErrorClass::Timeout | ErrorClass::Crashed
+        )
     }
 
     pub fn as_str(self) -> &'static str {
@@ -109,6 +122,9 @@ impl ErrorClass {
             ErrorClass::Permanent => "permanent",
             ErrorClass::Timeout => "timeout",
             ErrorClass::Denied => "denied",
+            ErrorClass::Memory => "memory",
+            ErrorClass::OutputTooLarge => "output_too_large",
+            ErrorClass::Crashed => "crashed",
         }
     }
 }
@@ -173,8 +189,43 @@ impl SecretSource for EnvSecrets {
     }
 }
 
+/// One call of user code, for the sandbox of its tenant and language.
+#[derive(Clone, Debug)]
+pub struct CodeRequest {
+    pub tenant: TenantId,
+    pub language: Language,
+    pub source: String,
+    /// What `input` is bound to, as JSON text.
+    pub input: String,
+    /// What the node asks for; the defaults and the tenant's maxima apply.
+    pub limits: LimitsOverride,
+}
+
+/// Where code nodes run: the engine's sandboxes.
+pub trait Sandboxes: Send + Sync {
+    fn run(&self, request: CodeRequest) -> BoxFuture<'_, Result<Returned, Failure>>;
+}
+
+/// Log lines an attempt produced (a code node's console), kept with its step.
+#[derive(Debug, Default)]
+pub struct LogSink(std::sync::Mutex<Vec<String>>);
+
+impl LogSink {
+    pub fn extend(&self, lines: Vec<String>) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(lines);
+    }
+
+    pub fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
 /// One attempt of one node.
 pub struct RunRequest<'a> {
+    pub tenant: TenantId,
     pub node: &'a Node,
     /// The whole workflow, to resolve connections.
     pub document: &'a WorkflowDocument,
@@ -185,6 +236,8 @@ pub struct RunRequest<'a> {
     pub secrets: &'a dyn SecretSource,
     /// Sent as `Idempotency-Key` so receivers can deduplicate retries.
     pub idempotency_key: &'a str,
+    pub sandboxes: &'a dyn Sandboxes,
+    pub logs: &'a LogSink,
 }
 
 /// A node kind, as offered to users and generators.
@@ -225,6 +278,7 @@ impl Registry {
         };
         match (node.primitive, node.kind.as_str()) {
             (Primitive::Action, "http_request") => self.inner.http.run(&ctx).await,
+            (Primitive::Action, "code") => kinds::code::run(&ctx).await,
             (Primitive::Action, "respond") => kinds::flow::respond(&ctx),
             (Primitive::Action, "wait") => kinds::flow::wait(&ctx),
             (Primitive::Condition, "if_else") => kinds::flow::if_else(&ctx),

@@ -11,12 +11,15 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Redirect;
 use axum::routing::any;
 use axum::{Json, Router};
+use flowmesh_model::TenantId;
 use flowmesh_model::validate::validate;
 use flowmesh_model::{HumanDuration, WorkflowDocument};
 use flowmesh_node_handlers::{
-    ErrorClass, HttpOptions, NodeError, Options, Outcome, Registry, RunRequest, SecretSource,
-    webhook_route,
+    CodeRequest, ErrorClass, Failure, HttpOptions, LogSink, NodeError, Options, Outcome, Registry,
+    Returned, RunRequest, Sandboxes, SecretSource, webhook_route,
 };
+use flowmesh_sandbox::{JsSandbox, Limits};
+use futures::future::BoxFuture;
 use serde_json::{Map, Value, json};
 
 struct Secrets(HashMap<&'static str, &'static str>);
@@ -24,6 +27,28 @@ struct Secrets(HashMap<&'static str, &'static str>);
 impl SecretSource for Secrets {
     fn secret(&self, name: &str) -> Option<String> {
         self.0.get(name).map(|s| s.to_string())
+    }
+}
+
+/// One JavaScript sandbox for every tenant: enough for one node at a time
+/// (the engine gives each tenant its own).
+struct OneSandbox(JsSandbox);
+
+impl Sandboxes for OneSandbox {
+    fn run(&self, request: CodeRequest) -> BoxFuture<'_, Result<Returned, Failure>> {
+        Box::pin(async move {
+            let limits = request
+                .limits
+                .resolve(&Limits::default(), &Limits::maxima())
+                .expect("limits within the maxima");
+            self.0
+                .run(flowmesh_sandbox::Call {
+                    source: request.source,
+                    input: request.input,
+                    limits,
+                })
+                .await
+        })
     }
 }
 
@@ -49,18 +74,34 @@ async fn run(
     id: &str,
     scope: &Map<String, Value>,
 ) -> Result<Outcome, NodeError> {
+    run_logged(registry, doc, id, scope).await.0
+}
+
+/// Runs a node; returns its result and what it printed.
+async fn run_logged(
+    registry: &Registry,
+    doc: &WorkflowDocument,
+    id: &str,
+    scope: &Map<String, Value>,
+) -> (Result<Outcome, NodeError>, Vec<String>) {
     let secrets = Secrets(HashMap::from([("token", "s3cr3t-value")]));
     let inputs: Vec<String> = scope.keys().filter(|k| *k != "trigger").cloned().collect();
-    registry
+    let sandboxes = OneSandbox(JsSandbox::start("handlers").unwrap());
+    let logs = LogSink::default();
+    let result = registry
         .run(RunRequest {
+            tenant: TenantId::new(),
             node: doc.node(id).unwrap(),
             document: doc,
             scope,
             inputs: &inputs,
             secrets: &secrets,
             idempotency_key: "exec-1:call",
+            sandboxes: &sandboxes,
+            logs: &logs,
         })
-        .await
+        .await;
+    (result, logs.take())
 }
 
 fn scope(v: Value) -> Map<String, Value> {
@@ -392,4 +433,83 @@ async fn a_missing_secret_fails_without_leaking() {
         .await
         .unwrap_err();
     assert_eq!(err.class, ErrorClass::Permanent);
+}
+
+#[tokio::test]
+async fn code_nodes_see_the_scope_and_their_output_and_console_are_kept() {
+    let doc = document(json!([
+        {"id": "start", "type": "trigger", "kind": "manual"},
+        {"id": "calc", "type": "action", "kind": "code", "config": {
+            "language": "javascript",
+            "source": "console.log('seen', input.user.name); return {total: input.trigger.body.a + input.trigger.body.b, name: input.user.name};"
+        }}
+    ]));
+    let (result, logs) = run_logged(
+        &registry(&[]),
+        &doc,
+        "calc",
+        &scope(json!({"trigger": {"body": {"a": 2, "b": 3}}, "user": {"name": "ada"}})),
+    )
+    .await;
+    assert_eq!(
+        result.unwrap(),
+        Outcome::Output {
+            value: json!({"total": 5, "name": "ada"}),
+            branch: None
+        }
+    );
+    assert_eq!(logs, vec!["seen ada"]);
+}
+
+#[tokio::test]
+async fn code_node_failures_are_classified() {
+    for (source, limits, class) in [
+        (
+            "while (true) {}",
+            json!({"wall": "200ms"}),
+            ErrorClass::Timeout,
+        ),
+        ("const f = () => f(); f();", json!({}), ErrorClass::Memory),
+        (
+            "return 'x'.repeat(4096);",
+            json!({"output_bytes": 1024}),
+            ErrorClass::OutputTooLarge,
+        ),
+        (
+            "throw new TypeError('bad input');",
+            json!({}),
+            ErrorClass::Permanent,
+        ),
+    ] {
+        let doc = document(json!([
+            {"id": "start", "type": "trigger", "kind": "manual"},
+            {"id": "calc", "type": "action", "kind": "code", "config": {
+                "language": "javascript", "source": source, "limits": limits
+            }}
+        ]));
+        let error = run(&registry(&[]), &doc, "calc", &scope(json!({"trigger": {}})))
+            .await
+            .unwrap_err();
+        assert_eq!(error.class, class, "{source}: {error}");
+    }
+}
+
+#[test]
+fn code_node_configs_are_checked_at_their_paths() {
+    let doc = document(json!([
+        {"id": "start", "type": "trigger", "kind": "manual"},
+        {"id": "calc", "type": "action", "kind": "code", "config": {
+            "language": "ruby", "limits": {"memory_mb": 1, "cpu": 3}, "extra": true
+        }}
+    ]));
+    let errors = validate(&doc, &registry(&[])).unwrap_err().errors;
+    let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
+    for path in [
+        "nodes[1].config.language",
+        "nodes[1].config.source",
+        "nodes[1].config.limits",
+        "nodes[1].config.extra",
+    ] {
+        assert!(paths.contains(&path), "{path} missing from {paths:?}");
+    }
 }

@@ -172,6 +172,18 @@ impl Engine {
         self.wait_ready().await;
     }
 
+    /// Resident memory of the engine process, in bytes.
+    pub fn rss(&self) -> u64 {
+        let pid = self.child.as_ref().expect("engine running").id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+            .expect("VmRSS")
+            * 1024
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }
@@ -182,10 +194,18 @@ impl Engine {
         path: &str,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        let mut req = self
-            .http
-            .request(method, self.url(path))
-            .bearer_auth(ADMIN_KEY);
+        self.request_as(ADMIN_KEY, method, path, body).await
+    }
+
+    /// A request with another tenant's API key.
+    pub async fn request_as(
+        &self,
+        key: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.http.request(method, self.url(path)).bearer_auth(key);
         if let Some(body) = body {
             req = req.json(&body);
         }
@@ -212,14 +232,43 @@ impl Engine {
 
     /// Creates and publishes a workflow; returns its id.
     pub async fn deploy(&self, document: Value) -> String {
-        let (status, body) = self.post("/v1/workflows", document).await;
+        self.deploy_as(ADMIN_KEY, document).await
+    }
+
+    /// Creates and publishes a workflow of the tenant of `key`.
+    pub async fn deploy_as(&self, key: &str, document: Value) -> String {
+        let (status, body) = self
+            .request_as(key, Method::POST, "/v1/workflows", Some(document))
+            .await;
         assert_eq!(status, StatusCode::CREATED, "create: {body}");
         let id = body["id"].as_str().expect("id").to_owned();
         let (status, body) = self
-            .post(&format!("/v1/workflows/{id}/publish"), json!({}))
+            .request_as(
+                key,
+                Method::POST,
+                &format!("/v1/workflows/{id}/publish"),
+                Some(json!({})),
+            )
             .await;
         assert_eq!(status, StatusCode::OK, "publish: {body}");
         id
+    }
+
+    /// Another tenant, made in the engine's store as an operator would;
+    /// returns its API key.
+    pub async fn create_tenant(&self, slug: &str) -> String {
+        let options = flowmesh_store::Options {
+            database_url: self
+                .database
+                .as_ref()
+                .map(|db| format!("postgres://postgres@127.0.0.1:5432/{db}")),
+            data_dir: self.data_dir.path().to_owned(),
+            max_connections: 1,
+        };
+        let store = flowmesh_store::Store::connect(&options)
+            .await
+            .expect("the engine's store");
+        store.create_tenant(slug, slug).await.expect("tenant").1
     }
 
     /// Starts an execution through the API; returns its id.
@@ -269,6 +318,16 @@ impl Engine {
             );
         }
     }
+}
+
+/// A workflow of one code node after a manual trigger, run once (no retries).
+pub fn code_workflow(name: &str, language: &str, source: &str, limits: Value) -> Value {
+    json!({"name": name, "nodes": [
+        {"id": "start", "type": "trigger", "kind": "manual"},
+        {"id": "code", "type": "action", "kind": "code",
+         "retry": {"max_attempts": 1},
+         "config": {"language": language, "source": source, "limits": limits}}
+    ], "edges": [{"from": "start", "to": "code"}]})
 }
 
 /// The state of one node in an execution's JSON.

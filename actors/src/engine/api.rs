@@ -95,6 +95,10 @@ pub struct Readiness {
     pub bus: Result<(), String>,
     pub transport: &'static str,
     pub executions_here: usize,
+    /// What the host lets sandboxes use (Python's network isolation).
+    pub sandbox: flowmesh_sandbox::Isolation,
+    /// Whether Python code runs where no network namespace is available.
+    pub python_without_netns: flowmesh_sandbox::WithoutNetns,
 }
 
 /// Headers that carry credentials: kept out of trigger data and the journal.
@@ -110,7 +114,7 @@ type GraphCache = HashMap<(WorkflowId, i64), Arc<WorkflowGraph>>;
 
 #[derive(Clone)]
 pub struct EngineHandle {
-    ctx: Arc<Context>,
+    pub(super) ctx: Arc<Context>,
     registry: Registry,
     /// Published versions are immutable, so their graphs are cached forever.
     graphs: Arc<Mutex<GraphCache>>,
@@ -136,6 +140,8 @@ impl EngineHandle {
             bus: bus.map_err(|e| e.to_string()),
             transport: self.ctx.bus.transport_name(),
             executions_here: self.ctx.local_count(),
+            sandbox: self.ctx.isolation.clone(),
+            python_without_netns: self.ctx.options.sandbox.python_without_netns,
         }
     }
 

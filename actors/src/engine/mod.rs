@@ -3,6 +3,7 @@
 
 mod api;
 mod loops;
+mod sandboxes;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -58,6 +59,7 @@ impl Engine {
         let (root, root_task) = Actor::spawn(None, RootActor, ctx.clone())
             .await
             .map_err(|e| Error::Internal(format!("could not start the actor tree: {e}")))?;
+        let _ = ctx.root.set(root.clone());
         let loops = loops::spawn_all(ctx.clone(), root.clone()).await?;
         let handle = EngineHandle::new(ctx.clone(), parts.registry);
         Ok(Engine {

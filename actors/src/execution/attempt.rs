@@ -6,7 +6,7 @@ use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
 use flowmesh_model::RetryPolicy;
-use flowmesh_node_handlers::{ErrorClass, NodeError, Outcome, RunRequest};
+use flowmesh_node_handlers::{ErrorClass, LogSink, NodeError, Outcome, RunRequest};
 use futures::FutureExt;
 use ractor::ActorRef;
 use serde_json::{Map, Value};
@@ -19,6 +19,7 @@ const DEFAULT_NODE_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// What one attempt needs, owned so that it can move into a task.
 struct Attempt {
+    tenant: flowmesh_model::TenantId,
     graph: std::sync::Arc<flowmesh_model::graph::WorkflowGraph>,
     node: usize,
     scope: Map<String, Value>,
@@ -28,14 +29,24 @@ struct Attempt {
 }
 
 impl Attempt {
-    async fn run(&self, ctx: &Context) -> Result<Outcome, NodeError> {
+    /// Runs the attempt; returns its result and what it printed.
+    async fn run(&self, ctx: &Context) -> (Result<Outcome, NodeError>, Vec<String>) {
+        let logs = LogSink::default();
+        let result = self.run_logged(ctx, &logs).await;
+        (result, logs.take())
+    }
+
+    async fn run_logged(&self, ctx: &Context, logs: &LogSink) -> Result<Outcome, NodeError> {
         let request = RunRequest {
+            tenant: self.tenant,
             node: self.graph.node(self.node),
             document: &self.graph.document,
             scope: &self.scope,
             inputs: &self.inputs,
             secrets: ctx.secrets.as_ref(),
             idempotency_key: &self.idempotency_key,
+            sandboxes: ctx,
+            logs,
         };
         let attempt = AssertUnwindSafe(ctx.runner.run(request)).catch_unwind();
         match tokio::time::timeout(self.timeout, attempt).await {
@@ -60,6 +71,7 @@ impl ExecutionState {
         let graph = self.progress.graph.clone();
         let node = graph.node(i);
         Attempt {
+            tenant: self.record.tenant,
             idempotency_key: format!("{}:{}", self.record.id, node.id),
             timeout: node.timeout.map(|t| t.0).unwrap_or(DEFAULT_NODE_TIMEOUT),
             scope: self.progress.scope(),
@@ -80,11 +92,12 @@ impl ExecutionState {
         let ctx = self.ctx.clone();
         let reply = myself.clone();
         let task = tokio::spawn(async move {
-            let result = run.run(&ctx).await;
+            let (result, logs) = run.run(&ctx).await;
             let _ = reply.cast(ExecutionMsg::NodeDone {
                 node: i,
                 attempt,
                 result,
+                logs,
             });
         });
         self.running.insert(i, task.abort_handle());
@@ -92,7 +105,7 @@ impl ExecutionState {
 
     /// Runs an attempt of a pure, instant kind within the current turn.
     pub(super) async fn run_inline(&self, i: usize) -> Result<Outcome, NodeError> {
-        self.attempt(i).run(&self.ctx).await
+        self.attempt(i).run(&self.ctx).await.0
     }
 }
 

@@ -6,6 +6,8 @@ pub enum ExecutionMsg {
         node: usize,
         attempt: u32,
         result: Result<Outcome, NodeError>,
+        /// What the attempt printed (code nodes).
+        logs: Vec<String>,
     },
     /// A retry backoff or a wait elapsed.
     Wake { node: usize, attempt: u32 },

@@ -153,7 +153,11 @@ impl ExecutionState {
                 node,
                 attempt,
                 result,
-            } => self.node_done(myself, node, attempt, result).await,
+                logs,
+            } => {
+                self.progress.nodes[node].logs = logs;
+                self.node_done(myself, node, attempt, result).await
+            }
             ExecutionMsg::Wake { node, attempt } => self.wake(myself, node, attempt).await,
             ExecutionMsg::Cancel => {
                 self.finish(

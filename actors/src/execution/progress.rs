@@ -41,6 +41,7 @@ impl Progress {
                     started_at: None,
                     finished_at: None,
                     wake_at: None,
+                    logs: Vec::new(),
                 };
                 if node.primitive == Primitive::Trigger {
                     if node.id == record.trigger_node {
@@ -277,6 +278,7 @@ mod tests {
             started_at: Some(1),
             finished_at: Some(2),
             wake_at: None,
+            logs: Vec::new(),
         };
         let p = Progress::new(g, &record(json!({"body": {"n": 1}}), vec![step]));
         assert_eq!(p.decide(), vec![Decision::Skip(2), Decision::Run(3)]);

@@ -1,5 +1,6 @@
 use flowmesh_model::{TenantId, WorkflowId};
 
+use crate::tenant::TenantMsg;
 use crate::workflow::WorkflowMsg;
 
 pub enum RootMsg {
@@ -9,6 +10,8 @@ pub enum RootMsg {
         workflow: WorkflowId,
         msg: WorkflowMsg,
     },
+    /// Deliver to a tenant's actor, spawning it when needed.
+    Tenant { tenant: TenantId, msg: TenantMsg },
     /// Shutdown: pass on to every tenant.
     Drain,
 }

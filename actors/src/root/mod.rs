@@ -49,14 +49,11 @@ impl Actor for RootActor {
                 workflow,
                 msg,
             } => {
-                let ctx = state.ctx.clone();
-                let child = state
-                    .tenants
-                    .get_or_spawn(tenant, &myself.get_cell(), || {
-                        (TenantActor, TenantArgs { ctx, tenant })
-                    })
-                    .await?;
+                let child = state.tenant(&myself, tenant).await?;
                 child.cast(TenantMsg::Route { workflow, msg })?;
+            }
+            RootMsg::Tenant { tenant, msg } => {
+                state.tenant(&myself, tenant).await?.cast(msg)?;
             }
             RootMsg::Drain => state.tenants.broadcast(|| TenantMsg::Drain),
         }
@@ -69,9 +66,25 @@ impl Actor for RootActor {
         event: SupervisionEvent,
         state: &mut RootState,
     ) -> Result<(), ActorProcessingErr> {
-        if let Some(error) = state.tenants.on_supervision(&event) {
+        if let Some((_, Some(error))) = state.tenants.on_supervision(&event) {
             tracing::error!(%error, "tenant actor failed; it is spawned again on demand");
         }
         Ok(())
+    }
+}
+
+impl RootState {
+    /// The tenant's actor, spawned when needed.
+    async fn tenant(
+        &mut self,
+        myself: &ActorRef<RootMsg>,
+        tenant: TenantId,
+    ) -> Result<ActorRef<TenantMsg>, ActorProcessingErr> {
+        let ctx = self.ctx.clone();
+        self.tenants
+            .get_or_spawn(tenant, &myself.get_cell(), || {
+                (TenantActor, TenantArgs { ctx, tenant })
+            })
+            .await
     }
 }

@@ -1,18 +1,23 @@
 //! TenantActor: one per tenant with work in this process; supervises the
-//! tenant's workflow actors, so that one tenant's failures stay its own.
+//! tenant's workflow actors and sandbox actors, so that one tenant's
+//! failures (and code) stay its own: a sandbox never serves two tenants.
 
 mod messages;
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use flowmesh_model::{TenantId, WorkflowId};
+use flowmesh_sandbox::{Language, Limits};
+use flowmesh_store::now_ms;
 use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
 
 pub(crate) use messages::TenantMsg;
 
 use crate::children::Children;
 use crate::context::Context;
+use crate::sandbox::{SandboxActor, SandboxEntry, SandboxHandle, SandboxMsg};
 use crate::workflow::{WorkflowActor, WorkflowArgs, WorkflowMsg};
 
 pub(crate) struct TenantActor;
@@ -25,7 +30,11 @@ pub(crate) struct TenantArgs {
 pub(crate) struct TenantState {
     ctx: Arc<Context>,
     tenant: TenantId,
+    /// For the tenant's own sandbox maxima; `None` if it could not be read.
+    slug: Option<String>,
     workflows: Children<WorkflowId, WorkflowMsg>,
+    sandboxes: Children<Language, SandboxMsg>,
+    sandbox_entries: HashMap<Language, SandboxEntry>,
 }
 
 impl Actor for TenantActor {
@@ -38,10 +47,20 @@ impl Actor for TenantActor {
         _: ActorRef<TenantMsg>,
         args: TenantArgs,
     ) -> Result<TenantState, ActorProcessingErr> {
+        let slug = match args.ctx.store.tenant_slug(args.tenant).await {
+            Ok(slug) => slug,
+            Err(e) => {
+                tracing::warn!(tenant = %args.tenant, error = %e, "could not read the tenant's slug; default sandbox maxima apply");
+                None
+            }
+        };
         Ok(TenantState {
             ctx: args.ctx,
             tenant: args.tenant,
+            slug,
             workflows: Children::new(HashMap::new()),
+            sandboxes: Children::new(HashMap::new()),
+            sandbox_entries: HashMap::new(),
         })
     }
 
@@ -62,6 +81,33 @@ impl Actor for TenantActor {
                     .await?;
                 child.cast(msg)?;
             }
+            TenantMsg::Sandbox { language, reply } => {
+                let result = state.sandbox(&myself, language).await;
+                let _ = reply.send(result);
+            }
+            TenantMsg::ListSandboxes(reply) => {
+                let _ = reply.send(
+                    state
+                        .sandbox_entries
+                        .values()
+                        .map(SandboxEntry::info)
+                        .collect(),
+                );
+            }
+            TenantMsg::StopSandbox { id, reply } => {
+                let found = state
+                    .sandbox_entries
+                    .iter()
+                    .find(|(_, entry)| entry.id == id)
+                    .map(|(language, _)| *language);
+                if let Some(language) = found {
+                    state.sandbox_entries.remove(&language);
+                    if let Some(actor) = state.sandboxes.remove(&language) {
+                        actor.stop(Some("deleted by an operator".into()));
+                    }
+                }
+                let _ = reply.send(found.is_some());
+            }
             TenantMsg::Drain => state.workflows.broadcast(|| WorkflowMsg::Drain),
         }
         Ok(())
@@ -73,9 +119,60 @@ impl Actor for TenantActor {
         event: SupervisionEvent,
         state: &mut TenantState,
     ) -> Result<(), ActorProcessingErr> {
-        if let Some(error) = state.workflows.on_supervision(&event) {
-            tracing::error!(tenant = %state.tenant, %error, "workflow actor failed; it is spawned again on demand");
+        if let Some((_, error)) = state.workflows.on_supervision(&event) {
+            if let Some(error) = error {
+                tracing::error!(tenant = %state.tenant, %error, "workflow actor failed; it is spawned again on demand");
+            }
+        } else if let Some((language, error)) = state.sandboxes.on_supervision(&event) {
+            state.sandbox_entries.remove(&language);
+            if let Some(error) = error {
+                tracing::warn!(tenant = %state.tenant, language = language.as_str(), %error, "sandbox failed; a fresh one is created on demand");
+            }
         }
         Ok(())
+    }
+}
+
+impl TenantState {
+    async fn sandbox(
+        &mut self,
+        myself: &ActorRef<TenantMsg>,
+        language: Language,
+    ) -> Result<(SandboxHandle, Limits), String> {
+        let maxima = match &self.slug {
+            Some(slug) => self.ctx.options.sandbox.maxima_for(slug).clone(),
+            None => self.ctx.options.sandbox.maxima.clone(),
+        };
+        if let Some(entry) = self.sandbox_entries.get(&language) {
+            return Ok((entry.handle.clone(), maxima));
+        }
+        let ctx = self.ctx.clone();
+        let child = self
+            .sandboxes
+            .get_or_spawn(language, &myself.get_cell(), || {
+                (SandboxActor, (ctx, language))
+            })
+            .await
+            .map_err(|e| format!("could not start a {} sandbox: {e}", language.as_str()))?;
+        let handle = child
+            .call(SandboxMsg::Handle, Some(Duration::from_secs(10)))
+            .await
+            .ok()
+            .and_then(|result| match result {
+                ractor::rpc::CallResult::Success(handle) => Some(handle),
+                _ => None,
+            })
+            .ok_or_else(|| format!("the {} sandbox did not start", language.as_str()))?;
+        self.sandbox_entries.insert(
+            language,
+            SandboxEntry {
+                id: uuid::Uuid::new_v4(),
+                language,
+                handle: handle.clone(),
+                created_at: now_ms(),
+                started: Instant::now(),
+            },
+        );
+        Ok((handle, maxima))
     }
 }

@@ -26,7 +26,8 @@ pub struct ClaimRequest<'a> {
     pub limit: u32,
 }
 
-/// Steps written by one statement (11 parameters each).
+/// Columns of a step, and steps written by one statement.
+const STEP_COLUMNS: usize = 12;
 const STEPS_PER_STATEMENT: usize = 64;
 
 /// What one turn of an execution changes, written atomically.
@@ -43,16 +44,19 @@ async fn upsert_steps(
 ) -> Result<(), Error> {
     let rows: Vec<String> = (0..steps.len())
         .map(|r| {
-            let params: Vec<String> = (1..=11).map(|c| format!("${}", r * 11 + c)).collect();
+            let params: Vec<String> = (1..=STEP_COLUMNS)
+                .map(|c| format!("${}", r * STEP_COLUMNS + c))
+                .collect();
             format!("({})", params.join(", "))
         })
         .collect();
     let sql = format!(
         "INSERT INTO steps (execution_id, node, status, attempts, input, output, branch, error, started_at, \
-         finished_at, wake_at) VALUES {} \
+         finished_at, wake_at, logs) VALUES {} \
          ON CONFLICT (execution_id, node) DO UPDATE SET status = excluded.status, attempts = excluded.attempts, \
          input = excluded.input, output = excluded.output, branch = excluded.branch, error = excluded.error, \
-         started_at = excluded.started_at, finished_at = excluded.finished_at, wake_at = excluded.wake_at",
+         started_at = excluded.started_at, finished_at = excluded.finished_at, wake_at = excluded.wake_at, \
+         logs = excluded.logs",
         rows.join(", ")
     );
     let mut query = sqlx::query(&sql);
@@ -68,7 +72,11 @@ async fn upsert_steps(
             .bind(step.error.clone())
             .bind(step.started_at)
             .bind(step.finished_at)
-            .bind(step.wake_at);
+            .bind(step.wake_at)
+            .bind(
+                (!step.logs.is_empty())
+                    .then(|| serde_json::Value::from(step.logs.clone()).to_string()),
+            );
     }
     query.execute(&mut **tx).await?;
     Ok(())
@@ -96,6 +104,12 @@ fn step(row: &AnyRow) -> Result<StepRecord, Error> {
         started_at: opt_int(row, "started_at")?,
         finished_at: opt_int(row, "finished_at")?,
         wake_at: opt_int(row, "wake_at")?,
+        logs: match opt_text(row, "logs")? {
+            Some(text) => {
+                serde_json::from_str(&text).map_err(|_| Error::Corrupt("step logs".into()))?
+            }
+            None => Vec::new(),
+        },
     })
 }
 

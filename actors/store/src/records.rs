@@ -86,6 +86,8 @@ pub struct StepRecord {
     pub finished_at: Option<i64>,
     /// When a wait ends or a retry is due.
     pub wake_at: Option<i64>,
+    /// What the last attempt printed (code nodes).
+    pub logs: Vec<String>,
 }
 
 /// A compare-and-set of an execution's status.

@@ -110,6 +110,15 @@ impl Store {
         .transpose()
     }
 
+    /// A tenant's slug, by id.
+    pub async fn tenant_slug(&self, tenant: TenantId) -> Result<Option<String>, Error> {
+        let row = sqlx::query("SELECT slug FROM tenants WHERE id = $1")
+            .bind(tenant.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| text(&row, "slug")).transpose()
+    }
+
     pub async fn tenant_by_slug(&self, slug: &str) -> Result<Option<TenantId>, Error> {
         let row = sqlx::query("SELECT id FROM tenants WHERE slug = $1")
             .bind(slug)

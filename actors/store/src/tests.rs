@@ -308,6 +308,7 @@ async fn executions_and_journal(store: &Store) {
         started_at: Some(started),
         finished_at: None,
         wake_at: None,
+        logs: Vec::new(),
     };
     store.save_step(&step("b", 20)).await.unwrap();
     store.save_step(&step("a", 10)).await.unwrap();
@@ -401,6 +402,12 @@ async fn turns_are_all_or_nothing(store: &Store) {
             started_at: Some(n),
             finished_at: Some(n),
             wake_at: None,
+            // Logs survive the round trip.
+            logs: if n == 0 {
+                vec!["printed".into()]
+            } else {
+                Vec::new()
+            },
         })
         .collect();
     let start = ExecutionChange {

@@ -59,9 +59,11 @@ impl Isolation {
     }
 
     /// The command line that starts a sandboxed program, before the
-    /// program's own.
+    /// program's own. Sandboxed programs run at a lower priority than the
+    /// engine, so that code running to its limits slows its own tenant, not
+    /// the engine serving the others.
     pub fn prefix(&self, network: bool) -> Vec<String> {
-        let mut prefix = Vec::new();
+        let mut prefix = vec!["nice", "-n", "10"];
         if !network {
             match self.network {
                 NetworkIsolation::Namespace => prefix.extend(["unshare", "-n", "--"]),

@@ -22,9 +22,13 @@ const STACK_BYTES: usize = 512 * 1024;
 const THREAD_STACK_BYTES: usize = 8 * 1024 * 1024;
 /// How long past its limit a call may go before the sandbox is declared broken.
 const WATCHDOG_GRACE: Duration = Duration::from_secs(1);
+/// Longest a call waits for the calls queued before it (one runs at a time).
+const QUEUE_WAIT: Duration = Duration::from_secs(60);
 
 struct Job {
     call: Call,
+    /// Told when the call starts: its time limit counts from then.
+    started: tokio::sync::oneshot::Sender<()>,
     reply: tokio::sync::oneshot::Sender<Result<Returned, Failure>>,
 }
 
@@ -68,14 +72,37 @@ impl JsSandbox {
         self.usage.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    /// Runs a call once the calls queued before it are done: a tenant's
+    /// JavaScript runs one call at a time, on one core at most.
     pub async fn run(&self, call: Call) -> Result<Returned, Failure> {
         let limit = call.limits.wall.0 + WATCHDOG_GRACE;
+        let (started, running) = tokio::sync::oneshot::channel();
         let (reply, answer) = tokio::sync::oneshot::channel();
-        if self.is_broken() || self.jobs.send(Job { call, reply }).is_err() {
+        let job = Job {
+            call,
+            started,
+            reply,
+        };
+        if self.is_broken() || self.jobs.send(job).is_err() {
             return Err(Failure::new(
                 Class::Crashed,
                 "the JavaScript sandbox stopped",
             ));
+        }
+        match tokio::time::timeout(QUEUE_WAIT, running).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => {
+                return Err(Failure::new(
+                    Class::Crashed,
+                    "the JavaScript sandbox stopped",
+                ));
+            }
+            Err(_) => {
+                return Err(Failure::new(
+                    Class::Timeout,
+                    "the sandbox stayed busy with earlier calls of this tenant",
+                ));
+            }
         }
         match tokio::time::timeout(limit, answer).await {
             Ok(Ok(result)) => result,
@@ -115,6 +142,7 @@ fn serve(queue: &std::sync::mpsc::Receiver<Job>, usage: &Mutex<Usage>) -> rquick
         due
     })));
     for job in queue {
+        let _ = job.started.send(());
         let started = Instant::now();
         interrupted.store(false, Ordering::SeqCst);
         *deadline.lock().unwrap_or_else(|p| p.into_inner()) =

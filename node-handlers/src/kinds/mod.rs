@@ -1,6 +1,7 @@
 //! The node kinds: the catalog, configuration checks, and (in submodules)
 //! what each kind does.
 
+pub mod code;
 pub mod flow;
 pub mod http;
 
@@ -48,6 +49,12 @@ pub const CATALOG: &[KindInfo] = &[
         Primitive::Action,
         "http_request",
         "Calls an HTTP API; config: method, url, headers, query, body, timeout, connection.",
+        "one",
+    ),
+    kind(
+        Primitive::Action,
+        "code",
+        "Runs JavaScript or Python in a sandbox; config: language, source (a function body of input), limits.",
         "one",
     ),
     kind(
@@ -145,7 +152,7 @@ impl Checker<'_> {
         self.config.get(field)
     }
 
-    fn required_str(&mut self, field: &str) -> Option<String> {
+    pub(crate) fn required_str(&mut self, field: &str) -> Option<String> {
         match self.get(field) {
             Some(Value::String(s)) if !s.trim().is_empty() => Some(s.clone()),
             Some(Value::String(_)) | None => {
@@ -220,7 +227,7 @@ impl Checker<'_> {
         }
     }
 
-    fn one_of(&mut self, field: &str, allowed: &[&str], default: &str) -> String {
+    pub(crate) fn one_of(&mut self, field: &str, allowed: &[&str], default: &str) -> String {
         let value = self
             .optional_str(field)
             .unwrap_or_else(|| default.to_owned());
@@ -326,6 +333,10 @@ pub fn check(
                 c.templates("body", &body);
             }
             c.duration("timeout", false);
+            Outputs::Single
+        }
+        (Primitive::Action, "code") => {
+            code::check(&mut c);
             Outputs::Single
         }
         (Primitive::Action, "respond") => {

@@ -1,6 +1,7 @@
 //! `flowmesh-bench`: runs every scenario in both modes beside the measured
 //! limits of this machine, and writes JSON and a markdown table.
 
+mod code;
 mod engine;
 mod flushed;
 mod limits;
@@ -56,6 +57,8 @@ pub struct Plan {
     pub recovery: usize,
     pub limit_messages: usize,
     pub limit_rows: usize,
+    pub code_cold: usize,
+    pub code_warm: usize,
 }
 
 impl Plan {
@@ -72,6 +75,8 @@ impl Plan {
                 recovery: 200,
                 limit_messages: 2_000,
                 limit_rows: 10_000,
+                code_cold: 10,
+                code_warm: 50,
             }
         } else {
             Plan {
@@ -85,6 +90,8 @@ impl Plan {
                 recovery: 10_000,
                 limit_messages: 50_000,
                 limit_rows: 200_000,
+                code_cold: 100,
+                code_warm: 1_000,
             }
         }
     }
@@ -107,6 +114,8 @@ pub struct Results {
     pub quick: bool,
     pub plan: Plan,
     pub limits: limits::Limits,
+    /// Sandbox overhead per code-node call (the same in every mode).
+    pub code_node: code::CodeNode,
     pub modes: Vec<ModeResults>,
     /// Runs left out, and why.
     pub skipped: Vec<String>,
@@ -200,6 +209,8 @@ async fn main() -> anyhow::Result<()> {
             nats_url: server.url.clone(),
         });
     }
+    eprintln!("code-node");
+    let code_node = code::code_node(plan.code_cold, plan.code_warm).await?;
     let mut modes = Vec::new();
     for target in &targets {
         modes.push(run_mode(target, &plan).await?);
@@ -209,6 +220,7 @@ async fn main() -> anyhow::Result<()> {
         quick,
         plan,
         limits,
+        code_node,
         modes,
         skipped,
     };

@@ -207,6 +207,26 @@ pub fn markdown(r: &Results) -> String {
             )
         },
     ));
+    let c = &r.code_node;
+    out.push_str("\n| code node (one small call) | p50 | p99 |\n| --- | --- | --- |\n");
+    for (name, l) in [
+        ("JavaScript, cold (new runtime)", &c.javascript_cold),
+        ("JavaScript, warm", &c.javascript_warm),
+        (
+            "Python, cold (process started for the call)",
+            &c.python_cold,
+        ),
+        (
+            "Python, warm (a started process from the pool)",
+            &c.python_warm,
+        ),
+        ("Python, sustained (back to back)", &c.python_sustained),
+    ] {
+        out.push_str(&format!(
+            "| {name} | {:.2} ms | {:.2} ms |\n",
+            l.p50_ms, l.p99_ms
+        ));
+    }
     for why in &r.skipped {
         out.push_str(&format!("\nSkipped: {why}.\n"));
     }

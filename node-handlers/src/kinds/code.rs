@@ -1,0 +1,106 @@
+//! `code`: user code in JavaScript or Python, run by the engine's sandboxes.
+//! `input` is the scope expressions see (`input.trigger.body`,
+//! `input.<node id>`); what the code returns is the node's output, and what
+//! it prints goes to the step's logs.
+
+use flowmesh_model::HumanDuration;
+use flowmesh_sandbox::{Class, Language, Limits, LimitsOverride};
+use serde::Deserialize;
+
+use super::{Checker, Ctx};
+use crate::{CodeRequest, ErrorClass, NodeError, Outcome};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Config {
+    language: Language,
+    source: String,
+    #[serde(default)]
+    limits: LimitsOverride,
+}
+
+pub async fn run(ctx: &Ctx<'_>) -> Result<Outcome, NodeError> {
+    let request = ctx.request;
+    let config: Config = serde_json::from_value(request.node.config.clone())
+        .map_err(|e| NodeError::permanent(format!("invalid code config: {e}")))?;
+    let input = serde_json::to_string(request.scope)
+        .map_err(|e| NodeError::permanent(format!("the input is not JSON: {e}")))?;
+    let call = CodeRequest {
+        tenant: request.tenant,
+        language: config.language,
+        source: config.source,
+        input,
+        limits: config.limits,
+    };
+    match request.sandboxes.run(call).await {
+        Ok(returned) => {
+            request.logs.extend(returned.logs);
+            Ok(Outcome::Output {
+                value: returned.output,
+                branch: None,
+            })
+        }
+        Err(failure) => {
+            request.logs.extend(failure.logs);
+            Err(NodeError {
+                class: match failure.class {
+                    Class::Timeout => ErrorClass::Timeout,
+                    Class::Memory => ErrorClass::Memory,
+                    Class::OutputTooLarge => ErrorClass::OutputTooLarge,
+                    Class::Crashed => ErrorClass::Crashed,
+                    Class::Denied => ErrorClass::Denied,
+                    Class::Code => ErrorClass::Permanent,
+                },
+                message: failure.message,
+            })
+        }
+    }
+}
+
+/// The config's shape; the tenant's maxima are applied when the node runs.
+pub(super) fn check(c: &mut Checker<'_>) {
+    c.one_of("language", &["javascript", "python"], "");
+    c.required_str("source");
+    match c
+        .get("limits")
+        .cloned()
+        .map(serde_json::from_value::<LimitsOverride>)
+    {
+        None => {}
+        Some(Ok(limits)) => {
+            // Only the lower bounds here: no maxima can make these valid.
+            let unbounded = Limits {
+                wall: HumanDuration::from_millis(u64::MAX / 2),
+                memory_mb: u64::MAX,
+                output_bytes: u64::MAX,
+                network: true,
+            };
+            if let Err(over) = limits.resolve(&Limits::default(), &unbounded) {
+                c.push(
+                    &format!("limits.{}", over.field),
+                    "invalid_value",
+                    over.message,
+                );
+            }
+        }
+        Some(Err(e)) => c.push("limits", "invalid_value", e.to_string()),
+    }
+    let unknown: Vec<String> = c
+        .config
+        .as_object()
+        .map(|config| {
+            config
+                .keys()
+                .filter(|k| !["language", "source", "limits"].contains(&k.as_str()))
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
+    for field in unknown {
+        c.push(
+            &field,
+            "unknown_field",
+            "a code node takes language, source and limits",
+        );
+    }
+}

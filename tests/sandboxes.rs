@@ -1,0 +1,215 @@
+//! Code nodes through the whole engine: hostile code is contained and
+//! classified, its tenant's sandboxes are visible to operators, and another
+//! tenant's code nodes keep their pace meanwhile.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Engine, Mode, code_workflow, node};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+/// Runs a one-node code workflow; returns the finished execution and how
+/// long the code node took.
+async fn run_code(
+    engine: &Engine,
+    language: &str,
+    source: &str,
+    limits: Value,
+) -> (Value, Duration) {
+    let workflow = engine
+        .deploy(code_workflow("code", language, source, limits))
+        .await;
+    let id = engine
+        .start_execution(&workflow, json!({"name": "ada"}))
+        .await;
+    let execution = engine.finished(&id).await;
+    let step = node(&execution, "code");
+    let took = match (step["started_at"].as_i64(), step["finished_at"].as_i64()) {
+        (Some(start), Some(end)) => Duration::from_millis((end - start).max(0) as u64),
+        _ => Duration::ZERO,
+    };
+    (execution, took)
+}
+
+async fn code_nodes_compute(mode: Mode) {
+    let engine = Engine::start(mode).await;
+    for (language, source) in [
+        (
+            "javascript",
+            "console.log('hi', input.trigger.body.name); return {upper: input.trigger.body.name.toUpperCase()};",
+        ),
+        (
+            "python",
+            "print('hi', input['trigger']['body']['name'])\nreturn {'upper': input['trigger']['body']['name'].upper()}",
+        ),
+    ] {
+        let (execution, _) = run_code(&engine, language, source, json!({})).await;
+        assert_eq!(
+            execution["status"], "succeeded",
+            "{language}: {execution:#}"
+        );
+        let step = node(&execution, "code");
+        assert_eq!(step["output"], json!({"upper": "ADA"}), "{language}");
+        assert_eq!(step["logs"], json!(["hi ada"]), "{language}");
+    }
+    let (status, sandboxes) = engine.get("/v1/sandboxes").await;
+    assert_eq!(status, StatusCode::OK);
+    let items = sandboxes["items"].as_array().unwrap();
+    let mut languages: Vec<&str> = items
+        .iter()
+        .map(|s| s["language"].as_str().unwrap())
+        .collect();
+    languages.sort();
+    assert_eq!(languages, ["javascript", "python"]);
+    assert!(
+        items.iter().all(|s| s["executions_served"] == 1),
+        "{sandboxes:#}"
+    );
+
+    // Deleting one tears it down; the next code node gets a fresh one.
+    let js = items
+        .iter()
+        .find(|s| s["language"] == "javascript")
+        .unwrap();
+    let id = js["id"].as_str().unwrap();
+    let (status, _) = engine
+        .request(Method::DELETE, &format!("/v1/sandboxes/{id}"), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = engine
+        .request(Method::DELETE, &format!("/v1/sandboxes/{id}"), None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    run_code(&engine, "javascript", "return 1", json!({})).await;
+    let (_, after) = engine.get("/v1/sandboxes").await;
+    let fresh = after["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["language"] == "javascript")
+        .unwrap();
+    assert_ne!(fresh["id"], js["id"]);
+    assert_eq!(fresh["executions_served"], 1);
+}
+both_modes!(
+    code_nodes_compute_log_and_their_sandboxes_are_listed,
+    code_nodes_compute
+);
+
+/// Hostile code, each case: (language, source, expected error class).
+const HOSTILE: &[(&str, &str, &str)] = &[
+    ("javascript", "while (true) {}", "timeout"),
+    (
+        "javascript",
+        "const a = []; while (true) a.push(new Array(1e6).fill(1));",
+        "memory",
+    ),
+    ("javascript", "const f = () => f(); return f();", "memory"),
+    (
+        "javascript",
+        "return 'x'.repeat(2 * 1024 * 1024);",
+        "output_too_large",
+    ),
+    ("python", "while True:\n    pass", "timeout"),
+    ("python", "import time\ntime.sleep(60)", "timeout"),
+    ("python", "x = bytearray(1 << 30)\nreturn len(x)", "memory"),
+    (
+        "python",
+        "def f(n):\n    return f(n + 1)\nreturn f(0)",
+        "memory",
+    ),
+    ("python", "import os\nwhile True:\n    os.fork()", "denied"),
+    (
+        "python",
+        "with open('big', 'wb') as f:\n    while True:\n        f.write(b'x' * 1048576)",
+        "denied",
+    ),
+    (
+        "python",
+        "return 'x' * (2 * 1024 * 1024)",
+        "output_too_large",
+    ),
+    ("python", "return open('/etc/passwd').read()", "denied"),
+    ("python", "import ctypes\nreturn 1", "denied"),
+    (
+        "python",
+        "import subprocess\nreturn subprocess.run(['id']).returncode",
+        "denied",
+    ),
+    ("python", "import os\nreturn os.system('id')", "denied"),
+    (
+        "python",
+        "import socket\ns = socket.socket()\ns.connect(('127.0.0.1', 5432))\nreturn 1",
+        "denied",
+    ),
+];
+
+async fn hostile_code_is_contained(mode: Mode) {
+    let engine = Engine::start(mode).await;
+    let limits = json!({"wall": "1s"});
+    // Twice: the engine's memory after the second round shows whether the
+    // first left anything behind.
+    let mut memory = Vec::new();
+    for _ in 0..2 {
+        for (language, source, class) in HOSTILE {
+            let (execution, took) = run_code(&engine, language, source, limits.clone()).await;
+            assert_eq!(execution["status"], "failed", "{source}: {execution:#}");
+            let error = node(&execution, "code")["error"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            assert!(error.starts_with(&format!("{class}:")), "{source}: {error}");
+            assert!(took <= Duration::from_secs(2), "{source} took {took:?}");
+            assert!(
+                !execution.to_string().contains("root:x:0:0"),
+                "{source} leaked"
+            );
+        }
+        memory.push(engine.rss());
+    }
+    assert!(
+        memory[1] <= memory[0] + (32 << 20),
+        "the engine grew from {} MiB to {} MiB over a second round of hostile code",
+        memory[0] >> 20,
+        memory[1] >> 20
+    );
+    // Nothing of the engine's environment reaches code.
+    let (execution, _) = run_code(
+        &engine,
+        "python",
+        "import os\nreturn sorted(os.environ)",
+        json!({}),
+    )
+    .await;
+    assert_eq!(node(&execution, "code")["output"], json!([]));
+    let (execution, _) = run_code(
+        &engine,
+        "javascript",
+        "return [typeof process, typeof require, [].constructor.constructor('return typeof globalThis.process')()];",
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        node(&execution, "code")["output"],
+        json!(["undefined", "undefined", "undefined"])
+    );
+    // Limits beyond the tenant's maxima are refused, not granted.
+    let (execution, _) = run_code(
+        &engine,
+        "javascript",
+        "return 1",
+        json!({"memory_mb": 100000}),
+    )
+    .await;
+    let error = node(&execution, "code")["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(error.starts_with("denied: limits.memory_mb"), "{error}");
+}
+both_modes!(
+    hostile_code_is_contained_and_classified,
+    hostile_code_is_contained
+);
