@@ -175,6 +175,20 @@ async fn hostile_code_is_contained(mode: Mode) {
         memory[0] >> 20,
         memory[1] >> 20
     );
+    // Neither the engine's own gateway nor an outside address.
+    let gateway_port = engine.base.rsplit(':').next().unwrap().to_owned();
+    for address in [
+        format!("('127.0.0.1', {gateway_port})"),
+        "('1.1.1.1', 443)".to_owned(),
+    ] {
+        let source = format!("import socket\ns = socket.socket()\ns.connect({address})\nreturn 1");
+        let (execution, _) = run_code(&engine, "python", &source, limits.clone()).await;
+        let error = node(&execution, "code")["error"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(error.starts_with("denied:"), "{address}: {error}");
+    }
     // Nothing of the engine's environment reaches code.
     let (execution, _) = run_code(
         &engine,

@@ -30,6 +30,10 @@ struct Inner {
     queue_signal: Notify,
     control: broadcast::Sender<Envelope>,
     logs: Mutex<Logs>,
+    /// Every event, for tenant readers. Readers of one execution wait on
+    /// that execution's own signal instead, so that an event wakes only
+    /// them (with one signal for all, thousands of waiting callers made
+    /// every event cost thousands of wake-ups).
     event_signal: broadcast::Sender<Arc<(TenantId, Envelope)>>,
 }
 
@@ -55,11 +59,25 @@ struct Logs {
 }
 
 struct Log {
+    /// Told whenever an event is added.
+    added: Arc<Notify>,
     events: VecDeque<Envelope>,
     /// Events dropped from the front, so reader positions stay absolute.
     dropped: usize,
     last_at: Instant,
     finished: bool,
+}
+
+impl Log {
+    fn new(now: Instant) -> Log {
+        Log {
+            added: Arc::new(Notify::new()),
+            events: VecDeque::new(),
+            dropped: 0,
+            last_at: now,
+            finished: false,
+        }
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -138,12 +156,7 @@ impl Memory {
         let log = logs
             .by_execution
             .entry(event.execution)
-            .or_insert_with(|| Log {
-                events: VecDeque::new(),
-                dropped: 0,
-                last_at: now,
-                finished: false,
-            });
+            .or_insert_with(|| Log::new(now));
         if log.events.len() >= MAX_EVENTS_PER_EXECUTION {
             log.events.pop_front();
             log.dropped += 1;
@@ -151,6 +164,7 @@ impl Memory {
         log.events.push_back(envelope.clone());
         log.last_at = now;
         log.finished |= event.kind.is_final();
+        log.added.notify_waiters();
         if now.duration_since(logs.last_prune) > PRUNE_EVERY {
             let max_age = self.inner.event_max_age;
             logs.by_execution.retain(|_, l| {
@@ -167,34 +181,28 @@ impl Memory {
     }
 
     pub fn execution_events(&self, _tenant: TenantId, execution: ExecutionId) -> EventReader {
-        let rx = self.inner.event_signal.subscribe();
         EventReader {
             inner: self.inner.clone(),
-            rx,
             filter: Filter::Execution { execution, next: 0 },
         }
     }
 
     /// One execution's events from now on (no replay).
     pub fn watch(&self, execution: ExecutionId) -> EventReader {
-        let rx = self.inner.event_signal.subscribe();
         let next = lock(&self.inner.logs)
             .by_execution
             .get(&execution)
             .map_or(0, |l| l.dropped + l.events.len());
         EventReader {
             inner: self.inner.clone(),
-            rx,
             filter: Filter::Execution { execution, next },
         }
     }
 
     pub fn tenant_events(&self, tenant: TenantId) -> EventReader {
-        let rx = self.inner.event_signal.subscribe();
         EventReader {
             inner: self.inner.clone(),
-            rx,
-            filter: Filter::Tenant(tenant),
+            filter: Filter::Tenant(tenant, self.inner.event_signal.subscribe()),
         }
     }
 }
@@ -313,47 +321,61 @@ impl ControlReader {
 
 enum Filter {
     Execution { execution: ExecutionId, next: usize },
-    Tenant(TenantId),
+    Tenant(TenantId, broadcast::Receiver<Arc<(TenantId, Envelope)>>),
 }
 
 pub struct EventReader {
     inner: Arc<Inner>,
-    rx: broadcast::Receiver<Arc<(TenantId, Envelope)>>,
     filter: Filter,
 }
 
+/// Longest a reader of one execution waits before looking at its log again
+/// (in case the log was pruned and made anew while it waited).
+const RECHECK: Duration = Duration::from_secs(1);
+
 impl EventReader {
     pub async fn next(&mut self) -> Option<Result<ExecutionEvent, Error>> {
-        loop {
-            if let Filter::Execution { execution, next } = &mut self.filter {
-                // The log is the source; the signal only says something was added.
-                let envelope = {
-                    let logs = lock(&self.inner.logs);
-                    logs.by_execution.get(execution).and_then(|log| {
-                        *next = (*next).max(log.dropped);
-                        log.events.get(*next - log.dropped).cloned()
-                    })
-                };
-                if let Some(envelope) = envelope {
-                    *next += 1;
-                    return Some(envelope.decode());
-                }
-            }
-            match self.rx.recv().await {
-                Ok(message) => {
-                    if let Filter::Tenant(tenant) = self.filter
-                        && message.0 == tenant
-                    {
-                        return Some(message.1.decode());
+        match &mut self.filter {
+            Filter::Execution { execution, next } => loop {
+                // The log is the source; its signal only says something was added.
+                let added = {
+                    let mut logs = lock(&self.inner.logs);
+                    let log = logs
+                        .by_execution
+                        .entry(*execution)
+                        .or_insert_with(|| Log::new(Instant::now()));
+                    *next = (*next).max(log.dropped);
+                    if let Some(envelope) = log.events.get(*next - log.dropped).cloned() {
+                        *next += 1;
+                        return Some(envelope.decode());
                     }
+                    log.added.clone()
+                };
+                let notified = added.notified();
+                tokio::pin!(notified);
+                // Registered before the log is read again: an event added in
+                // between still wakes this reader.
+                notified.as_mut().enable();
+                let again = {
+                    let logs = lock(&self.inner.logs);
+                    logs.by_execution
+                        .get(execution)
+                        .is_some_and(|log| log.dropped + log.events.len() > *next)
+                };
+                if !again {
+                    let _ = tokio::time::timeout(RECHECK, notified).await;
                 }
-                Err(broadcast::error::RecvError::Lagged(n)) => {
-                    if matches!(self.filter, Filter::Tenant(_)) {
+            },
+            Filter::Tenant(tenant, rx) => loop {
+                match rx.recv().await {
+                    Ok(message) if message.0 == *tenant => return Some(message.1.decode()),
+                    Ok(_) => {}
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
                         tracing::warn!(missed = n, "tenant event reader fell behind");
                     }
+                    Err(broadcast::error::RecvError::Closed) => return None,
                 }
-                Err(broadcast::error::RecvError::Closed) => return None,
-            }
+            },
         }
     }
 }

@@ -169,7 +169,18 @@ impl PythonSandbox {
                 Failure::new(Class::Crashed, format!("could not start Python: {e}"))
             })?,
         };
-        drive(worker, &call).await
+        let mut result = drive(worker, &call).await;
+        if !network && self.inner.isolation.network == NetworkIsolation::Unavailable {
+            // Said in the step's logs too, as /ready says it.
+            let note = "note: this host gives Python no network namespace; sockets are refused \
+                        by the interpreter's audit hook only"
+                .to_owned();
+            match &mut result {
+                Ok(returned) => returned.logs.insert(0, note),
+                Err(failure) => failure.logs.insert(0, note),
+            }
+        }
+        result
     }
 }
 

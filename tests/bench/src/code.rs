@@ -7,18 +7,18 @@
 use std::time::Instant;
 
 use flowmesh_sandbox::{Call, Isolation, JsSandbox, Limits, Options, PythonSandbox};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::load;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Latency {
     pub calls: usize,
     pub p50_ms: f64,
     pub p99_ms: f64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct CodeNode {
     pub javascript_cold: Latency,
     pub javascript_warm: Latency,

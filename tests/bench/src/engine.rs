@@ -12,7 +12,7 @@ pub const NATS_URL: &str = "nats://127.0.0.1:4222";
 pub const POSTGRES: &str = "postgres://postgres@127.0.0.1:5432";
 pub const KEY: &str = "fmk_bench_admin_key";
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
     Embedded,

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::routing::post;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::engine::POSTGRES;
@@ -14,7 +14,7 @@ use crate::load::{self, Summary};
 /// Acknowledgements awaited at most at once by the pipelined publisher.
 const ACK_WINDOW: usize = 1_000;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Limits {
     pub http_bare_axum: Option<Summary>,
     pub jetstream: JetStream,
@@ -59,7 +59,7 @@ pub async fn http(rates: &[f64], duration: Duration) -> anyhow::Result<Option<Su
     Ok(best)
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct JetStream {
     pub pipelined_per_s: f64,
     pub round_trip_p50_ms: f64,

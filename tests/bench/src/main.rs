@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use engine::{Engine, Mode, Target};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 #[derive(Parser)]
 #[command(
@@ -42,10 +42,15 @@ enum Commands {
         #[arg(long)]
         flushed_nats_server: Option<PathBuf>,
     },
+    /// Writes the markdown table again from a run's results.json.
+    Report {
+        /// The results.json of a run.
+        results: PathBuf,
+    },
 }
 
 /// How much load each scenario gets.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Plan {
     pub step_duration: Duration,
     pub rates: Vec<f64>,
@@ -97,7 +102,7 @@ impl Plan {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct ModeResults {
     pub mode: Mode,
     pub webhook_sync: scenarios::WebhookSync,
@@ -108,7 +113,7 @@ pub struct ModeResults {
     pub recovery: scenarios::Recovery,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Results {
     pub machine: report::Machine,
     pub quick: bool,
@@ -156,11 +161,19 @@ async fn run_mode(target: &Target, plan: &Plan) -> anyhow::Result<ModeResults> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let Commands::All {
-        quick,
-        out,
-        flushed_nats_server,
-    } = Cli::parse().command;
+    let (quick, out, flushed_nats_server) = match Cli::parse().command {
+        Commands::All {
+            quick,
+            out,
+            flushed_nats_server,
+        } => (quick, out, flushed_nats_server),
+        Commands::Report { results } => {
+            let text = std::fs::read_to_string(&results)?;
+            let results: Results = serde_json::from_str(&text)?;
+            println!("{}", report::markdown(&results));
+            return Ok(());
+        }
+    };
     engine::binary()?;
     let plan = Plan::new(quick);
     let mut skipped = Vec::new();

@@ -1,10 +1,10 @@
 //! The markdown table of a run, each flowmesh figure beside its limit.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::Results;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Machine {
     pub cpus: usize,
     pub cpu_model: String,
@@ -147,38 +147,57 @@ pub fn markdown(r: &Results) -> String {
             )
         },
     ));
+    // The store each mode writes to: one commit's time, and rows per
+    // second written in batches.
+    let commit_ms = |m: &crate::ModeResults| match m.mode {
+        crate::engine::Mode::Embedded => 1000.0 / l.sqlite_single_commit_per_s.max(1e-9),
+        _ => 1000.0 / l.postgres_single_commit_per_s.max(1e-9),
+    };
+    let batched = |m: &crate::ModeResults| match m.mode {
+        crate::engine::Mode::Embedded => l.sqlite_batched_rows_per_s,
+        _ => l.postgres_batched_rows_per_s,
+    };
     out.push_str(&row(
         "durable-latency",
-        "engine overhead per step, p50",
-        &|m| format!("{:.2} ms", m.durable_latency.overhead_per_step_p50_ms),
+        "engine overhead per step, p50 (in single-row commits of the store)",
+        &|m| {
+            let overhead = m.durable_latency.overhead_per_step_p50_ms;
+            format!("{overhead:.2} ms ({:.1}×)", overhead / commit_ms(m))
+        },
     ));
     out.push_str(&row(
         "saturation",
-        "executions / steps per second (ten-node chains)",
+        "executions / steps per second, ten-node chains (steps as a share of the store's batched rows)",
         &|m| {
             format!(
-                "{:.0} / {:.0}",
-                m.saturation.executions_per_s, m.saturation.steps_per_s
+                "{:.0} / {:.0} ({})",
+                m.saturation.executions_per_s,
+                m.saturation.steps_per_s,
+                ratio(m.saturation.steps_per_s, batched(m))
             )
         },
     ));
     out.push_str(&row(
         "fan-out",
-        "100 branches into a merge, p50 (per branch)",
+        "100 branches into a merge, p50; per branch (in single-row commits)",
         &|m| {
+            let branch = m.fan_out.overhead_per_branch_ms;
             format!(
-                "{:.1} ms ({:.2} ms)",
-                m.fan_out.p50_ms, m.fan_out.overhead_per_branch_ms
+                "{:.1} ms; {branch:.2} ms ({:.2}×)",
+                m.fan_out.p50_ms,
+                branch / commit_ms(m)
             )
         },
     ));
     out.push_str(&row(
         "parked",
-        "memory above idle for the waiting executions",
+        "memory above idle for the waiting executions (per execution)",
         &|m| {
             format!(
-                "{:.0} MB for {}",
-                m.parked.above_idle_mb, m.parked.executions
+                "{:.0} MB for {} ({:.1} KB)",
+                m.parked.above_idle_mb,
+                m.parked.executions,
+                m.parked.above_idle_mb * 1024.0 / m.parked.executions.max(1) as f64
             )
         },
     ));

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use axum::http::HeaderMap;
 use axum::routing::any;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::Plan;
@@ -73,7 +73,7 @@ async fn poll_until(
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct WebhookSync {
     pub highest_rate_under_100ms: Option<Summary>,
     pub steps: Vec<Summary>,
@@ -101,7 +101,7 @@ pub async fn webhook_sync(engine: &Engine, plan: &Plan) -> anyhow::Result<Webhoo
     })
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct DurableLatency {
     pub executions: usize,
     pub p50_ms: f64,
@@ -148,7 +148,7 @@ pub async fn durable_latency(
     })
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Saturation {
     pub executions: usize,
     pub seconds: f64,
@@ -220,7 +220,7 @@ pub async fn saturation(engine: &Engine, plan: &Plan) -> anyhow::Result<Saturati
     })
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct FanOut {
     pub runs: usize,
     pub p50_ms: f64,
@@ -263,7 +263,7 @@ pub async fn fan_out(engine: &Engine, plan: &Plan) -> anyhow::Result<FanOut> {
     })
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Parked {
     pub executions: usize,
     pub idle_rss_mb: f64,
@@ -306,7 +306,7 @@ pub async fn parked(engine: &mut Engine, plan: &Plan) -> anyhow::Result<Parked> 
     })
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Recovery {
     pub executions: usize,
     pub finished_after_restart_s: f64,
