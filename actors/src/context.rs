@@ -113,11 +113,7 @@ impl Context {
 impl Sandboxes for Context {
     fn run(&self, request: CodeRequest) -> BoxFuture<'_, Result<Returned, Failure>> {
         Box::pin(async move {
-            let crashed = |message: &str| Failure {
-                class: Class::Crashed,
-                message: message.to_owned(),
-                logs: Vec::new(),
-            };
+            let crashed = |message: &str| Failure::new(Class::Crashed, message);
             let root = self
                 .root
                 .get()
@@ -140,10 +136,11 @@ impl Sandboxes for Context {
             let limits = request
                 .limits
                 .resolve(&self.options.sandbox.defaults, &maxima)
-                .map_err(|over| Failure {
-                    class: Class::Denied,
-                    message: format!("limits.{}: {}", over.field, over.message),
-                    logs: Vec::new(),
+                .map_err(|over| {
+                    Failure::new(
+                        Class::Denied,
+                        format!("limits.{}: {}", over.field, over.message),
+                    )
                 })?;
             sandbox
                 .run(Call {

@@ -150,27 +150,26 @@ async fn consume_control(root: ActorRef<RootMsg>, mut control: flowmesh_bus::Com
 /// the bus was down, or whose start command was lost. At start-up it first
 /// resumes what this node id held before a restart.
 async fn claim_unowned(ctx: Arc<Context>, root: ActorRef<RootMsg>) {
-    loop {
-        match ctx.store.owned_executions(&ctx.options.node_id).await {
-            Ok(owned) => {
-                resume(
-                    &ctx,
-                    &root,
-                    owned.into_iter().filter(|id| !ctx.is_local(*id)),
-                )
-                .await;
-                break;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "could not list this process's executions");
-                tokio::time::sleep(ctx.options.claim_interval.0).await;
-            }
-        }
-    }
+    // The first tick is at once; a failed start-up listing is tried again
+    // at the next.
     let mut tick = tokio::time::interval(ctx.options.claim_interval.0);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut resumed = false;
     loop {
         tick.tick().await;
+        if !resumed {
+            match ctx.store.owned_executions(&ctx.options.node_id).await {
+                Ok(owned) => {
+                    let here = owned.into_iter().filter(|id| !ctx.is_local(*id));
+                    resume(&ctx, &root, here).await;
+                    resumed = true;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not list this process's executions");
+                    continue;
+                }
+            }
+        }
         // Batch after batch while there is a backlog.
         while sweep(&ctx, &root)
             .await

@@ -154,10 +154,7 @@ impl ExecutionState {
                 attempt,
                 result,
                 logs,
-            } => {
-                self.progress.nodes[node].logs = logs;
-                self.node_done(myself, node, attempt, result).await
-            }
+            } => self.node_done(myself, node, attempt, result, logs).await,
             ExecutionMsg::Wake { node, attempt } => self.wake(myself, node, attempt).await,
             ExecutionMsg::Cancel => {
                 self.finish(
@@ -436,6 +433,7 @@ impl ExecutionState {
         i: usize,
         attempt: u32,
         result: Result<Outcome, NodeError>,
+        logs: Vec<String>,
     ) -> Result<(), ActorProcessingErr> {
         let state = &self.progress.nodes[i];
         if state.status != NodeStatus::Running
@@ -445,6 +443,7 @@ impl ExecutionState {
             return Ok(());
         }
         self.running.remove(&i);
+        self.progress.nodes[i].logs = logs;
         match self.record_result(myself, i, attempt, result)? {
             AfterNode::Advance => self.advance(myself).await,
             AfterNode::Hold => Ok(()),

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use flowmesh_sandbox::{Call, Failure, JsSandbox, Language, PythonSandbox, Returned, Usage};
+use flowmesh_store::now_ms;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use serde::Serialize;
 
@@ -74,7 +75,6 @@ pub(crate) struct SandboxEntry {
     pub language: Language,
     pub handle: SandboxHandle,
     pub created_at: i64,
-    pub started: Instant,
 }
 
 impl SandboxEntry {
@@ -84,7 +84,7 @@ impl SandboxEntry {
             id: self.id,
             language: self.language,
             created_at: self.created_at,
-            age_ms: self.started.elapsed().as_millis() as u64,
+            age_ms: (now_ms() - self.created_at).max(0) as u64,
             executions_served: usage.calls,
             failures: usage.failures,
             memory_bytes: usage.memory_bytes,

@@ -6,7 +6,7 @@ mod messages;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use flowmesh_model::{TenantId, WorkflowId};
 use flowmesh_sandbox::{Language, Limits};
@@ -170,7 +170,6 @@ impl TenantState {
                 language,
                 handle: handle.clone(),
                 created_at: now_ms(),
-                started: Instant::now(),
             },
         );
         Ok((handle, maxima))

@@ -353,16 +353,6 @@ impl Store {
         row.map(|row| parse(&row, "status")).transpose()
     }
 
-    /// Writes one step of the journal (insert or replace).
-    pub async fn save_step(&self, step: &StepRecord) -> Result<(), Error> {
-        self.commit_turn(&Turn {
-            transition: None,
-            steps: std::slice::from_ref(step),
-        })
-        .await
-        .map(drop)
-    }
-
     /// Takes (or renews) the lease of an engine process: its executions
     /// stay its own until `lease` from now. A process takes its lease
     /// before it claims anything, so every owner has a lease row (an owner

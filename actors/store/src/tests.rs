@@ -310,12 +310,12 @@ async fn executions_and_journal(store: &Store) {
         wake_at: None,
         logs: Vec::new(),
     };
-    store.save_step(&step("b", 20)).await.unwrap();
-    store.save_step(&step("a", 10)).await.unwrap();
+    save_step(store, &step("b", 20)).await;
+    save_step(store, &step("a", 10)).await;
     let mut done = step("b", 20);
     done.status = NodeStatus::Succeeded;
     done.output = Some(json!({"ok": true}));
-    store.save_step(&done).await.unwrap();
+    save_step(store, &done).await;
     let record = store
         .get_execution(tenant, first.id)
         .await
@@ -370,6 +370,15 @@ async fn executions_and_journal(store: &Store) {
     assert!(record.finished_at.is_some());
 }
 both_backends!(executions_and_journal);
+
+/// Writes one step of the journal, as a turn of its own.
+async fn save_step(store: &Store, step: &StepRecord) {
+    let turn = Turn {
+        transition: None,
+        steps: std::slice::from_ref(step),
+    };
+    assert!(store.commit_turn(&turn).await.unwrap());
+}
 
 /// A tenant with one queued execution.
 async fn one_execution(store: &Store) -> (TenantId, ExecutionId) {

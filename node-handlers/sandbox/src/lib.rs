@@ -156,7 +156,7 @@ pub struct Failure {
 }
 
 impl Failure {
-    fn new(class: Class, message: impl Into<String>) -> Self {
+    pub fn new(class: Class, message: impl Into<String>) -> Self {
         Failure {
             class,
             message: message.into(),

@@ -25,9 +25,40 @@ const FILE_BYTES: u64 = 8 << 20;
 /// Most stderr kept from a process that died without answering.
 const STDERR_BYTES: u64 = 4_096;
 
+/// What a worker writes once it has started and waits for its call.
+const READY: &[u8] = b"ready\n";
+
 struct Worker {
     child: tokio::process::Child,
     _dir: tempfile::TempDir,
+    /// Its `READY` line has been read.
+    ready: bool,
+}
+
+impl Worker {
+    async fn wait_ready(&mut self) -> std::io::Result<()> {
+        if !self.ready {
+            let stdout = self
+                .child
+                .stdout
+                .as_mut()
+                .ok_or_else(|| std::io::Error::other("no stdout"))?;
+            read_ready(stdout).await?;
+            self.ready = true;
+        }
+        Ok(())
+    }
+}
+
+async fn read_ready(stdout: &mut tokio::process::ChildStdout) -> std::io::Result<()> {
+    let mut line = [0u8; READY.len()];
+    stdout.read_exact(&mut line).await?;
+    if line != READY {
+        return Err(std::io::Error::other(
+            "the Python process did not start as expected",
+        ));
+    }
+    Ok(())
 }
 
 struct Inner {
@@ -125,7 +156,30 @@ impl PythonSandbox {
         Ok(Worker {
             child: command.spawn()?,
             _dir: dir,
+            ready: false,
         })
+    }
+
+    /// Waits until the warm pool holds its count of started processes,
+    /// each waiting for a call.
+    pub async fn warmed(&self) -> std::io::Result<()> {
+        self.refill();
+        let workers =
+            std::mem::take(&mut *self.inner.pool.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut ready = Vec::with_capacity(workers.len());
+        let mut failed = None;
+        for mut worker in workers {
+            match worker.wait_ready().await {
+                Ok(()) => ready.push(worker),
+                Err(e) => failed = Some(e),
+            }
+        }
+        self.inner
+            .pool
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(ready);
+        failed.map_or(Ok(()), Err)
     }
 
     pub async fn run(&self, call: Call) -> Result<Returned, Failure> {
@@ -208,11 +262,12 @@ async fn drive(mut worker: Worker, call: &Call) -> Result<Returned, Failure> {
         .stdin
         .take()
         .ok_or_else(|| crashed("no stdin".into()))?;
-    let stdout = worker
+    let mut stdout = worker
         .child
         .stdout
         .take()
         .ok_or_else(|| crashed("no stdout".into()))?;
+    let ready = worker.ready;
     let stderr = worker
         .child
         .stderr
@@ -222,10 +277,14 @@ async fn drive(mut worker: Worker, call: &Call) -> Result<Returned, Failure> {
     line.push('\n');
     let cap = limits.output_bytes + LOG_ROOM;
     let exchange = async {
-        stdin.write_all(line.as_bytes()).await?;
-        drop(stdin);
+        // A process that died starting has no answer; its stderr says why.
+        let started = ready || read_ready(&mut stdout).await.is_ok();
         let mut answer = Vec::new();
-        stdout.take(cap + 1).read_to_end(&mut answer).await?;
+        if started {
+            stdin.write_all(line.as_bytes()).await?;
+            drop(stdin);
+            stdout.take(cap + 1).read_to_end(&mut answer).await?;
+        }
         let mut errors = Vec::new();
         stderr.take(STDERR_BYTES).read_to_end(&mut errors).await?;
         std::io::Result::Ok((answer, errors))

@@ -136,6 +136,9 @@ def main():
     # Python itself may set LC_CTYPE (locale coercion); the code sees nothing.
     os.environ.clear()
     out = os.fdopen(os.dup(1), "w")
+    # Started: the interpreter and this worker's modules are loaded.
+    out.write("ready\n")
+    out.flush()
     request = json.loads(sys.stdin.readline())
     source = request["source"]
     body = "".join("    " + line + "\n" for line in source.splitlines()) or "    pass\n"

@@ -1,7 +1,7 @@
 //! Code-node overhead: one small call in each sandbox, cold (a fresh
 //! sandbox: a new QuickJS runtime, or a Python process started for the
 //! call), warm (a running sandbox; for Python, a pool whose processes have
-//! had time to start) and, for Python, sustained (calls back to back, so
+//! started and wait for their call) and, for Python, sustained (calls back to back, so
 //! that each takes a process the pool has only just started).
 
 use std::time::Instant;
@@ -35,9 +35,6 @@ fn call(source: &str) -> Call {
     }
 }
 
-/// Pause before a warm Python call, so that the pool's process is started.
-const POOL_REFILL: std::time::Duration = std::time::Duration::from_millis(100);
-
 const JS: &str = "return {sum: input.trigger.body.a + input.trigger.body.b};";
 const PY: &str = "return {'sum': input['trigger']['body']['a'] + input['trigger']['body']['b']}";
 
@@ -52,11 +49,15 @@ where
         one().await?;
         h.record(started.elapsed().as_micros().max(1) as u64)?;
     }
-    Ok(Latency {
-        calls,
+    Ok(latency(&h))
+}
+
+fn latency(h: &hdrhistogram::Histogram<u64>) -> Latency {
+    Latency {
+        calls: h.len() as usize,
         p50_ms: h.value_at_quantile(0.5) as f64 / 1000.0,
         p99_ms: h.value_at_quantile(0.99) as f64 / 1000.0,
-    })
+    }
 }
 
 pub async fn code_node(cold: usize, warm: usize) -> anyhow::Result<CodeNode> {
@@ -93,17 +94,13 @@ pub async fn code_node(cold: usize, warm: usize) -> anyhow::Result<CodeNode> {
     .await?;
     let mut h = load::histogram();
     for _ in 0..warm.min(200) {
-        // Time for the pool to start the process this call will take.
-        tokio::time::sleep(POOL_REFILL).await;
+        // The pool's processes have started and wait for their call.
+        pooled.warmed().await?;
         let started = Instant::now();
         pooled.run(call(PY)).await?;
         h.record(started.elapsed().as_micros().max(1) as u64)?;
     }
-    let python_warm = Latency {
-        calls: h.len() as usize,
-        p50_ms: h.value_at_quantile(0.5) as f64 / 1000.0,
-        p99_ms: h.value_at_quantile(0.99) as f64 / 1000.0,
-    };
+    let python_warm = latency(&h);
     Ok(CodeNode {
         javascript_cold,
         javascript_warm,
