@@ -88,6 +88,12 @@ pub struct Cli {
     #[arg(long, env = "FLOWMESH_LEASE", default_value = "15s", global = true)]
     pub lease: HumanDuration,
 
+    /// An execution with nothing to do for longer than this (a long wait,
+    /// a distant retry, a wait for a resume) is parked in the store and
+    /// holds no memory until it is due.
+    #[arg(long, env = "FLOWMESH_PARK_AFTER", default_value = "5s", global = true)]
+    pub park_after: HumanDuration,
+
     /// On shutdown, how long running node attempts may take to finish.
     #[arg(
         long,
@@ -276,6 +282,7 @@ pub async fn serve(cli: &Cli) -> anyhow::Result<ExitCode> {
     let options = flowmesh_actors::Options {
         node_id: node_id.clone(),
         lease: cli.lease,
+        park_after: cli.park_after,
         shutdown_grace: cli.shutdown_grace,
         sandbox: sandbox_options(cli)?,
         ..Default::default()

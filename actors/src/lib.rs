@@ -28,8 +28,8 @@ mod workflow;
 mod tests;
 
 pub use engine::{
-    Engine, EngineHandle, EngineParts, Outcome as ExecutionOutcome, Readiness, StartRequest,
-    Started, Until, WebhookRequest,
+    Engine, EngineHandle, EngineParts, Outcome as ExecutionOutcome, Readiness, ResumeRequest,
+    StartRequest, Started, Until, WebhookRequest,
 };
 pub use error::Error;
 pub use options::Options;

@@ -13,6 +13,10 @@ pub struct Options {
     pub lease: HumanDuration,
     /// How often this process looks for executions nobody owns.
     pub claim_interval: HumanDuration,
+    /// An execution with nothing to do for longer than this (a long `wait`,
+    /// a distant retry, a wait for a resume) is parked: its state stays in
+    /// the store and its actor stops until a claim sweep takes it again.
+    pub park_after: HumanDuration,
     /// On shutdown, how long running node attempts may take to finish.
     pub shutdown_grace: HumanDuration,
     /// Longest a synchronous caller (`?wait=true`, responding webhooks) waits.
@@ -27,6 +31,7 @@ impl Default for Options {
             node_id: "embedded".to_owned(),
             lease: HumanDuration::from_millis(15_000),
             claim_interval: HumanDuration::from_millis(1_000),
+            park_after: HumanDuration::from_millis(5_000),
             shutdown_grace: HumanDuration::from_millis(10_000),
             max_sync_wait: HumanDuration::from_millis(30_000),
             sandbox: flowmesh_sandbox::Options::default(),

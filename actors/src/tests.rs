@@ -64,7 +64,11 @@ async fn harness() -> Harness {
         registry: registry.clone(),
         runner: Some(Arc::new(PanickyRunner(registry))),
         secrets: Arc::new(EnvSecrets),
-        options: Options::default(),
+        // These tests crash waiting executions: they keep their actors.
+        options: Options {
+            park_after: flowmesh_model::HumanDuration::from_millis(24 * 3_600_000),
+            ..Options::default()
+        },
     })
     .await
     .unwrap();

@@ -159,7 +159,10 @@ impl Bus {
         trace: Option<&str>,
     ) -> Result<(), Error> {
         let envelope = Envelope::new(command, trace, Some(command.idempotency_key()))?;
-        let broadcast = matches!(command, Command::CancelExecution { .. });
+        let broadcast = matches!(
+            command,
+            Command::CancelExecution { .. } | Command::SignalExecution { .. }
+        );
         match &self.transport {
             Transport::Memory(m) => {
                 m.publish_command(envelope, broadcast);

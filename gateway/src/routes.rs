@@ -9,7 +9,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, delete, get, post};
 use axum::{Json, Router};
 use flowmesh_actors::records::{ExecutionQuery, ExecutionRecord, WorkflowSummary};
-use flowmesh_actors::{EngineHandle, ExecutionOutcome, StartRequest, Started, Until};
+use flowmesh_actors::{
+    EngineHandle, ExecutionOutcome, ResumeRequest, StartRequest, Started, Until,
+};
 use flowmesh_model::{ExecutionId, ExecutionStatus, WorkflowDocument, WorkflowId};
 use serde_json::{Value, json};
 
@@ -38,6 +40,7 @@ pub fn router(engine: EngineHandle, options: &Options) -> Router {
         .route("/v1/executions", get(list_executions))
         .route("/v1/executions/{id}", get(get_execution))
         .route("/v1/executions/{id}/cancel", post(cancel_execution))
+        .route("/v1/executions/{id}/resume", post(resume_execution))
         .route("/v1/executions/{id}/events", get(sse::execution_events))
         .route("/v1/sandboxes", get(list_sandboxes))
         .route("/v1/sandboxes/{id}", delete(delete_sandbox))
@@ -399,6 +402,46 @@ async fn cancel_execution(
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({"execution_id": id, "status": status, "cancel_requested": true})),
+    )
+        .into_response())
+}
+
+/// `{"node": "...", "payload": ...}`, both optional.
+async fn resume_execution(
+    State(state): State<AppState>,
+    Auth(who): Auth,
+    Path(id): Path<String>,
+    JsonBytes(body): JsonBytes,
+) -> ApiResult {
+    let execution: ExecutionId = parse_id(&id, "execution")?;
+    let Value::Object(mut body) = parse_json(&body)? else {
+        return Err(ApiError::bad_request(
+            "the body must be a JSON object: {\"node\": ..., \"payload\": ...}",
+        ));
+    };
+    let node = match body.remove("node") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(node)) => Some(node),
+        Some(_) => return Err(ApiError::bad_request("node: must be a string")),
+    };
+    if let Some(field) = body.keys().find(|k| k.as_str() != "payload") {
+        return Err(ApiError::bad_request(format!(
+            "{field}: unknown field; the body takes node and payload"
+        )));
+    }
+    let payload = body.remove("payload").unwrap_or(Value::Null);
+    let node = state
+        .engine
+        .resume_execution(ResumeRequest {
+            tenant: who.tenant,
+            execution,
+            node,
+            payload,
+        })
+        .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"execution_id": execution, "node": node, "resumed": true})),
     )
         .into_response())
 }

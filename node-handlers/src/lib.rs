@@ -4,6 +4,7 @@
 
 pub mod expr;
 mod kinds;
+pub mod schedule;
 mod ssrf;
 
 use std::sync::Arc;
@@ -162,6 +163,9 @@ pub enum Outcome {
     },
     /// Wait this long (durably), then succeed.
     Wait { duration: Duration },
+    /// Wait (durably) for a resume through the API; its payload becomes
+    /// the output. Without one in `timeout`, the node fails.
+    AwaitResume { timeout: Option<Duration> },
 }
 
 /// Where secrets come from.
@@ -281,6 +285,7 @@ impl Registry {
             (Primitive::Action, "code") => kinds::code::run(&ctx).await,
             (Primitive::Action, "respond") => kinds::flow::respond(&ctx),
             (Primitive::Action, "wait") => kinds::flow::wait(&ctx),
+            (Primitive::Action, "wait_for_event") => kinds::flow::wait_for_event(&ctx),
             (Primitive::Condition, "if_else") => kinds::flow::if_else(&ctx),
             (Primitive::Condition, "switch") => kinds::flow::switch(&ctx),
             (Primitive::Condition, "filter") => kinds::flow::filter(&ctx),
@@ -302,7 +307,7 @@ impl Registry {
     pub fn is_inline(&self, node: &Node) -> bool {
         matches!(
             (node.primitive, node.kind.as_str()),
-            (Primitive::Action, "respond" | "wait")
+            (Primitive::Action, "respond" | "wait" | "wait_for_event")
                 | (Primitive::Condition, "if_else" | "switch" | "filter")
                 | (Primitive::Data, "mapping" | "merge")
         )

@@ -34,6 +34,9 @@ pub struct Engine {
     pub node_id: String,
     http: reqwest::Client,
     extra_env: Vec<(String, String)>,
+    /// A peer shares the database and bus of the engine it was started
+    /// from, which cleans them up.
+    peer: bool,
 }
 
 fn unique(prefix: &str) -> String {
@@ -80,10 +83,40 @@ impl Engine {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            peer: false,
         };
         engine.spawn();
         engine.wait_ready().await;
         engine
+    }
+
+    /// Another process on the same database and bus (distributed mode),
+    /// with a node id of its own.
+    pub async fn peer(&self) -> Engine {
+        assert_eq!(self.mode, Mode::Distributed, "peers share a database");
+        let mut engine = Engine {
+            mode: self.mode,
+            child: None,
+            base: String::new(),
+            data_dir: tempfile::tempdir().expect("temp dir"),
+            database: self.database.clone(),
+            prefix: self.prefix.clone(),
+            node_id: unique("node-"),
+            http: self.http.clone(),
+            extra_env: self.extra_env.clone(),
+            peer: true,
+        };
+        engine.spawn();
+        engine.wait_ready().await;
+        engine
+    }
+
+    /// Kills the process without warning (SIGKILL).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 
     fn spawn(&mut self) {
@@ -144,10 +177,7 @@ impl Engine {
 
     /// Kills the process without warning (SIGKILL) and starts it again with the same settings.
     pub async fn kill_and_restart(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.kill();
         self.spawn();
         self.wait_ready().await;
     }
@@ -340,11 +370,8 @@ pub fn node<'a>(execution: &'a Value, id: &str) -> &'a Value {
 
 impl Drop for Engine {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        if self.mode == Mode::Distributed {
+        self.kill();
+        if self.mode == Mode::Distributed && !self.peer {
             let database = self.database.clone();
             let prefix = self.prefix.to_uppercase();
             let cleanup = std::thread::spawn(move || {

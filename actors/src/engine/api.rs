@@ -10,10 +10,11 @@ use flowmesh_model::validate::validate;
 use flowmesh_model::{
     Command, EventKind, ExecutionId, ExecutionStatus, TenantId, WorkflowDocument, WorkflowId,
 };
+use flowmesh_node_handlers::schedule::Schedule;
 use flowmesh_node_handlers::{KindInfo, Registry, webhook_route};
 use flowmesh_store::{
-    ExecutionPage, ExecutionQuery, ExecutionRecord, NewExecution, Principal, WorkflowRecord,
-    WorkflowSummary, now_ms,
+    ExecutionPage, ExecutionQuery, ExecutionRecord, NewExecution, NewSchedule, Principal, Publish,
+    WorkflowRecord, WorkflowSummary, now_ms,
 };
 use serde_json::{Map, Value, json};
 
@@ -209,27 +210,50 @@ impl EngineHandle {
         }
     }
 
-    /// Publishes the latest version; its webhook triggers start serving.
+    /// Publishes the latest version; its webhook and schedule triggers
+    /// start serving.
     pub async fn publish_workflow(
         &self,
         tenant: TenantId,
         id: WorkflowId,
     ) -> Result<WorkflowSummary, Error> {
         let record = self.get_workflow(tenant, id).await?;
-        let routes: Vec<(String, String)> = record
-            .document
-            .nodes
-            .iter()
-            .filter_map(webhook_route)
-            .collect();
+        let nodes = &record.document.nodes;
+        let routes: Vec<(String, String)> = nodes.iter().filter_map(webhook_route).collect();
+        let now = now_ms();
+        let mut schedules = Vec::new();
+        for node in nodes {
+            let Some(schedule) = Schedule::of_node(node) else {
+                continue;
+            };
+            // The document was validated when it was saved.
+            let schedule = schedule.map_err(|p| Error::BadRequest(p.message))?;
+            schedules.push(NewSchedule {
+                node: node.id.clone(),
+                cron: schedule.expression.clone(),
+                timezone: schedule.timezone.name().to_owned(),
+                missed: schedule.missed.as_str().to_owned(),
+                next_at: schedule.next_after(now).unwrap_or(i64::MAX),
+            });
+        }
+        let publish = Publish {
+            tenant,
+            workflow: id,
+            routes: &routes,
+            schedules: &schedules,
+        };
         self.ctx
             .store
-            .publish_workflow(tenant, id, &routes)
+            .publish_workflow(&publish)
             .await?
             .ok_or(Error::NotFound("workflow"))
     }
 
-    async fn graph(&self, workflow: WorkflowId, version: i64) -> Result<Arc<WorkflowGraph>, Error> {
+    pub(super) async fn graph(
+        &self,
+        workflow: WorkflowId,
+        version: i64,
+    ) -> Result<Arc<WorkflowGraph>, Error> {
         let key = (workflow, version);
         if let Some(graph) = self
             .graphs

@@ -33,8 +33,9 @@ pub(super) async fn spawn_all(
     let control = ctx.bus.control().await?;
     Ok(vec![
         tokio::spawn(consume_commands(ctx.clone(), root.clone(), commands)),
-        tokio::spawn(consume_control(root.clone(), control)),
+        tokio::spawn(consume_control(ctx.clone(), root.clone(), control)),
         tokio::spawn(claim_unowned(ctx.clone(), root.clone())),
+        tokio::spawn(super::schedule::fire_schedules(ctx.clone())),
         tokio::spawn(keep_lease(ctx, root)),
     ])
 }
@@ -124,22 +125,30 @@ async fn route_start(root: &ActorRef<RootMsg>, record: ExecutionRecord) -> Resul
     }
 }
 
-async fn consume_control(root: ActorRef<RootMsg>, mut control: flowmesh_bus::Commands) {
+/// Control commands go to the execution's actor if it runs here.
+async fn consume_control(
+    ctx: Arc<Context>,
+    root: ActorRef<RootMsg>,
+    mut control: flowmesh_bus::Commands,
+) {
     while let Some(next) = control.next().await {
         match next {
             Ok(delivery) => {
-                if let Command::CancelExecution {
+                let command = &delivery.command;
+                if !ctx.is_local(command.execution()) {
+                    continue;
+                }
+                let (tenant, workflow) = (command.tenant(), command.workflow());
+                let msg = match delivery.command {
+                    Command::CancelExecution { execution, .. } => WorkflowMsg::Cancel { execution },
+                    Command::SignalExecution { execution, .. } => WorkflowMsg::Signal { execution },
+                    Command::StartExecution { .. } => continue,
+                };
+                let _ = root.cast(RootMsg::Route {
                     tenant,
                     workflow,
-                    execution,
-                } = delivery.command
-                {
-                    let _ = root.cast(RootMsg::Route {
-                        tenant,
-                        workflow,
-                        msg: WorkflowMsg::Cancel { execution },
-                    });
-                }
+                    msg,
+                });
             }
             Err(e) => tracing::warn!(error = %e, "control stream error"),
         }
@@ -183,6 +192,7 @@ async fn sweep(ctx: &Context, root: &ActorRef<RootMsg>) -> Option<usize> {
     let request = ClaimRequest {
         owner: &ctx.options.node_id,
         limit: CLAIM_BATCH,
+        lookahead: ctx.options.claim_interval.0 * 2,
     };
     let claimed = match ctx.store.claim_executions(&request).await {
         Ok(ids) => ids,

@@ -3,7 +3,9 @@
 
 mod api;
 mod loops;
+mod resume;
 mod sandboxes;
+mod schedule;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +17,7 @@ use ractor::{Actor, ActorRef};
 use tokio::task::JoinHandle;
 
 pub use api::{EngineHandle, Outcome, Readiness, StartRequest, Started, Until, WebhookRequest};
+pub use resume::ResumeRequest;
 
 use crate::context::Context;
 use crate::error::Error;

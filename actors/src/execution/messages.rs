@@ -11,6 +11,8 @@ pub enum ExecutionMsg {
     },
     /// A retry backoff or a wait elapsed.
     Wake { node: usize, attempt: u32 },
+    /// Resumes may have arrived: apply those for nodes that wait for one.
+    CheckSignals,
     /// Stop the execution at the user's request.
     Cancel,
     /// The execution's deadline passed.

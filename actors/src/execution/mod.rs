@@ -13,6 +13,7 @@
 mod attempt;
 mod messages;
 pub(crate) mod progress;
+mod waiting;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -60,6 +61,10 @@ struct Pending {
     attempts: Vec<(usize, u32)>,
     /// Attempts of pure, instant kinds, run within the turn itself.
     inline: Vec<(usize, u32)>,
+    /// Resumes applied by this turn, deleted with it.
+    consumed: Vec<String>,
+    /// A node began waiting for a resume: look for one that came early.
+    check_signals: bool,
 }
 
 /// What follows an attempt's result.
@@ -77,6 +82,8 @@ impl Pending {
             && self.events.is_empty()
             && self.attempts.is_empty()
             && self.inline.is_empty()
+            && self.consumed.is_empty()
+            && !self.check_signals
     }
 }
 
@@ -156,6 +163,7 @@ impl ExecutionState {
                 logs,
             } => self.node_done(myself, node, attempt, result, logs).await,
             ExecutionMsg::Wake { node, attempt } => self.wake(myself, node, attempt).await,
+            ExecutionMsg::CheckSignals => self.apply_signals(myself).await,
             ExecutionMsg::Cancel => {
                 self.finish(
                     myself,
@@ -212,10 +220,13 @@ impl ExecutionState {
             .iter()
             .map(|&i| self.progress.nodes[i].clone())
             .collect();
-        if pending.transition.is_some() || !steps.is_empty() {
+        if pending.transition.is_some() || !steps.is_empty() || !pending.consumed.is_empty() {
             let turn = Turn {
+                owner: &self.ctx.options.node_id,
+                execution: self.record.id,
                 transition: pending.transition.as_ref(),
                 steps: &steps,
+                consumed_signals: &pending.consumed,
             };
             if !self.ctx.store.commit_turn(&turn).await? {
                 return Ok(false);
@@ -231,6 +242,9 @@ impl ExecutionState {
         for (i, attempt) in pending.attempts.into_iter().chain(pending.inline) {
             self.spawn_attempt(myself, i, attempt);
         }
+        if pending.check_signals {
+            let _ = myself.cast(ExecutionMsg::CheckSignals);
+        }
         Ok(true)
     }
 
@@ -240,8 +254,9 @@ impl ExecutionState {
     ) -> Result<(), ActorProcessingErr> {
         if !self.commit(myself).await? {
             myself.stop(Some("another writer moved the execution on".into()));
+            return Ok(());
         }
-        Ok(())
+        self.park_if_idle(myself).await
     }
 
     /// Brings a loaded execution to running and resumes whatever the journal
@@ -285,12 +300,15 @@ impl ExecutionState {
         for i in 0..self.progress.nodes.len() {
             let state = &self.progress.nodes[i];
             match (state.status, state.wake_at) {
-                (NodeStatus::Running, Some(at)) | (NodeStatus::Retrying, Some(at)) => {
+                (NodeStatus::Waiting, Some(at)) | (NodeStatus::Retrying, Some(at)) => {
                     self.set_timer(myself, i, at)
                 }
                 (NodeStatus::Retrying, None) => self.start_node(i)?,
-                (NodeStatus::Running, None) => self.rerun_node(i),
+                (NodeStatus::Running, _) => self.rerun_node(i),
                 _ => {}
+            }
+            if self.progress.nodes[i].status == NodeStatus::Waiting {
+                self.pending.check_signals = true;
             }
         }
         self.advance(myself).await
@@ -484,10 +502,12 @@ impl ExecutionState {
                 self.succeed(i, output, None)
             }
             Ok(Outcome::Wait { duration }) => {
-                let at = now_ms() + duration.as_millis() as i64;
-                self.progress.nodes[i].wake_at = Some(at);
-                self.save(i);
-                self.set_timer(myself, i, at);
+                self.start_waiting(myself, i, Some(duration))?;
+                Ok(AfterNode::Hold)
+            }
+            Ok(Outcome::AwaitResume { timeout }) => {
+                self.start_waiting(myself, i, timeout)?;
+                self.pending.check_signals = true;
                 Ok(AfterNode::Hold)
             }
             Err(error) => {
@@ -566,11 +586,7 @@ impl ExecutionState {
         }
         self.timers.remove(&i);
         match state.status {
-            NodeStatus::Running if state.wake_at.is_some() => {
-                let waited = state.started_at.map(|s| now_ms() - s).unwrap_or_default();
-                self.succeed(i, json!({"waited_ms": waited}), None)?;
-                self.advance(myself).await
-            }
+            NodeStatus::Waiting => self.wait_elapsed(myself, i).await,
             NodeStatus::Retrying => {
                 self.start_node(i)?;
                 self.advance(myself).await

@@ -13,6 +13,8 @@ pub enum WorkflowMsg {
     },
     /// Cancel an execution if it runs here.
     Cancel { execution: ExecutionId },
+    /// Resumes arrived for an execution: its actor applies them if it runs here.
+    Signal { execution: ExecutionId },
     /// Spawn a failed execution again, as its restart policy asked.
     Restart { execution: ExecutionId },
     /// Shutdown: every execution here stops starting nodes.

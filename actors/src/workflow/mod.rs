@@ -82,6 +82,11 @@ impl Actor for WorkflowActor {
                     let _ = actor.cast(ExecutionMsg::Cancel);
                 }
             }
+            WorkflowMsg::Signal { execution } => {
+                if let Some(actor) = state.executions.get(&execution) {
+                    let _ = actor.cast(ExecutionMsg::CheckSignals);
+                }
+            }
             WorkflowMsg::Drain => {
                 for actor in state.executions.values() {
                     let _ = actor.cast(ExecutionMsg::Drain);
@@ -205,7 +210,13 @@ impl WorkflowState {
             output: None,
             error: Some(message.clone()),
         };
-        if matches!(self.ctx.store.transition_execution(&change).await, Ok(true)) {
+        if matches!(
+            self.ctx
+                .store
+                .transition_execution(&self.ctx.options.node_id, &change)
+                .await,
+            Ok(true)
+        ) {
             let event = ExecutionEvent {
                 tenant: record.tenant,
                 workflow: record.workflow,

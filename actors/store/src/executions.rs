@@ -24,17 +24,54 @@ fn expired_owners(now: &str) -> String {
 pub struct ClaimRequest<'a> {
     pub owner: &'a str,
     pub limit: u32,
+    /// Parked executions due this far ahead are claimed already, so that
+    /// their own timers fire on time.
+    pub lookahead: Duration,
 }
 
 /// Columns of a step, and steps written by one statement.
 const STEP_COLUMNS: usize = 12;
 const STEPS_PER_STATEMENT: usize = 64;
 
-/// What one turn of an execution changes, written atomically.
+/// What one turn of an execution changes, written atomically by its owner.
 #[derive(Clone, Copy, Debug)]
 pub struct Turn<'a> {
+    /// The process writing it: nothing is written unless it still owns the
+    /// execution (a process that lost its lease is fenced off).
+    pub owner: &'a str,
+    pub execution: ExecutionId,
     pub transition: Option<&'a ExecutionChange>,
     pub steps: &'a [StepRecord],
+    /// Resumes this turn applied, deleted with it.
+    pub consumed_signals: &'a [String],
+}
+
+/// Inserts a queued execution unless its id or idempotency key exists;
+/// returns the rows inserted (0 or 1).
+pub(crate) async fn insert_execution<'e, E>(executor: E, new: &NewExecution) -> Result<u64, Error>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    let now = now_ms();
+    let inserted = sqlx::query(
+        "INSERT INTO executions (id, tenant_id, workflow_id, version, status, trigger_node, trigger_data, \
+         idempotency_key, deadline_ms, created_at, wake_at) VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $9, $10) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(new.id.to_string())
+    .bind(new.tenant.to_string())
+    .bind(new.workflow.to_string())
+    .bind(new.version)
+    .bind(&new.trigger_node)
+    .bind(new.trigger.to_string())
+    .bind(new.idempotency_key.clone())
+    .bind(new.deadline_ms)
+    .bind(now)
+    .bind(now + QUEUED_GRACE_MS)
+    .execute(executor)
+    .await?
+    .rows_affected();
+    Ok(inserted)
 }
 
 /// Inserts or replaces steps; the steps of one call have distinct nodes.
@@ -136,23 +173,7 @@ fn execution(row: &AnyRow, steps: Vec<StepRecord>) -> Result<ExecutionRecord, Er
 impl Store {
     /// Inserts a queued execution, or finds the one its idempotency key already started.
     pub async fn create_execution(&self, new: &NewExecution) -> Result<Created, Error> {
-        let inserted = sqlx::query(
-            "INSERT INTO executions (id, tenant_id, workflow_id, version, status, trigger_node, trigger_data, \
-             idempotency_key, deadline_ms, created_at) VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $9) \
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(new.id.to_string())
-        .bind(new.tenant.to_string())
-        .bind(new.workflow.to_string())
-        .bind(new.version)
-        .bind(&new.trigger_node)
-        .bind(new.trigger.to_string())
-        .bind(new.idempotency_key.clone())
-        .bind(new.deadline_ms)
-        .bind(now_ms())
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
+        let inserted = insert_execution(&self.pool, new).await?;
         if inserted == 1 {
             return Ok(Created {
                 id: new.id,
@@ -267,12 +288,20 @@ impl Store {
         Ok(ExecutionPage { items, next_cursor })
     }
 
-    /// Compare-and-set of an execution's status; an execution that ends
-    /// gives up its lease in the same statement. Returns whether it won.
-    pub async fn transition_execution(&self, change: &ExecutionChange) -> Result<bool, Error> {
+    /// Compare-and-set of an execution's status by its owner; an execution
+    /// that ends gives up its lease in the same statement. Returns whether
+    /// it won.
+    pub async fn transition_execution(
+        &self,
+        owner: &str,
+        change: &ExecutionChange,
+    ) -> Result<bool, Error> {
         self.commit_turn(&Turn {
+            owner,
+            execution: change.id,
             transition: Some(change),
             steps: &[],
+            consumed_signals: &[],
         })
         .await
     }
@@ -280,6 +309,7 @@ impl Store {
     async fn apply_transition(
         &self,
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        owner: &str,
         change: &ExecutionChange,
     ) -> Result<bool, Error> {
         let now = now_ms();
@@ -301,7 +331,7 @@ impl Store {
         let updated = sqlx::query(&format!(
             "UPDATE executions SET status = $1, started_at = COALESCE(started_at, $2), \
              finished_at = COALESCE($3, finished_at), output = COALESCE($4, output), error = COALESCE($5, error){release} \
-             WHERE id = $6 AND status = $7"
+             WHERE id = $6 AND status = $7 AND owner = $8"
         ))
         .bind(change.to.as_str())
         .bind(started)
@@ -310,6 +340,7 @@ impl Store {
         .bind(change.error.clone())
         .bind(change.id.to_string())
         .bind(change.from.as_str())
+        .bind(owner)
         .execute(&mut **tx)
         .await?
         .rows_affected();
@@ -317,18 +348,37 @@ impl Store {
     }
 
     /// Writes one turn of an execution in one transaction: its status
-    /// change, if any (compare-and-set), and its changed steps. Nothing is
-    /// written when the status change loses; returns whether it won.
+    /// change, if any (compare-and-set), its changed steps and the resumes
+    /// it consumed. Nothing is written when the status change loses or the
+    /// writer no longer owns the execution; returns whether it won.
     pub async fn commit_turn(&self, turn: &Turn<'_>) -> Result<bool, Error> {
         let mut tx = self.pool.begin().await?;
-        if let Some(change) = turn.transition
-            && !self.apply_transition(&mut tx, change).await?
-        {
+        let owned = match turn.transition {
+            Some(change) => self.apply_transition(&mut tx, turn.owner, change).await?,
+            None => {
+                // The ownership check also locks the row against a claim
+                // until the turn is in.
+                sqlx::query("UPDATE executions SET owner = owner WHERE id = $1 AND owner = $2")
+                    .bind(turn.execution.to_string())
+                    .bind(turn.owner)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected()
+                    == 1
+            }
+        };
+        if !owned {
             tx.rollback().await?;
             return Ok(false);
         }
         for chunk in turn.steps.chunks(STEPS_PER_STATEMENT) {
             upsert_steps(&mut tx, chunk).await?;
+        }
+        for id in turn.consumed_signals {
+            sqlx::query("DELETE FROM execution_signals WHERE id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         Ok(true)
@@ -340,11 +390,17 @@ impl Store {
         tenant: TenantId,
         id: ExecutionId,
     ) -> Result<Option<ExecutionStatus>, Error> {
-        sqlx::query(&format!("UPDATE executions SET cancel_requested = 1 WHERE id = $1 AND tenant_id = $2 AND {ACTIVE}"))
-            .bind(id.to_string())
-            .bind(tenant.to_string())
-            .execute(&self.pool)
-            .await?;
+        // A parked execution becomes due, so that a process takes it and ends it.
+        sqlx::query(&format!(
+            "UPDATE executions SET cancel_requested = 1, \
+             wake_at = CASE WHEN owner IS NULL THEN $3 ELSE wake_at END \
+             WHERE id = $1 AND tenant_id = $2 AND {ACTIVE}"
+        ))
+        .bind(id.to_string())
+        .bind(tenant.to_string())
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
         let row = sqlx::query("SELECT status FROM executions WHERE id = $1 AND tenant_id = $2")
             .bind(id.to_string())
             .bind(tenant.to_string())
@@ -376,10 +432,13 @@ impl Store {
         request: &ClaimRequest<'_>,
     ) -> Result<Vec<ExecutionId>, Error> {
         let now = now_ms();
+        // Parked executions due soon, accepted ones nobody started in
+        // time, and those of dead processes.
         let sql = format!(
             "UPDATE executions SET owner = $1 WHERE id IN (\
              SELECT id FROM executions WHERE {ACTIVE} AND (\
-             (owner IS NULL AND created_at < $3) OR owner IN ({})) \
+             (owner IS NULL AND (wake_at <= $2 OR (status = 'running' AND wake_at <= $3))) \
+             OR owner IN ({})) \
              ORDER BY created_at LIMIT $4 {}) RETURNING id",
             expired_owners("$2"),
             self.backend.skip_locked()
@@ -387,7 +446,7 @@ impl Store {
         let rows = sqlx::query(&sql)
             .bind(request.owner)
             .bind(now)
-            .bind(now - QUEUED_GRACE_MS)
+            .bind(now + request.lookahead.as_millis() as i64)
             .bind(i64::from(request.limit))
             .fetch_all(&self.pool)
             .await?;

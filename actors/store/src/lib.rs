@@ -8,7 +8,9 @@
 
 mod error;
 mod executions;
+mod parking;
 mod records;
+mod schedules;
 mod tenants;
 mod workflows;
 
@@ -22,7 +24,9 @@ use sqlx::{AnyPool, Executor, Row};
 
 pub use error::Error;
 pub use executions::{ClaimRequest, Turn};
+pub use parking::{NewSignal, Park, Signal};
 pub use records::*;
+pub use schedules::{DueSchedule, Fire, NewSchedule};
 
 /// Where the store lives.
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -125,3 +125,13 @@ pub struct ExecutionSummary {
     pub created_at: i64,
     pub finished_at: Option<i64>,
 }
+
+/// Publishing a workflow's latest version, with what its triggers serve.
+#[derive(Clone, Copy, Debug)]
+pub struct Publish<'a> {
+    pub tenant: TenantId,
+    pub workflow: WorkflowId,
+    /// Webhook routes: (METHOD, path).
+    pub routes: &'a [(String, String)],
+    pub schedules: &'a [crate::NewSchedule],
+}

@@ -4,7 +4,9 @@
 use flowmesh_model::{TenantId, WorkflowDocument, WorkflowId};
 use sqlx::any::AnyRow;
 
-use crate::{Error, Store, WorkflowRecord, WorkflowSummary, int, now_ms, opt_int, parse, text};
+use crate::{
+    Error, Publish, Store, WorkflowRecord, WorkflowSummary, int, now_ms, opt_int, parse, text,
+};
 
 const SUMMARY_COLUMNS: &str = "id, name, latest_version, published_version, created_at, updated_at";
 
@@ -143,23 +145,27 @@ impl Store {
         .await?
         .rows_affected();
         if deleted == 1 {
-            sqlx::query("DELETE FROM webhook_routes WHERE workflow_id = $1 AND tenant_id = $2")
+            for table in ["webhook_routes", "schedules"] {
+                sqlx::query(&format!(
+                    "DELETE FROM {table} WHERE workflow_id = $1 AND tenant_id = $2"
+                ))
                 .bind(id.to_string())
                 .bind(tenant.to_string())
                 .execute(&mut *tx)
                 .await?;
+            }
         }
         tx.commit().await?;
         Ok(deleted == 1)
     }
 
-    /// Publishes the latest version and makes `routes` its webhook routes.
+    /// Publishes the latest version; its webhook routes and schedules
+    /// replace those of the version published before.
     pub async fn publish_workflow(
         &self,
-        tenant: TenantId,
-        id: WorkflowId,
-        routes: &[(String, String)],
+        publish: &Publish<'_>,
     ) -> Result<Option<WorkflowSummary>, Error> {
+        let (tenant, id) = (publish.tenant, publish.workflow);
         let mut tx = self.pool.begin().await?;
         let row = sqlx::query(&format!(
             "UPDATE workflows SET published_version = latest_version, updated_at = $3 \
@@ -171,11 +177,12 @@ impl Store {
         .fetch_optional(&mut *tx)
         .await?;
         let Some(row) = row else { return Ok(None) };
+        let summary = summary(&row)?;
         sqlx::query("DELETE FROM webhook_routes WHERE workflow_id = $1")
             .bind(id.to_string())
             .execute(&mut *tx)
             .await?;
-        for (method, path) in routes {
+        for (method, path) in publish.routes {
             let holder = sqlx::query("SELECT workflow_id FROM webhook_routes WHERE tenant_id = $1 AND method = $2 AND path = $3")
                 .bind(tenant.to_string())
                 .bind(method)
@@ -196,8 +203,10 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
+        let version = summary.published_version.unwrap_or(summary.latest_version);
+        crate::schedules::replace_schedules(&mut tx, publish, version).await?;
         tx.commit().await?;
-        summary(&row).map(Some)
+        Ok(Some(summary))
     }
 
     pub async fn workflow_version(

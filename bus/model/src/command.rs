@@ -21,28 +21,38 @@ pub enum Command {
         workflow: WorkflowId,
         execution: ExecutionId,
     },
+    /// A resume for the execution is in the store (`signal` names it): its
+    /// owner, if it has one, applies it now.
+    SignalExecution {
+        tenant: TenantId,
+        workflow: WorkflowId,
+        execution: ExecutionId,
+        signal: String,
+    },
 }
 
 impl Command {
     pub fn tenant(&self) -> TenantId {
         match self {
-            Command::StartExecution { tenant, .. } | Command::CancelExecution { tenant, .. } => {
-                *tenant
-            }
+            Command::StartExecution { tenant, .. }
+            | Command::CancelExecution { tenant, .. }
+            | Command::SignalExecution { tenant, .. } => *tenant,
         }
     }
 
     pub fn workflow(&self) -> WorkflowId {
         match self {
             Command::StartExecution { workflow, .. }
-            | Command::CancelExecution { workflow, .. } => *workflow,
+            | Command::CancelExecution { workflow, .. }
+            | Command::SignalExecution { workflow, .. } => *workflow,
         }
     }
 
     pub fn execution(&self) -> ExecutionId {
         match self {
             Command::StartExecution { execution, .. }
-            | Command::CancelExecution { execution, .. } => *execution,
+            | Command::CancelExecution { execution, .. }
+            | Command::SignalExecution { execution, .. } => *execution,
         }
     }
 
@@ -51,6 +61,7 @@ impl Command {
         match self {
             Command::StartExecution { execution, .. } => format!("start.{execution}"),
             Command::CancelExecution { execution, .. } => format!("cancel.{execution}"),
+            Command::SignalExecution { signal, .. } => format!("signal.{signal}"),
         }
     }
 }

@@ -41,6 +41,13 @@ pub enum EventKind {
     NodeSkipped {
         node: String,
     },
+    /// A node waits for a time, for a resume, or for whichever comes first.
+    NodeWaiting {
+        node: String,
+        /// When the wait ends by itself (ms since the Unix epoch); none for
+        /// a wait for a resume without a timeout.
+        until_ms: Option<i64>,
+    },
     /// A respond node decided the HTTP answer of a synchronous webhook.
     Responded {
         status: u16,
@@ -64,6 +71,7 @@ impl EventKind {
             EventKind::NodeRetrying { .. } => "node_retrying",
             EventKind::NodeFailed { .. } => "node_failed",
             EventKind::NodeSkipped { .. } => "node_skipped",
+            EventKind::NodeWaiting { .. } => "node_waiting",
             EventKind::Responded { .. } => "responded",
             EventKind::ExecutionFinished { .. } => "execution_finished",
         }
@@ -94,6 +102,9 @@ impl ExecutionEvent {
             }
             EventKind::NodeFailed { node, error } => json!({"node": node, "error": error}),
             EventKind::NodeSkipped { node } => json!({"node": node}),
+            EventKind::NodeWaiting { node, until_ms } => {
+                json!({"node": node, "until_ms": until_ms})
+            }
             EventKind::Responded { status, body, .. } => {
                 json!({"status": status, "body": body.to_value()})
             }

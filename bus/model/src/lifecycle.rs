@@ -113,6 +113,8 @@ impl ExecutionStatus {
 pub enum NodeStatus {
     Pending,
     Running,
+    /// Waiting for a time (a `wait` node) or for a resume (`wait_for_event`).
+    Waiting,
     Retrying,
     Succeeded,
     Failed,
@@ -122,6 +124,7 @@ pub enum NodeStatus {
 str_enum!(NodeStatus {
     Pending => "pending",
     Running => "running",
+    Waiting => "waiting",
     Retrying => "retrying",
     Succeeded => "succeeded",
     Failed => "failed",
@@ -138,6 +141,8 @@ pub enum NodeTransition {
     Fail,
     /// The attempt failed transiently; another is scheduled.
     ScheduleRetry,
+    /// The attempt parks until a time or a resume.
+    Wait,
     /// The node's branch was not taken.
     Skip,
     /// The execution ended (cancelled, timed out, failed elsewhere) before the node did.
@@ -149,6 +154,7 @@ str_enum!(NodeTransition {
     Succeed => "succeed",
     Fail => "fail",
     ScheduleRetry => "schedule_retry",
+    Wait => "wait",
     Skip => "skip",
     Abort => "abort",
 });
@@ -167,12 +173,13 @@ impl NodeStatus {
         use NodeTransition as T;
         match (self, t) {
             (S::Pending | S::Retrying, T::Start) => Ok(S::Running),
-            (S::Running, T::Succeed) => Ok(S::Succeeded),
-            (S::Running, T::Fail) => Ok(S::Failed),
+            (S::Running | S::Waiting, T::Succeed) => Ok(S::Succeeded),
+            (S::Running | S::Waiting, T::Fail) => Ok(S::Failed),
             (S::Running, T::ScheduleRetry) => Ok(S::Retrying),
+            (S::Running, T::Wait) => Ok(S::Waiting),
             (S::Pending, T::Skip) => Ok(S::Skipped),
             (S::Pending, T::Abort) => Ok(S::Skipped),
-            (S::Running | S::Retrying, T::Abort) => Ok(S::Failed),
+            (S::Running | S::Waiting | S::Retrying, T::Abort) => Ok(S::Failed),
             _ => Err(IllegalTransition {
                 from: self.as_str(),
                 transition: t.as_str(),
@@ -241,6 +248,10 @@ mod tests {
             (S::Running, T::Succeed, S::Succeeded),
             (S::Running, T::Fail, S::Failed),
             (S::Running, T::ScheduleRetry, S::Retrying),
+            (S::Running, T::Wait, S::Waiting),
+            (S::Waiting, T::Succeed, S::Succeeded),
+            (S::Waiting, T::Fail, S::Failed),
+            (S::Waiting, T::Abort, S::Failed),
             (S::Pending, T::Skip, S::Skipped),
             (S::Pending, T::Abort, S::Skipped),
             (S::Running, T::Abort, S::Failed),

@@ -64,6 +64,24 @@ pub fn wait(ctx: &Ctx<'_>) -> Result<Outcome, NodeError> {
     })
 }
 
+pub fn wait_for_event(ctx: &Ctx<'_>) -> Result<Outcome, NodeError> {
+    let Some(timeout) = config(ctx, "timeout") else {
+        return Ok(Outcome::AwaitResume { timeout: None });
+    };
+    let scope = Expressions::context(ctx.request.scope);
+    let text = ctx
+        .expr
+        .render_text(timeout.as_str().unwrap_or_default(), &scope)?;
+    let timeout: HumanDuration = text.parse().map_err(|_| {
+        NodeError::permanent(format!(
+            "timeout {text:?} is not a duration; write it like \"15m\" or \"7d\""
+        ))
+    })?;
+    Ok(Outcome::AwaitResume {
+        timeout: Some(timeout.0),
+    })
+}
+
 pub fn if_else(ctx: &Ctx<'_>) -> Result<Outcome, NodeError> {
     let scope = Expressions::context(ctx.request.scope);
     let result = ctx.expr.truthy(config_str(ctx, "logic")?, &scope)?;

@@ -46,6 +46,12 @@ pub const CATALOG: &[KindInfo] = &[
         "one",
     ),
     kind(
+        Primitive::Trigger,
+        "schedule",
+        "Starts the published workflow on a cron schedule; config: cron (5 fields, or 6 with seconds), timezone (IANA, default UTC), missed (skip or run_once: ticks missed while no engine ran). trigger holds scheduled_at.",
+        "one",
+    ),
+    kind(
         Primitive::Action,
         "http_request",
         "Calls an HTTP API; config: method, url, headers, query, body, timeout, connection.",
@@ -67,6 +73,12 @@ pub const CATALOG: &[KindInfo] = &[
         Primitive::Action,
         "wait",
         "Waits durably; config: duration.",
+        "one",
+    ),
+    kind(
+        Primitive::Action,
+        "wait_for_event",
+        "Waits durably for POST /v1/executions/{id}/resume (human approval, a callback); its payload is the output. Config: timeout (optional; the node fails when it passes).",
         "one",
     ),
     kind(
@@ -303,6 +315,12 @@ pub fn check(
     }
     let outputs = match (node.primitive, node.kind.as_str()) {
         (Primitive::Trigger, "manual") => Outputs::Single,
+        (Primitive::Trigger, "schedule") => {
+            if let Some(Err(problem)) = crate::schedule::Schedule::of_node(node) {
+                c.push(problem.field, "invalid_schedule", problem.message);
+            }
+            Outputs::Single
+        }
         (Primitive::Trigger, "webhook") => {
             if let Some(p) = c.required_str("path") {
                 let trimmed = p.trim_matches('/');
@@ -357,6 +375,10 @@ pub fn check(
         }
         (Primitive::Action, "wait") => {
             c.duration("duration", true);
+            Outputs::Single
+        }
+        (Primitive::Action, "wait_for_event") => {
+            c.duration("timeout", false);
             Outputs::Single
         }
         (Primitive::Condition, "if_else") => {

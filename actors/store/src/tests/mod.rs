@@ -10,8 +10,8 @@ use serde_json::json;
 use sqlx::Connection;
 
 use crate::{
-    ClaimRequest, Error, ExecutionChange, ExecutionQuery, NewExecution, Options, StepRecord, Store,
-    Turn,
+    ClaimRequest, Error, ExecutionChange, ExecutionQuery, NewExecution, Options, Publish,
+    StepRecord, Store, Turn,
 };
 
 const POSTGRES_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -183,7 +183,7 @@ async fn workflows_versions_and_routes(store: &Store) {
 
     let routes = vec![("POST".to_owned(), "orders/v2".to_owned())];
     let published = store
-        .publish_workflow(tenant, w.id, &routes)
+        .publish_workflow(&publish(tenant, w.id, &routes))
         .await
         .unwrap()
         .unwrap();
@@ -224,7 +224,9 @@ async fn workflows_versions_and_routes(store: &Store) {
         .await
         .unwrap();
     assert!(matches!(
-        store.publish_workflow(tenant, rival.id, &routes).await,
+        store
+            .publish_workflow(&publish(tenant, rival.id, &routes))
+            .await,
         Err(Error::Conflict(_))
     ));
     assert!(store.delete_workflow(tenant, w.id).await.unwrap());
@@ -237,7 +239,7 @@ async fn workflows_versions_and_routes(store: &Store) {
     );
     assert!(
         store
-            .publish_workflow(tenant, rival.id, &routes)
+            .publish_workflow(&publish(tenant, rival.id, &routes))
             .await
             .unwrap()
             .is_some(),
@@ -284,15 +286,22 @@ async fn executions_and_journal(store: &Store) {
         output: None,
         error: None,
     };
+    own(store, first.id).await;
     assert!(
         store
-            .transition_execution(&change(ExecutionStatus::Queued, ExecutionStatus::Running))
+            .transition_execution(
+                OWNER,
+                &change(ExecutionStatus::Queued, ExecutionStatus::Running)
+            )
             .await
             .unwrap()
     );
     assert!(
         !store
-            .transition_execution(&change(ExecutionStatus::Queued, ExecutionStatus::Running))
+            .transition_execution(
+                OWNER,
+                &change(ExecutionStatus::Queued, ExecutionStatus::Running)
+            )
             .await
             .unwrap()
     );
@@ -360,7 +369,7 @@ async fn executions_and_journal(store: &Store) {
 
     let mut finish = change(ExecutionStatus::Running, ExecutionStatus::Succeeded);
     finish.output = Some(json!({"result": 1}));
-    assert!(store.transition_execution(&finish).await.unwrap());
+    assert!(store.transition_execution(OWNER, &finish).await.unwrap());
     let record = store
         .get_execution(tenant, first.id)
         .await
@@ -371,16 +380,51 @@ async fn executions_and_journal(store: &Store) {
 }
 both_backends!(executions_and_journal);
 
+fn publish(tenant: TenantId, workflow: WorkflowId, routes: &[(String, String)]) -> Publish<'_> {
+    Publish {
+        tenant,
+        workflow,
+        routes,
+        schedules: &[],
+    }
+}
+
+/// From queued to running.
+fn start_change(id: ExecutionId) -> ExecutionChange {
+    ExecutionChange {
+        id,
+        from: ExecutionStatus::Queued,
+        to: ExecutionStatus::Running,
+        output: None,
+        error: None,
+    }
+}
+
+/// The process that owns the executions of these tests.
+const OWNER: &str = "test-owner";
+
+/// Makes OWNER the owner of an execution, as a claim does.
+async fn own(store: &Store, id: ExecutionId) {
+    store
+        .heartbeat(OWNER, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(store.claim_execution(id, OWNER).await.unwrap().is_some());
+}
+
 /// Writes one step of the journal, as a turn of its own.
 async fn save_step(store: &Store, step: &StepRecord) {
     let turn = Turn {
+        owner: OWNER,
+        execution: step.execution,
         transition: None,
         steps: std::slice::from_ref(step),
+        consumed_signals: &[],
     };
     assert!(store.commit_turn(&turn).await.unwrap());
 }
 
-/// A tenant with one queued execution.
+/// A tenant with one queued execution, owned by OWNER.
 async fn one_execution(store: &Store) -> (TenantId, ExecutionId) {
     let (tenant, _) = store.create_tenant("t1", "T1").await.unwrap();
     let w = store
@@ -392,6 +436,7 @@ async fn one_execution(store: &Store) -> (TenantId, ExecutionId) {
         .await
         .unwrap()
         .id;
+    own(store, id).await;
     (tenant, id)
 }
 
@@ -419,16 +464,13 @@ async fn turns_are_all_or_nothing(store: &Store) {
             },
         })
         .collect();
-    let start = ExecutionChange {
-        id,
-        from: ExecutionStatus::Queued,
-        to: ExecutionStatus::Running,
-        output: None,
-        error: None,
-    };
+    let start = start_change(id);
     let turn = Turn {
+        owner: OWNER,
+        execution: id,
         transition: Some(&start),
         steps: &steps,
+        consumed_signals: &[],
     };
     assert!(store.commit_turn(&turn).await.unwrap());
     let record = store.get_execution(tenant, id).await.unwrap().unwrap();
@@ -438,8 +480,11 @@ async fn turns_are_all_or_nothing(store: &Store) {
     let mut changed = steps[..2].to_vec();
     changed[0].status = NodeStatus::Failed;
     let stale = Turn {
+        owner: OWNER,
+        execution: id,
         transition: Some(&start),
         steps: &changed,
+        consumed_signals: &[],
     };
     assert!(
         !store.commit_turn(&stale).await.unwrap(),
@@ -507,14 +552,9 @@ both_backends!(paging_and_filters);
 
 async fn leases(store: &Store) {
     let (_, id) = one_execution(store).await;
-    let start = ExecutionChange {
-        id,
-        from: ExecutionStatus::Queued,
-        to: ExecutionStatus::Running,
-        output: None,
-        error: None,
-    };
-    assert!(store.transition_execution(&start).await.unwrap());
+    // Its first owner goes away at once.
+    store.release_leases(OWNER).await.unwrap();
+    let start = start_change(id);
     let long = Duration::from_secs(60);
     for owner in ["a", "b", "c"] {
         store.heartbeat(owner, long).await.unwrap();
@@ -523,9 +563,14 @@ async fn leases(store: &Store) {
         store.claim_execution(id, owner).await.unwrap().is_some()
     };
     assert!(claimed("a").await);
+    assert!(store.transition_execution("a", &start).await.unwrap());
     assert!(claimed("a").await, "claiming again is fine");
     assert!(!claimed("b").await, "a live owner keeps its executions");
-    let sweep = |owner| ClaimRequest { owner, limit: 10 };
+    let sweep = |owner| ClaimRequest {
+        owner,
+        limit: 10,
+        lookahead: Duration::ZERO,
+    };
     assert!(
         store
             .claim_executions(&sweep("b"))
@@ -568,7 +613,11 @@ async fn leases(store: &Store) {
         output: None,
         error: None,
     };
-    assert!(store.transition_execution(&change).await.unwrap());
+    assert!(
+        !store.transition_execution("b", &change).await.unwrap(),
+        "b lost it: fenced off"
+    );
+    assert!(store.transition_execution("c", &change).await.unwrap());
     assert!(
         store.owned_executions("c").await.unwrap().is_empty(),
         "an execution that ends leaves its owner"
@@ -595,16 +644,10 @@ async fn concurrent_claims_never_share_an_execution() {
         let mut new = new_execution(tenant, w.id, None);
         new.id = ExecutionId::new();
         let id = store.create_execution(&new).await.unwrap().id;
-        let change = ExecutionChange {
-            id,
-            from: ExecutionStatus::Queued,
-            to: ExecutionStatus::Running,
-            output: None,
-            error: None,
-        };
-        assert!(store.transition_execution(&change).await.unwrap());
+        let change = start_change(id);
         // Left behind by a process whose lease has run out.
         assert!(store.claim_execution(id, "gone").await.unwrap().is_some());
+        assert!(store.transition_execution("gone", &change).await.unwrap());
     }
     store.release_leases("gone").await.unwrap();
     let claim = |owner: &'static str| {
@@ -612,7 +655,11 @@ async fn concurrent_claims_never_share_an_execution() {
         async move {
             let mut all = Vec::new();
             for _ in 0..10 {
-                let request = ClaimRequest { owner, limit: 15 };
+                let request = ClaimRequest {
+                    owner,
+                    limit: 15,
+                    lookahead: Duration::ZERO,
+                };
                 all.extend(store.claim_executions(&request).await.unwrap());
             }
             all
@@ -647,3 +694,6 @@ async fn a_database_url_of_another_kind_is_refused() {
         Err(Error::Invalid(_))
     ));
 }
+
+mod parking;
+mod schedules;

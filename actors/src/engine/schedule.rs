@@ -1,0 +1,130 @@
+//! Fires the schedule triggers of published workflows. Every process runs
+//! this loop; the store's compare-and-set lets exactly one of them fire
+//! each tick, with the tick's execution created in the same transaction.
+
+use std::sync::Arc;
+
+use flowmesh_model::{Command, ExecutionId};
+use flowmesh_node_handlers::schedule::Schedule;
+use flowmesh_store::{DueSchedule, Fire, NewExecution, now_ms};
+use serde_json::json;
+
+use crate::context::Context;
+
+/// Due schedules handled per round, and rounds per look.
+const BATCH: u32 = 100;
+const MAX_ROUNDS: usize = 50;
+
+pub(super) async fn fire_schedules(ctx: Arc<Context>) {
+    let mut tick = tokio::time::interval(ctx.options.claim_interval.0);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if ctx.is_draining() {
+            continue;
+        }
+        // Round after round while ticks are due: each round moves every
+        // due schedule on by at least one tick.
+        for _ in 0..MAX_ROUNDS {
+            let due = match ctx.store.due_schedules(now_ms(), BATCH).await {
+                Ok(due) => due,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not look for due schedules");
+                    break;
+                }
+            };
+            let count = due.len();
+            for schedule in &due {
+                fire(&ctx, schedule).await;
+            }
+            if count == 0 {
+                break;
+            }
+        }
+    }
+}
+
+async fn fire(ctx: &Context, due: &DueSchedule) {
+    let schedule = match Schedule::new(&due.cron, &due.timezone, &due.missed) {
+        Ok(schedule) => schedule,
+        Err(problem) => {
+            tracing::error!(workflow = %due.workflow, node = %due.node, error = %problem.message, "stored schedule no longer parses; it is not fired");
+            return;
+        }
+    };
+    let now = now_ms();
+    let firing = schedule.decide(due.next_at, now);
+    let execution = match firing.fire {
+        Some(at) => match new_execution(ctx, due, &schedule, at).await {
+            Some(new) => Some(new),
+            None => return,
+        },
+        None => {
+            tracing::info!(workflow = %due.workflow, node = %due.node, tick = due.next_at, "schedule tick missed while no engine ran; skipped by its policy");
+            None
+        }
+    };
+    let request = Fire {
+        schedule: due,
+        next_at: firing.next,
+        execution: execution.as_ref(),
+    };
+    match ctx.store.fire_schedule(&request).await {
+        Ok(true) => {
+            if let Some(new) = execution {
+                let command = Command::StartExecution {
+                    tenant: new.tenant,
+                    workflow: new.workflow,
+                    execution: new.id,
+                };
+                if let Err(e) = ctx.bus.publish_command(&command, None).await {
+                    tracing::warn!(execution = %new.id, error = %e, "start command not published; the claim sweep will start it");
+                }
+            }
+        }
+        // Another process fired this tick first.
+        Ok(false) => {}
+        Err(e) => {
+            tracing::warn!(workflow = %due.workflow, node = %due.node, error = %e, "could not fire schedule; trying again")
+        }
+    }
+}
+
+/// The execution of one tick; its idempotency key makes the tick's
+/// execution unique even apart from the schedule's compare-and-set.
+async fn new_execution(
+    ctx: &Context,
+    due: &DueSchedule,
+    schedule: &Schedule,
+    at: i64,
+) -> Option<NewExecution> {
+    let document = match ctx.store.workflow_version(due.workflow, due.version).await {
+        Ok(Some(document)) => document,
+        Ok(None) => {
+            tracing::error!(workflow = %due.workflow, version = due.version, "scheduled workflow version is gone");
+            return None;
+        }
+        Err(e) => {
+            tracing::warn!(workflow = %due.workflow, error = %e, "could not load scheduled workflow; trying again");
+            return None;
+        }
+    };
+    let now = now_ms();
+    Some(NewExecution {
+        id: ExecutionId::new(),
+        tenant: due.tenant,
+        workflow: due.workflow,
+        version: due.version,
+        trigger_node: due.node.clone(),
+        trigger: json!({
+            "scheduled_at_ms": at,
+            "scheduled_at": schedule.local_time(at),
+            "fired_at_ms": now,
+        }),
+        idempotency_key: Some(format!("schedule:{}:{}:{at}", due.workflow, due.node)),
+        deadline_ms: document
+            .settings
+            .timeout
+            .map(|t| now + t.0.as_millis() as i64),
+    })
+}

@@ -1,0 +1,158 @@
+//! Waiting nodes, resumes, and parking: an execution with nothing to do
+//! for a while gives its state to the store and its actor stops.
+
+use std::time::Duration;
+
+use flowmesh_model::lifecycle::{ExecutionTransition, NodeTransition};
+use flowmesh_model::{EventKind, ExecutionStatus, NodeStatus, Primitive};
+use flowmesh_store::{Park, now_ms};
+use ractor::{ActorProcessingErr, ActorRef};
+use serde_json::json;
+
+use super::{ExecutionMsg, ExecutionState};
+
+impl ExecutionState {
+    fn is_event_wait(&self, i: usize) -> bool {
+        let node = self.progress.graph.node(i);
+        node.primitive == Primitive::Action && node.kind == "wait_for_event"
+    }
+
+    /// A node starts waiting, for `duration` or (none) until a resume.
+    pub(super) fn start_waiting(
+        &mut self,
+        myself: &ActorRef<ExecutionMsg>,
+        i: usize,
+        duration: Option<Duration>,
+    ) -> Result<(), ActorProcessingErr> {
+        self.progress.apply(i, NodeTransition::Wait)?;
+        let until = duration.map(|d| now_ms() + d.as_millis() as i64);
+        self.progress.nodes[i].wake_at = until;
+        self.save(i);
+        let node = self.progress.graph.node(i).id.clone();
+        self.emit(EventKind::NodeWaiting {
+            node,
+            until_ms: until,
+        });
+        if let Some(at) = until {
+            self.set_timer(myself, i, at);
+        }
+        Ok(())
+    }
+
+    /// A waiting node's time came: a `wait` succeeds, a wait for a resume
+    /// that got none fails.
+    pub(super) async fn wait_elapsed(
+        &mut self,
+        myself: &ActorRef<ExecutionMsg>,
+        i: usize,
+    ) -> Result<(), ActorProcessingErr> {
+        if self.is_event_wait(i) {
+            let message = "timeout: no resume arrived before the wait's timeout".to_owned();
+            self.progress.apply(i, NodeTransition::Fail)?;
+            let state = &mut self.progress.nodes[i];
+            state.error = Some(message.clone());
+            state.finished_at = Some(now_ms());
+            self.save(i);
+            let node = self.progress.graph.node(i).id.clone();
+            self.emit(EventKind::NodeFailed {
+                node: node.clone(),
+                error: message.clone(),
+            });
+            let error = format!("node {node} failed: {message}");
+            return self
+                .finish(myself, ExecutionTransition::Fail, Some(error))
+                .await;
+        }
+        let started = self.progress.nodes[i].started_at;
+        let waited = started.map(|s| now_ms() - s).unwrap_or_default();
+        self.succeed(i, json!({"waited_ms": waited}), None)?;
+        self.advance(myself).await
+    }
+
+    /// Applies the resumes in the store to the nodes waiting for them;
+    /// each is deleted in the turn that applies it. A resume for a node
+    /// that already ended is dropped.
+    pub(super) async fn apply_signals(
+        &mut self,
+        myself: &ActorRef<ExecutionMsg>,
+    ) -> Result<(), ActorProcessingErr> {
+        if self.record.status.is_terminal() {
+            return Ok(());
+        }
+        let mut resumed = false;
+        for signal in self.ctx.store.signals(self.record.id).await? {
+            let Some(&i) = self.progress.graph.index.get(&signal.node) else {
+                self.pending.consumed.push(signal.id);
+                continue;
+            };
+            match self.progress.nodes[i].status {
+                NodeStatus::Waiting if self.is_event_wait(i) => {
+                    if let Some(timer) = self.timers.remove(&i) {
+                        timer.abort();
+                    }
+                    self.pending.consumed.push(signal.id);
+                    let output = json!({"payload": signal.payload, "resumed_at_ms": now_ms()});
+                    self.succeed(i, output, None)?;
+                    resumed = true;
+                }
+                status if status.is_terminal() => {
+                    tracing::debug!(execution = %self.record.id, node = %signal.node, "resume for a node that already ended; dropped");
+                    self.pending.consumed.push(signal.id);
+                }
+                // Not waiting yet: kept until it is.
+                _ => {}
+            }
+        }
+        if resumed {
+            self.advance(myself).await?;
+        }
+        Ok(())
+    }
+
+    /// Parks the execution when nothing runs and its next timer is further
+    /// than `park_after` (or there is none: only a resume wakes it).
+    pub(super) async fn park_if_idle(
+        &mut self,
+        myself: &ActorRef<ExecutionMsg>,
+    ) -> Result<(), ActorProcessingErr> {
+        if self.draining
+            || self.record.status != ExecutionStatus::Running
+            || !self.running.is_empty()
+            || !self.pending.is_empty()
+        {
+            return Ok(());
+        }
+        let mut next = self.record.deadline_ms;
+        let mut waiting = false;
+        for state in &self.progress.nodes {
+            match state.status {
+                NodeStatus::Waiting | NodeStatus::Retrying => {
+                    waiting = true;
+                    if let Some(at) = state.wake_at {
+                        next = Some(next.map_or(at, |n| n.min(at)));
+                    }
+                }
+                NodeStatus::Running => return Ok(()),
+                _ => {}
+            }
+        }
+        let park_after = self.ctx.options.park_after.0.as_millis() as i64;
+        if !waiting || next.is_some_and(|at| at - now_ms() <= park_after) {
+            return Ok(());
+        }
+        let park = Park {
+            owner: &self.ctx.options.node_id,
+            execution: self.record.id,
+            wake_at: next,
+        };
+        if self.ctx.store.park_execution(&park).await? {
+            myself.stop(Some("parked".into()));
+        } else if self.ctx.store.signals(self.record.id).await?.is_empty() {
+            // Refused without a resume to apply: another process owns it now.
+            myself.stop(Some("no longer the owner".into()));
+        } else {
+            let _ = myself.cast(ExecutionMsg::CheckSignals);
+        }
+        Ok(())
+    }
+}

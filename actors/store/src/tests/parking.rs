@@ -1,0 +1,137 @@
+//! Parked executions, resumes, and the fencing of former owners.
+
+use super::*;
+use crate::{ClaimRequest, NewSignal, Park, Signal, now_ms};
+
+/// OWNER's execution, running.
+async fn running(store: &Store) -> (TenantId, ExecutionId) {
+    let (tenant, id) = one_execution(store).await;
+    let start = start_change(id);
+    assert!(store.transition_execution(OWNER, &start).await.unwrap());
+    (tenant, id)
+}
+
+fn park(id: ExecutionId, wake_at: Option<i64>) -> Park<'static> {
+    Park {
+        owner: OWNER,
+        execution: id,
+        wake_at,
+    }
+}
+
+/// What a sweep by process "b" takes, looking `lookahead` ahead.
+async fn sweep(store: &Store, lookahead: Duration) -> Vec<ExecutionId> {
+    store.heartbeat("b", Duration::from_secs(60)).await.unwrap();
+    let request = ClaimRequest {
+        owner: "b",
+        limit: 10,
+        lookahead,
+    };
+    store.claim_executions(&request).await.unwrap()
+}
+
+fn waiting(id: ExecutionId) -> StepRecord {
+    StepRecord {
+        execution: id,
+        node: "approve".into(),
+        status: NodeStatus::Waiting,
+        attempts: 1,
+        input: None,
+        output: None,
+        branch: None,
+        error: None,
+        started_at: Some(now_ms()),
+        finished_at: None,
+        wake_at: None,
+        logs: Vec::new(),
+    }
+}
+
+async fn parked_executions_wake_when_due(store: &Store) {
+    let (_, id) = running(store).await;
+    let at = now_ms() + 60_000;
+    let stranger = Park {
+        owner: "b",
+        ..park(id, Some(at))
+    };
+    assert!(
+        !store.park_execution(&stranger).await.unwrap(),
+        "only the owner parks"
+    );
+    assert!(store.park_execution(&park(id, Some(at))).await.unwrap());
+    assert!(store.owned_executions(OWNER).await.unwrap().is_empty());
+    let late = Turn {
+        owner: OWNER,
+        execution: id,
+        transition: None,
+        steps: &[waiting(id)],
+        consumed_signals: &[],
+    };
+    assert!(
+        !store.commit_turn(&late).await.unwrap(),
+        "a parked execution has no owner to write for it"
+    );
+    assert!(sweep(store, Duration::ZERO).await.is_empty(), "not due yet");
+    assert_eq!(sweep(store, Duration::from_secs(120)).await, vec![id]);
+    let record = store.load_execution(id).await.unwrap().unwrap();
+    assert!(record.steps.is_empty(), "the fenced turn wrote nothing");
+}
+both_backends!(parked_executions_wake_when_due);
+
+async fn resumes_are_kept_until_applied(store: &Store) {
+    let (tenant, id) = running(store).await;
+    save_step(store, &waiting(id)).await;
+    let (stranger, _) = store.create_tenant("t2", "T2").await.unwrap();
+    let mut signal = NewSignal {
+        tenant: stranger,
+        execution: id,
+        node: "approve".into(),
+        payload: json!({"approved": true}),
+    };
+    assert_eq!(
+        store.add_signal(&signal).await.unwrap(),
+        None,
+        "another tenant's execution does not exist"
+    );
+    signal.tenant = tenant;
+    let first = store.add_signal(&signal).await.unwrap().unwrap();
+    assert!(
+        !store.park_execution(&park(id, None)).await.unwrap(),
+        "a resume to apply keeps the execution from parking"
+    );
+    assert_eq!(
+        store.signals(id).await.unwrap(),
+        vec![Signal {
+            id: first.clone(),
+            node: "approve".into(),
+            payload: json!({"approved": true}),
+        }]
+    );
+    let mut done = waiting(id);
+    done.status = NodeStatus::Succeeded;
+    let apply = Turn {
+        owner: OWNER,
+        execution: id,
+        transition: None,
+        steps: &[done],
+        consumed_signals: std::slice::from_ref(&first),
+    };
+    assert!(store.commit_turn(&apply).await.unwrap());
+    assert!(store.signals(id).await.unwrap().is_empty());
+
+    // Parked until a resume: no time makes it due, a resume does.
+    assert!(store.park_execution(&park(id, None)).await.unwrap());
+    assert!(sweep(store, Duration::from_secs(3600)).await.is_empty());
+    assert!(store.add_signal(&signal).await.unwrap().is_some());
+    assert_eq!(sweep(store, Duration::ZERO).await, vec![id]);
+}
+both_backends!(resumes_are_kept_until_applied);
+
+async fn a_cancel_makes_a_parked_execution_due(store: &Store) {
+    let (tenant, id) = running(store).await;
+    assert!(store.park_execution(&park(id, None)).await.unwrap());
+    assert!(sweep(store, Duration::ZERO).await.is_empty());
+    store.request_cancel(tenant, id).await.unwrap();
+    assert_eq!(sweep(store, Duration::ZERO).await, vec![id]);
+}
+both_backends!(a_cancel_makes_a_parked_execution_due);
