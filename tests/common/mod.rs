@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod load;
 pub mod stub;
 
 use std::io::{BufRead, BufReader};
