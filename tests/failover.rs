@@ -6,28 +6,10 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::load::{Targets, accept_all, all_finished, chain, check_effects};
+use common::load::{Targets, accept_all, all_finished, chain, check_effects, succeeded};
 use common::stub::StubServer;
 use common::{Engine, Mode, eventually};
 use tokio::sync::RwLock;
-
-/// Succeeded executions of a workflow, as the engine counts them.
-async fn succeeded(engine: &Engine, workflow: &str) -> usize {
-    let mut count = 0;
-    let mut cursor = String::new();
-    loop {
-        let (_, page) = engine
-            .get(&format!(
-                "/v1/executions?workflow_id={workflow}&status=succeeded&limit=500{cursor}"
-            ))
-            .await;
-        count += page["items"].as_array().map_or(0, Vec::len);
-        match page["next_cursor"].as_str() {
-            Some(next) => cursor = format!("&cursor={next}"),
-            None => return count,
-        }
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_storm_loses_nothing_and_repeats_no_effect() {

@@ -228,3 +228,51 @@ async fn an_execution_that_keeps_crashing_is_failed_by_policy() {
     );
     h.engine.unwrap().shutdown().await;
 }
+
+/// What a run shows that does not depend on timing.
+fn shape(record: &flowmesh_store::ExecutionRecord) -> Value {
+    let steps: Vec<Value> = record
+        .steps
+        .iter()
+        .map(|s| json!([s.node, s.status.as_str(), s.attempts, s.branch, s.error]))
+        .collect();
+    json!({"status": record.status.as_str(), "output": record.output, "steps": steps})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicate_and_late_start_commands_change_nothing() {
+    let h = harness().await;
+    let workflow = h.deploy(waiting_workflow("300ms")).await;
+    let reference = h.start(workflow).await;
+    let reference = h.finished(reference).await;
+
+    let id = h.start(workflow).await;
+    let engine = h.engine.as_ref().unwrap();
+    let command = flowmesh_model::Command::StartExecution {
+        tenant: h.tenant,
+        workflow,
+        execution: id,
+    };
+    // Delivered again and again while it runs, some at the same moment.
+    let again = (0..8).map(|_| engine.deliver(&command));
+    for result in futures::future::join_all(again).await {
+        result.unwrap();
+    }
+    let done = h.finished(id).await;
+    // And late, after it ended.
+    for _ in 0..3 {
+        engine.deliver(&command).await.unwrap();
+    }
+    let after = h.handle.get_execution(h.tenant, id).await.unwrap();
+    assert_eq!(
+        shape(&done),
+        shape(&reference),
+        "same outcome as a clean run"
+    );
+    assert_eq!(shape(&after), shape(&done));
+    assert_eq!(
+        after.finished_at, done.finished_at,
+        "late commands changed nothing"
+    );
+    h.engine.unwrap().shutdown().await;
+}

@@ -169,3 +169,25 @@ pub fn check_effects(stub: &StubServer, finished: &[Value]) -> Effects {
         repeats: calls - keys.len(),
     }
 }
+
+/// Succeeded executions of a workflow, as the engine counts them (0 while
+/// it cannot answer).
+pub async fn succeeded(engine: &Engine, workflow: &str) -> usize {
+    let mut count = 0;
+    let mut cursor = String::new();
+    loop {
+        let (status, page) = engine
+            .get(&format!(
+                "/v1/executions?workflow_id={workflow}&status=succeeded&limit=500{cursor}"
+            ))
+            .await;
+        if status != StatusCode::OK {
+            return 0;
+        }
+        count += page["items"].as_array().map_or(0, Vec::len);
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = format!("&cursor={next}"),
+            None => return count,
+        }
+    }
+}

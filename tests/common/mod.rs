@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod load;
+pub mod servers;
 pub mod stub;
 
 use std::io::{BufRead, BufReader};
@@ -15,7 +16,8 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 pub const NATS_URL: &str = "nats://127.0.0.1:4222";
-pub const POSTGRES_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+/// The PostgreSQL server of distributed tests, without a database name.
+pub const POSTGRES_SERVER: &str = "postgres://postgres@127.0.0.1:5432";
 pub const ADMIN_KEY: &str = "fmk_test_admin_key_0123456789";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,6 +35,8 @@ pub struct Engine {
     pub database: Option<String>,
     pub prefix: String,
     pub node_id: String,
+    /// The servers of distributed mode.
+    pub servers: Servers,
     http: reqwest::Client,
     extra_env: Vec<(String, String)>,
     /// A peer shares the database and bus of the engine it was started
@@ -40,14 +44,31 @@ pub struct Engine {
     peer: bool,
 }
 
+/// Where the PostgreSQL and NATS servers of distributed mode are.
+#[derive(Clone, Debug)]
+pub struct Servers {
+    /// A PostgreSQL URL without the database name.
+    pub postgres: String,
+    pub nats: String,
+}
+
+impl Default for Servers {
+    fn default() -> Self {
+        Self {
+            postgres: POSTGRES_SERVER.to_owned(),
+            nats: NATS_URL.to_owned(),
+        }
+    }
+}
+
 fn unique(prefix: &str) -> String {
     format!("{prefix}{}", uuid::Uuid::new_v4().simple())
 }
 
-async fn create_database() -> String {
+async fn create_database(servers: &Servers) -> String {
     use sqlx::Connection;
     let name = unique("flowmesh_it_");
-    let mut admin = sqlx::PgConnection::connect(POSTGRES_ADMIN_URL)
+    let mut admin = sqlx::PgConnection::connect(&format!("{}/postgres", servers.postgres))
         .await
         .expect("PostgreSQL must be reachable for distributed tests");
     sqlx::query(&format!("CREATE DATABASE {name}"))
@@ -64,9 +85,14 @@ impl Engine {
 
     /// Starts an engine with extra environment variables.
     pub async fn start_with(mode: Mode, env: &[(&str, &str)]) -> Engine {
+        Self::start_on(mode, Servers::default(), env).await
+    }
+
+    /// Starts an engine on the given servers (distributed mode).
+    pub async fn start_on(mode: Mode, servers: Servers, env: &[(&str, &str)]) -> Engine {
         let database = match mode {
             Mode::Embedded => None,
-            Mode::Distributed => Some(create_database().await),
+            Mode::Distributed => Some(create_database(&servers).await),
         };
         let mut engine = Engine {
             mode,
@@ -76,6 +102,7 @@ impl Engine {
             database,
             prefix: unique("it"),
             node_id: unique("node-"),
+            servers,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(60))
                 .build()
@@ -103,6 +130,7 @@ impl Engine {
             database: self.database.clone(),
             prefix: self.prefix.clone(),
             node_id: unique("node-"),
+            servers: self.servers.clone(),
             http: self.http.clone(),
             extra_env: self.extra_env.clone(),
             peer: true,
@@ -139,11 +167,8 @@ impl Engine {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         if let Some(db) = &self.database {
-            cmd.env(
-                "DATABASE_URL",
-                format!("postgres://postgres@127.0.0.1:5432/{db}"),
-            );
-            cmd.env("FLOWMESH_NATS_URL", NATS_URL);
+            cmd.env("DATABASE_URL", format!("{}/{db}", self.servers.postgres));
+            cmd.env("FLOWMESH_NATS_URL", &self.servers.nats);
         }
         for (k, v) in &self.extra_env {
             cmd.env(k, v);
@@ -292,7 +317,7 @@ impl Engine {
             database_url: self
                 .database
                 .as_ref()
-                .map(|db| format!("postgres://postgres@127.0.0.1:5432/{db}")),
+                .map(|db| format!("{}/{db}", self.servers.postgres)),
             data_dir: self.data_dir.path().to_owned(),
             max_connections: 1,
         };
@@ -375,6 +400,7 @@ impl Drop for Engine {
         if self.mode == Mode::Distributed && !self.peer {
             let database = self.database.clone();
             let prefix = self.prefix.to_uppercase();
+            let servers = self.servers.clone();
             let cleanup = std::thread::spawn(move || {
                 let rt = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
@@ -384,13 +410,14 @@ impl Drop for Engine {
                     use sqlx::Connection;
                     if let (Some(db), Ok(mut admin)) = (
                         database,
-                        sqlx::PgConnection::connect(POSTGRES_ADMIN_URL).await,
+                        sqlx::PgConnection::connect(&format!("{}/postgres", servers.postgres))
+                            .await,
                     ) {
                         let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
                             .execute(&mut admin)
                             .await;
                     }
-                    if let Ok(client) = async_nats::connect(NATS_URL).await {
+                    if let Ok(client) = async_nats::connect(&servers.nats).await {
                         let js = async_nats::jetstream::new(client);
                         for suffix in ["CMD", "CTL", "EVT"] {
                             let _ = js.delete_stream(format!("{prefix}_{suffix}")).await;

@@ -68,28 +68,8 @@ async fn consume_commands(
 /// Starts an execution and acknowledges the command only once the execution
 /// is running here (persisted), owned elsewhere, or already finished.
 async fn handle_start(ctx: &Context, root: &ActorRef<RootMsg>, delivery: Delivery) {
-    let Command::StartExecution {
-        tenant,
-        workflow,
-        execution,
-    } = delivery.command.clone()
-    else {
-        let _ = delivery.ack().await;
-        return;
-    };
-    let outcome = match ctx
-        .store
-        .claim_execution(execution, &ctx.options.node_id)
-        .await
-    {
-        Ok(None) => Ok(()),
-        Ok(Some(record)) if record.tenant == tenant && record.workflow == workflow => {
-            route_start(root, record).await
-        }
-        Ok(Some(_)) => Err(Error::NotFound("execution")),
-        Err(e) => Err(Error::from(e)),
-    };
-    let settled = match outcome {
+    let execution = delivery.command.execution();
+    let settled = match start(ctx, root, &delivery.command).await {
         Ok(()) | Err(Error::NotFound(_)) => delivery.ack().await,
         Err(e) => {
             tracing::warn!(%execution, error = %e, "could not start execution; the command will be delivered again");
@@ -98,6 +78,35 @@ async fn handle_start(ctx: &Context, root: &ActorRef<RootMsg>, delivery: Deliver
     };
     if let Err(e) = settled {
         tracing::warn!(%execution, error = %e, "could not settle command; it may be delivered again");
+    }
+}
+
+/// What a start command does, however often and late it arrives: claim the
+/// execution (only one live owner wins; a finished one is never claimed)
+/// and make sure it has its actor here.
+pub(super) async fn start(
+    ctx: &Context,
+    root: &ActorRef<RootMsg>,
+    command: &Command,
+) -> Result<(), Error> {
+    let Command::StartExecution {
+        tenant,
+        workflow,
+        execution,
+    } = *command
+    else {
+        return Ok(());
+    };
+    match ctx
+        .store
+        .claim_execution(execution, &ctx.options.node_id)
+        .await?
+    {
+        None => Ok(()),
+        Some(record) if record.tenant == tenant && record.workflow == workflow => {
+            route_start(root, record).await
+        }
+        Some(_) => Err(Error::NotFound("execution")),
     }
 }
 

@@ -78,6 +78,13 @@ impl Engine {
         self.handle.clone()
     }
 
+    /// Handles a start command as the command consumer would: lets tests
+    /// deliver one again, late or concurrently.
+    #[cfg(test)]
+    pub(crate) async fn deliver(&self, command: &flowmesh_model::Command) -> Result<(), Error> {
+        loops::start(&self.ctx, &self.root, command).await
+    }
+
     /// Graceful stop: take no new work, let running node attempts finish
     /// within the grace period, then stop. What is unfinished stays in the
     /// journal and resumes at the next start (or on another process).

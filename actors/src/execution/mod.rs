@@ -35,6 +35,10 @@ use crate::context::Context;
 
 pub(crate) struct ExecutionActor;
 
+/// Backoff while the store is unreachable.
+const STORE_RETRY_FIRST: Duration = Duration::from_millis(100);
+const STORE_RETRY_MAX: Duration = Duration::from_secs(5);
+
 pub(crate) struct ExecutionArgs {
     pub ctx: Arc<Context>,
     pub graph: Arc<WorkflowGraph>,
@@ -228,7 +232,7 @@ impl ExecutionState {
                 steps: &steps,
                 consumed_signals: &pending.consumed,
             };
-            if !self.ctx.store.commit_turn(&turn).await? {
+            if !self.write_turn(&turn).await? {
                 return Ok(false);
             }
         }
@@ -246,6 +250,24 @@ impl ExecutionState {
             let _ = myself.cast(ExecutionMsg::CheckSignals);
         }
         Ok(true)
+    }
+
+    /// Writes a turn, waiting out an unreachable store: the turn is what
+    /// the execution has done, so it is kept and written once the store is
+    /// back (or found to belong to another owner by then).
+    async fn write_turn(&self, turn: &Turn<'_>) -> Result<bool, ActorProcessingErr> {
+        let mut delay = STORE_RETRY_FIRST;
+        loop {
+            match self.ctx.store.commit_turn(turn).await {
+                Ok(won) => return Ok(won),
+                Err(e) if e.is_retryable() => {
+                    tracing::warn!(execution = %self.record.id, error = %e, retry_in = ?delay, "store unavailable; the turn is kept and written again");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(STORE_RETRY_MAX);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     async fn end_turn(

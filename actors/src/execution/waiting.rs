@@ -79,8 +79,17 @@ impl ExecutionState {
         if self.record.status.is_terminal() {
             return Ok(());
         }
+        let signals = match self.ctx.store.signals(self.record.id).await {
+            Ok(signals) => signals,
+            Err(e) if e.is_retryable() => {
+                tracing::warn!(execution = %self.record.id, error = %e, "could not read resumes; trying again");
+                myself.send_after(Duration::from_secs(1), || ExecutionMsg::CheckSignals);
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        };
         let mut resumed = false;
-        for signal in self.ctx.store.signals(self.record.id).await? {
+        for signal in signals {
             let Some(&i) = self.progress.graph.index.get(&signal.node) else {
                 self.pending.consumed.push(signal.id);
                 continue;
@@ -145,9 +154,21 @@ impl ExecutionState {
             execution: self.record.id,
             wake_at: next,
         };
-        if self.ctx.store.park_execution(&park).await? {
+        let parked = match self.ctx.store.park_execution(&park).await {
+            Ok(parked) => parked,
+            // Unparked is always safe: it just keeps its actor for now.
+            Err(e) if e.is_retryable() => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        if parked {
             myself.stop(Some("parked".into()));
-        } else if self.ctx.store.signals(self.record.id).await?.is_empty() {
+        } else if self
+            .ctx
+            .store
+            .signals(self.record.id)
+            .await
+            .is_ok_and(|signals| signals.is_empty())
+        {
             // Refused without a resume to apply: another process owns it now.
             myself.stop(Some("no longer the owner".into()));
         } else {

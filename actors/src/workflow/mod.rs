@@ -106,6 +106,7 @@ impl Actor for WorkflowActor {
         match event {
             SupervisionEvent::ActorTerminated(cell, _, _) => {
                 if let Some(id) = state.by_actor.remove(&cell.get_id()) {
+                    state.ctx.mark_local(id, false);
                     state.executions.remove(&id);
                     state.restarts.remove(&id);
                 }
@@ -115,6 +116,9 @@ impl Actor for WorkflowActor {
                     return Ok(());
                 };
                 state.executions.remove(&id);
+                // A failed actor runs no post_stop: until its restart it is
+                // not here, so the orphan check can find it if that fails.
+                state.ctx.mark_local(id, false);
                 let history = state.restarts.entry(id).or_default();
                 match history.next_restart(policy("execution"), Instant::now()) {
                     Some(delay) => {
