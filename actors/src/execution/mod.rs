@@ -11,6 +11,8 @@
 //! started. One commit per turn instead of one per change.
 
 mod attempt;
+#[cfg(test)]
+mod machine;
 mod messages;
 pub(crate) mod progress;
 mod waiting;
