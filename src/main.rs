@@ -14,6 +14,8 @@ use cli::{Cli, Commands};
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     cli::init_tracing(&cli);
+    // Test builds only: elsewhere this does nothing.
+    flowmesh_store::failpoints::arm();
     let result = match &cli.command {
         None | Some(Commands::Serve) => cli::serve(&cli).await,
         Some(Commands::Migrate) => cli::migrate(&cli).await,

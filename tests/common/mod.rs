@@ -208,6 +208,25 @@ impl Engine {
         self.wait_ready().await;
     }
 
+    /// Waits until the process exits by itself (an armed crash point).
+    pub async fn exited(&mut self) {
+        let child = self.child.as_mut().expect("engine running");
+        eventually("the process exits", Duration::from_secs(60), || {
+            let status = child.try_wait().ok().flatten();
+            async move { status.map(|_| ()) }
+        })
+        .await;
+        self.child = None;
+    }
+
+    /// Starts the process again without the environment variable `name`.
+    pub async fn restart_without(&mut self, name: &str) {
+        self.kill();
+        self.extra_env.retain(|(k, _)| k != name);
+        self.spawn();
+        self.wait_ready().await;
+    }
+
     /// Sends SIGTERM and waits for a graceful exit; returns the exit status.
     pub async fn terminate(&mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("engine running");

@@ -18,6 +18,8 @@ use flowmesh_store::{
 };
 use serde_json::{Map, Value, json};
 
+use flowmesh_store::failpoints::crash_point;
+
 use crate::context::Context;
 use crate::error::Error;
 
@@ -369,6 +371,7 @@ impl EngineHandle {
             deadline_ms,
         };
         let created = self.ctx.store.create_execution(&new).await?;
+        crash_point("engine::accept::recorded");
         let watch = Watch::default();
         if accept.watch && created.created {
             match self

@@ -11,6 +11,8 @@ use ractor::rpc::CallResult;
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
+use flowmesh_store::failpoints::crash_point;
+
 use crate::context::Context;
 use crate::error::Error;
 use crate::root::RootMsg;
@@ -70,7 +72,10 @@ async fn consume_commands(
 async fn handle_start(ctx: &Context, root: &ActorRef<RootMsg>, delivery: Delivery) {
     let execution = delivery.command.execution();
     let settled = match start(ctx, root, &delivery.command).await {
-        Ok(()) | Err(Error::NotFound(_)) => delivery.ack().await,
+        Ok(()) | Err(Error::NotFound(_)) => {
+            crash_point("engine::command::started");
+            delivery.ack().await
+        }
         Err(e) => {
             tracing::warn!(%execution, error = %e, "could not start execution; the command will be delivered again");
             delivery.nak(Duration::from_secs(1)).await

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use flowmesh_model::RetryPolicy;
 use flowmesh_node_handlers::{ErrorClass, LogSink, NodeError, Outcome, RunRequest};
+use flowmesh_store::failpoints::crash_point;
 use futures::FutureExt;
 use ractor::ActorRef;
 use serde_json::{Map, Value};
@@ -93,6 +94,7 @@ impl ExecutionState {
         let reply = myself.clone();
         let task = tokio::spawn(async move {
             let (result, logs) = run.run(&ctx).await;
+            crash_point("engine::attempt::returned");
             let _ = reply.cast(ExecutionMsg::NodeDone {
                 node: i,
                 attempt,

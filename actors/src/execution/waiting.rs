@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use flowmesh_model::lifecycle::{ExecutionTransition, NodeTransition};
 use flowmesh_model::{EventKind, ExecutionStatus, NodeStatus, Primitive};
+use flowmesh_store::failpoints::crash_point;
 use flowmesh_store::{Park, now_ms};
 use ractor::{ActorProcessingErr, ActorRef};
 use serde_json::json;
@@ -161,6 +162,7 @@ impl ExecutionState {
             Err(e) => return Err(e.into()),
         };
         if parked {
+            crash_point("engine::park::parked");
             myself.stop(Some("parked".into()));
         } else if self
             .ctx

@@ -5,6 +5,8 @@ use std::time::Duration;
 use flowmesh_model::{ExecutionId, ExecutionStatus, TenantId};
 use sqlx::any::AnyRow;
 
+use crate::failpoints::crash_point;
+
 use crate::{
     Created, Error, ExecutionChange, ExecutionPage, ExecutionQuery, ExecutionRecord,
     ExecutionSummary, NewExecution, StepRecord, Store, int, json, now_ms, opt_int, opt_text, parse,
@@ -380,7 +382,9 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
+        crash_point("store::turn::before_commit");
         tx.commit().await?;
+        crash_point("store::turn::committed");
         Ok(true)
     }
 

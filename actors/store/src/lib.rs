@@ -8,6 +8,7 @@
 
 mod error;
 mod executions;
+pub mod failpoints;
 mod parking;
 mod records;
 mod schedules;
