@@ -84,6 +84,16 @@ pub struct Cli {
     )]
     pub http_allow_hosts: String,
 
+    /// Copies of each JetStream stream (3 on a three-node NATS cluster);
+    /// applies when the streams are first created.
+    #[arg(
+        long,
+        env = "FLOWMESH_NATS_REPLICAS",
+        default_value_t = 1,
+        global = true
+    )]
+    pub nats_replicas: usize,
+
     /// How long an execution lease lasts without renewal.
     #[arg(long, env = "FLOWMESH_LEASE", default_value = "15s", global = true)]
     pub lease: HumanDuration,
@@ -267,6 +277,7 @@ pub async fn serve(cli: &Cli) -> anyhow::Result<ExitCode> {
     let bus_options = flowmesh_bus::Options {
         nats_url: cli.nats_url.clone(),
         prefix: cli.bus_prefix.clone(),
+        replicas: cli.nats_replicas,
         ..Default::default()
     };
     let bus = Bus::connect(&bus_options)

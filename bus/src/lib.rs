@@ -45,6 +45,9 @@ pub struct Options {
     pub duplicate_window: HumanDuration,
     /// How long to try reaching NATS at start-up.
     pub connect_timeout: HumanDuration,
+    /// Copies of each stream in a NATS cluster (1, or 3 for a three-node
+    /// cluster); applies when the streams are created.
+    pub replicas: usize,
 }
 
 impl Default for Options {
@@ -56,6 +59,7 @@ impl Default for Options {
             ack_wait: HumanDuration::from_millis(30_000),
             duplicate_window: HumanDuration::from_millis(120_000),
             connect_timeout: HumanDuration::from_millis(5_000),
+            replicas: 1,
         }
     }
 }

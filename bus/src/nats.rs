@@ -59,11 +59,21 @@ fn envelope(message: &async_nats::Message) -> Result<Envelope, Error> {
 }
 
 impl Nats {
+    /// Connects to one server, or to the first reachable of a
+    /// comma-separated list (the seeds of a cluster).
     pub async fn connect(url: &str, options: &Options) -> Result<Self, Error> {
         let timeout = options.connect_timeout.0;
+        let servers = url
+            .split(',')
+            .map(|u| {
+                u.trim().parse::<async_nats::ServerAddr>().map_err(|e| {
+                    Error::Config(format!("NATS URL {u:?} is not a server address: {e}"))
+                })
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
         let connect = async_nats::ConnectOptions::new()
             .connection_timeout(timeout)
-            .connect(url);
+            .connect(servers);
         let client = tokio::time::timeout(timeout, connect)
             .await
             .map_err(|_| Error::Unavailable(format!("no answer from NATS within {timeout:?}")))?
@@ -89,6 +99,7 @@ impl Nats {
                 subjects: vec![s.all("cmd")],
                 retention: stream::RetentionPolicy::WorkQueue,
                 storage: stream::StorageType::File,
+                num_replicas: options.replicas,
                 duplicate_window: options.duplicate_window.0,
                 ..Default::default()
             })
@@ -100,6 +111,7 @@ impl Nats {
                 subjects: vec![s.all("ctl")],
                 retention: stream::RetentionPolicy::Limits,
                 storage: stream::StorageType::File,
+                num_replicas: options.replicas,
                 max_age: CONTROL_MAX_AGE,
                 duplicate_window: options.duplicate_window.0.min(CONTROL_MAX_AGE),
                 ..Default::default()
@@ -112,6 +124,7 @@ impl Nats {
                 subjects: vec![s.all("evt")],
                 retention: stream::RetentionPolicy::Limits,
                 storage: stream::StorageType::File,
+                num_replicas: options.replicas,
                 max_age: options.event_max_age.0,
                 duplicate_window: options.duplicate_window.0.min(options.event_max_age.0),
                 ..Default::default()

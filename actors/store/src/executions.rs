@@ -325,8 +325,10 @@ impl Store {
                 )))
         .then_some(now);
         let finished = change.to.is_terminal().then_some(now);
+        // An ending execution leaves its owner, and its wake time, so that
+        // it never stays in the index of unowned executions.
         let release = if change.to.is_terminal() {
-            ", owner = NULL"
+            ", owner = NULL, wake_at = NULL"
         } else {
             ""
         };
@@ -429,32 +431,54 @@ impl Store {
         Ok(())
     }
 
-    /// Claims unfinished executions whose owner's lease expired, or that
-    /// nobody took since they were accepted. Returns their ids.
+    /// Claims unfinished executions nobody (alive) owns: parked ones due
+    /// soon, accepted ones nobody started in time, then those of processes
+    /// whose lease ran out. Returns their ids.
     pub async fn claim_executions(
         &self,
         request: &ClaimRequest<'_>,
     ) -> Result<Vec<ExecutionId>, Error> {
         let now = now_ms();
-        // Parked executions due soon, accepted ones nobody started in
-        // time, and those of dead processes.
-        let sql = format!(
+        // Two statements, so that each reads its own index: unowned
+        // executions by `wake_at` (a partial index holding only those), and
+        // executions by owner.
+        let due = format!(
             "UPDATE executions SET owner = $1 WHERE id IN (\
-             SELECT id FROM executions WHERE {ACTIVE} AND (\
-             (owner IS NULL AND (wake_at <= $2 OR (status = 'running' AND wake_at <= $3))) \
-             OR owner IN ({})) \
-             ORDER BY created_at LIMIT $4 {}) RETURNING id",
-            expired_owners("$2"),
+             SELECT id FROM executions WHERE owner IS NULL AND wake_at <= $3 \
+             AND (status = 'running' OR (status = 'queued' AND wake_at <= $2)) \
+             ORDER BY wake_at LIMIT $4 {}) RETURNING id",
             self.backend.skip_locked()
         );
-        let rows = sqlx::query(&sql)
+        let mut claimed: Vec<ExecutionId> = sqlx::query(&due)
             .bind(request.owner)
             .bind(now)
             .bind(now + request.lookahead.as_millis() as i64)
             .bind(i64::from(request.limit))
             .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(|row| parse(row, "id")).collect()
+            .await?
+            .iter()
+            .map(|row| parse(row, "id"))
+            .collect::<Result<_, _>>()?;
+        let left = i64::from(request.limit) - claimed.len() as i64;
+        if left > 0 {
+            let orphaned = format!(
+                "UPDATE executions SET owner = $1 WHERE id IN (\
+                 SELECT id FROM executions WHERE {ACTIVE} AND owner IN ({}) \
+                 ORDER BY created_at LIMIT $3 {}) RETURNING id",
+                expired_owners("$2"),
+                self.backend.skip_locked()
+            );
+            let rows = sqlx::query(&orphaned)
+                .bind(request.owner)
+                .bind(now)
+                .bind(left)
+                .fetch_all(&self.pool)
+                .await?;
+            for row in &rows {
+                claimed.push(parse(row, "id")?);
+            }
+        }
+        Ok(claimed)
     }
 
     /// Claims one execution if no live process owns it, and returns it

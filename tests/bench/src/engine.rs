@@ -40,6 +40,22 @@ pub struct Target {
     pub nats_url: String,
 }
 
+impl Target {
+    /// Embedded, and distributed on this machine's NATS and PostgreSQL.
+    pub fn local() -> [Target; 2] {
+        [
+            Target {
+                mode: Mode::Embedded,
+                nats_url: String::new(),
+            },
+            Target {
+                mode: Mode::Distributed,
+                nats_url: NATS_URL.to_owned(),
+            },
+        ]
+    }
+}
+
 pub struct Engine {
     child: Option<Child>,
     pub base: String,

@@ -42,6 +42,12 @@ enum Commands {
         #[arg(long)]
         flushed_nats_server: Option<PathBuf>,
     },
+    /// Only the parked scenario, embedded and distributed, at a chosen size
+    /// (the memory of waiting executions); prints JSON.
+    Parked {
+        #[arg(long, default_value_t = 100_000)]
+        executions: usize,
+    },
     /// Writes the markdown table again from a run's results.json.
     Report {
         /// The results.json of a run.
@@ -167,6 +173,24 @@ async fn main() -> anyhow::Result<()> {
             out,
             flushed_nats_server,
         } => (quick, out, flushed_nats_server),
+        Commands::Parked { executions } => {
+            engine::binary()?;
+            let plan = Plan {
+                parked: executions,
+                ..Plan::new(true)
+            };
+            for target in Target::local() {
+                eprintln!("[{}] parked", target.mode.name());
+                let mut engine = Engine::start(&target, "127.0.0.1").await?;
+                let parked = scenarios::parked(&mut engine, &plan).await?;
+                println!(
+                    "{}: {}",
+                    target.mode.name(),
+                    serde_json::to_string(&parked)?
+                );
+            }
+            return Ok(());
+        }
         Commands::Report { results } => {
             let text = std::fs::read_to_string(&results)?;
             let results: Results = serde_json::from_str(&text)?;
@@ -205,16 +229,7 @@ async fn main() -> anyhow::Result<()> {
         sqlite_batched_rows_per_s,
         sqlite_single_commit_per_s,
     };
-    let mut targets = vec![
-        Target {
-            mode: Mode::Embedded,
-            nats_url: String::new(),
-        },
-        Target {
-            mode: Mode::Distributed,
-            nats_url: engine::NATS_URL.to_owned(),
-        },
-    ];
+    let mut targets = Target::local().to_vec();
     if let Some(server) = &flushed {
         eprintln!("flushed runs use nats-server {}", server.version);
         targets.push(Target {

@@ -157,18 +157,20 @@ pub struct Saturation {
 }
 
 /// Starts `n` executions with `concurrency` clients as fast as accepted.
+/// Starts `n` executions, `concurrency` at a time; returns their ids.
 async fn start_many(
     engine: &Engine,
     workflow: &str,
     n: usize,
     concurrency: usize,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Vec<String>> {
     let path = format!("/v1/workflows/{workflow}/executions");
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut clients = Vec::new();
     for _ in 0..concurrency {
         let (http, url, next) = (engine.http.clone(), engine.url(&path), next.clone());
         clients.push(tokio::spawn(async move {
+            let mut ids = Vec::new();
             while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < n {
                 let resp = http
                     .post(&url)
@@ -179,14 +181,17 @@ async fn start_many(
                 if !resp.status().is_success() {
                     bail!("start refused: {}", resp.status());
                 }
+                let body: Value = resp.json().await?;
+                ids.push(body["execution_id"].as_str().unwrap_or_default().to_owned());
             }
-            anyhow::Ok(())
+            anyhow::Ok(ids)
         }));
     }
+    let mut ids = Vec::with_capacity(n);
     for c in clients {
-        c.await??;
+        ids.extend(c.await??);
     }
-    Ok(())
+    Ok(ids)
 }
 
 pub async fn saturation(engine: &Engine, plan: &Plan) -> anyhow::Result<Saturation> {
@@ -269,41 +274,86 @@ pub struct Parked {
     pub idle_rss_mb: f64,
     pub parked_rss_mb: f64,
     pub above_idle_mb: f64,
-    pub owned_again_after_kill_s: f64,
+    /// From kill -9 to a restarted engine that answers ready.
+    pub ready_after_kill_s: f64,
+    /// From the restart until every waiting execution was resumed through
+    /// the API and finished.
+    pub resumed_all_after_kill_s: f64,
 }
 
+/// Executions waiting for a resume: what they cost while they wait, and
+/// how fast all of them are resumed and finished after a kill -9.
 pub async fn parked(engine: &mut Engine, plan: &Plan) -> anyhow::Result<Parked> {
     let doc = json!({"name": "parked", "nodes": [
         {"id": "start", "type": "trigger", "kind": "manual"},
-        {"id": "pause", "type": "action", "kind": "wait", "config": {"duration": "1h"}}
-    ], "edges": [{"from": "start", "to": "pause"}]});
+        {"id": "approve", "type": "action", "kind": "wait_for_event"}
+    ], "edges": [{"from": "start", "to": "approve"}]});
     let workflow = engine.deploy(&doc).await?;
     let idle = engine.rss().context("engine memory")?;
     let n = plan.parked;
-    start_many(engine, &workflow, n, 32).await?;
-    let here = async |engine: &Engine| -> anyhow::Result<usize> {
-        Ok(engine.get("/ready").await?["executions_here"]
-            .as_u64()
-            .unwrap_or(0) as usize)
-    };
+    let ids = start_many(engine, &workflow, n, 32).await?;
+    // Running means waiting (the wait starts in the first turn); none
+    // here means all parked.
     poll_until(Duration::from_secs(900), async || {
-        Ok(here(engine).await? >= n)
+        let here = engine.get("/ready").await?["executions_here"]
+            .as_u64()
+            .unwrap_or(u64::MAX);
+        Ok(here == 0 && engine.count(&workflow, "running").await? >= n)
     })
     .await?;
     let parked = engine.rss().context("engine memory")?;
-    engine.kill_and_restart()?;
-    let owned = poll_until(Duration::from_secs(900), async || {
-        Ok(here(engine).await.unwrap_or(0) >= n)
+    let restarted = engine.kill_and_restart()?;
+    let ready = restarted.elapsed();
+    resume_all(engine, &ids, 32).await?;
+    poll_until(Duration::from_secs(900), async || {
+        Ok(engine.count(&workflow, "succeeded").await? >= n)
     })
     .await?;
+    let resumed = restarted.elapsed();
     let mb = |b: u64| b as f64 / 1_048_576.0;
     Ok(Parked {
         executions: n,
         idle_rss_mb: mb(idle),
         parked_rss_mb: mb(parked),
         above_idle_mb: mb(parked.saturating_sub(idle)),
-        owned_again_after_kill_s: owned.as_secs_f64(),
+        ready_after_kill_s: ready.as_secs_f64(),
+        resumed_all_after_kill_s: resumed.as_secs_f64(),
     })
+}
+
+async fn resume_all(engine: &Engine, ids: &[String], concurrency: usize) -> anyhow::Result<()> {
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let ids: Arc<Vec<String>> = Arc::new(ids.to_vec());
+    let mut clients = Vec::new();
+    for _ in 0..concurrency {
+        let (http, base, next, ids) = (
+            engine.http.clone(),
+            engine.url(""),
+            next.clone(),
+            ids.clone(),
+        );
+        clients.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(id) = ids.get(i) else {
+                    return anyhow::Ok(());
+                };
+                let resp = http
+                    .post(format!("{base}/v1/executions/{id}/resume"))
+                    .bearer_auth(KEY)
+                    .json(&json!({"payload": {"approved": true}}))
+                    .send()
+                    .await?;
+                if !resp.status().is_success() {
+                    bail!("resume refused: {}", resp.status());
+                }
+            }
+        }));
+    }
+    for c in clients {
+        c.await??;
+    }
+    Ok(())
 }
 
 #[derive(Debug, Serialize, Deserialize)]

@@ -1,0 +1,261 @@
+//! The files in deploy/ parse, and what they tell the binary (environment
+//! variables, commands, ports, probe paths) is what the binary reads and
+//! serves. No container engine is needed: the checks read the files.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{Engine, Mode};
+use reqwest::StatusCode;
+use serde::Deserialize;
+use serde_yaml_ng::Value;
+
+fn deploy(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("deploy")
+        .join(path)
+}
+
+fn read(path: &str) -> String {
+    std::fs::read_to_string(deploy(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// Every document of a YAML file, with merge keys applied.
+fn yaml(path: &str) -> Vec<Value> {
+    let text = read(path);
+    serde_yaml_ng::Deserializer::from_str(&text)
+        .map(|doc| {
+            let mut value = Value::deserialize(doc).unwrap_or_else(|e| panic!("{path}: {e}"));
+            value
+                .apply_merge()
+                .unwrap_or_else(|e| panic!("{path}: {e}"));
+            value
+        })
+        .collect()
+}
+
+/// What `flowmesh --help` says it reads and does.
+struct Binary {
+    env: BTreeSet<String>,
+    help: String,
+}
+
+fn binary() -> Binary {
+    let out = Command::new(env!("CARGO_BIN_EXE_flowmesh"))
+        .arg("--help")
+        .output()
+        .expect("flowmesh --help");
+    let help = String::from_utf8_lossy(&out.stdout).into_owned();
+    let env = help
+        .split("[env: ")
+        .skip(1)
+        .filter_map(|rest| rest.split(['=', ']']).next())
+        .map(str::to_owned)
+        .collect();
+    Binary { env, help }
+}
+
+impl Binary {
+    fn check_env(&self, name: &str, file: &str) {
+        if name.starts_with("FLOWMESH_") || name == "DATABASE_URL" {
+            assert!(
+                self.env.contains(name),
+                "{file}: the binary reads no {name}"
+            );
+        }
+    }
+
+    fn check_command(&self, args: &[String], file: &str) {
+        let Some(command) = args.first() else { return };
+        assert!(
+            self.help
+                .lines()
+                .any(|l| l.trim_start().starts_with(&format!("{command} "))),
+            "{file}: the binary has no command {command:?}"
+        );
+    }
+}
+
+fn port_of_listen(listen: &str) -> u16 {
+    listen
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("FLOWMESH_LISTEN {listen:?} has no port"))
+}
+
+fn strings(value: &Value) -> Vec<String> {
+    value
+        .as_sequence()
+        .map(|s| {
+            s.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn the_dockerfile_exposes_the_port_it_listens_on() {
+    let text = read("Dockerfile");
+    let listen = text
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("FLOWMESH_LISTEN="))
+        .expect("the image sets FLOWMESH_LISTEN");
+    let exposed: u16 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("EXPOSE "))
+        .and_then(|p| p.trim().parse().ok())
+        .expect("EXPOSE");
+    assert_eq!(exposed, port_of_listen(listen));
+    let bin = binary();
+    for word in text.split_whitespace() {
+        if let Some((name, _)) = word.split_once('=') {
+            bin.check_env(name, "Dockerfile");
+        }
+    }
+    assert!(text.contains("cargo build --release --locked -p flowmesh"));
+    assert!(text.contains(r#"CMD ["serve"]"#));
+}
+
+#[test]
+fn compose_matches_the_binary() {
+    let bin = binary();
+    let doc = yaml("compose.yaml").remove(0);
+    let services = doc["services"].as_mapping().expect("services");
+    let names: BTreeSet<String> = services
+        .keys()
+        .filter_map(|k| k.as_str().map(str::to_owned))
+        .collect();
+    let mut flowmesh = 0;
+    for (name, service) in services {
+        let name = name.as_str().unwrap();
+        if service["image"].as_str() != Some("flowmesh:latest") {
+            continue;
+        }
+        bin.check_command(&strings(&service["command"]), name);
+        let env = service["environment"].as_mapping().expect("environment");
+        for key in env.keys() {
+            bin.check_env(key.as_str().unwrap(), name);
+        }
+        if let Some(urls) = env.get("FLOWMESH_NATS_URL").and_then(Value::as_str) {
+            for url in urls.split(',') {
+                let host = url.trim_start_matches("nats://").split(':').next().unwrap();
+                assert!(names.contains(host), "{name}: no service {host}");
+            }
+        }
+        if let Some(listen) = env.get("FLOWMESH_LISTEN").and_then(Value::as_str) {
+            flowmesh += 1;
+            let port = port_of_listen(listen);
+            for mapping in strings(&service["ports"]) {
+                let inner: u16 = mapping.rsplit(':').next().unwrap().parse().unwrap();
+                assert_eq!(
+                    inner, port,
+                    "{name}: {mapping} misses the port it listens on"
+                );
+            }
+        }
+    }
+    assert_eq!(flowmesh, 2, "two flowmesh processes");
+    assert_eq!(
+        names.iter().filter(|n| n.starts_with("nats-")).count(),
+        3,
+        "a three-node NATS cluster"
+    );
+    assert!(names.contains("postgres"));
+}
+
+/// The flowmesh containers of the Kubernetes manifests.
+fn flowmesh_containers(docs: &[Value]) -> Vec<&Value> {
+    docs.iter()
+        .filter(|d| matches!(d["kind"].as_str(), Some("Deployment" | "Job")))
+        .flat_map(|d| {
+            d["spec"]["template"]["spec"]["containers"]
+                .as_sequence()
+                .unwrap()
+        })
+        .filter(|c| c["image"].as_str() == Some("flowmesh:latest"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubernetes_matches_the_binary() {
+    let bin = binary();
+    let docs = yaml("kubernetes/flowmesh.yaml");
+    let kinds: BTreeSet<&str> = docs.iter().filter_map(|d| d["kind"].as_str()).collect();
+    for kind in [
+        "Deployment",
+        "Service",
+        "PodDisruptionBudget",
+        "Secret",
+        "Job",
+    ] {
+        assert!(kinds.contains(kind), "no {kind}");
+    }
+    let engine = Engine::start(Mode::Embedded).await;
+    let mut probes = 0;
+    for container in flowmesh_containers(&docs) {
+        bin.check_command(&strings(&container["args"]), "kubernetes");
+        let env = container["env"].as_sequence().expect("env");
+        for var in env {
+            bin.check_env(var["name"].as_str().unwrap(), "kubernetes");
+        }
+        let listen = env
+            .iter()
+            .find(|v| v["name"] == "FLOWMESH_LISTEN")
+            .and_then(|v| v["value"].as_str());
+        let Some(listen) = listen else { continue };
+        let ports = container["ports"].as_sequence().expect("ports");
+        assert_eq!(
+            ports[0]["containerPort"].as_u64(),
+            Some(u64::from(port_of_listen(listen)))
+        );
+        let port_name = ports[0]["name"].as_str().unwrap();
+        for probe in ["livenessProbe", "readinessProbe"] {
+            let get = &container[probe]["httpGet"];
+            assert_eq!(get["port"].as_str(), Some(port_name), "{probe}");
+            let path = get["path"].as_str().expect("probe path");
+            let (status, _) = engine.get(path).await;
+            assert_eq!(status, StatusCode::OK, "{probe} {path}");
+            probes += 1;
+        }
+    }
+    assert_eq!(probes, 2);
+    let service = docs.iter().find(|d| d["kind"] == "Service").unwrap();
+    assert_eq!(
+        service["spec"]["ports"][0]["targetPort"].as_str(),
+        Some("http")
+    );
+}
+
+/// `nats-server -t` accepts every shipped NATS configuration.
+#[test]
+fn nats_configurations_are_valid() {
+    let binary = std::env::var("FLOWMESH_TEST_NATS_SERVER").unwrap_or("nats-server".into());
+    let dir = tempfile::tempdir().unwrap();
+    let from_kubernetes = yaml("kubernetes/nats.yaml")
+        .into_iter()
+        .find(|d| d["kind"] == "ConfigMap")
+        .and_then(|d| d["data"]["nats.conf"].as_str().map(str::to_owned))
+        .expect("the NATS ConfigMap");
+    let k8s = dir.path().join("nats.conf");
+    std::fs::write(&k8s, from_kubernetes).unwrap();
+    for file in [deploy("nats-server.conf"), deploy("nats-cluster.conf"), k8s] {
+        let out = Command::new(&binary)
+            .arg("-t")
+            .arg("-c")
+            .arg(&file)
+            .env("NATS_NAME", "nats-0")
+            .output()
+            .expect("nats-server on PATH (or FLOWMESH_TEST_NATS_SERVER)");
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            file.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
