@@ -16,6 +16,7 @@ async fn main() -> ExitCode {
     cli::init_tracing(&cli);
     // Test builds only: elsewhere this does nothing.
     flowmesh_store::failpoints::arm();
+    flowmesh_actors::metrics::install();
     let result = match &cli.command {
         None | Some(Commands::Serve) => cli::serve(&cli).await,
         Some(Commands::Migrate) => cli::migrate(&cli).await,

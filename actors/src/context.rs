@@ -69,6 +69,7 @@ impl Context {
             local.remove(&id);
             self.execution_left.notify_waiters();
         }
+        crate::metrics::in_flight(local.len());
     }
 
     pub fn is_local(&self, id: ExecutionId) -> bool {
@@ -104,7 +105,10 @@ impl Context {
     /// Events are notifications; the journal is the record. A lost event is
     /// logged, never fatal.
     pub async fn emit(&self, event: ExecutionEvent) {
-        if let Err(e) = self.bus.publish_event(&event).await {
+        let started = std::time::Instant::now();
+        let published = self.bus.publish_event(&event).await;
+        crate::metrics::bus_publish("event", started.elapsed());
+        if let Err(e) = published {
             tracing::warn!(execution = %event.execution, error = %e, "could not publish event");
         }
     }

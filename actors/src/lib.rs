@@ -16,6 +16,7 @@ mod context;
 mod engine;
 mod error;
 mod execution;
+pub mod metrics;
 mod options;
 mod root;
 mod runner;

@@ -26,6 +26,7 @@ pub fn router(engine: EngineHandle, options: &Options) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
+        .route("/metrics", get(metrics))
         .route("/v1/schema/workflow", get(schema))
         .route("/v1/node-kinds", get(node_kinds))
         .route("/v1/workflows", post(create_workflow).get(list_workflows))
@@ -55,6 +56,22 @@ pub fn router(engine: EngineHandle, options: &Options) -> Router {
         })
         .layer(DefaultBodyLimit::max(options.max_body_bytes))
         .with_state(AppState { engine })
+}
+
+/// Prometheus text format; every metric is described in flowmesh-actors'
+/// metrics module.
+async fn metrics() -> Response {
+    match flowmesh_actors::metrics::render() {
+        Some(text) => (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        None => ApiError::not_found("metrics").into_response(),
+    }
 }
 
 async fn health() -> Json<Value> {

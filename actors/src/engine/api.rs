@@ -22,6 +22,7 @@ use flowmesh_store::failpoints::crash_point;
 
 use crate::context::Context;
 use crate::error::Error;
+use crate::metrics;
 
 /// Start an execution of a workflow's published version through the API.
 #[derive(Clone, Debug)]
@@ -372,6 +373,9 @@ impl EngineHandle {
         };
         let created = self.ctx.store.create_execution(&new).await?;
         crash_point("engine::accept::recorded");
+        if created.created {
+            metrics::execution_started(accept.tenant, accept.workflow);
+        }
         let watch = Watch::default();
         if accept.watch && created.created {
             match self
@@ -391,7 +395,10 @@ impl EngineHandle {
             workflow: accept.workflow,
             execution: created.id,
         };
-        if let Err(e) = self.ctx.bus.publish_command(&command, None).await {
+        let started = std::time::Instant::now();
+        let published = self.ctx.bus.publish_command(&command, None).await;
+        metrics::bus_publish("command", started.elapsed());
+        if let Err(e) = published {
             tracing::warn!(execution = %created.id, error = %e, "start command not published; the claim sweep will start it");
         }
         Ok(Started {

@@ -15,6 +15,7 @@ use flowmesh_store::failpoints::crash_point;
 
 use crate::context::Context;
 use crate::error::Error;
+use crate::metrics;
 use crate::root::RootMsg;
 use crate::workflow::WorkflowMsg;
 
@@ -102,13 +103,18 @@ pub(super) async fn start(
     else {
         return Ok(());
     };
-    match ctx
+    let started = std::time::Instant::now();
+    let claimed = ctx
         .store
         .claim_execution(execution, &ctx.options.node_id)
-        .await?
-    {
+        .await;
+    metrics::store_call("claim_one", started.elapsed());
+    match claimed? {
         None => Ok(()),
         Some(record) if record.tenant == tenant && record.workflow == workflow => {
+            if record.status == flowmesh_model::ExecutionStatus::Queued {
+                metrics::consume_lag(record.created_at);
+            }
             route_start(root, record).await
         }
         Some(_) => Err(Error::NotFound("execution")),
@@ -208,7 +214,10 @@ async fn sweep(ctx: &Context, root: &ActorRef<RootMsg>) -> Option<usize> {
         limit: CLAIM_BATCH,
         lookahead: ctx.options.claim_interval.0 * 2,
     };
-    let claimed = match ctx.store.claim_executions(&request).await {
+    let started = std::time::Instant::now();
+    let claimed = ctx.store.claim_executions(&request).await;
+    metrics::store_call("claim_sweep", started.elapsed());
+    let claimed = match claimed {
         Ok(ids) => ids,
         Err(e) => {
             tracing::warn!(error = %e, "could not claim executions");

@@ -14,6 +14,7 @@ use serde_json::{Map, Value};
 
 use super::{ExecutionMsg, ExecutionState};
 use crate::context::Context;
+use crate::metrics;
 
 /// Longest one attempt of a node may take when the node sets no timeout.
 const DEFAULT_NODE_TIMEOUT: Duration = Duration::from_secs(300);
@@ -33,7 +34,26 @@ impl Attempt {
     /// Runs the attempt; returns its result and what it printed.
     async fn run(&self, ctx: &Context) -> (Result<Outcome, NodeError>, Vec<String>) {
         let logs = LogSink::default();
+        let started = std::time::Instant::now();
         let result = self.run_logged(ctx, &logs).await;
+        let node = self.graph.node(self.node);
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(e) => e.class.as_str(),
+        };
+        metrics::node_attempt(&node.kind, outcome, started.elapsed());
+        if node.kind == "code"
+            && let Err(e) = &result
+            && matches!(
+                e.class,
+                ErrorClass::Timeout
+                    | ErrorClass::Memory
+                    | ErrorClass::OutputTooLarge
+                    | ErrorClass::Crashed
+            )
+        {
+            metrics::sandbox_kill(e.class.as_str());
+        }
         (result, logs.take())
     }
 

@@ -34,6 +34,7 @@ pub(crate) use messages::ExecutionMsg;
 use progress::{Decision, Progress};
 
 use crate::context::Context;
+use crate::metrics;
 
 pub(crate) struct ExecutionActor;
 
@@ -55,6 +56,7 @@ pub(crate) struct ExecutionState {
     timers: HashMap<usize, AbortHandle>,
     draining: bool,
     pending: Pending,
+    _live: metrics::Live,
 }
 
 /// What the current turn changed, to commit and then announce.
@@ -113,6 +115,7 @@ impl Actor for ExecutionActor {
             timers: HashMap::new(),
             draining: false,
             pending: Pending::default(),
+            _live: metrics::Live::new("execution"),
         })
     }
 
@@ -260,7 +263,10 @@ impl ExecutionState {
     async fn write_turn(&self, turn: &Turn<'_>) -> Result<bool, ActorProcessingErr> {
         let mut delay = STORE_RETRY_FIRST;
         loop {
-            match self.ctx.store.commit_turn(turn).await {
+            let started = std::time::Instant::now();
+            let result = self.ctx.store.commit_turn(turn).await;
+            metrics::store_call("commit_turn", started.elapsed());
+            match result {
                 Ok(won) => return Ok(won),
                 Err(e) if e.is_retryable() => {
                     tracing::warn!(execution = %self.record.id, error = %e, retry_in = ?delay, "store unavailable; the turn is kept and written again");
@@ -547,6 +553,7 @@ impl ExecutionState {
                     let backoff = attempt::backoff_with_jitter(&policy, attempt + 1);
                     let at = now_ms() + backoff.as_millis() as i64;
                     self.progress.apply(i, NodeTransition::ScheduleRetry)?;
+                    metrics::node_retry(&self.progress.graph.node(i).kind);
                     self.progress.nodes[i].wake_at = Some(at);
                     self.progress.nodes[i].error = Some(message.clone());
                     self.save(i);
@@ -664,7 +671,11 @@ impl ExecutionState {
         });
         // Losing means another writer ended it (a cancel raced a finish):
         // theirs stands. Winning gives up the lease in the same commit.
-        self.commit(myself).await?;
+        if self.commit(myself).await?
+            && let Some(status) = status
+        {
+            metrics::execution_finished(self.record.tenant, self.record.workflow, status);
+        }
         myself.stop(None);
         Ok(())
     }

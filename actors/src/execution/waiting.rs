@@ -163,6 +163,7 @@ impl ExecutionState {
         };
         if parked {
             crash_point("engine::park::parked");
+            crate::metrics::parked();
             myself.stop(Some("parked".into()));
         } else if self
             .ctx

@@ -19,6 +19,7 @@ pub(crate) struct RootActor;
 pub(crate) struct RootState {
     ctx: Arc<Context>,
     tenants: Children<TenantId, TenantMsg>,
+    _live: crate::metrics::Live,
 }
 
 impl Actor for RootActor {
@@ -34,6 +35,7 @@ impl Actor for RootActor {
         Ok(RootState {
             ctx,
             tenants: Children::new(HashMap::new()),
+            _live: crate::metrics::Live::new("root"),
         })
     }
 

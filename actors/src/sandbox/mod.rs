@@ -99,6 +99,7 @@ pub(crate) struct SandboxState {
     handle: SandboxHandle,
     calls_seen: u64,
     idle_since: Instant,
+    _live: crate::metrics::Live,
 }
 
 impl Actor for SandboxActor {
@@ -125,6 +126,7 @@ impl Actor for SandboxActor {
             calls_seen: handle.usage().calls,
             handle,
             idle_since: Instant::now(),
+            _live: crate::metrics::Live::new("sandbox"),
         })
     }
 

@@ -35,6 +35,7 @@ pub(crate) struct TenantState {
     workflows: Children<WorkflowId, WorkflowMsg>,
     sandboxes: Children<Language, SandboxMsg>,
     sandbox_entries: HashMap<Language, SandboxEntry>,
+    _live: crate::metrics::Live,
 }
 
 impl Actor for TenantActor {
@@ -61,6 +62,7 @@ impl Actor for TenantActor {
             workflows: Children::new(HashMap::new()),
             sandboxes: Children::new(HashMap::new()),
             sandbox_entries: HashMap::new(),
+            _live: crate::metrics::Live::new("tenant"),
         })
     }
 

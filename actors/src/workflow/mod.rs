@@ -34,6 +34,7 @@ pub(crate) struct WorkflowState {
     executions: HashMap<ExecutionId, ActorRef<ExecutionMsg>>,
     by_actor: HashMap<ActorId, ExecutionId>,
     restarts: HashMap<ExecutionId, RestartHistory>,
+    _live: crate::metrics::Live,
 }
 
 impl Actor for WorkflowActor {
@@ -53,6 +54,7 @@ impl Actor for WorkflowActor {
             executions: HashMap::new(),
             by_actor: HashMap::new(),
             restarts: HashMap::new(),
+            _live: crate::metrics::Live::new("workflow"),
         })
     }
 

@@ -1,0 +1,232 @@
+//! The engine's metrics, every one named and described here, and nowhere
+//! else. They are recorded through the `metrics` facade (free when no
+//! recorder is installed) and rendered in Prometheus text format for
+//! `GET /metrics` once [`install`] has run.
+//!
+//! Label values are bounded: at most twice [`MAX_LABEL_VALUES`] distinct
+//! tenant and workflow ids get their own series; the rest share `other`.
+
+use std::collections::HashSet;
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use flowmesh_model::{ExecutionStatus, TenantId, WorkflowId};
+use metrics::{counter, gauge, histogram};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+/// Distinct tenants (and as many workflows) labelled before `other`.
+pub const MAX_LABEL_VALUES: usize = 500;
+
+/// Kind of a metric, as Prometheus names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+/// One metric: name, kind, labels, meaning.
+#[derive(Clone, Copy, Debug)]
+pub struct Metric {
+    pub name: &'static str,
+    pub kind: Kind,
+    pub labels: &'static [&'static str],
+    pub help: &'static str,
+}
+
+const fn metric(
+    name: &'static str,
+    kind: Kind,
+    labels: &'static [&'static str],
+    help: &'static str,
+) -> Metric {
+    Metric {
+        name,
+        kind,
+        labels,
+        help,
+    }
+}
+
+pub const EXECUTIONS_STARTED: &str = "flowmesh_executions_started_total";
+pub const EXECUTIONS_FINISHED: &str = "flowmesh_executions_finished_total";
+pub const EXECUTIONS_IN_FLIGHT: &str = "flowmesh_executions_in_flight";
+pub const EXECUTIONS_PARKED: &str = "flowmesh_executions_parked_total";
+pub const NODE_DURATION: &str = "flowmesh_node_duration_seconds";
+pub const NODE_RETRIES: &str = "flowmesh_node_retries_total";
+pub const BUS_PUBLISH: &str = "flowmesh_bus_publish_seconds";
+pub const BUS_CONSUME_LAG: &str = "flowmesh_bus_consume_lag_seconds";
+pub const ACTORS: &str = "flowmesh_actors";
+pub const SANDBOX_KILLS: &str = "flowmesh_sandbox_kills_total";
+pub const STORE_QUERY: &str = "flowmesh_store_query_seconds";
+
+/// Every metric the engine exports.
+pub const METRICS: &[Metric] = &[
+    metric(
+        EXECUTIONS_STARTED,
+        Kind::Counter,
+        &["tenant", "workflow"],
+        "Executions accepted (created; a repeated idempotency key does not count).",
+    ),
+    metric(
+        EXECUTIONS_FINISHED,
+        Kind::Counter,
+        &["tenant", "workflow", "status"],
+        "Executions that ended here, by final status.",
+    ),
+    metric(
+        EXECUTIONS_IN_FLIGHT,
+        Kind::Gauge,
+        &[],
+        "Executions with an actor in this process (parked ones have none).",
+    ),
+    metric(
+        EXECUTIONS_PARKED,
+        Kind::Counter,
+        &[],
+        "Times an execution with nothing to do parked in the store.",
+    ),
+    metric(
+        NODE_DURATION,
+        Kind::Histogram,
+        &["kind", "outcome"],
+        "Duration of node attempts by kind; outcome is ok or the error class.",
+    ),
+    metric(
+        NODE_RETRIES,
+        Kind::Counter,
+        &["kind"],
+        "Node attempts that failed transiently and were scheduled again.",
+    ),
+    metric(
+        BUS_PUBLISH,
+        Kind::Histogram,
+        &["message"],
+        "Time to publish to the bus (command: until stored; event: until sent).",
+    ),
+    metric(
+        BUS_CONSUME_LAG,
+        Kind::Histogram,
+        &[],
+        "From an execution's acceptance to its start command being handled.",
+    ),
+    metric(
+        ACTORS,
+        Kind::Gauge,
+        &["kind"],
+        "Live actors in this process, by kind (root, tenant, workflow, execution, sandbox).",
+    ),
+    metric(
+        SANDBOX_KILLS,
+        Kind::Counter,
+        &["reason"],
+        "Code-node runs stopped by a sandbox limit (timeout, memory, output_too_large, crashed).",
+    ),
+    metric(
+        STORE_QUERY,
+        Kind::Histogram,
+        &["op"],
+        "Duration of the engine's store calls on its hot paths.",
+    ),
+];
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the Prometheus recorder for this process (once; later calls do
+/// nothing). Without it, recording costs next to nothing.
+pub fn install() {
+    HANDLE.get_or_init(|| {
+        let handle = PrometheusBuilder::new()
+            .install_recorder()
+            .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder().handle());
+        for m in METRICS {
+            match m.kind {
+                Kind::Counter => metrics::describe_counter!(m.name, m.help),
+                Kind::Gauge => metrics::describe_gauge!(m.name, m.help),
+                Kind::Histogram => metrics::describe_histogram!(m.name, m.help),
+            }
+        }
+        handle
+    });
+}
+
+/// The metrics in Prometheus text format, if [`install`] ran.
+pub fn render() -> Option<String> {
+    HANDLE.get().map(PrometheusHandle::render)
+}
+
+/// Label values for tenants and workflows, bounded.
+fn bounded(value: String) -> String {
+    static SEEN: OnceLock<Mutex<HashSet<String>>> = OnceLock::new();
+    let mut seen = SEEN
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    if seen.contains(&value) {
+        return value;
+    }
+    if seen.len() < MAX_LABEL_VALUES * 2 {
+        seen.insert(value.clone());
+        return value;
+    }
+    "other".to_owned()
+}
+
+pub(crate) fn execution_started(tenant: TenantId, workflow: WorkflowId) {
+    counter!(EXECUTIONS_STARTED, "tenant" => bounded(tenant.to_string()), "workflow" => bounded(workflow.to_string())).increment(1);
+}
+
+pub(crate) fn execution_finished(tenant: TenantId, workflow: WorkflowId, status: ExecutionStatus) {
+    counter!(EXECUTIONS_FINISHED, "tenant" => bounded(tenant.to_string()), "workflow" => bounded(workflow.to_string()), "status" => status.as_str()).increment(1);
+}
+
+pub(crate) fn in_flight(count: usize) {
+    gauge!(EXECUTIONS_IN_FLIGHT).set(count as f64);
+}
+
+pub(crate) fn parked() {
+    counter!(EXECUTIONS_PARKED).increment(1);
+}
+
+pub(crate) fn node_attempt(kind: &str, outcome: &'static str, took: Duration) {
+    histogram!(NODE_DURATION, "kind" => kind.to_owned(), "outcome" => outcome)
+        .record(took.as_secs_f64());
+}
+
+pub(crate) fn node_retry(kind: &str) {
+    counter!(NODE_RETRIES, "kind" => kind.to_owned()).increment(1);
+}
+
+pub(crate) fn bus_publish(message: &'static str, took: Duration) {
+    histogram!(BUS_PUBLISH, "message" => message).record(took.as_secs_f64());
+}
+
+pub(crate) fn consume_lag(accepted_at_ms: i64) {
+    let lag = (flowmesh_store::now_ms() - accepted_at_ms).max(0) as f64 / 1000.0;
+    histogram!(BUS_CONSUME_LAG).record(lag);
+}
+
+pub(crate) fn sandbox_kill(reason: &'static str) {
+    counter!(SANDBOX_KILLS, "reason" => reason).increment(1);
+}
+
+pub(crate) fn store_call(op: &'static str, took: Duration) {
+    histogram!(STORE_QUERY, "op" => op).record(took.as_secs_f64());
+}
+
+/// Counts one live actor of a kind for as long as it is held (kept in the
+/// actor's state, so it goes when the actor does, failed or not).
+pub(crate) struct Live(&'static str);
+
+impl Live {
+    pub(crate) fn new(kind: &'static str) -> Self {
+        gauge!(ACTORS, "kind" => kind).increment(1.0);
+        Live(kind)
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        gauge!(ACTORS, "kind" => self.0).decrement(1.0);
+    }
+}

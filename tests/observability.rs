@@ -1,0 +1,147 @@
+//! Operating flowmesh: metrics that move with the work.
+
+mod common;
+
+use std::time::Duration;
+
+use common::stub::StubServer;
+use common::{Engine, Mode, eventually};
+use flowmesh_actors::metrics::METRICS;
+use serde_json::json;
+
+/// The sum of the samples of `name` whose labels include all of `labels`.
+fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            let (metric, rest) = series.split_once('{').unwrap_or((series, "}"));
+            (metric == name).then_some((rest, value))
+        })
+        .filter(|(rest, _)| {
+            labels
+                .iter()
+                .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")))
+        })
+        .filter_map(|(_, value)| value.parse::<f64>().ok())
+        .sum()
+}
+
+async fn scrape(engine: &Engine) -> String {
+    let resp = engine
+        .client()
+        .get(engine.url("/metrics"))
+        .send()
+        .await
+        .expect("scrape");
+    assert!(resp.status().is_success());
+    let content_type = resp.headers()["content-type"].to_str().unwrap().to_owned();
+    assert!(content_type.starts_with("text/plain"), "{content_type}");
+    resp.text().await.unwrap()
+}
+
+async fn metrics_move(mode: Mode) {
+    let stub = StubServer::start().await;
+    let engine = Engine::start_with(mode, &[("FLOWMESH_PARK_AFTER", "1s")]).await;
+    let calls = engine
+        .deploy(json!({"name": "calls", "nodes": [
+            {"id": "start", "type": "trigger", "kind": "manual"},
+            {"id": "call", "type": "action", "kind": "http_request",
+             "retry": {"max_attempts": 2, "initial_backoff": "10ms"},
+             "config": {"url": stub.url("/status/{{ trigger.body.status }}")}},
+            {"id": "shape", "type": "data", "kind": "mapping", "config": {"mapping": {"ok": true}}}
+        ], "edges": [{"from": "start", "to": "call"}, {"from": "call", "to": "shape"}]}))
+        .await;
+    let naps = engine
+        .deploy(json!({"name": "nap", "nodes": [
+            {"id": "start", "type": "trigger", "kind": "manual"},
+            {"id": "nap", "type": "action", "kind": "wait", "config": {"duration": "2s"}},
+            {"id": "spin", "type": "action", "kind": "code", "retry": {"max_attempts": 1},
+             "config": {"language": "javascript", "source": "while (true) {}", "limits": {"wall": "200ms"}}}
+        ], "edges": [{"from": "start", "to": "nap"}, {"from": "nap", "to": "spin"}]}))
+        .await;
+    let before = scrape(&engine).await;
+    let mut ids = Vec::new();
+    for status in [200, 200, 200, 500] {
+        ids.push(
+            engine
+                .start_execution(&calls, json!({"status": status}))
+                .await,
+        );
+    }
+    ids.push(engine.start_execution(&naps, json!({})).await);
+    for id in &ids {
+        engine.finished(id).await;
+    }
+    let after = scrape(&engine).await;
+    let moved = |name: &str, labels: &[(&str, &str)]| {
+        sample(&after, name, labels) - sample(&before, name, labels)
+    };
+    let w = calls.as_str();
+    assert_eq!(
+        moved("flowmesh_executions_started_total", &[("workflow", w)]),
+        4.0
+    );
+    assert_eq!(
+        moved(
+            "flowmesh_executions_finished_total",
+            &[("workflow", w), ("status", "succeeded")]
+        ),
+        3.0
+    );
+    assert_eq!(
+        moved(
+            "flowmesh_executions_finished_total",
+            &[("workflow", w), ("status", "failed")]
+        ),
+        1.0
+    );
+    assert!(
+        moved(
+            "flowmesh_node_duration_seconds_count",
+            &[("kind", "http_request"), ("outcome", "ok")]
+        ) >= 3.0
+    );
+    assert!(moved("flowmesh_node_retries_total", &[("kind", "http_request")]) >= 1.0);
+    assert!(moved("flowmesh_executions_parked_total", &[]) >= 1.0);
+    assert_eq!(
+        moved("flowmesh_sandbox_kills_total", &[("reason", "timeout")]),
+        1.0
+    );
+    assert!(moved("flowmesh_bus_consume_lag_seconds_count", &[]) >= 5.0);
+    assert!(
+        moved(
+            "flowmesh_store_query_seconds_count",
+            &[("op", "commit_turn")]
+        ) >= 5.0
+    );
+    assert!(
+        moved(
+            "flowmesh_bus_publish_seconds_count",
+            &[("message", "event")]
+        ) >= 5.0
+    );
+    assert_eq!(sample(&after, "flowmesh_actors", &[("kind", "root")]), 1.0);
+    // Nothing runs any more: no execution actor is left.
+    let idle = eventually(
+        "no execution in flight",
+        Duration::from_secs(10),
+        || async {
+            let text = scrape(&engine).await;
+            (sample(&text, "flowmesh_executions_in_flight", &[]) == 0.0).then_some(text)
+        },
+    )
+    .await;
+    assert_eq!(
+        sample(&idle, "flowmesh_actors", &[("kind", "execution")]),
+        0.0
+    );
+    for metric in METRICS {
+        assert!(
+            idle.contains(&format!("# TYPE {} ", metric.name)),
+            "{} is never exported",
+            metric.name
+        );
+    }
+}
+both_modes!(metrics_move_with_a_known_workload, metrics_move);
