@@ -145,3 +145,106 @@ async fn metrics_move(mode: Mode) {
     }
 }
 both_modes!(metrics_move_with_a_known_workload, metrics_move);
+
+async fn stats_logs_and_rerun(mode: Mode) {
+    let stub = StubServer::start().await;
+    let engine = Engine::start(mode).await;
+    let workflow = engine
+        .deploy(json!({"name": "pipeline", "nodes": [
+            {"id": "start", "type": "trigger", "kind": "manual"},
+            {"id": "fetch", "type": "action", "kind": "http_request",
+             "config": {"method": "POST", "url": stub.url("/ok/fetch"), "body": {"n": "{{ trigger.body.n }}", "token": "s3cr3t"}}},
+            {"id": "double", "type": "data", "kind": "mapping", "config": {"mapping": {"v": "{{ fetch.body.received.n * 2 }}"}}},
+            {"id": "note", "type": "action", "kind": "code", "retry": {"max_attempts": 1},
+             "config": {"language": "javascript", "source": "console.log('v is', input.double.v); return {seen: input.double.v};"}},
+            {"id": "send", "type": "action", "kind": "http_request",
+             "config": {"method": "POST", "url": stub.url("/ok/send"), "body": {"v": "{{ double.v }}"}}}
+        ], "edges": [{"from": "start", "to": "fetch"}, {"from": "fetch", "to": "double"},
+                     {"from": "double", "to": "note"}, {"from": "note", "to": "send"}]}))
+        .await;
+    let mut runs = Vec::new();
+    for n in [json!(1), json!(2), json!(3), json!({"not": "a number"})] {
+        let id = engine.start_execution(&workflow, json!({"n": n})).await;
+        engine.finished(&id).await;
+        runs.push(id);
+    }
+
+    let (status, stats) = engine.get(&format!("/v1/workflows/{workflow}/stats")).await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{stats}");
+    assert_eq!(stats["total"], 4);
+    assert_eq!(stats["by_status"]["succeeded"], 3);
+    assert_eq!(stats["by_status"]["failed"], 1);
+    assert_eq!(stats["success_rate"], 0.75);
+    assert!(stats["p50_ms"].as_i64().unwrap() <= stats["p95_ms"].as_i64().unwrap());
+    assert_eq!(stats["last_run"]["execution_id"], runs[3].as_str());
+    assert_eq!(stats["last_run"]["status"], "failed");
+
+    let (status, logs) = engine
+        .get(&format!("/v1/executions/{}/logs", runs[1]))
+        .await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{logs}");
+    let nodes = logs["nodes"].as_array().unwrap();
+    let order: Vec<&str> = nodes.iter().map(|n| n["node"].as_str().unwrap()).collect();
+    assert_eq!(order, ["start", "fetch", "double", "note", "send"]);
+    assert_eq!(nodes[0]["output"]["body"]["n"], 2);
+    assert_eq!(nodes[2]["input"]["fetch"]["body"]["received"]["n"], 2);
+    assert_eq!(
+        nodes[2]["input"]["fetch"]["body"]["received"]["token"], "[redacted]",
+        "sensitive values never show in logs"
+    );
+    assert_eq!(nodes[3]["lines"][0], "v is 4");
+    assert_eq!(nodes[4]["attempts"], 1);
+    let (status, failed) = engine
+        .get(&format!("/v1/executions/{}/logs", runs[3]))
+        .await;
+    assert_eq!(status, reqwest::StatusCode::OK);
+    assert_eq!(failed["nodes"][2]["status"], "failed");
+    assert!(failed["nodes"][2]["error"].is_string());
+
+    // Re-run the second run from `send` with another value for `double`.
+    let fetched = stub.hits("/ok/fetch").len();
+    let (status, body) = engine
+        .post(
+            &format!("/v1/executions/{}/rerun", runs[1]),
+            json!({"from_node": "send", "input_override": {"double": {"v": 100}}}),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::ACCEPTED, "{body}");
+    let rerun = body["execution_id"].as_str().unwrap().to_owned();
+    let done = engine.finished(&rerun).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["rerun_of"]["execution_id"], runs[1].as_str());
+    assert_eq!(done["rerun_of"]["from_node"], "send");
+    assert_eq!(
+        stub.hits("/ok/fetch").len(),
+        fetched,
+        "upstream nodes are not run again"
+    );
+    assert_eq!(stub.hits("/ok/send").last().unwrap().body["v"], 100);
+
+    for (body, why) in [
+        (json!({"from_node": "nope"}), "unknown node"),
+        (json!({"from_node": "start"}), "a trigger"),
+        (
+            json!({"from_node": "double", "input_override": {"send": {}}}),
+            "not upstream",
+        ),
+        (json!({"input_override": {}}), "no from_node"),
+    ] {
+        let (status, _) = engine
+            .post(&format!("/v1/executions/{}/rerun", runs[1]), body)
+            .await;
+        assert_eq!(status, reqwest::StatusCode::BAD_REQUEST, "{why}");
+    }
+    let stranger = engine.create_tenant("stranger").await;
+    for path in [
+        format!("/v1/executions/{}/logs", runs[1]),
+        format!("/v1/workflows/{workflow}/stats"),
+    ] {
+        let (status, _) = engine
+            .request_as(&stranger, reqwest::Method::GET, &path, None)
+            .await;
+        assert_eq!(status, reqwest::StatusCode::NOT_FOUND, "{path}");
+    }
+}
+both_modes!(statistics_logs_and_reruns, stats_logs_and_rerun);

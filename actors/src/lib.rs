@@ -29,8 +29,8 @@ mod workflow;
 mod tests;
 
 pub use engine::{
-    Engine, EngineHandle, EngineParts, Outcome as ExecutionOutcome, Readiness, ResumeRequest,
-    StartRequest, Started, Until, WebhookRequest,
+    Engine, EngineHandle, EngineParts, NodeLog, Outcome as ExecutionOutcome, Readiness,
+    RerunRequest, ResumeRequest, StartRequest, Started, Until, WebhookRequest, WorkflowStats,
 };
 pub use error::Error;
 pub use options::Options;

@@ -106,6 +106,27 @@ pub fn parse_json(bytes: &[u8]) -> Result<serde_json::Value, ApiError> {
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", e.to_string()))
 }
 
+/// A JSON object body that may hold only `fields`; anything else is a 400
+/// naming the field.
+pub fn object_body(
+    bytes: &[u8],
+    fields: &[&str],
+) -> Result<serde_json::Map<String, serde_json::Value>, ApiError> {
+    let serde_json::Value::Object(body) = parse_json(bytes)? else {
+        return Err(ApiError::bad_request(format!(
+            "the body must be a JSON object with {}",
+            fields.join(", ")
+        )));
+    };
+    if let Some(field) = body.keys().find(|k| !fields.contains(&k.as_str())) {
+        return Err(ApiError::bad_request(format!(
+            "{field}: unknown field; the body takes {}",
+            fields.join(", ")
+        )));
+    }
+    Ok(body)
+}
+
 /// An id in the path; one that cannot exist is simply not found.
 pub fn parse_id<T: FromStr>(text: &str, what: &str) -> Result<T, ApiError> {
     text.parse().map_err(|_| ApiError::not_found(what))

@@ -5,6 +5,7 @@
 mod error;
 mod extract;
 mod hooks;
+mod operate;
 mod routes;
 mod sse;
 

@@ -17,10 +17,10 @@ use serde_json::{Value, json};
 
 use crate::Options;
 use crate::error::ApiError;
-use crate::extract::{AppState, Auth, JsonBytes, parse_id, parse_json};
-use crate::{hooks, sse};
+use crate::extract::{AppState, Auth, JsonBytes, object_body, parse_id, parse_json};
+use crate::{hooks, operate, sse};
 
-type ApiResult = Result<Response, ApiError>;
+pub(crate) type ApiResult = Result<Response, ApiError>;
 
 pub fn router(engine: EngineHandle, options: &Options) -> Router {
     Router::new()
@@ -43,6 +43,9 @@ pub fn router(engine: EngineHandle, options: &Options) -> Router {
         .route("/v1/executions/{id}/cancel", post(cancel_execution))
         .route("/v1/executions/{id}/resume", post(resume_execution))
         .route("/v1/executions/{id}/events", get(sse::execution_events))
+        .route("/v1/executions/{id}/logs", get(operate::execution_logs))
+        .route("/v1/executions/{id}/rerun", post(operate::rerun))
+        .route("/v1/workflows/{id}/stats", get(operate::workflow_stats))
         .route("/v1/sandboxes", get(list_sandboxes))
         .route("/v1/sandboxes/{id}", delete(delete_sandbox))
         .route("/hooks/{tenant}/{*path}", any(hooks::webhook))
@@ -334,6 +337,7 @@ pub(crate) fn execution_json(record: &ExecutionRecord) -> Value {
         "created_at": record.created_at,
         "started_at": record.started_at,
         "finished_at": record.finished_at,
+        "rerun_of": record.origin.as_ref().map(|o| json!({"execution_id": o.execution, "from_node": o.node})),
         "nodes": nodes,
     })
 }
@@ -431,21 +435,12 @@ async fn resume_execution(
     JsonBytes(body): JsonBytes,
 ) -> ApiResult {
     let execution: ExecutionId = parse_id(&id, "execution")?;
-    let Value::Object(mut body) = parse_json(&body)? else {
-        return Err(ApiError::bad_request(
-            "the body must be a JSON object: {\"node\": ..., \"payload\": ...}",
-        ));
-    };
+    let mut body = object_body(&body, &["node", "payload"])?;
     let node = match body.remove("node") {
         None | Some(Value::Null) => None,
         Some(Value::String(node)) => Some(node),
         Some(_) => return Err(ApiError::bad_request("node: must be a string")),
     };
-    if let Some(field) = body.keys().find(|k| k.as_str() != "payload") {
-        return Err(ApiError::bad_request(format!(
-            "{field}: unknown field; the body takes node and payload"
-        )));
-    }
     let payload = body.remove("payload").unwrap_or(Value::Null);
     let node = state
         .engine

@@ -370,6 +370,8 @@ impl EngineHandle {
             trigger: accept.data,
             idempotency_key: accept.idempotency_key,
             deadline_ms,
+            origin: None,
+            steps: Vec::new(),
         };
         let created = self.ctx.store.create_execution(&new).await?;
         crash_point("engine::accept::recorded");

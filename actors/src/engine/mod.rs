@@ -3,6 +3,7 @@
 
 mod api;
 mod loops;
+mod operate;
 mod resume;
 mod sandboxes;
 mod schedule;
@@ -17,6 +18,7 @@ use ractor::{Actor, ActorRef};
 use tokio::task::JoinHandle;
 
 pub use api::{EngineHandle, Outcome, Readiness, StartRequest, Started, Until, WebhookRequest};
+pub use operate::{NodeLog, RerunRequest, WorkflowStats};
 pub use resume::ResumeRequest;
 
 use crate::context::Context;

@@ -126,5 +126,7 @@ async fn new_execution(
             .settings
             .timeout
             .map(|t| now + t.0.as_millis() as i64),
+        origin: None,
+        steps: Vec::new(),
     })
 }

@@ -118,6 +118,7 @@ fn record(steps: Vec<StepRecord>) -> ExecutionRecord {
         created_at: 0,
         started_at: None,
         finished_at: None,
+        origin: None,
         steps,
     }
 }

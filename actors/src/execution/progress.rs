@@ -216,6 +216,7 @@ mod tests {
             created_at: 0,
             started_at: None,
             finished_at: None,
+            origin: None,
             steps,
         }
     }

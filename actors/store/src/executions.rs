@@ -9,8 +9,8 @@ use crate::failpoints::crash_point;
 
 use crate::{
     Created, Error, ExecutionChange, ExecutionPage, ExecutionQuery, ExecutionRecord,
-    ExecutionSummary, NewExecution, StepRecord, Store, int, json, now_ms, opt_int, opt_text, parse,
-    text,
+    ExecutionSummary, NewExecution, Origin, StepRecord, Store, int, json, now_ms, opt_int,
+    opt_text, parse, text,
 };
 
 const ACTIVE: &str = "status IN ('queued', 'running')";
@@ -57,7 +57,8 @@ where
     let now = now_ms();
     let inserted = sqlx::query(
         "INSERT INTO executions (id, tenant_id, workflow_id, version, status, trigger_node, trigger_data, \
-         idempotency_key, deadline_ms, created_at, wake_at) VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $9, $10) \
+         idempotency_key, deadline_ms, created_at, wake_at, origin_id, origin_node) \
+         VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $9, $10, $11, $12) \
          ON CONFLICT DO NOTHING",
     )
     .bind(new.id.to_string())
@@ -70,6 +71,8 @@ where
     .bind(new.deadline_ms)
     .bind(now)
     .bind(now + QUEUED_GRACE_MS)
+    .bind(new.origin.as_ref().map(|o| o.execution.to_string()))
+    .bind(new.origin.as_ref().map(|o| o.node.clone()))
     .execute(executor)
     .await?
     .rows_affected();
@@ -168,6 +171,13 @@ fn execution(row: &AnyRow, steps: Vec<StepRecord>) -> Result<ExecutionRecord, Er
         created_at: int(row, "created_at")?,
         started_at: opt_int(row, "started_at")?,
         finished_at: opt_int(row, "finished_at")?,
+        origin: match opt_text(row, "origin_id")? {
+            Some(id) => Some(Origin {
+                execution: id.parse().map_err(|_| Error::Corrupt("origin_id".into()))?,
+                node: opt_text(row, "origin_node")?.unwrap_or_default(),
+            }),
+            None => None,
+        },
         steps,
     })
 }
@@ -175,7 +185,19 @@ fn execution(row: &AnyRow, steps: Vec<StepRecord>) -> Result<ExecutionRecord, Er
 impl Store {
     /// Inserts a queued execution, or finds the one its idempotency key already started.
     pub async fn create_execution(&self, new: &NewExecution) -> Result<Created, Error> {
-        let inserted = insert_execution(&self.pool, new).await?;
+        let inserted = if new.steps.is_empty() {
+            insert_execution(&self.pool, new).await?
+        } else {
+            let mut tx = self.pool.begin().await?;
+            let inserted = insert_execution(&mut *tx, new).await?;
+            if inserted == 1 {
+                for chunk in new.steps.chunks(STEPS_PER_STATEMENT) {
+                    upsert_steps(&mut tx, chunk).await?;
+                }
+            }
+            tx.commit().await?;
+            inserted
+        };
         if inserted == 1 {
             return Ok(Created {
                 id: new.id,
@@ -501,10 +523,12 @@ impl Store {
         let Some(row) = row else {
             return Ok(None);
         };
-        // A queued execution has no journal yet.
-        let steps = match parse::<ExecutionStatus>(&row, "status")? {
-            ExecutionStatus::Queued => Vec::new(),
-            _ => self.steps(id).await?,
+        // A queued execution has no journal yet, unless it is a re-run.
+        let status = parse::<ExecutionStatus>(&row, "status")?;
+        let steps = if status == ExecutionStatus::Queued && opt_text(&row, "origin_id")?.is_none() {
+            Vec::new()
+        } else {
+            self.steps(id).await?
         };
         execution(&row, steps).map(Some)
     }

@@ -12,6 +12,7 @@ pub mod failpoints;
 mod parking;
 mod records;
 mod schedules;
+mod stats;
 mod tenants;
 mod workflows;
 
@@ -28,6 +29,7 @@ pub use executions::{ClaimRequest, Turn};
 pub use parking::{NewSignal, Park, Signal};
 pub use records::*;
 pub use schedules::{DueSchedule, Fire, NewSchedule};
+pub use stats::{LastRun, WorkflowStats};
 
 /// Where the store lives.
 #[derive(Clone, Debug, Serialize, Deserialize)]

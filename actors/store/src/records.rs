@@ -43,6 +43,17 @@ pub struct NewExecution {
     pub trigger: Value,
     pub idempotency_key: Option<String>,
     pub deadline_ms: Option<i64>,
+    /// The execution this one re-runs, and from which node.
+    pub origin: Option<Origin>,
+    /// Journal entries it starts with (a re-run's reused upstream results).
+    pub steps: Vec<StepRecord>,
+}
+
+/// Where a re-run came from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Origin {
+    pub execution: ExecutionId,
+    pub node: String,
 }
 
 #[derive(Clone, Copy, Debug, Serialize)]
@@ -68,6 +79,7 @@ pub struct ExecutionRecord {
     pub created_at: i64,
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
+    pub origin: Option<Origin>,
     pub steps: Vec<StepRecord>,
 }
 

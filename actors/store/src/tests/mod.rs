@@ -112,6 +112,8 @@ fn new_execution(tenant: TenantId, workflow: WorkflowId, key: Option<&str>) -> N
         trigger: json!({"body": {"n": 1}}),
         idempotency_key: key.map(str::to_owned),
         deadline_ms: None,
+        origin: None,
+        steps: Vec::new(),
     }
 }
 

@@ -1,0 +1,81 @@
+//! Execution statistics of one workflow.
+
+use flowmesh_model::{ExecutionId, ExecutionStatus, TenantId, WorkflowId};
+
+use crate::{Error, Store, int, opt_int, parse};
+
+/// Counts by status, recent durations and the latest run of a workflow.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WorkflowStats {
+    pub counts: Vec<(ExecutionStatus, i64)>,
+    /// Durations (ms, from start to end) of the most recent finished runs.
+    pub durations_ms: Vec<i64>,
+    pub last: Option<LastRun>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct LastRun {
+    pub id: ExecutionId,
+    pub status: ExecutionStatus,
+    pub created_at: i64,
+    pub finished_at: Option<i64>,
+}
+
+impl Store {
+    /// Statistics of a workflow's executions; durations over the latest
+    /// `sample` finished runs.
+    pub async fn workflow_stats(
+        &self,
+        tenant: TenantId,
+        workflow: WorkflowId,
+        sample: u32,
+    ) -> Result<WorkflowStats, Error> {
+        let (t, w) = (tenant.to_string(), workflow.to_string());
+        let counts = sqlx::query(
+            "SELECT status, COUNT(*) AS n FROM executions \
+             WHERE tenant_id = $1 AND workflow_id = $2 GROUP BY status",
+        )
+        .bind(&t)
+        .bind(&w)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| Ok((parse(row, "status")?, int(row, "n")?)))
+        .collect::<Result<Vec<_>, Error>>()?;
+        let durations_ms = sqlx::query(
+            "SELECT finished_at - COALESCE(started_at, created_at) AS took FROM executions \
+             WHERE tenant_id = $1 AND workflow_id = $2 AND finished_at IS NOT NULL \
+             ORDER BY finished_at DESC LIMIT $3",
+        )
+        .bind(&t)
+        .bind(&w)
+        .bind(i64::from(sample))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| int(row, "took"))
+        .collect::<Result<Vec<_>, Error>>()?;
+        let last = sqlx::query(
+            "SELECT id, status, created_at, finished_at FROM executions \
+             WHERE tenant_id = $1 AND workflow_id = $2 ORDER BY created_at DESC, id DESC LIMIT 1",
+        )
+        .bind(&t)
+        .bind(&w)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(|row| {
+            Ok::<_, Error>(LastRun {
+                id: parse(&row, "id")?,
+                status: parse(&row, "status")?,
+                created_at: int(&row, "created_at")?,
+                finished_at: opt_int(&row, "finished_at")?,
+            })
+        })
+        .transpose()?;
+        Ok(WorkflowStats {
+            counts,
+            durations_ms,
+            last,
+        })
+    }
+}

@@ -1,0 +1,72 @@
+//! Routes for operators: workflow statistics, execution logs, re-runs.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use flowmesh_actors::RerunRequest;
+use flowmesh_model::{ExecutionId, WorkflowId};
+use serde_json::{Value, json};
+
+use crate::error::ApiError;
+use crate::extract::{AppState, Auth, JsonBytes, object_body, parse_id};
+use crate::routes::ApiResult;
+
+pub(crate) async fn workflow_stats(
+    State(state): State<AppState>,
+    Auth(who): Auth,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let workflow: WorkflowId = parse_id(&id, "workflow")?;
+    let stats = state.engine.workflow_stats(who.tenant, workflow).await?;
+    Ok(Json(stats).into_response())
+}
+
+pub(crate) async fn execution_logs(
+    State(state): State<AppState>,
+    Auth(who): Auth,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let execution: ExecutionId = parse_id(&id, "execution")?;
+    let nodes = state.engine.execution_logs(who.tenant, execution).await?;
+    Ok(Json(json!({"execution_id": execution, "nodes": nodes})).into_response())
+}
+
+/// `{"from_node": "...", "input_override": {...}}`; 202 with the new id.
+pub(crate) async fn rerun(
+    State(state): State<AppState>,
+    Auth(who): Auth,
+    Path(id): Path<String>,
+    JsonBytes(body): JsonBytes,
+) -> ApiResult {
+    let execution: ExecutionId = parse_id(&id, "execution")?;
+    let mut body = object_body(&body, &["from_node", "input_override"])?;
+    let from_node = match body.remove("from_node") {
+        Some(Value::String(node)) => node,
+        Some(_) => return Err(ApiError::bad_request("from_node: must be a string")),
+        None => return Err(ApiError::bad_request("from_node: is required")),
+    };
+    let input_override = match body.remove("input_override") {
+        None | Some(Value::Null) => Default::default(),
+        Some(Value::Object(map)) => map,
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "input_override: must be an object of node ids to outputs",
+            ));
+        }
+    };
+    let new = state
+        .engine
+        .rerun(RerunRequest {
+            tenant: who.tenant,
+            execution,
+            from_node,
+            input_override,
+        })
+        .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"execution_id": new, "rerun_of": execution})),
+    )
+        .into_response())
+}
