@@ -199,18 +199,6 @@ pub enum LogFormat {
     Json,
 }
 
-pub fn init_tracing(cli: &Cli) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("FLOWMESH_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match cli.log_format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
-}
-
 fn store_options(cli: &Cli) -> flowmesh_store::Options {
     flowmesh_store::Options {
         database_url: cli.database_url.clone(),

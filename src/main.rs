@@ -3,6 +3,7 @@
 //! given a NATS URL and a Postgres URL it runs distributed.
 
 mod cli;
+mod telemetry;
 
 use std::process::ExitCode;
 
@@ -13,7 +14,7 @@ use cli::{Cli, Commands};
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    cli::init_tracing(&cli);
+    let _telemetry = telemetry::init(cli.log_format);
     // Test builds only: elsewhere this does nothing.
     flowmesh_store::failpoints::arm();
     flowmesh_actors::metrics::install();

@@ -259,3 +259,65 @@ fn nats_configurations_are_valid() {
         );
     }
 }
+
+/// The dashboard queries only metrics the engine exports, and shows them all.
+#[test]
+fn the_dashboard_queries_exported_metrics() {
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&read("observability/grafana-dashboard.json")).expect("JSON");
+    let mut queried = BTreeSet::new();
+    for panel in dashboard["panels"].as_array().expect("panels") {
+        for target in panel["targets"].as_array().expect("targets") {
+            let expr = target["expr"].as_str().expect("expr");
+            for word in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+                if let Some(name) = word.strip_prefix("flowmesh_") {
+                    let name = ["_bucket", "_count", "_sum"]
+                        .iter()
+                        .find_map(|s| name.strip_suffix(s))
+                        .unwrap_or(name);
+                    queried.insert(format!("flowmesh_{name}"));
+                }
+            }
+        }
+    }
+    let exported: BTreeSet<String> = flowmesh_actors::metrics::METRICS
+        .iter()
+        .map(|m| m.name.to_owned())
+        .collect();
+    for name in &queried {
+        assert!(
+            exported.contains(name),
+            "the dashboard queries {name}, which is not exported"
+        );
+    }
+    for name in &exported {
+        assert!(queried.contains(name), "{name} is on no dashboard panel");
+    }
+}
+
+#[test]
+fn prometheus_and_the_collector_point_where_flowmesh_serves() {
+    let scrape = yaml("observability/prometheus.yml").remove(0);
+    let job = &scrape["scrape_configs"][0];
+    assert_eq!(job["metrics_path"].as_str(), Some("/metrics"));
+    let compose = yaml("compose.yaml").remove(0);
+    for target in strings(&job["static_configs"][0]["targets"]) {
+        let (host, port) = target.split_once(':').unwrap();
+        let service = &compose["services"][host];
+        let listen = service["environment"]["FLOWMESH_LISTEN"]
+            .as_str()
+            .expect(host);
+        assert_eq!(
+            port.parse::<u16>().unwrap(),
+            port_of_listen(listen),
+            "{target}"
+        );
+    }
+    let collector = yaml("observability/otel-collector.yaml").remove(0);
+    let http = collector["receivers"]["otlp"]["protocols"]["http"]["endpoint"]
+        .as_str()
+        .expect("an OTLP/HTTP receiver");
+    assert!(http.ends_with(":4318"), "{http}");
+    let pipeline = &collector["service"]["pipelines"]["traces"];
+    assert_eq!(strings(&pipeline["receivers"]), ["otlp"]);
+}

@@ -248,3 +248,49 @@ async fn stats_logs_and_rerun(mode: Mode) {
     }
 }
 both_modes!(statistics_logs_and_reruns, stats_logs_and_rerun);
+
+/// JSON logs carry the ids of what they are about, and never a secret.
+async fn logs_carry_ids_not_secrets(mode: Mode) {
+    let stub = StubServer::start().await;
+    let secret = "sk-live-logs-0123456789";
+    let env = [
+        ("FLOWMESH_SECRET_API_TOKEN", secret),
+        ("FLOWMESH_LOG", "debug"),
+        ("FLOWMESH_LOG_FORMAT", "json"),
+    ];
+    let engine = Engine::start_with(mode, &env).await;
+    let workflow = engine
+        .deploy(json!({"name": "secret", "nodes": [
+            {"id": "start", "type": "trigger", "kind": "manual"},
+            {"id": "call", "type": "action", "kind": "http_request",
+             "config": {"method": "POST", "url": stub.url("/ok/secret"), "connection": "api", "body": {"x": 1}}},
+            {"id": "api", "type": "connection", "kind": "credentials", "config": {"secret": "api_token"}}
+        ], "edges": [{"from": "start", "to": "call"}]}))
+        .await;
+    let id = engine.start_execution(&workflow, json!({})).await;
+    assert_eq!(engine.finished(&id).await["status"], "succeeded");
+    assert!(
+        stub.hits("/ok/secret")[0].authorization.is_some(),
+        "the secret was used"
+    );
+    let line = eventually("a log line about the node", Duration::from_secs(10), || {
+        let text = engine.log_text();
+        let id = id.clone();
+        async move {
+            text.lines()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .find(|l| {
+                    l["fields"]["message"] == "node attempt ended"
+                        && l["span"]["execution"] == id.as_str()
+                })
+        }
+    })
+    .await;
+    assert_eq!(line["span"]["node"], "call");
+    assert_eq!(line["span"]["workflow"], workflow.as_str());
+    assert!(line["span"]["tenant"].is_string());
+    let text = engine.log_text();
+    assert!(text.lines().count() > 10, "the log was captured");
+    assert!(!text.contains(secret), "a secret reached the log");
+}
+both_modes!(logs_carry_ids_and_never_secrets, logs_carry_ids_not_secrets);

@@ -23,6 +23,7 @@ mod runner;
 mod sandbox;
 mod supervision;
 mod tenant;
+pub mod trace;
 mod workflow;
 
 #[cfg(test)]

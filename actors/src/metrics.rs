@@ -132,11 +132,22 @@ pub const METRICS: &[Metric] = &[
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
+/// Histogram buckets, in seconds: from half a millisecond to a minute.
+const BUCKETS: [f64; 16] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    60.0,
+];
+
 /// Installs the Prometheus recorder for this process (once; later calls do
 /// nothing). Without it, recording costs next to nothing.
 pub fn install() {
     HANDLE.get_or_init(|| {
-        let handle = PrometheusBuilder::new()
+        // Buckets make histograms real Prometheus histograms, which add up
+        // across processes (the default would be per-process summaries).
+        let builder = PrometheusBuilder::new()
+            .set_buckets(&BUCKETS)
+            .unwrap_or_else(|_| PrometheusBuilder::new());
+        let handle = builder
             .install_recorder()
             .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder().handle());
         for m in METRICS {

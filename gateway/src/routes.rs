@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, delete, get, post};
@@ -14,6 +14,7 @@ use flowmesh_actors::{
 };
 use flowmesh_model::{ExecutionId, ExecutionStatus, WorkflowDocument, WorkflowId};
 use serde_json::{Value, json};
+use tower_http::trace::TraceLayer;
 
 use crate::Options;
 use crate::error::ApiError;
@@ -58,7 +59,30 @@ pub fn router(engine: EngineHandle, options: &Options) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(options.max_body_bytes))
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(AppState { engine })
+}
+
+/// One span per request, named by its route (never by ids in the path),
+/// joining the caller's trace when it sends a valid `traceparent`.
+fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str);
+    let span = tracing::info_span!(
+        "http.request",
+        otel.name = %format!("{} {route}", request.method()),
+        otel.kind = "server",
+        http.request.method = %request.method(),
+        http.route = route,
+    );
+    let parent = request
+        .headers()
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok());
+    flowmesh_actors::trace::set_parent(&span, parent);
+    span
 }
 
 /// Prometheus text format; every metric is described in flowmesh-actors'

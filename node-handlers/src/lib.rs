@@ -242,6 +242,9 @@ pub struct RunRequest<'a> {
     pub idempotency_key: &'a str,
     pub sandboxes: &'a dyn Sandboxes,
     pub logs: &'a LogSink,
+    /// The W3C trace context of this attempt, sent on as `traceparent`
+    /// with outbound requests; none when tracing is off.
+    pub traceparent: Option<&'a str>,
 }
 
 /// A node kind, as offered to users and generators.

@@ -99,6 +99,7 @@ async fn run_logged(
             idempotency_key: "exec-1:call",
             sandboxes: &sandboxes,
             logs: &logs,
+            traceparent: None,
         })
         .await;
     (result, logs.take())

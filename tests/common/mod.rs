@@ -140,6 +140,15 @@ impl Engine {
         engine
     }
 
+    fn log_path(&self) -> std::path::PathBuf {
+        self.data_dir.path().join("engine.log")
+    }
+
+    /// Everything the engine wrote to its log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
     /// Kills the process without warning (SIGKILL).
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -165,7 +174,7 @@ impl Engine {
                 std::env::var("FLOWMESH_TEST_LOG").unwrap_or_else(|_| "warn".into()),
             )
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stderr(Stdio::piped());
         if let Some(db) = &self.database {
             cmd.env("DATABASE_URL", format!("{}/{db}", self.servers.postgres));
             cmd.env("FLOWMESH_NATS_URL", &self.servers.nats);
@@ -174,6 +183,24 @@ impl Engine {
             cmd.env(k, v);
         }
         let mut child = cmd.spawn().expect("spawn flowmesh");
+        // The engine's log goes to the test's stderr and to a file the test
+        // can read (`log_text`).
+        let stderr = child.stderr.take().expect("stderr");
+        let log_path = self.log_path();
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let mut file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(log_path)
+                .ok();
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("{line}");
+                if let Some(f) = file.as_mut() {
+                    let _ = writeln!(f, "{line}");
+                }
+            }
+        });
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {

@@ -17,6 +17,7 @@ pub struct Hit {
     pub path: String,
     pub idempotency_key: Option<String>,
     pub authorization: Option<String>,
+    pub traceparent: Option<String>,
     pub body: Value,
 }
 
@@ -79,6 +80,7 @@ fn record(stub: &Stub, path: String, headers: &HeaderMap, body: &Option<Json<Val
         path,
         idempotency_key: header("idempotency-key"),
         authorization: header("authorization"),
+        traceparent: header("traceparent"),
         body: body.as_ref().map(|b| b.0.clone()).unwrap_or(Value::Null),
     });
 }

@@ -20,6 +20,8 @@ use serde_json::{Map, Value, json};
 
 use flowmesh_store::failpoints::crash_point;
 
+use tracing::Instrument;
+
 use crate::context::Context;
 use crate::error::Error;
 use crate::metrics;
@@ -361,6 +363,9 @@ impl EngineHandle {
             .settings
             .timeout
             .map(|t| now_ms() + t.0.as_millis() as i64);
+        // The hop onto the bus; the run's later spans hang under it.
+        let hop = tracing::info_span!("bus.publish", otel.kind = "producer", message = "start_execution", execution = %id);
+        let traceparent = crate::trace::traceparent_of(&hop);
         let new = NewExecution {
             id,
             tenant: accept.tenant,
@@ -372,6 +377,7 @@ impl EngineHandle {
             deadline_ms,
             origin: None,
             steps: Vec::new(),
+            traceparent: traceparent.clone(),
         };
         let created = self.ctx.store.create_execution(&new).await?;
         crash_point("engine::accept::recorded");
@@ -398,7 +404,12 @@ impl EngineHandle {
             execution: created.id,
         };
         let started = std::time::Instant::now();
-        let published = self.ctx.bus.publish_command(&command, None).await;
+        let published = self
+            .ctx
+            .bus
+            .publish_command(&command, traceparent.as_deref())
+            .instrument(hop)
+            .await;
         metrics::bus_publish("command", started.elapsed());
         if let Err(e) = published {
             tracing::warn!(execution = %created.id, error = %e, "start command not published; the claim sweep will start it");

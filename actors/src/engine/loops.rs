@@ -13,6 +13,8 @@ use tokio::task::JoinHandle;
 
 use flowmesh_store::failpoints::crash_point;
 
+use tracing::Instrument;
+
 use crate::context::Context;
 use crate::error::Error;
 use crate::metrics;
@@ -72,7 +74,9 @@ async fn consume_commands(
 /// is running here (persisted), owned elsewhere, or already finished.
 async fn handle_start(ctx: &Context, root: &ActorRef<RootMsg>, delivery: Delivery) {
     let execution = delivery.command.execution();
-    let settled = match start(ctx, root, &delivery.command).await {
+    let hop = tracing::info_span!("bus.consume", otel.kind = "consumer", message = "start_execution", %execution);
+    crate::trace::set_parent(&hop, delivery.trace.as_deref());
+    let settled = match start(ctx, root, &delivery.command).instrument(hop).await {
         Ok(()) | Err(Error::NotFound(_)) => {
             crash_point("engine::command::started");
             delivery.ack().await

@@ -281,6 +281,7 @@ impl EngineHandle {
                 node: request.from_node.clone(),
             }),
             steps,
+            traceparent: crate::trace::traceparent_of(&tracing::Span::current()),
         };
         self.ctx.store.create_execution(&new).await?;
         crate::metrics::execution_started(record.tenant, record.workflow);

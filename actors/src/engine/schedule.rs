@@ -77,7 +77,11 @@ async fn fire(ctx: &Context, due: &DueSchedule) {
                     workflow: new.workflow,
                     execution: new.id,
                 };
-                if let Err(e) = ctx.bus.publish_command(&command, None).await {
+                if let Err(e) = ctx
+                    .bus
+                    .publish_command(&command, new.traceparent.as_deref())
+                    .await
+                {
                     tracing::warn!(execution = %new.id, error = %e, "start command not published; the claim sweep will start it");
                 }
             }
@@ -110,6 +114,7 @@ async fn new_execution(
         }
     };
     let now = now_ms();
+    let tick = tracing::info_span!("schedule.tick", workflow = %due.workflow, node = %due.node);
     Some(NewExecution {
         id: ExecutionId::new(),
         tenant: due.tenant,
@@ -128,5 +133,6 @@ async fn new_execution(
             .map(|t| now + t.0.as_millis() as i64),
         origin: None,
         steps: Vec::new(),
+        traceparent: crate::trace::traceparent_of(&tick),
     })
 }

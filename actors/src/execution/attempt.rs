@@ -11,6 +11,7 @@ use flowmesh_store::failpoints::crash_point;
 use futures::FutureExt;
 use ractor::ActorRef;
 use serde_json::{Map, Value};
+use tracing::Instrument;
 
 use super::{ExecutionMsg, ExecutionState};
 use crate::context::Context;
@@ -28,6 +29,9 @@ struct Attempt {
     inputs: Vec<String>,
     idempotency_key: String,
     timeout: Duration,
+    /// The attempt's span, and its context for outbound calls.
+    span: tracing::Span,
+    traceparent: Option<String>,
 }
 
 impl Attempt {
@@ -35,13 +39,18 @@ impl Attempt {
     async fn run(&self, ctx: &Context) -> (Result<Outcome, NodeError>, Vec<String>) {
         let logs = LogSink::default();
         let started = std::time::Instant::now();
-        let result = self.run_logged(ctx, &logs).await;
+        let result = self
+            .run_logged(ctx, &logs)
+            .instrument(self.span.clone())
+            .await;
         let node = self.graph.node(self.node);
         let outcome = match &result {
             Ok(_) => "ok",
             Err(e) => e.class.as_str(),
         };
         metrics::node_attempt(&node.kind, outcome, started.elapsed());
+        self.span
+            .in_scope(|| tracing::debug!(outcome, took = ?started.elapsed(), "node attempt ended"));
         if node.kind == "code"
             && let Err(e) = &result
             && matches!(
@@ -68,6 +77,7 @@ impl Attempt {
             idempotency_key: &self.idempotency_key,
             sandboxes: ctx,
             logs,
+            traceparent: self.traceparent.as_deref(),
         };
         let attempt = AssertUnwindSafe(ctx.runner.run(request)).catch_unwind();
         match tokio::time::timeout(self.timeout, attempt).await {
@@ -91,7 +101,21 @@ impl ExecutionState {
     fn attempt(&self, i: usize) -> Attempt {
         let graph = self.progress.graph.clone();
         let node = graph.node(i);
+        let span = tracing::info_span!(
+            "node",
+            otel.name = %format!("node {}", node.id),
+            node = %node.id,
+            kind = %node.kind,
+            attempt = self.progress.nodes[i].attempts,
+            tenant = %self.record.tenant,
+            workflow = %self.record.workflow,
+            execution = %self.record.id,
+        );
+        crate::trace::set_parent(&span, self.record.traceparent.as_deref());
+        let traceparent = crate::trace::traceparent_of(&span);
         Attempt {
+            span,
+            traceparent,
             tenant: self.record.tenant,
             idempotency_key: format!("{}:{}", self.record.id, node.id),
             timeout: node.timeout.map(|t| t.0).unwrap_or(DEFAULT_NODE_TIMEOUT),

@@ -119,6 +119,7 @@ fn record(steps: Vec<StepRecord>) -> ExecutionRecord {
         started_at: None,
         finished_at: None,
         origin: None,
+        traceparent: None,
         steps,
     }
 }

@@ -29,6 +29,7 @@ use flowmesh_store::{ExecutionChange, ExecutionRecord, StepRecord, Turn, now_ms}
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use serde_json::{Value, json};
 use tokio::task::AbortHandle;
+use tracing::Instrument;
 
 pub(crate) use messages::ExecutionMsg;
 use progress::{Decision, Progress};
@@ -124,8 +125,9 @@ impl Actor for ExecutionActor {
         myself: ActorRef<ExecutionMsg>,
         state: &mut ExecutionState,
     ) -> Result<(), ActorProcessingErr> {
-        state.begin(&myself).await?;
-        state.end_turn(&myself).await
+        let turn = state.turn_span();
+        state.begin(&myself).instrument(turn.clone()).await?;
+        state.end_turn(&myself).instrument(turn).await
     }
 
     async fn handle(
@@ -134,9 +136,10 @@ impl Actor for ExecutionActor {
         msg: ExecutionMsg,
         state: &mut ExecutionState,
     ) -> Result<(), ActorProcessingErr> {
-        let mut result = state.handle(&myself, msg).await;
+        let turn = state.turn_span();
+        let mut result = state.handle(&myself, msg).instrument(turn.clone()).await;
         if result.is_ok() {
-            result = state.end_turn(&myself).await;
+            result = state.end_turn(&myself).instrument(turn).await;
         }
         // Draining: once the last running attempt is journaled, step aside.
         if state.draining {
@@ -196,6 +199,18 @@ impl ExecutionState {
             #[cfg(test)]
             ExecutionMsg::Crash => panic!("crash requested by a test"),
         }
+    }
+
+    /// A span for one turn, in the run's trace.
+    fn turn_span(&self) -> tracing::Span {
+        let span = tracing::info_span!(
+            "execution.turn",
+            tenant = %self.record.tenant,
+            workflow = %self.record.workflow,
+            execution = %self.record.id,
+        );
+        crate::trace::set_parent(&span, self.record.traceparent.as_deref());
+        span
     }
 
     fn event(&self, kind: EventKind) -> ExecutionEvent {

@@ -217,6 +217,7 @@ mod tests {
             started_at: None,
             finished_at: None,
             origin: None,
+            traceparent: None,
             steps,
         }
     }

@@ -57,8 +57,8 @@ where
     let now = now_ms();
     let inserted = sqlx::query(
         "INSERT INTO executions (id, tenant_id, workflow_id, version, status, trigger_node, trigger_data, \
-         idempotency_key, deadline_ms, created_at, wake_at, origin_id, origin_node) \
-         VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $9, $10, $11, $12) \
+         idempotency_key, deadline_ms, created_at, wake_at, origin_id, origin_node, traceparent) \
+         VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $9, $10, $11, $12, $13) \
          ON CONFLICT DO NOTHING",
     )
     .bind(new.id.to_string())
@@ -73,6 +73,7 @@ where
     .bind(now + QUEUED_GRACE_MS)
     .bind(new.origin.as_ref().map(|o| o.execution.to_string()))
     .bind(new.origin.as_ref().map(|o| o.node.clone()))
+    .bind(new.traceparent.clone())
     .execute(executor)
     .await?
     .rows_affected();
@@ -178,6 +179,7 @@ fn execution(row: &AnyRow, steps: Vec<StepRecord>) -> Result<ExecutionRecord, Er
             }),
             None => None,
         },
+        traceparent: opt_text(row, "traceparent")?,
         steps,
     })
 }

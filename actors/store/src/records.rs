@@ -47,6 +47,8 @@ pub struct NewExecution {
     pub origin: Option<Origin>,
     /// Journal entries it starts with (a re-run's reused upstream results).
     pub steps: Vec<StepRecord>,
+    /// The W3C trace context the run belongs to.
+    pub traceparent: Option<String>,
 }
 
 /// Where a re-run came from.
@@ -80,6 +82,7 @@ pub struct ExecutionRecord {
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
     pub origin: Option<Origin>,
+    pub traceparent: Option<String>,
     pub steps: Vec<StepRecord>,
 }
 

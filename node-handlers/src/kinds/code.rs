@@ -6,6 +6,7 @@
 use flowmesh_model::HumanDuration;
 use flowmesh_sandbox::{Class, Language, Limits, LimitsOverride};
 use serde::Deserialize;
+use tracing::Instrument;
 
 use super::{Checker, Ctx};
 use crate::{CodeRequest, ErrorClass, NodeError, Outcome};
@@ -32,7 +33,8 @@ pub async fn run(ctx: &Ctx<'_>) -> Result<Outcome, NodeError> {
         input,
         limits: config.limits,
     };
-    match request.sandboxes.run(call).await {
+    let span = tracing::info_span!("sandbox.run", language = ?call.language);
+    match request.sandboxes.run(call).instrument(span).await {
         Ok(returned) => {
             request.logs.extend(returned.logs);
             Ok(Outcome::Output {

@@ -188,6 +188,9 @@ impl HttpClient {
             .request(method, url)
             .timeout(timeout)
             .header("Idempotency-Key", ctx.request.idempotency_key);
+        if let Some(traceparent) = ctx.request.traceparent {
+            request = request.header("traceparent", traceparent);
+        }
         if let Some(Value::Object(headers)) = config.get("headers") {
             for (name, template) in headers {
                 request = request.header(

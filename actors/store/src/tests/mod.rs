@@ -114,6 +114,7 @@ fn new_execution(tenant: TenantId, workflow: WorkflowId, key: Option<&str>) -> N
         deadline_ms: None,
         origin: None,
         steps: Vec::new(),
+        traceparent: None,
     }
 }
 

@@ -1,0 +1,135 @@
+//! One trace from the request to every node: spans exported over OTLP to a
+//! local receiver, and the trace context the outside service received.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::routing::post;
+use common::stub::StubServer;
+use common::{ADMIN_KEY, Engine, Mode, eventually};
+use serde_json::{Value, json};
+
+/// A span as the OTLP/HTTP JSON export carries it.
+#[derive(Clone, Debug)]
+struct Span {
+    trace_id: String,
+    name: String,
+}
+
+type Spans = Arc<Mutex<Vec<Span>>>;
+
+async fn receive(State(spans): State<Spans>, body: axum::body::Bytes) -> &'static str {
+    let export: Value = serde_json::from_slice(&body).expect("OTLP JSON");
+    let mut spans = spans.lock().unwrap();
+    for resource in export["resourceSpans"].as_array().into_iter().flatten() {
+        for scope in resource["scopeSpans"].as_array().into_iter().flatten() {
+            for span in scope["spans"].as_array().into_iter().flatten() {
+                spans.push(Span {
+                    trace_id: span["traceId"].as_str().unwrap_or_default().to_lowercase(),
+                    name: span["name"].as_str().unwrap_or_default().to_owned(),
+                });
+            }
+        }
+    }
+    "{}"
+}
+
+async fn receiver() -> (String, Spans) {
+    let spans: Spans = Arc::default();
+    let app = Router::new()
+        .route("/v1/traces", post(receive))
+        .with_state(spans.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}"), spans)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_trace_links_the_request_the_bus_and_every_node() {
+    let (endpoint, spans) = receiver().await;
+    let stub = StubServer::start().await;
+    let env = [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
+        ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+    ];
+    let engine = Engine::start_with(Mode::Distributed, &env).await;
+    let workflow = engine
+        .deploy(json!({"name": "traced", "nodes": [
+            {"id": "start", "type": "trigger", "kind": "manual"},
+            {"id": "fetch", "type": "action", "kind": "http_request", "config": {"url": stub.url("/ok/fetch")}},
+            {"id": "shape", "type": "data", "kind": "mapping", "config": {"mapping": {"ok": true}}},
+            {"id": "score", "type": "action", "kind": "code", "config": {"language": "javascript", "source": "return 1;"}}
+        ], "edges": [{"from": "start", "to": "fetch"}, {"from": "fetch", "to": "shape"}, {"from": "shape", "to": "score"}]}))
+        .await;
+    // The caller's own trace: everything must join it.
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let resp = engine
+        .client()
+        .post(engine.url(&format!("/v1/workflows/{workflow}/executions?wait=true")))
+        .bearer_auth(ADMIN_KEY)
+        .header("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success());
+    let hits = stub.hits("/ok/fetch");
+    let sent = hits[0]
+        .traceparent
+        .as_deref()
+        .expect("traceparent sent out");
+    assert_eq!(sent.split('-').nth(1), Some(trace_id), "{sent}");
+
+    let wanted = [
+        "POST /v1/workflows/{id}/executions",
+        "bus.publish",
+        "bus.consume",
+        "execution.turn",
+        "node fetch",
+        "node shape",
+        "node score",
+        "sandbox.run",
+    ];
+    let names = eventually("every span exported", Duration::from_secs(20), || {
+        let spans = spans.clone();
+        async move {
+            let names: BTreeSet<String> = spans
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|s| s.trace_id == trace_id)
+                .map(|s| s.name.clone())
+                .collect();
+            wanted.iter().all(|w| names.contains(*w)).then_some(names)
+        }
+    })
+    .await;
+    assert!(names.len() >= wanted.len());
+
+    // A malformed traceparent from a caller is ignored, never passed on:
+    // the run gets a trace of its own.
+    let before = stub.hits("/ok/fetch").len();
+    let resp = engine
+        .client()
+        .post(engine.url(&format!("/v1/workflows/{workflow}/executions?wait=true")))
+        .bearer_auth(ADMIN_KEY)
+        .header("traceparent", "00-zzzz-not-a-trace")
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success());
+    let hits = stub.hits("/ok/fetch");
+    assert_eq!(hits.len(), before + 1);
+    let passed = hits.last().unwrap().traceparent.clone().unwrap_or_default();
+    assert!(!passed.contains("zzzz"), "{passed}");
+    assert!(!passed.contains(trace_id), "{passed}");
+    assert_eq!(passed.len(), 55, "a valid traceparent of its own: {passed}");
+}
