@@ -259,14 +259,7 @@ async fn logs_carry_ids_not_secrets(mode: Mode) {
         ("FLOWMESH_LOG_FORMAT", "json"),
     ];
     let engine = Engine::start_with(mode, &env).await;
-    let workflow = engine
-        .deploy(json!({"name": "secret", "nodes": [
-            {"id": "start", "type": "trigger", "kind": "manual"},
-            {"id": "call", "type": "action", "kind": "http_request",
-             "config": {"method": "POST", "url": stub.url("/ok/secret"), "connection": "api", "body": {"x": 1}}},
-            {"id": "api", "type": "connection", "kind": "credentials", "config": {"secret": "api_token"}}
-        ], "edges": [{"from": "start", "to": "call"}]}))
-        .await;
+    let workflow = engine.deploy(common::secret_workflow(&stub)).await;
     let id = engine.start_execution(&workflow, json!({})).await;
     assert_eq!(engine.finished(&id).await["status"], "succeeded");
     assert!(

@@ -50,6 +50,20 @@ async fn receiver() -> (String, Spans) {
     (format!("http://{addr}"), spans)
 }
 
+/// Runs the workflow to its end, sending `traceparent`.
+async fn run_with(engine: &Engine, workflow: &str, traceparent: &str) {
+    let resp = engine
+        .client()
+        .post(engine.url(&format!("/v1/workflows/{workflow}/executions?wait=true")))
+        .bearer_auth(ADMIN_KEY)
+        .header("traceparent", traceparent)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_trace_links_the_request_the_bus_and_every_node() {
     let (endpoint, spans) = receiver().await;
@@ -70,16 +84,12 @@ async fn one_trace_links_the_request_the_bus_and_every_node() {
         .await;
     // The caller's own trace: everything must join it.
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
-    let resp = engine
-        .client()
-        .post(engine.url(&format!("/v1/workflows/{workflow}/executions?wait=true")))
-        .bearer_auth(ADMIN_KEY)
-        .header("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01"))
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
-    assert!(resp.status().is_success());
+    run_with(
+        &engine,
+        &workflow,
+        &format!("00-{trace_id}-00f067aa0ba902b7-01"),
+    )
+    .await;
     let hits = stub.hits("/ok/fetch");
     let sent = hits[0]
         .traceparent
@@ -116,16 +126,7 @@ async fn one_trace_links_the_request_the_bus_and_every_node() {
     // A malformed traceparent from a caller is ignored, never passed on:
     // the run gets a trace of its own.
     let before = stub.hits("/ok/fetch").len();
-    let resp = engine
-        .client()
-        .post(engine.url(&format!("/v1/workflows/{workflow}/executions?wait=true")))
-        .bearer_auth(ADMIN_KEY)
-        .header("traceparent", "00-zzzz-not-a-trace")
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
-    assert!(resp.status().is_success());
+    run_with(&engine, &workflow, "00-zzzz-not-a-trace").await;
     let hits = stub.hits("/ok/fetch");
     assert_eq!(hits.len(), before + 1);
     let passed = hits.last().unwrap().traceparent.clone().unwrap_or_default();

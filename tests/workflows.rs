@@ -275,14 +275,7 @@ async fn secrets_stay_secret(mode: Mode) {
     let stub = StubServer::start().await;
     let secret = "sk-live-0123456789abcdef";
     let engine = Engine::start_with(mode, &[("FLOWMESH_SECRET_API_TOKEN", secret)]).await;
-    let workflow = engine
-        .deploy(json!({"name": "secret", "nodes": [
-            {"id": "start", "type": "trigger", "kind": "manual"},
-            {"id": "call", "type": "action", "kind": "http_request",
-             "config": {"method": "POST", "url": stub.url("/ok/secret"), "connection": "api", "body": {"x": 1}}},
-            {"id": "api", "type": "connection", "kind": "credentials", "config": {"secret": "api_token"}}
-        ], "edges": [{"from": "start", "to": "call"}]}))
-        .await;
+    let workflow = engine.deploy(common::secret_workflow(&stub)).await;
     let id = engine.start_execution(&workflow, json!({})).await;
     let done = engine.finished(&id).await;
     assert_eq!(done["status"], "succeeded", "{done}");

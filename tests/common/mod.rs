@@ -432,6 +432,17 @@ pub fn code_workflow(name: &str, language: &str, source: &str, limits: Value) ->
     ], "edges": [{"from": "start", "to": "code"}]})
 }
 
+/// One outbound call through a `credentials` connection to the secret
+/// `FLOWMESH_SECRET_API_TOKEN`.
+pub fn secret_workflow(stub: &stub::StubServer) -> Value {
+    json!({"name": "secret", "nodes": [
+        {"id": "start", "type": "trigger", "kind": "manual"},
+        {"id": "call", "type": "action", "kind": "http_request",
+         "config": {"method": "POST", "url": stub.url("/ok/secret"), "connection": "api", "body": {"x": 1}}},
+        {"id": "api", "type": "connection", "kind": "credentials", "config": {"secret": "api_token"}}
+    ], "edges": [{"from": "start", "to": "call"}]})
+}
+
 /// The state of one node in an execution's JSON.
 pub fn node<'a>(execution: &'a Value, id: &str) -> &'a Value {
     execution["nodes"]
