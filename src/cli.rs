@@ -104,6 +104,16 @@ pub struct Cli {
     #[arg(long, env = "FLOWMESH_PARK_AFTER", default_value = "5s", global = true)]
     pub park_after: HumanDuration,
 
+    /// How often finished executions past their tenant's retention are
+    /// purged and their space given back.
+    #[arg(
+        long,
+        env = "FLOWMESH_RETENTION_INTERVAL",
+        default_value = "10m",
+        global = true
+    )]
+    pub retention_interval: HumanDuration,
+
     /// On shutdown, how long running node attempts may take to finish.
     #[arg(
         long,
@@ -282,6 +292,7 @@ pub async fn serve(cli: &Cli) -> anyhow::Result<ExitCode> {
         node_id: node_id.clone(),
         lease: cli.lease,
         park_after: cli.park_after,
+        retention_interval: cli.retention_interval,
         shutdown_grace: cli.shutdown_grace,
         sandbox: sandbox_options(cli)?,
         ..Default::default()

@@ -1,15 +1,15 @@
 //! What every actor of one engine process shares.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use flowmesh_bus::Bus;
-use flowmesh_model::{ExecutionEvent, ExecutionId};
+use flowmesh_model::{ExecutionEvent, ExecutionId, TenantId};
 use flowmesh_node_handlers::{CodeRequest, Sandboxes, SecretSource};
 use flowmesh_sandbox::{Call, Class, Failure, Isolation, Returned};
-use flowmesh_store::Store;
+use flowmesh_store::{Store, TenantSettings};
 use futures::future::BoxFuture;
 use ractor::ActorRef;
 use ractor::rpc::CallResult;
@@ -37,7 +37,13 @@ pub(crate) struct Context {
     draining: AtomicBool,
     /// Signalled whenever an execution actor leaves this process.
     execution_left: Notify,
+    /// Tenants' settings, read again after [`SETTINGS_TTL`].
+    settings: Mutex<HashMap<TenantId, (TenantSettings, Instant)>>,
 }
+
+/// How long a tenant's settings are used before they are read again: a
+/// change reaches every process within this.
+const SETTINGS_TTL: Duration = Duration::from_secs(10);
 
 impl Context {
     pub fn new(
@@ -58,6 +64,7 @@ impl Context {
             local: Mutex::default(),
             draining: AtomicBool::new(false),
             execution_left: Notify::new(),
+            settings: Mutex::default(),
         }
     }
 
@@ -104,6 +111,34 @@ impl Context {
 
     /// Events are notifications; the journal is the record. A lost event is
     /// logged, never fatal.
+    /// A tenant's settings; the defaults while the store cannot say.
+    pub async fn tenant_settings(&self, tenant: TenantId) -> TenantSettings {
+        let cached = self
+            .settings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&tenant)
+            .filter(|(_, at)| at.elapsed() < SETTINGS_TTL)
+            .map(|(s, _)| *s);
+        if let Some(settings) = cached {
+            return settings;
+        }
+        match self.store.tenant_settings(tenant).await {
+            Ok(found) => {
+                let settings = found.unwrap_or_default();
+                self.settings
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(tenant, (settings, Instant::now()));
+                settings
+            }
+            Err(e) => {
+                tracing::warn!(%tenant, error = %e, "could not read tenant settings; using the defaults");
+                TenantSettings::default()
+            }
+        }
+    }
+
     pub async fn emit(&self, event: ExecutionEvent) {
         let started = std::time::Instant::now();
         let published = self.bus.publish_event(&event).await;

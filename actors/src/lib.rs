@@ -31,7 +31,8 @@ mod tests;
 
 pub use engine::{
     Engine, EngineHandle, EngineParts, NodeLog, Outcome as ExecutionOutcome, Readiness,
-    RerunRequest, ResumeRequest, StartRequest, Started, Until, WebhookRequest, WorkflowStats,
+    RerunRequest, ResumeRequest, Settings, StartRequest, Started, Until, WebhookRequest,
+    WorkflowStats,
 };
 pub use error::Error;
 pub use options::Options;

@@ -17,6 +17,9 @@ pub struct Options {
     /// a distant retry, a wait for a resume) is parked: its state stays in
     /// the store and its actor stops until a claim sweep takes it again.
     pub park_after: HumanDuration,
+    /// How often finished executions past their tenant's retention are
+    /// purged (in batches) and their space given back.
+    pub retention_interval: HumanDuration,
     /// On shutdown, how long running node attempts may take to finish.
     pub shutdown_grace: HumanDuration,
     /// Longest a synchronous caller (`?wait=true`, responding webhooks) waits.
@@ -32,6 +35,7 @@ impl Default for Options {
             lease: HumanDuration::from_millis(15_000),
             claim_interval: HumanDuration::from_millis(1_000),
             park_after: HumanDuration::from_millis(5_000),
+            retention_interval: HumanDuration::from_millis(600_000),
             shutdown_grace: HumanDuration::from_millis(10_000),
             max_sync_wait: HumanDuration::from_millis(30_000),
             sandbox: flowmesh_sandbox::Options::default(),

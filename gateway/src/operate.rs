@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use flowmesh_actors::RerunRequest;
+use flowmesh_actors::{RerunRequest, Settings};
 use flowmesh_model::{ExecutionId, WorkflowId};
 use serde_json::{Value, json};
 
@@ -69,4 +69,21 @@ pub(crate) async fn rerun(
         Json(json!({"execution_id": new, "rerun_of": execution})),
     )
         .into_response())
+}
+
+pub(crate) async fn get_settings(State(state): State<AppState>, Auth(who): Auth) -> ApiResult {
+    let settings = state.engine.settings(who.tenant).await?;
+    Ok(Json(settings).into_response())
+}
+
+/// `{"retention": "30d", "max_output_bytes": 8388608}`, both required.
+pub(crate) async fn put_settings(
+    State(state): State<AppState>,
+    Auth(who): Auth,
+    JsonBytes(body): JsonBytes,
+) -> ApiResult {
+    let settings: Settings = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("invalid settings: {e}")))?;
+    state.engine.set_settings(who.tenant, &settings).await?;
+    Ok(Json(settings).into_response())
 }

@@ -47,6 +47,10 @@ pub fn router(engine: EngineHandle, options: &Options) -> Router {
         .route("/v1/executions/{id}/logs", get(operate::execution_logs))
         .route("/v1/executions/{id}/rerun", post(operate::rerun))
         .route("/v1/workflows/{id}/stats", get(operate::workflow_stats))
+        .route(
+            "/v1/settings",
+            get(operate::get_settings).put(operate::put_settings),
+        )
         .route("/v1/sandboxes", get(list_sandboxes))
         .route("/v1/sandboxes/{id}", delete(delete_sandbox))
         .route("/hooks/{tenant}/{*path}", any(hooks::webhook))

@@ -373,6 +373,45 @@ impl Engine {
         store.create_tenant(slug, slug).await.expect("tenant").1
     }
 
+    /// Bytes the store uses for execution data: PostgreSQL's tables of
+    /// executions, steps and blobs (with their TOAST and indexes), or the
+    /// SQLite file's pages in use.
+    pub async fn store_bytes(&self) -> i64 {
+        use sqlx::{Connection, Row};
+        match &self.database {
+            Some(db) => {
+                let url = format!("{}/{db}", self.servers.postgres);
+                let mut conn = sqlx::PgConnection::connect(&url).await.expect("database");
+                sqlx::query(
+                    "SELECT (pg_total_relation_size('executions') + pg_total_relation_size('steps') \
+                     + pg_total_relation_size('blobs'))::BIGINT AS n",
+                )
+                .fetch_one(&mut conn)
+                .await
+                .expect("sizes")
+                .get::<i64, _>("n")
+            }
+            None => {
+                let path = self.data_dir.path().join("flowmesh.db");
+                let url = format!("sqlite://{}?mode=ro", path.display());
+                let mut conn = sqlx::SqliteConnection::connect(&url)
+                    .await
+                    .expect("database");
+                let pages: i64 = sqlx::query("PRAGMA page_count")
+                    .fetch_one(&mut conn)
+                    .await
+                    .expect("pages")
+                    .get(0);
+                let size: i64 = sqlx::query("PRAGMA page_size")
+                    .fetch_one(&mut conn)
+                    .await
+                    .expect("page size")
+                    .get(0);
+                pages * size
+            }
+        }
+    }
+
     /// Starts an execution through the API; returns its id.
     pub async fn start_execution(&self, workflow: &str, input: Value) -> String {
         let (status, body) = self

@@ -5,6 +5,7 @@ mod api;
 mod loops;
 mod operate;
 mod resume;
+mod retention;
 mod sandboxes;
 mod schedule;
 
@@ -20,6 +21,7 @@ use tokio::task::JoinHandle;
 pub use api::{EngineHandle, Outcome, Readiness, StartRequest, Started, Until, WebhookRequest};
 pub use operate::{NodeLog, RerunRequest, WorkflowStats};
 pub use resume::ResumeRequest;
+pub use retention::Settings;
 
 use crate::context::Context;
 use crate::error::Error;

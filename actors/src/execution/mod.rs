@@ -57,6 +57,8 @@ pub(crate) struct ExecutionState {
     timers: HashMap<usize, AbortHandle>,
     draining: bool,
     pending: Pending,
+    /// The tenant's cap on one node's output, in bytes of JSON.
+    output_cap: usize,
     _live: metrics::Live,
 }
 
@@ -107,6 +109,11 @@ impl Actor for ExecutionActor {
         args: ExecutionArgs,
     ) -> Result<ExecutionState, ActorProcessingErr> {
         let progress = Progress::new(args.graph, &args.record);
+        let output_cap = args
+            .ctx
+            .tenant_settings(args.record.tenant)
+            .await
+            .max_output_bytes as usize;
         args.ctx.mark_local(args.record.id, true);
         Ok(ExecutionState {
             ctx: args.ctx,
@@ -116,6 +123,7 @@ impl Actor for ExecutionActor {
             timers: HashMap::new(),
             draining: false,
             pending: Pending::default(),
+            output_cap,
             _live: metrics::Live::new("execution"),
         })
     }
@@ -247,6 +255,7 @@ impl ExecutionState {
         if pending.transition.is_some() || !steps.is_empty() || !pending.consumed.is_empty() {
             let turn = Turn {
                 owner: &self.ctx.options.node_id,
+                tenant: self.record.tenant,
                 execution: self.record.id,
                 transition: pending.transition.as_ref(),
                 steps: &steps,
@@ -526,6 +535,7 @@ impl ExecutionState {
         result: Result<Outcome, NodeError>,
     ) -> Result<AfterNode, ActorProcessingErr> {
         let node_id = self.progress.graph.node(i).id.clone();
+        let result = self.within_output_cap(result);
         match result {
             Ok(Outcome::Output { value, branch }) => self.succeed(i, value, branch),
             Ok(Outcome::Respond {
@@ -597,6 +607,25 @@ impl ExecutionState {
                 }
             }
         }
+    }
+
+    /// An output over the tenant's cap fails the node (no retry: the same
+    /// call would give the same output) instead of bloating the store.
+    fn within_output_cap(&self, result: Result<Outcome, NodeError>) -> Result<Outcome, NodeError> {
+        let Ok(Outcome::Output { value, .. }) = &result else {
+            return result;
+        };
+        let size = serde_json::to_vec(value).map_or(0, |v| v.len());
+        if size <= self.output_cap {
+            return result;
+        }
+        Err(NodeError {
+            class: flowmesh_node_handlers::ErrorClass::OutputTooLarge,
+            message: format!(
+                "the output is {size} bytes, over this tenant's cap of {} bytes; return less (select the fields you need) or raise max_output_bytes in the tenant's settings",
+                self.output_cap
+            ),
+        })
     }
 
     fn succeed(

@@ -41,6 +41,7 @@ pub struct Turn<'a> {
     /// The process writing it: nothing is written unless it still owns the
     /// execution (a process that lost its lease is fenced off).
     pub owner: &'a str,
+    pub tenant: TenantId,
     pub execution: ExecutionId,
     pub transition: Option<&'a ExecutionChange>,
     pub steps: &'a [StepRecord],
@@ -83,8 +84,13 @@ where
 /// Inserts or replaces steps; the steps of one call have distinct nodes.
 async fn upsert_steps(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tenant: TenantId,
     steps: &[StepRecord],
 ) -> Result<(), Error> {
+    let mut outputs = Vec::with_capacity(steps.len());
+    for step in steps {
+        outputs.push(crate::blobs::output_column(tx, tenant, step).await?);
+    }
     let rows: Vec<String> = (0..steps.len())
         .map(|r| {
             let params: Vec<String> = (1..=STEP_COLUMNS)
@@ -103,14 +109,14 @@ async fn upsert_steps(
         rows.join(", ")
     );
     let mut query = sqlx::query(&sql);
-    for step in steps {
+    for (step, output) in steps.iter().zip(outputs) {
         query = query
             .bind(step.execution.to_string())
             .bind(step.node.clone())
             .bind(step.status.as_str())
             .bind(i64::from(step.attempts))
             .bind(to_json(&step.input))
-            .bind(to_json(&step.output))
+            .bind(output)
             .bind(step.branch.clone())
             .bind(step.error.clone())
             .bind(step.started_at)
@@ -194,7 +200,7 @@ impl Store {
             let inserted = insert_execution(&mut *tx, new).await?;
             if inserted == 1 {
                 for chunk in new.steps.chunks(STEPS_PER_STATEMENT) {
-                    upsert_steps(&mut tx, chunk).await?;
+                    upsert_steps(&mut tx, new.tenant, chunk).await?;
                 }
             }
             tx.commit().await?;
@@ -229,7 +235,9 @@ impl Store {
         .bind(id.to_string())
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(step).collect()
+        let mut steps = rows.iter().map(step).collect::<Result<Vec<_>, _>>()?;
+        self.resolve_blobs(id, &mut steps).await?;
+        Ok(steps)
     }
 
     pub async fn get_execution(
@@ -322,14 +330,13 @@ impl Store {
         owner: &str,
         change: &ExecutionChange,
     ) -> Result<bool, Error> {
-        self.commit_turn(&Turn {
-            owner,
-            execution: change.id,
-            transition: Some(change),
-            steps: &[],
-            consumed_signals: &[],
-        })
-        .await
+        let mut tx = self.pool.begin().await?;
+        if !self.apply_transition(&mut tx, owner, change).await? {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn apply_transition(
@@ -400,7 +407,7 @@ impl Store {
             return Ok(false);
         }
         for chunk in turn.steps.chunks(STEPS_PER_STATEMENT) {
-            upsert_steps(&mut tx, chunk).await?;
+            upsert_steps(&mut tx, turn.tenant, chunk).await?;
         }
         for id in turn.consumed_signals {
             sqlx::query("DELETE FROM execution_signals WHERE id = $1")

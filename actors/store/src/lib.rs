@@ -6,11 +6,13 @@
 //! [`Backend`]. Many engine processes may share one PostgreSQL database, so
 //! every write that could race is a compare-and-set or a unique insert.
 
+pub mod blobs;
 mod error;
 mod executions;
 pub mod failpoints;
 mod parking;
 mod records;
+mod retention;
 mod schedules;
 mod stats;
 mod tenants;
@@ -28,6 +30,7 @@ pub use error::Error;
 pub use executions::{ClaimRequest, Turn};
 pub use parking::{NewSignal, Park, Signal};
 pub use records::*;
+pub use retention::{DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_RETENTION_MS, TenantSettings};
 pub use schedules::{DueSchedule, Fire, NewSchedule};
 pub use stats::{LastRun, WorkflowStats};
 
@@ -127,7 +130,11 @@ impl Store {
                     .after_connect(|conn, _| {
                         Box::pin(async move {
                             conn.execute(
-                                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                                // auto_vacuum takes effect on a new file
+                                // (before its first table): purged pages
+                                // can then go back to the file system.
+                                "PRAGMA auto_vacuum = INCREMENTAL; \
+                                 PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
                                  PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
                             )
                             .await?;

@@ -322,12 +322,12 @@ async fn executions_and_journal(store: &Store) {
         wake_at: None,
         logs: Vec::new(),
     };
-    save_step(store, &step("b", 20)).await;
-    save_step(store, &step("a", 10)).await;
+    save_step(store, tenant, &step("b", 20)).await;
+    save_step(store, tenant, &step("a", 10)).await;
     let mut done = step("b", 20);
     done.status = NodeStatus::Succeeded;
     done.output = Some(json!({"ok": true}));
-    save_step(store, &done).await;
+    save_step(store, tenant, &done).await;
     let record = store
         .get_execution(tenant, first.id)
         .await
@@ -416,9 +416,10 @@ async fn own(store: &Store, id: ExecutionId) {
 }
 
 /// Writes one step of the journal, as a turn of its own.
-async fn save_step(store: &Store, step: &StepRecord) {
+async fn save_step(store: &Store, tenant: TenantId, step: &StepRecord) {
     let turn = Turn {
         owner: OWNER,
+        tenant,
         execution: step.execution,
         transition: None,
         steps: std::slice::from_ref(step),
@@ -470,6 +471,7 @@ async fn turns_are_all_or_nothing(store: &Store) {
     let start = start_change(id);
     let turn = Turn {
         owner: OWNER,
+        tenant,
         execution: id,
         transition: Some(&start),
         steps: &steps,
@@ -484,6 +486,7 @@ async fn turns_are_all_or_nothing(store: &Store) {
     changed[0].status = NodeStatus::Failed;
     let stale = Turn {
         owner: OWNER,
+        tenant,
         execution: id,
         transition: Some(&start),
         steps: &changed,
@@ -699,4 +702,5 @@ async fn a_database_url_of_another_kind_is_refused() {
 }
 
 mod parking;
+mod retention;
 mod schedules;

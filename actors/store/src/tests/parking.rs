@@ -48,7 +48,7 @@ fn waiting(id: ExecutionId) -> StepRecord {
 }
 
 async fn parked_executions_wake_when_due(store: &Store) {
-    let (_, id) = running(store).await;
+    let (tenant, id) = running(store).await;
     let at = now_ms() + 60_000;
     let stranger = Park {
         owner: "b",
@@ -62,6 +62,7 @@ async fn parked_executions_wake_when_due(store: &Store) {
     assert!(store.owned_executions(OWNER).await.unwrap().is_empty());
     let late = Turn {
         owner: OWNER,
+        tenant,
         execution: id,
         transition: None,
         steps: &[waiting(id)],
@@ -80,7 +81,7 @@ both_backends!(parked_executions_wake_when_due);
 
 async fn resumes_are_kept_until_applied(store: &Store) {
     let (tenant, id) = running(store).await;
-    save_step(store, &waiting(id)).await;
+    save_step(store, tenant, &waiting(id)).await;
     let (stranger, _) = store.create_tenant("t2", "T2").await.unwrap();
     let mut signal = NewSignal {
         tenant: stranger,
@@ -111,6 +112,7 @@ async fn resumes_are_kept_until_applied(store: &Store) {
     done.status = NodeStatus::Succeeded;
     let apply = Turn {
         owner: OWNER,
+        tenant,
         execution: id,
         transition: None,
         steps: &[done],

@@ -1,0 +1,99 @@
+//! Execution data in bounds: a per-tenant cap on node outputs, and
+//! retention that purges old executions and gives their space back.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Engine, Mode, eventually};
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+async fn data_stays_in_bounds(mode: Mode) {
+    let engine = Engine::start_with(mode, &[("FLOWMESH_RETENTION_INTERVAL", "300ms")]).await;
+    let (status, defaults) = engine.get("/v1/settings").await;
+    assert_eq!(status, StatusCode::OK, "{defaults}");
+    assert_eq!(defaults["max_output_bytes"], 8 * 1024 * 1024);
+    for bad in [
+        json!({"retention": "0s", "max_output_bytes": 300000}),
+        json!({"retention": "1h", "max_output_bytes": 10}),
+        json!({"retention": "soon", "max_output_bytes": 300000}),
+        json!({"retention": "1h"}),
+    ] {
+        let (status, _) = engine
+            .request(Method::PUT, "/v1/settings", Some(bad.clone()))
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+    }
+    let set = |retention: &str| json!({"retention": retention, "max_output_bytes": 300000});
+    let (status, body) = engine
+        .request(Method::PUT, "/v1/settings", Some(set("1h")))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    let workflow = engine
+        .deploy(json!({"name": "big", "nodes": [
+            {"id": "start", "type": "trigger", "kind": "manual"},
+            {"id": "big", "type": "action", "kind": "code", "retry": {"max_attempts": 1},
+             "config": {"language": "javascript",
+                        "source": "let s = input.trigger.body.i; while (s.length < input.trigger.body.n) { s += Math.random().toString(36).slice(2); } return s;"}},
+            {"id": "done", "type": "data", "kind": "mapping", "config": {"mapping": {"ok": true}}}
+        ], "edges": [{"from": "start", "to": "big"}, {"from": "big", "to": "done"}]}))
+        .await;
+    // Over the cap: the node fails clearly, and nothing of it is stored.
+    let over = engine
+        .start_execution(&workflow, json!({"i": "over", "n": 400_000}))
+        .await;
+    let failed = engine.finished(&over).await;
+    assert_eq!(failed["status"], "failed", "{failed}");
+    let big = common::node(&failed, "big");
+    assert!(
+        big["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("output_too_large:"),
+        "{big}"
+    );
+    assert!(big["output"].is_null());
+
+    let mut ids = vec![over];
+    for i in 0..30 {
+        let id = engine
+            .start_execution(&workflow, json!({"i": i.to_string(), "n": 150_000}))
+            .await;
+        ids.push(id);
+    }
+    for id in &ids[1..] {
+        assert_eq!(engine.finished(id).await["status"], "succeeded");
+    }
+    let full = engine.store_bytes().await;
+
+    let (status, _) = engine
+        .request(Method::PUT, "/v1/settings", Some(set("1ms")))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    eventually(
+        "every expired execution purged",
+        Duration::from_secs(30),
+        || async {
+            for id in &ids {
+                let (status, _) = engine.get(&format!("/v1/executions/{id}")).await;
+                if status != StatusCode::NOT_FOUND {
+                    return None;
+                }
+            }
+            Some(())
+        },
+    )
+    .await;
+    let reclaimed = eventually("the space given back", Duration::from_secs(30), || async {
+        let now = engine.store_bytes().await;
+        (now < full / 2).then_some(now)
+    })
+    .await;
+    println!("{mode:?}: execution data {full} bytes full, {reclaimed} after the purge");
+}
+both_modes!(
+    outputs_are_capped_and_expired_data_is_reclaimed,
+    data_stays_in_bounds
+);
