@@ -70,6 +70,17 @@ async fn metrics_move(mode: Mode) {
         );
     }
     ids.push(engine.start_execution(&naps, json!({})).await);
+    // While it waits, the store's count shows it.
+    eventually(
+        "the waiting execution counted",
+        Duration::from_secs(10),
+        || async {
+            let text = scrape(&engine).await;
+            let running = [("workflow", naps.as_str()), ("status", "running")];
+            (sample(&text, "flowmesh_executions_unfinished", &running) == 1.0).then_some(())
+        },
+    )
+    .await;
     for id in &ids {
         engine.finished(id).await;
     }

@@ -52,6 +52,7 @@ pub const EXECUTIONS_STARTED: &str = "flowmesh_executions_started_total";
 pub const EXECUTIONS_FINISHED: &str = "flowmesh_executions_finished_total";
 pub const EXECUTIONS_IN_FLIGHT: &str = "flowmesh_executions_in_flight";
 pub const EXECUTIONS_PARKED: &str = "flowmesh_executions_parked_total";
+pub const EXECUTIONS_UNFINISHED: &str = "flowmesh_executions_unfinished";
 pub const NODE_DURATION: &str = "flowmesh_node_duration_seconds";
 pub const NODE_RETRIES: &str = "flowmesh_node_retries_total";
 pub const BUS_PUBLISH: &str = "flowmesh_bus_publish_seconds";
@@ -85,6 +86,12 @@ pub const METRICS: &[Metric] = &[
         Kind::Counter,
         &[],
         "Times an execution with nothing to do parked in the store.",
+    ),
+    metric(
+        EXECUTIONS_UNFINISHED,
+        Kind::Gauge,
+        &["tenant", "workflow", "status"],
+        "Unfinished executions in the store, queued or running (parked included), read at each scrape.",
     ),
     metric(
         NODE_DURATION,
@@ -193,6 +200,35 @@ pub(crate) fn execution_finished(tenant: TenantId, workflow: WorkflowId, status:
 
 pub(crate) fn in_flight(count: usize) {
     gauge!(EXECUTIONS_IN_FLIGHT).set(count as f64);
+}
+
+/// (tenant, workflow, status) of one unfinished-executions series.
+type Series = (String, String, &'static str);
+
+/// Sets the unfinished-executions gauge from a store count; series that
+/// dropped to nothing are set to 0.
+pub(crate) fn unfinished(counts: &[flowmesh_store::Unfinished]) {
+    static SHOWN: OnceLock<Mutex<HashSet<Series>>> = OnceLock::new();
+    let mut shown = SHOWN
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    let mut now = HashSet::new();
+    for c in counts {
+        let key = (
+            bounded(c.tenant.to_string()),
+            bounded(c.workflow.to_string()),
+            c.status.as_str(),
+        );
+        gauge!(EXECUTIONS_UNFINISHED, "tenant" => key.0.clone(), "workflow" => key.1.clone(), "status" => key.2)
+            .set(c.count as f64);
+        now.insert(key);
+    }
+    for gone in shown.difference(&now) {
+        gauge!(EXECUTIONS_UNFINISHED, "tenant" => gone.0.clone(), "workflow" => gone.1.clone(), "status" => gone.2)
+            .set(0.0);
+    }
+    *shown = now;
 }
 
 pub(crate) fn parked() {

@@ -91,8 +91,8 @@ fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Spa
 
 /// Prometheus text format; every metric is described in flowmesh-actors'
 /// metrics module.
-async fn metrics() -> Response {
-    match flowmesh_actors::metrics::render() {
+async fn metrics(State(state): State<AppState>) -> Response {
+    match state.engine.metrics_text().await {
         Some(text) => (
             [(
                 axum::http::header::CONTENT_TYPE,

@@ -151,6 +151,18 @@ impl EngineHandle {
         }
     }
 
+    /// The metrics in Prometheus text format (none if not installed), with
+    /// the store's counts of unfinished executions read now.
+    pub async fn metrics_text(&self) -> Option<String> {
+        let counts = tokio::time::timeout(Duration::from_secs(2), self.ctx.store.unfinished());
+        match counts.await {
+            Ok(Ok(counts)) => metrics::unfinished(&counts),
+            Ok(Err(e)) => tracing::warn!(error = %e, "could not count unfinished executions"),
+            Err(_) => tracing::warn!("counting unfinished executions took too long"),
+        }
+        metrics::render()
+    }
+
     /// The node kinds this engine knows.
     pub fn kinds(&self) -> Vec<KindInfo> {
         self.registry.kinds()

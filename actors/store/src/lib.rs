@@ -32,7 +32,7 @@ pub use parking::{NewSignal, Park, Signal};
 pub use records::*;
 pub use retention::{DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_RETENTION_MS, TenantSettings};
 pub use schedules::{DueSchedule, Fire, NewSchedule};
-pub use stats::{LastRun, WorkflowStats};
+pub use stats::{LastRun, Unfinished, WorkflowStats};
 
 /// Where the store lives.
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -79,3 +79,35 @@ impl Store {
         })
     }
 }
+
+/// How many unfinished executions one workflow of one tenant has in a status.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unfinished {
+    pub tenant: TenantId,
+    pub workflow: WorkflowId,
+    pub status: ExecutionStatus,
+    pub count: i64,
+}
+
+impl Store {
+    /// Unfinished executions (queued, or running: parked ones included) by
+    /// tenant, workflow and status.
+    pub async fn unfinished(&self) -> Result<Vec<Unfinished>, Error> {
+        sqlx::query(
+            "SELECT tenant_id, workflow_id, status, COUNT(*) AS n FROM executions \
+             WHERE status IN ('queued', 'running') GROUP BY tenant_id, workflow_id, status",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(Unfinished {
+                tenant: parse(row, "tenant_id")?,
+                workflow: parse(row, "workflow_id")?,
+                status: parse(row, "status")?,
+                count: int(row, "n")?,
+            })
+        })
+        .collect()
+    }
+}

@@ -38,6 +38,8 @@ impl Mode {
 pub struct Target {
     pub mode: Mode,
     pub nats_url: String,
+    /// Where traces go (OTLP/HTTP); none: tracing off.
+    pub otlp_endpoint: Option<String>,
 }
 
 impl Target {
@@ -47,10 +49,12 @@ impl Target {
             Target {
                 mode: Mode::Embedded,
                 nats_url: String::new(),
+                otlp_endpoint: None,
             },
             Target {
                 mode: Mode::Distributed,
                 nats_url: NATS_URL.to_owned(),
+                otlp_endpoint: None,
             },
         ]
     }
@@ -125,8 +129,13 @@ impl Engine {
             .env("FLOWMESH_LOG", "error")
             .env_remove("FLOWMESH_NATS_URL")
             .env_remove("DATABASE_URL")
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
+        if let Some(endpoint) = &self.target.otlp_endpoint {
+            cmd.env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint);
+        }
         if let Some(db) = &self.database {
             let options = match self.target.mode {
                 Mode::DistributedFlushed => "?options=-c%20synchronous_commit%3Don",

@@ -127,6 +127,8 @@ pub struct Results {
     pub limits: limits::Limits,
     /// Sandbox overhead per code-node call (the same in every mode).
     pub code_node: code::CodeNode,
+    /// Per-step overhead with tracing off and on (embedded).
+    pub tracing: scenarios::TracingCost,
     pub modes: Vec<ModeResults>,
     /// Runs left out, and why.
     pub skipped: Vec<String>,
@@ -235,10 +237,13 @@ async fn main() -> anyhow::Result<()> {
         targets.push(Target {
             mode: Mode::DistributedFlushed,
             nats_url: server.url.clone(),
+            otlp_endpoint: None,
         });
     }
     eprintln!("code-node");
     let code_node = code::code_node(plan.code_cold, plan.code_warm).await?;
+    eprintln!("tracing");
+    let tracing = scenarios::tracing_cost(&plan).await?;
     let mut modes = Vec::new();
     for target in &targets {
         modes.push(run_mode(target, &plan).await?);
@@ -249,6 +254,7 @@ async fn main() -> anyhow::Result<()> {
         plan,
         limits,
         code_node,
+        tracing,
         modes,
         skipped,
     };

@@ -251,6 +251,11 @@ pub fn markdown(r: &Results) -> String {
             l.p50_ms, l.p99_ms
         ));
     }
+    let t = &r.tracing;
+    out.push_str(&format!(
+        "\n| tracing (embedded, per-step overhead p50) | off | on, exported over OTLP/HTTP |\n| --- | --- | --- |\n| three-call workflow | {:.2} ms | {:.2} ms |\n",
+        t.off_per_step_ms, t.on_per_step_ms
+    ));
     for why in &r.skipped {
         out.push_str(&format!("\nSkipped: {why}.\n"));
     }

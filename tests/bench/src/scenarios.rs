@@ -24,22 +24,26 @@ impl Sink {
     pub async fn start() -> anyhow::Result<(String, Sink)> {
         let sink = Sink::default();
         let keys = sink.keys.clone();
-        let app = axum::Router::new().route(
-            "/noop",
-            any(move |headers: HeaderMap| {
-                let keys = keys.clone();
-                async move {
-                    if let Some(k) = headers.get("idempotency-key").and_then(|v| v.to_str().ok()) {
-                        *keys
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .entry(k.to_owned())
-                            .or_default() += 1;
+        let app = axum::Router::new()
+            .route("/v1/traces", any(|| async { "{}" }))
+            .route(
+                "/noop",
+                any(move |headers: HeaderMap| {
+                    let keys = keys.clone();
+                    async move {
+                        if let Some(k) =
+                            headers.get("idempotency-key").and_then(|v| v.to_str().ok())
+                        {
+                            *keys
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .entry(k.to_owned())
+                                .or_default() += 1;
+                        }
+                        "{}"
                     }
-                    "{}"
-                }
-            }),
-        );
+                }),
+            );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         tokio::spawn(async move { axum::serve(listener, app).await });
@@ -395,5 +399,37 @@ pub async fn recovery(
         lost: n.saturating_sub(succeeded),
         node_effects: keys,
         outbound_retries_seen_by_sink: retries,
+    })
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct TracingCost {
+    /// Per-step overhead p50 (ms), embedded, without any OTEL_* setting.
+    pub off_per_step_ms: f64,
+    /// The same with every span exported over OTLP/HTTP to a local receiver.
+    pub on_per_step_ms: f64,
+}
+
+/// The durable-latency scenario in embedded mode with tracing off, then on.
+pub async fn tracing_cost(plan: &Plan) -> anyhow::Result<TracingCost> {
+    let (sink_url, _sink) = Sink::start().await?;
+    let receiver = sink_url.trim_end_matches("/noop").to_owned();
+    let mut overhead = Vec::new();
+    for otlp_endpoint in [None, Some(receiver)] {
+        let target = crate::engine::Target {
+            mode: crate::engine::Mode::Embedded,
+            nats_url: String::new(),
+            otlp_endpoint,
+        };
+        let engine = Engine::start(&target, "127.0.0.1").await?;
+        overhead.push(
+            durable_latency(&engine, plan, &sink_url)
+                .await?
+                .overhead_per_step_p50_ms,
+        );
+    }
+    Ok(TracingCost {
+        off_per_step_ms: overhead[0],
+        on_per_step_ms: overhead[1],
     })
 }
