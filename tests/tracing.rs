@@ -101,6 +101,7 @@ async fn one_trace_links_the_request_the_bus_and_every_node() {
         "POST /v1/workflows/{id}/executions",
         "bus.publish",
         "bus.consume",
+        "workflow.start",
         "execution.turn",
         "node fetch",
         "node shape",

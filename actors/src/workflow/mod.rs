@@ -12,6 +12,7 @@ use flowmesh_model::lifecycle::ExecutionTransition;
 use flowmesh_model::{EventKind, ExecutionEvent, ExecutionId, WorkflowId};
 use flowmesh_store::{ExecutionChange, ExecutionRecord, now_ms};
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
+use tracing::Instrument;
 
 pub(crate) use messages::WorkflowMsg;
 
@@ -67,7 +68,14 @@ impl Actor for WorkflowActor {
         match msg {
             WorkflowMsg::Start { record, reply } => {
                 let execution = record.id;
-                let result = state.start(&myself, *record).await;
+                let span = tracing::info_span!(
+                    "workflow.start",
+                    tenant = %record.tenant,
+                    workflow = %record.workflow,
+                    %execution,
+                );
+                crate::trace::set_parent(&span, record.traceparent.as_deref());
+                let result = state.start(&myself, *record).instrument(span).await;
                 if let Some(reply) = reply {
                     let _ = reply.send(result);
                 } else if let Err(e) = result {

@@ -393,13 +393,16 @@ impl Store {
             None => {
                 // The ownership check also locks the row against a claim
                 // until the turn is in.
-                sqlx::query("UPDATE executions SET owner = owner WHERE id = $1 AND owner = $2")
+                let check = format!(
+                    "SELECT 1 AS owned FROM executions WHERE id = $1 AND owner = $2 {}",
+                    self.backend.share_lock()
+                );
+                sqlx::query(&check)
                     .bind(turn.execution.to_string())
                     .bind(turn.owner)
-                    .execute(&mut *tx)
+                    .fetch_optional(&mut *tx)
                     .await?
-                    .rows_affected()
-                    == 1
+                    .is_some()
             }
         };
         if !owned {

@@ -71,6 +71,17 @@ impl Backend {
             Backend::Sqlite => "",
         }
     }
+
+    /// Row locking for a turn's ownership check: PostgreSQL holds a share
+    /// lock until the turn commits, so a claim waits for it instead of
+    /// racing it (a lock, not a new row version); SQLite's single writer
+    /// serializes the two anyway.
+    fn share_lock(self) -> &'static str {
+        match self {
+            Backend::Postgres => "FOR SHARE",
+            Backend::Sqlite => "",
+        }
+    }
 }
 
 /// A cheap-to-clone handle on the database.
