@@ -10,9 +10,7 @@ use std::sync::Arc;
 
 use flowmesh_model::graph::WorkflowGraph;
 use flowmesh_model::lifecycle::NodeTransition;
-use flowmesh_model::{
-    ExecutionId, ExecutionStatus, NodeStatus, TenantId, WorkflowDocument, WorkflowId,
-};
+use flowmesh_model::{NodeStatus, WorkflowDocument};
 use flowmesh_store::{ExecutionRecord, StepRecord};
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -103,25 +101,7 @@ fn document(specs: &[NodeSpec]) -> WorkflowDocument {
 }
 
 fn record(steps: Vec<StepRecord>) -> ExecutionRecord {
-    ExecutionRecord {
-        id: ExecutionId::new(),
-        tenant: TenantId::new(),
-        workflow: WorkflowId::new(),
-        version: 1,
-        status: ExecutionStatus::Running,
-        trigger_node: "t".into(),
-        trigger: json!({}),
-        output: None,
-        error: None,
-        cancel_requested: false,
-        deadline_ms: None,
-        created_at: 0,
-        started_at: None,
-        finished_at: None,
-        origin: None,
-        traceparent: None,
-        steps,
-    }
+    super::progress::tests::record(json!({}), steps)
 }
 
 struct Sim {

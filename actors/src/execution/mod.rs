@@ -361,7 +361,8 @@ impl ExecutionState {
                 (NodeStatus::Running, _) => self.rerun_node(i),
                 _ => {}
             }
-            if self.progress.nodes[i].status == NodeStatus::Waiting {
+            // Only a wait for a resume can have one pending.
+            if self.progress.nodes[i].status == NodeStatus::Waiting && self.is_event_wait(i) {
                 self.pending.check_signals = true;
             }
         }

@@ -189,7 +189,7 @@ impl Progress {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use flowmesh_model::WorkflowDocument;
     use serde_json::json;
@@ -200,7 +200,8 @@ mod tests {
         ))
     }
 
-    fn record(trigger: Value, steps: Vec<StepRecord>) -> ExecutionRecord {
+    /// A running execution with this trigger data and journal.
+    pub(in crate::execution) fn record(trigger: Value, steps: Vec<StepRecord>) -> ExecutionRecord {
         ExecutionRecord {
             id: flowmesh_model::ExecutionId::new(),
             tenant: flowmesh_model::TenantId::new(),

@@ -13,7 +13,7 @@ use serde_json::json;
 use super::{ExecutionMsg, ExecutionState};
 
 impl ExecutionState {
-    fn is_event_wait(&self, i: usize) -> bool {
+    pub(super) fn is_event_wait(&self, i: usize) -> bool {
         let node = self.progress.graph.node(i);
         node.primitive == Primitive::Action && node.kind == "wait_for_event"
     }
