@@ -8,11 +8,13 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
+use flowmesh_actors::LedgerOnly;
+use flowmesh_actors::records::{SealingKey, TenantLimits};
 use flowmesh_actors::{Engine, EngineParts};
 use flowmesh_bus::Bus;
 use flowmesh_gateway::Gateway;
 use flowmesh_model::{HumanDuration, WorkflowDocument};
-use flowmesh_node_handlers::{EnvSecrets, HttpOptions, Registry};
+use flowmesh_node_handlers::{HttpOptions, Registry};
 use flowmesh_store::Store;
 
 #[derive(Parser, Debug)]
@@ -127,6 +129,81 @@ pub struct Cli {
     #[arg(long, env = "FLOWMESH_MAX_BODY_BYTES", default_value_t = 1024 * 1024, global = true)]
     pub max_body_bytes: usize,
 
+    /// Key that seals tenants' secrets at rest: 32 random bytes in base64
+    /// (`openssl rand -base64 32`). Embedded without one, a key is made and
+    /// kept in the data directory; distributed without one, secrets are off.
+    #[arg(
+        long,
+        env = "FLOWMESH_SECRETS_KEY",
+        global = true,
+        hide_env_values = true
+    )]
+    pub secrets_key: Option<String>,
+
+    /// Whether anyone may create a tenant with POST /v1/auth/register.
+    #[arg(long, env = "FLOWMESH_REGISTRATION", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    pub registration: bool,
+
+    /// How long a login session lasts.
+    #[arg(
+        long,
+        env = "FLOWMESH_SESSION_TTL",
+        default_value = "12h",
+        global = true
+    )]
+    pub session_ttl: HumanDuration,
+
+    /// Credits each new tenant starts with.
+    #[arg(
+        long,
+        env = "FLOWMESH_INITIAL_CREDITS",
+        default_value_t = 1_000_000,
+        global = true
+    )]
+    pub initial_credits: i64,
+
+    /// Credits each started execution costs.
+    #[arg(
+        long,
+        env = "FLOWMESH_PRICE_EXECUTION",
+        default_value_t = 1,
+        global = true
+    )]
+    pub price_execution: i64,
+
+    /// Credits each node attempt costs.
+    #[arg(
+        long,
+        env = "FLOWMESH_PRICE_NODE_RUN",
+        default_value_t = 1,
+        global = true
+    )]
+    pub price_node_run: i64,
+
+    /// Credits per second of sandbox time (charged by the millisecond).
+    #[arg(
+        long,
+        env = "FLOWMESH_PRICE_SANDBOX_SECOND",
+        default_value_t = 10,
+        global = true
+    )]
+    pub price_sandbox_second: i64,
+
+    /// Requests per second of a tenant without a limit of its own, per
+    /// process (unset: unlimited).
+    #[arg(long, env = "FLOWMESH_TENANT_RATE_LIMIT", global = true)]
+    pub tenant_rate_limit: Option<i64>,
+
+    /// Executions running at once for a tenant without a limit of its own;
+    /// more wait, queued (unset: unlimited).
+    #[arg(long, env = "FLOWMESH_TENANT_MAX_CONCURRENT", global = true)]
+    pub tenant_max_concurrent: Option<i64>,
+
+    /// Largest start input or webhook body for a tenant without a limit of
+    /// its own, in bytes (unset: only --max-body-bytes applies).
+    #[arg(long, env = "FLOWMESH_TENANT_MAX_PAYLOAD_BYTES", global = true)]
+    pub tenant_max_payload_bytes: Option<i64>,
+
     /// The Python interpreter of code nodes (default: /usr/bin/python3, else
     /// python3 on PATH).
     #[arg(long, env = "FLOWMESH_PYTHON", global = true)]
@@ -185,6 +262,57 @@ pub enum WithoutNetnsArg {
 }
 
 /// Settings of the code nodes' sandboxes, from the command line.
+fn tenancy_options(cli: &Cli) -> flowmesh_actors::Tenancy {
+    flowmesh_actors::Tenancy {
+        registration: cli.registration,
+        session_ttl: cli.session_ttl,
+        initial_credits: cli.initial_credits,
+        prices: flowmesh_actors::Prices {
+            execution: cli.price_execution,
+            node_run: cli.price_node_run,
+            sandbox_second: cli.price_sandbox_second,
+        },
+        limits: TenantLimits {
+            rate_limit: cli.tenant_rate_limit,
+            max_concurrent: cli.tenant_max_concurrent,
+            max_payload_bytes: cli.tenant_max_payload_bytes,
+        },
+        ..Default::default()
+    }
+}
+
+/// The key sealing secrets: given, or (embedded) kept in the data directory.
+fn sealing_key(cli: &Cli) -> anyhow::Result<Option<SealingKey>> {
+    if let Some(text) = &cli.secrets_key {
+        return Ok(Some(SealingKey::from_base64(text)?));
+    }
+    if cli.database_url.is_some() {
+        tracing::warn!("FLOWMESH_SECRETS_KEY is not set: the secrets API is off");
+        return Ok(None);
+    }
+    let path = cli.data_dir.join("secrets.key");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok(Some(SealingKey::from_base64(&text).with_context(|| {
+            format!("reading the secrets key in {}", path.display())
+        })?)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = SealingKey::generate();
+            std::fs::create_dir_all(&cli.data_dir)?;
+            let mut file = std::fs::OpenOptions::new();
+            file.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut file, 0o600);
+            let mut file = file
+                .open(&path)
+                .with_context(|| format!("creating {}", path.display()))?;
+            std::io::Write::write_all(&mut file, key.to_base64().as_bytes())?;
+            tracing::info!(path = %path.display(), "made a key for secrets; back it up with the database");
+            Ok(Some(key))
+        }
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
 fn sandbox_options(cli: &Cli) -> anyhow::Result<flowmesh_sandbox::Options> {
     let mut options = flowmesh_sandbox::Options::default();
     if let Some(python) = &cli.python {
@@ -265,7 +393,7 @@ pub async fn serve(cli: &Cli) -> anyhow::Result<ExitCode> {
         .await
         .context("connecting to the store")?;
     if let Some(key) = store
-        .bootstrap(cli.admin_key.as_deref())
+        .bootstrap(cli.admin_key.as_deref(), cli.initial_credits)
         .await
         .context("creating the default tenant")?
     {
@@ -295,6 +423,7 @@ pub async fn serve(cli: &Cli) -> anyhow::Result<ExitCode> {
         retention_interval: cli.retention_interval,
         shutdown_grace: cli.shutdown_grace,
         sandbox: sandbox_options(cli)?,
+        tenancy: tenancy_options(cli),
         ..Default::default()
     };
     let engine = Engine::start(EngineParts {
@@ -302,7 +431,8 @@ pub async fn serve(cli: &Cli) -> anyhow::Result<ExitCode> {
         bus: bus.clone(),
         registry: registry(cli)?,
         runner: None,
-        secrets: Arc::new(EnvSecrets),
+        sealing_key: sealing_key(cli)?,
+        payments: Arc::new(LedgerOnly),
         options,
     })
     .await

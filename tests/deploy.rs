@@ -243,12 +243,18 @@ fn nats_configurations_are_valid() {
         .expect("the NATS ConfigMap");
     let k8s = dir.path().join("nats.conf");
     std::fs::write(&k8s, from_kubernetes).unwrap();
-    for file in [deploy("nats-server.conf"), deploy("nats-cluster.conf"), k8s] {
+    for file in [
+        deploy("nats-server.conf"),
+        deploy("nats-cluster.conf"),
+        deploy("nats-tenants.conf"),
+        k8s,
+    ] {
         let out = Command::new(&binary)
             .arg("-t")
             .arg("-c")
             .arg(&file)
             .env("NATS_NAME", "nats-0")
+            .envs(TENANT_PASSWORDS)
             .output()
             .expect("nats-server on PATH (or FLOWMESH_TEST_NATS_SERVER)");
         assert!(
@@ -258,6 +264,199 @@ fn nats_configurations_are_valid() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+}
+
+const TENANT_PASSWORDS: [(&str, &str); 3] = [
+    ("FLOWMESH_NATS_PASSWORD", "engine-password"),
+    ("ACME_NATS_PASSWORD", "acme-password"),
+    ("GLOBEX_NATS_PASSWORD", "globex-password"),
+];
+
+/// A NATS server of its own, run with `nats-tenants.conf` on free ports.
+struct TenantNats {
+    child: std::process::Child,
+    url: String,
+    _store: tempfile::TempDir,
+}
+
+impl Drop for TenantNats {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap()
+}
+
+async fn tenant_nats() -> TenantNats {
+    let binary = std::env::var("FLOWMESH_TEST_NATS_SERVER").unwrap_or("nats-server".into());
+    let store = tempfile::tempdir().unwrap();
+    let port = free_port();
+    // The shipped file, with its JetStream directory moved to a fresh one.
+    let config = store.path().join("nats.conf");
+    let text = read("nats-tenants.conf").replace(
+        "/var/lib/nats",
+        &store.path().join("js").display().to_string(),
+    );
+    std::fs::write(&config, text).unwrap();
+    let child = Command::new(binary)
+        .arg("-c")
+        .arg(&config)
+        .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+        .args(["-m", &free_port().to_string()])
+        .envs(TENANT_PASSWORDS)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("nats-server on PATH (or FLOWMESH_TEST_NATS_SERVER)");
+    let url = format!("nats://127.0.0.1:{port}");
+    common::eventually(
+        "the tenants' NATS server",
+        std::time::Duration::from_secs(10),
+        || {
+            let address = format!("127.0.0.1:{port}");
+            async move {
+                tokio::net::TcpStream::connect(address)
+                    .await
+                    .ok()
+                    .map(|_| ())
+            }
+        },
+    )
+    .await;
+    TenantNats {
+        child,
+        url,
+        _store: store,
+    }
+}
+
+const TEN_SECONDS: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Sends until `subscriber` receives a message, for at most ten seconds.
+async fn delivered<F, Fut>(
+    what: &str,
+    subscriber: &mut async_nats::Subscriber,
+    mut send: F,
+) -> async_nats::Message
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<(), async_nats::PublishError>>,
+{
+    use futures::StreamExt;
+    let deadline = tokio::time::Instant::now() + TEN_SECONDS;
+    loop {
+        send().await.unwrap();
+        let wait = std::time::Duration::from_millis(100);
+        if let Ok(Some(message)) = tokio::time::timeout(wait, subscriber.next()).await {
+            return message;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+    }
+}
+
+async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
+    tokio::time::timeout(TEN_SECONDS, future)
+        .await
+        .unwrap_or_else(|_| panic!("{what} within 10 s"))
+}
+
+/// A client logged in as `user`; the server's complaints to it (such as
+/// permission violations) arrive on the returned channel.
+async fn login(
+    url: &str,
+    user: &str,
+) -> (
+    async_nats::Client,
+    tokio::sync::mpsc::UnboundedReceiver<async_nats::ServerError>,
+) {
+    let password = TENANT_PASSWORDS
+        .iter()
+        .find(|(name, _)| name.starts_with(&user.to_uppercase()))
+        .map(|(_, p)| *p)
+        .unwrap();
+    let (errors, complaints) = tokio::sync::mpsc::unbounded_channel();
+    let mut options =
+        async_nats::ConnectOptions::with_user_and_password(user.into(), password.into())
+            .event_callback(move |event| {
+                if let async_nats::Event::ServerError(error) = event {
+                    let _ = errors.send(error);
+                }
+                async {}
+            });
+    if user != "flowmesh" {
+        options = options.custom_inbox_prefix(format!("_INBOX_{user}"));
+    }
+    (options.connect(url).await.expect("login"), complaints)
+}
+
+/// With the shipped tenant configuration, a tenant's client reads its own
+/// event subjects, starts its own workflows and gets replies in its own
+/// inbox; the server refuses it the other tenant's subjects.
+#[tokio::test]
+async fn tenants_reach_only_their_own_nats_subjects() {
+    use futures::StreamExt;
+    let nats = tenant_nats().await;
+    let (engine, _) = login(&nats.url, "flowmesh").await;
+    let (acme, _) = login(&nats.url, "acme").await;
+
+    // A client's flush only writes its buffer, so the server may see a
+    // subscription after the message meant for it: send until it arrives.
+    let mut own_events = acme.subscribe("flowmesh.events.acme.>").await.unwrap();
+    let got = delivered("acme's own event", &mut own_events, || {
+        engine.publish("flowmesh.events.acme.e1", "acme".into())
+    })
+    .await;
+    assert_eq!(&got.payload[..], b"acme");
+
+    let mut triggers = engine.subscribe("flowmesh.trigger.>").await.unwrap();
+    let got = delivered("acme's own trigger", &mut triggers, || {
+        acme.publish("flowmesh.trigger.acme.orders", "to acme".into())
+    })
+    .await;
+    assert_eq!(got.subject.as_str(), "flowmesh.trigger.acme.orders");
+
+    let mut served = engine
+        .subscribe("flowmesh.trigger.acme.ping")
+        .await
+        .unwrap();
+    let responder = engine.clone();
+    tokio::spawn(async move {
+        while let Some(message) = served.next().await {
+            if let Some(reply) = message.reply {
+                responder.publish(reply, "pong".into()).await.unwrap();
+            }
+        }
+    });
+    let answer = common::eventually("a reply through _INBOX_acme", TEN_SECONDS, || async {
+        acme.request("flowmesh.trigger.acme.ping", "ping".into())
+            .await
+            .ok()
+    })
+    .await;
+    assert_eq!(&answer.payload[..], b"pong");
+
+    // Each attempt at the other tenant's subjects is refused by the server.
+    let (snoop, mut refusals) = login(&nats.url, "acme").await;
+    let _other = snoop.subscribe("flowmesh.events.globex.>").await.unwrap();
+    snoop.flush().await.unwrap();
+    within("the subscription refused", refusals.recv())
+        .await
+        .unwrap();
+    snoop
+        .publish("flowmesh.trigger.globex.orders", "to globex".into())
+        .await
+        .unwrap();
+    snoop.flush().await.unwrap();
+    within("the publish refused", refusals.recv())
+        .await
+        .unwrap();
+    assert!(refusals.try_recv().is_err(), "one refusal each");
 }
 
 /// The dashboard queries only metrics the engine exports, and shows them all.

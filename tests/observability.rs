@@ -7,6 +7,7 @@ use std::time::Duration;
 use common::stub::StubServer;
 use common::{Engine, Mode, eventually};
 use flowmesh_actors::metrics::METRICS;
+use reqwest::Method;
 use serde_json::json;
 
 /// The sum of the samples of `name` whose labels include all of `labels`.
@@ -133,6 +134,67 @@ async fn metrics_move(mode: Mode) {
         ) >= 5.0
     );
     assert_eq!(sample(&after, "flowmesh_actors", &[("kind", "root")]), 1.0);
+    // Five executions of one or two nodes each, at one credit per start and node run.
+    assert!(moved("flowmesh_credits_used_total", &[]) >= 10.0);
+    // A tenant held to one running execution and two requests a second.
+    let key = engine.create_tenant("Held").await;
+    let held = engine
+        .deploy_as(
+            &key,
+            json!({"name": "held", "nodes": [
+            {"id": "start", "type": "trigger", "kind": "manual"},
+            {"id": "pause", "type": "action", "kind": "wait", "config": {"duration": "200ms"}}
+        ], "edges": [{"from": "start", "to": "pause"}]}),
+        )
+        .await;
+    let limits = json!({"rate_limit": null, "max_concurrent": 1, "max_payload_bytes": null});
+    let (status, _) = engine
+        .request(Method::PUT, "/v1/admin/tenants/held/limits", Some(limits))
+        .await;
+    assert!(status.is_success());
+    let mut held_ids = Vec::new();
+    for _ in 0..2 {
+        let (_, body) = engine
+            .request_as(
+                &key,
+                Method::POST,
+                &format!("/v1/workflows/{held}/executions"),
+                Some(json!({})),
+            )
+            .await;
+        held_ids.push(body["execution_id"].as_str().expect("started").to_owned());
+    }
+    for id in &held_ids {
+        eventually(
+            "the held execution ends",
+            Duration::from_secs(20),
+            || async {
+                let (_, e) = engine
+                    .request_as(&key, Method::GET, &format!("/v1/executions/{id}"), None)
+                    .await;
+                (e["status"] == "succeeded").then_some(())
+            },
+        )
+        .await;
+    }
+    let limits = json!({"rate_limit": 2, "max_concurrent": null, "max_payload_bytes": null});
+    engine
+        .request(Method::PUT, "/v1/admin/tenants/held/limits", Some(limits))
+        .await;
+    eventually(
+        "a request over the rate",
+        Duration::from_secs(10),
+        || async {
+            let (status, _) = engine
+                .request_as(&key, Method::GET, "/v1/workflows", None)
+                .await;
+            (status == reqwest::StatusCode::TOO_MANY_REQUESTS).then_some(())
+        },
+    )
+    .await;
+    let limited = scrape(&engine).await;
+    assert!(sample(&limited, "flowmesh_executions_deferred_total", &[]) >= 1.0);
+    assert!(sample(&limited, "flowmesh_requests_rate_limited_total", &[]) >= 1.0);
     // Nothing runs any more: no execution actor is left.
     let idle = eventually(
         "no execution in flight",
@@ -264,12 +326,9 @@ both_modes!(statistics_logs_and_reruns, stats_logs_and_rerun);
 async fn logs_carry_ids_not_secrets(mode: Mode) {
     let stub = StubServer::start().await;
     let secret = "sk-live-logs-0123456789";
-    let env = [
-        ("FLOWMESH_SECRET_API_TOKEN", secret),
-        ("FLOWMESH_LOG", "debug"),
-        ("FLOWMESH_LOG_FORMAT", "json"),
-    ];
+    let env = [("FLOWMESH_LOG", "debug"), ("FLOWMESH_LOG_FORMAT", "json")];
     let engine = Engine::start_with(mode, &env).await;
+    engine.put_secret("api_token", secret).await;
     let workflow = engine.deploy(common::secret_workflow(&stub)).await;
     let id = engine.start_execution(&workflow, json!({})).await;
     assert_eq!(engine.finished(&id).await["status"], "succeeded");

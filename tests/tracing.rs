@@ -1,4 +1,4 @@
-//! One trace from the request to every node: spans exported over OTLP to a
+//! One trace from the request (HTTP or NATS) to every node: spans exported over OTLP to a
 //! local receiver, and the trace context the outside service received.
 
 mod common;
@@ -48,6 +48,20 @@ async fn receiver() -> (String, Spans) {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
     (format!("http://{addr}"), spans)
+}
+
+/// Waits until spans of every wanted name were exported in `trace_id`.
+async fn all_exported(spans: &Spans, trace_id: &str, wanted: &[&str]) {
+    eventually("every span exported", Duration::from_secs(20), || async {
+        let spans = spans.lock().unwrap();
+        let names: BTreeSet<&str> = spans
+            .iter()
+            .filter(|s| s.trace_id == trace_id)
+            .map(|s| s.name.as_str())
+            .collect();
+        wanted.iter().all(|w| names.contains(w)).then_some(())
+    })
+    .await;
 }
 
 /// Runs the workflow to its end, sending `traceparent`.
@@ -108,21 +122,7 @@ async fn one_trace_links_the_request_the_bus_and_every_node() {
         "node score",
         "sandbox.run",
     ];
-    let names = eventually("every span exported", Duration::from_secs(20), || {
-        let spans = spans.clone();
-        async move {
-            let names: BTreeSet<String> = spans
-                .lock()
-                .unwrap()
-                .iter()
-                .filter(|s| s.trace_id == trace_id)
-                .map(|s| s.name.clone())
-                .collect();
-            wanted.iter().all(|w| names.contains(*w)).then_some(names)
-        }
-    })
-    .await;
-    assert!(names.len() >= wanted.len());
+    all_exported(&spans, trace_id, &wanted).await;
 
     // A malformed traceparent from a caller is ignored, never passed on:
     // the run gets a trace of its own.
@@ -134,4 +134,49 @@ async fn one_trace_links_the_request_the_bus_and_every_node() {
     assert!(!passed.contains("zzzz"), "{passed}");
     assert!(!passed.contains(trace_id), "{passed}");
     assert_eq!(passed.len(), 55, "a valid traceparent of its own: {passed}");
+
+    // A run started by a NATS message joins the publisher's trace too.
+    engine
+        .deploy(json!({"name": "traced-nats", "nodes": [
+            {"id": "in", "type": "trigger", "kind": "nats", "config": {"subject": "traced"}},
+            {"id": "call", "type": "action", "kind": "http_request", "config": {"url": stub.url("/ok/nats")}}
+        ], "edges": [{"from": "in", "to": "call"}]}))
+        .await;
+    let nats_trace = "0af7651916cd43dd8448eb211c80319c";
+    let client = async_nats::connect(&engine.servers.nats)
+        .await
+        .expect("NATS");
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(
+        "traceparent",
+        format!("00-{nats_trace}-b7ad6b7169203331-01").as_str(),
+    );
+    // Until the trigger subscription is in place the server has no responders.
+    let reply = eventually(
+        "a reply to the NATS request",
+        Duration::from_secs(20),
+        || {
+            let (client, headers) = (client.clone(), headers.clone());
+            let subject = format!("{}.trigger.default.traced", engine.prefix);
+            async move {
+                client
+                    .request_with_headers(subject, headers, "{}".into())
+                    .await
+                    .ok()
+            }
+        },
+    )
+    .await;
+    let started: Value = serde_json::from_slice(&reply.payload).expect("JSON reply");
+    assert!(started["execution_id"].is_string(), "{started}");
+    let hit = eventually(
+        "the NATS run calls out",
+        Duration::from_secs(20),
+        || async { stub.hits("/ok/nats").pop() },
+    )
+    .await;
+    let sent = hit.traceparent.as_deref().expect("traceparent sent out");
+    assert_eq!(sent.split('-').nth(1), Some(nats_trace), "{sent}");
+    let wanted = ["nats trigger", "bus.publish", "bus.consume", "node call"];
+    all_exported(&spans, nats_trace, &wanted).await;
 }

@@ -274,7 +274,8 @@ both_modes!(events_stream_until_the_execution_finishes, events_stream);
 async fn secrets_stay_secret(mode: Mode) {
     let stub = StubServer::start().await;
     let secret = "sk-live-0123456789abcdef";
-    let engine = Engine::start_with(mode, &[("FLOWMESH_SECRET_API_TOKEN", secret)]).await;
+    let engine = Engine::start(mode).await;
+    engine.put_secret("api_token", secret).await;
     let workflow = engine.deploy(common::secret_workflow(&stub)).await;
     let id = engine.start_execution(&workflow, json!({})).await;
     let done = engine.finished(&id).await;

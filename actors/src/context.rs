@@ -7,14 +7,15 @@ use std::time::{Duration, Instant};
 
 use flowmesh_bus::Bus;
 use flowmesh_model::{ExecutionEvent, ExecutionId, TenantId};
-use flowmesh_node_handlers::{CodeRequest, Sandboxes, SecretSource};
+use flowmesh_node_handlers::{CodeRequest, Sandboxes, SecretError, SecretSource};
 use flowmesh_sandbox::{Call, Class, Failure, Isolation, Returned};
-use flowmesh_store::{Store, TenantSettings};
+use flowmesh_store::{SealingKey, Store, TenantSettings};
 use futures::future::BoxFuture;
 use ractor::ActorRef;
 use ractor::rpc::CallResult;
 use tokio::sync::Notify;
 
+use crate::engine::PaymentProvider;
 use crate::options::Options;
 use crate::root::RootMsg;
 use crate::runner::NodeRunner;
@@ -24,7 +25,11 @@ pub(crate) struct Context {
     pub store: Store,
     pub bus: Bus,
     pub runner: Arc<dyn NodeRunner>,
-    pub secrets: Arc<dyn SecretSource>,
+    /// Tenants' secrets, for the actions that use them.
+    pub secrets: StoreSecrets,
+    /// Seals tenants' secrets; none when the instance has no key.
+    pub sealing_key: Option<SealingKey>,
+    pub payments: Arc<dyn PaymentProvider>,
     pub options: Options,
     /// What this host lets sandboxes use, found at start-up.
     pub isolation: Isolation,
@@ -39,32 +44,76 @@ pub(crate) struct Context {
     execution_left: Notify,
     /// Tenants' settings, read again after [`SETTINGS_TTL`].
     settings: Mutex<HashMap<TenantId, (TenantSettings, Instant)>>,
+    /// Tenants' slugs, for their public event subjects.
+    slugs: Mutex<HashMap<TenantId, String>>,
 }
 
 /// How long a tenant's settings are used before they are read again: a
 /// change reaches every process within this.
 const SETTINGS_TTL: Duration = Duration::from_secs(10);
 
+/// What a [`Context`] is made of.
+pub(crate) struct Parts {
+    pub store: Store,
+    pub bus: Bus,
+    pub runner: Arc<dyn NodeRunner>,
+    pub sealing_key: Option<SealingKey>,
+    pub payments: Arc<dyn PaymentProvider>,
+    pub options: Options,
+}
+
+/// Secrets of the tenant an action runs for, opened from the store.
+pub(crate) struct StoreSecrets {
+    store: Store,
+    key: Option<SealingKey>,
+}
+
+impl SecretSource for StoreSecrets {
+    fn secret<'a>(
+        &'a self,
+        tenant: TenantId,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>, SecretError>> {
+        Box::pin(async move {
+            let Some(key) = &self.key else {
+                return Err(SecretError::Unavailable(
+                    "secrets are not set up on this instance (FLOWMESH_SECRETS_KEY)".into(),
+                ));
+            };
+            self.store
+                .secret_value(key, tenant, name)
+                .await
+                .map_err(|e| {
+                    if e.is_retryable() {
+                        SecretError::Retryable(e.to_string())
+                    } else {
+                        SecretError::Unavailable(e.to_string())
+                    }
+                })
+        })
+    }
+}
+
 impl Context {
-    pub fn new(
-        store: Store,
-        bus: Bus,
-        runner: Arc<dyn NodeRunner>,
-        secrets: Arc<dyn SecretSource>,
-        options: Options,
-    ) -> Self {
+    pub fn new(parts: Parts) -> Self {
         Self {
-            store,
-            bus,
-            runner,
-            secrets,
-            options,
+            secrets: StoreSecrets {
+                store: parts.store.clone(),
+                key: parts.sealing_key.clone(),
+            },
+            store: parts.store,
+            bus: parts.bus,
+            runner: parts.runner,
+            sealing_key: parts.sealing_key,
+            payments: parts.payments,
+            options: parts.options,
             isolation: Isolation::detect(),
             root: OnceLock::new(),
             local: Mutex::default(),
             draining: AtomicBool::new(false),
             execution_left: Notify::new(),
             settings: Mutex::default(),
+            slugs: Mutex::default(),
         }
     }
 
@@ -111,6 +160,14 @@ impl Context {
 
     /// Events are notifications; the journal is the record. A lost event is
     /// logged, never fatal.
+    /// Drops a tenant's cached settings: this process sees a change at once.
+    pub fn forget_settings(&self, tenant: TenantId) {
+        self.settings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&tenant);
+    }
+
     /// A tenant's settings; the defaults while the store cannot say.
     pub async fn tenant_settings(&self, tenant: TenantId) -> TenantSettings {
         let cached = self
@@ -146,6 +203,30 @@ impl Context {
         if let Err(e) = published {
             tracing::warn!(execution = %event.execution, error = %e, "could not publish event");
         }
+        if self.options.public_events
+            && let Some(slug) = self.tenant_slug(event.tenant).await
+            && let Err(e) = self.bus.publish_public_event(&slug, &event).await
+        {
+            tracing::debug!(execution = %event.execution, error = %e, "could not publish a public event");
+        }
+    }
+
+    /// A tenant's slug (slugs never change, so they are kept once read).
+    pub async fn tenant_slug(&self, tenant: TenantId) -> Option<String> {
+        if let Some(slug) = self
+            .slugs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&tenant)
+        {
+            return Some(slug.clone());
+        }
+        let slug = self.store.tenant_slug(tenant).await.ok().flatten()?;
+        self.slugs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(tenant, slug.clone());
+        Some(slug)
     }
 }
 

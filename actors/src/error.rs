@@ -19,6 +19,27 @@ pub enum Error {
     /// The request is understood but not acceptable as given.
     #[error("{0}")]
     BadRequest(String),
+    /// No valid credential, or a login that did not match. Retrying with the
+    /// same credential will not help.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The caller's role does not allow this. Retrying will not help.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The tenant sends requests faster than its rate limit; retrying after
+    /// the given time is safe.
+    #[error("the tenant's request rate limit is reached; retry in {} ms", retry_after.as_millis())]
+    RateLimited { retry_after: std::time::Duration },
+    /// The tenant has no credits left: nothing was started. Retrying helps
+    /// only after credits are added.
+    #[error("{0}")]
+    NoCredits(String),
+    /// A body or input over the tenant's size limit. Retrying will not help.
+    #[error("{0}")]
+    TooLarge(String),
+    /// This instance is not set up for the request. Retrying will not help.
+    #[error("{0}")]
+    Unconfigured(String),
     /// A dependency (store or bus) is unreachable; nothing was accepted, so retrying is safe.
     #[error("temporarily unavailable ({0}); nothing was accepted and retrying is safe")]
     Unavailable(String),
@@ -29,7 +50,7 @@ pub enum Error {
 
 impl Error {
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Error::Unavailable(_))
+        matches!(self, Error::Unavailable(_) | Error::RateLimited { .. })
     }
 }
 

@@ -15,6 +15,7 @@ mod children;
 mod context;
 mod engine;
 mod error;
+mod events;
 mod execution;
 pub mod metrics;
 mod options;
@@ -30,12 +31,14 @@ mod workflow;
 mod tests;
 
 pub use engine::{
-    Engine, EngineHandle, EngineParts, NodeLog, Outcome as ExecutionOutcome, Readiness,
-    RerunRequest, ResumeRequest, Settings, StartRequest, Started, Until, WebhookRequest,
-    WorkflowStats,
+    Engine, EngineHandle, EngineParts, GrantRequest, LedgerOnly, NodeLog,
+    Outcome as ExecutionOutcome, PaymentProvider, Readiness, Receipt, RefillRequest,
+    RegisterRequest, RerunRequest, ResumeRequest, Session, Settings, StartRequest, Started, Until,
+    WebhookRequest, WorkflowStats,
 };
 pub use error::Error;
 pub use options::Options;
+pub use options::{Prices, Tenancy};
 pub use runner::{NodeRunner, RegistryRunner};
 pub use sandbox::SandboxInfo;
 pub use supervision::{RESTART_POLICIES, RestartPolicy};
@@ -43,7 +46,9 @@ pub use supervision::{RESTART_POLICIES, RestartPolicy};
 /// Records the gateway shows; re-exported so that it needs no store dependency.
 pub mod records {
     pub use flowmesh_store::{
-        ExecutionPage, ExecutionQuery, ExecutionRecord, ExecutionSummary, Principal, StepRecord,
-        WorkflowRecord, WorkflowSummary,
+        AuditQuery, AuditRecord, Balance, DailyUsage, ExecutionPage, ExecutionQuery,
+        ExecutionRecord, ExecutionSummary, InvitationInfo, KeyInfo, LedgerEntry, PLATFORM_TENANT,
+        Principal, SealingKey, SecretInfo, StepRecord, TenantInfo, TenantLimits, UserInfo,
+        WorkflowRecord, WorkflowSummary, day_of, now_ms,
     };
 }

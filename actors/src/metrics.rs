@@ -60,6 +60,9 @@ pub const BUS_CONSUME_LAG: &str = "flowmesh_bus_consume_lag_seconds";
 pub const ACTORS: &str = "flowmesh_actors";
 pub const SANDBOX_KILLS: &str = "flowmesh_sandbox_kills_total";
 pub const STORE_QUERY: &str = "flowmesh_store_query_seconds";
+pub const CREDITS_USED: &str = "flowmesh_credits_used_total";
+pub const STARTS_DEFERRED: &str = "flowmesh_executions_deferred_total";
+pub const REQUESTS_LIMITED: &str = "flowmesh_requests_rate_limited_total";
 
 /// Every metric the engine exports.
 pub const METRICS: &[Metric] = &[
@@ -134,6 +137,24 @@ pub const METRICS: &[Metric] = &[
         Kind::Histogram,
         &["op"],
         "Duration of the engine's store calls on its hot paths.",
+    ),
+    metric(
+        CREDITS_USED,
+        Kind::Counter,
+        &["tenant"],
+        "Credits charged for executions, node runs and sandbox time (as turns are written).",
+    ),
+    metric(
+        STARTS_DEFERRED,
+        Kind::Counter,
+        &["tenant"],
+        "Starts put back in the queue because the tenant's concurrency slots were all taken.",
+    ),
+    metric(
+        REQUESTS_LIMITED,
+        Kind::Counter,
+        &["tenant"],
+        "Requests refused with 429 by the tenant's rate limit.",
     ),
 ];
 
@@ -255,6 +276,20 @@ pub(crate) fn consume_lag(accepted_at_ms: i64) {
 
 pub(crate) fn sandbox_kill(reason: &'static str) {
     counter!(SANDBOX_KILLS, "reason" => reason).increment(1);
+}
+
+pub(crate) fn credits_used(tenant: TenantId, credits: i64) {
+    if credits > 0 {
+        counter!(CREDITS_USED, "tenant" => bounded(tenant.to_string())).increment(credits as u64);
+    }
+}
+
+pub(crate) fn start_deferred(tenant: TenantId) {
+    counter!(STARTS_DEFERRED, "tenant" => bounded(tenant.to_string())).increment(1);
+}
+
+pub(crate) fn rate_limited(tenant: TenantId) {
+    counter!(REQUESTS_LIMITED, "tenant" => bounded(tenant.to_string())).increment(1);
 }
 
 pub(crate) fn store_call(op: &'static str, took: Duration) {

@@ -1,4 +1,5 @@
 use flowmesh_model::HumanDuration;
+use flowmesh_store::TenantLimits;
 use serde::{Deserialize, Serialize};
 
 /// Settings of the engine's actors and loops.
@@ -26,6 +27,74 @@ pub struct Options {
     pub max_sync_wait: HumanDuration,
     /// Limits and settings of code nodes' sandboxes.
     pub sandbox: flowmesh_sandbox::Options,
+    /// Accounts, per-tenant limits and credits.
+    pub tenancy: Tenancy,
+    /// Also send each event as JSON to the tenant's public NATS subject
+    /// (distributed mode), for subscribers outside flowmesh.
+    pub public_events: bool,
+}
+
+/// Accounts, per-tenant limits and credits.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Tenancy {
+    /// Whether anyone may create a tenant with `POST /v1/auth/register`.
+    pub registration: bool,
+    /// How long a login session lasts.
+    pub session_ttl: HumanDuration,
+    /// How long an invitation can be accepted.
+    pub invitation_ttl: HumanDuration,
+    /// Credits a new tenant starts with.
+    pub initial_credits: i64,
+    /// What executions, node runs and sandbox time cost.
+    pub prices: Prices,
+    /// Limits of tenants that have none of their own (none: unlimited).
+    pub limits: TenantLimits,
+    /// How often metered usage is settled into balances.
+    pub settle_interval: HumanDuration,
+}
+
+impl Default for Tenancy {
+    fn default() -> Self {
+        Self {
+            registration: true,
+            session_ttl: HumanDuration::from_millis(12 * 3_600_000),
+            invitation_ttl: HumanDuration::from_millis(7 * 24 * 3_600_000),
+            initial_credits: 1_000_000,
+            prices: Prices::default(),
+            limits: TenantLimits::default(),
+            settle_interval: HumanDuration::from_millis(2_000),
+        }
+    }
+}
+
+/// The price table, in credits.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Prices {
+    /// Each execution that starts.
+    pub execution: i64,
+    /// Each node attempt that runs (pure nodes included).
+    pub node_run: i64,
+    /// Each second of sandbox time, charged by the millisecond (rounded up).
+    pub sandbox_second: i64,
+}
+
+impl Default for Prices {
+    fn default() -> Self {
+        Self {
+            execution: 1,
+            node_run: 1,
+            sandbox_second: 10,
+        }
+    }
+}
+
+impl Prices {
+    pub fn charge(&self, executions: i64, node_runs: i64, sandbox_ms: i64) -> i64 {
+        let sandbox = (sandbox_ms * self.sandbox_second + 999) / 1000;
+        executions * self.execution + node_runs * self.node_run + sandbox
+    }
 }
 
 impl Default for Options {
@@ -39,6 +108,8 @@ impl Default for Options {
             shutdown_grace: HumanDuration::from_millis(10_000),
             max_sync_wait: HumanDuration::from_millis(30_000),
             sandbox: flowmesh_sandbox::Options::default(),
+            tenancy: Tenancy::default(),
+            public_events: true,
         }
     }
 }

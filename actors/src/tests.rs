@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use flowmesh_bus::Bus;
 use flowmesh_model::{ExecutionId, ExecutionStatus, Node, TenantId, WorkflowId};
-use flowmesh_node_handlers::{EnvSecrets, NodeError, Outcome, Registry, RunRequest};
+use flowmesh_node_handlers::{NodeError, Outcome, Registry, RunRequest};
 use flowmesh_store::Store;
 use futures::future::BoxFuture;
 use ractor::{ActorId, ActorRef};
@@ -47,7 +47,10 @@ async fn harness() -> Harness {
         ..Default::default()
     };
     let store = Store::connect(&store_options).await.unwrap();
-    store.bootstrap(Some("fmk_supervision_test")).await.unwrap();
+    store
+        .bootstrap(Some("fmk_supervision_test"), 1_000_000)
+        .await
+        .unwrap();
     let tenant = store
         .authenticate("fmk_supervision_test")
         .await
@@ -63,7 +66,8 @@ async fn harness() -> Harness {
         bus,
         registry: registry.clone(),
         runner: Some(Arc::new(PanickyRunner(registry))),
-        secrets: Arc::new(EnvSecrets),
+        sealing_key: None,
+        payments: Arc::new(crate::LedgerOnly),
         // These tests crash waiting executions: they keep their actors.
         options: Options {
             park_after: flowmesh_model::HumanDuration::from_millis(24 * 3_600_000),

@@ -9,7 +9,8 @@ use serde::de::DeserializeOwned;
 use crate::Error;
 
 /// Schema version of the model's commands and events.
-pub const SCHEMA_VERSION: u16 = 1;
+/// 2: events carry their per-execution `seq`.
+pub const SCHEMA_VERSION: u16 = 2;
 /// The encoding written today.
 pub const ENCODING: &str = "bincode2";
 
@@ -59,6 +60,7 @@ mod tests {
             workflow: WorkflowId::new(),
             execution: ExecutionId::new(),
             at_ms: 42,
+            seq: 3,
             kind: EventKind::ExecutionFinished {
                 status: ExecutionStatus::Succeeded,
                 output: Some(JsonText("{\"a\":[1,2]}".into())),

@@ -52,6 +52,7 @@ fn event(tenant: TenantId, execution: ExecutionId, n: u32) -> ExecutionEvent {
         workflow: WORKFLOW,
         execution,
         at_ms: i64::from(n),
+        seq: u64::from(n),
         kind: EventKind::NodeStarted {
             node: format!("n{n}"),
             attempt: n,
@@ -270,7 +271,7 @@ both_transports!(watching_sees_what_follows_only);
 async fn tenant_events_are_the_tenants_own(options: &Options) {
     let bus = Bus::connect(options).await.unwrap();
     let (mine, theirs) = (TenantId::new(), TenantId::new());
-    let mut events = bus.tenant_events(mine).await.unwrap();
+    let mut events = bus.tenant_events(mine, None).await.unwrap();
     bus.publish_event(&event(theirs, ExecutionId::new(), 1))
         .await
         .unwrap();
@@ -282,6 +283,42 @@ async fn tenant_events_are_the_tenants_own(options: &Options) {
     );
 }
 both_transports!(tenant_events_are_the_tenants_own);
+
+/// A reader that reconnects after the position of the last event it saw
+/// gets every later event of its tenant, none twice.
+async fn tenant_events_resume_after_a_position(options: &Options) {
+    let bus = Bus::connect(options).await.unwrap();
+    let (mine, theirs) = (TenantId::new(), TenantId::new());
+    let execution = ExecutionId::new();
+    let mut first = bus.tenant_events(mine, None).await.unwrap();
+    for n in 1..=5 {
+        bus.publish_event(&event(mine, execution, n)).await.unwrap();
+        bus.publish_event(&event(theirs, ExecutionId::new(), n))
+            .await
+            .unwrap();
+    }
+    let mut positions = Vec::new();
+    for n in 1..=2 {
+        let seen = within(Duration::from_secs(5), first.next_positioned())
+            .await
+            .unwrap();
+        assert_eq!(seen.event, event(mine, execution, n));
+        positions.push(seen.position);
+    }
+    assert!(positions[0] < positions[1]);
+    drop(first);
+    let mut again = bus.tenant_events(mine, Some(positions[1])).await.unwrap();
+    for n in 3..=5 {
+        let seen = within(Duration::from_secs(5), again.next()).await.unwrap();
+        assert_eq!(seen, event(mine, execution, n));
+    }
+    assert_eq!(bus.last_event_seq(mine, execution).await.unwrap(), Some(5));
+    assert_eq!(
+        bus.last_event_seq(mine, ExecutionId::new()).await.unwrap(),
+        None
+    );
+}
+both_transports!(tenant_events_resume_after_a_position);
 
 #[tokio::test]
 async fn connecting_twice_at_once_is_fine() {

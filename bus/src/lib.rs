@@ -222,7 +222,7 @@ impl Bus {
                 inner: EventsInner::Memory(m.execution_events(tenant, execution)),
             }),
             Transport::Nats(n) => Ok(Events {
-                inner: EventsInner::Nats(Box::new(n.events(tenant, Some(execution)).await?)),
+                inner: EventsInner::Nats(Box::new(n.events(tenant, execution).await?)),
             }),
         }
     }
@@ -245,16 +245,85 @@ impl Bus {
         }
     }
 
-    /// Live events of every execution of one tenant.
-    pub async fn tenant_events(&self, tenant: TenantId) -> Result<Events, Error> {
+    /// Events of every execution of one tenant: those after position
+    /// `after` (still kept), or from now on.
+    pub async fn tenant_events(
+        &self,
+        tenant: TenantId,
+        after: Option<u64>,
+    ) -> Result<Events, Error> {
         match &self.transport {
             Transport::Memory(m) => Ok(Events {
-                inner: EventsInner::Memory(m.tenant_events(tenant)),
+                inner: EventsInner::Memory(m.tenant_events(tenant, after)),
             }),
             Transport::Nats(n) => Ok(Events {
-                inner: EventsInner::Nats(Box::new(n.events(tenant, None).await?)),
+                inner: EventsInner::Nats(Box::new(n.tenant_events(tenant, after).await?)),
             }),
         }
+    }
+
+    /// Messages on the public trigger subjects (NATS only: the embedded
+    /// bus has no outside publishers).
+    pub async fn triggers(&self) -> Result<Option<Triggers>, Error> {
+        match &self.transport {
+            Transport::Memory(_) => Ok(None),
+            Transport::Nats(n) => Ok(Some(Triggers {
+                subscriber: n.triggers().await?,
+                subjects: n.subjects().clone(),
+            })),
+        }
+    }
+
+    /// Answers a trigger request with a JSON body and headers.
+    pub async fn reply(
+        &self,
+        to: &str,
+        extra: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Result<(), Error> {
+        if let Transport::Nats(n) = &self.transport {
+            let mut headers = async_nats::HeaderMap::new();
+            for (name, value) in extra {
+                headers.insert(*name, *value);
+            }
+            headers.insert("Content-Type", "application/json");
+            n.publish_plain(to.to_owned(), headers, body.into()).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends an event as JSON to the tenant's public event subject (NATS
+    /// only).
+    pub async fn publish_public_event(
+        &self,
+        tenant_slug: &str,
+        event: &ExecutionEvent,
+    ) -> Result<(), Error> {
+        if let Transport::Nats(n) = &self.transport {
+            let subject = n.subjects().public_event(tenant_slug, event.execution);
+            let mut headers = async_nats::HeaderMap::new();
+            headers.insert("Content-Type", "application/json");
+            headers.insert(HEADER_EVENT, event.kind.name());
+            let body =
+                serde_json::to_vec(&event.to_json()).map_err(|e| Error::Codec(e.to_string()))?;
+            n.publish_plain(subject, headers, body.into()).await?;
+        }
+        Ok(())
+    }
+
+    /// The `seq` of an execution's newest event still kept, if any.
+    pub async fn last_event_seq(
+        &self,
+        tenant: TenantId,
+        execution: ExecutionId,
+    ) -> Result<Option<u64>, Error> {
+        let envelope = match &self.transport {
+            Transport::Memory(m) => m.last_event(execution),
+            Transport::Nats(n) => n.last_event(tenant, execution).await?,
+        };
+        envelope
+            .map(|e| e.decode::<ExecutionEvent>().map(|event| event.seq))
+            .transpose()
     }
 
     /// Flushes what is pending and closes.
@@ -332,6 +401,62 @@ impl Delivery {
     }
 }
 
+/// The reply header with the status a respond node chose, or 202 for a
+/// started execution; an error reply has none and a JSON `error`.
+pub const HEADER_STATUS: &str = "Flowmesh-Status";
+/// The header naming a public event's type.
+pub const HEADER_EVENT: &str = "Flowmesh-Event";
+
+/// One message on a public trigger subject.
+#[derive(Clone, Debug)]
+pub struct TriggerMessage {
+    pub tenant_slug: String,
+    /// The subject after `{prefix}.trigger.{tenant}.`.
+    pub subject: String,
+    pub payload: Bytes,
+    /// Where a request wants its answer.
+    pub reply: Option<String>,
+    pub traceparent: Option<String>,
+    /// The `Idempotency-Key` (or `Nats-Msg-Id`) header: a message sent
+    /// again with the same key starts no second execution.
+    pub idempotency_key: Option<String>,
+}
+
+/// Messages on the public trigger subjects.
+pub struct Triggers {
+    subscriber: async_nats::Subscriber,
+    subjects: Subjects,
+}
+
+impl Triggers {
+    /// The next message addressed to a tenant's trigger; others are skipped.
+    pub async fn next(&mut self) -> Option<TriggerMessage> {
+        use futures::StreamExt;
+        loop {
+            let message = self.subscriber.next().await?;
+            let Some((slug, subject)) = self.subjects.parse_trigger(message.subject.as_str())
+            else {
+                continue;
+            };
+            let header = |name: &str| {
+                message
+                    .headers
+                    .as_ref()
+                    .and_then(|h| h.get(name))
+                    .map(|v| v.as_str().to_owned())
+            };
+            return Some(TriggerMessage {
+                tenant_slug: slug.to_owned(),
+                subject: subject.to_owned(),
+                traceparent: header("traceparent"),
+                idempotency_key: header("Idempotency-Key").or_else(|| header("Nats-Msg-Id")),
+                reply: message.reply.as_ref().map(|r| r.to_string()),
+                payload: message.payload.clone(),
+            });
+        }
+    }
+}
+
 /// A stream of execution events.
 pub struct Events {
     inner: EventsInner,
@@ -342,12 +467,26 @@ enum EventsInner {
     Nats(Box<nats::EventReader>),
 }
 
+/// An event and its position in the bus: increasing across a tenant's
+/// events, the place a reconnecting reader resumes after. Readers of one
+/// execution's live events (no replay) get 0.
+#[derive(Clone, Debug)]
+pub struct Positioned {
+    pub position: u64,
+    pub event: ExecutionEvent,
+}
+
 impl Events {
     pub async fn next(&mut self) -> Option<Result<ExecutionEvent, Error>> {
-        match &mut self.inner {
+        self.next_positioned().await.map(|r| r.map(|p| p.event))
+    }
+
+    pub async fn next_positioned(&mut self) -> Option<Result<Positioned, Error>> {
+        let next = match &mut self.inner {
             EventsInner::Memory(r) => r.next().await,
             EventsInner::Nats(r) => r.next().await,
-        }
+        };
+        next.map(|r| r.map(|(position, event)| Positioned { position, event }))
     }
 }
 

@@ -15,6 +15,8 @@ use crate::{Acker, Delivery, Envelope, Error, Options};
 const FINISHED_LINGER: Duration = Duration::from_secs(60);
 /// Most events kept per execution; older ones are dropped first.
 const MAX_EVENTS_PER_EXECUTION: usize = 10_000;
+/// Events kept per tenant for reconnecting readers of its stream.
+const MAX_EVENTS_PER_TENANT: usize = 100_000;
 const PRUNE_EVERY: Duration = Duration::from_secs(5);
 
 #[derive(Clone)]
@@ -29,12 +31,11 @@ struct Inner {
     queue: Mutex<Queue>,
     queue_signal: Notify,
     control: broadcast::Sender<Envelope>,
+    /// Every event twice: in its execution's log and in its tenant's. Each
+    /// log has its own signal, so that an event wakes only its readers
+    /// (with one signal for all, thousands of waiting callers made every
+    /// event cost thousands of wake-ups).
     logs: Mutex<Logs>,
-    /// Every event, for tenant readers. Readers of one execution wait on
-    /// that execution's own signal instead, so that an event wakes only
-    /// them (with one signal for all, thousands of waiting callers made
-    /// every event cost thousands of wake-ups).
-    event_signal: broadcast::Sender<Arc<(TenantId, Envelope)>>,
 }
 
 #[derive(Default)]
@@ -55,13 +56,23 @@ struct Entry {
 
 struct Logs {
     by_execution: HashMap<ExecutionId, Log>,
+    by_tenant: HashMap<TenantId, TenantLog>,
+    /// Position of the next event, counted from 1 across all tenants.
+    next_position: u64,
     last_prune: Instant,
+}
+
+#[derive(Default)]
+struct TenantLog {
+    added: Arc<Notify>,
+    /// (position, when, event), in position order.
+    events: VecDeque<(u64, Instant, Envelope)>,
 }
 
 struct Log {
     /// Told whenever an event is added.
     added: Arc<Notify>,
-    events: VecDeque<Envelope>,
+    events: VecDeque<(u64, Envelope)>,
     /// Events dropped from the front, so reader positions stay absolute.
     dropped: usize,
     last_at: Instant,
@@ -96,9 +107,10 @@ impl Memory {
                 control: broadcast::channel(4096).0,
                 logs: Mutex::new(Logs {
                     by_execution: HashMap::new(),
+                    by_tenant: HashMap::new(),
+                    next_position: 1,
                     last_prune: Instant::now(),
                 }),
-                event_signal: broadcast::channel(16_384).0,
             }),
         }
     }
@@ -153,6 +165,22 @@ impl Memory {
     pub fn publish_event(&self, event: &ExecutionEvent, envelope: Envelope) {
         let now = Instant::now();
         let mut logs = lock(&self.inner.logs);
+        let position = logs.next_position;
+        logs.next_position += 1;
+        let max_age = self.inner.event_max_age;
+        let tenant_log = logs.by_tenant.entry(event.tenant).or_default();
+        while tenant_log.events.len() >= MAX_EVENTS_PER_TENANT
+            || tenant_log
+                .events
+                .front()
+                .is_some_and(|(_, at, _)| now.duration_since(*at) > max_age)
+        {
+            tenant_log.events.pop_front();
+        }
+        tenant_log
+            .events
+            .push_back((position, now, envelope.clone()));
+        tenant_log.added.notify_waiters();
         let log = logs
             .by_execution
             .entry(event.execution)
@@ -161,23 +189,26 @@ impl Memory {
             log.events.pop_front();
             log.dropped += 1;
         }
-        log.events.push_back(envelope.clone());
+        log.events.push_back((position, envelope));
         log.last_at = now;
         log.finished |= event.kind.is_final();
         log.added.notify_waiters();
         if now.duration_since(logs.last_prune) > PRUNE_EVERY {
-            let max_age = self.inner.event_max_age;
             logs.by_execution.retain(|_, l| {
                 let age = now.duration_since(l.last_at);
                 age < max_age && !(l.finished && age > FINISHED_LINGER)
             });
             logs.last_prune = now;
         }
-        // Sent under the lock so that readers see log and signal in one order.
-        let _ = self
-            .inner
-            .event_signal
-            .send(Arc::new((event.tenant, envelope)));
+    }
+
+    /// The newest event of an execution still kept.
+    pub fn last_event(&self, execution: ExecutionId) -> Option<Envelope> {
+        lock(&self.inner.logs)
+            .by_execution
+            .get(&execution)
+            .and_then(|l| l.events.back())
+            .map(|(_, e)| e.clone())
     }
 
     pub fn execution_events(&self, _tenant: TenantId, execution: ExecutionId) -> EventReader {
@@ -199,10 +230,15 @@ impl Memory {
         }
     }
 
-    pub fn tenant_events(&self, tenant: TenantId) -> EventReader {
+    /// A tenant's events after `after` (a position), or from now on.
+    pub fn tenant_events(&self, tenant: TenantId, after: Option<u64>) -> EventReader {
+        let next = match after {
+            Some(position) => position + 1,
+            None => lock(&self.inner.logs).next_position,
+        };
         EventReader {
             inner: self.inner.clone(),
-            filter: Filter::Tenant(tenant, self.inner.event_signal.subscribe()),
+            filter: Filter::Tenant { tenant, next },
         }
     }
 }
@@ -320,8 +356,10 @@ impl ControlReader {
 }
 
 enum Filter {
+    /// `next` counts events of the execution.
     Execution { execution: ExecutionId, next: usize },
-    Tenant(TenantId, broadcast::Receiver<Arc<(TenantId, Envelope)>>),
+    /// `next` is a position.
+    Tenant { tenant: TenantId, next: u64 },
 }
 
 pub struct EventReader {
@@ -334,7 +372,7 @@ pub struct EventReader {
 const RECHECK: Duration = Duration::from_secs(1);
 
 impl EventReader {
-    pub async fn next(&mut self) -> Option<Result<ExecutionEvent, Error>> {
+    pub async fn next(&mut self) -> Option<Result<(u64, ExecutionEvent), Error>> {
         match &mut self.filter {
             Filter::Execution { execution, next } => loop {
                 // The log is the source; its signal only says something was added.
@@ -345,9 +383,10 @@ impl EventReader {
                         .entry(*execution)
                         .or_insert_with(|| Log::new(Instant::now()));
                     *next = (*next).max(log.dropped);
-                    if let Some(envelope) = log.events.get(*next - log.dropped).cloned() {
+                    if let Some((position, envelope)) = log.events.get(*next - log.dropped).cloned()
+                    {
                         *next += 1;
-                        return Some(envelope.decode());
+                        return Some(envelope.decode().map(|e| (position, e)));
                     }
                     log.added.clone()
                 };
@@ -366,14 +405,27 @@ impl EventReader {
                     let _ = tokio::time::timeout(RECHECK, notified).await;
                 }
             },
-            Filter::Tenant(tenant, rx) => loop {
-                match rx.recv().await {
-                    Ok(message) if message.0 == *tenant => return Some(message.1.decode()),
-                    Ok(_) => {}
-                    Err(broadcast::error::RecvError::Lagged(n)) => {
-                        tracing::warn!(missed = n, "tenant event reader fell behind");
+            Filter::Tenant { tenant, next } => loop {
+                let added = {
+                    let mut logs = lock(&self.inner.logs);
+                    let log = logs.by_tenant.entry(*tenant).or_default();
+                    let from = log.events.partition_point(|(p, _, _)| *p < *next);
+                    if let Some((position, _, envelope)) = log.events.get(from).cloned() {
+                        *next = position + 1;
+                        return Some(envelope.decode().map(|e| (position, e)));
                     }
-                    Err(broadcast::error::RecvError::Closed) => return None,
+                    log.added.clone()
+                };
+                let notified = added.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                let again = lock(&self.inner.logs)
+                    .by_tenant
+                    .get(tenant)
+                    .and_then(|l| l.events.back())
+                    .is_some_and(|(p, _, _)| *p >= *next);
+                if !again {
+                    let _ = tokio::time::timeout(RECHECK, notified).await;
                 }
             },
         }

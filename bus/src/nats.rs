@@ -41,10 +41,14 @@ fn headers(envelope: &Envelope) -> HeaderMap {
 }
 
 fn envelope(message: &async_nats::Message) -> Result<Envelope, Error> {
-    let h = message
-        .headers
-        .as_ref()
-        .ok_or_else(|| Error::Codec("a message without headers".into()))?;
+    envelope_of(message.headers.as_ref(), &message.payload)
+}
+
+fn envelope_of(
+    headers: Option<&async_nats::HeaderMap>,
+    payload: &bytes::Bytes,
+) -> Result<Envelope, Error> {
+    let h = headers.ok_or_else(|| Error::Codec("a message without headers".into()))?;
     let get = |name: &str| h.get(name).map(|v| v.as_str().to_owned());
     let schema = get(HEADER_SCHEMA)
         .and_then(|s| s.parse::<u16>().ok())
@@ -54,7 +58,7 @@ fn envelope(message: &async_nats::Message) -> Result<Envelope, Error> {
         encoding: get(HEADER_ENCODING).unwrap_or_default(),
         trace: get(HEADER_TRACE),
         key: get(HEADER_MSG_ID),
-        body: message.payload.clone(),
+        body: payload.clone(),
     })
 }
 
@@ -246,21 +250,91 @@ impl Nats {
     pub async fn events(
         &self,
         tenant: TenantId,
-        execution: Option<ExecutionId>,
+        execution: ExecutionId,
     ) -> Result<EventReader, Error> {
-        let (filter, policy) = match execution {
-            Some(e) => (self.subjects.event(tenant, e), consumer::DeliverPolicy::All),
-            None => (
-                self.subjects.tenant_events(tenant),
-                consumer::DeliverPolicy::New,
-            ),
-        };
         let messages = self
-            .ordered(self.subjects.event_stream(), filter, policy)
+            .ordered(
+                self.subjects.event_stream(),
+                self.subjects.event(tenant, execution),
+                consumer::DeliverPolicy::All,
+            )
             .await?;
         Ok(EventReader {
             source: Source::Ordered(Box::new(messages)),
         })
+    }
+
+    /// A tenant's events after a stream position, or from now on.
+    pub async fn tenant_events(
+        &self,
+        tenant: TenantId,
+        after: Option<u64>,
+    ) -> Result<EventReader, Error> {
+        let policy = match after {
+            Some(position) => consumer::DeliverPolicy::ByStartSequence {
+                start_sequence: position + 1,
+            },
+            None => consumer::DeliverPolicy::New,
+        };
+        let messages = self
+            .ordered(
+                self.subjects.event_stream(),
+                self.subjects.tenant_events(tenant),
+                policy,
+            )
+            .await?;
+        Ok(EventReader {
+            source: Source::Ordered(Box::new(messages)),
+        })
+    }
+
+    /// The newest event of an execution the stream still holds.
+    pub async fn last_event(
+        &self,
+        tenant: TenantId,
+        execution: ExecutionId,
+    ) -> Result<Option<Envelope>, Error> {
+        let stream = self
+            .js
+            .get_stream(self.subjects.event_stream())
+            .await
+            .map_err(unavailable)?;
+        match stream
+            .get_last_raw_message_by_subject(&self.subjects.event(tenant, execution))
+            .await
+        {
+            Ok(message) => envelope_of(Some(&message.headers), &message.payload).map(Some),
+            Err(e) if e.kind() == jetstream::stream::LastRawMessageErrorKind::NoMessageFound => {
+                Ok(None)
+            }
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    /// Messages on the public trigger subjects, shared by every process
+    /// through a queue group.
+    pub async fn triggers(&self) -> Result<async_nats::Subscriber, Error> {
+        self.client
+            .queue_subscribe(self.subjects.triggers(), self.subjects.trigger_group())
+            .await
+            .map_err(unavailable)
+    }
+
+    /// A plain publish (replies and public events): no stream keeps it.
+    pub async fn publish_plain(
+        &self,
+        subject: String,
+        headers: HeaderMap,
+        body: bytes::Bytes,
+    ) -> Result<(), Error> {
+        self.client
+            .publish_with_headers(subject, headers, body)
+            .await
+            .map_err(unavailable)
+    }
+
+    pub fn subjects(&self) -> &Subjects {
+        &self.subjects
     }
 
     /// Live events of one execution through a plain subscription: no
@@ -353,17 +427,20 @@ enum Source {
 }
 
 impl EventReader {
-    pub async fn next(&mut self) -> Option<Result<ExecutionEvent, Error>> {
+    pub async fn next(&mut self) -> Option<Result<(u64, ExecutionEvent), Error>> {
         loop {
-            let decoded = match &mut self.source {
+            let (position, decoded) = match &mut self.source {
                 Source::Ordered(messages) => match messages.next().await? {
-                    Ok(m) => envelope(&m),
+                    Ok(m) => {
+                        let position = m.info().map(|i| i.stream_sequence).unwrap_or(0);
+                        (position, envelope(&m))
+                    }
                     Err(e) => return Some(Err(unavailable(e))),
                 },
-                Source::Live(subscriber) => envelope(&subscriber.next().await?),
+                Source::Live(subscriber) => (0, envelope(&subscriber.next().await?)),
             };
             match decoded.and_then(|env| env.decode::<ExecutionEvent>()) {
-                Ok(event) => return Some(Ok(event)),
+                Ok(event) => return Some(Ok((position, event))),
                 Err(e) => tracing::warn!(error = %e, "skipping an undecodable event"),
             }
         }

@@ -6,6 +6,14 @@
 //! | `{PREFIX}_CTL` | `{prefix}.ctl.{tenant}.{execution}` | limits, 10 minutes | an ordered consumer per process, from the moment it subscribes: every process sees every control command |
 //! | `{PREFIX}_EVT` | `{prefix}.evt.{tenant}.{execution}` | limits, `event_max_age` | ordered consumers per execution (replay from the start) and per tenant (new only) |
 //!
+//!
+//! Public subjects, for tenants' own NATS clients (core NATS, no stream):
+//!
+//! | subject | direction | carries |
+//! | --- | --- | --- |
+//! | `{prefix}.trigger.{tenant-slug}.{subject}` | to flowmesh (queue group `{prefix}-triggers`: one process takes each) | a JSON payload that starts the published workflow whose `nats` trigger has that subject; a request gets a JSON reply |
+//! | `{prefix}.events.{tenant-slug}.{execution}` | from flowmesh | each execution event as JSON, the same as the Server-Sent Events |
+//!
 //! `{prefix}` is the configured prefix (default `flowmesh`); `{PREFIX}` its
 //! upper-case form with `.` and `-` as `_`. Tenant and execution ids are
 //! hyphenated UUIDs, which are valid subject tokens.
@@ -70,6 +78,30 @@ impl Subjects {
         format!("{}.evt.{tenant}.*", self.prefix)
     }
 
+    /// Every public trigger subject.
+    pub fn triggers(&self) -> String {
+        format!("{}.trigger.>", self.prefix)
+    }
+
+    /// The queue group that shares trigger messages between processes.
+    pub fn trigger_group(&self) -> String {
+        format!("{}-triggers", self.prefix)
+    }
+
+    /// `(tenant slug, subject)` of a public trigger subject.
+    pub fn parse_trigger<'a>(&self, subject: &'a str) -> Option<(&'a str, &'a str)> {
+        let rest = subject
+            .strip_prefix(self.prefix.as_str())?
+            .strip_prefix(".trigger.")?;
+        let (slug, subject) = rest.split_once('.')?;
+        (!slug.is_empty() && !subject.is_empty()).then_some((slug, subject))
+    }
+
+    /// Where an execution's events go out as JSON for the tenant's clients.
+    pub fn public_event(&self, tenant_slug: &str, execution: ExecutionId) -> String {
+        format!("{}.events.{tenant_slug}.{execution}", self.prefix)
+    }
+
     /// The wildcard of a stream's subjects: `{prefix}.{kind}.>`.
     pub fn all(&self, kind: &str) -> String {
         format!("{}.{kind}.>", self.prefix)
@@ -96,6 +128,13 @@ mod tests {
         assert_eq!(s.command_stream(), "IT_1_A_CMD");
         let (t, e) = (TenantId::new(), ExecutionId::new());
         assert_eq!(s.command(t, e), format!("it-1.a.cmd.{t}.{e}"));
+        assert_eq!(
+            s.parse_trigger("it-1.a.trigger.acme.orders.created"),
+            Some(("acme", "orders.created"))
+        );
+        assert_eq!(s.parse_trigger("it-1.a.trigger.acme"), None);
+        assert_eq!(s.parse_trigger("other.trigger.acme.x"), None);
+        assert_eq!(s.public_event("acme", e), format!("it-1.a.events.acme.{e}"));
         assert!(Subjects::valid_prefix("flowmesh"));
         assert!(!Subjects::valid_prefix("a.*"));
         assert!(!Subjects::valid_prefix("a b"));

@@ -13,6 +13,8 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub details: Value,
+    /// Seconds after which a retry may succeed (429 and 503).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -22,6 +24,7 @@ impl ApiError {
             code,
             message: message.into(),
             details: Value::Null,
+            retry_after: None,
         }
     }
 
@@ -48,9 +51,25 @@ impl From<Error> for ApiError {
                 code: "invalid_workflow",
                 message: errors.to_string(),
                 details: json!(errors.errors),
+                retry_after: None,
             },
             Error::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
             Error::BadRequest(m) => ApiError::bad_request(m),
+            Error::Unauthorized(m) => ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m),
+            Error::Forbidden(m) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", m),
+            e @ Error::RateLimited { retry_after } => {
+                let mut error =
+                    ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", e.to_string());
+                error.retry_after = Some(retry_after.as_secs_f64().ceil().max(1.0) as u64);
+                error
+            }
+            Error::NoCredits(m) => ApiError::new(StatusCode::PAYMENT_REQUIRED, "no_credits", m),
+            Error::TooLarge(m) => {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", m)
+            }
+            Error::Unconfigured(m) => {
+                ApiError::new(StatusCode::NOT_IMPLEMENTED, "not_configured", m)
+            }
             e @ Error::Unavailable(_) => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
@@ -74,10 +93,11 @@ impl IntoResponse for ApiError {
             json!({"error": {"code": self.code, "message": self.message, "details": self.details}});
         let mut response = (self.status, axum::Json(body)).into_response();
         match self.status {
-            StatusCode::SERVICE_UNAVAILABLE => {
-                response
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS => {
+                let seconds = self.retry_after.unwrap_or(1).to_string();
+                if let Ok(value) = HeaderValue::from_str(&seconds) {
+                    response.headers_mut().insert(header::RETRY_AFTER, value);
+                }
             }
             StatusCode::UNAUTHORIZED => {
                 response

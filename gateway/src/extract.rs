@@ -2,47 +2,18 @@
 
 use std::str::FromStr;
 
-use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::request::Parts;
+use axum::extract::{FromRequest, Request};
 use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use flowmesh_actors::EngineHandle;
-use flowmesh_actors::records::Principal;
 
 use crate::error::ApiError;
 
 #[derive(Clone)]
 pub struct AppState {
     pub engine: EngineHandle,
-}
-
-/// The caller, from `Authorization: Bearer <key>`.
-pub struct Auth(pub Principal);
-
-impl FromRequestParts<AppState> for Auth {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let unauthorized = |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m);
-        let value = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .ok_or_else(|| unauthorized("send an API key as `Authorization: Bearer <key>`"))?;
-        let key = value
-            .to_str()
-            .ok()
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim)
-            .filter(|k| !k.is_empty())
-            .ok_or_else(|| unauthorized("the Authorization header must be `Bearer <key>`"))?;
-        match state.engine.authenticate(key).await? {
-            Some(principal) => Ok(Auth(principal)),
-            None => Err(unauthorized("unknown or revoked API key")),
-        }
-    }
 }
 
 /// A JSON request body: the right content type, within the size limit.
@@ -67,6 +38,12 @@ impl<S: Send + Sync> FromRequest<S> for JsonBytes {
                 "unsupported_media_type",
                 "send the body as JSON with `Content-Type: application/json`",
             ));
+        }
+        // Only a body that spells the escape can hold NUL: parse just those.
+        if bytes.windows(6).any(|w| w == br"\u0000")
+            && let Ok(value) = serde_json::from_slice::<serde_json::Value>(&bytes)
+        {
+            refuse_nul(&value)?;
         }
         Ok(JsonBytes(bytes))
     }
@@ -106,28 +83,100 @@ pub fn parse_json(bytes: &[u8]) -> Result<serde_json::Value, ApiError> {
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", e.to_string()))
 }
 
-/// A JSON object body that may hold only `fields`; anything else is a 400
-/// naming the field.
-pub fn object_body(
-    bytes: &[u8],
-    fields: &[&str],
-) -> Result<serde_json::Map<String, serde_json::Value>, ApiError> {
-    let serde_json::Value::Object(body) = parse_json(bytes)? else {
-        return Err(ApiError::bad_request(format!(
-            "the body must be a JSON object with {}",
-            fields.join(", ")
-        )));
-    };
-    if let Some(field) = body.keys().find(|k| !fields.contains(&k.as_str())) {
-        return Err(ApiError::bad_request(format!(
-            "{field}: unknown field; the body takes {}",
-            fields.join(", ")
-        )));
+/// Stored text (PostgreSQL `text` and `jsonb`) cannot hold the NUL
+/// character, so a body that does is refused with where it is.
+pub fn refuse_nul(value: &serde_json::Value) -> Result<(), ApiError> {
+    match nul_at(value) {
+        Some(pointer) => Err(ApiError::bad_request(format!(
+            "{}: text cannot hold the NUL character (\\u0000)",
+            if pointer.is_empty() { "/" } else { &pointer }
+        ))),
+        None => Ok(()),
     }
-    Ok(body)
+}
+
+/// The JSON pointer of the first string or key holding NUL.
+fn nul_at(value: &serde_json::Value) -> Option<String> {
+    use serde_json::Value;
+    let escape = |key: &str| key.replace('~', "~0").replace('/', "~1");
+    match value {
+        Value::String(s) if s.contains('\0') => Some(String::new()),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| nul_at(item).map(|rest| format!("/{i}{rest}"))),
+        Value::Object(map) => map.iter().find_map(|(key, item)| {
+            if key.contains('\0') {
+                return Some(format!("/{}", escape(key)));
+            }
+            nul_at(item).map(|rest| format!("/{}{rest}", escape(key)))
+        }),
+        _ => None,
+    }
+}
+
+/// The same rule for the URL: `%00` in the path or a query parameter.
+pub async fn refuse_nul_in_url(request: Request, next: Next) -> Response {
+    let has_nul = |text: &str| text.contains("%00");
+    let uri = request.uri();
+    if has_nul(uri.path()) {
+        return ApiError::bad_request("the path holds the NUL character (%00)").into_response();
+    }
+    if let Some(query) = uri.query()
+        && let Some(pair) = query.split('&').find(|pair| has_nul(pair))
+    {
+        let name = pair.split('=').next().unwrap_or_default();
+        return ApiError::bad_request(format!(
+            "query parameter {name}: text cannot hold the NUL character (%00)"
+        ))
+        .into_response();
+    }
+    next.run(request).await
 }
 
 /// An id in the path; one that cannot exist is simply not found.
 pub fn parse_id<T: FromStr>(text: &str, what: &str) -> Result<T, ApiError> {
     text.parse().map_err(|_| ApiError::not_found(what))
+}
+
+/// A JSON body read into `T`; a problem is a 400 naming where it is
+/// (`tenant: invalid type: integer, expected a string`).
+pub fn typed_body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // serde would read a struct from an array of its fields, too.
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first.is_none() || first == Some(&b'[') {
+        return Err(ApiError::bad_request("the body must be a JSON object"));
+    }
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if inner.is_syntax() || inner.is_eof() {
+            ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", inner.to_string())
+        } else if path == "." {
+            ApiError::bad_request(inner.to_string())
+        } else {
+            ApiError::bad_request(format!("{path}: {inner}"))
+        }
+    })?;
+    de.end()
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", e.to_string()))?;
+    Ok(value)
+}
+
+/// The `limit` query parameter: 1 to 500, `default` when absent.
+pub fn page_limit(
+    query: &std::collections::HashMap<String, String>,
+    default: u32,
+) -> Result<u32, ApiError> {
+    match query.get("limit") {
+        Some(l) => l
+            .parse::<u32>()
+            .ok()
+            .filter(|l| (1..=500).contains(l))
+            .ok_or_else(|| {
+                ApiError::bad_request("query parameter limit: must be between 1 and 500")
+            }),
+        None => Ok(default),
+    }
 }

@@ -12,7 +12,7 @@ use flowmesh_actors::{Until, WebhookRequest};
 use serde_json::{Map, Value, json};
 
 use crate::error::ApiError;
-use crate::extract::{AppState, is_json, parse_json, read_body};
+use crate::extract::{AppState, is_json, parse_json, read_body, refuse_nul};
 use crate::routes::{idempotency_key, outcome_response};
 
 pub async fn webhook(
@@ -26,6 +26,7 @@ pub async fn webhook(
     let idempotency_key = idempotency_key(&headers)?;
     let bytes = read_body(request, &state).await?;
     let body = body_value(&headers, &bytes)?;
+    refuse_nul(&body)?;
     let header_map: Map<String, Value> = headers
         .iter()
         .filter_map(|(name, value)| {

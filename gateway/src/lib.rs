@@ -2,20 +2,27 @@
 //! workflow logic; they translate requests for the [`EngineHandle`] and map
 //! its errors to HTTP statuses (the only place that does).
 
+mod access;
+mod accounts;
+mod billing;
+mod bodies;
 mod error;
 mod extract;
 mod hooks;
+pub mod openapi;
 mod operate;
 mod routes;
 mod sse;
+mod stream;
 
 use std::net::SocketAddr;
 
 use flowmesh_actors::EngineHandle;
 use serde::{Deserialize, Serialize};
 
+pub use access::{Access, Guard};
 pub use error::ApiError;
-pub use routes::router;
+pub use routes::{RouteInfo, router, routes};
 
 /// Settings of the HTTP gateway.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -85,7 +92,10 @@ impl Gateway {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), Error> {
-        axum::serve(self.listener, self.router)
+        let service = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(self.listener, service)
             .with_graceful_shutdown(shutdown)
             .await
             .map_err(Error::Serve)

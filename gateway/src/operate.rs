@@ -6,10 +6,12 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use flowmesh_actors::{RerunRequest, Settings};
 use flowmesh_model::{ExecutionId, WorkflowId};
-use serde_json::{Value, json};
+use serde_json::json;
 
+use crate::access::Auth;
+use crate::bodies::{self, Rerun};
 use crate::error::ApiError;
-use crate::extract::{AppState, Auth, JsonBytes, object_body, parse_id};
+use crate::extract::{AppState, JsonBytes, parse_id, typed_body};
 use crate::routes::ApiResult;
 
 pub(crate) async fn workflow_stats(
@@ -40,28 +42,14 @@ pub(crate) async fn rerun(
     JsonBytes(body): JsonBytes,
 ) -> ApiResult {
     let execution: ExecutionId = parse_id(&id, "execution")?;
-    let mut body = object_body(&body, &["from_node", "input_override"])?;
-    let from_node = match body.remove("from_node") {
-        Some(Value::String(node)) => node,
-        Some(_) => return Err(ApiError::bad_request("from_node: must be a string")),
-        None => return Err(ApiError::bad_request("from_node: is required")),
-    };
-    let input_override = match body.remove("input_override") {
-        None | Some(Value::Null) => Default::default(),
-        Some(Value::Object(map)) => map,
-        Some(_) => {
-            return Err(ApiError::bad_request(
-                "input_override: must be an object of node ids to outputs",
-            ));
-        }
-    };
+    let body: Rerun = typed_body(&body)?;
     let new = state
         .engine
         .rerun(RerunRequest {
             tenant: who.tenant,
             execution,
-            from_node,
-            input_override,
+            from_node: body.from_node,
+            input_override: body.input_override.unwrap_or_default(),
         })
         .await?;
     Ok((
@@ -82,8 +70,14 @@ pub(crate) async fn put_settings(
     Auth(who): Auth,
     JsonBytes(body): JsonBytes,
 ) -> ApiResult {
-    let settings: Settings = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request(format!("invalid settings: {e}")))?;
+    let body: bodies::Settings = typed_body(&body)?;
+    let settings = Settings {
+        retention: body
+            .retention
+            .parse()
+            .map_err(|e| ApiError::bad_request(format!("retention: {e}; write it like 30d")))?,
+        max_output_bytes: body.max_output_bytes,
+    };
     state.engine.set_settings(who.tenant, &settings).await?;
     Ok(Json(settings).into_response())
 }

@@ -5,55 +5,244 @@ use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Query, State};
 use axum::http::StatusCode;
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, delete, get, post};
+use axum::routing::{MethodRouter, any, delete, get, post, put};
 use axum::{Json, Router};
 use flowmesh_actors::records::{ExecutionQuery, ExecutionRecord, WorkflowSummary};
 use flowmesh_actors::{
     EngineHandle, ExecutionOutcome, ResumeRequest, StartRequest, Started, Until,
 };
-use flowmesh_model::{ExecutionId, ExecutionStatus, WorkflowDocument, WorkflowId};
+use flowmesh_model::{ExecutionId, ExecutionStatus, Role, WorkflowDocument, WorkflowId};
 use serde_json::{Value, json};
 use tower_http::trace::TraceLayer;
 
 use crate::Options;
+use crate::access::{self, Access, AuditTarget, Auth, Guard};
+use crate::bodies::Resume;
 use crate::error::ApiError;
-use crate::extract::{AppState, Auth, JsonBytes, object_body, parse_id, parse_json};
-use crate::{hooks, operate, sse};
+use crate::extract::{AppState, JsonBytes, page_limit, parse_id, parse_json, typed_body};
+use crate::{accounts, billing, hooks, operate, sse, stream};
 
 pub(crate) type ApiResult = Result<Response, ApiError>;
 
+/// One route: method, path, and what it requires.
+#[derive(Clone, Copy, Debug)]
+pub struct RouteInfo {
+    /// `GET`, `POST`, `PUT`, `DELETE`, or `ANY` for webhooks.
+    pub method: &'static str,
+    pub path: &'static str,
+    pub guard: Guard,
+}
+
+const fn public(method: &'static str, path: &'static str) -> RouteInfo {
+    RouteInfo {
+        method,
+        path,
+        guard: Guard {
+            access: Access::Public,
+            audit: None,
+        },
+    }
+}
+
+const fn role(method: &'static str, path: &'static str, role: Role) -> RouteInfo {
+    RouteInfo {
+        method,
+        path,
+        guard: Guard {
+            access: Access::Role(role),
+            audit: None,
+        },
+    }
+}
+
+impl RouteInfo {
+    /// Writes an audit record named `action` for every call.
+    const fn audited(mut self, action: &'static str) -> RouteInfo {
+        self.guard.audit = Some(action);
+        self
+    }
+
+    const fn platform(mut self) -> RouteInfo {
+        self.guard.access = Access::Platform;
+        self
+    }
+}
+
+/// Every route, the role it needs, and its handler: the one place access
+/// is decided.
+fn table() -> Vec<(RouteInfo, MethodRouter<AppState>)> {
+    use Role::{Admin, Editor, Operator, Viewer};
+    vec![
+        (public("GET", "/health"), get(health)),
+        (public("GET", "/ready"), get(ready)),
+        (public("GET", "/metrics"), get(metrics)),
+        (public("GET", "/v1/schema/workflow"), get(schema)),
+        (public("GET", "/openapi.json"), get(openapi)),
+        (
+            public("POST", "/v1/auth/register").audited("tenant.register"),
+            post(accounts::register),
+        ),
+        (public("POST", "/v1/auth/login"), post(accounts::login)),
+        (
+            public("POST", "/v1/auth/accept").audited("user.join"),
+            post(accounts::accept),
+        ),
+        (
+            role("POST", "/v1/auth/logout", Viewer),
+            post(accounts::logout),
+        ),
+        (role("GET", "/v1/me", Viewer), get(accounts::me)),
+        (role("GET", "/v1/node-kinds", Viewer), get(node_kinds)),
+        (role("GET", "/v1/workflows", Viewer), get(list_workflows)),
+        (
+            role("POST", "/v1/workflows", Editor).audited("workflow.create"),
+            post(create_workflow),
+        ),
+        (role("GET", "/v1/workflows/{id}", Viewer), get(get_workflow)),
+        (
+            role("PUT", "/v1/workflows/{id}", Editor).audited("workflow.update"),
+            put(update_workflow),
+        ),
+        (
+            role("DELETE", "/v1/workflows/{id}", Editor).audited("workflow.delete"),
+            delete(delete_workflow),
+        ),
+        (
+            role("POST", "/v1/workflows/{id}/publish", Editor).audited("workflow.publish"),
+            post(publish_workflow),
+        ),
+        (
+            role("POST", "/v1/workflows/{id}/executions", Operator),
+            post(start_execution),
+        ),
+        (
+            role("GET", "/v1/workflows/{id}/stats", Viewer),
+            get(operate::workflow_stats),
+        ),
+        (role("GET", "/v1/executions", Viewer), get(list_executions)),
+        (
+            role("GET", "/v1/executions/{id}", Viewer),
+            get(get_execution),
+        ),
+        (
+            role("POST", "/v1/executions/{id}/cancel", Operator).audited("execution.cancel"),
+            post(cancel_execution),
+        ),
+        (
+            role("POST", "/v1/executions/{id}/resume", Operator).audited("execution.resume"),
+            post(resume_execution),
+        ),
+        (
+            role("GET", "/v1/executions/{id}/events", Viewer),
+            get(sse::execution_events),
+        ),
+        (
+            role("GET", "/v1/executions/{id}/logs", Viewer),
+            get(operate::execution_logs),
+        ),
+        (
+            role("POST", "/v1/executions/{id}/rerun", Operator).audited("execution.rerun"),
+            post(operate::rerun),
+        ),
+        (
+            role("GET", "/v1/settings", Viewer),
+            get(operate::get_settings),
+        ),
+        (
+            role("PUT", "/v1/settings", Admin).audited("settings.update"),
+            put(operate::put_settings),
+        ),
+        (role("GET", "/v1/sandboxes", Viewer), get(list_sandboxes)),
+        (
+            role("DELETE", "/v1/sandboxes/{id}", Operator).audited("sandbox.delete"),
+            delete(delete_sandbox),
+        ),
+        (role("GET", "/v1/api-keys", Admin), get(accounts::keys)),
+        (
+            role("POST", "/v1/api-keys", Admin).audited("key.create"),
+            post(accounts::create_key),
+        ),
+        (
+            role("DELETE", "/v1/api-keys/{id}", Admin).audited("key.revoke"),
+            delete(accounts::revoke_key),
+        ),
+        (role("GET", "/v1/users", Admin), get(accounts::users)),
+        (
+            role("DELETE", "/v1/users/{id}", Admin).audited("user.remove"),
+            delete(accounts::remove_user),
+        ),
+        (
+            role("POST", "/v1/invitations", Admin).audited("user.invite"),
+            post(accounts::invite),
+        ),
+        (role("GET", "/v1/secrets", Editor), get(accounts::secrets)),
+        (
+            role("PUT", "/v1/secrets/{name}", Admin).audited("secret.put"),
+            put(accounts::put_secret),
+        ),
+        (
+            role("DELETE", "/v1/secrets/{name}", Admin).audited("secret.delete"),
+            delete(accounts::delete_secret),
+        ),
+        (role("GET", "/v1/audit", Admin), get(accounts::audit)),
+        (
+            role("GET", "/v1/events", Viewer),
+            get(stream::tenant_events),
+        ),
+        (
+            role("GET", "/v1/events/ws", Viewer),
+            get(stream::tenant_events_ws),
+        ),
+        (role("GET", "/v1/usage", Viewer), get(billing::usage)),
+        (role("GET", "/v1/billing", Viewer), get(billing::billing)),
+        (
+            role("PUT", "/v1/billing/auto-refill", Admin).audited("credits.auto_refill"),
+            put(billing::put_auto_refill),
+        ),
+        (
+            role("GET", "/v1/admin/tenants", Admin).platform(),
+            get(billing::tenants),
+        ),
+        (
+            role("POST", "/v1/admin/tenants/{slug}/credits", Admin)
+                .platform()
+                .audited("credits.grant"),
+            post(billing::grant),
+        ),
+        (
+            role("PUT", "/v1/admin/tenants/{slug}/limits", Admin)
+                .platform()
+                .audited("tenant.limits"),
+            put(billing::put_limits),
+        ),
+        (
+            public("ANY", "/hooks/{tenant}/{*path}"),
+            any(hooks::webhook),
+        ),
+    ]
+}
+
+/// The route table without handlers: what each route requires.
+pub fn routes() -> Vec<RouteInfo> {
+    table().into_iter().map(|(info, _)| info).collect()
+}
+
 pub fn router(engine: EngineHandle, options: &Options) -> Router {
-    Router::new()
-        .route("/health", get(health))
-        .route("/ready", get(ready))
-        .route("/metrics", get(metrics))
-        .route("/v1/schema/workflow", get(schema))
-        .route("/v1/node-kinds", get(node_kinds))
-        .route("/v1/workflows", post(create_workflow).get(list_workflows))
-        .route(
-            "/v1/workflows/{id}",
-            get(get_workflow)
-                .put(update_workflow)
-                .delete(delete_workflow),
-        )
-        .route("/v1/workflows/{id}/publish", post(publish_workflow))
-        .route("/v1/workflows/{id}/executions", post(start_execution))
-        .route("/v1/executions", get(list_executions))
-        .route("/v1/executions/{id}", get(get_execution))
-        .route("/v1/executions/{id}/cancel", post(cancel_execution))
-        .route("/v1/executions/{id}/resume", post(resume_execution))
-        .route("/v1/executions/{id}/events", get(sse::execution_events))
-        .route("/v1/executions/{id}/logs", get(operate::execution_logs))
-        .route("/v1/executions/{id}/rerun", post(operate::rerun))
-        .route("/v1/workflows/{id}/stats", get(operate::workflow_stats))
-        .route(
-            "/v1/settings",
-            get(operate::get_settings).put(operate::put_settings),
-        )
-        .route("/v1/sandboxes", get(list_sandboxes))
-        .route("/v1/sandboxes/{id}", delete(delete_sandbox))
-        .route("/hooks/{tenant}/{*path}", any(hooks::webhook))
+    let state = AppState { engine };
+    let mut router = Router::new();
+    for (info, handler) in table() {
+        let guard = middleware::from_fn_with_state((state.clone(), info.guard), access::guard);
+        // `any` routes all methods through its fallback, which only `layer` wraps.
+        let handler = if info.method == "ANY" {
+            handler.layer(guard)
+        } else {
+            handler.route_layer(guard)
+        };
+        router = router.route(info.path, handler);
+    }
+    router
         .fallback(|| async { ApiError::not_found("route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -63,8 +252,9 @@ pub fn router(engine: EngineHandle, options: &Options) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(options.max_body_bytes))
+        .layer(middleware::from_fn(crate::extract::refuse_nul_in_url))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
-        .with_state(AppState { engine })
+        .with_state(state)
 }
 
 /// One span per request, named by its route (never by ids in the path),
@@ -135,6 +325,10 @@ async fn ready(State(state): State<AppState>) -> Response {
     (status, Json(body)).into_response()
 }
 
+async fn openapi() -> Json<Value> {
+    Json(crate::openapi::document())
+}
+
 async fn schema() -> Json<Value> {
     Json(WorkflowDocument::json_schema())
 }
@@ -166,7 +360,11 @@ async fn create_workflow(
     JsonBytes(body): JsonBytes,
 ) -> ApiResult {
     let summary = state.engine.create_workflow(who.tenant, &body).await?;
-    Ok((StatusCode::CREATED, Json(summary_json(&summary))).into_response())
+    let mut response = (StatusCode::CREATED, Json(summary_json(&summary))).into_response();
+    response
+        .extensions_mut()
+        .insert(AuditTarget(summary.id.to_string()));
+    Ok(response)
 }
 
 async fn list_workflows(State(state): State<AppState>, Auth(who): Auth) -> ApiResult {
@@ -399,14 +597,7 @@ async fn list_executions(
         })?),
         None => None,
     };
-    let limit = match query.get("limit") {
-        Some(l) => l
-            .parse::<u32>()
-            .ok()
-            .filter(|l| (1..=500).contains(l))
-            .ok_or_else(|| ApiError::bad_request("limit must be between 1 and 500"))?,
-        None => 50,
-    };
+    let limit = page_limit(&query, 50)?;
     let cursor = match query.get("cursor") {
         Some(c) => Some(
             c.parse::<ExecutionId>()
@@ -463,20 +654,18 @@ async fn resume_execution(
     JsonBytes(body): JsonBytes,
 ) -> ApiResult {
     let execution: ExecutionId = parse_id(&id, "execution")?;
-    let mut body = object_body(&body, &["node", "payload"])?;
-    let node = match body.remove("node") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(node)) => Some(node),
-        Some(_) => return Err(ApiError::bad_request("node: must be a string")),
+    let body: Resume = if body.is_empty() {
+        Resume::default()
+    } else {
+        typed_body(&body)?
     };
-    let payload = body.remove("payload").unwrap_or(Value::Null);
     let node = state
         .engine
         .resume_execution(ResumeRequest {
             tenant: who.tenant,
             execution,
-            node,
-            payload,
+            node: body.node,
+            payload: body.payload,
         })
         .await?;
     Ok((

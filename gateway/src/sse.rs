@@ -3,6 +3,7 @@
 use std::convert::Infallible;
 
 use axum::extract::{Path, State};
+use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use flowmesh_actors::records::ExecutionRecord;
@@ -10,39 +11,57 @@ use flowmesh_model::{ExecutionId, NodeStatus};
 use futures::stream::{self, BoxStream, StreamExt};
 use serde_json::json;
 
+use crate::access::Auth;
 use crate::error::ApiError;
-use crate::extract::{AppState, Auth, parse_id};
+use crate::extract::{AppState, parse_id};
 
+/// Events carry their per-execution `seq` as id; a client reconnecting
+/// with `Last-Event-ID` gets only the events after it.
 pub async fn execution_events(
     State(state): State<AppState>,
     Auth(who): Auth,
     Path(id): Path<String>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let id: ExecutionId = parse_id(&id, "execution")?;
+    let after = match headers.get("last-event-id") {
+        None => 0,
+        Some(v) => v
+            .to_str()
+            .ok()
+            .and_then(|t| t.trim().parse::<u64>().ok())
+            .ok_or_else(|| {
+                ApiError::bad_request("Last-Event-ID: must be an event id of this stream")
+            })?,
+    };
     let record = state.engine.get_execution(who.tenant, id).await?;
     let events: BoxStream<'static, Result<Event, Infallible>> = if record.status.is_terminal() {
         // Finished runs are told from the journal: their events may have aged out of the bus.
         stream::iter(journal_events(&record)).map(Ok).boxed()
     } else {
         let live = state.engine.events(who.tenant, id).await?;
-        stream::unfold((live, false), |(mut live, done)| async move {
+        stream::unfold((live, false), move |(mut live, done)| async move {
             if done {
                 return None;
             }
-            match live.next().await {
-                Some(Ok(event)) => {
-                    let last = event.kind.is_final();
-                    let sse = Event::default()
-                        .event(event.kind.name())
-                        .json_data(event.to_json())
-                        .unwrap_or_default();
-                    Some((Ok(sse), (live, last)))
+            loop {
+                match live.next().await {
+                    Some(Ok(event)) if event.seq <= after && !event.kind.is_final() => continue,
+                    Some(Ok(event)) => {
+                        let last = event.kind.is_final();
+                        let sse = Event::default()
+                            .id(event.seq.to_string())
+                            .event(event.kind.name())
+                            .json_data(event.to_json())
+                            .unwrap_or_default();
+                        return Some((Ok(sse), (live, last)));
+                    }
+                    Some(Err(e)) => {
+                        let sse = Event::default().event("error").data(e.to_string());
+                        return Some((Ok(sse), (live, true)));
+                    }
+                    None => return None,
                 }
-                Some(Err(e)) => {
-                    let sse = Event::default().event("error").data(e.to_string());
-                    Some((Ok(sse), (live, true)))
-                }
-                None => None,
             }
         })
         .boxed()

@@ -17,7 +17,7 @@ use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-pub use kinds::webhook_route;
+pub use kinds::{NATS_ROUTE, webhook_route};
 
 /// Settings of the node handlers.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -170,27 +170,23 @@ pub enum Outcome {
 
 /// Where secrets come from.
 pub trait SecretSource: Send + Sync {
-    fn secret(&self, name: &str) -> Option<String>;
+    /// The value of a tenant's secret; none when the tenant has no such secret.
+    fn secret<'a>(
+        &'a self,
+        tenant: TenantId,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>, SecretError>>;
 }
 
-/// Secrets from the environment, as `FLOWMESH_SECRET_<NAME>` (upper case,
-/// other characters as `_`). Shared by the whole instance.
-pub struct EnvSecrets;
-
-impl SecretSource for EnvSecrets {
-    fn secret(&self, name: &str) -> Option<String> {
-        let var: String = name
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() {
-                    c.to_ascii_uppercase()
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        std::env::var(format!("FLOWMESH_SECRET_{var}")).ok()
-    }
+/// Why a secret could not be read.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum SecretError {
+    /// The store did not answer in time; the attempt may be retried.
+    #[error("the secret store is unavailable: {0}")]
+    Retryable(String),
+    /// Secrets cannot be read here (no key, or a value that does not open).
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 /// One call of user code, for the sandbox of its tenant and language.

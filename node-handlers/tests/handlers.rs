@@ -16,7 +16,7 @@ use flowmesh_model::validate::validate;
 use flowmesh_model::{HumanDuration, WorkflowDocument};
 use flowmesh_node_handlers::{
     CodeRequest, ErrorClass, Failure, HttpOptions, LogSink, NodeError, Options, Outcome, Registry,
-    Returned, RunRequest, Sandboxes, SecretSource, webhook_route,
+    Returned, RunRequest, Sandboxes, SecretError, SecretSource, webhook_route,
 };
 use flowmesh_sandbox::{JsSandbox, Limits};
 use futures::future::BoxFuture;
@@ -25,8 +25,12 @@ use serde_json::{Map, Value, json};
 struct Secrets(HashMap<&'static str, &'static str>);
 
 impl SecretSource for Secrets {
-    fn secret(&self, name: &str) -> Option<String> {
-        self.0.get(name).map(|s| s.to_string())
+    fn secret<'a>(
+        &'a self,
+        _: TenantId,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>, SecretError>> {
+        Box::pin(async move { Ok(self.0.get(name).map(|s| s.to_string())) })
     }
 }
 

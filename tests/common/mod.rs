@@ -19,6 +19,8 @@ pub const NATS_URL: &str = "nats://127.0.0.1:4222";
 /// The PostgreSQL server of distributed tests, without a database name.
 pub const POSTGRES_SERVER: &str = "postgres://postgres@127.0.0.1:5432";
 pub const ADMIN_KEY: &str = "fmk_test_admin_key_0123456789";
+/// 32 bytes in base64: the key test engines seal secrets with.
+pub const SECRETS_KEY: &str = "dGVzdC1zZWNyZXRzLWtleS0wMTIzNDU2Nzg5YWJjZGU=";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -165,6 +167,7 @@ impl Engine {
             .env("FLOWMESH_LISTEN", "127.0.0.1:0")
             .env("FLOWMESH_DATA_DIR", self.data_dir.path())
             .env("FLOWMESH_ADMIN_KEY", ADMIN_KEY)
+            .env("FLOWMESH_SECRETS_KEY", SECRETS_KEY)
             .env("FLOWMESH_HTTP_ALLOW_HOSTS", "127.0.0.1")
             .env("FLOWMESH_NODE_ID", &self.node_id)
             .env("FLOWMESH_BUS_PREFIX", &self.prefix)
@@ -356,21 +359,36 @@ impl Engine {
         id
     }
 
-    /// Another tenant, made in the engine's store as an operator would;
-    /// returns its API key.
-    pub async fn create_tenant(&self, slug: &str) -> String {
-        let options = flowmesh_store::Options {
-            database_url: self
-                .database
-                .as_ref()
-                .map(|db| format!("{}/{db}", self.servers.postgres)),
-            data_dir: self.data_dir.path().to_owned(),
-            max_connections: 1,
-        };
-        let store = flowmesh_store::Store::connect(&options)
+    /// Another tenant, registered through the API; returns its owner's
+    /// session token.
+    pub async fn create_tenant(&self, name: &str) -> String {
+        let body = serde_json::json!({
+            "email": format!("owner@{}.example.com", name.replace(' ', "-")),
+            "password": "a long enough password",
+            "tenant": name,
+        });
+        let resp = self
+            .http
+            .post(self.url("/v1/auth/register"))
+            .json(&body)
+            .send()
             .await
-            .expect("the engine's store");
-        store.create_tenant(slug, slug).await.expect("tenant").1
+            .expect("register");
+        assert_eq!(resp.status(), StatusCode::CREATED, "register {name}");
+        let body: Value = resp.json().await.expect("session");
+        body["token"].as_str().expect("token").to_owned()
+    }
+
+    /// Sets a secret of the platform tenant.
+    pub async fn put_secret(&self, name: &str, value: &str) {
+        let (status, body) = self
+            .request(
+                Method::PUT,
+                &format!("/v1/secrets/{name}"),
+                Some(serde_json::json!({"value": value})),
+            )
+            .await;
+        assert!(status.is_success(), "put secret: {status} {body}");
     }
 
     /// Bytes the store uses for execution data: PostgreSQL's tables of
@@ -472,7 +490,7 @@ pub fn code_workflow(name: &str, language: &str, source: &str, limits: Value) ->
 }
 
 /// One outbound call through a `credentials` connection to the secret
-/// `FLOWMESH_SECRET_API_TOKEN`.
+/// `api_token` of the tenant.
 pub fn secret_workflow(stub: &stub::StubServer) -> Value {
     json!({"name": "secret", "nodes": [
         {"id": "start", "type": "trigger", "kind": "manual"},

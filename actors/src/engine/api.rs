@@ -11,9 +11,9 @@ use flowmesh_model::{
     Command, EventKind, ExecutionId, ExecutionStatus, TenantId, WorkflowDocument, WorkflowId,
 };
 use flowmesh_node_handlers::schedule::Schedule;
-use flowmesh_node_handlers::{KindInfo, Registry, webhook_route};
+use flowmesh_node_handlers::{KindInfo, NATS_ROUTE, Registry, webhook_route};
 use flowmesh_store::{
-    ExecutionPage, ExecutionQuery, ExecutionRecord, NewExecution, NewSchedule, Principal, Publish,
+    ExecutionPage, ExecutionQuery, ExecutionRecord, NewExecution, NewSchedule, Publish,
     WorkflowRecord, WorkflowSummary, now_ms,
 };
 use serde_json::{Map, Value, json};
@@ -124,6 +124,9 @@ pub struct EngineHandle {
     registry: Registry,
     /// Published versions are immutable, so their graphs are cached forever.
     graphs: Arc<Mutex<GraphCache>>,
+    pub(super) auth: Arc<super::accounts::AuthCache>,
+    pub(super) limits: Arc<super::admission::RateLimits>,
+    pub(super) credits: Arc<super::admission::CreditCache>,
 }
 
 impl EngineHandle {
@@ -132,11 +135,10 @@ impl EngineHandle {
             ctx,
             registry,
             graphs: Arc::default(),
+            auth: Arc::default(),
+            limits: Arc::default(),
+            credits: Arc::default(),
         }
-    }
-
-    pub async fn authenticate(&self, api_key: &str) -> Result<Option<Principal>, Error> {
-        Ok(self.ctx.store.authenticate(api_key).await?)
     }
 
     pub async fn ready(&self) -> Readiness {
@@ -331,7 +333,12 @@ impl EngineHandle {
             .tenant_by_slug(&request.tenant_slug)
             .await?
             .ok_or(Error::NotFound("webhook"))?;
+        self.admit(tenant).await?;
         let method = request.method.to_ascii_uppercase();
+        // NATS triggers share the routing table under a method HTTP never sends.
+        if method == NATS_ROUTE {
+            return Err(Error::NotFound("webhook"));
+        }
         let path = request.path.trim_matches('/').to_owned();
         let (workflow, version) = self
             .ctx
@@ -364,10 +371,52 @@ impl EngineHandle {
         .await
     }
 
+    /// Starts the published workflow whose `nats` trigger has the subject.
+    pub async fn nats_trigger(
+        &self,
+        message: &flowmesh_bus::TriggerMessage,
+    ) -> Result<Started, Error> {
+        let tenant = self
+            .ctx
+            .store
+            .tenant_by_slug(&message.tenant_slug)
+            .await?
+            .ok_or(Error::NotFound("trigger"))?;
+        self.admit(tenant).await?;
+        let body: Value = serde_json::from_slice(&message.payload)
+            .map_err(|e| Error::Malformed(format!("the payload must be JSON: {e}")))?;
+        let (workflow, version) = self
+            .ctx
+            .store
+            .find_webhook(tenant, NATS_ROUTE, &message.subject)
+            .await?
+            .ok_or(Error::NotFound("trigger"))?;
+        let graph = self.graph(workflow, version).await?;
+        let route = Some((NATS_ROUTE.to_owned(), message.subject.clone()));
+        let trigger = graph
+            .find_trigger("nats", |n| webhook_route(n) == route)
+            .ok_or(Error::NotFound("trigger"))?;
+        let data = json!({"body": body, "subject": message.subject});
+        let watch = graph.responds() && message.reply.is_some();
+        self.accept(Accept {
+            tenant,
+            workflow,
+            version,
+            graph,
+            trigger,
+            data,
+            idempotency_key: message.idempotency_key.clone(),
+            watch,
+        })
+        .await
+    }
+
     /// Records the execution (the durable acceptance), then asks for it to
     /// run. If the bus is down the execution is still accepted: a claim sweep
     /// picks up executions nobody started.
     async fn accept(&self, accept: Accept) -> Result<Started, Error> {
+        self.admit_start(accept.tenant, accept.data.to_string().len())
+            .await?;
         let id = ExecutionId::new();
         let deadline_ms = accept
             .graph
@@ -490,6 +539,16 @@ impl EngineHandle {
         id: ExecutionId,
     ) -> Result<flowmesh_bus::Events, Error> {
         Ok(self.ctx.bus.execution_events(tenant, id).await?)
+    }
+
+    /// Every execution event of a tenant: those after bus position `after`
+    /// (a reconnecting reader's last), or from now on.
+    pub async fn tenant_events(
+        &self,
+        tenant: TenantId,
+        after: Option<u64>,
+    ) -> Result<flowmesh_bus::Events, Error> {
+        Ok(self.ctx.bus.tenant_events(tenant, after).await?)
     }
 
     /// Waits (at most `timeout`, capped by the engine's limit) for an

@@ -42,6 +42,7 @@ pub(super) async fn spawn_all(
         tokio::spawn(claim_unowned(ctx.clone(), root.clone())),
         tokio::spawn(super::schedule::fire_schedules(ctx.clone())),
         tokio::spawn(super::retention::purge(ctx.clone())),
+        tokio::spawn(super::billing::settle(ctx.clone())),
         tokio::spawn(keep_lease(ctx, root)),
     ])
 }

@@ -1,24 +1,30 @@
 //! The engine service (owns the actor tree and the loops that feed it) and
 //! its cheap-to-clone handle for callers.
 
+mod accounts;
+mod admission;
 mod api;
+mod billing;
 mod loops;
 mod operate;
 mod resume;
 mod retention;
 mod sandboxes;
 mod schedule;
+mod triggers;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use flowmesh_bus::Bus;
-use flowmesh_node_handlers::{Registry, SecretSource};
+use flowmesh_node_handlers::Registry;
 use flowmesh_store::Store;
 use ractor::{Actor, ActorRef};
 use tokio::task::JoinHandle;
 
+pub use accounts::{RegisterRequest, Session};
 pub use api::{EngineHandle, Outcome, Readiness, StartRequest, Started, Until, WebhookRequest};
+pub use billing::{GrantRequest, LedgerOnly, PaymentProvider, Receipt, RefillRequest};
 pub use operate::{NodeLog, RerunRequest, WorkflowStats};
 pub use resume::ResumeRequest;
 pub use retention::Settings;
@@ -36,7 +42,10 @@ pub struct EngineParts {
     pub registry: Registry,
     /// Runs node attempts; the registry when `None`.
     pub runner: Option<Arc<dyn NodeRunner>>,
-    pub secrets: Arc<dyn SecretSource>,
+    /// Seals tenants' secrets; without one the secrets API is unavailable.
+    pub sealing_key: Option<flowmesh_store::SealingKey>,
+    /// Pays automatic refills of credits.
+    pub payments: Arc<dyn PaymentProvider>,
     pub options: Options,
 }
 
@@ -56,19 +65,23 @@ impl Engine {
         let runner = parts
             .runner
             .unwrap_or_else(|| Arc::new(RegistryRunner(parts.registry.clone())));
-        let ctx = Arc::new(Context::new(
-            parts.store,
-            parts.bus,
+        let ctx = Arc::new(Context::new(crate::context::Parts {
+            store: parts.store,
+            bus: parts.bus,
             runner,
-            parts.secrets,
-            parts.options,
-        ));
+            sealing_key: parts.sealing_key,
+            payments: parts.payments,
+            options: parts.options,
+        }));
         let (root, root_task) = Actor::spawn(None, RootActor, ctx.clone())
             .await
             .map_err(|e| Error::Internal(format!("could not start the actor tree: {e}")))?;
         let _ = ctx.root.set(root.clone());
-        let loops = loops::spawn_all(ctx.clone(), root.clone()).await?;
+        let mut loops = loops::spawn_all(ctx.clone(), root.clone()).await?;
         let handle = EngineHandle::new(ctx.clone(), parts.registry);
+        if let Some(triggers) = ctx.bus.triggers().await? {
+            loops.push(tokio::spawn(triggers::serve(handle.clone(), triggers)));
+        }
         Ok(Engine {
             handle,
             ctx,

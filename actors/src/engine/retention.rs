@@ -86,8 +86,11 @@ impl EngineHandle {
         let stored = TenantSettings {
             retention_ms: retention as i64,
             max_output_bytes: settings.max_output_bytes as i64,
+            // Limits are the instance administrators'; this write leaves them.
+            limits: Default::default(),
         };
         if self.ctx.store.set_tenant_settings(tenant, &stored).await? {
+            self.ctx.forget_settings(tenant);
             Ok(())
         } else {
             Err(Error::NotFound("tenant"))

@@ -73,7 +73,7 @@ impl Attempt {
             document: &self.graph.document,
             scope: &self.scope,
             inputs: &self.inputs,
-            secrets: ctx.secrets.as_ref(),
+            secrets: &ctx.secrets,
             idempotency_key: &self.idempotency_key,
             sandboxes: ctx,
             logs,
@@ -134,16 +134,24 @@ impl ExecutionState {
         attempt: u32,
     ) {
         let run = self.attempt(i);
+        let sandboxed = self.progress.graph.node(i).kind == "code";
         let ctx = self.ctx.clone();
         let reply = myself.clone();
         let task = tokio::spawn(async move {
+            let started = std::time::Instant::now();
             let (result, logs) = run.run(&ctx).await;
+            let sandbox_ms = if sandboxed {
+                started.elapsed().as_millis() as u64
+            } else {
+                0
+            };
             crash_point("engine::attempt::returned");
             let _ = reply.cast(ExecutionMsg::NodeDone {
                 node: i,
                 attempt,
                 result,
                 logs,
+                sandbox_ms,
             });
         });
         self.running.insert(i, task.abort_handle());

@@ -8,6 +8,8 @@ pub enum ExecutionMsg {
         result: Result<Outcome, NodeError>,
         /// What the attempt printed (code nodes).
         logs: Vec<String>,
+        /// Time the attempt spent in a sandbox, metered as usage.
+        sandbox_ms: u64,
     },
     /// A retry backoff or a wait elapsed.
     Wake { node: usize, attempt: u32 },

@@ -25,7 +25,9 @@ use flowmesh_model::graph::WorkflowGraph;
 use flowmesh_model::lifecycle::{ExecutionTransition, NodeTransition};
 use flowmesh_model::{EventKind, ExecutionEvent, ExecutionStatus, JsonText, NodeStatus};
 use flowmesh_node_handlers::{NodeError, Outcome};
-use flowmesh_store::{ExecutionChange, ExecutionRecord, StepRecord, Turn, now_ms};
+use flowmesh_store::{
+    Committed, ExecutionChange, ExecutionRecord, StepRecord, Turn, Usage, now_ms,
+};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use serde_json::{Value, json};
 use tokio::task::AbortHandle;
@@ -42,6 +44,8 @@ pub(crate) struct ExecutionActor;
 /// Backoff while the store is unreachable.
 const STORE_RETRY_FIRST: Duration = Duration::from_millis(100);
 const STORE_RETRY_MAX: Duration = Duration::from_secs(5);
+/// A start that found no free concurrency slot is tried again after this.
+const DEFER_START_MS: i64 = 500;
 
 pub(crate) struct ExecutionArgs {
     pub ctx: Arc<Context>,
@@ -59,6 +63,10 @@ pub(crate) struct ExecutionState {
     pending: Pending,
     /// The tenant's cap on one node's output, in bytes of JSON.
     output_cap: usize,
+    /// The tenant has a concurrency limit: starting takes one of its slots.
+    slots: bool,
+    /// `seq` of the last event this execution published.
+    event_seq: u64,
     _live: metrics::Live,
 }
 
@@ -76,6 +84,15 @@ struct Pending {
     consumed: Vec<String>,
     /// A node began waiting for a resume: look for one that came early.
     check_signals: bool,
+    /// What the turn used: executions started, attempts ended, sandbox time.
+    usage: Metered,
+}
+
+#[derive(Default)]
+struct Metered {
+    executions: i64,
+    node_runs: i64,
+    sandbox_ms: i64,
 }
 
 /// What follows an attempt's result.
@@ -109,11 +126,14 @@ impl Actor for ExecutionActor {
         args: ExecutionArgs,
     ) -> Result<ExecutionState, ActorProcessingErr> {
         let progress = Progress::new(args.graph, &args.record);
-        let output_cap = args
-            .ctx
-            .tenant_settings(args.record.tenant)
-            .await
-            .max_output_bytes as usize;
+        let settings = args.ctx.tenant_settings(args.record.tenant).await;
+        let output_cap = settings.max_output_bytes as usize;
+        let slots = settings
+            .limits
+            .max_concurrent
+            .or(args.ctx.options.tenancy.limits.max_concurrent)
+            .is_some();
+        let event_seq = crate::events::last_seq(&args.ctx, &args.record).await;
         args.ctx.mark_local(args.record.id, true);
         Ok(ExecutionState {
             ctx: args.ctx,
@@ -124,6 +144,8 @@ impl Actor for ExecutionActor {
             draining: false,
             pending: Pending::default(),
             output_cap,
+            slots,
+            event_seq,
             _live: metrics::Live::new("execution"),
         })
     }
@@ -181,7 +203,11 @@ impl ExecutionState {
                 attempt,
                 result,
                 logs,
-            } => self.node_done(myself, node, attempt, result, logs).await,
+                sandbox_ms,
+            } => {
+                self.pending.usage.sandbox_ms += sandbox_ms as i64;
+                self.node_done(myself, node, attempt, result, logs).await
+            }
             ExecutionMsg::Wake { node, attempt } => self.wake(myself, node, attempt).await,
             ExecutionMsg::CheckSignals => self.apply_signals(myself).await,
             ExecutionMsg::Cancel => {
@@ -221,12 +247,14 @@ impl ExecutionState {
         span
     }
 
-    fn event(&self, kind: EventKind) -> ExecutionEvent {
+    fn event(&mut self, kind: EventKind) -> ExecutionEvent {
+        self.event_seq += 1;
         ExecutionEvent {
             tenant: self.record.tenant,
             workflow: self.record.workflow,
             execution: self.record.id,
             at_ms: now_ms(),
+            seq: self.event_seq,
             kind,
         }
     }
@@ -253,6 +281,18 @@ impl ExecutionState {
             .map(|&i| self.progress.nodes[i].clone())
             .collect();
         if pending.transition.is_some() || !steps.is_empty() || !pending.consumed.is_empty() {
+            let m = &pending.usage;
+            let usage = Usage {
+                workflow: self.record.workflow,
+                executions: m.executions,
+                node_runs: m.node_runs,
+                sandbox_ms: m.sandbox_ms,
+                credits: self.ctx.options.tenancy.prices.charge(
+                    m.executions,
+                    m.node_runs,
+                    m.sandbox_ms,
+                ),
+            };
             let turn = Turn {
                 owner: &self.ctx.options.node_id,
                 tenant: self.record.tenant,
@@ -260,9 +300,16 @@ impl ExecutionState {
                 transition: pending.transition.as_ref(),
                 steps: &steps,
                 consumed_signals: &pending.consumed,
+                usage: Some(&usage),
+                slots: self.slots,
             };
-            if !self.write_turn(&turn).await? {
-                return Ok(false);
+            match self.write_turn(&turn).await? {
+                Committed::Written => metrics::credits_used(self.record.tenant, usage.credits),
+                Committed::Fenced => return Ok(false),
+                Committed::NoSlot => {
+                    self.defer_start(myself).await?;
+                    return Ok(false);
+                }
             }
         }
         if let Some(change) = &pending.transition {
@@ -284,14 +331,14 @@ impl ExecutionState {
     /// Writes a turn, waiting out an unreachable store: the turn is what
     /// the execution has done, so it is kept and written once the store is
     /// back (or found to belong to another owner by then).
-    async fn write_turn(&self, turn: &Turn<'_>) -> Result<bool, ActorProcessingErr> {
+    async fn write_turn(&self, turn: &Turn<'_>) -> Result<Committed, ActorProcessingErr> {
         let mut delay = STORE_RETRY_FIRST;
         loop {
             let started = std::time::Instant::now();
             let result = self.ctx.store.commit_turn(turn).await;
             metrics::store_call("commit_turn", started.elapsed());
             match result {
-                Ok(won) => return Ok(won),
+                Ok(committed) => return Ok(committed),
                 Err(e) if e.is_retryable() => {
                     tracing::warn!(execution = %self.record.id, error = %e, retry_in = ?delay, "store unavailable; the turn is kept and written again");
                     tokio::time::sleep(delay).await;
@@ -302,12 +349,27 @@ impl ExecutionState {
         }
     }
 
+    /// All of the tenant's concurrency slots are taken: the execution stays
+    /// queued without an owner, and a claim sweep tries it again shortly.
+    async fn defer_start(&self, myself: &ActorRef<ExecutionMsg>) -> Result<(), ActorProcessingErr> {
+        let jitter = rand::random_range(0..500);
+        let wake_at = now_ms() + DEFER_START_MS + jitter;
+        self.ctx
+            .store
+            .defer_start(&self.ctx.options.node_id, self.record.id, wake_at)
+            .await?;
+        metrics::start_deferred(self.record.tenant);
+        myself.stop(Some("waiting for a concurrency slot".into()));
+        Ok(())
+    }
+
     async fn end_turn(
         &mut self,
         myself: &ActorRef<ExecutionMsg>,
     ) -> Result<(), ActorProcessingErr> {
         if !self.commit(myself).await? {
-            myself.stop(Some("another writer moved the execution on".into()));
+            // Fenced off, or deferred for a concurrency slot (already stopping).
+            myself.stop(Some("the execution moved on elsewhere".into()));
             return Ok(());
         }
         self.park_if_idle(myself).await
@@ -330,6 +392,7 @@ impl ExecutionState {
                 .await;
         }
         if self.record.status == ExecutionStatus::Queued {
+            self.pending.usage.executions = 1;
             self.stage_transition(ExecutionTransition::Start, None, None)?;
             self.save_trigger_step();
             self.emit(EventKind::ExecutionStarted);
@@ -535,6 +598,7 @@ impl ExecutionState {
         attempt: u32,
         result: Result<Outcome, NodeError>,
     ) -> Result<AfterNode, ActorProcessingErr> {
+        self.pending.usage.node_runs += 1;
         let node_id = self.progress.graph.node(i).id.clone();
         let result = self.within_output_cap(result);
         match result {

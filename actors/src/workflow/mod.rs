@@ -231,11 +231,13 @@ impl WorkflowState {
                 .await,
             Ok(true)
         ) {
+            let seq = crate::events::last_seq(&self.ctx, &record).await + 1;
             let event = ExecutionEvent {
                 tenant: record.tenant,
                 workflow: record.workflow,
                 execution: id,
                 at_ms: now_ms(),
+                seq,
                 kind: EventKind::ExecutionFinished {
                     status: to,
                     output: None,

@@ -35,6 +35,13 @@ impl From<sqlx::Error> for Error {
             sqlx::Error::Database(db) if db.is_unique_violation() => {
                 Error::Conflict(db.message().to_owned())
             }
+            // character_not_in_repertoire, untranslatable_character: NUL in
+            // text or jsonb. The request is at fault, so retrying cannot help.
+            sqlx::Error::Database(db)
+                if matches!(db.code().as_deref(), Some("22021" | "22P05")) =>
+            {
+                Error::Invalid(format!("text the database cannot store: {}", db.message()))
+            }
             sqlx::Error::ColumnDecode { .. }
             | sqlx::Error::Decode(_)
             | sqlx::Error::ColumnNotFound(_) => Error::Corrupt(e.to_string()),

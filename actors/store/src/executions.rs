@@ -5,6 +5,7 @@ use std::time::Duration;
 use flowmesh_model::{ExecutionId, ExecutionStatus, TenantId};
 use sqlx::any::AnyRow;
 
+use crate::credits::{Usage, append_usage};
 use crate::failpoints::crash_point;
 
 use crate::{
@@ -47,6 +48,23 @@ pub struct Turn<'a> {
     pub steps: &'a [StepRecord],
     /// Resumes this turn applied, deleted with it.
     pub consumed_signals: &'a [String],
+    /// What the turn used, charged with it.
+    pub usage: Option<&'a Usage>,
+    /// The tenant has a concurrency limit: a start takes one of its slots
+    /// and an end gives it back, in the turn's transaction.
+    pub slots: bool,
+}
+
+/// How a turn ended in the store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Committed {
+    Written,
+    /// Nothing was written: the writer no longer owns the execution, or
+    /// another writer moved it on.
+    Fenced,
+    /// Nothing was written: the start needs a concurrency slot of the
+    /// tenant and none is free.
+    NoSlot,
 }
 
 /// Inserts a queued execution unless its id or idempotency key exists;
@@ -335,6 +353,13 @@ impl Store {
             tx.rollback().await?;
             return Ok(false);
         }
+        if change.from == ExecutionStatus::Running && change.to.is_terminal() {
+            let row = sqlx::query("SELECT tenant_id FROM executions WHERE id = $1")
+                .bind(change.id.to_string())
+                .fetch_one(&mut *tx)
+                .await?;
+            Self::give_slot(&mut tx, parse(&row, "tenant_id")?).await?;
+        }
         tx.commit().await?;
         Ok(true)
     }
@@ -386,10 +411,28 @@ impl Store {
     /// change, if any (compare-and-set), its changed steps and the resumes
     /// it consumed. Nothing is written when the status change loses or the
     /// writer no longer owns the execution; returns whether it won.
-    pub async fn commit_turn(&self, turn: &Turn<'_>) -> Result<bool, Error> {
+    pub async fn commit_turn(&self, turn: &Turn<'_>) -> Result<Committed, Error> {
         let mut tx = self.pool.begin().await?;
         let owned = match turn.transition {
-            Some(change) => self.apply_transition(&mut tx, turn.owner, change).await?,
+            Some(change) => {
+                if turn.slots
+                    && change.from == ExecutionStatus::Queued
+                    && change.to == ExecutionStatus::Running
+                    && !Self::take_slot(&mut tx, turn.tenant).await?
+                {
+                    tx.rollback().await?;
+                    return Ok(Committed::NoSlot);
+                }
+                let won = self.apply_transition(&mut tx, turn.owner, change).await?;
+                if won
+                    && turn.slots
+                    && change.from == ExecutionStatus::Running
+                    && change.to.is_terminal()
+                {
+                    Self::give_slot(&mut tx, turn.tenant).await?;
+                }
+                won
+            }
             None => {
                 // The ownership check also locks the row against a claim
                 // until the turn is in.
@@ -407,7 +450,7 @@ impl Store {
         };
         if !owned {
             tx.rollback().await?;
-            return Ok(false);
+            return Ok(Committed::Fenced);
         }
         for chunk in turn.steps.chunks(STEPS_PER_STATEMENT) {
             upsert_steps(&mut tx, turn.tenant, chunk).await?;
@@ -418,10 +461,33 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
+        if let Some(usage) = turn.usage.filter(|u| !u.is_empty()) {
+            append_usage(&mut tx, turn.tenant, usage).await?;
+        }
         crash_point("store::turn::before_commit");
         tx.commit().await?;
         crash_point("store::turn::committed");
-        Ok(true)
+        Ok(Committed::Written)
+    }
+
+    /// Leaves a queued execution that found no free concurrency slot: it
+    /// gives up its owner and is taken again at `wake_at`.
+    pub async fn defer_start(
+        &self,
+        owner: &str,
+        execution: ExecutionId,
+        wake_at: i64,
+    ) -> Result<(), Error> {
+        sqlx::query(
+            "UPDATE executions SET owner = NULL, wake_at = $3 \
+             WHERE id = $1 AND owner = $2 AND status = 'queued'",
+        )
+        .bind(execution.to_string())
+        .bind(owner)
+        .bind(wake_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     /// Flags an execution for cancellation; returns its status then.

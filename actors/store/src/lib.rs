@@ -6,16 +6,22 @@
 //! [`Backend`]. Many engine processes may share one PostgreSQL database, so
 //! every write that could race is a compare-and-set or a unique insert.
 
+mod audit;
 pub mod blobs;
+pub mod credentials;
+mod credits;
 mod error;
 mod executions;
 pub mod failpoints;
+mod limits;
 mod parking;
 mod records;
 mod retention;
 mod schedules;
+mod secrets;
 mod stats;
 mod tenants;
+mod users;
 mod workflows;
 
 use std::path::PathBuf;
@@ -26,13 +32,19 @@ use serde::{Deserialize, Serialize};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
 
+pub use audit::{AuditQuery, AuditRecord};
+pub use credits::{Balance, Credit, DailyUsage, LedgerEntry, RefillDue, Usage, day_of};
 pub use error::Error;
-pub use executions::{ClaimRequest, Turn};
+pub use executions::{ClaimRequest, Committed, Turn};
+pub use limits::TenantLimits;
 pub use parking::{NewSignal, Park, Signal};
 pub use records::*;
 pub use retention::{DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_RETENTION_MS, TenantSettings};
 pub use schedules::{DueSchedule, Fire, NewSchedule};
+pub use secrets::{SealingKey, SecretInfo, valid_secret_name};
 pub use stats::{LastRun, Unfinished, WorkflowStats};
+pub use tenants::{KeyInfo, NewKey, PLATFORM_TENANT, TenantInfo};
+pub use users::{Acceptance, InvitationInfo, NewInvitation, NewSession, Registration, UserInfo};
 
 /// Where the store lives.
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -1,18 +1,22 @@
 //! What the store returns and takes.
 
 use flowmesh_model::{
-    ExecutionId, ExecutionStatus, NodeStatus, TenantId, WorkflowDocument, WorkflowId,
+    ExecutionId, ExecutionStatus, NodeStatus, Role, TenantId, WorkflowDocument, WorkflowId,
 };
 use serde::Serialize;
 use serde_json::Value;
 
-/// Who an API key belongs to.
+/// Who a request comes from: a user's session or an API key, within
+/// one tenant.
 #[derive(Clone, Debug, Serialize)]
 pub struct Principal {
     pub tenant: TenantId,
     pub tenant_slug: String,
-    pub role: String,
-    pub key_id: String,
+    pub role: Role,
+    /// `user:{id}` or `key:{id}`.
+    pub actor: String,
+    /// The session, when the credential is a session token.
+    pub session: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]

@@ -3,6 +3,7 @@
 
 use flowmesh_model::{ExecutionId, TenantId};
 
+use crate::limits::TenantLimits;
 use crate::{Backend, Error, Store, now_ms, opt_int, parse, text};
 
 /// Finished executions are kept this long unless the tenant says otherwise.
@@ -17,6 +18,8 @@ pub struct TenantSettings {
     pub retention_ms: i64,
     /// Largest output one node may produce, in bytes of JSON.
     pub max_output_bytes: i64,
+    /// Limits the instance's administrators set for the tenant.
+    pub limits: TenantLimits,
 }
 
 impl Default for TenantSettings {
@@ -24,6 +27,7 @@ impl Default for TenantSettings {
         Self {
             retention_ms: DEFAULT_RETENTION_MS,
             max_output_bytes: DEFAULT_MAX_OUTPUT_BYTES,
+            limits: TenantLimits::default(),
         }
     }
 }
@@ -37,15 +41,23 @@ fn bind_ids<'q>(
 
 impl Store {
     pub async fn tenant_settings(&self, tenant: TenantId) -> Result<Option<TenantSettings>, Error> {
-        let row = sqlx::query("SELECT retention_ms, max_output_bytes FROM tenants WHERE id = $1")
-            .bind(tenant.to_string())
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(
+            "SELECT retention_ms, max_output_bytes, rate_limit, max_concurrent, max_payload_bytes \
+             FROM tenants WHERE id = $1",
+        )
+        .bind(tenant.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
         row.map(|row| {
             Ok(TenantSettings {
                 retention_ms: opt_int(&row, "retention_ms")?.unwrap_or(DEFAULT_RETENTION_MS),
                 max_output_bytes: opt_int(&row, "max_output_bytes")?
                     .unwrap_or(DEFAULT_MAX_OUTPUT_BYTES),
+                limits: TenantLimits {
+                    rate_limit: opt_int(&row, "rate_limit")?,
+                    max_concurrent: opt_int(&row, "max_concurrent")?,
+                    max_payload_bytes: opt_int(&row, "max_payload_bytes")?,
+                },
             })
         })
         .transpose()

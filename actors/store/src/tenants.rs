@@ -1,28 +1,82 @@
-//! Tenants and API keys. Keys are kept only as SHA-256 digests: looking a
-//! key up by its digest never compares secret bytes one by one.
+//! Tenants, their API keys, and who a bearer credential belongs to.
 
-use flowmesh_model::TenantId;
-use rand::distr::{Alphanumeric, SampleString};
-use sha2::{Digest, Sha256};
+use flowmesh_model::{Role, TenantId};
+use sqlx::any::AnyRow;
 
-use crate::{Error, Principal, Store, now_ms, parse, text};
+use crate::credentials;
+use crate::{Error, Principal, Store, now_ms, opt_int, parse, text};
 
-pub(crate) const DEFAULT_TENANT: &str = "default";
+/// The tenant the instance creates on an empty store: its owners and
+/// admins administer the instance (credits and limits of every tenant).
+pub const PLATFORM_TENANT: &str = "default";
 
-fn digest(key: &str) -> String {
-    let hash = Sha256::digest(key.as_bytes());
-    hash.iter().map(|b| format!("{b:02x}")).collect()
+/// An API key as listed: never the key itself.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct KeyInfo {
+    pub id: String,
+    pub name: String,
+    pub prefix: String,
+    pub role: Role,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
 }
 
-fn new_key() -> String {
-    format!("fmk_{}", Alphanumeric.sample_string(&mut rand::rng(), 40))
+/// A new API key of a tenant.
+#[derive(Clone, Debug)]
+pub struct NewKey<'a> {
+    pub tenant: TenantId,
+    pub name: &'a str,
+    pub role: Role,
+}
+
+/// A tenant as the instance's administrators see it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct TenantInfo {
+    pub id: TenantId,
+    pub slug: String,
+    pub name: String,
+    pub created_at: i64,
+}
+
+/// Lowercase ASCII letters and digits, runs of anything else as one `-`.
+pub fn slug_of(name: &str) -> String {
+    let mut slug = String::new();
+    for c in name.chars() {
+        if c.is_ascii_alphanumeric() {
+            slug.push(c.to_ascii_lowercase());
+        } else if !slug.is_empty() && !slug.ends_with('-') {
+            slug.push('-');
+        }
+    }
+    let slug = slug.trim_end_matches('-');
+    let slug: String = slug.chars().take(40).collect();
+    if slug.is_empty() {
+        "tenant".to_owned()
+    } else {
+        slug.trim_end_matches('-').to_owned()
+    }
+}
+
+fn key_info(row: &AnyRow) -> Result<KeyInfo, Error> {
+    Ok(KeyInfo {
+        id: text(row, "id")?,
+        name: text(row, "name")?,
+        prefix: text(row, "prefix")?,
+        role: parse(row, "role")?,
+        created_at: crate::int(row, "created_at")?,
+        revoked_at: opt_int(row, "revoked_at")?,
+    })
 }
 
 impl Store {
-    /// Creates the default tenant on an empty store, with `admin_key` or a
-    /// generated key; returns the key only when it was generated here.
-    /// An `admin_key` unknown to an existing store is added to the default tenant.
-    pub async fn bootstrap(&self, admin_key: Option<&str>) -> Result<Option<String>, Error> {
+    /// Creates the platform tenant on an empty store, with `admin_key` or a
+    /// generated owner key; returns the key only when it was generated here.
+    /// An `admin_key` unknown to an existing store is added to the platform tenant.
+    pub async fn bootstrap(
+        &self,
+        admin_key: Option<&str>,
+        initial_credits: i64,
+    ) -> Result<Option<String>, Error> {
         let any_tenant = sqlx::query("SELECT id FROM tenants LIMIT 1")
             .fetch_optional(&self.pool)
             .await?
@@ -30,84 +84,184 @@ impl Store {
         let mut generated = None;
         if !any_tenant {
             let id = TenantId::new();
+            let mut tx = self.pool.begin().await?;
             let inserted = sqlx::query(
                 "INSERT INTO tenants (id, slug, name, created_at) VALUES ($1, $2, 'Default', $3) ON CONFLICT DO NOTHING",
             )
             .bind(id.to_string())
-            .bind(DEFAULT_TENANT)
+            .bind(PLATFORM_TENANT)
             .bind(now_ms())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?
             .rows_affected();
+            if inserted == 1 {
+                Self::open_account(&mut tx, id, initial_credits).await?;
+            }
+            tx.commit().await?;
             // Only the process that created the tenant makes up a key.
             if inserted == 1 && admin_key.is_none() {
-                let key = new_key();
-                self.insert_key(id, "admin", &key).await?;
+                let key = credentials::generate("fmk");
+                self.insert_key(id, "bootstrap", Role::Owner, &key).await?;
                 generated = Some(key);
             }
         }
         if let Some(key) = admin_key
-            && let Some(tenant) = self.tenant_by_slug(DEFAULT_TENANT).await?
+            && let Some(tenant) = self.tenant_by_slug(PLATFORM_TENANT).await?
         {
-            self.insert_key(tenant, "admin", key).await?;
+            self.insert_key(tenant, "bootstrap", Role::Owner, key)
+                .await?;
         }
         Ok(generated)
     }
 
-    async fn insert_key(&self, tenant: TenantId, role: &str, key: &str) -> Result<(), Error> {
-        let prefix: String = key.chars().take(8).collect();
+    async fn insert_key(
+        &self,
+        tenant: TenantId,
+        name: &str,
+        role: Role,
+        key: &str,
+    ) -> Result<KeyInfo, Error> {
+        let info = KeyInfo {
+            id: uuid::Uuid::now_v7().to_string(),
+            name: name.to_owned(),
+            prefix: credentials::prefix(key),
+            role,
+            created_at: now_ms(),
+            revoked_at: None,
+        };
         sqlx::query(
             "INSERT INTO api_keys (id, tenant_id, name, prefix, hash, role, created_at) \
-             VALUES ($1, $2, 'admin', $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
         )
-        .bind(uuid::Uuid::now_v7().to_string())
+        .bind(&info.id)
         .bind(tenant.to_string())
-        .bind(prefix)
-        .bind(digest(key))
-        .bind(role)
+        .bind(name)
+        .bind(&info.prefix)
+        .bind(credentials::digest(key))
+        .bind(role.as_str())
+        .bind(info.created_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(info)
+    }
+
+    /// A new API key; the key itself is returned here and never again.
+    pub async fn create_key(&self, new: NewKey<'_>) -> Result<(KeyInfo, String), Error> {
+        let key = credentials::generate("fmk");
+        let info = self
+            .insert_key(new.tenant, new.name, new.role, &key)
+            .await?;
+        Ok((info, key))
+    }
+
+    pub async fn list_keys(&self, tenant: TenantId) -> Result<Vec<KeyInfo>, Error> {
+        let rows = sqlx::query(
+            "SELECT id, name, prefix, role, created_at, revoked_at FROM api_keys \
+             WHERE tenant_id = $1 ORDER BY id",
+        )
+        .bind(tenant.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(key_info).collect()
+    }
+
+    /// Revokes a key of the tenant; a key revoked before stays as it was.
+    pub async fn revoke_key(&self, tenant: TenantId, id: &str) -> Result<KeyInfo, Error> {
+        sqlx::query(
+            "UPDATE api_keys SET revoked_at = $3 WHERE tenant_id = $1 AND id = $2 AND revoked_at IS NULL",
+        )
+        .bind(tenant.to_string())
+        .bind(id)
         .bind(now_ms())
         .execute(&self.pool)
         .await?;
-        Ok(())
+        let row = sqlx::query(
+            "SELECT id, name, prefix, role, created_at, revoked_at FROM api_keys \
+             WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(tenant.to_string())
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(Error::NotFound)?;
+        key_info(&row)
     }
 
-    /// Creates a tenant with an admin key; returns both.
-    pub async fn create_tenant(&self, slug: &str, name: &str) -> Result<(TenantId, String), Error> {
+    /// Creates a tenant named `name`, its slug made from the name (with a
+    /// number added while it is taken), with its credit account; the
+    /// caller's transaction adds its first user.
+    pub(crate) async fn insert_tenant(
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        name: &str,
+        initial_credits: i64,
+    ) -> Result<(TenantId, String), Error> {
         let id = TenantId::new();
-        sqlx::query("INSERT INTO tenants (id, slug, name, created_at) VALUES ($1, $2, $3, $4)")
+        let base = slug_of(name);
+        for n in 1..=50 {
+            let slug = if n == 1 {
+                base.clone()
+            } else {
+                format!("{base}-{n}")
+            };
+            let inserted = sqlx::query(
+                "INSERT INTO tenants (id, slug, name, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+            )
             .bind(id.to_string())
-            .bind(slug)
+            .bind(&slug)
             .bind(name)
             .bind(now_ms())
-            .execute(&self.pool)
-            .await
-            .map_err(|e| match Error::from(e) {
-                Error::Conflict(_) => Error::Conflict(format!("the tenant slug {slug:?} is taken")),
-                other => other,
-            })?;
-        let key = new_key();
-        self.insert_key(id, "admin", &key).await?;
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+            if inserted == 1 {
+                Self::open_account(tx, id, initial_credits).await?;
+                return Ok((id, slug));
+            }
+        }
+        Err(Error::Conflict(format!(
+            "too many tenants are named like {name:?}; choose another name"
+        )))
+    }
+
+    /// Creates a tenant with an owner key; returns both (tests and tools).
+    pub async fn create_tenant(&self, name: &str) -> Result<(TenantId, String), Error> {
+        let mut tx = self.pool.begin().await?;
+        let (id, _) = Self::insert_tenant(&mut tx, name, 0).await?;
+        tx.commit().await?;
+        let key = credentials::generate("fmk");
+        self.insert_key(id, "owner", Role::Owner, &key).await?;
         Ok((id, key))
     }
 
-    pub async fn authenticate(&self, api_key: &str) -> Result<Option<Principal>, Error> {
-        let row = sqlx::query(
-            "SELECT k.id AS key_id, k.role AS role, t.id AS tenant_id, t.slug AS slug \
+    /// Who a bearer credential (API key or session token) belongs to, if
+    /// it is known, unrevoked and unexpired.
+    pub async fn authenticate(&self, credential: &str) -> Result<Option<Principal>, Error> {
+        if credential.starts_with("fms_") {
+            return self.session_principal(credential).await;
+        }
+        // Keys made before prefixes grew to twelve characters kept eight.
+        let short: String = credential.chars().take(8).collect();
+        let rows = sqlx::query(
+            "SELECT k.id AS key_id, k.role AS role, k.hash AS hash, t.id AS tenant_id, t.slug AS slug \
              FROM api_keys k JOIN tenants t ON t.id = k.tenant_id \
-             WHERE k.hash = $1 AND k.revoked_at IS NULL",
+             WHERE k.prefix IN ($1, $2) AND k.revoked_at IS NULL",
         )
-        .bind(digest(api_key))
-        .fetch_optional(&self.pool)
+        .bind(credentials::prefix(credential))
+        .bind(short)
+        .fetch_all(&self.pool)
         .await?;
-        row.map(|row| {
-            Ok(Principal {
-                tenant: parse(&row, "tenant_id")?,
-                tenant_slug: text(&row, "slug")?,
-                role: text(&row, "role")?,
-                key_id: text(&row, "key_id")?,
-            })
-        })
-        .transpose()
+        for row in rows {
+            if credentials::matches(credential, &text(&row, "hash")?) {
+                return Ok(Some(Principal {
+                    tenant: parse(&row, "tenant_id")?,
+                    tenant_slug: text(&row, "slug")?,
+                    role: parse(&row, "role")?,
+                    actor: format!("key:{}", text(&row, "key_id")?),
+                    session: None,
+                }));
+            }
+        }
+        Ok(None)
     }
 
     /// A tenant's slug, by id.
@@ -125,5 +279,34 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?;
         row.map(|row| parse(&row, "id")).transpose()
+    }
+
+    /// Every tenant, for the instance's administrators.
+    pub async fn list_tenants(&self) -> Result<Vec<TenantInfo>, Error> {
+        let rows = sqlx::query("SELECT id, slug, name, created_at FROM tenants ORDER BY slug")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(TenantInfo {
+                    id: parse(row, "id")?,
+                    slug: text(row, "slug")?,
+                    name: text(row, "name")?,
+                    created_at: crate::int(row, "created_at")?,
+                })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::slug_of;
+
+    #[test]
+    fn slugs_are_made_of_letters_digits_and_dashes() {
+        assert_eq!(slug_of("Acme Corp."), "acme-corp");
+        assert_eq!(slug_of("  Ünïcode -- Ltd "), "n-code-ltd");
+        assert_eq!(slug_of("!!!"), "tenant");
     }
 }

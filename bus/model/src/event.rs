@@ -14,6 +14,10 @@ pub struct ExecutionEvent {
     pub execution: ExecutionId,
     /// Milliseconds since the Unix epoch.
     pub at_ms: i64,
+    /// Order of the event within its execution: strictly increasing, and
+    /// consecutive while one process runs the execution; after a fail-over
+    /// or a long park it may jump ahead, never back.
+    pub seq: u64,
     pub kind: EventKind,
 }
 
@@ -122,6 +126,7 @@ impl ExecutionEvent {
         body["execution_id"] = json!(self.execution);
         body["workflow_id"] = json!(self.workflow);
         body["at_ms"] = json!(self.at_ms);
+        body["seq"] = json!(self.seq);
         body
     }
 }

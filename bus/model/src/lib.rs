@@ -2,6 +2,7 @@
 //! its validation, execution and node lifecycles, and the commands and events
 //! that cross the bus. Pure data: serde only, no I/O.
 
+pub mod access;
 pub mod command;
 pub mod document;
 pub mod duration;
@@ -12,6 +13,7 @@ pub mod json;
 pub mod lifecycle;
 pub mod validate;
 
+pub use access::Role;
 pub use command::Command;
 pub use document::{Edge, Node, Primitive, RetryPolicy, WorkflowDocument};
 pub use duration::HumanDuration;

@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 use super::Ctx;
 use crate::expr::Expressions;
 use crate::ssrf::{AllowList, Denied, GuardedResolver};
-use crate::{Error, ErrorClass, HttpOptions, NodeError, Outcome, RunRequest};
+use crate::{Error, ErrorClass, HttpOptions, NodeError, Outcome, RunRequest, SecretError};
 
 const MAX_REDIRECTS: usize = 5;
 
@@ -70,7 +70,7 @@ impl HttpClient {
         })
     }
 
-    fn credential(request: &RunRequest<'_>) -> Result<Option<Credential>, NodeError> {
+    async fn credential(request: &RunRequest<'_>) -> Result<Option<Credential>, NodeError> {
         let Some(id) = request
             .node
             .config
@@ -90,9 +90,25 @@ impl HttpClient {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_owned();
-        let value = request.secrets.secret(&secret).ok_or_else(|| {
-            NodeError::permanent(format!("secret {secret:?} of connection {id:?} is not set"))
-        })?;
+        let value = match request.secrets.secret(request.tenant, &secret).await {
+            Ok(Some(value)) => value,
+            Ok(None) => {
+                return Err(NodeError::permanent(format!(
+                    "secret {secret:?} of connection {id:?} is not set"
+                )));
+            }
+            Err(SecretError::Retryable(e)) => {
+                return Err(NodeError {
+                    class: ErrorClass::Transient,
+                    message: format!("secret {secret:?} of connection {id:?}: {e}"),
+                });
+            }
+            Err(SecretError::Unavailable(e)) => {
+                return Err(NodeError::permanent(format!(
+                    "secret {secret:?} of connection {id:?}: {e}"
+                )));
+            }
+        };
         let header = connection
             .config
             .get("header")
@@ -112,7 +128,7 @@ impl HttpClient {
     }
 
     pub async fn run(&self, ctx: &Ctx<'_>) -> Result<Outcome, NodeError> {
-        let credential = Self::credential(ctx.request)?;
+        let credential = Self::credential(ctx.request).await?;
         let result = self.call(ctx, credential.as_ref()).await;
         // A secret must never leave through an error or an echoing server.
         match (result, &credential) {

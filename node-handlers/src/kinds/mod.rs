@@ -47,6 +47,12 @@ pub const CATALOG: &[KindInfo] = &[
     ),
     kind(
         Primitive::Trigger,
+        "nats",
+        "Started by a JSON message published to {prefix}.trigger.{tenant}.{subject} on NATS (distributed mode); a request gets the execution id, or the response of a respond node. config: subject (tokens of letters, digits, _ and -, joined by dots). trigger holds body and subject.",
+        "one",
+    ),
+    kind(
+        Primitive::Trigger,
         "schedule",
         "Starts the published workflow on a cron schedule; config: cron (5 fields, or 6 with seconds), timezone (IANA, default UTC), missed (skip or run_once: ticks missed while no engine ran). trigger holds scheduled_at.",
         "one",
@@ -123,8 +129,21 @@ pub const METHODS: [&str; 7] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD",
 pub const WEBHOOK_METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
 
 /// The route of a webhook trigger: (METHOD, path without surrounding slashes).
+/// The method under which a `nats` trigger's subject is routed, beside
+/// webhooks' HTTP methods.
+pub const NATS_ROUTE: &str = "NATS";
+
+/// The (method, path) a trigger is reached by: a webhook's HTTP method and
+/// path, or [`NATS_ROUTE`] and a `nats` trigger's subject.
 pub fn webhook_route(node: &Node) -> Option<(String, String)> {
-    if node.primitive != Primitive::Trigger || node.kind != "webhook" {
+    if node.primitive != Primitive::Trigger {
+        return None;
+    }
+    if node.kind == "nats" {
+        let subject = node.config.get("subject")?.as_str()?.to_owned();
+        return Some((NATS_ROUTE.to_owned(), subject));
+    }
+    if node.kind != "webhook" {
         return None;
     }
     let path = node
@@ -318,6 +337,25 @@ pub fn check(
         (Primitive::Trigger, "schedule") => {
             if let Some(Err(problem)) = crate::schedule::Schedule::of_node(node) {
                 c.push(problem.field, "invalid_schedule", problem.message);
+            }
+            Outputs::Single
+        }
+        (Primitive::Trigger, "nats") => {
+            if let Some(subject) = c.required_str("subject") {
+                let ok = subject.len() <= 128
+                    && subject.split('.').all(|token| {
+                        !token.is_empty()
+                            && token
+                                .chars()
+                                .all(|ch| ch.is_ascii_alphanumeric() || "_-".contains(ch))
+                    });
+                if !ok {
+                    c.push(
+                        "subject",
+                        "invalid_value",
+                        "subject: tokens of letters, digits, _ and - joined by dots (no wildcards), at most 128 characters",
+                    );
+                }
             }
             Outputs::Single
         }

@@ -1,6 +1,7 @@
 //! Every test runs against both backends: SQLite in a temporary directory
 //! and PostgreSQL in a database of its own, dropped at the end.
 
+use crate::Committed;
 use std::time::Duration;
 
 use flowmesh_model::{
@@ -120,16 +121,19 @@ fn new_execution(tenant: TenantId, workflow: WorkflowId, key: Option<&str>) -> N
 
 async fn bootstrap_and_keys(store: &Store) {
     let key = store
-        .bootstrap(None)
+        .bootstrap(None, 0)
         .await
         .unwrap()
         .expect("a generated key the first time");
-    assert!(store.bootstrap(None).await.unwrap().is_none(), "only once");
+    assert!(
+        store.bootstrap(None, 0).await.unwrap().is_none(),
+        "only once"
+    );
     let who = store.authenticate(&key).await.unwrap().unwrap();
     assert_eq!(who.tenant_slug, "default");
     assert!(store.authenticate("fmk_unknown").await.unwrap().is_none());
     // A chosen admin key is added to an existing store.
-    store.bootstrap(Some("fmk_chosen")).await.unwrap();
+    store.bootstrap(Some("fmk_chosen"), 0).await.unwrap();
     assert_eq!(
         store
             .authenticate("fmk_chosen")
@@ -139,7 +143,7 @@ async fn bootstrap_and_keys(store: &Store) {
             .tenant,
         who.tenant
     );
-    let (other, other_key) = store.create_tenant("acme", "Acme").await.unwrap();
+    let (other, other_key) = store.create_tenant("Acme").await.unwrap();
     assert_eq!(
         store
             .authenticate(&other_key)
@@ -149,17 +153,16 @@ async fn bootstrap_and_keys(store: &Store) {
             .tenant,
         other
     );
-    assert!(matches!(
-        store.create_tenant("acme", "Again").await,
-        Err(Error::Conflict(_))
-    ));
+    // A name taken gets a numbered slug.
+    let (again, _) = store.create_tenant("Acme").await.unwrap();
     assert_eq!(store.tenant_by_slug("acme").await.unwrap(), Some(other));
+    assert_eq!(store.tenant_by_slug("acme-2").await.unwrap(), Some(again));
 }
 both_backends!(bootstrap_and_keys);
 
 async fn workflows_versions_and_routes(store: &Store) {
-    let (tenant, _) = store.create_tenant("t1", "T1").await.unwrap();
-    let (stranger, _) = store.create_tenant("t2", "T2").await.unwrap();
+    let (tenant, _) = store.create_tenant("T1").await.unwrap();
+    let (stranger, _) = store.create_tenant("T2").await.unwrap();
     let w = store
         .create_workflow(tenant, &doc("one", "orders"))
         .await
@@ -260,8 +263,8 @@ async fn workflows_versions_and_routes(store: &Store) {
 both_backends!(workflows_versions_and_routes);
 
 async fn executions_and_journal(store: &Store) {
-    let (tenant, _) = store.create_tenant("t1", "T1").await.unwrap();
-    let (stranger, _) = store.create_tenant("t2", "T2").await.unwrap();
+    let (tenant, _) = store.create_tenant("T1").await.unwrap();
+    let (stranger, _) = store.create_tenant("T2").await.unwrap();
     let w = store
         .create_workflow(tenant, &doc("one", "a"))
         .await
@@ -424,13 +427,15 @@ async fn save_step(store: &Store, tenant: TenantId, step: &StepRecord) {
         transition: None,
         steps: std::slice::from_ref(step),
         consumed_signals: &[],
+        usage: None,
+        slots: false,
     };
-    assert!(store.commit_turn(&turn).await.unwrap());
+    assert_eq!(store.commit_turn(&turn).await.unwrap(), Committed::Written);
 }
 
 /// A tenant with one queued execution, owned by OWNER.
 async fn one_execution(store: &Store) -> (TenantId, ExecutionId) {
-    let (tenant, _) = store.create_tenant("t1", "T1").await.unwrap();
+    let (tenant, _) = store.create_tenant("T1").await.unwrap();
     let w = store
         .create_workflow(tenant, &doc("one", "a"))
         .await
@@ -476,8 +481,10 @@ async fn turns_are_all_or_nothing(store: &Store) {
         transition: Some(&start),
         steps: &steps,
         consumed_signals: &[],
+        usage: None,
+        slots: false,
     };
-    assert!(store.commit_turn(&turn).await.unwrap());
+    assert_eq!(store.commit_turn(&turn).await.unwrap(), Committed::Written);
     let record = store.get_execution(tenant, id).await.unwrap().unwrap();
     assert_eq!(record.status, ExecutionStatus::Running);
     assert_eq!(record.steps, steps);
@@ -491,9 +498,11 @@ async fn turns_are_all_or_nothing(store: &Store) {
         transition: Some(&start),
         steps: &changed,
         consumed_signals: &[],
+        usage: None,
+        slots: false,
     };
     assert!(
-        !store.commit_turn(&stale).await.unwrap(),
+        store.commit_turn(&stale).await.unwrap() == Committed::Fenced,
         "the status is no longer queued"
     );
     let record = store.get_execution(tenant, id).await.unwrap().unwrap();
@@ -502,7 +511,7 @@ async fn turns_are_all_or_nothing(store: &Store) {
 both_backends!(turns_are_all_or_nothing);
 
 async fn paging_and_filters(store: &Store) {
-    let (tenant, _) = store.create_tenant("t1", "T1").await.unwrap();
+    let (tenant, _) = store.create_tenant("T1").await.unwrap();
     let w = store
         .create_workflow(tenant, &doc("one", "a"))
         .await
@@ -637,7 +646,7 @@ both_backends!(leases);
 async fn concurrent_claims_never_share_an_execution() {
     let scratch = Scratch::postgres().await;
     let store = &scratch.store;
-    let (tenant, _) = store.create_tenant("t1", "T1").await.unwrap();
+    let (tenant, _) = store.create_tenant("T1").await.unwrap();
     let w = store
         .create_workflow(tenant, &doc("one", "a"))
         .await
@@ -704,3 +713,4 @@ async fn a_database_url_of_another_kind_is_refused() {
 mod parking;
 mod retention;
 mod schedules;
+mod tenancy;

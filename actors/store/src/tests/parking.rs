@@ -1,6 +1,7 @@
 //! Parked executions, resumes, and the fencing of former owners.
 
 use super::*;
+use crate::Committed;
 use crate::{ClaimRequest, NewSignal, Park, Signal, now_ms};
 
 /// OWNER's execution, running.
@@ -67,9 +68,11 @@ async fn parked_executions_wake_when_due(store: &Store) {
         transition: None,
         steps: &[waiting(id)],
         consumed_signals: &[],
+        usage: None,
+        slots: false,
     };
     assert!(
-        !store.commit_turn(&late).await.unwrap(),
+        store.commit_turn(&late).await.unwrap() == Committed::Fenced,
         "a parked execution has no owner to write for it"
     );
     assert!(sweep(store, Duration::ZERO).await.is_empty(), "not due yet");
@@ -82,7 +85,7 @@ both_backends!(parked_executions_wake_when_due);
 async fn resumes_are_kept_until_applied(store: &Store) {
     let (tenant, id) = running(store).await;
     save_step(store, tenant, &waiting(id)).await;
-    let (stranger, _) = store.create_tenant("t2", "T2").await.unwrap();
+    let (stranger, _) = store.create_tenant("T2").await.unwrap();
     let mut signal = NewSignal {
         tenant: stranger,
         execution: id,
@@ -117,8 +120,10 @@ async fn resumes_are_kept_until_applied(store: &Store) {
         transition: None,
         steps: &[done],
         consumed_signals: std::slice::from_ref(&first),
+        usage: None,
+        slots: false,
     };
-    assert!(store.commit_turn(&apply).await.unwrap());
+    assert_eq!(store.commit_turn(&apply).await.unwrap(), Committed::Written);
     assert!(store.signals(id).await.unwrap().is_empty());
 
     // Parked until a resume: no time makes it due, a resume does.

@@ -1,6 +1,7 @@
 //! Large outputs stored once, and the purge of expired executions.
 
 use super::*;
+use crate::Committed;
 use crate::{TenantSettings, now_ms};
 
 async fn count(store: &Store, sql: &str) -> i64 {
@@ -45,8 +46,10 @@ async fn large_outputs_are_stored_once_and_purged_with_their_runs(store: &Store)
             transition: Some(&start_change(id)),
             steps: std::slice::from_ref(&step),
             consumed_signals: &[],
+            usage: None,
+            slots: false,
         };
-        assert!(store.commit_turn(&turn).await.unwrap());
+        assert_eq!(store.commit_turn(&turn).await.unwrap(), Committed::Written);
         step.node = "small".into();
         step.output = Some(json!({"ok": true}));
         save_step(store, tenant, &step).await;

@@ -4,7 +4,7 @@ use super::*;
 use crate::{Fire, NewSchedule, now_ms};
 
 async fn each_tick_fires_once(store: &Store) {
-    let (tenant, _) = store.create_tenant("t1", "T1").await.unwrap();
+    let (tenant, _) = store.create_tenant("T1").await.unwrap();
     let w = store
         .create_workflow(tenant, &doc("timed", "a"))
         .await

@@ -1,0 +1,347 @@
+//! Accounts and access: registration, sessions, invitations, users, API
+//! keys, secrets and the audit log.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use flowmesh_model::{Role, TenantId};
+use flowmesh_store::{
+    Acceptance, AuditQuery, AuditRecord, InvitationInfo, KeyInfo, NewInvitation, NewKey, Principal,
+    Registration, SecretInfo, UserInfo, credentials, now_ms, valid_secret_name,
+};
+
+use super::api::EngineHandle;
+use crate::error::Error;
+
+/// How long an authenticated credential is trusted without asking the
+/// store again: a revocation reaches every process within this.
+pub(crate) const AUTH_TTL: Duration = Duration::from_secs(2);
+
+/// Credentials recently found valid, by digest.
+#[derive(Default)]
+pub(crate) struct AuthCache(Mutex<HashMap<String, (Principal, Instant)>>);
+
+impl AuthCache {
+    fn get(&self, digest: &str) -> Option<Principal> {
+        let cache = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        cache
+            .get(digest)
+            .filter(|(_, at)| at.elapsed() < AUTH_TTL)
+            .map(|(p, _)| p.clone())
+    }
+
+    fn put(&self, digest: String, principal: Principal) {
+        let mut cache = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() > 10_000 {
+            cache.retain(|_, (_, at)| at.elapsed() < AUTH_TTL);
+        }
+        cache.insert(digest, (principal, Instant::now()));
+    }
+
+    /// Forgets everything: a revocation on this process applies at once.
+    fn clear(&self) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+}
+
+/// `POST /v1/auth/register`.
+#[derive(Clone, Debug)]
+pub struct RegisterRequest {
+    pub email: String,
+    pub password: String,
+    pub tenant: String,
+}
+
+/// A session just opened.
+#[derive(Clone, Debug)]
+pub struct Session {
+    pub token: String,
+    pub expires_at: i64,
+    pub tenant: TenantId,
+    pub tenant_slug: String,
+    pub role: Role,
+}
+
+/// `local@domain.tld` without spaces: the OpenAPI document's pattern says
+/// the same (`^[^@ \t\n\r\f\v]+@[^ \t\n\r\f\v]*\.[^ \t\n\r\f\v]*$`).
+fn check_email(email: &str) -> Result<(), Error> {
+    let ok = email.chars().count() <= 254
+        && email
+            .split_once('@')
+            .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'))
+        && !email
+            .chars()
+            .any(|c| c.is_ascii_whitespace() || c == '\u{b}');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::BadRequest(
+            "email: must be an email address such as ada@example.com".into(),
+        ))
+    }
+}
+
+fn check_password(password: &str) -> Result<(), Error> {
+    match password.chars().count() {
+        0..=9 => Err(Error::BadRequest(
+            "password: must have at least 10 characters".into(),
+        )),
+        10..=1024 => Ok(()),
+        _ => Err(Error::BadRequest(
+            "password: must have at most 1024 characters".into(),
+        )),
+    }
+}
+
+/// Whether a name has something besides white space (Unicode's, and the
+/// information separators U+001C to U+001F that many regex engines count).
+fn blank(name: &str) -> bool {
+    name.chars()
+        .all(|c| c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c))
+}
+
+/// A caller may hand out at most its own role.
+fn check_grantable(who: &Principal, role: Role) -> Result<(), Error> {
+    if role > who.role {
+        return Err(Error::Forbidden(format!(
+            "a {} cannot give the role {role}",
+            who.role
+        )));
+    }
+    Ok(())
+}
+
+impl EngineHandle {
+    /// Who a bearer credential belongs to; none when it is unknown,
+    /// revoked or expired.
+    pub async fn authenticate(&self, credential: &str) -> Result<Option<Principal>, Error> {
+        let digest = credentials::digest(credential);
+        if let Some(principal) = self.auth.get(&digest) {
+            return Ok(Some(principal));
+        }
+        let found = self.ctx.store.authenticate(credential).await?;
+        if let Some(principal) = &found {
+            self.auth.put(digest, principal.clone());
+        }
+        Ok(found)
+    }
+
+    pub async fn register(&self, request: RegisterRequest) -> Result<Session, Error> {
+        if !self.ctx.options.tenancy.registration {
+            return Err(Error::Forbidden(
+                "registration is closed on this instance; ask an administrator for an invitation"
+                    .into(),
+            ));
+        }
+        check_email(&request.email)?;
+        check_password(&request.password)?;
+        let name = request.tenant.trim();
+        if blank(name) || name.chars().count() > 100 {
+            return Err(Error::BadRequest(
+                "tenant: must be a name of 1 to 100 characters".into(),
+            ));
+        }
+        self.ctx
+            .store
+            .register(Registration {
+                email: &request.email,
+                password: &request.password,
+                tenant_name: name,
+                initial_credits: self.ctx.options.tenancy.initial_credits,
+            })
+            .await?;
+        self.login(&request.email, &request.password).await
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Result<Session, Error> {
+        let expires_at = now_ms() + self.ctx.options.tenancy.session_ttl.0.as_millis() as i64;
+        let session = self
+            .ctx
+            .store
+            .login(email, password, expires_at)
+            .await?
+            .ok_or_else(|| Error::Unauthorized("unknown email or wrong password".into()))?;
+        Ok(Session {
+            token: session.token,
+            expires_at: session.expires_at,
+            tenant: session.principal.tenant,
+            tenant_slug: session.principal.tenant_slug,
+            role: session.principal.role,
+        })
+    }
+
+    /// Ends the caller's session (an API key has none to end).
+    pub async fn logout(&self, who: &Principal) -> Result<(), Error> {
+        let session = who.session.as_deref().ok_or_else(|| {
+            Error::BadRequest("an API key is not a session; revoke it instead".into())
+        })?;
+        self.ctx.store.revoke_session(session).await?;
+        self.auth.clear();
+        Ok(())
+    }
+
+    pub async fn invite(
+        &self,
+        who: &Principal,
+        email: &str,
+        role: Role,
+    ) -> Result<(InvitationInfo, String), Error> {
+        check_email(email)?;
+        check_grantable(who, role)?;
+        let ttl = self.ctx.options.tenancy.invitation_ttl.0;
+        Ok(self
+            .ctx
+            .store
+            .invite(NewInvitation {
+                tenant: who.tenant,
+                email,
+                role,
+                created_by: &who.actor,
+                expires_at: now_ms() + ttl.as_millis() as i64,
+            })
+            .await?)
+    }
+
+    /// Joins the inviting tenant and opens a session.
+    pub async fn accept_invitation(&self, token: &str, password: &str) -> Result<Session, Error> {
+        check_password(password)?;
+        let (_, email) = self
+            .ctx
+            .store
+            .accept_invitation(Acceptance { token, password })
+            .await
+            .map_err(|e| match e {
+                flowmesh_store::Error::NotFound => {
+                    Error::NotFound("invitation (unknown, used or expired)")
+                }
+                other => other.into(),
+            })?;
+        self.login(&email, password).await
+    }
+
+    pub async fn users(&self, tenant: TenantId) -> Result<Vec<UserInfo>, Error> {
+        Ok(self.ctx.store.list_users(tenant).await?)
+    }
+
+    /// Removes a user; only an owner removes an owner, and nobody removes
+    /// themselves (so a tenant always keeps the one who acts).
+    pub async fn remove_user(&self, who: &Principal, id: &str) -> Result<(), Error> {
+        let user = self
+            .ctx
+            .store
+            .get_user(who.tenant, id)
+            .await
+            .map_err(|_| Error::NotFound("user"))?;
+        if who.actor == format!("user:{}", user.id) {
+            return Err(Error::Conflict("you cannot remove yourself".into()));
+        }
+        check_grantable(who, user.role)?;
+        self.ctx.store.remove_user(who.tenant, id).await?;
+        self.auth.clear();
+        Ok(())
+    }
+
+    pub async fn create_key(
+        &self,
+        who: &Principal,
+        name: &str,
+        role: Role,
+    ) -> Result<(KeyInfo, String), Error> {
+        if blank(name) || name.chars().count() > 100 {
+            return Err(Error::BadRequest(
+                "name: must be 1 to 100 characters".into(),
+            ));
+        }
+        check_grantable(who, role)?;
+        Ok(self
+            .ctx
+            .store
+            .create_key(NewKey {
+                tenant: who.tenant,
+                name: name.trim(),
+                role,
+            })
+            .await?)
+    }
+
+    pub async fn keys(&self, tenant: TenantId) -> Result<Vec<KeyInfo>, Error> {
+        Ok(self.ctx.store.list_keys(tenant).await?)
+    }
+
+    /// Revokes a key: at once on this process, within [`AUTH_TTL`] on others.
+    pub async fn revoke_key(&self, tenant: TenantId, id: &str) -> Result<KeyInfo, Error> {
+        let info = self
+            .ctx
+            .store
+            .revoke_key(tenant, id)
+            .await
+            .map_err(|e| match e {
+                flowmesh_store::Error::NotFound => Error::NotFound("API key"),
+                other => other.into(),
+            })?;
+        self.auth.clear();
+        Ok(info)
+    }
+
+    fn sealing_key(&self) -> Result<&flowmesh_store::SealingKey, Error> {
+        self.ctx.sealing_key.as_ref().ok_or_else(|| {
+            Error::Unconfigured(
+                "secrets are not set up on this instance: set FLOWMESH_SECRETS_KEY to 32 random bytes in base64"
+                    .into(),
+            )
+        })
+    }
+
+    /// Creates or replaces a secret; returns whether it is new.
+    pub async fn put_secret(
+        &self,
+        tenant: TenantId,
+        name: &str,
+        value: &str,
+    ) -> Result<bool, Error> {
+        if !valid_secret_name(name) {
+            return Err(Error::BadRequest(
+                "name: 1 to 128 letters, digits, '_', '-' or '.'".into(),
+            ));
+        }
+        if value.is_empty() || value.chars().count() > 65_536 {
+            return Err(Error::BadRequest(
+                "value: must be a string of 1 to 65536 characters".into(),
+            ));
+        }
+        let key = self.sealing_key()?;
+        Ok(self.ctx.store.put_secret(key, tenant, name, value).await?)
+    }
+
+    pub async fn secrets(&self, tenant: TenantId) -> Result<Vec<SecretInfo>, Error> {
+        Ok(self.ctx.store.list_secrets(tenant).await?)
+    }
+
+    pub async fn delete_secret(&self, tenant: TenantId, name: &str) -> Result<(), Error> {
+        self.ctx
+            .store
+            .delete_secret(tenant, name)
+            .await
+            .map_err(|e| match e {
+                flowmesh_store::Error::NotFound => Error::NotFound("secret"),
+                other => other.into(),
+            })
+    }
+
+    /// Writes an audit record; a record that cannot be written is logged
+    /// (the change it describes has happened).
+    pub async fn audit(&self, tenant: TenantId, record: AuditRecord) {
+        if let Err(e) = self.ctx.store.audit(tenant, &record).await {
+            tracing::error!(%tenant, action = %record.action, error = %e, "audit record not written");
+        }
+    }
+
+    pub async fn audit_log(
+        &self,
+        tenant: TenantId,
+        query: &AuditQuery,
+    ) -> Result<Vec<AuditRecord>, Error> {
+        Ok(self.ctx.store.audit_log(tenant, query).await?)
+    }
+}

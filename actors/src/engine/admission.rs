@@ -1,0 +1,134 @@
+//! Admission: what a tenant may still send. Request rate (a GCRA token
+//! bucket per tenant and process), payload size, and credits.
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use flowmesh_model::TenantId;
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+
+use super::api::EngineHandle;
+use crate::error::Error;
+
+type Limiter = Arc<DefaultDirectRateLimiter>;
+
+/// One bucket per tenant, rebuilt when its rate changes.
+#[derive(Default)]
+pub(crate) struct RateLimits(Mutex<HashMap<TenantId, (u32, Limiter)>>);
+
+impl RateLimits {
+    fn limiter(&self, tenant: TenantId, per_second: u32) -> Limiter {
+        let mut limits = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        match limits.get(&tenant) {
+            Some((rate, limiter)) if *rate == per_second => limiter.clone(),
+            _ => {
+                let rate = NonZeroU32::new(per_second).unwrap_or(NonZeroU32::MIN);
+                let burst = rate.saturating_mul(NonZeroU32::new(2).unwrap_or(NonZeroU32::MIN));
+                let limiter = Arc::new(RateLimiter::direct(
+                    Quota::per_second(rate).allow_burst(burst),
+                ));
+                limits.insert(tenant, (per_second, limiter.clone()));
+                limiter
+            }
+        }
+    }
+}
+
+/// Balances read recently: a start needs no store round trip to know a
+/// tenant still has credits.
+#[derive(Default)]
+pub(crate) struct CreditCache(Mutex<HashMap<TenantId, (i64, Instant)>>);
+
+/// How long a balance read is used for admission.
+const CREDIT_TTL: Duration = Duration::from_secs(1);
+/// Balances below this are read afresh for every start, so that a tenant
+/// running out stops within a few executions, not a second's worth.
+const CREDIT_MARGIN: i64 = 10_000;
+
+impl CreditCache {
+    fn get(&self, tenant: TenantId) -> Option<i64> {
+        let cache = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        cache
+            .get(&tenant)
+            .filter(|(_, at)| at.elapsed() < CREDIT_TTL)
+            .map(|(b, _)| *b)
+    }
+
+    fn put(&self, tenant: TenantId, balance: i64) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(tenant, (balance, Instant::now()));
+    }
+
+    pub(crate) fn forget(&self, tenant: TenantId) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&tenant);
+    }
+}
+
+impl EngineHandle {
+    /// Counts one request of a tenant against its rate limit.
+    pub async fn admit(&self, tenant: TenantId) -> Result<(), Error> {
+        let settings = self.ctx.tenant_settings(tenant).await;
+        let Some(rate) = settings
+            .limits
+            .rate_limit
+            .or(self.ctx.options.tenancy.limits.rate_limit)
+        else {
+            return Ok(());
+        };
+        let limiter = self
+            .limits
+            .limiter(tenant, u32::try_from(rate).unwrap_or(u32::MAX));
+        limiter.check().map_err(|not_until| {
+            crate::metrics::rate_limited(tenant);
+            Error::RateLimited {
+                retry_after: not_until.wait_time_from(DefaultClock::default().now()),
+            }
+        })
+    }
+
+    /// Whether a tenant may start an execution with `payload_bytes` of
+    /// trigger data: within its size limit, with credits left.
+    pub(super) async fn admit_start(
+        &self,
+        tenant: TenantId,
+        payload_bytes: usize,
+    ) -> Result<(), Error> {
+        let settings = self.ctx.tenant_settings(tenant).await;
+        if let Some(max) =
+            settings
+                .limits
+                .max_payload_bytes
+                .or(self.ctx.options.tenancy.limits.max_payload_bytes)
+            && payload_bytes as i64 > max
+        {
+            return Err(Error::TooLarge(format!(
+                "the input is {payload_bytes} bytes; this tenant's limit is {max}"
+            )));
+        }
+        let balance = match self.credits.get(tenant) {
+            Some(balance) => balance,
+            None => {
+                let balance = self.ctx.store.balance(tenant).await?.balance;
+                if balance > CREDIT_MARGIN {
+                    self.credits.put(tenant, balance);
+                }
+                balance
+            }
+        };
+        if balance <= 0 {
+            return Err(Error::NoCredits(format!(
+                "the tenant has no credits left (balance {balance}); nothing was started. \
+                 Executions already running finish; add credits to start new ones"
+            )));
+        }
+        Ok(())
+    }
+}

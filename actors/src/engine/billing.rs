@@ -1,0 +1,218 @@
+//! Credits: balances, the ledger, usage, grants, automatic refills through
+//! a payment provider, and the settlement loop.
+
+use std::sync::Arc;
+
+use flowmesh_model::TenantId;
+use flowmesh_store::{Balance, Credit, DailyUsage, LedgerEntry, PLATFORM_TENANT, TenantLimits};
+use futures::future::BoxFuture;
+
+use super::api::EngineHandle;
+use crate::context::Context;
+use crate::error::Error;
+
+/// A request to buy credits for a tenant.
+#[derive(Clone, Debug)]
+pub struct RefillRequest {
+    pub tenant: TenantId,
+    pub amount: i64,
+    /// The same refill asked for again carries the same key.
+    pub idempotency_key: String,
+}
+
+/// Proof of a payment: its id at the provider.
+#[derive(Clone, Debug)]
+pub struct Receipt {
+    pub id: String,
+}
+
+/// Where automatic refills are paid. A real provider charges the tenant's
+/// payment method here; the engine records the credits once the receipt is
+/// back, under the request's idempotency key.
+pub trait PaymentProvider: Send + Sync {
+    fn refill(&self, request: RefillRequest) -> BoxFuture<'_, Result<Receipt, String>>;
+}
+
+/// Records refills in the ledger without charging anyone: for instances
+/// that bill outside flowmesh.
+pub struct LedgerOnly;
+
+impl PaymentProvider for LedgerOnly {
+    fn refill(&self, request: RefillRequest) -> BoxFuture<'_, Result<Receipt, String>> {
+        Box::pin(async move {
+            Ok(Receipt {
+                id: request.idempotency_key,
+            })
+        })
+    }
+}
+
+/// `POST /v1/admin/tenants/{slug}/credits`.
+#[derive(Clone, Debug)]
+pub struct GrantRequest {
+    pub tenant_slug: String,
+    pub amount: i64,
+    pub note: Option<String>,
+    /// A grant sent again with the same key is recorded once.
+    pub idempotency_key: Option<String>,
+    pub actor: String,
+}
+
+impl EngineHandle {
+    pub async fn balance(&self, tenant: TenantId) -> Result<Balance, Error> {
+        Ok(self.ctx.store.balance(tenant).await?)
+    }
+
+    pub async fn ledger(
+        &self,
+        tenant: TenantId,
+        limit: u32,
+        before: Option<&str>,
+    ) -> Result<Vec<LedgerEntry>, Error> {
+        Ok(self.ctx.store.ledger(tenant, limit, before).await?)
+    }
+
+    /// Usage per day and workflow between two days (`YYYY-MM-DD`, inclusive).
+    pub async fn usage(
+        &self,
+        tenant: TenantId,
+        from: &str,
+        to: &str,
+    ) -> Result<Vec<DailyUsage>, Error> {
+        for (name, day) in [("from", from), ("to", to)] {
+            if chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d").is_err() {
+                return Err(Error::BadRequest(format!(
+                    "{name}: must be a day such as 2026-11-23"
+                )));
+            }
+        }
+        Ok(self.ctx.store.usage(tenant, from, to).await?)
+    }
+
+    pub async fn set_auto_refill(
+        &self,
+        tenant: TenantId,
+        refill: Option<(i64, i64)>,
+    ) -> Result<(), Error> {
+        if let Some((threshold, amount)) = refill
+            && (threshold < 0 || amount <= 0)
+        {
+            return Err(Error::BadRequest(
+                "threshold must be 0 or more and amount more than 0".into(),
+            ));
+        }
+        Ok(self.ctx.store.set_auto_refill(tenant, refill).await?)
+    }
+
+    async fn tenant_of_slug(&self, slug: &str) -> Result<TenantId, Error> {
+        self.ctx
+            .store
+            .tenant_by_slug(slug)
+            .await?
+            .ok_or(Error::NotFound("tenant"))
+    }
+
+    /// Adds credits to a tenant (the instance's administrators).
+    pub async fn grant(&self, request: GrantRequest) -> Result<LedgerEntry, Error> {
+        if request.amount == 0 || request.amount.abs() > 1_000_000_000_000 {
+            return Err(Error::BadRequest(
+                "amount: must be a non-zero whole number of credits up to 10^12".into(),
+            ));
+        }
+        let tenant = self.tenant_of_slug(&request.tenant_slug).await?;
+        let reference = request.idempotency_key.map(|k| format!("grant:{k}"));
+        let entry = self
+            .ctx
+            .store
+            .credit(Credit {
+                tenant,
+                amount: request.amount,
+                kind: "grant",
+                reference: reference.as_deref(),
+                actor: Some(&request.actor),
+                note: request.note.as_deref(),
+            })
+            .await?;
+        self.credits.forget(tenant);
+        Ok(entry)
+    }
+
+    /// Sets a tenant's own limits (the instance's administrators).
+    pub async fn set_limits(&self, slug: &str, limits: TenantLimits) -> Result<TenantId, Error> {
+        for (name, value) in [
+            ("rate_limit", limits.rate_limit),
+            ("max_concurrent", limits.max_concurrent),
+            ("max_payload_bytes", limits.max_payload_bytes),
+        ] {
+            if value.is_some_and(|v| v < 1) {
+                return Err(Error::BadRequest(format!(
+                    "{name}: must be 1 or more, or null for the instance default"
+                )));
+            }
+        }
+        let tenant = self.tenant_of_slug(slug).await?;
+        self.ctx.store.set_tenant_limits(tenant, &limits).await?;
+        self.ctx.forget_settings(tenant);
+        Ok(tenant)
+    }
+
+    pub async fn tenants(&self) -> Result<Vec<flowmesh_store::TenantInfo>, Error> {
+        Ok(self.ctx.store.list_tenants().await?)
+    }
+
+    /// Whether a principal administers the instance: an owner or admin of
+    /// the platform tenant.
+    pub fn is_platform_admin(who: &flowmesh_store::Principal) -> bool {
+        who.tenant_slug == PLATFORM_TENANT && who.role >= flowmesh_model::Role::Admin
+    }
+}
+
+/// Settles metered usage into balances, and pays for refills that became due.
+pub(super) async fn settle(ctx: Arc<Context>) {
+    let mut tick = tokio::time::interval(ctx.options.tenancy.settle_interval.0);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        // Bounded work per tick: a backlog is settled over several ticks.
+        for _ in 0..50 {
+            match ctx.store.settle_usage().await {
+                Ok((0, _)) => break,
+                Ok((_, None)) => {}
+                Ok((_, Some(due))) => refill(&ctx, due).await,
+                Err(e) => {
+                    tracing::warn!(error = %e, "usage settlement failed; it is tried again");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+async fn refill(ctx: &Context, due: flowmesh_store::RefillDue) {
+    let key = format!("refill:{}:{}", due.tenant, uuid::Uuid::now_v7());
+    let request = RefillRequest {
+        tenant: due.tenant,
+        amount: due.amount,
+        idempotency_key: key.clone(),
+    };
+    match ctx.payments.refill(request).await {
+        Ok(receipt) => {
+            let reference = format!("refill:{}", receipt.id);
+            let credited = ctx
+                .store
+                .credit(Credit {
+                    tenant: due.tenant,
+                    amount: due.amount,
+                    kind: "refill",
+                    reference: Some(&reference),
+                    actor: None,
+                    note: Some(&format!("balance was {}", due.balance)),
+                })
+                .await;
+            if let Err(e) = credited {
+                tracing::error!(tenant = %due.tenant, error = %e, receipt = %receipt.id, "a paid refill could not be recorded");
+            }
+        }
+        Err(e) => tracing::warn!(tenant = %due.tenant, error = %e, "the refill payment failed"),
+    }
+}

@@ -1,0 +1,370 @@
+//! Users, sessions, invitations, keys, credits, secrets, audit and
+//! concurrency slots.
+
+use super::*;
+use crate::{
+    Acceptance, AuditQuery, AuditRecord, Committed, Credit, NewInvitation, NewKey, Registration,
+    SealingKey, TenantLimits, Usage, now_ms,
+};
+use flowmesh_model::Role;
+
+async fn accounts_sessions_and_invitations(store: &Store) {
+    let (tenant, slug) = store
+        .register(Registration {
+            email: "Ada@Example.com ",
+            password: "correct horse battery",
+            tenant_name: "Analytical Engines",
+            initial_credits: 500,
+        })
+        .await
+        .unwrap();
+    assert_eq!(slug, "analytical-engines");
+    assert!(matches!(
+        store
+            .register(Registration {
+                email: "ada@example.com",
+                password: "another one",
+                tenant_name: "Second",
+                initial_credits: 0,
+            })
+            .await,
+        Err(Error::Conflict(_))
+    ));
+    assert!(
+        store.tenant_by_slug("second").await.unwrap().is_none(),
+        "all or nothing"
+    );
+    let later = now_ms() + 60_000;
+    assert!(
+        store
+            .login("ada@example.com", "wrong", later)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .login("nobody@example.com", "x", later)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let session = store
+        .login("ADA@example.com", "correct horse battery", later)
+        .await
+        .unwrap()
+        .unwrap();
+    let who = store.authenticate(&session.token).await.unwrap().unwrap();
+    assert_eq!((who.tenant, who.role), (tenant, Role::Owner));
+    store
+        .revoke_session(who.session.as_deref().unwrap())
+        .await
+        .unwrap();
+    assert!(store.authenticate(&session.token).await.unwrap().is_none());
+    let expired = store
+        .login("ada@example.com", "correct horse battery", now_ms() - 1)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(store.authenticate(&expired.token).await.unwrap().is_none());
+
+    let (_, token) = store
+        .invite(NewInvitation {
+            tenant,
+            email: "bob@example.com",
+            role: Role::Editor,
+            created_by: &who.actor,
+            expires_at: later,
+        })
+        .await
+        .unwrap();
+    let accept = Acceptance {
+        token: &token,
+        password: "bobs password",
+    };
+    assert_eq!(
+        store.accept_invitation(accept.clone()).await.unwrap(),
+        (tenant, "bob@example.com".to_owned())
+    );
+    assert!(
+        matches!(store.accept_invitation(accept).await, Err(Error::NotFound)),
+        "once"
+    );
+    let users = store.list_users(tenant).await.unwrap();
+    assert_eq!(users.len(), 2);
+    let bob = users.iter().find(|u| u.email == "bob@example.com").unwrap();
+    assert_eq!(bob.role, Role::Editor);
+    let bobs = store
+        .login("bob@example.com", "bobs password", later)
+        .await
+        .unwrap()
+        .unwrap();
+    store.remove_user(tenant, &bob.id).await.unwrap();
+    assert!(store.authenticate(&bobs.token).await.unwrap().is_none());
+
+    let (key, secret) = store
+        .create_key(NewKey {
+            tenant,
+            name: "ci",
+            role: Role::Operator,
+        })
+        .await
+        .unwrap();
+    assert!(secret.starts_with(&key.prefix));
+    let listed = store.list_keys(tenant).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        store.authenticate(&secret).await.unwrap().unwrap().role,
+        Role::Operator
+    );
+    let (stranger, _) = store.create_tenant("Stranger").await.unwrap();
+    assert!(matches!(
+        store.revoke_key(stranger, &key.id).await,
+        Err(Error::NotFound)
+    ));
+    assert!(
+        store
+            .revoke_key(tenant, &key.id)
+            .await
+            .unwrap()
+            .revoked_at
+            .is_some()
+    );
+    assert!(store.authenticate(&secret).await.unwrap().is_none());
+}
+both_backends!(accounts_sessions_and_invitations);
+
+async fn credits_are_charged_once_and_settled(store: &Store) {
+    let (tenant, id) = one_execution(store).await;
+    let workflow = store
+        .get_execution(tenant, id)
+        .await
+        .unwrap()
+        .unwrap()
+        .workflow;
+    let grant = Credit {
+        tenant,
+        amount: 100,
+        kind: "grant",
+        reference: Some("order-1"),
+        actor: Some("user:x"),
+        note: None,
+    };
+    let first = store.credit(grant.clone()).await.unwrap();
+    let again = store.credit(grant).await.unwrap();
+    assert_eq!(first.id, again.id, "a reference is credited once");
+    assert_eq!(store.balance(tenant).await.unwrap().balance, 100);
+    let usage = Usage {
+        workflow,
+        executions: 1,
+        node_runs: 3,
+        sandbox_ms: 40,
+        credits: 13,
+    };
+    for _ in 0..2 {
+        let turn = Turn {
+            owner: OWNER,
+            tenant,
+            execution: id,
+            transition: None,
+            steps: &[],
+            consumed_signals: &[],
+            usage: Some(&usage),
+            slots: false,
+        };
+        assert_eq!(store.commit_turn(&turn).await.unwrap(), Committed::Written);
+    }
+    let fenced = Turn {
+        owner: "someone-else",
+        tenant,
+        execution: id,
+        transition: None,
+        steps: &[],
+        consumed_signals: &[],
+        usage: Some(&usage),
+        slots: false,
+    };
+    assert_eq!(store.commit_turn(&fenced).await.unwrap(), Committed::Fenced);
+    let balance = store.balance(tenant).await.unwrap();
+    assert_eq!(
+        (balance.balance, balance.pending),
+        (74, 26),
+        "a fenced turn charges nothing"
+    );
+    store.set_auto_refill(tenant, Some((80, 50))).await.unwrap();
+    let (settled, refill) = store.settle_usage().await.unwrap();
+    assert_eq!(settled, 2);
+    let refill = refill.expect("below the threshold");
+    assert_eq!(
+        (refill.tenant, refill.amount, refill.balance),
+        (tenant, 50, 74)
+    );
+    assert_eq!(store.settle_usage().await.unwrap().0, 0);
+    let balance = store.balance(tenant).await.unwrap();
+    assert_eq!((balance.balance, balance.pending), (74, 0));
+    let today = crate::day_of(now_ms());
+    let usage = store.usage(tenant, &today, &today).await.unwrap();
+    assert_eq!(usage.len(), 1);
+    assert_eq!(
+        (usage[0].executions, usage[0].node_runs, usage[0].credits),
+        (2, 6, 26)
+    );
+    let ledger = store.ledger(tenant, 10, None).await.unwrap();
+    let kinds: Vec<&str> = ledger.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(kinds, ["usage", "grant"]);
+    assert_eq!(ledger[0].balance_after, 74);
+}
+both_backends!(credits_are_charged_once_and_settled);
+
+async fn secrets_are_sealed_per_tenant(store: &Store) {
+    let key = SealingKey::generate();
+    let (a, _) = store.create_tenant("A").await.unwrap();
+    let (b, _) = store.create_tenant("B").await.unwrap();
+    assert!(store.put_secret(&key, a, "token", "one").await.unwrap());
+    assert!(!store.put_secret(&key, a, "token", "two").await.unwrap());
+    assert_eq!(
+        store
+            .secret_value(&key, a, "token")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("two")
+    );
+    assert_eq!(store.secret_value(&key, b, "token").await.unwrap(), None);
+    assert!(matches!(
+        store
+            .secret_value(&SealingKey::generate(), a, "token")
+            .await,
+        Err(Error::Corrupt(_))
+    ));
+    assert_eq!(store.list_secrets(a).await.unwrap().len(), 1);
+    assert!(store.list_secrets(b).await.unwrap().is_empty());
+    assert!(matches!(
+        store.delete_secret(b, "token").await,
+        Err(Error::NotFound)
+    ));
+    store.delete_secret(a, "token").await.unwrap();
+    assert_eq!(store.secret_value(&key, a, "token").await.unwrap(), None);
+}
+both_backends!(secrets_are_sealed_per_tenant);
+
+async fn audit_is_filtered_and_paged(store: &Store) {
+    let (a, _) = store.create_tenant("A").await.unwrap();
+    let (b, _) = store.create_tenant("B").await.unwrap();
+    for (n, action) in ["workflow.create", "workflow.publish", "key.create"]
+        .iter()
+        .enumerate()
+    {
+        let record = AuditRecord {
+            id: uuid::Uuid::now_v7().to_string(),
+            at: now_ms(),
+            actor: format!("user:{n}"),
+            action: (*action).into(),
+            target: None,
+            source: Some("127.0.0.1".into()),
+            outcome: "ok".into(),
+            status: 200,
+        };
+        store.audit(a, &record).await.unwrap();
+    }
+    let all = store
+        .audit_log(
+            a,
+            &AuditQuery {
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 3);
+    assert_eq!(all[0].action, "key.create", "newest first");
+    let workflows = AuditQuery {
+        action: Some("workflow.".into()),
+        limit: 10,
+        ..Default::default()
+    };
+    assert_eq!(store.audit_log(a, &workflows).await.unwrap().len(), 2);
+    let page = AuditQuery {
+        before: Some(all[0].id.clone()),
+        limit: 1,
+        ..Default::default()
+    };
+    assert_eq!(
+        store.audit_log(a, &page).await.unwrap()[0].action,
+        "workflow.publish"
+    );
+    let by_actor = AuditQuery {
+        actor: Some("user:0".into()),
+        limit: 10,
+        ..Default::default()
+    };
+    assert_eq!(store.audit_log(a, &by_actor).await.unwrap().len(), 1);
+    assert!(
+        store
+            .audit_log(
+                b,
+                &AuditQuery {
+                    limit: 10,
+                    ..Default::default()
+                }
+            )
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+both_backends!(audit_is_filtered_and_paged);
+
+async fn starts_take_slots_and_ends_give_them_back(store: &Store) {
+    let (tenant, first) = one_execution(store).await;
+    let limits = TenantLimits {
+        max_concurrent: Some(1),
+        ..Default::default()
+    };
+    assert!(store.set_tenant_limits(tenant, &limits).await.unwrap());
+    let workflow = store
+        .get_execution(tenant, first)
+        .await
+        .unwrap()
+        .unwrap()
+        .workflow;
+    let second = store
+        .create_execution(&new_execution(tenant, workflow, None))
+        .await
+        .unwrap()
+        .id;
+    own(store, second).await;
+    let (first_start, second_start) = (start_change(first), start_change(second));
+    let end = ExecutionChange {
+        id: first,
+        from: ExecutionStatus::Running,
+        to: ExecutionStatus::Succeeded,
+        output: None,
+        error: None,
+    };
+    let commit = async |change: &ExecutionChange| {
+        let turn = slot_turn(tenant, change);
+        store.commit_turn(&turn).await.unwrap()
+    };
+    assert_eq!(commit(&first_start).await, Committed::Written);
+    assert_eq!(commit(&second_start).await, Committed::NoSlot);
+    store.defer_start(OWNER, second, now_ms()).await.unwrap();
+    assert_eq!(commit(&end).await, Committed::Written);
+    own(store, second).await;
+    assert_eq!(commit(&second_start).await, Committed::Written);
+}
+
+fn slot_turn(tenant: TenantId, change: &ExecutionChange) -> Turn<'_> {
+    Turn {
+        owner: OWNER,
+        tenant,
+        execution: change.id,
+        transition: Some(change),
+        steps: &[],
+        consumed_signals: &[],
+        usage: None,
+        slots: true,
+    }
+}
+both_backends!(starts_take_slots_and_ends_give_them_back);

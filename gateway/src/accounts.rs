@@ -1,0 +1,218 @@
+//! Accounts: registration, login, invitations, users, API keys, secrets
+//! and the audit log.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use flowmesh_actors::RegisterRequest;
+use flowmesh_actors::records::AuditQuery;
+use serde_json::json;
+
+use crate::access::{AuditTarget, AuditTenant, Auth};
+use crate::bodies::{Accept, Invite, Login, NewKey, PutSecret, Register};
+use crate::error::ApiError;
+use crate::extract::{AppState, JsonBytes, page_limit, typed_body};
+use crate::routes::ApiResult;
+
+fn session_json(s: &flowmesh_actors::Session) -> serde_json::Value {
+    json!({
+        "token": s.token,
+        "expires_at": s.expires_at,
+        "tenant": {"id": s.tenant, "slug": s.tenant_slug},
+        "role": s.role,
+    })
+}
+
+pub(crate) async fn register(
+    State(state): State<AppState>,
+    JsonBytes(body): JsonBytes,
+) -> ApiResult {
+    let r: Register = typed_body(&body)?;
+    let session = state
+        .engine
+        .register(RegisterRequest {
+            email: r.email,
+            password: r.password,
+            tenant: r.tenant,
+        })
+        .await?;
+    let mut response = (StatusCode::CREATED, Json(session_json(&session))).into_response();
+    response
+        .extensions_mut()
+        .insert(AuditTenant(session.tenant));
+    response
+        .extensions_mut()
+        .insert(AuditTarget(session.tenant.to_string()));
+    Ok(response)
+}
+
+pub(crate) async fn login(State(state): State<AppState>, JsonBytes(body): JsonBytes) -> ApiResult {
+    let l: Login = typed_body(&body)?;
+    let session = state.engine.login(&l.email, &l.password).await?;
+    Ok(Json(session_json(&session)).into_response())
+}
+
+pub(crate) async fn logout(State(state): State<AppState>, Auth(who): Auth) -> ApiResult {
+    state.engine.logout(&who).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+pub(crate) async fn accept(State(state): State<AppState>, JsonBytes(body): JsonBytes) -> ApiResult {
+    let a: Accept = typed_body(&body)?;
+    let session = state
+        .engine
+        .accept_invitation(&a.token, &a.password)
+        .await?;
+    let mut response = (StatusCode::CREATED, Json(session_json(&session))).into_response();
+    response
+        .extensions_mut()
+        .insert(AuditTenant(session.tenant));
+    Ok(response)
+}
+
+pub(crate) async fn me(Auth(who): Auth) -> Json<serde_json::Value> {
+    Json(json!({
+        "tenant": {"id": who.tenant, "slug": who.tenant_slug},
+        "role": who.role,
+        "actor": who.actor,
+    }))
+}
+
+pub(crate) async fn invite(
+    State(state): State<AppState>,
+    Auth(who): Auth,
+    JsonBytes(body): JsonBytes,
+) -> ApiResult {
+    let i: Invite = typed_body(&body)?;
+    let (info, token) = state.engine.invite(&who, &i.email, i.role).await?;
+    let mut response = (
+        StatusCode::CREATED,
+        Json(json!({"id": info.id, "email": info.email, "role": info.role, "expires_at": info.expires_at, "token": token})),
+    )
+        .into_response();
+    response.extensions_mut().insert(AuditTarget(info.id));
+    Ok(response)
+}
+
+pub(crate) async fn users(State(state): State<AppState>, Auth(who): Auth) -> ApiResult {
+    let items = state.engine.users(who.tenant).await?;
+    Ok(Json(json!({"items": items})).into_response())
+}
+
+pub(crate) async fn remove_user(
+    State(state): State<AppState>,
+    Auth(who): Auth,
+    Path(id): Path<String>,
+) -> ApiResult {
+    state.engine.remove_user(&who, &id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+pub(crate) async fn create_key(
+    State(state): State<AppState>,
+    Auth(who): Auth,
+    JsonBytes(body): JsonBytes,
+) -> ApiResult {
+    let k: NewKey = typed_body(&body)?;
+    let (info, key) = state.engine.create_key(&who, &k.name, k.role).await?;
+    let mut response = (
+        StatusCode::CREATED,
+        Json(json!({"id": info.id, "name": info.name, "prefix": info.prefix, "role": info.role, "created_at": info.created_at, "key": key})),
+    )
+        .into_response();
+    response.extensions_mut().insert(AuditTarget(info.id));
+    Ok(response)
+}
+
+pub(crate) async fn keys(State(state): State<AppState>, Auth(who): Auth) -> ApiResult {
+    let items = state.engine.keys(who.tenant).await?;
+    Ok(Json(json!({"items": items})).into_response())
+}
+
+pub(crate) async fn revoke_key(
+    State(state): State<AppState>,
+    Auth(who): Auth,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let info = state.engine.revoke_key(who.tenant, &id).await?;
+    Ok(Json(info).into_response())
+}
+
+pub(crate) async fn secrets(State(state): State<AppState>, Auth(who): Auth) -> ApiResult {
+    let items = state.engine.secrets(who.tenant).await?;
+    Ok(Json(json!({"items": items})).into_response())
+}
+
+/// `PUT /v1/secrets/{name}` with `{"value": "..."}`; the value is never shown again.
+pub(crate) async fn put_secret(
+    State(state): State<AppState>,
+    Auth(who): Auth,
+    Path(name): Path<String>,
+    JsonBytes(body): JsonBytes,
+) -> ApiResult {
+    let p: PutSecret = typed_body(&body)?;
+    let created = state.engine.put_secret(who.tenant, &name, &p.value).await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(json!({"name": name, "created": created}))).into_response())
+}
+
+pub(crate) async fn delete_secret(
+    State(state): State<AppState>,
+    Auth(who): Auth,
+    Path(name): Path<String>,
+) -> ApiResult {
+    state.engine.delete_secret(who.tenant, &name).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Filters: `actor`, `action` (or a prefix ending in `.`), `outcome`,
+/// `since`/`until` (ms since the epoch), `cursor`, `limit` (1 to 500).
+pub(crate) async fn audit(
+    State(state): State<AppState>,
+    Auth(who): Auth,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    const KNOWN: [&str; 7] = [
+        "actor", "action", "outcome", "since", "until", "cursor", "limit",
+    ];
+    if let Some(unknown) = query.keys().find(|k| !KNOWN.contains(&k.as_str())) {
+        return Err(ApiError::bad_request(format!(
+            "query parameter {unknown}: unknown; the audit log takes {}",
+            KNOWN.join(", ")
+        )));
+    }
+    let millis = |name: &str| -> Result<Option<i64>, ApiError> {
+        query
+            .get(name)
+            .map(|v| {
+                v.parse::<i64>().map_err(|_| {
+                    ApiError::bad_request(format!(
+                        "query parameter {name}: must be milliseconds since the Unix epoch"
+                    ))
+                })
+            })
+            .transpose()
+    };
+    let limit = page_limit(&query, 100)?;
+    let q = AuditQuery {
+        actor: query.get("actor").cloned(),
+        action: query.get("action").cloned(),
+        outcome: query.get("outcome").cloned(),
+        since: millis("since")?,
+        until: millis("until")?,
+        before: query.get("cursor").cloned(),
+        limit,
+    };
+    let items = state.engine.audit_log(who.tenant, &q).await?;
+    let next_cursor = (items.len() == limit as usize)
+        .then(|| items.last().map(|r| r.id.clone()))
+        .flatten();
+    Ok(Json(json!({"items": items, "next_cursor": next_cursor})).into_response())
+}

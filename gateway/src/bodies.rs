@@ -1,0 +1,181 @@
+//! The JSON bodies routes take: read with serde (unknown fields refused)
+//! and described in the OpenAPI document through their schemars schemas.
+
+use flowmesh_model::Role;
+use schemars::JsonSchema;
+use serde::{Deserialize, Deserializer};
+use serde_json::{Map, Value};
+
+/// Whole numbers, written as integers or (as JSON Schema allows) as
+/// numbers with no fraction such as `5.0`.
+mod whole {
+    use super::*;
+
+    fn from_f64<E: serde::de::Error>(n: f64) -> Result<i64, E> {
+        // Beyond 2^53 a float no longer holds every whole number exactly.
+        if n.fract() == 0.0 && n.abs() <= 9_007_199_254_740_992.0 {
+            Ok(n as i64)
+        } else {
+            Err(E::custom(format!("expected a whole number, got {n}")))
+        }
+    }
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Number {
+        Int(i64),
+        Float(f64),
+    }
+
+    pub fn i64<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+        match Number::deserialize(d)? {
+            Number::Int(n) => Ok(n),
+            Number::Float(f) => from_f64(f),
+        }
+    }
+
+    pub fn option<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+        match Option::<Number>::deserialize(d)? {
+            None => Ok(None),
+            Some(Number::Int(n)) => Ok(Some(n)),
+            Some(Number::Float(f)) => from_f64(f).map(Some),
+        }
+    }
+
+    pub fn u64<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        let n = i64(d)?;
+        u64::try_from(n).map_err(|_| {
+            serde::de::Error::custom(format!("expected a number of 0 or more, got {n}"))
+        })
+    }
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Register {
+    #[schemars(
+        length(max = 254),
+        pattern(r"^[^@ \t\n\r\f\v]+@[^ \t\n\r\f\v]*\.[^ \t\n\r\f\v]*$")
+    )]
+    pub email: String,
+    #[schemars(length(min = 10, max = 1024))]
+    pub password: String,
+    /// The tenant's name; its slug is made from it.
+    #[schemars(length(max = 100), pattern(r"\S"))]
+    pub tenant: String,
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Login {
+    pub email: String,
+    pub password: String,
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Accept {
+    /// The invitation's token.
+    pub token: String,
+    #[schemars(length(min = 10, max = 1024))]
+    pub password: String,
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Invite {
+    #[schemars(
+        length(max = 254),
+        pattern(r"^[^@ \t\n\r\f\v]+@[^ \t\n\r\f\v]*\.[^ \t\n\r\f\v]*$")
+    )]
+    pub email: String,
+    pub role: Role,
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewKey {
+    #[schemars(length(max = 100), pattern(r"\S"))]
+    pub name: String,
+    pub role: Role,
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PutSecret {
+    /// At most 65536 characters.
+    #[schemars(length(min = 1, max = 65536))]
+    pub value: String,
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AutoRefill {
+    /// Refill when the balance falls below this.
+    #[schemars(range(min = 0))]
+    #[serde(deserialize_with = "whole::i64")]
+    pub threshold: i64,
+    /// Credits bought each time.
+    #[schemars(range(min = 1))]
+    #[serde(deserialize_with = "whole::i64")]
+    pub amount: i64,
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Grant {
+    /// Credits to add (negative to take back); not zero.
+    #[schemars(range(min = -1_000_000_000_000i64, max = 1_000_000_000_000i64), extend("not" = {"const": 0}))]
+    #[serde(deserialize_with = "whole::i64")]
+    pub amount: i64,
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// Each limit, or null for the instance default.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    #[schemars(range(min = 1))]
+    #[serde(default, deserialize_with = "whole::option")]
+    pub rate_limit: Option<i64>,
+    #[schemars(range(min = 1))]
+    #[serde(default, deserialize_with = "whole::option")]
+    pub max_concurrent: Option<i64>,
+    #[schemars(range(min = 1))]
+    #[serde(default, deserialize_with = "whole::option")]
+    pub max_payload_bytes: Option<i64>,
+}
+
+#[derive(Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Resume {
+    /// The waiting node; needed only when several wait.
+    #[serde(default)]
+    pub node: Option<String>,
+    /// Becomes the node's output.
+    #[serde(default)]
+    pub payload: Value,
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Rerun {
+    pub from_node: String,
+    /// Outputs to use instead of the recorded ones, by node id.
+    #[serde(default)]
+    pub input_override: Option<Map<String, Value>>,
+}
+
+/// The tenant's data settings (as `flowmesh_actors::Settings` reads them).
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// How long finished executions are kept, such as `30d` (at most 3650d).
+    #[schemars(pattern(r"^[1-9][0-9]{0,2}(ms|s|m|h|d)$"))]
+    pub retention: String,
+    /// Largest output of one node, in bytes (1 KiB to 256 MiB).
+    #[schemars(range(min = 1024, max = 268_435_456))]
+    #[serde(deserialize_with = "whole::u64")]
+    pub max_output_bytes: u64,
+}

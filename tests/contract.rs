@@ -1,0 +1,83 @@
+//! The API against its own OpenAPI description: Schemathesis (from PyPI)
+//! runs every check on every route of a running engine (distributed: real
+//! NATS JetStream and PostgreSQL). No 5xx, no answer outside the schema, no
+//! schema-valid request refused, no invalid one accepted.
+//!
+//! Schemathesis is found as `FLOWMESH_SCHEMATHESIS`, else `.ci/venv/bin/
+//! schemathesis` (what `.ci/run` installs), else `schemathesis` on PATH.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use common::{ADMIN_KEY, Engine, Mode};
+
+fn schemathesis() -> PathBuf {
+    if let Ok(path) = std::env::var("FLOWMESH_SCHEMATHESIS") {
+        return path.into();
+    }
+    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".ci/venv/bin/schemathesis");
+    if venv.exists() {
+        return venv;
+    }
+    "schemathesis".into()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_keeps_its_openapi_contract() {
+    let engine = Engine::start(Mode::Distributed).await;
+    let (status, doc) = engine.get("/openapi.json").await;
+    assert!(status.is_success());
+    assert_eq!(doc["openapi"], "3.1.0");
+    let report = tempfile::tempdir().unwrap();
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/contract");
+    let url = engine.url("/openapi.json");
+    let bin = schemathesis();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(&bin)
+            .current_dir(&dir)
+            .args(["run", &url, "--checks", "all"])
+            .args(["--header", &format!("Authorization: Bearer {ADMIN_KEY}")])
+            // Event streams stay open for as long as the client listens.
+            .args(["--exclude-path-regex", "/events"])
+            .args([
+                "--max-examples",
+                "40",
+                "--request-timeout",
+                "10",
+                "--workers",
+                "2",
+            ])
+            .args(["--report", "junit", "--report-dir"])
+            .arg(report.path())
+            .env("SCHEMATHESIS_HOOKS", "")
+            .output()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "running {} ({e}): install it with `pip install schemathesis` or run .ci/run",
+                    bin.display()
+                )
+            })
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let tail: String = stdout
+        .lines()
+        .rev()
+        .take(60)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        output.status.success(),
+        "schemathesis found problems:\n{tail}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("Tested:"), "schemathesis ran: {tail}");
+    let (status, _) = engine.get("/health").await;
+    assert!(status.is_success(), "the engine is still up");
+}
