@@ -26,7 +26,12 @@ impl RateLimits {
             Some((rate, limiter)) if *rate == per_second => limiter.clone(),
             _ => {
                 let rate = NonZeroU32::new(per_second).unwrap_or(NonZeroU32::MIN);
-                let burst = rate.saturating_mul(NonZeroU32::new(2).unwrap_or(NonZeroU32::MIN));
+                // A tenth of a second's worth at once (at least a few calls):
+                // a larger burst lets a flooding tenant drop a wave of starts
+                // on the engine at once, which the fairness benchmark showed
+                // as a stall of every tenant.
+                let burst = NonZeroU32::new((per_second / 10).max(5).min(per_second))
+                    .unwrap_or(NonZeroU32::MIN);
                 let limiter = Arc::new(RateLimiter::direct(
                     Quota::per_second(rate).allow_burst(burst),
                 ));

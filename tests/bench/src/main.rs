@@ -3,6 +3,7 @@
 
 mod code;
 mod engine;
+mod fairness;
 mod flushed;
 mod limits;
 mod load;
@@ -48,6 +49,12 @@ enum Commands {
         #[arg(long, default_value_t = 100_000)]
         executions: usize,
     },
+    /// Only the fairness scenario, embedded and distributed, at full size
+    /// (or `--quick`); prints JSON.
+    Fairness {
+        #[arg(long)]
+        quick: bool,
+    },
     /// Writes the markdown table again from a run's results.json.
     Report {
         /// The results.json of a run.
@@ -70,6 +77,9 @@ pub struct Plan {
     pub limit_rows: usize,
     pub code_cold: usize,
     pub code_warm: usize,
+    /// Each quiet tenant's rate in the fairness scenario.
+    #[serde(default)]
+    pub fair_rate: f64,
 }
 
 impl Plan {
@@ -88,6 +98,7 @@ impl Plan {
                 limit_rows: 10_000,
                 code_cold: 10,
                 code_warm: 50,
+                fair_rate: 10.0,
             }
         } else {
             Plan {
@@ -103,6 +114,7 @@ impl Plan {
                 limit_rows: 200_000,
                 code_cold: 100,
                 code_warm: 1_000,
+                fair_rate: 25.0,
             }
         }
     }
@@ -117,6 +129,7 @@ pub struct ModeResults {
     pub fan_out: scenarios::FanOut,
     pub parked: scenarios::Parked,
     pub recovery: scenarios::Recovery,
+    pub fairness: Option<fairness::Fairness>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -155,6 +168,10 @@ async fn run_mode(target: &Target, plan: &Plan) -> anyhow::Result<ModeResults> {
     let (recovery_url, recovery_sink) = scenarios::Sink::start().await?;
     let mut engine = Engine::start(target, "127.0.0.1").await?;
     let recovery = scenarios::recovery(&mut engine, plan, &recovery_url, &recovery_sink).await?;
+    drop(engine);
+    eprintln!("[{}] fairness", mode.name());
+    let engine = Engine::start(target, "127.0.0.1").await?;
+    let fairness = Some(fairness::fairness(&engine, plan, &sink_url).await?);
     drop(sink);
     Ok(ModeResults {
         mode,
@@ -164,6 +181,7 @@ async fn run_mode(target: &Target, plan: &Plan) -> anyhow::Result<ModeResults> {
         fan_out,
         parked,
         recovery,
+        fairness,
     })
 }
 
@@ -189,6 +207,22 @@ async fn main() -> anyhow::Result<()> {
                     "{}: {}",
                     target.mode.name(),
                     serde_json::to_string(&parked)?
+                );
+            }
+            return Ok(());
+        }
+        Commands::Fairness { quick } => {
+            engine::binary()?;
+            let plan = Plan::new(quick);
+            let (sink_url, _sink) = scenarios::Sink::start().await?;
+            for target in Target::local() {
+                eprintln!("[{}] fairness", target.mode.name());
+                let engine = Engine::start(&target, "127.0.0.1").await?;
+                let result = fairness::fairness(&engine, &plan, &sink_url).await?;
+                println!(
+                    "{}: {}",
+                    target.mode.name(),
+                    serde_json::to_string(&result)?
                 );
             }
             return Ok(());

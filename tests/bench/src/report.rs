@@ -231,6 +231,21 @@ pub fn markdown(r: &Results) -> String {
             )
         },
     ));
+    out.push_str(&row(
+        "fairness",
+        "quiet tenants' p99 alone / while a fourth sends ten times its share (each share: twice a quiet rate)",
+        &|m| match &m.fairness {
+            Some(f) => format!(
+                "{:.1} / {:.1} ms (x{:.2}); flood {:.0}/s: {} refused",
+                f.quiet_alone.p99_ms,
+                f.quiet_flooded.p99_ms,
+                f.p99_ratio,
+                f.noisy_rate,
+                f.noisy.errors
+            ),
+            None => "not run".to_owned(),
+        },
+    ));
     let c = &r.code_node;
     out.push_str("\n| code node (one small call) | p50 | p99 |\n| --- | --- | --- |\n");
     for (name, l) in [
