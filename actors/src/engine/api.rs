@@ -327,30 +327,27 @@ impl EngineHandle {
 
     /// Starts the published workflow whose webhook trigger matches.
     pub async fn webhook(&self, request: WebhookRequest) -> Result<Started, Error> {
-        let tenant = self
-            .ctx
-            .store
-            .tenant_by_slug(&request.tenant_slug)
-            .await?
-            .ok_or(Error::NotFound("webhook"))?;
-        self.admit(tenant).await?;
         let method = request.method.to_ascii_uppercase();
         // NATS triggers share the routing table under a method HTTP never sends.
         if method == NATS_ROUTE {
             return Err(Error::NotFound("webhook"));
         }
         let path = request.path.trim_matches('/').to_owned();
-        let (workflow, version) = self
-            .ctx
-            .store
-            .find_webhook(tenant, &method, &path)
-            .await?
-            .ok_or(Error::NotFound("webhook"))?;
-        let graph = self.graph(workflow, version).await?;
-        let route = Some((method.clone(), path.clone()));
-        let trigger = graph
-            .find_trigger("webhook", |n| webhook_route(n) == route)
-            .ok_or(Error::NotFound("webhook"))?;
+        let Routed {
+            tenant,
+            workflow,
+            version,
+            graph,
+            trigger,
+        } = self
+            .routed(TriggerRoute {
+                slug: &request.tenant_slug,
+                kind: "webhook",
+                method: &method,
+                path: &path,
+                missing: "webhook",
+            })
+            .await?;
         let headers: Map<String, Value> = request
             .headers
             .into_iter()
@@ -376,26 +373,23 @@ impl EngineHandle {
         &self,
         message: &flowmesh_bus::TriggerMessage,
     ) -> Result<Started, Error> {
-        let tenant = self
-            .ctx
-            .store
-            .tenant_by_slug(&message.tenant_slug)
-            .await?
-            .ok_or(Error::NotFound("trigger"))?;
-        self.admit(tenant).await?;
         let body: Value = serde_json::from_slice(&message.payload)
             .map_err(|e| Error::Malformed(format!("the payload must be JSON: {e}")))?;
-        let (workflow, version) = self
-            .ctx
-            .store
-            .find_webhook(tenant, NATS_ROUTE, &message.subject)
-            .await?
-            .ok_or(Error::NotFound("trigger"))?;
-        let graph = self.graph(workflow, version).await?;
-        let route = Some((NATS_ROUTE.to_owned(), message.subject.clone()));
-        let trigger = graph
-            .find_trigger("nats", |n| webhook_route(n) == route)
-            .ok_or(Error::NotFound("trigger"))?;
+        let Routed {
+            tenant,
+            workflow,
+            version,
+            graph,
+            trigger,
+        } = self
+            .routed(TriggerRoute {
+                slug: &message.tenant_slug,
+                kind: "nats",
+                method: NATS_ROUTE,
+                path: &message.subject,
+                missing: "trigger",
+            })
+            .await?;
         let data = json!({"body": body, "subject": message.subject});
         let watch = graph.responds() && message.reply.is_some();
         self.accept(Accept {
@@ -409,6 +403,37 @@ impl EngineHandle {
             watch,
         })
         .await
+    }
+
+    /// The published workflow and trigger node a routed message starts,
+    /// once its tenant is found and admitted.
+    async fn routed(&self, route: TriggerRoute<'_>) -> Result<Routed, Error> {
+        let missing = || Error::NotFound(route.missing);
+        let tenant = self
+            .ctx
+            .store
+            .tenant_by_slug(route.slug)
+            .await?
+            .ok_or_else(missing)?;
+        self.admit(tenant).await?;
+        let (workflow, version) = self
+            .ctx
+            .store
+            .find_webhook(tenant, route.method, route.path)
+            .await?
+            .ok_or_else(missing)?;
+        let graph = self.graph(workflow, version).await?;
+        let wanted = Some((route.method.to_owned(), route.path.to_owned()));
+        let trigger = graph
+            .find_trigger(route.kind, |n| webhook_route(n) == wanted)
+            .ok_or_else(missing)?;
+        Ok(Routed {
+            tenant,
+            workflow,
+            version,
+            graph,
+            trigger,
+        })
     }
 
     /// Records the execution (the durable acceptance), then asks for it to
@@ -600,6 +625,28 @@ impl EngineHandle {
             Err(_) => Ok(None),
         }
     }
+}
+
+/// Where a webhook or NATS message is addressed.
+struct TriggerRoute<'a> {
+    slug: &'a str,
+    /// The trigger node kind (`webhook`, `nats`).
+    kind: &'static str,
+    /// The HTTP method, or [`NATS_ROUTE`].
+    method: &'a str,
+    /// The webhook path or NATS subject.
+    path: &'a str,
+    /// What a miss is reported as not finding.
+    missing: &'static str,
+}
+
+/// What a [`TriggerRoute`] leads to.
+struct Routed {
+    tenant: TenantId,
+    workflow: WorkflowId,
+    version: i64,
+    graph: Arc<WorkflowGraph>,
+    trigger: usize,
 }
 
 struct Accept {
