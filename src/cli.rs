@@ -86,6 +86,35 @@ pub struct Cli {
     )]
     pub http_allow_hosts: String,
 
+    /// Base URL of an OpenAI-compatible chat-completions API (OpenAI,
+    /// Ollama, vLLM...) for ai and agents nodes and workflow generation;
+    /// tenants may set their own.
+    #[arg(long, env = "FLOWMESH_LLM_BASE_URL", global = true)]
+    pub llm_base_url: Option<String>,
+
+    /// Model used when neither the node nor the tenant names one.
+    #[arg(long, env = "FLOWMESH_LLM_MODEL", global = true)]
+    pub llm_model: Option<String>,
+
+    /// API key sent to the instance's model endpoint.
+    #[arg(
+        long,
+        env = "FLOWMESH_LLM_API_KEY",
+        global = true,
+        hide_env_values = true
+    )]
+    pub llm_api_key: Option<String>,
+
+    /// How long answers to identical deterministic model requests
+    /// (temperature 0) are reused per tenant; 0 turns the cache off.
+    #[arg(
+        long,
+        env = "FLOWMESH_LLM_CACHE_TTL",
+        default_value = "10m",
+        global = true
+    )]
+    pub llm_cache_ttl: HumanDuration,
+
     /// Copies of each JetStream stream (3 on a three-node NATS cluster);
     /// applies when the streams are first created.
     #[arg(
@@ -189,6 +218,15 @@ pub struct Cli {
     )]
     pub price_sandbox_second: i64,
 
+    /// Credits per thousand language-model tokens (charged by the token).
+    #[arg(
+        long,
+        env = "FLOWMESH_PRICE_LLM_1K_TOKENS",
+        default_value_t = 2,
+        global = true
+    )]
+    pub price_llm_1k_tokens: i64,
+
     /// Requests per second of a tenant without a limit of its own, per
     /// process (unset: unlimited).
     #[arg(long, env = "FLOWMESH_TENANT_RATE_LIMIT", global = true)]
@@ -271,6 +309,7 @@ fn tenancy_options(cli: &Cli) -> flowmesh_actors::Tenancy {
             execution: cli.price_execution,
             node_run: cli.price_node_run,
             sandbox_second: cli.price_sandbox_second,
+            llm_1k_tokens: cli.price_llm_1k_tokens,
         },
         limits: TenantLimits {
             rate_limit: cli.tenant_rate_limit,
@@ -349,6 +388,13 @@ fn registry(cli: &Cli) -> anyhow::Result<Registry> {
     let options = flowmesh_node_handlers::Options {
         http: HttpOptions {
             allow_hosts: HttpOptions::parse_allow_hosts(&cli.http_allow_hosts),
+            ..Default::default()
+        },
+        llm: flowmesh_node_handlers::llm::Options {
+            base_url: cli.llm_base_url.clone(),
+            model: cli.llm_model.clone(),
+            api_key: cli.llm_api_key.clone(),
+            cache_ttl: cli.llm_cache_ttl,
             ..Default::default()
         },
         ..Default::default()

@@ -1,38 +1,18 @@
 //! One tenant's hostile code running to its limits leaves another tenant's
-//! code nodes at their pace. Alone in its test binary, so that no other test
-//! shares the machine while it measures.
+//! code nodes free to run: they are not queued behind it. How much the
+//! flood slows them is a speed figure, measured by the benchmark harness
+//! (`flowmesh-bench fairness`, "code fairness" in BENCHMARKS.md).
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{Engine, Mode, code_workflow};
+use common::{Engine, Mode, code_workflow, eventually};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-/// Latency of a small code node for a tenant, median of `runs`.
-async fn median_latency(engine: &Engine, key: &str, workflow: &str, runs: usize) -> Duration {
-    let mut took = Vec::new();
-    for _ in 0..runs {
-        let started = Instant::now();
-        let (status, body) = engine
-            .request_as(
-                key,
-                Method::POST,
-                &format!("/v1/workflows/{workflow}/executions?wait=true"),
-                Some(json!({"n": 2})),
-            )
-            .await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        assert_eq!(body["status"], "succeeded", "{body}");
-        took.push(started.elapsed());
-    }
-    took.sort();
-    took[took.len() / 2]
-}
-
 #[tokio::test]
-async fn another_tenants_hostile_code_leaves_a_tenant_at_its_pace() {
+async fn another_tenants_hostile_code_does_not_hold_up_a_tenant() {
     let engine = Engine::start(Mode::Embedded).await;
     let quiet_key = engine.create_tenant("quiet").await;
     let quiet = engine
@@ -46,9 +26,9 @@ async fn another_tenants_hostile_code_leaves_a_tenant_at_its_pace() {
             ),
         )
         .await;
-    let baseline = median_latency(&engine, &quiet_key, &quiet, 21).await;
     // The default tenant floods with code that runs to its limits, in both
-    // languages.
+    // languages. Its JavaScript calls run one after another, so the last
+    // one ends about three limits after the flood starts.
     let mut flood = Vec::new();
     for (language, source) in [
         ("javascript", "while (true) {}"),
@@ -59,20 +39,43 @@ async fn another_tenants_hostile_code_leaves_a_tenant_at_its_pace() {
                 "noisy",
                 language,
                 source,
-                json!({"wall": "2s"}),
+                json!({"wall": "4s"}),
             ))
             .await;
         for _ in 0..3 {
             flood.push(engine.start_execution(&noisy, json!({})).await);
         }
     }
-    let during = median_latency(&engine, &quiet_key, &quiet, 21).await;
-    assert!(
-        during <= baseline * 2 + Duration::from_millis(5),
-        "quiet tenant: {baseline:?} before, {during:?} during the flood"
-    );
+    for id in &flood {
+        eventually("the flood runs", Duration::from_secs(10), || async {
+            (engine.execution(id).await["status"] == "running").then_some(())
+        })
+        .await;
+    }
+    for n in 0..10 {
+        let (status, body) = engine
+            .request_as(
+                &quiet_key,
+                Method::POST,
+                &format!("/v1/workflows/{quiet}/executions?wait=true"),
+                Some(json!({"n": n})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["status"], "succeeded", "{body}");
+        assert_eq!(body["output"], n * 2, "{body}");
+    }
+    // Every quiet run finished while the whole flood was still running.
+    for id in &flood {
+        let execution = engine.execution(id).await;
+        assert_eq!(execution["status"], "running", "{execution}");
+    }
     for id in flood {
         let execution = engine.finished(&id).await;
         assert_eq!(execution["status"], "failed");
+        let error = common::node(&execution, "code")["error"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(error.starts_with("timeout:"), "{execution}");
     }
 }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use flowmesh_bus::Bus;
 use flowmesh_model::{ExecutionEvent, ExecutionId, TenantId};
+use flowmesh_node_handlers::llm::{self, TenantEndpoint, TenantEndpoints};
 use flowmesh_node_handlers::{CodeRequest, Sandboxes, SecretError, SecretSource};
 use flowmesh_sandbox::{Call, Class, Failure, Isolation, Returned};
 use flowmesh_store::{SealingKey, Store, TenantSettings};
@@ -269,6 +270,28 @@ impl Sandboxes for Context {
                     limits,
                 })
                 .await
+        })
+    }
+}
+
+impl TenantEndpoints for Context {
+    fn tenant_endpoint(
+        &self,
+        tenant: TenantId,
+    ) -> BoxFuture<'_, Result<TenantEndpoint, llm::Error>> {
+        Box::pin(async move {
+            let own = self.store.model_settings(tenant).await.map_err(|e| {
+                llm::Error::Secret(if e.is_retryable() {
+                    SecretError::Retryable(e.to_string())
+                } else {
+                    SecretError::Unavailable(e.to_string())
+                })
+            })?;
+            Ok(TenantEndpoint {
+                base_url: own.base_url,
+                model: own.model,
+                api_key_secret: own.api_key_secret,
+            })
         })
     }
 }

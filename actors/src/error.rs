@@ -40,6 +40,18 @@ pub enum Error {
     /// This instance is not set up for the request. Retrying will not help.
     #[error("{0}")]
     Unconfigured(String),
+    /// No valid workflow could be generated; `errors` are the last
+    /// answer's problems. Retrying with a clearer description may help.
+    #[error("{message}")]
+    NotGenerated {
+        message: String,
+        explanation: String,
+        errors: Vec<flowmesh_model::validate::ValidationError>,
+        rounds: u32,
+    },
+    /// An outside service the request needed (a model provider) failed.
+    #[error("{message}")]
+    Upstream { message: String, retryable: bool },
     /// A dependency (store or bus) is unreachable; nothing was accepted, so retrying is safe.
     #[error("temporarily unavailable ({0}); nothing was accepted and retrying is safe")]
     Unavailable(String),
@@ -50,7 +62,15 @@ pub enum Error {
 
 impl Error {
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Error::Unavailable(_) | Error::RateLimited { .. })
+        matches!(
+            self,
+            Error::Unavailable(_)
+                | Error::RateLimited { .. }
+                | Error::Upstream {
+                    retryable: true,
+                    ..
+                }
+        )
     }
 }
 

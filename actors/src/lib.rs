@@ -31,12 +31,14 @@ mod workflow;
 mod tests;
 
 pub use engine::{
-    Engine, EngineHandle, EngineParts, GrantRequest, LedgerOnly, NodeLog,
-    Outcome as ExecutionOutcome, PaymentProvider, Readiness, Receipt, RefillRequest,
-    RegisterRequest, RerunRequest, ResumeRequest, Session, Settings, StartRequest, Started, Until,
+    Engine, EngineHandle, EngineParts, GenerateRequest, Generated, GrantRequest,
+    InstantiateRequest, LedgerOnly, MAX_PROMPT_CHARS, NodeLog, Outcome as ExecutionOutcome,
+    Parameter, ParameterType, PaymentProvider, Readiness, Receipt, RefillRequest, RegisterRequest,
+    RerunRequest, ResumeRequest, Session, Settings, StartRequest, Started, Template, Until,
     WebhookRequest, WorkflowStats,
 };
 pub use error::Error;
+pub use flowmesh_store::ModelSettings;
 pub use options::Options;
 pub use options::{Prices, Tenancy};
 pub use runner::{NodeRunner, RegistryRunner};

@@ -78,6 +78,9 @@ pub struct Prices {
     pub node_run: i64,
     /// Each second of sandbox time, charged by the millisecond (rounded up).
     pub sandbox_second: i64,
+    /// Each thousand tokens language models use (prompt and answer),
+    /// charged by the token (rounded up).
+    pub llm_1k_tokens: i64,
 }
 
 impl Default for Prices {
@@ -86,14 +89,19 @@ impl Default for Prices {
             execution: 1,
             node_run: 1,
             sandbox_second: 10,
+            llm_1k_tokens: 2,
         }
     }
 }
 
 impl Prices {
-    pub fn charge(&self, executions: i64, node_runs: i64, sandbox_ms: i64) -> i64 {
-        let sandbox = (sandbox_ms * self.sandbox_second + 999) / 1000;
-        executions * self.execution + node_runs * self.node_run + sandbox
+    /// The credits `usage` costs (its own `credits` field aside).
+    pub fn charge(&self, usage: &flowmesh_store::Usage) -> i64 {
+        let per_thousand = |n: i64, price: i64| (n * price + 999) / 1000;
+        usage.executions * self.execution
+            + usage.node_runs * self.node_run
+            + per_thousand(usage.sandbox_ms, self.sandbox_second)
+            + per_thousand(usage.llm_tokens, self.llm_1k_tokens)
     }
 }
 

@@ -34,12 +34,13 @@ pub(crate) async fn usage(
     let to = query.get("to").cloned().unwrap_or(today);
     let days = state.engine.usage(who.tenant, &from, &to).await?;
     let total = days.iter().fold(
-        json!({"executions": 0, "node_runs": 0, "sandbox_ms": 0, "credits": 0}),
+        json!({"executions": 0, "node_runs": 0, "sandbox_ms": 0, "llm_tokens": 0, "credits": 0}),
         |mut t, d| {
             for (k, v) in [
                 ("executions", d.executions),
                 ("node_runs", d.node_runs),
                 ("sandbox_ms", d.sandbox_ms),
+                ("llm_tokens", d.llm_tokens),
                 ("credits", d.credits),
             ] {
                 t[k] = json!(t[k].as_i64().unwrap_or(0) + v);

@@ -179,3 +179,45 @@ pub struct Settings {
     #[serde(deserialize_with = "whole::u64")]
     pub max_output_bytes: u64,
 }
+
+/// Describe a workflow in plain language.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Generate {
+    /// What the workflow should do.
+    #[schemars(length(min = 1, max = 4000), pattern(r"\S"))]
+    pub prompt: String,
+    /// How many times the model may repair an invalid answer (default 2).
+    #[serde(default, deserialize_with = "whole::option")]
+    #[schemars(range(min = 0, max = 5))]
+    pub repairs: Option<i64>,
+}
+
+/// Parameters of a template (see `GET /v1/templates`).
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Instantiate {
+    #[serde(default)]
+    pub parameters: Map<String, Value>,
+    /// The draft's name; the template's otherwise.
+    #[serde(default)]
+    #[schemars(length(min = 1, max = 200), pattern(r"\S"))]
+    pub name: Option<String>,
+}
+
+/// The tenant's language-model endpoint; null fields take the instance's.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSettings {
+    /// An OpenAI-compatible API, such as `https://api.openai.com/v1`.
+    #[serde(default)]
+    #[schemars(pattern(r"^https?://[^/?#\s]+([/?#]\S*)?$"))]
+    pub base_url: Option<String>,
+    #[serde(default)]
+    #[schemars(length(min = 1, max = 200), pattern(r"\S"))]
+    pub model: Option<String>,
+    /// The name of the tenant's secret holding the API key.
+    #[serde(default)]
+    #[schemars(pattern(r"^[A-Za-z0-9_.-]{1,128}$"))]
+    pub api_key_secret: Option<String>,
+}

@@ -70,6 +70,30 @@ impl From<Error> for ApiError {
             Error::Unconfigured(m) => {
                 ApiError::new(StatusCode::NOT_IMPLEMENTED, "not_configured", m)
             }
+            Error::NotGenerated {
+                message,
+                explanation,
+                errors,
+                rounds,
+            } => ApiError {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                code: "not_generated",
+                message,
+                details: json!({"explanation": explanation, "errors": errors, "rounds": rounds}),
+                retry_after: None,
+            },
+            Error::Upstream {
+                message,
+                retryable: true,
+            } => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "model_unavailable",
+                message,
+            ),
+            Error::Upstream {
+                message,
+                retryable: false,
+            } => ApiError::new(StatusCode::BAD_GATEWAY, "model_error", message),
             e @ Error::Unavailable(_) => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",

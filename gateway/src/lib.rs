@@ -4,6 +4,7 @@
 
 mod access;
 mod accounts;
+mod ai;
 mod billing;
 mod bodies;
 mod error;

@@ -72,6 +72,31 @@ fn describe(method: &str, path: &str) -> Option<Doc> {
             Some("WorkflowDocument"),
             (201, Some("WorkflowSummary")),
         ),
+        ("POST", "/v1/workflows/generate") => doc(
+            "Generate a draft workflow from a description (422 when none could be built)",
+            Some("Generate"),
+            (201, Some("Object")),
+        ),
+        ("GET", "/v1/templates") => doc(
+            "The template library, with each template's parameters",
+            None,
+            (200, Some("Items")),
+        ),
+        ("POST", "/v1/templates/{id}/instantiate") => doc(
+            "Create a draft workflow from a template",
+            Some("Instantiate"),
+            (201, Some("WorkflowSummary")),
+        ),
+        ("GET", "/v1/settings/llm") => doc(
+            "The tenant's language-model endpoint (null: the instance's)",
+            None,
+            (200, Some("Object")),
+        ),
+        ("PUT", "/v1/settings/llm") => doc(
+            "Set the tenant's language-model endpoint",
+            Some("ModelSettings"),
+            (200, Some("Object")),
+        ),
         ("GET", "/v1/workflows/{id}") => doc(
             "Read a workflow and its latest document",
             None,
@@ -272,7 +297,19 @@ fn rewrite_refs(value: &mut Value) {
 fn components() -> Map<String, Value> {
     use crate::bodies::*;
     let mut c = Map::new();
-    let typed: [(&str, Value); 12] = [
+    let typed: [(&str, Value); 15] = [
+        (
+            "Generate",
+            serde_json::to_value(schemars::schema_for!(Generate)).unwrap_or_default(),
+        ),
+        (
+            "Instantiate",
+            serde_json::to_value(schemars::schema_for!(Instantiate)).unwrap_or_default(),
+        ),
+        (
+            "ModelSettings",
+            serde_json::to_value(schemars::schema_for!(ModelSettings)).unwrap_or_default(),
+        ),
         (
             "Register",
             serde_json::to_value(schemars::schema_for!(Register)).unwrap_or_default(),
@@ -409,6 +446,10 @@ fn operation(route: &RouteInfo, d: &Doc) -> Value {
         _ => codes.extend([401, 402, 403]),
     }
     codes.extend([409, 422, 501]);
+    if route.path == "/v1/workflows/generate" {
+        // The model provider failed (503 when retrying is safe).
+        codes.push(502);
+    }
     if route.path == "/ready" {
         codes.push(503);
     }

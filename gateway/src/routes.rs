@@ -22,7 +22,7 @@ use crate::access::{self, Access, AuditTarget, Auth, Guard};
 use crate::bodies::Resume;
 use crate::error::ApiError;
 use crate::extract::{AppState, JsonBytes, page_limit, parse_id, parse_json, typed_body};
-use crate::{accounts, billing, hooks, operate, sse, stream};
+use crate::{accounts, ai, billing, hooks, operate, sse, stream};
 
 pub(crate) type ApiResult = Result<Response, ApiError>;
 
@@ -100,6 +100,15 @@ fn table() -> Vec<(RouteInfo, MethodRouter<AppState>)> {
             role("POST", "/v1/workflows", Editor).audited("workflow.create"),
             post(create_workflow),
         ),
+        (
+            role("POST", "/v1/workflows/generate", Editor).audited("workflow.generate"),
+            post(ai::generate),
+        ),
+        (role("GET", "/v1/templates", Viewer), get(ai::templates)),
+        (
+            role("POST", "/v1/templates/{id}/instantiate", Editor).audited("workflow.instantiate"),
+            post(ai::instantiate),
+        ),
         (role("GET", "/v1/workflows/{id}", Viewer), get(get_workflow)),
         (
             role("PUT", "/v1/workflows/{id}", Editor).audited("workflow.update"),
@@ -153,6 +162,14 @@ fn table() -> Vec<(RouteInfo, MethodRouter<AppState>)> {
         (
             role("PUT", "/v1/settings", Admin).audited("settings.update"),
             put(operate::put_settings),
+        ),
+        (
+            role("GET", "/v1/settings/llm", Viewer),
+            get(ai::get_model_settings),
+        ),
+        (
+            role("PUT", "/v1/settings/llm", Admin).audited("settings.llm"),
+            put(ai::put_model_settings),
         ),
         (role("GET", "/v1/sandboxes", Viewer), get(list_sandboxes)),
         (
@@ -343,7 +360,7 @@ async fn node_kinds(State(state): State<AppState>, _: Auth) -> Json<Value> {
     Json(json!({"items": kinds}))
 }
 
-fn summary_json(s: &WorkflowSummary) -> Value {
+pub(crate) fn summary_json(s: &WorkflowSummary) -> Value {
     json!({
         "id": s.id,
         "name": s.name,

@@ -4,6 +4,7 @@
 
 pub mod expr;
 mod kinds;
+pub mod llm;
 pub mod schedule;
 mod ssrf;
 
@@ -24,6 +25,7 @@ pub use kinds::{NATS_ROUTE, webhook_route};
 #[serde(default)]
 pub struct Options {
     pub http: HttpOptions,
+    pub llm: llm::Options,
     /// Computation budget of one expression or template evaluation; a
     /// runaway template fails its node instead of spinning.
     pub expression_fuel: u64,
@@ -33,6 +35,7 @@ impl Default for Options {
     fn default() -> Self {
         Self {
             http: HttpOptions::default(),
+            llm: llm::Options::default(),
             expression_fuel: 50_000,
         }
     }
@@ -107,13 +110,19 @@ pub enum ErrorClass {
     OutputTooLarge,
     /// The sandbox running user code died.
     Crashed,
+    /// A language model's answer did not have the required shape; another
+    /// attempt may well get one that has.
+    InvalidOutput,
 }
 
 impl ErrorClass {
     pub fn is_retryable(self) -> bool {
         matches!(
             self,
-            ErrorClass::Transient | ErrorClass::Timeout | ErrorClass::Crashed
+            ErrorClass::Transient
+                | ErrorClass::Timeout
+                | ErrorClass::Crashed
+                | ErrorClass::InvalidOutput
         )
     }
 
@@ -126,6 +135,7 @@ impl ErrorClass {
             ErrorClass::Memory => "memory",
             ErrorClass::OutputTooLarge => "output_too_large",
             ErrorClass::Crashed => "crashed",
+            ErrorClass::InvalidOutput => "invalid_output",
         }
     }
 }
@@ -223,6 +233,21 @@ impl LogSink {
     }
 }
 
+/// Tokens of language models an attempt used, metered as usage.
+#[derive(Debug, Default)]
+pub struct TokenMeter(std::sync::atomic::AtomicU64);
+
+impl TokenMeter {
+    pub fn add(&self, tokens: u64) {
+        self.0
+            .fetch_add(tokens, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn total(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
 /// One attempt of one node.
 pub struct RunRequest<'a> {
     pub tenant: TenantId,
@@ -238,6 +263,9 @@ pub struct RunRequest<'a> {
     pub idempotency_key: &'a str,
     pub sandboxes: &'a dyn Sandboxes,
     pub logs: &'a LogSink,
+    /// Where the tenant's own language-model settings are read.
+    pub endpoints: &'a dyn llm::TenantEndpoints,
+    pub meter: &'a TokenMeter,
     /// The W3C trace context of this attempt, sent on as `traceparent`
     /// with outbound requests; none when tracing is off.
     pub traceparent: Option<&'a str>,
@@ -261,15 +289,33 @@ pub struct Registry {
 struct Inner {
     expr: expr::Expressions,
     http: kinds::http::HttpClient,
+    llm: llm::Llm,
 }
 
 impl Registry {
     pub fn new(options: &Options) -> Result<Registry, Error> {
         let expr = expr::Expressions::new(options.expression_fuel);
         let http = kinds::http::HttpClient::new(&options.http)?;
-        Ok(Registry {
-            inner: Arc::new(Inner { expr, http }),
-        })
+        let allow = Arc::new(ssrf::AllowList::parse(&options.http.allow_hosts)?);
+        let provider = llm::OpenAiCompatible::new(&options.llm, allow, &options.http.user_agent)?;
+        Ok(Self::with_provider(options, expr, http, Arc::new(provider)))
+    }
+
+    fn with_provider(
+        options: &Options,
+        expr: expr::Expressions,
+        http: kinds::http::HttpClient,
+        provider: Arc<dyn llm::Provider>,
+    ) -> Registry {
+        let llm = llm::Llm::new(&options.llm, provider);
+        Registry {
+            inner: Arc::new(Inner { expr, http, llm }),
+        }
+    }
+
+    /// The language models, for callers outside a node (the generator).
+    pub fn llm(&self) -> &llm::Llm {
+        &self.inner.llm
     }
 
     /// Runs one attempt of an action, condition or data node.
@@ -282,6 +328,8 @@ impl Registry {
         match (node.primitive, node.kind.as_str()) {
             (Primitive::Action, "http_request") => self.inner.http.run(&ctx).await,
             (Primitive::Action, "code") => kinds::code::run(&ctx).await,
+            (Primitive::Action, "ai") => kinds::ai::run(&ctx, &self.inner.llm).await,
+            (Primitive::Action, "agents") => kinds::agents::run(&ctx, &self.inner.llm).await,
             (Primitive::Action, "respond") => kinds::flow::respond(&ctx),
             (Primitive::Action, "wait") => kinds::flow::wait(&ctx),
             (Primitive::Action, "wait_for_event") => kinds::flow::wait_for_event(&ctx),

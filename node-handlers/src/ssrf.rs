@@ -104,6 +104,16 @@ pub fn is_public(ip: IpAddr) -> bool {
     }
 }
 
+/// An HTTP client builder whose connections go only where `allow` permits
+/// (never through a proxy, which would resolve names around the guard).
+pub fn client_builder(allow: &Arc<AllowList>) -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .no_proxy()
+        .dns_resolver(Arc::new(GuardedResolver {
+            allow: allow.clone(),
+        }))
+}
+
 /// A resolver that drops addresses the allow-list does not permit.
 pub struct GuardedResolver {
     pub allow: Arc<AllowList>,

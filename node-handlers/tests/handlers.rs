@@ -14,9 +14,10 @@ use axum::{Json, Router};
 use flowmesh_model::TenantId;
 use flowmesh_model::validate::validate;
 use flowmesh_model::{HumanDuration, WorkflowDocument};
+use flowmesh_node_handlers::llm::{TenantEndpoint, TenantEndpoints};
 use flowmesh_node_handlers::{
     CodeRequest, ErrorClass, Failure, HttpOptions, LogSink, NodeError, Options, Outcome, Registry,
-    Returned, RunRequest, Sandboxes, SecretError, SecretSource, webhook_route,
+    Returned, RunRequest, Sandboxes, SecretError, SecretSource, TokenMeter, webhook_route,
 };
 use flowmesh_sandbox::{JsSandbox, Limits};
 use futures::future::BoxFuture;
@@ -81,6 +82,18 @@ async fn run(
     run_logged(registry, doc, id, scope).await.0
 }
 
+/// Tenants here have no model settings of their own.
+struct InstanceEndpoint;
+
+impl TenantEndpoints for InstanceEndpoint {
+    fn tenant_endpoint(
+        &self,
+        _: TenantId,
+    ) -> BoxFuture<'_, Result<TenantEndpoint, flowmesh_node_handlers::llm::Error>> {
+        Box::pin(async { Ok(TenantEndpoint::default()) })
+    }
+}
+
 /// Runs a node; returns its result and what it printed.
 async fn run_logged(
     registry: &Registry,
@@ -103,6 +116,8 @@ async fn run_logged(
             idempotency_key: "exec-1:call",
             sandboxes: &sandboxes,
             logs: &logs,
+            endpoints: &InstanceEndpoint,
+            meter: &TokenMeter::default(),
             traceparent: None,
         })
         .await;

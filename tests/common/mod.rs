@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod llm;
 pub mod load;
 pub mod servers;
 pub mod stub;
@@ -498,6 +499,11 @@ pub fn secret_workflow(stub: &stub::StubServer) -> Value {
          "config": {"method": "POST", "url": stub.url("/ok/secret"), "connection": "api", "body": {"x": 1}}},
         {"id": "api", "type": "connection", "kind": "credentials", "config": {"secret": "api_token"}}
     ], "edges": [{"from": "start", "to": "call"}]})
+}
+
+/// The message of an error answer (`{"error": {"message"}}`).
+pub fn error_message(body: &Value) -> &str {
+    body["error"]["message"].as_str().unwrap_or_default()
 }
 
 /// The state of one node in an execution's JSON.

@@ -33,7 +33,8 @@ pub struct StubServer {
 }
 
 impl StubServer {
-    /// Routes: `/ok/{name}` echoes; `/flaky/{name}/{n}` answers 503 n times
+    /// Routes: `/ok/{name}` echoes; `/api/{*rest}` answers like a typical
+    /// JSON API (a record with an id, a status and a list of items); `/flaky/{name}/{n}` answers 503 n times
     /// per name then 200; `/slow/{ms}` answers after a delay; `/status/{code}`.
     pub async fn start() -> StubServer {
         let stub = Stub::default();
@@ -42,6 +43,7 @@ impl StubServer {
             .route("/flaky/{name}/{n}", any(flaky))
             .route("/slow/{ms}", any(slow))
             .route("/status/{code}", any(status))
+            .route("/api/{*rest}", any(api))
             .with_state(stub.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -93,6 +95,25 @@ async fn ok(
 ) -> Json<Value> {
     record(&stub, format!("/ok/{name}"), &headers, &body);
     Json(json!({"name": name, "received": body.map(|b| b.0)}))
+}
+
+async fn api(
+    State(stub): State<Stub>,
+    Path(rest): Path<String>,
+    headers: HeaderMap,
+    body: Option<Json<Value>>,
+) -> Json<Value> {
+    record(&stub, format!("/api/{rest}"), &headers, &body);
+    Json(json!({
+        "id": "rec-1",
+        "fulfillment_id": "F-1",
+        "status": "ok",
+        "items": [
+            {"id": 1, "title": "Release notes published", "name": "Ada", "email": "ada@acme.io", "updated_at": 1},
+            {"id": 2, "title": "Invoice paid", "name": "Bob", "email": "bob@acme.io", "updated_at": 2}
+        ],
+        "received": body.map(|b| b.0),
+    }))
 }
 
 async fn flaky(

@@ -165,6 +165,10 @@ impl EngineHandle {
         metrics::render()
     }
 
+    pub(super) fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
     /// The node kinds this engine knows.
     pub fn kinds(&self) -> Vec<KindInfo> {
         self.registry.kinds()

@@ -5,12 +5,14 @@ mod accounts;
 mod admission;
 mod api;
 mod billing;
+mod generate;
 mod loops;
 mod operate;
 mod resume;
 mod retention;
 mod sandboxes;
 mod schedule;
+mod templates;
 mod triggers;
 
 use std::sync::Arc;
@@ -25,9 +27,11 @@ use tokio::task::JoinHandle;
 pub use accounts::{RegisterRequest, Session};
 pub use api::{EngineHandle, Outcome, Readiness, StartRequest, Started, Until, WebhookRequest};
 pub use billing::{GrantRequest, LedgerOnly, PaymentProvider, Receipt, RefillRequest};
+pub use generate::{GenerateRequest, Generated, MAX_PROMPT_CHARS};
 pub use operate::{NodeLog, RerunRequest, WorkflowStats};
 pub use resume::ResumeRequest;
 pub use retention::Settings;
+pub use templates::{InstantiateRequest, Parameter, ParameterType, Template};
 
 use crate::context::Context;
 use crate::error::Error;

@@ -108,6 +108,8 @@ impl Error {
             Error::NoCredits(_) => "no_credits",
             Error::TooLarge(_) => "payload_too_large",
             Error::Unconfigured(_) => "not_configured",
+            Error::NotGenerated { .. } => "not_generated",
+            Error::Upstream { .. } => "upstream",
             Error::Unavailable(_) => "unavailable",
             Error::Internal(_) => "internal",
         }

@@ -6,7 +6,7 @@ use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
 use flowmesh_model::RetryPolicy;
-use flowmesh_node_handlers::{ErrorClass, LogSink, NodeError, Outcome, RunRequest};
+use flowmesh_node_handlers::{ErrorClass, LogSink, NodeError, Outcome, RunRequest, TokenMeter};
 use flowmesh_store::failpoints::crash_point;
 use futures::FutureExt;
 use ractor::ActorRef;
@@ -34,13 +34,22 @@ struct Attempt {
     traceparent: Option<String>,
 }
 
+/// What an attempt left behind.
+struct Ran {
+    result: Result<Outcome, NodeError>,
+    /// What it printed (code nodes).
+    logs: Vec<String>,
+    /// Tokens language models used, whatever the result.
+    llm_tokens: u64,
+}
+
 impl Attempt {
-    /// Runs the attempt; returns its result and what it printed.
-    async fn run(&self, ctx: &Context) -> (Result<Outcome, NodeError>, Vec<String>) {
+    async fn run(&self, ctx: &Context) -> Ran {
         let logs = LogSink::default();
+        let meter = TokenMeter::default();
         let started = std::time::Instant::now();
         let result = self
-            .run_logged(ctx, &logs)
+            .run_logged(ctx, &logs, &meter)
             .instrument(self.span.clone())
             .await;
         let node = self.graph.node(self.node);
@@ -63,10 +72,19 @@ impl Attempt {
         {
             metrics::sandbox_kill(e.class.as_str());
         }
-        (result, logs.take())
+        Ran {
+            result,
+            logs: logs.take(),
+            llm_tokens: meter.total(),
+        }
     }
 
-    async fn run_logged(&self, ctx: &Context, logs: &LogSink) -> Result<Outcome, NodeError> {
+    async fn run_logged(
+        &self,
+        ctx: &Context,
+        logs: &LogSink,
+        meter: &TokenMeter,
+    ) -> Result<Outcome, NodeError> {
         let request = RunRequest {
             tenant: self.tenant,
             node: self.graph.node(self.node),
@@ -77,6 +95,8 @@ impl Attempt {
             idempotency_key: &self.idempotency_key,
             sandboxes: ctx,
             logs,
+            endpoints: ctx,
+            meter,
             traceparent: self.traceparent.as_deref(),
         };
         let attempt = AssertUnwindSafe(ctx.runner.run(request)).catch_unwind();
@@ -139,7 +159,7 @@ impl ExecutionState {
         let reply = myself.clone();
         let task = tokio::spawn(async move {
             let started = std::time::Instant::now();
-            let (result, logs) = run.run(&ctx).await;
+            let ran = run.run(&ctx).await;
             let sandbox_ms = if sandboxed {
                 started.elapsed().as_millis() as u64
             } else {
@@ -149,9 +169,10 @@ impl ExecutionState {
             let _ = reply.cast(ExecutionMsg::NodeDone {
                 node: i,
                 attempt,
-                result,
-                logs,
+                result: ran.result,
+                logs: ran.logs,
                 sandbox_ms,
+                llm_tokens: ran.llm_tokens,
             });
         });
         self.running.insert(i, task.abort_handle());
@@ -159,7 +180,7 @@ impl ExecutionState {
 
     /// Runs an attempt of a pure, instant kind within the current turn.
     pub(super) async fn run_inline(&self, i: usize) -> Result<Outcome, NodeError> {
-        self.attempt(i).run(&self.ctx).await.0
+        self.attempt(i).run(&self.ctx).await.result
     }
 }
 

@@ -10,6 +10,8 @@ pub enum ExecutionMsg {
         logs: Vec<String>,
         /// Time the attempt spent in a sandbox, metered as usage.
         sandbox_ms: u64,
+        /// Tokens language models used, metered as usage.
+        llm_tokens: u64,
     },
     /// A retry backoff or a wait elapsed.
     Wake { node: usize, attempt: u32 },

@@ -93,6 +93,7 @@ struct Metered {
     executions: i64,
     node_runs: i64,
     sandbox_ms: i64,
+    llm_tokens: i64,
 }
 
 /// What follows an attempt's result.
@@ -204,8 +205,10 @@ impl ExecutionState {
                 result,
                 logs,
                 sandbox_ms,
+                llm_tokens,
             } => {
                 self.pending.usage.sandbox_ms += sandbox_ms as i64;
+                self.pending.usage.llm_tokens += llm_tokens as i64;
                 self.node_done(myself, node, attempt, result, logs).await
             }
             ExecutionMsg::Wake { node, attempt } => self.wake(myself, node, attempt).await,
@@ -282,17 +285,15 @@ impl ExecutionState {
             .collect();
         if pending.transition.is_some() || !steps.is_empty() || !pending.consumed.is_empty() {
             let m = &pending.usage;
-            let usage = Usage {
+            let mut usage = Usage {
                 workflow: self.record.workflow,
                 executions: m.executions,
                 node_runs: m.node_runs,
                 sandbox_ms: m.sandbox_ms,
-                credits: self.ctx.options.tenancy.prices.charge(
-                    m.executions,
-                    m.node_runs,
-                    m.sandbox_ms,
-                ),
+                llm_tokens: m.llm_tokens,
+                credits: 0,
             };
+            usage.credits = self.ctx.options.tenancy.prices.charge(&usage);
             let turn = Turn {
                 owner: &self.ctx.options.node_id,
                 tenant: self.record.tenant,

@@ -23,12 +23,18 @@ pub struct Usage {
     pub executions: i64,
     pub node_runs: i64,
     pub sandbox_ms: i64,
+    /// Tokens language models used.
+    pub llm_tokens: i64,
     pub credits: i64,
 }
 
 impl Usage {
     pub fn is_empty(&self) -> bool {
-        self.executions == 0 && self.node_runs == 0 && self.sandbox_ms == 0 && self.credits == 0
+        self.executions == 0
+            && self.node_runs == 0
+            && self.sandbox_ms == 0
+            && self.llm_tokens == 0
+            && self.credits == 0
     }
 }
 
@@ -74,6 +80,7 @@ pub struct DailyUsage {
     pub executions: i64,
     pub node_runs: i64,
     pub sandbox_ms: i64,
+    pub llm_tokens: i64,
     pub credits: i64,
 }
 
@@ -131,8 +138,8 @@ pub(crate) async fn append_usage(
     usage: &Usage,
 ) -> Result<(), Error> {
     sqlx::query(
-        "INSERT INTO usage_events (id, tenant_id, workflow_id, at, executions, node_runs, sandbox_ms, credits) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "INSERT INTO usage_events (id, tenant_id, workflow_id, at, executions, node_runs, sandbox_ms, llm_tokens, credits) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(uuid::Uuid::now_v7().to_string())
     .bind(tenant.to_string())
@@ -141,6 +148,7 @@ pub(crate) async fn append_usage(
     .bind(usage.executions)
     .bind(usage.node_runs)
     .bind(usage.sandbox_ms)
+    .bind(usage.llm_tokens)
     .bind(usage.credits)
     .execute(&mut **tx)
     .await?;
@@ -332,15 +340,17 @@ impl Store {
                     executions: 0,
                     node_runs: 0,
                     sandbox_ms: 0,
+                    llm_tokens: 0,
                     credits: 0,
                 });
             slot.executions += u.executions;
             slot.node_runs += u.node_runs;
             slot.sandbox_ms += u.sandbox_ms;
+            slot.llm_tokens += u.llm_tokens;
             slot.credits += u.credits;
         };
         let settled = sqlx::query(
-            "SELECT day, workflow_id, executions, node_runs, sandbox_ms, credits FROM usage_daily \
+            "SELECT day, workflow_id, executions, node_runs, sandbox_ms, llm_tokens, credits FROM usage_daily \
              WHERE tenant_id = $1 AND day >= $2 AND day <= $3",
         )
         .bind(tenant.to_string())
@@ -355,11 +365,12 @@ impl Store {
                 executions: int(row, "executions")?,
                 node_runs: int(row, "node_runs")?,
                 sandbox_ms: int(row, "sandbox_ms")?,
+                llm_tokens: int(row, "llm_tokens")?,
                 credits: int(row, "credits")?,
             });
         }
         let pending = sqlx::query(
-            "SELECT workflow_id, at, executions, node_runs, sandbox_ms, credits FROM usage_events \
+            "SELECT workflow_id, at, executions, node_runs, sandbox_ms, llm_tokens, credits FROM usage_events \
              WHERE tenant_id = $1",
         )
         .bind(tenant.to_string())
@@ -376,6 +387,7 @@ impl Store {
                 executions: int(row, "executions")?,
                 node_runs: int(row, "node_runs")?,
                 sandbox_ms: int(row, "sandbox_ms")?,
+                llm_tokens: int(row, "llm_tokens")?,
                 credits: int(row, "credits")?,
             });
         }
@@ -397,7 +409,7 @@ impl Store {
         let rows = sqlx::query(&format!(
             "DELETE FROM usage_events WHERE id IN (SELECT id FROM usage_events WHERE tenant_id = $1 \
              ORDER BY id LIMIT $2 {}) \
-             RETURNING workflow_id, at, executions, node_runs, sandbox_ms, credits",
+             RETURNING workflow_id, at, executions, node_runs, sandbox_ms, llm_tokens, credits",
             self.backend.skip_locked()
         ))
         .bind(tenant.to_string())
@@ -407,7 +419,7 @@ impl Store {
         if rows.is_empty() {
             return Ok((0, None));
         }
-        let mut days: BTreeMap<(String, String), [i64; 4]> = BTreeMap::new();
+        let mut days: BTreeMap<(String, String), [i64; 5]> = BTreeMap::new();
         let mut credits = 0;
         for row in &rows {
             let key = (day_of(int(row, "at")?), text(row, "workflow_id")?);
@@ -415,17 +427,19 @@ impl Store {
             sums[0] += int(row, "executions")?;
             sums[1] += int(row, "node_runs")?;
             sums[2] += int(row, "sandbox_ms")?;
-            sums[3] += int(row, "credits")?;
+            sums[3] += int(row, "llm_tokens")?;
+            sums[4] += int(row, "credits")?;
             credits += int(row, "credits")?;
         }
         for ((day, workflow), sums) in &days {
             sqlx::query(
-                "INSERT INTO usage_daily (tenant_id, day, workflow_id, executions, node_runs, sandbox_ms, credits) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                "INSERT INTO usage_daily (tenant_id, day, workflow_id, executions, node_runs, sandbox_ms, llm_tokens, credits) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
                  ON CONFLICT (tenant_id, day, workflow_id) DO UPDATE SET \
                  executions = usage_daily.executions + excluded.executions, \
                  node_runs = usage_daily.node_runs + excluded.node_runs, \
                  sandbox_ms = usage_daily.sandbox_ms + excluded.sandbox_ms, \
+                 llm_tokens = usage_daily.llm_tokens + excluded.llm_tokens, \
                  credits = usage_daily.credits + excluded.credits",
             )
             .bind(tenant.to_string())
@@ -435,6 +449,7 @@ impl Store {
             .bind(sums[1])
             .bind(sums[2])
             .bind(sums[3])
+            .bind(sums[4])
             .execute(&mut *tx)
             .await?;
         }

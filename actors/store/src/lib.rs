@@ -14,6 +14,7 @@ mod error;
 mod executions;
 pub mod failpoints;
 mod limits;
+mod models;
 mod parking;
 mod records;
 mod retention;
@@ -37,6 +38,7 @@ pub use credits::{Balance, Credit, DailyUsage, LedgerEntry, RefillDue, Usage, da
 pub use error::Error;
 pub use executions::{ClaimRequest, Committed, Turn};
 pub use limits::TenantLimits;
+pub use models::ModelSettings;
 pub use parking::{NewSignal, Park, Signal};
 pub use records::*;
 pub use retention::{DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_RETENTION_MS, TenantSettings};

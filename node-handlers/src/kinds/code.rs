@@ -87,22 +87,5 @@ pub(super) fn check(c: &mut Checker<'_>) {
         }
         Some(Err(e)) => c.push("limits", "invalid_value", e.to_string()),
     }
-    let unknown: Vec<String> = c
-        .config
-        .as_object()
-        .map(|config| {
-            config
-                .keys()
-                .filter(|k| !["language", "source", "limits"].contains(&k.as_str()))
-                .cloned()
-                .collect()
-        })
-        .unwrap_or_default();
-    for field in unknown {
-        c.push(
-            &field,
-            "unknown_field",
-            "a code node takes language, source and limits",
-        );
-    }
+    c.only(&["language", "source", "limits"], "a code node");
 }

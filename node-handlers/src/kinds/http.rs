@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 
 use super::Ctx;
 use crate::expr::Expressions;
-use crate::ssrf::{AllowList, Denied, GuardedResolver};
+use crate::ssrf::{AllowList, Denied};
 use crate::{Error, ErrorClass, HttpOptions, NodeError, Outcome, RunRequest, SecretError};
 
 const MAX_REDIRECTS: usize = 5;
@@ -46,14 +46,9 @@ impl HttpClient {
             }
         });
         let build = |policy: Policy| {
-            reqwest::Client::builder()
+            crate::ssrf::client_builder(&allow)
                 .user_agent(options.user_agent.clone())
                 .redirect(policy)
-                // A proxy would resolve names itself, around the guard.
-                .no_proxy()
-                .dns_resolver(Arc::new(GuardedResolver {
-                    allow: allow.clone(),
-                }))
                 .build()
                 .map_err(|e| Error::Config(format!("HTTP client: {e}")))
         };

@@ -1,6 +1,8 @@
 //! The node kinds: the catalog, configuration checks, and (in submodules)
 //! what each kind does.
 
+pub mod agents;
+pub mod ai;
 pub mod code;
 pub mod flow;
 pub mod http;
@@ -67,6 +69,18 @@ pub const CATALOG: &[KindInfo] = &[
         Primitive::Action,
         "code",
         "Runs JavaScript or Python in a sandbox; config: language, source (a function body of input), limits.",
+        "one",
+    ),
+    kind(
+        Primitive::Action,
+        "ai",
+        "Asks the tenant's language model; config: prompt (a template), system, model, temperature, max_tokens, schema (a JSON Schema: the answer must be JSON matching it, a mismatch fails the attempt), stream. Output: text, json (with a schema), model, usage.",
+        "one",
+    ),
+    kind(
+        Primitive::Action,
+        "agents",
+        "A team of model-backed agents; config: agents [{id, role, goal, instructions}], tasks [{id, agent, description (a template), expected_output}], process (sequential, or plan: a coordinator orders the work), max_rounds, max_tokens, model, temperature. Each answer feeds the next; output: final, contributions, rounds, usage.",
         "one",
     ),
     kind(
@@ -205,6 +219,25 @@ impl Checker<'_> {
                 self.push(field, "invalid_type", format!("{field} must be a string"));
                 None
             }
+        }
+    }
+
+    /// Flags every field not in `known`.
+    pub(crate) fn only(&mut self, known: &[&str], what: &str) {
+        let unknown: Vec<String> = self
+            .config
+            .as_object()
+            .into_iter()
+            .flat_map(|config| config.keys())
+            .filter(|k| !known.contains(&k.as_str()))
+            .cloned()
+            .collect();
+        for field in unknown {
+            self.push(
+                &field,
+                "unknown_field",
+                format!("{what} takes {}", known.join(", ")),
+            );
         }
     }
 
@@ -393,6 +426,14 @@ pub fn check(
         }
         (Primitive::Action, "code") => {
             code::check(&mut c);
+            Outputs::Single
+        }
+        (Primitive::Action, "ai") => {
+            ai::check(&mut c);
+            Outputs::Single
+        }
+        (Primitive::Action, "agents") => {
+            agents::check(&mut c);
             Outputs::Single
         }
         (Primitive::Action, "respond") => {

@@ -31,6 +31,19 @@ pub struct Fairness {
     pub noisy: Summary,
     /// quiet_flooded p99 / quiet_alone p99 (goal: at most 2).
     pub p99_ratio: f64,
+    /// Code nodes of a quiet tenant while another's code runs to its limits.
+    #[serde(default)]
+    pub code: Option<CodeFairness>,
+}
+
+/// One tenant's small code nodes, run one after another, alone and while
+/// another tenant's JavaScript and Python loops run to their time limits.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct CodeFairness {
+    pub alone: Summary,
+    pub flooded: Summary,
+    /// flooded p50 / alone p50 (goal: at most 2).
+    pub p50_ratio: f64,
 }
 
 /// A registered tenant with its workflow.
@@ -40,8 +53,8 @@ struct Tenant {
     workflow: String,
 }
 
-/// Registers a tenant and deploys its workflow.
-async fn tenant(engine: &Engine, name: &str, sink_url: &str) -> anyhow::Result<Tenant> {
+/// Registers a tenant (default limits); returns its session token and slug.
+async fn register(engine: &Engine, name: &str) -> anyhow::Result<(String, String)> {
     let session: Value = engine
         .http
         .post(engine.url("/v1/auth/register"))
@@ -59,35 +72,23 @@ async fn tenant(engine: &Engine, name: &str, sink_url: &str) -> anyhow::Result<T
         .as_str()
         .context("slug")?
         .to_owned();
+    Ok((token, slug))
+}
+
+/// Registers a tenant and deploys its workflow.
+async fn tenant(engine: &Engine, name: &str, sink_url: &str) -> anyhow::Result<Tenant> {
+    let (token, slug) = register(engine, name).await?;
     let doc = json!({"name": "work", "nodes": [
         {"id": "start", "type": "trigger", "kind": "manual"},
         {"id": "shape", "type": "data", "kind": "mapping", "config": {"mapping": {"n": "{{ trigger.body.n }}"}}},
         {"id": "call", "type": "action", "kind": "http_request", "config": {"url": sink_url}},
         {"id": "done", "type": "data", "kind": "mapping", "config": {"mapping": {"ok": true}}}
     ], "edges": [{"from": "start", "to": "shape"}, {"from": "shape", "to": "call"}, {"from": "call", "to": "done"}]});
-    let post = |path: String, body: Value| {
-        let token = token.clone();
-        async move {
-            let resp = engine
-                .http
-                .post(engine.url(&path))
-                .bearer_auth(&token)
-                .json(&body)
-                .send()
-                .await?;
-            let status = resp.status();
-            let value: Value = resp.json().await.unwrap_or(Value::Null);
-            anyhow::ensure!(status.is_success(), "POST {path}: {status} {value}");
-            Ok::<Value, anyhow::Error>(value)
-        }
-    };
-    let created = post("/v1/workflows".into(), doc).await?;
-    let id = created["id"].as_str().context("workflow id")?.to_owned();
-    post(format!("/v1/workflows/{id}/publish"), json!({})).await?;
+    let workflow = deploy(engine, &token, doc).await?;
     Ok(Tenant {
         token,
         slug,
-        workflow: id,
+        workflow,
     })
 }
 
@@ -172,6 +173,7 @@ pub async fn fairness(engine: &Engine, plan: &Plan, sink_url: &str) -> anyhow::R
             .map(|t| starts(engine, &t.token, &t.workflow, quiet_rate, duration)),
     );
     let (noisy_summary, flooded) = tokio::join!(flood, during);
+    let code = code_fairness(engine).await?;
     let quiet_alone = merge(&alone);
     let quiet_flooded = merge(&flooded);
     Ok(Fairness {
@@ -182,5 +184,106 @@ pub async fn fairness(engine: &Engine, plan: &Plan, sink_url: &str) -> anyhow::R
         quiet_alone,
         quiet_flooded,
         noisy: noisy_summary,
+        code: Some(code),
+    })
+}
+
+/// POSTs a workflow document with `token` and publishes it; returns its id.
+async fn deploy(engine: &Engine, token: &str, doc: Value) -> anyhow::Result<String> {
+    let created: Value = engine
+        .http
+        .post(engine.url("/v1/workflows"))
+        .bearer_auth(token)
+        .json(&doc)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let id = created["id"].as_str().context("workflow id")?.to_owned();
+    engine
+        .http
+        .post(engine.url(&format!("/v1/workflows/{id}/publish")))
+        .bearer_auth(token)
+        .json(&json!({}))
+        .send()
+        .await?
+        .error_for_status()?;
+    Ok(id)
+}
+
+fn code_doc(language: &str, source: &str) -> Value {
+    json!({"name": "code", "nodes": [
+        {"id": "start", "type": "trigger", "kind": "manual"},
+        {"id": "code", "type": "action", "kind": "code", "retry": {"max_attempts": 1},
+         "config": {"language": language, "source": source, "limits": {"wall": "10s"}}}
+    ], "edges": [{"from": "start", "to": "code"}]})
+}
+
+/// Runs `runs` small code nodes of `tenant` one after another.
+async fn sequential_code(
+    engine: &Engine,
+    token: &str,
+    workflow: &str,
+    runs: usize,
+) -> anyhow::Result<Summary> {
+    let url = engine.url(&format!("/v1/workflows/{workflow}/executions?wait=true"));
+    let mut h = load::histogram();
+    let started = std::time::Instant::now();
+    let mut errors = 0;
+    for n in 0..runs {
+        let call = std::time::Instant::now();
+        let resp = engine
+            .http
+            .post(&url)
+            .bearer_auth(token)
+            .json(&json!({"n": n}))
+            .send()
+            .await?;
+        let ok = resp.status().is_success();
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        if ok && body["status"] == "succeeded" {
+            h.record(call.elapsed().as_micros().max(1) as u64)?;
+        } else {
+            errors += 1;
+        }
+    }
+    Ok(load::summarize(&h, errors, 0.0, started.elapsed()))
+}
+
+async fn code_fairness(engine: &Engine) -> anyhow::Result<CodeFairness> {
+    const RUNS: usize = 60;
+    // A tenant of its own, at the default limits.
+    let (token, _) = register(engine, "coder").await?;
+    let small = deploy(
+        engine,
+        &token,
+        code_doc("javascript", "return input.trigger.body.n * 2;"),
+    )
+    .await?;
+    let alone = sequential_code(engine, &token, &small, RUNS).await?;
+    // The platform's own tenant floods: three calls in each language, each
+    // looping until its ten-second limit.
+    for (language, source) in [
+        ("javascript", "while (true) {}"),
+        ("python", "while True:\n    pass"),
+    ] {
+        let noisy = deploy(engine, KEY, code_doc(language, source)).await?;
+        for _ in 0..3 {
+            engine
+                .http
+                .post(engine.url(&format!("/v1/workflows/{noisy}/executions")))
+                .bearer_auth(KEY)
+                .json(&json!({}))
+                .send()
+                .await?
+                .error_for_status()?;
+        }
+    }
+    let flooded = sequential_code(engine, &token, &small, RUNS).await?;
+    Ok(CodeFairness {
+        p50_ratio: flooded.p50_ms / alone.p50_ms.max(0.001),
+        alone,
+        flooded,
     })
 }

@@ -246,6 +246,17 @@ pub fn markdown(r: &Results) -> String {
             None => "not run".to_owned(),
         },
     ));
+    out.push_str(&row(
+        "code fairness",
+        "a tenant's small code nodes, p50 alone / while another's JavaScript and Python loops run to their limits",
+        &|m| match m.fairness.as_ref().and_then(|f| f.code.as_ref()) {
+            Some(c) => format!(
+                "{:.1} / {:.1} ms (x{:.2})",
+                c.alone.p50_ms, c.flooded.p50_ms, c.p50_ratio
+            ),
+            None => "not run".to_owned(),
+        },
+    ));
     let c = &r.code_node;
     out.push_str("\n| code node (one small call) | p50 | p99 |\n| --- | --- | --- |\n");
     for (name, l) in [

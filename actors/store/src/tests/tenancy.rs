@@ -159,6 +159,7 @@ async fn credits_are_charged_once_and_settled(store: &Store) {
         executions: 1,
         node_runs: 3,
         sandbox_ms: 40,
+        llm_tokens: 0,
         credits: 13,
     };
     for _ in 0..2 {
