@@ -254,6 +254,8 @@ async fn every_template_runs(mode: Mode) {
                         (status == StatusCode::ACCEPTED).then_some(())
                     };
                     eventually("the approval is taken", Duration::from_secs(20), resume).await;
+                    let done = engine.finished(&execution).await;
+                    assert_eq!(done["status"], "succeeded", "{done:#}");
                 }
                 if case.id == "multi-agent-research-brief" {
                     assert!(

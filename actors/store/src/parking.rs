@@ -40,6 +40,7 @@ impl Store {
     /// writer no longer owns it or a resume arrived meanwhile: the owner
     /// applies that first.
     pub async fn park_execution(&self, park: &Park<'_>) -> Result<bool, Error> {
+        let mut tx = self.pool.begin().await?;
         let parked = sqlx::query(
             "UPDATE executions SET owner = NULL, wake_at = $3 \
              WHERE id = $1 AND owner = $2 AND status = 'running' \
@@ -48,10 +49,25 @@ impl Store {
         .bind(park.execution.to_string())
         .bind(park.owner)
         .bind(park.wake_at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?
         .rows_affected();
-        Ok(parked == 1)
+        // A resume recorded while this update waited for the row passes the
+        // check above, which sees the rows of before the wait (PostgreSQL's
+        // read committed); a new statement sees it, and the execution then
+        // stays with its actor to apply it instead of sleeping past it.
+        let pending =
+            sqlx::query("SELECT 1 AS pending FROM execution_signals WHERE execution_id = $1")
+                .bind(park.execution.to_string())
+                .fetch_optional(&mut *tx)
+                .await?
+                .is_some();
+        if parked != 1 || pending {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// Records a resume for a running execution of the tenant, and makes a
