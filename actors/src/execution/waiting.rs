@@ -165,6 +165,18 @@ impl ExecutionState {
             crash_point("engine::park::parked");
             crate::metrics::parked();
             myself.stop(Some("parked".into()));
+            return Ok(());
+        }
+        // A cancel whose command came before or while the actor parked is
+        // only in the store: applied here, since nothing else would wake it.
+        if let Ok(Some(record)) = self
+            .ctx
+            .store
+            .get_execution(self.record.tenant, self.record.id)
+            .await
+            && record.cancel_requested
+        {
+            let _ = myself.cast(ExecutionMsg::Cancel);
         } else if self
             .ctx
             .store

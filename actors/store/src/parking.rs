@@ -37,13 +37,13 @@ pub struct Park<'a> {
 
 impl Store {
     /// Gives up ownership of a waiting execution. Refused (false) when the
-    /// writer no longer owns it or a resume arrived meanwhile: the owner
-    /// applies that first.
+    /// writer no longer owns it, or a resume or a cancel arrived meanwhile:
+    /// the owner applies that first.
     pub async fn park_execution(&self, park: &Park<'_>) -> Result<bool, Error> {
         let mut tx = self.pool.begin().await?;
         let parked = sqlx::query(
             "UPDATE executions SET owner = NULL, wake_at = $3 \
-             WHERE id = $1 AND owner = $2 AND status = 'running' \
+             WHERE id = $1 AND owner = $2 AND status = 'running' AND cancel_requested = 0 \
              AND NOT EXISTS (SELECT 1 FROM execution_signals WHERE execution_id = $1)",
         )
         .bind(park.execution.to_string())
@@ -52,16 +52,19 @@ impl Store {
         .execute(&mut *tx)
         .await?
         .rows_affected();
-        // A resume recorded while this update waited for the row passes the
-        // check above, which sees the rows of before the wait (PostgreSQL's
-        // read committed); a new statement sees it, and the execution then
-        // stays with its actor to apply it instead of sleeping past it.
-        let pending =
-            sqlx::query("SELECT 1 AS pending FROM execution_signals WHERE execution_id = $1")
-                .bind(park.execution.to_string())
-                .fetch_optional(&mut *tx)
-                .await?
-                .is_some();
+        // A resume or a cancel recorded while this update waited for the
+        // row passes the checks above, which see the rows of before the
+        // wait (PostgreSQL's read committed); a new statement sees it, and
+        // the execution then stays with its actor to apply it instead of
+        // sleeping past it.
+        let pending = sqlx::query(
+            "SELECT 1 AS pending FROM executions WHERE id = $1 AND (cancel_requested <> 0 \
+             OR EXISTS (SELECT 1 FROM execution_signals WHERE execution_id = $1))",
+        )
+        .bind(park.execution.to_string())
+        .fetch_optional(&mut *tx)
+        .await?
+        .is_some();
         if parked != 1 || pending {
             tx.rollback().await?;
             return Ok(false);

@@ -82,6 +82,21 @@ async fn parked_executions_wake_when_due(store: &Store) {
 }
 both_backends!(parked_executions_wake_when_due);
 
+async fn a_requested_cancel_keeps_an_execution_from_parking(store: &Store) {
+    let (tenant, id) = running(store).await;
+    store.request_cancel(tenant, id).await.unwrap();
+    assert!(
+        !store.park_execution(&park(id, None)).await.unwrap(),
+        "the owner applies the cancel first"
+    );
+    assert_eq!(
+        store.owned_executions(OWNER).await.unwrap(),
+        vec![id],
+        "still owned"
+    );
+}
+both_backends!(a_requested_cancel_keeps_an_execution_from_parking);
+
 async fn resumes_are_kept_until_applied(store: &Store) {
     let (tenant, id) = running(store).await;
     save_step(store, tenant, &waiting(id)).await;
