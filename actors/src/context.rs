@@ -280,13 +280,14 @@ impl TenantEndpoints for Context {
         tenant: TenantId,
     ) -> BoxFuture<'_, Result<TenantEndpoint, llm::Error>> {
         Box::pin(async move {
-            let own = self.store.model_settings(tenant).await.map_err(|e| {
-                llm::Error::Secret(if e.is_retryable() {
-                    SecretError::Retryable(e.to_string())
-                } else {
-                    SecretError::Unavailable(e.to_string())
-                })
-            })?;
+            let own =
+                self.store
+                    .model_settings(tenant)
+                    .await
+                    .map_err(|e| llm::Error::Settings {
+                        retryable: e.is_retryable(),
+                        message: e.to_string(),
+                    })?;
             Ok(TenantEndpoint {
                 base_url: own.base_url,
                 model: own.model,

@@ -53,22 +53,7 @@ pub(crate) async fn generate(
 }
 
 pub(crate) async fn templates(State(state): State<AppState>, _: Auth) -> ApiResult {
-    let items: Value = state
-        .engine
-        .templates()
-        .iter()
-        .map(|t| {
-            json!({
-                "id": t.id,
-                "name": t.name,
-                "description": t.description,
-                "category": t.category,
-                "parameters": t.parameters,
-                "workflow": t.workflow,
-            })
-        })
-        .collect();
-    Ok(Json(json!({"items": items})).into_response())
+    Ok(Json(json!({"items": state.engine.templates()})).into_response())
 }
 
 pub(crate) async fn instantiate(

@@ -298,19 +298,10 @@ impl Registry {
         let http = kinds::http::HttpClient::new(&options.http)?;
         let allow = Arc::new(ssrf::AllowList::parse(&options.http.allow_hosts)?);
         let provider = llm::OpenAiCompatible::new(&options.llm, allow, &options.http.user_agent)?;
-        Ok(Self::with_provider(options, expr, http, Arc::new(provider)))
-    }
-
-    fn with_provider(
-        options: &Options,
-        expr: expr::Expressions,
-        http: kinds::http::HttpClient,
-        provider: Arc<dyn llm::Provider>,
-    ) -> Registry {
-        let llm = llm::Llm::new(&options.llm, provider);
-        Registry {
+        let llm = llm::Llm::new(&options.llm, Arc::new(provider));
+        Ok(Registry {
             inner: Arc::new(Inner { expr, http, llm }),
-        }
+        })
     }
 
     /// The language models, for callers outside a node (the generator).

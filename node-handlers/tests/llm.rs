@@ -60,6 +60,8 @@ async fn answer(State(script): State<Shared>, Json(body): Json<Value>) -> Respon
         }))
         .into_response(),
         Answer::Late(delay) => {
+            // The stand-in plays a provider that answers too late; the
+            // test asserts the client's timeout, and never waits this out.
             tokio::time::sleep(delay).await;
             Json(json!({"choices": [{"message": {"content": "late"}}]})).into_response()
         }

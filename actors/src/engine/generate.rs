@@ -62,7 +62,7 @@ fn answer_schema() -> Value {
 
 /// What the model is told: the primitives, every node kind the engine has
 /// (from the handler registry), how data flows, and the answer's schema.
-fn instructions(kinds: &[KindInfo]) -> String {
+fn instructions(kinds: &[KindInfo], schema: &Value) -> String {
     let mut text = String::from(
         "You design workflows for flowmesh, a workflow engine. A workflow is a JSON document \
          of nodes and edges built from five primitives: trigger (what starts a run), action \
@@ -91,7 +91,7 @@ fn instructions(kinds: &[KindInfo]) -> String {
          publishing>}; when the request cannot be built from these node kinds, answer \
          {\"workflow\": null, \"explanation\": <why>}. The answer follows this JSON Schema:\n",
     );
-    text.push_str(&answer_schema().to_string());
+    text.push_str(&schema.to_string());
     text
 }
 
@@ -167,13 +167,14 @@ impl EngineHandle {
             )));
         }
         self.admit_start(request.tenant, prompt.len()).await?;
+        let schema = answer_schema();
         let mut chat = ChatRequest {
             messages: vec![
-                Message::new("system", instructions(&self.kinds())),
+                Message::new("system", instructions(&self.kinds(), &schema)),
                 Message::new("user", prompt),
             ],
             temperature: Some(0.0),
-            schema: Some(answer_schema()),
+            schema: Some(schema),
             ..ChatRequest::default()
         };
         let mut usage = Usage::default();

@@ -192,6 +192,8 @@ fn unknown_keys(c: &mut Checker<'_>, at: &str, item: &Value, known: &[&str]) {
 struct Step<'c> {
     task: &'c Task,
     agent: &'c Agent,
+    /// The task's description, rendered.
+    description: &'c str,
 }
 
 /// The budget and what has been spent of it.
@@ -257,15 +259,18 @@ pub async fn run(ctx: &Ctx<'_>, llm: &Llm) -> Result<Outcome, NodeError> {
         let plan = read_plan(&answer.content)?;
         let steps = plan
             .iter()
-            .map(|(task, agent_id)| {
-                let task = config.tasks.iter().find(|t| &t.id == task);
-                match (task, agent(agent_id)) {
-                    (Some(task), Some(agent)) => Ok(Step { task, agent }),
+            .map(|(task_id, agent_id)| {
+                let index = config.tasks.iter().position(|t| &t.id == task_id);
+                match (index, agent(agent_id)) {
+                    (Some(i), Some(agent)) => Ok(Step {
+                        task: &config.tasks[i],
+                        agent,
+                        description: &descriptions[i],
+                    }),
                     _ => Err(NodeError {
                         class: ErrorClass::InvalidOutput,
                         message: format!(
-                            "the coordinator's plan names task {task:?} or agent {agent_id:?}, which do not exist",
-                            task = task.map_or("?", |t| t.id.as_str())
+                            "the coordinator's plan names task {task_id:?} or agent {agent_id:?}, which do not exist"
                         ),
                     }),
                 }
@@ -280,9 +285,11 @@ pub async fn run(ctx: &Ctx<'_>, llm: &Llm) -> Result<Outcome, NodeError> {
         let steps = config
             .tasks
             .iter()
-            .map(|task| Step {
+            .zip(&descriptions)
+            .map(|(task, description)| Step {
                 task,
                 agent: agent(&task.agent).unwrap_or(&config.agents[0]),
+                description,
             })
             .collect();
         (steps, None)
@@ -290,12 +297,7 @@ pub async fn run(ctx: &Ctx<'_>, llm: &Llm) -> Result<Outcome, NodeError> {
     let mut contributions: Vec<Value> = Vec::new();
     for step in &steps {
         let left = budget.next()?;
-        let index = config
-            .tasks
-            .iter()
-            .position(|t| t.id == step.task.id)
-            .unwrap_or(0);
-        let messages = step_messages(step, &descriptions[index], &contributions);
+        let messages = step_messages(step, &contributions);
         let answer = ask(ctx, llm, &base(messages, left)).await?;
         budget.rounds += 1;
         budget.usage.add(answer.usage);
@@ -340,8 +342,8 @@ fn persona(agent: &Agent) -> String {
     text
 }
 
-fn step_messages(step: &Step<'_>, description: &str, so_far: &[Value]) -> Vec<Message> {
-    let mut task = format!("Your task: {description}");
+fn step_messages(step: &Step<'_>, so_far: &[Value]) -> Vec<Message> {
+    let mut task = format!("Your task: {}", step.description);
     if let Some(expected) = &step.task.expected_output {
         task.push_str(&format!("\nExpected output: {expected}"));
     }

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use super::{Checker, Ctx};
 use crate::expr::Expressions;
 use crate::llm::{self, Call, ChatRequest, Completion, Llm, Message, answer_json};
-use crate::{ErrorClass, NodeError, Outcome, SecretError};
+use crate::{ErrorClass, NodeError, Outcome};
 
 /// Most schema mismatches listed in one error.
 const MAX_LISTED: usize = 5;
@@ -110,7 +110,6 @@ pub(super) fn check(c: &mut Checker<'_>) {
 pub(super) fn node_error(e: llm::Error) -> NodeError {
     let class = match &e {
         llm::Error::Denied(_) => ErrorClass::Denied,
-        llm::Error::Secret(SecretError::Retryable(_)) => ErrorClass::Transient,
         e if e.is_retryable() => ErrorClass::Transient,
         _ => ErrorClass::Permanent,
     };

@@ -166,6 +166,9 @@ pub enum Error {
     /// The tenant's API key secret cannot be read.
     #[error("the API key secret: {0}")]
     Secret(#[from] SecretError),
+    /// The tenant's model settings cannot be read.
+    #[error("the tenant's model settings cannot be read: {message}")]
+    Settings { message: String, retryable: bool },
     /// The provider could not be reached or did not answer in time; retrying is safe.
     #[error("the model provider is unreachable: {0}; retrying is safe")]
     Unreachable(String),
@@ -188,7 +191,7 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Unreachable(_) | Error::Malformed(_) => true,
-            Error::Status { retryable, .. } => *retryable,
+            Error::Status { retryable, .. } | Error::Settings { retryable, .. } => *retryable,
             Error::Secret(SecretError::Retryable(_)) => true,
             Error::NotConfigured(_) | Error::Secret(_) | Error::Denied(_) => false,
         }

@@ -217,6 +217,8 @@ impl Provider for OpenAiCompatible {
                     return Err(failure.error);
                 }
                 tracing::debug!(attempt, ?wait, error = %failure.error, "the model provider is asked again");
+                // Not a wait for a race: the provider asked for this pause
+                // (Retry-After), or it is the backoff between attempts.
                 tokio::time::sleep(wait).await;
                 attempt += 1;
             }
