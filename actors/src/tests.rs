@@ -233,10 +233,13 @@ async fn an_execution_that_keeps_crashing_is_failed_by_policy() {
     h.engine.unwrap().shutdown().await;
 }
 
-/// What a run shows that does not depend on timing.
+/// What a run shows that does not depend on timing: steps by node id, since
+/// their stored order is by start time in milliseconds, and nodes started
+/// in one turn may or may not share one.
 fn shape(record: &flowmesh_store::ExecutionRecord) -> Value {
-    let steps: Vec<Value> = record
-        .steps
+    let mut steps: Vec<&flowmesh_store::StepRecord> = record.steps.iter().collect();
+    steps.sort_by(|a, b| a.node.cmp(&b.node));
+    let steps: Vec<Value> = steps
         .iter()
         .map(|s| json!([s.node, s.status.as_str(), s.attempts, s.branch, s.error]))
         .collect();
