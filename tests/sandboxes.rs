@@ -227,3 +227,58 @@ both_modes!(
     hostile_code_is_contained_and_classified,
     hostile_code_is_contained
 );
+
+/// A process's parent, state and CPU time in clock ticks, from
+/// `/proc/{pid}/stat`; none once it is gone.
+fn process(pid: u32) -> Option<(u32, char, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let state = fields.first()?.chars().next()?;
+    let parent = fields.get(1)?.parse().ok()?;
+    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some((parent, state, ticks))
+}
+
+#[tokio::test]
+async fn code_stops_when_its_engine_dies() {
+    let mut engine = Engine::start(Mode::Embedded).await;
+    let workflow = engine
+        .deploy(code_workflow(
+            "spin",
+            "python",
+            "while True:\n    pass",
+            json!({"wall": "30s"}),
+        ))
+        .await;
+    engine.start_execution(&workflow, json!({})).await;
+    let engine_pid = engine.pid();
+    // The engine's child that is burning CPU runs the loop.
+    let spinning = common::eventually(
+        "the loop runs in a process of its own",
+        Duration::from_secs(20),
+        || async {
+            std::fs::read_dir("/proc")
+                .ok()?
+                .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+                .find(|&pid| {
+                    process(pid)
+                        .is_some_and(|(parent, _, ticks)| parent == engine_pid && ticks > 20)
+                })
+        },
+    )
+    .await;
+    engine.kill();
+    // Without its engine the code ends at once, not at its 30 s limit.
+    common::eventually(
+        "the code's process ends with its engine",
+        Duration::from_secs(10),
+        || async {
+            process(spinning)
+                .is_none_or(|(_, state, _)| state == 'Z')
+                .then_some(())
+        },
+    )
+    .await;
+}

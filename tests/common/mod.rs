@@ -278,6 +278,11 @@ impl Engine {
         self.wait_ready().await;
     }
 
+    /// The engine's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("engine running").id()
+    }
+
     /// Resident memory of the engine process, in bytes.
     pub fn rss(&self) -> u64 {
         let pid = self.child.as_ref().expect("engine running").id();

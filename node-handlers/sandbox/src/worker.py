@@ -10,6 +10,8 @@ import os
 import resource
 import signal
 import sys
+import threading
+import time
 import traceback
 
 STDLIB = tuple(
@@ -132,7 +134,23 @@ class Capture:
             self.partial = ""
 
 
+def watch_parent():
+    """Ends this process once the engine that started it is gone (killed or
+    crashed), instead of running the code on to its CPU limit with nobody
+    waiting for it. Started before the limits: a thread counts against
+    RLIMIT_NPROC. Code that sabotages it still meets RLIMIT_CPU."""
+    parent, getppid, sleep, leave = os.getppid(), os.getppid, time.sleep, os._exit
+
+    def watch():
+        while getppid() == parent:
+            sleep(0.1)
+        leave(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def main():
+    watch_parent()
     # Python itself may set LC_CTYPE (locale coercion); the code sees nothing.
     os.environ.clear()
     out = os.fdopen(os.dup(1), "w")
