@@ -54,6 +54,9 @@ enum Commands {
     Fairness {
         #[arg(long)]
         quick: bool,
+        /// Only this setup: `embedded` or `distributed`.
+        #[arg(long)]
+        only: Option<String>,
     },
     /// Writes the markdown table again from a run's results.json.
     Report {
@@ -211,11 +214,14 @@ async fn main() -> anyhow::Result<()> {
             }
             return Ok(());
         }
-        Commands::Fairness { quick } => {
+        Commands::Fairness { quick, only } => {
             engine::binary()?;
             let plan = Plan::new(quick);
             let (sink_url, _sink) = scenarios::Sink::start().await?;
-            for target in Target::local() {
+            let targets = Target::local()
+                .into_iter()
+                .filter(|t| only.as_deref().is_none_or(|name| t.mode.name() == name));
+            for target in targets {
                 eprintln!("[{}] fairness", target.mode.name());
                 let engine = Engine::start(&target, "127.0.0.1").await?;
                 let result = fairness::fairness(&engine, &plan, &sink_url).await?;
