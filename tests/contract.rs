@@ -5,6 +5,8 @@
 //!
 //! Schemathesis is found as `FLOWMESH_SCHEMATHESIS`, else `.ci/venv/bin/
 //! schemathesis` (what `.ci/run` installs), else `schemathesis` on PATH.
+//! A failure shows the seed of its run; `FLOWMESH_CONTRACT_SEED` runs that
+//! seed again.
 
 mod common;
 
@@ -37,6 +39,7 @@ async fn the_api_keeps_its_openapi_contract() {
     // Run where Schemathesis may keep its cache: a scratch directory, not
     // the source tree.
     let scratch = report.path().to_owned();
+    let seed = std::env::var("FLOWMESH_CONTRACT_SEED").ok();
     let output = tokio::task::spawn_blocking(move || {
         Command::new(&bin)
             .current_dir(&scratch)
@@ -54,6 +57,7 @@ async fn the_api_keeps_its_openapi_contract() {
                 "--workers",
                 "2",
             ])
+            .args(seed.iter().flat_map(|s| ["--seed", s.as_str()]))
             .args(["--report", "junit", "--report-dir"])
             .arg(report.path())
             .env("SCHEMATHESIS_HOOKS", "")
@@ -68,15 +72,14 @@ async fn the_api_keeps_its_openapi_contract() {
     .await
     .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
-    let tail: String = stdout
-        .lines()
-        .rev()
-        .take(60)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect::<Vec<_>>()
-        .join("\n");
+    // The failures with their reproductions, and the summary after them.
+    let tail = match stdout.find("FAILURES") {
+        Some(at) => stdout[stdout[..at].rfind('\n').map_or(0, |n| n + 1)..].to_owned(),
+        None => {
+            let lines: Vec<&str> = stdout.lines().collect();
+            lines[lines.len().saturating_sub(60)..].join("\n")
+        }
+    };
     assert!(
         output.status.success(),
         "schemathesis found problems:\n{tail}\n{}",

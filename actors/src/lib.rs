@@ -35,7 +35,7 @@ pub use engine::{
     InstantiateRequest, LedgerOnly, MAX_PROMPT_CHARS, NodeLog, Outcome as ExecutionOutcome,
     Parameter, ParameterType, PaymentProvider, Readiness, Receipt, RefillRequest, RegisterRequest,
     RerunRequest, ResumeRequest, Session, Settings, StartRequest, Started, Template, Until,
-    WebhookRequest, WorkflowStats,
+    VISIBLE, WebhookRequest, WorkflowStats,
 };
 pub use error::Error;
 pub use flowmesh_store::ModelSettings;

@@ -1,6 +1,7 @@
 //! The JSON bodies routes take: read with serde (unknown fields refused)
 //! and described in the OpenAPI document through their schemars schemas.
 
+use flowmesh_actors::VISIBLE;
 use flowmesh_model::Role;
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer};
@@ -61,7 +62,7 @@ pub struct Register {
     #[schemars(length(min = 10, max = 1024))]
     pub password: String,
     /// The tenant's name; its slug is made from it.
-    #[schemars(length(max = 100), pattern(r"\S"))]
+    #[schemars(length(max = 100), pattern(VISIBLE))]
     pub tenant: String,
 }
 
@@ -95,7 +96,7 @@ pub struct Invite {
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewKey {
-    #[schemars(length(max = 100), pattern(r"\S"))]
+    #[schemars(length(max = 100), pattern(VISIBLE))]
     pub name: String,
     pub role: Role,
 }
@@ -185,7 +186,7 @@ pub struct Settings {
 #[serde(deny_unknown_fields)]
 pub struct Generate {
     /// What the workflow should do.
-    #[schemars(length(min = 1, max = 4000), pattern(r"\S"))]
+    #[schemars(length(min = 1, max = 4000), pattern(VISIBLE))]
     pub prompt: String,
     /// How many times the model may repair an invalid answer (default 2).
     #[serde(default, deserialize_with = "whole::option")]
@@ -201,7 +202,7 @@ pub struct Instantiate {
     pub parameters: Map<String, Value>,
     /// The draft's name; the template's otherwise.
     #[serde(default)]
-    #[schemars(length(min = 1, max = 200), pattern(r"\S"))]
+    #[schemars(length(min = 1, max = 200), pattern(VISIBLE))]
     pub name: Option<String>,
 }
 
@@ -214,7 +215,7 @@ pub struct ModelSettings {
     #[schemars(pattern(r"^https?://[^/?#\s]+([/?#]\S*)?$"))]
     pub base_url: Option<String>,
     #[serde(default)]
-    #[schemars(length(min = 1, max = 200), pattern(r"\S"))]
+    #[schemars(length(min = 1, max = 200), pattern(VISIBLE))]
     pub model: Option<String>,
     /// The name of the tenant's secret holding the API key.
     #[serde(default)]

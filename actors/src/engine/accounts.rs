@@ -12,6 +12,7 @@ use flowmesh_store::{
 };
 
 use super::api::EngineHandle;
+use super::blank;
 use crate::error::Error;
 
 /// How long an authenticated credential is trusted without asking the
@@ -92,13 +93,6 @@ fn check_password(password: &str) -> Result<(), Error> {
             "password: must have at most 1024 characters".into(),
         )),
     }
-}
-
-/// Whether a name has something besides white space (Unicode's, and the
-/// information separators U+001C to U+001F that many regex engines count).
-fn blank(name: &str) -> bool {
-    name.chars()
-        .all(|c| c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c))
 }
 
 /// A caller may hand out at most its own role.

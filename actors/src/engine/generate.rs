@@ -158,7 +158,7 @@ impl EngineHandle {
     /// charged whatever the outcome.
     pub async fn generate(&self, request: GenerateRequest) -> Result<Generated, Error> {
         let prompt = request.prompt.trim();
-        if prompt.is_empty() {
+        if super::blank(prompt) {
             return Err(Error::BadRequest("prompt: describe the workflow".into()));
         }
         if prompt.chars().count() > MAX_PROMPT_CHARS {
@@ -292,7 +292,7 @@ impl EngineHandle {
             ));
         }
         if let Some(model) = &settings.model
-            && (model.trim().is_empty() || model.chars().count() > 200)
+            && (super::blank(model) || model.chars().count() > 200)
         {
             return Err(Error::BadRequest("model: 1 to 200 characters".into()));
         }

@@ -13,6 +13,7 @@ mod retention;
 mod sandboxes;
 mod schedule;
 mod templates;
+mod text;
 mod triggers;
 
 use std::sync::Arc;
@@ -32,6 +33,8 @@ pub use operate::{NodeLog, RerunRequest, WorkflowStats};
 pub use resume::ResumeRequest;
 pub use retention::Settings;
 pub use templates::{InstantiateRequest, Parameter, ParameterType, Template};
+pub use text::VISIBLE;
+pub(crate) use text::blank;
 
 use crate::context::Context;
 use crate::error::Error;

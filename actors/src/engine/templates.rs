@@ -4,6 +4,7 @@
 
 use std::sync::OnceLock;
 
+use flowmesh_model::validate::MAX_NAME_CHARS;
 use flowmesh_model::{TenantId, WorkflowDocument};
 use flowmesh_store::WorkflowSummary;
 use serde::{Deserialize, Serialize};
@@ -209,6 +210,11 @@ impl EngineHandle {
             .ok_or(Error::NotFound("template"))?;
         let mut document = template.render(&request.parameters)?;
         if let Some(name) = request.name {
+            if super::blank(&name) || name.chars().count() > MAX_NAME_CHARS {
+                return Err(Error::BadRequest(format!(
+                    "name: must be 1 to {MAX_NAME_CHARS} characters with something besides spaces"
+                )));
+            }
             document["name"] = Value::String(name);
         }
         let document = self.check_document(document.to_string().as_bytes())?;
