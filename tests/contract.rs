@@ -73,7 +73,7 @@ async fn the_api_keeps_its_openapi_contract() {
     .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     // The failures with their reproductions, and the summary after them.
-    let tail = match stdout.find("FAILURES") {
+    let shown = match stdout.find("FAILURES") {
         Some(at) => stdout[stdout[..at].rfind('\n').map_or(0, |n| n + 1)..].to_owned(),
         None => {
             let lines: Vec<&str> = stdout.lines().collect();
@@ -82,10 +82,10 @@ async fn the_api_keeps_its_openapi_contract() {
     };
     assert!(
         output.status.success(),
-        "schemathesis found problems:\n{tail}\n{}",
+        "schemathesis found problems:\n{shown}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    assert!(stdout.contains("Tested:"), "schemathesis ran: {tail}");
+    assert!(stdout.contains("Tested:"), "schemathesis ran: {shown}");
     let (status, _) = engine.get("/health").await;
     assert!(status.is_success(), "the engine is still up");
 }

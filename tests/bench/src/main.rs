@@ -55,7 +55,7 @@ enum Commands {
         #[arg(long)]
         quick: bool,
         /// Only this setup: `embedded` or `distributed`.
-        #[arg(long)]
+        #[arg(long, value_parser = ["embedded", "distributed"])]
         only: Option<String>,
     },
     /// Writes the markdown table again from a run's results.json.
