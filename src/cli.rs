@@ -135,6 +135,17 @@ pub struct Cli {
     #[arg(long, env = "FLOWMESH_PARK_AFTER", default_value = "5s", global = true)]
     pub park_after: HumanDuration,
 
+    /// Longest a synchronous caller waits for an answer (`?wait=true`, a
+    /// webhook whose workflow responds); after it, the caller gets 202 with
+    /// the execution id and the run goes on.
+    #[arg(
+        long,
+        env = "FLOWMESH_MAX_SYNC_WAIT",
+        default_value = "30s",
+        global = true
+    )]
+    pub max_sync_wait: HumanDuration,
+
     /// How often finished executions past their tenant's retention are
     /// purged and their space given back.
     #[arg(
@@ -466,6 +477,7 @@ pub async fn serve(cli: &Cli) -> anyhow::Result<ExitCode> {
         node_id: node_id.clone(),
         lease: cli.lease,
         park_after: cli.park_after,
+        max_sync_wait: cli.max_sync_wait,
         retention_interval: cli.retention_interval,
         shutdown_grace: cli.shutdown_grace,
         sandbox: sandbox_options(cli)?,

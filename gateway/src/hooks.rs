@@ -6,14 +6,15 @@ use std::collections::HashMap;
 
 use axum::Json;
 use axum::extract::{Path, Query, Request, State};
-use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use flowmesh_actors::{Until, WebhookRequest};
+use flowmesh_actors::{Error, ExecutionOutcome as Outcome, Started, Until, WebhookRequest};
+use flowmesh_model::ExecutionStatus;
 use serde_json::{Map, Value, json};
 
 use crate::error::ApiError;
 use crate::extract::{AppState, is_json, parse_json, read_body, refuse_nul};
-use crate::routes::{idempotency_key, outcome_response};
+use crate::routes::idempotency_key;
 
 pub async fn webhook(
     State(state): State<AppState>,
@@ -49,19 +50,155 @@ pub async fn webhook(
         query,
         idempotency_key,
     };
-    let started = state.engine.webhook(request).await?;
+    let started = state.engine.webhook(request).await.map_err(public_error)?;
     if !started.responds {
-        return Ok((
-            StatusCode::ACCEPTED,
-            Json(json!({"execution_id": started.execution})),
-        )
-            .into_response());
+        return Ok(accepted(&started));
     }
     let outcome = state
         .engine
         .await_outcome(&started, Until::Responded, std::time::Duration::MAX)
-        .await?;
-    Ok(outcome_response(&started, outcome))
+        .await
+        .map_err(public_error)?;
+    let answer = match outcome {
+        Some(Outcome::Responded {
+            status,
+            headers,
+            body,
+        }) => responded(&started, status, headers, body),
+        Some(Outcome::Finished {
+            status: ExecutionStatus::Succeeded,
+            ..
+        })
+        | None => accepted(&started),
+        Some(Outcome::Finished { .. }) => {
+            // The tenant reads what went wrong in the API; the anonymous
+            // caller learns only whether sending again is safe.
+            let retry_safe = !state
+                .engine
+                .outside_effects_started(&started)
+                .await
+                .map_err(public_error)?;
+            failed(&started, retry_safe)
+        }
+    };
+    Ok(secured(answer))
+}
+
+/// The documented answer when the workflow has not answered (yet): 202 with
+/// the execution id, never the run's internal data.
+fn accepted(started: &Started) -> Response {
+    (
+        StatusCode::ACCEPTED,
+        Json(json!({"execution_id": started.execution})),
+    )
+        .into_response()
+}
+
+/// How long a caller of a failed run that may be retried is asked to wait.
+const RETRY_AFTER_SECONDS: &str = "5";
+
+fn failed(started: &Started, retry_safe: bool) -> Response {
+    if retry_safe {
+        let body = json!({"error": {"code": "unavailable", "message": "the request could not be processed; retrying is safe", "execution_id": started.execution}});
+        let mut response = (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from_static(RETRY_AFTER_SECONDS),
+        );
+        response
+    } else {
+        let body = json!({"error": {"code": "failed", "message": "the request failed after it had effects; retrying may repeat them", "execution_id": started.execution}});
+        (StatusCode::INTERNAL_SERVER_ERROR, Json(body)).into_response()
+    }
+}
+
+/// Headers a `respond` node may not set: message framing and hop-by-hop
+/// headers (they would desynchronise the connection), cookies and
+/// credentialed CORS (the answer comes from the API's origin), and the
+/// security headers every webhook answer carries.
+const DROPPED_HEADERS: [&str; 16] = [
+    "connection",
+    "content-length",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "set-cookie",
+    "set-cookie2",
+    "access-control-allow-credentials",
+    "content-security-policy",
+    "x-content-type-options",
+    "alt-svc",
+];
+
+fn responded(
+    started: &Started,
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Value,
+) -> Response {
+    // Informational answers (101 switches protocols) are refused when a
+    // workflow is saved; a version published before that still cannot.
+    let Some(status) = StatusCode::from_u16(status)
+        .ok()
+        .filter(|s| !s.is_informational())
+    else {
+        return failed(started, false);
+    };
+    let mut response = (status, Json(body)).into_response();
+    for (name, value) in headers {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(&value),
+        ) && !DROPPED_HEADERS.contains(&name.as_str())
+        {
+            response.headers_mut().insert(name, value);
+        }
+    }
+    response
+}
+
+/// What every webhook answer carries: no content sniffing, and a policy
+/// that keeps a served page from running script or reading the origin.
+fn secured(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("sandbox; default-src 'none'; frame-ancestors 'none'"),
+    );
+    response
+}
+
+/// Errors an anonymous caller may see. A tenant's internal states (credits
+/// spent, the store unreachable, anything internal) become one generic 503:
+/// the tenant reads the reason in the API.
+fn public_error(e: Error) -> ApiError {
+    match e {
+        Error::NoCredits(_)
+        | Error::Unavailable(_)
+        | Error::Upstream { .. }
+        | Error::Internal(_) => {
+            if let Error::Internal(_) = &e {
+                tracing::error!(error = %e, "internal error on a webhook");
+            }
+            let mut error = ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the request could not be processed now; retrying is safe",
+            );
+            error.retry_after = Some(5);
+            error
+        }
+        other => ApiError::from(other),
+    }
 }
 
 /// JSON bodies are parsed; form bodies become objects; anything else is text.

@@ -340,6 +340,16 @@ impl Registry {
         kinds::CATALOG.to_vec()
     }
 
+    /// Whether a node's kind acts outside the engine (calls a service, a
+    /// model): once such a node has started, running the workflow again
+    /// may repeat its effect.
+    pub fn has_outside_effects(&self, node: &Node) -> bool {
+        matches!(
+            (node.primitive, node.kind.as_str()),
+            (Primitive::Action, "http_request" | "ai" | "agents")
+        )
+    }
+
     /// Whether a node's kind computes over its inputs alone, at once: no
     /// outside effect and nothing to wait for.
     pub fn is_inline(&self, node: &Node) -> bool {

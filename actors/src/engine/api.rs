@@ -525,6 +525,23 @@ impl EngineHandle {
             .ok_or(Error::NotFound("execution"))
     }
 
+    /// Whether a node that acts outside the engine (an HTTP call, a model
+    /// call) has started in an execution: if not, running it again from the
+    /// start repeats nothing, so a caller may safely retry.
+    pub async fn outside_effects_started(&self, started: &Started) -> Result<bool, Error> {
+        let record = self
+            .get_execution(started.tenant, started.execution)
+            .await?;
+        let graph = self.graph(record.workflow, record.version).await?;
+        Ok(record.steps.iter().any(|step| {
+            step.started_at.is_some()
+                && graph
+                    .document
+                    .node(&step.node)
+                    .is_some_and(|node| self.registry.has_outside_effects(node))
+        }))
+    }
+
     pub async fn list_executions(
         &self,
         tenant: TenantId,

@@ -439,11 +439,11 @@ pub fn check(
         (Primitive::Action, "respond") => {
             match c.get("status") {
                 None => {}
-                Some(Value::Number(n)) if n.as_u64().is_some_and(|s| (100..=599).contains(&s)) => {}
+                Some(Value::Number(n)) if n.as_u64().is_some_and(|s| (200..=599).contains(&s)) => {}
                 Some(_) => c.push(
                     "status",
                     "invalid_value",
-                    "status must be an HTTP status from 100 to 599",
+                    "status must be an HTTP status from 200 to 599 (informational 1xx answers are not allowed)",
                 ),
             }
             c.object_of_templates("headers");
