@@ -184,6 +184,30 @@ pub struct Cli {
     #[arg(long, env = "FLOWMESH_REGISTRATION", default_value_t = true, action = clap::ArgAction::Set, global = true)]
     pub registration: bool,
 
+    /// Password hashes (argon2, about 19 MiB each) computed at once; the
+    /// rest wait up to 2 s, then get 503. Default: the cores, at most 4.
+    #[arg(long, env = "FLOWMESH_PASSWORD_HASHING_CONCURRENCY", global = true)]
+    pub password_hashing_concurrency: Option<usize>,
+
+    /// Failed logins of one account from one address before each further
+    /// attempt waits (1 s, doubling up to 15 min).
+    #[arg(
+        long,
+        env = "FLOWMESH_LOGIN_PAIR_FAILURES",
+        default_value_t = 5,
+        global = true
+    )]
+    pub login_pair_failures: u32,
+
+    /// Failed logins from one address, any account, before delays start.
+    #[arg(
+        long,
+        env = "FLOWMESH_LOGIN_ADDRESS_FAILURES",
+        default_value_t = 50,
+        global = true
+    )]
+    pub login_address_failures: u32,
+
     /// How long a login session lasts.
     #[arg(
         long,
@@ -321,6 +345,17 @@ fn tenancy_options(cli: &Cli) -> flowmesh_actors::Tenancy {
             node_run: cli.price_node_run,
             sandbox_second: cli.price_sandbox_second,
             llm_1k_tokens: cli.price_llm_1k_tokens,
+        },
+        logins: {
+            let defaults = flowmesh_actors::LoginOptions::default();
+            flowmesh_actors::LoginOptions {
+                hashing_concurrency: cli
+                    .password_hashing_concurrency
+                    .unwrap_or(defaults.hashing_concurrency),
+                pair_failures: cli.login_pair_failures,
+                address_failures: cli.login_address_failures,
+                ..defaults
+            }
         },
         limits: TenantLimits {
             rate_limit: cli.tenant_rate_limit,

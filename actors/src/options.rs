@@ -52,6 +52,8 @@ pub struct Tenancy {
     pub limits: TenantLimits,
     /// How often metered usage is settled into balances.
     pub settle_interval: HumanDuration,
+    /// Password hashing and failed-login delays.
+    pub logins: crate::engine::LoginOptions,
 }
 
 impl Default for Tenancy {
@@ -64,6 +66,7 @@ impl Default for Tenancy {
             prices: Prices::default(),
             limits: TenantLimits::default(),
             settle_interval: HumanDuration::from_millis(2_000),
+            logins: Default::default(),
         }
     }
 }

@@ -2,13 +2,14 @@
 //! and the audit log.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use flowmesh_actors::RegisterRequest;
 use flowmesh_actors::records::AuditQuery;
+use flowmesh_actors::{LoginRequest, RegisterRequest};
 use serde_json::json;
 
 use crate::access::{AuditTarget, AuditTenant, Auth};
@@ -49,9 +50,20 @@ pub(crate) async fn register(
     Ok(response)
 }
 
-pub(crate) async fn login(State(state): State<AppState>, JsonBytes(body): JsonBytes) -> ApiResult {
+pub(crate) async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    JsonBytes(body): JsonBytes,
+) -> ApiResult {
     let l: Login = typed_body(&body)?;
-    let session = state.engine.login(&l.email, &l.password).await?;
+    let session = state
+        .engine
+        .login(LoginRequest {
+            email: &l.email,
+            password: &l.password,
+            source: Some(peer.ip()),
+        })
+        .await?;
     Ok(Json(session_json(&session)).into_response())
 }
 

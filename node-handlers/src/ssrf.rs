@@ -91,17 +91,52 @@ pub fn is_public(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => is_public_v4(v4),
         IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_public_v4(v4);
-            }
             let first = v6.segments()[0];
-            !(v6.is_loopback()
+            if v6.is_loopback()
                 || v6.is_unspecified()
                 || v6.is_multicast()
                 || (first & 0xfe00) == 0xfc00
-                || (first & 0xffc0) == 0xfe80)
+                || (first & 0xffc0) == 0xfe80
+            {
+                return false;
+            }
+            // An address that carries an IPv4 address reaches that address
+            // through a translator or tunnel: it is as public as that one.
+            embedded_v4(v6).iter().all(|&v4| is_public_v4(v4))
         }
     }
+}
+
+/// The IPv4 addresses an IPv6 address carries: mapped (`::ffff:a.b.c.d`),
+/// compatible (`::a.b.c.d`), SIIT (`::ffff:0:a.b.c.d`), NAT64 (`64:ff9b::/96`
+/// and the local-use `64:ff9b:1::/48`, RFC 6052 layout), 6to4 (`2002::/16`)
+/// and Teredo (`2001::/32`: the server and the obfuscated client).
+fn embedded_v4(v6: std::net::Ipv6Addr) -> Vec<std::net::Ipv4Addr> {
+    use std::net::Ipv4Addr;
+    let o = v6.octets();
+    let s = v6.segments();
+    let last = Ipv4Addr::new(o[12], o[13], o[14], o[15]);
+    let mut found = Vec::new();
+    if s[..5] == [0; 5] && (s[5] == 0 || s[5] == 0xffff) {
+        found.push(last);
+    }
+    if s[..4] == [0; 4] && s[4] == 0xffff && s[5] == 0 {
+        found.push(last);
+    }
+    if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+        found.push(last);
+    }
+    if s[..3] == [0x64, 0xff9b, 1] {
+        found.push(Ipv4Addr::new(o[6], o[7], o[9], o[10]));
+    }
+    if s[0] == 0x2002 {
+        found.push(Ipv4Addr::new(o[2], o[3], o[4], o[5]));
+    }
+    if s[..2] == [0x2001, 0] {
+        found.push(Ipv4Addr::new(o[4], o[5], o[6], o[7]));
+        found.push(Ipv4Addr::new(!o[12], !o[13], !o[14], !o[15]));
+    }
+    found
 }
 
 /// An HTTP client builder whose connections go only where `allow` permits
@@ -163,10 +198,29 @@ mod tests {
             "fd00::1",
             "::ffff:127.0.0.1",
             "metadata.google.internal",
+            // IPv6 forms that carry a private IPv4 address.
+            "::127.0.0.1",
+            "::10.0.0.1",
+            "::ffff:0:127.0.0.1",
+            "::ffff:0:169.254.169.254",
+            "64:ff9b::127.0.0.1",
+            "64:ff9b::10.1.2.3",
+            "64:ff9b:1:7f00:0:100::",
+            "2002:7f00:1::",
+            "2002:a9fe:a9fe::1",
+            "2001:0:7f00:1::",
+            "2001:0:808:808::80ff:fffe",
         ] {
             assert!(list.check_host(host).is_err(), "{host}");
         }
-        for host in ["8.8.8.8", "2606:4700::1111", "example.com"] {
+        for host in [
+            "8.8.8.8",
+            "2606:4700::1111",
+            "example.com",
+            "64:ff9b::8.8.8.8",
+            "2002:808:808::1",
+            "::ffff:0:8.8.8.8",
+        ] {
             assert!(list.check_host(host).is_ok(), "{host}");
         }
     }

@@ -54,6 +54,15 @@ pub struct RegisterRequest {
     pub tenant: String,
 }
 
+/// `POST /v1/auth/login`: who, and from where (failed attempts are
+/// delayed per account and address).
+#[derive(Clone, Copy, Debug)]
+pub struct LoginRequest<'a> {
+    pub email: &'a str,
+    pub password: &'a str,
+    pub source: Option<std::net::IpAddr>,
+}
+
 /// A session just opened.
 #[derive(Clone, Debug)]
 pub struct Session {
@@ -136,33 +145,58 @@ impl EngineHandle {
                 "tenant: must be a name of 1 to 100 characters".into(),
             ));
         }
-        self.ctx
-            .store
-            .register(Registration {
-                email: &request.email,
-                password: &request.password,
-                tenant_name: name,
-                initial_credits: self.ctx.options.tenancy.initial_credits,
-            })
-            .await?;
-        self.login(&request.email, &request.password).await
+        {
+            let _slot = self.logins.hashing_slot().await?;
+            self.ctx
+                .store
+                .register(Registration {
+                    email: &request.email,
+                    password: &request.password,
+                    tenant_name: name,
+                    initial_credits: self.ctx.options.tenancy.initial_credits,
+                })
+                .await?;
+        }
+        self.open_session(&request.email, &request.password)
+            .await?
+            .ok_or_else(|| Error::Internal("the new account could not sign in".into()))
     }
 
-    pub async fn login(&self, email: &str, password: &str) -> Result<Session, Error> {
+    pub async fn login(&self, request: LoginRequest<'_>) -> Result<Session, Error> {
+        let LoginRequest {
+            email,
+            password,
+            source,
+        } = request;
+        self.logins.check(email, source)?;
+        match self.open_session(email, password).await? {
+            Some(session) => {
+                self.logins.succeeded(email, source);
+                Ok(session)
+            }
+            None => {
+                self.logins.failed(email, source);
+                Err(Error::Unauthorized(
+                    "unknown email or wrong password".into(),
+                ))
+            }
+        }
+    }
+
+    /// A session for a known email and password; none otherwise.
+    async fn open_session(&self, email: &str, password: &str) -> Result<Option<Session>, Error> {
         let expires_at = now_ms() + self.ctx.options.tenancy.session_ttl.0.as_millis() as i64;
-        let session = self
-            .ctx
-            .store
-            .login(email, password, expires_at)
-            .await?
-            .ok_or_else(|| Error::Unauthorized("unknown email or wrong password".into()))?;
-        Ok(Session {
+        let _slot = self.logins.hashing_slot().await?;
+        let Some(session) = self.ctx.store.login(email, password, expires_at).await? else {
+            return Ok(None);
+        };
+        Ok(Some(Session {
             token: session.token,
             expires_at: session.expires_at,
             tenant: session.principal.tenant,
             tenant_slug: session.principal.tenant_slug,
             role: session.principal.role,
-        })
+        }))
     }
 
     /// Ends the caller's session (an API key has none to end).
@@ -200,18 +234,22 @@ impl EngineHandle {
     /// Joins the inviting tenant and opens a session.
     pub async fn accept_invitation(&self, token: &str, password: &str) -> Result<Session, Error> {
         check_password(password)?;
-        let (_, email) = self
-            .ctx
-            .store
-            .accept_invitation(Acceptance { token, password })
-            .await
-            .map_err(|e| match e {
-                flowmesh_store::Error::NotFound => {
-                    Error::NotFound("invitation (unknown, used or expired)")
-                }
-                other => other.into(),
-            })?;
-        self.login(&email, password).await
+        let (_, email) = {
+            let _slot = self.logins.hashing_slot().await?;
+            self.ctx
+                .store
+                .accept_invitation(Acceptance { token, password })
+                .await
+                .map_err(|e| match e {
+                    flowmesh_store::Error::NotFound => {
+                        Error::NotFound("invitation (unknown, used or expired)")
+                    }
+                    other => other.into(),
+                })?
+        };
+        self.open_session(&email, password)
+            .await?
+            .ok_or_else(|| Error::Internal("the new account could not sign in".into()))
     }
 
     pub async fn users(&self, tenant: TenantId) -> Result<Vec<UserInfo>, Error> {

@@ -125,17 +125,21 @@ pub struct EngineHandle {
     /// Published versions are immutable, so their graphs are cached forever.
     graphs: Arc<Mutex<GraphCache>>,
     pub(super) auth: Arc<super::accounts::AuthCache>,
+    pub(super) logins: Arc<super::logins::Logins>,
     pub(super) limits: Arc<super::admission::RateLimits>,
     pub(super) credits: Arc<super::admission::CreditCache>,
 }
 
 impl EngineHandle {
     pub(crate) fn new(ctx: Arc<Context>, registry: Registry) -> Self {
+        let options = &ctx.options;
+        let logins = super::logins::Logins::new(options.tenancy.logins.clone());
         Self {
             ctx,
             registry,
             graphs: Arc::default(),
             auth: Arc::default(),
+            logins,
             limits: Arc::default(),
             credits: Arc::default(),
         }
