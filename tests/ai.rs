@@ -146,23 +146,7 @@ fn ai_workflow(config: Value) -> Value {
 }
 
 async fn run(engine: &Engine, key: &str, workflow: &str, input: Value) -> Value {
-    let (status, body) = engine
-        .request_as(
-            key,
-            Method::POST,
-            &format!("/v1/workflows/{workflow}/executions"),
-            Some(input),
-        )
-        .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-    let id = body["execution_id"].as_str().unwrap().to_owned();
-    common::eventually("the execution ends", Duration::from_secs(30), || async {
-        let (_, e) = engine
-            .request_as(key, Method::GET, &format!("/v1/executions/{id}"), None)
-            .await;
-        (!matches!(e["status"].as_str(), Some("queued" | "running"))).then_some(e)
-    })
-    .await
+    engine.run_as(key, workflow, input).await
 }
 
 async fn ai_nodes(mode: Mode) {
