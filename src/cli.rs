@@ -9,7 +9,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 use flowmesh_actors::LedgerOnly;
-use flowmesh_actors::records::{SealingKey, TenantLimits};
+use flowmesh_actors::records::TenantLimits;
 use flowmesh_actors::{Engine, EngineParts};
 use flowmesh_bus::Bus;
 use flowmesh_gateway::Gateway;
@@ -46,8 +46,45 @@ pub struct Cli {
     pub data_dir: PathBuf,
 
     /// NATS server with JetStream; without it the bus is in-process.
-    #[arg(long, env = "FLOWMESH_NATS_URL", global = true)]
+    #[arg(long, env = "FLOWMESH_NATS_URL", global = true, hide_env_values = true)]
     pub nats_url: Option<String>,
+
+    /// User the engine logs in to NATS as (with --nats-password); or put
+    /// them in the URL: nats://user:password@host:4222.
+    #[arg(long, env = "FLOWMESH_NATS_USER", global = true)]
+    pub nats_user: Option<String>,
+
+    /// Password of --nats-user.
+    #[arg(
+        long,
+        env = "FLOWMESH_NATS_PASSWORD",
+        global = true,
+        hide_env_values = true
+    )]
+    pub nats_password: Option<String>,
+
+    /// Token the engine logs in to NATS with.
+    #[arg(
+        long,
+        env = "FLOWMESH_NATS_TOKEN",
+        global = true,
+        hide_env_values = true
+    )]
+    pub nats_token: Option<String>,
+
+    /// Seed of the user nkey the engine logs in to NATS with (SU...).
+    #[arg(
+        long,
+        env = "FLOWMESH_NATS_NKEY_SEED",
+        global = true,
+        hide_env_values = true
+    )]
+    pub nats_nkey_seed: Option<String>,
+
+    /// Credentials file (JWT and nkey seed, as nsc writes them) the engine
+    /// logs in to NATS with.
+    #[arg(long, env = "FLOWMESH_NATS_CREDENTIALS", global = true)]
+    pub nats_credentials: Option<PathBuf>,
 
     /// PostgreSQL URL (postgres://...); without it the store is SQLite in the data directory.
     #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
@@ -170,8 +207,9 @@ pub struct Cli {
     pub max_body_bytes: usize,
 
     /// Key that seals tenants' secrets at rest: 32 random bytes in base64
-    /// (`openssl rand -base64 32`). Embedded without one, a key is made and
-    /// kept in the data directory; distributed without one, secrets are off.
+    /// (`openssl rand -base64 32`). Embedded without one (or with an empty
+    /// one), a key is made and kept in the data directory; distributed
+    /// without one, secrets are off.
     #[arg(
         long,
         env = "FLOWMESH_SECRETS_KEY",
@@ -326,6 +364,25 @@ pub enum Commands {
         /// Path of the JSON document.
         file: PathBuf,
     },
+    /// Manage the key that seals tenants' secrets.
+    Secrets {
+        #[command(subcommand)]
+        command: SecretsCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SecretsCommand {
+    /// Seal every tenant's secret under a new key, in one transaction
+    /// (stop the engines first; running it again is safe). The current key
+    /// is --secrets-key, or the data directory's key file, which is then
+    /// replaced by a new one (the old one is kept beside it).
+    Rotate {
+        /// The new key: 32 random bytes in base64 (openssl rand -base64
+        /// 32). Needed with --secrets-key; with the key file, one is made.
+        #[arg(long, env = "FLOWMESH_NEW_SECRETS_KEY", hide_env_values = true)]
+        new_secrets_key: Option<String>,
+    },
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -366,38 +423,6 @@ fn tenancy_options(cli: &Cli) -> flowmesh_actors::Tenancy {
     }
 }
 
-/// The key sealing secrets: given, or (embedded) kept in the data directory.
-fn sealing_key(cli: &Cli) -> anyhow::Result<Option<SealingKey>> {
-    if let Some(text) = &cli.secrets_key {
-        return Ok(Some(SealingKey::from_base64(text)?));
-    }
-    if cli.database_url.is_some() {
-        tracing::warn!("FLOWMESH_SECRETS_KEY is not set: the secrets API is off");
-        return Ok(None);
-    }
-    let path = cli.data_dir.join("secrets.key");
-    match std::fs::read_to_string(&path) {
-        Ok(text) => Ok(Some(SealingKey::from_base64(&text).with_context(|| {
-            format!("reading the secrets key in {}", path.display())
-        })?)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let key = SealingKey::generate();
-            std::fs::create_dir_all(&cli.data_dir)?;
-            let mut file = std::fs::OpenOptions::new();
-            file.write(true).create_new(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut file, 0o600);
-            let mut file = file
-                .open(&path)
-                .with_context(|| format!("creating {}", path.display()))?;
-            std::io::Write::write_all(&mut file, key.to_base64().as_bytes())?;
-            tracing::info!(path = %path.display(), "made a key for secrets; back it up with the database");
-            Ok(Some(key))
-        }
-        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
-    }
-}
-
 fn sandbox_options(cli: &Cli) -> anyhow::Result<flowmesh_sandbox::Options> {
     let mut options = flowmesh_sandbox::Options::default();
     if let Some(python) = &cli.python {
@@ -422,7 +447,7 @@ pub enum LogFormat {
     Json,
 }
 
-fn store_options(cli: &Cli) -> flowmesh_store::Options {
+pub(crate) fn store_options(cli: &Cli) -> flowmesh_store::Options {
     flowmesh_store::Options {
         database_url: cli.database_url.clone(),
         data_dir: cli.data_dir.clone(),
@@ -449,6 +474,7 @@ fn registry(cli: &Cli) -> anyhow::Result<Registry> {
 }
 
 pub async fn migrate(cli: &Cli) -> anyhow::Result<ExitCode> {
+    crate::data_dir::tighten(&cli.data_dir)?;
     let store = Store::connect(&store_options(cli))
         .await
         .context("connecting to the store")?;
@@ -481,6 +507,8 @@ pub fn validate(cli: &Cli, file: &Path) -> anyhow::Result<ExitCode> {
 }
 
 pub async fn serve(cli: &Cli) -> anyhow::Result<ExitCode> {
+    // Before SQLite opens its files: it gives -wal and -shm the database's mode.
+    crate::data_dir::tighten(&cli.data_dir)?;
     let store = Store::connect(&store_options(cli))
         .await
         .context("connecting to the store")?;
@@ -494,6 +522,13 @@ pub async fn serve(cli: &Cli) -> anyhow::Result<ExitCode> {
     }
     let bus_options = flowmesh_bus::Options {
         nats_url: cli.nats_url.clone(),
+        auth: flowmesh_bus::NatsAuth {
+            user: cli.nats_user.clone(),
+            password: cli.nats_password.clone(),
+            token: cli.nats_token.clone(),
+            nkey_seed: cli.nats_nkey_seed.clone(),
+            credentials_file: cli.nats_credentials.clone(),
+        },
         prefix: cli.bus_prefix.clone(),
         replicas: cli.nats_replicas,
         ..Default::default()
@@ -524,7 +559,7 @@ pub async fn serve(cli: &Cli) -> anyhow::Result<ExitCode> {
         bus: bus.clone(),
         registry: registry(cli)?,
         runner: None,
-        sealing_key: sealing_key(cli)?,
+        sealing_key: crate::secrets_key::sealing_key(cli)?,
         payments: Arc::new(LedgerOnly),
         options,
     })

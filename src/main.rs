@@ -3,16 +3,19 @@
 //! given a NATS URL and a Postgres URL it runs distributed.
 
 mod cli;
+mod data_dir;
+mod secrets_key;
 mod telemetry;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
-use cli::{Cli, Commands};
+use cli::{Cli, Commands, SecretsCommand};
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    data_dir::private_umask();
     let cli = Cli::parse();
     let _telemetry = telemetry::init(cli.log_format);
     // Test builds only: elsewhere this does nothing.
@@ -22,6 +25,9 @@ async fn main() -> ExitCode {
         None | Some(Commands::Serve) => cli::serve(&cli).await,
         Some(Commands::Migrate) => cli::migrate(&cli).await,
         Some(Commands::Validate { file }) => cli::validate(&cli, file),
+        Some(Commands::Secrets {
+            command: SecretsCommand::Rotate { new_secrets_key },
+        }) => secrets_key::rotate(&cli, new_secrets_key.as_deref()).await,
     };
     match result {
         Ok(code) => code,

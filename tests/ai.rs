@@ -146,23 +146,7 @@ fn ai_workflow(config: Value) -> Value {
 }
 
 async fn run(engine: &Engine, key: &str, workflow: &str, input: Value) -> Value {
-    let (status, body) = engine
-        .request_as(
-            key,
-            Method::POST,
-            &format!("/v1/workflows/{workflow}/executions"),
-            Some(input),
-        )
-        .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-    let id = body["execution_id"].as_str().unwrap().to_owned();
-    common::eventually("the execution ends", Duration::from_secs(30), || async {
-        let (_, e) = engine
-            .request_as(key, Method::GET, &format!("/v1/executions/{id}"), None)
-            .await;
-        (!matches!(e["status"].as_str(), Some("queued" | "running"))).then_some(e)
-    })
-    .await
+    engine.run_as(key, workflow, input).await
 }
 
 async fn ai_nodes(mode: Mode) {
@@ -322,6 +306,57 @@ async fn ai_nodes(mode: Mode) {
 }
 
 both_modes!(ai_nodes_answer_retry_stream_and_cache, ai_nodes);
+
+/// A tenant that points the model at a server of its own, without a key
+/// of its own, gets no key sent there: never the instance's.
+async fn tenant_endpoints_never_get_the_instance_key(mode: Mode) {
+    let llm = LlmServer::start("nodes").await;
+    let engine = engine_with(mode, &llm).await;
+    let key = engine.create_tenant("collector").await;
+    let theirs = LlmServer::start("nodes").await;
+    let (status, body) = engine
+        .request_as(
+            &key,
+            Method::PUT,
+            "/v1/settings/llm",
+            Some(json!({"base_url": theirs.base_url()})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let hello = engine
+        .deploy_as(
+            &key,
+            ai_workflow(json!({"prompt": "Say hello to {{ trigger.body.who }}"})),
+        )
+        .await;
+    let done = run(&engine, &key, &hello, json!({"who": "them"})).await;
+    assert_eq!(done["status"], "succeeded", "{done:#}");
+    // Workflow generation goes to the tenant's endpoint the same way
+    // (whatever that server answers).
+    engine
+        .request_as(
+            &key,
+            Method::POST,
+            "/v1/workflows/generate",
+            Some(json!({"prompt": "Summarise the news every morning"})),
+        )
+        .await;
+    let seen = theirs.requests();
+    assert_eq!(seen.len(), 2, "the ai node and the generation");
+    for request in &seen {
+        assert_eq!(request.authorization, None, "no key to the tenant's server");
+        assert_eq!(
+            request.body["model"], "replay-1",
+            "the instance's model name"
+        );
+    }
+    assert!(llm.requests().is_empty(), "nothing went to the instance's");
+}
+
+both_modes!(
+    a_tenant_endpoint_never_gets_the_instance_key,
+    tenant_endpoints_never_get_the_instance_key
+);
 
 fn agents_workflow(process: &str) -> Value {
     json!({"name": "team", "nodes": [

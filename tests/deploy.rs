@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::servers::{ConfiguredNats, TENANT_PASSWORDS};
 use common::{Engine, Mode};
 use reqwest::StatusCode;
 use serde::Deserialize;
@@ -266,76 +267,6 @@ fn nats_configurations_are_valid() {
     }
 }
 
-const TENANT_PASSWORDS: [(&str, &str); 3] = [
-    ("FLOWMESH_NATS_PASSWORD", "engine-password"),
-    ("ACME_NATS_PASSWORD", "acme-password"),
-    ("GLOBEX_NATS_PASSWORD", "globex-password"),
-];
-
-/// A NATS server of its own, run with `nats-tenants.conf` on free ports.
-struct TenantNats {
-    child: std::process::Child,
-    url: String,
-    _store: tempfile::TempDir,
-}
-
-impl Drop for TenantNats {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap()
-}
-
-async fn tenant_nats() -> TenantNats {
-    let binary = std::env::var("FLOWMESH_TEST_NATS_SERVER").unwrap_or("nats-server".into());
-    let store = tempfile::tempdir().unwrap();
-    let port = free_port();
-    // The shipped file, with its JetStream directory moved to a fresh one.
-    let config = store.path().join("nats.conf");
-    let text = read("nats-tenants.conf").replace(
-        "/var/lib/nats",
-        &store.path().join("js").display().to_string(),
-    );
-    std::fs::write(&config, text).unwrap();
-    let child = Command::new(binary)
-        .arg("-c")
-        .arg(&config)
-        .args(["-a", "127.0.0.1", "-p", &port.to_string()])
-        .args(["-m", &free_port().to_string()])
-        .envs(TENANT_PASSWORDS)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("nats-server on PATH (or FLOWMESH_TEST_NATS_SERVER)");
-    let url = format!("nats://127.0.0.1:{port}");
-    common::eventually(
-        "the tenants' NATS server",
-        std::time::Duration::from_secs(10),
-        || {
-            let address = format!("127.0.0.1:{port}");
-            async move {
-                tokio::net::TcpStream::connect(address)
-                    .await
-                    .ok()
-                    .map(|_| ())
-            }
-        },
-    )
-    .await;
-    TenantNats {
-        child,
-        url,
-        _store: store,
-    }
-}
-
 const TEN_SECONDS: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Sends until `subscriber` receives a message, for at most ten seconds.
@@ -366,44 +297,15 @@ async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
         .unwrap_or_else(|_| panic!("{what} within 10 s"))
 }
 
-/// A client logged in as `user`; the server's complaints to it (such as
-/// permission violations) arrive on the returned channel.
-async fn login(
-    url: &str,
-    user: &str,
-) -> (
-    async_nats::Client,
-    tokio::sync::mpsc::UnboundedReceiver<async_nats::ServerError>,
-) {
-    let password = TENANT_PASSWORDS
-        .iter()
-        .find(|(name, _)| name.starts_with(&user.to_uppercase()))
-        .map(|(_, p)| *p)
-        .unwrap();
-    let (errors, complaints) = tokio::sync::mpsc::unbounded_channel();
-    let mut options =
-        async_nats::ConnectOptions::with_user_and_password(user.into(), password.into())
-            .event_callback(move |event| {
-                if let async_nats::Event::ServerError(error) = event {
-                    let _ = errors.send(error);
-                }
-                async {}
-            });
-    if user != "flowmesh" {
-        options = options.custom_inbox_prefix(format!("_INBOX_{user}"));
-    }
-    (options.connect(url).await.expect("login"), complaints)
-}
-
 /// With the shipped tenant configuration, a tenant's client reads its own
 /// event subjects, starts its own workflows and gets replies in its own
 /// inbox; the server refuses it the other tenant's subjects.
 #[tokio::test]
 async fn tenants_reach_only_their_own_nats_subjects() {
     use futures::StreamExt;
-    let nats = tenant_nats().await;
-    let (engine, _) = login(&nats.url, "flowmesh").await;
-    let (acme, _) = login(&nats.url, "acme").await;
+    let nats = ConfiguredNats::tenants().await;
+    let (engine, _) = nats.login("flowmesh").await;
+    let (acme, _) = nats.login("acme").await;
 
     // A client's flush only writes its buffer, so the server may see a
     // subscription after the message meant for it: send until it arrives.
@@ -433,16 +335,20 @@ async fn tenants_reach_only_their_own_nats_subjects() {
             }
         }
     });
-    let answer = common::eventually("a reply through _INBOX_acme", TEN_SECONDS, || async {
-        acme.request("flowmesh.trigger.acme.ping", "ping".into())
-            .await
-            .ok()
-    })
+    let answer = common::eventually(
+        "a reply through flowmesh.inbox.acme",
+        TEN_SECONDS,
+        || async {
+            acme.request("flowmesh.trigger.acme.ping", "ping".into())
+                .await
+                .ok()
+        },
+    )
     .await;
     assert_eq!(&answer.payload[..], b"pong");
 
     // Each attempt at the other tenant's subjects is refused by the server.
-    let (snoop, mut refusals) = login(&nats.url, "acme").await;
+    let (snoop, mut refusals) = nats.login("acme").await;
     let _other = snoop.subscribe("flowmesh.events.globex.>").await.unwrap();
     snoop.flush().await.unwrap();
     within("the subscription refused", refusals.recv())

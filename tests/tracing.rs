@@ -143,7 +143,9 @@ async fn one_trace_links_the_request_the_bus_and_every_node() {
         ], "edges": [{"from": "in", "to": "call"}]}))
         .await;
     let nats_trace = "0af7651916cd43dd8448eb211c80319c";
-    let client = async_nats::connect(&engine.servers.nats)
+    let client = async_nats::ConnectOptions::new()
+        .custom_inbox_prefix(format!("{}.inbox.default", engine.prefix))
+        .connect(&engine.servers.nats)
         .await
         .expect("NATS");
     let mut headers = async_nats::HeaderMap::new();

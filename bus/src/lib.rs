@@ -16,6 +16,7 @@
 //!   acknowledgement and kept for `event_max_age`; per execution they are
 //!   delivered in publish order, from the first one kept.
 
+mod auth;
 pub mod codec;
 mod memory;
 mod nats;
@@ -29,12 +30,16 @@ use serde::{Deserialize, Serialize};
 
 use subjects::Subjects;
 
+pub use auth::NatsAuth;
+
 /// Settings of the bus.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Options {
     /// NATS server with JetStream; `None` for the in-process transport.
     pub nats_url: Option<String>,
+    /// How the engine logs in to NATS.
+    pub auth: NatsAuth,
     /// Prefix of subjects and streams; deployments sharing a NATS differ by it.
     pub prefix: String,
     /// How long events stay replayable.
@@ -54,6 +59,7 @@ impl Default for Options {
     fn default() -> Self {
         Self {
             nats_url: None,
+            auth: NatsAuth::default(),
             prefix: "flowmesh".to_owned(),
             event_max_age: HumanDuration::from_millis(3_600_000),
             ack_wait: HumanDuration::from_millis(30_000),
@@ -416,6 +422,12 @@ pub struct TriggerMessage {
     pub payload: Bytes,
     /// Where a request wants its answer.
     pub reply: Option<String>,
+    /// The reply subject is not under the tenant's inbox prefix
+    /// (`{prefix}.inbox.{tenant-slug}`): the engine neither answers nor
+    /// starts such a request, since any NATS user may name any reply
+    /// subject and the engine's answer would land where the requester
+    /// cannot publish.
+    pub foreign_reply: bool,
     pub traceparent: Option<String>,
     /// The `Idempotency-Key` (or `Nats-Msg-Id`) header: a message sent
     /// again with the same key starts no second execution.
@@ -445,12 +457,17 @@ impl Triggers {
                     .and_then(|h| h.get(name))
                     .map(|v| v.as_str().to_owned())
             };
+            let reply = message.reply.as_ref().map(|r| r.to_string());
+            let foreign_reply = reply
+                .as_deref()
+                .is_some_and(|r| !self.subjects.in_inbox(slug, r));
             return Some(TriggerMessage {
+                foreign_reply,
                 tenant_slug: slug.to_owned(),
                 subject: subject.to_owned(),
                 traceparent: header("traceparent"),
                 idempotency_key: header("Idempotency-Key").or_else(|| header("Nats-Msg-Id")),
-                reply: message.reply.as_ref().map(|r| r.to_string()),
+                reply,
                 payload: message.payload.clone(),
             });
         }

@@ -8,7 +8,7 @@ use flowmesh_model::{Command, ExecutionEvent, ExecutionId, TenantId};
 use futures::StreamExt;
 
 use crate::subjects::{COMMAND_CONSUMER, Subjects};
-use crate::{Acker, Delivery, Envelope, Error, Options};
+use crate::{Acker, Delivery, Envelope, Error, Options, auth};
 
 const HEADER_SCHEMA: &str = "Flowmesh-Schema";
 const HEADER_ENCODING: &str = "Flowmesh-Encoding";
@@ -18,6 +18,22 @@ const CONTROL_MAX_AGE: Duration = Duration::from_secs(600);
 
 fn unavailable(e: impl std::fmt::Display) -> Error {
     Error::Unavailable(e.to_string())
+}
+
+/// The address without its user information, which the client would not
+/// use anyway (credentials go through the connect options) and which must
+/// not reach its logs.
+fn without_credentials(server: async_nats::ServerAddr) -> Result<async_nats::ServerAddr, Error> {
+    let mut url = server.into_inner();
+    let stripped = url.set_password(None).is_ok() && url.set_username("").is_ok();
+    if !stripped {
+        return Err(Error::Config(
+            "a NATS URL with credentials must have a host".into(),
+        ));
+    }
+    url.as_str()
+        .parse()
+        .map_err(|e| Error::Config(format!("NATS URL: {e}")))
 }
 
 #[derive(Clone)]
@@ -64,24 +80,41 @@ fn envelope_of(
 
 impl Nats {
     /// Connects to one server, or to the first reachable of a
-    /// comma-separated list (the seeds of a cluster).
+    /// comma-separated list (the seeds of a cluster), logged in as
+    /// `options.auth` (or the URL) says.
     pub async fn connect(url: &str, options: &Options) -> Result<Self, Error> {
         let timeout = options.connect_timeout.0;
         let servers = url
             .split(',')
-            .map(|u| {
+            .enumerate()
+            .map(|(i, u)| {
                 u.trim().parse::<async_nats::ServerAddr>().map_err(|e| {
-                    Error::Config(format!("NATS URL {u:?} is not a server address: {e}"))
+                    // The URL itself may hold a password: never repeat it.
+                    Error::Config(format!(
+                        "NATS URL number {} is not a server address: {e}",
+                        i + 1
+                    ))
                 })
             })
             .collect::<Result<Vec<_>, Error>>()?;
-        let connect = async_nats::ConnectOptions::new()
-            .connection_timeout(timeout)
-            .connect(servers);
+        let (connect_options, how) = options.auth.connect_options(&servers).await?;
+        let shown: Vec<String> = servers.iter().map(auth::shown).collect();
+        let servers = servers
+            .into_iter()
+            .map(without_credentials)
+            .collect::<Result<Vec<_>, Error>>()?;
+        let connect = connect_options.connection_timeout(timeout).connect(servers);
         let client = tokio::time::timeout(timeout, connect)
             .await
             .map_err(|_| Error::Unavailable(format!("no answer from NATS within {timeout:?}")))?
-            .map_err(unavailable)?;
+            .map_err(|e| match e.kind() {
+                async_nats::ConnectErrorKind::AuthorizationViolation
+                | async_nats::ConnectErrorKind::Authentication => Error::Config(format!(
+                    "NATS at {} refused the engine's login {how}: {e}",
+                    shown.join(",")
+                )),
+                _ => unavailable(e),
+            })?;
         let js = jetstream::new(client.clone());
         let subjects = Subjects::new(&options.prefix);
         let nats = Nats {

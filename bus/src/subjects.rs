@@ -13,6 +13,7 @@
 //! | --- | --- | --- |
 //! | `{prefix}.trigger.{tenant-slug}.{subject}` | to flowmesh (queue group `{prefix}-triggers`: one process takes each) | a JSON payload that starts the published workflow whose `nats` trigger has that subject; a request gets a JSON reply |
 //! | `{prefix}.events.{tenant-slug}.{execution}` | from flowmesh | each execution event as JSON, the same as the Server-Sent Events |
+//! | `{prefix}.inbox.{tenant-slug}.>` | from flowmesh | replies to the tenant's trigger requests: its clients use `{prefix}.inbox.{tenant-slug}` as their inbox prefix; a request whose reply subject is elsewhere is refused and starts nothing |
 //!
 //! `{prefix}` is the configured prefix (default `flowmesh`); `{PREFIX}` its
 //! upper-case form with `.` and `-` as `_`. Tenant and execution ids are
@@ -102,6 +103,23 @@ impl Subjects {
         format!("{}.events.{tenant_slug}.{execution}", self.prefix)
     }
 
+    /// The inbox prefix of a tenant's clients: the only place the engine
+    /// sends the tenant's replies.
+    pub fn inbox(&self, tenant_slug: &str) -> String {
+        format!("{}.inbox.{tenant_slug}", self.prefix)
+    }
+
+    /// Whether `reply` is a subject under the tenant's inbox prefix.
+    pub fn in_inbox(&self, tenant_slug: &str, reply: &str) -> bool {
+        reply
+            .strip_prefix(self.inbox(tenant_slug).as_str())
+            .and_then(|rest| rest.strip_prefix('.'))
+            .is_some_and(|rest| {
+                rest.split('.')
+                    .all(|t| !t.is_empty() && t != "*" && t != ">")
+            })
+    }
+
     /// The wildcard of a stream's subjects: `{prefix}.{kind}.>`.
     pub fn all(&self, kind: &str) -> String {
         format!("{}.{kind}.>", self.prefix)
@@ -135,6 +153,13 @@ mod tests {
         assert_eq!(s.parse_trigger("it-1.a.trigger.acme"), None);
         assert_eq!(s.parse_trigger("other.trigger.acme.x"), None);
         assert_eq!(s.public_event("acme", e), format!("it-1.a.events.acme.{e}"));
+        assert!(s.in_inbox("acme", "it-1.a.inbox.acme.Zx1.7"));
+        assert!(!s.in_inbox("acme", "it-1.a.inbox.acme"));
+        assert!(!s.in_inbox("acme", "it-1.a.inbox.acme-corp.x"));
+        assert!(!s.in_inbox("acme", "it-1.a.inbox.globex.x"));
+        assert!(!s.in_inbox("acme", "it-1.a.inbox.acme..x"));
+        assert!(!s.in_inbox("acme", "it-1.a.events.acme.x"));
+        assert!(!s.in_inbox("acme", "_INBOX.x"));
         assert!(Subjects::valid_prefix("flowmesh"));
         assert!(!Subjects::valid_prefix("a.*"));
         assert!(!Subjects::valid_prefix("a b"));

@@ -258,6 +258,16 @@ impl Engine {
         self.wait_ready().await;
     }
 
+    /// Starts the process again (killing it if it runs) with one
+    /// environment variable set to `value`.
+    pub async fn restart_with(&mut self, name: &str, value: &str) {
+        self.kill();
+        self.extra_env.retain(|(k, _)| k != name);
+        self.extra_env.push((name.to_owned(), value.to_owned()));
+        self.spawn();
+        self.wait_ready().await;
+    }
+
     /// Sends SIGTERM and waits for a graceful exit; returns the exit status.
     pub async fn terminate(&mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("engine running");
@@ -363,6 +373,31 @@ impl Engine {
             .await;
         assert_eq!(status, StatusCode::OK, "publish: {body}");
         id
+    }
+
+    /// Starts a workflow as the tenant of `key` and polls until the
+    /// execution ends; returns it.
+    pub async fn run_as(&self, key: &str, workflow: &str, input: Value) -> Value {
+        let (status, body) = self
+            .request_as(
+                key,
+                Method::POST,
+                &format!("/v1/workflows/{workflow}/executions"),
+                Some(input),
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        let id = body["execution_id"]
+            .as_str()
+            .expect("execution_id")
+            .to_owned();
+        eventually("the execution ends", Duration::from_secs(30), || async {
+            let (_, e) = self
+                .request_as(key, Method::GET, &format!("/v1/executions/{id}"), None)
+                .await;
+            (!matches!(e["status"].as_str(), Some("queued" | "running"))).then_some(e)
+        })
+        .await
     }
 
     /// Another tenant, registered through the API; returns its owner's

@@ -227,3 +227,94 @@ pub async fn own_servers() -> (OwnPostgres, OwnNats, Servers) {
     };
     (pg, nats, servers)
 }
+
+/// The passwords `deploy/nats-tenants.conf` reads from the environment.
+pub const TENANT_PASSWORDS: [(&str, &str); 3] = [
+    ("FLOWMESH_NATS_PASSWORD", "engine-password"),
+    ("ACME_NATS_PASSWORD", "acme-password"),
+    ("GLOBEX_NATS_PASSWORD", "globex-password"),
+];
+
+/// A NATS server of the test's own, run from a configuration file on free
+/// ports, its JetStream store in a temporary directory.
+pub struct ConfiguredNats {
+    child: Child,
+    pub url: String,
+    _store: tempfile::TempDir,
+}
+
+impl Drop for ConfiguredNats {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl ConfiguredNats {
+    /// Runs `config`, where `{store}` stands for the JetStream directory.
+    pub async fn start(config: &str, env: &[(&str, &str)]) -> ConfiguredNats {
+        let binary = std::env::var("FLOWMESH_TEST_NATS_SERVER").unwrap_or("nats-server".into());
+        let store = tempfile::tempdir().expect("temp dir");
+        let port = free_port();
+        let file = store.path().join("nats.conf");
+        let js = store.path().join("js");
+        std::fs::write(&file, config.replace("{store}", &js.display().to_string()))
+            .expect("write the NATS configuration");
+        let child = Command::new(binary)
+            .arg("-c")
+            .arg(&file)
+            .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+            .args(["-m", &free_port().to_string()])
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nats-server on PATH (or FLOWMESH_TEST_NATS_SERVER)");
+        eventually("nats up", Duration::from_secs(30), || async {
+            accepts_connections(port).await.then_some(())
+        })
+        .await;
+        ConfiguredNats {
+            child,
+            url: format!("nats://127.0.0.1:{port}"),
+            _store: store,
+        }
+    }
+
+    /// The shipped `deploy/nats-tenants.conf`, with its passwords.
+    pub async fn tenants() -> ConfiguredNats {
+        let path = format!("{}/deploy/nats-tenants.conf", env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(&path).expect("nats-tenants.conf");
+        Self::start(&text.replace("/var/lib/nats", "{store}"), &TENANT_PASSWORDS).await
+    }
+
+    /// A client logged in as a user of `nats-tenants.conf`, with the
+    /// inbox prefix its tenant's replies come to; the server's complaints
+    /// to it (such as permission violations) arrive on the returned channel.
+    pub async fn login(
+        &self,
+        user: &str,
+    ) -> (
+        async_nats::Client,
+        tokio::sync::mpsc::UnboundedReceiver<async_nats::ServerError>,
+    ) {
+        let password = TENANT_PASSWORDS
+            .iter()
+            .find(|(name, _)| name.starts_with(&user.to_uppercase()))
+            .map(|(_, p)| *p)
+            .expect("a user of nats-tenants.conf");
+        let (errors, complaints) = tokio::sync::mpsc::unbounded_channel();
+        let mut options =
+            async_nats::ConnectOptions::with_user_and_password(user.into(), password.into())
+                .event_callback(move |event| {
+                    if let async_nats::Event::ServerError(error) = event {
+                        let _ = errors.send(error);
+                    }
+                    async {}
+                });
+        if user != "flowmesh" {
+            options = options.custom_inbox_prefix(format!("flowmesh.inbox.{user}"));
+        }
+        (options.connect(&self.url).await.expect("login"), complaints)
+    }
+}

@@ -2,7 +2,9 @@
 //! executions. A request gets a JSON reply once the execution is recorded
 //! (`{"execution_id"}`), or, for a workflow with a respond node, the
 //! response it chose. A plain publish gets nothing back: use a request to
-//! know the message was accepted.
+//! know the message was accepted. A request is answered only on the
+//! tenant's inbox prefix (`{prefix}.inbox.{tenant-slug}`); one that asks
+//! for its answer elsewhere is refused, logged, and starts nothing.
 
 use std::sync::Arc;
 
@@ -41,6 +43,15 @@ pub(super) async fn serve(handle: EngineHandle, mut triggers: Triggers) {
 }
 
 async fn handle_one(handle: &EngineHandle, message: &TriggerMessage) {
+    if message.foreign_reply {
+        // Answering would publish, with the engine's rights, where the
+        // requester may not: another tenant's inbox or event subjects.
+        tracing::warn!(
+            reply = message.reply.as_deref().unwrap_or_default(),
+            "refused a NATS trigger request whose reply subject is outside the tenant's inbox; nothing started"
+        );
+        return;
+    }
     let answer = match handle.nats_trigger(message).await {
         Ok(started) if message.reply.is_some() && started.responds => {
             let wait = handle.ctx.options.max_sync_wait.0;

@@ -43,7 +43,7 @@ pub use parking::{NewSignal, Park, Signal};
 pub use records::*;
 pub use retention::{DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_RETENTION_MS, TenantSettings};
 pub use schedules::{DueSchedule, Fire, NewSchedule};
-pub use secrets::{SealingKey, SecretInfo, valid_secret_name};
+pub use secrets::{Resealed, SealingKey, SecretInfo, valid_secret_name};
 pub use stats::{LastRun, Unfinished, WorkflowStats};
 pub use tenants::{KeyInfo, NewKey, PLATFORM_TENANT, TenantInfo};
 pub use users::{Acceptance, InvitationInfo, NewInvitation, NewSession, Registration, UserInfo};

@@ -96,6 +96,15 @@ impl SealingKey {
     }
 }
 
+/// What [`Store::reseal_secrets`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Resealed {
+    /// Secrets that opened with the old key and are now sealed with the new.
+    pub resealed: u64,
+    /// Secrets already sealed with the new key (a rotation run again).
+    pub already: u64,
+}
+
 /// A secret as listed: never its value.
 #[derive(Clone, Debug, Serialize)]
 pub struct SecretInfo {
@@ -168,6 +177,61 @@ impl Store {
                 .await?;
         row.map(|row| key.open(tenant, name, &text(&row, "nonce")?, &text(&row, "sealed")?))
             .transpose()
+    }
+
+    /// Seals every tenant's secret under `new`, in one transaction: either
+    /// all of them move to the new key or none does. A secret that opens
+    /// only with `new` is left as it is, so a rotation can be run again
+    /// (after one that wrote the database but not the key file, or to
+    /// catch up with secrets an engine still on the old key wrote). A
+    /// secret that opens with neither key stops the rotation and changes
+    /// nothing.
+    pub async fn reseal_secrets(
+        &self,
+        old: &SealingKey,
+        new: &SealingKey,
+    ) -> Result<Resealed, Error> {
+        let mut tx = self.pool.begin().await?;
+        let lock = match self.backend {
+            crate::Backend::Postgres => "FOR UPDATE",
+            crate::Backend::Sqlite => "",
+        };
+        let rows = sqlx::query(&format!(
+            "SELECT tenant_id, name, nonce, sealed FROM secrets ORDER BY tenant_id, name {lock}"
+        ))
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut done = Resealed::default();
+        for row in &rows {
+            let tenant: TenantId = crate::parse(row, "tenant_id")?;
+            let name = text(row, "name")?;
+            let (nonce, sealed) = (text(row, "nonce")?, text(row, "sealed")?);
+            let value = match old.open(tenant, &name, &nonce, &sealed) {
+                Ok(value) => value,
+                Err(_) if new.open(tenant, &name, &nonce, &sealed).is_ok() => {
+                    done.already += 1;
+                    continue;
+                }
+                Err(_) => {
+                    return Err(Error::Corrupt(format!(
+                        "secret {name:?} of tenant {tenant} opens with neither the old nor the new key; nothing was changed"
+                    )));
+                }
+            };
+            let (nonce, sealed) = new.seal(tenant, &name, &value)?;
+            sqlx::query(
+                "UPDATE secrets SET nonce = $3, sealed = $4 WHERE tenant_id = $1 AND name = $2",
+            )
+            .bind(tenant.to_string())
+            .bind(&name)
+            .bind(&nonce)
+            .bind(&sealed)
+            .execute(&mut *tx)
+            .await?;
+            done.resealed += 1;
+        }
+        tx.commit().await?;
+        Ok(done)
     }
 
     pub async fn list_secrets(&self, tenant: TenantId) -> Result<Vec<SecretInfo>, Error> {

@@ -265,11 +265,14 @@ impl Llm {
             .or(own.model)
             .or_else(|| self.defaults.model.clone())
             .ok_or(Error::NotConfigured("no model"))?;
+        // The instance's key goes only to the instance's URL: a tenant's
+        // server gets the tenant's own key, or none.
         let api_key =
             match own.api_key_secret {
                 Some(name) => Some(call.secrets.secret(call.tenant, &name).await?.ok_or_else(
                     || SecretError::Unavailable(format!("secret {name:?} is not set")),
                 )?),
+                None if guarded => None,
                 None => self.defaults.api_key.clone(),
             };
         Ok(Endpoint {

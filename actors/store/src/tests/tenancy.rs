@@ -249,6 +249,46 @@ async fn secrets_are_sealed_per_tenant(store: &Store) {
 }
 both_backends!(secrets_are_sealed_per_tenant);
 
+async fn secrets_are_resealed_all_or_nothing(store: &Store) {
+    let (old, new) = (SealingKey::generate(), SealingKey::generate());
+    let (a, _) = store.create_tenant("A").await.unwrap();
+    let (b, _) = store.create_tenant("B").await.unwrap();
+    store.put_secret(&old, a, "token", "one").await.unwrap();
+    store.put_secret(&old, b, "token", "two").await.unwrap();
+    // A row under a third key: the rotation stops and nothing moves.
+    store
+        .put_secret(&SealingKey::generate(), b, "stray", "x")
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.reseal_secrets(&old, &new).await,
+        Err(Error::Corrupt(m)) if m.contains("\"stray\"") && !m.contains("one")
+    ));
+    assert_eq!(
+        store
+            .secret_value(&old, a, "token")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("one")
+    );
+    store.delete_secret(b, "stray").await.unwrap();
+    let done = store.reseal_secrets(&old, &new).await.unwrap();
+    assert_eq!((done.resealed, done.already), (2, 0));
+    assert_eq!(
+        store
+            .secret_value(&new, b, "token")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("two")
+    );
+    assert!(store.secret_value(&old, a, "token").await.is_err());
+    let again = store.reseal_secrets(&old, &new).await.unwrap();
+    assert_eq!((again.resealed, again.already), (0, 2));
+}
+both_backends!(secrets_are_resealed_all_or_nothing);
+
 async fn audit_is_filtered_and_paged(store: &Store) {
     let (a, _) = store.create_tenant("A").await.unwrap();
     let (b, _) = store.create_tenant("B").await.unwrap();
