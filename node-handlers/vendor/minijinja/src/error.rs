@@ -137,6 +137,8 @@ pub enum ErrorKind {
     OutOfFuel,
     /// Invalid custom delimiters
     InvalidDelimiter,
+    /// A render built a value over its size limits (see [`crate::budget`]).
+    SizeLimitExceeded,
     /// An unknown block was called
     #[cfg(feature = "multi_template")]
     UnknownBlock,
@@ -168,6 +170,7 @@ impl ErrorKind {
             #[cfg(feature = "fuel")]
             ErrorKind::OutOfFuel => "engine ran out of fuel",
             ErrorKind::InvalidDelimiter => "invalid custom delimiters",
+            ErrorKind::SizeLimitExceeded => "value too large",
             #[cfg(feature = "multi_template")]
             ErrorKind::UnknownBlock => "unknown block",
         }

@@ -279,6 +279,12 @@ mod builtins {
     ) -> Result<Value, Error> {
         let safety_aware = !matches!(state.auto_escape(), AutoEscape::None)
             && (value.is_safe() || from.is_safe() || to.is_safe());
+        ok!(crate::budget::check_replace(
+            value.as_str(),
+            from.as_str(),
+            to.as_str(),
+            None
+        ));
 
         if safety_aware {
             let output = value
@@ -515,19 +521,21 @@ mod builtins {
         kwargs: Kwargs,
     ) -> Result<Value, Error> {
         fn join_plain(iter: impl Iterator<Item = Value>, joiner: &str) -> Result<String, Error> {
-            let mut output = String::new();
+            let mut output = crate::budget::Limited::new(String::new());
             for (idx, item) in iter.enumerate() {
                 ok!(item.check());
-                if idx > 0 {
-                    output.push_str(joiner);
-                }
-                if let Some(string) = item.as_str() {
-                    output.push_str(string);
+                let written = if idx > 0 {
+                    output.write_str(joiner)
                 } else {
-                    write!(output, "{item}").ok();
-                }
+                    Ok(())
+                };
+                let written = written.and_then(|()| match item.as_str() {
+                    Some(string) => output.write_str(string),
+                    None => write!(output, "{item}"),
+                });
+                ok!(written.map_err(|_| crate::budget::write_error()));
             }
-            Ok(output)
+            Ok(output.into_inner())
         }
 
         fn join_safe(
@@ -535,19 +543,23 @@ mod builtins {
             iter: impl Iterator<Item = Value>,
             joiner: &str,
         ) -> Result<String, Error> {
-            let mut output = String::new();
+            let mut output = crate::budget::Limited::new(String::new());
             for (idx, item) in iter.enumerate() {
                 ok!(item.check());
-                if idx > 0 {
-                    output.push_str(joiner);
-                }
-                if item.is_safe() {
-                    output.push_str(item.as_str().unwrap());
+                let written = if idx > 0 {
+                    output.write_str(joiner)
                 } else {
-                    output.push_str(&ok!(state.format(item)));
-                }
+                    Ok(())
+                };
+                let written = if item.is_safe() {
+                    written.and_then(|()| output.write_str(item.as_str().unwrap()))
+                } else {
+                    let formatted = ok!(state.format(item));
+                    written.and_then(|()| output.write_str(&formatted))
+                };
+                ok!(written.map_err(|_| crate::budget::write_error()));
             }
-            Ok(output)
+            Ok(output.into_inner())
         }
 
         let joiner = match joiner {
@@ -1418,6 +1430,7 @@ mod builtins {
         if count == 0 {
             return Err(Error::new(ErrorKind::InvalidOperation, "count cannot be 0"));
         }
+        ok!(crate::budget::check_items(count));
         let items = ok!(ok!(state.undefined_behavior().try_iter_checked(value)).try_collect_vec());
         let len = items.len();
         let items_per_slice = len / count;
@@ -1491,6 +1504,7 @@ mod builtins {
 
         if !tmp.is_empty() {
             if let Some(filler) = fill_with {
+                ok!(crate::budget::check_items(count));
                 for _ in 0..count - tmp.len() {
                     tmp.push(filler.clone());
                 }
@@ -1610,6 +1624,10 @@ mod builtins {
         ok!(kwargs.assert_all_used());
 
         let input = strip_trailing_newline(value.as_str());
+        let lines = input.split('\n').count();
+        ok!(crate::budget::check(
+            width.saturating_mul(lines).saturating_add(input.len())
+        ));
         let indent_with = " ".repeat(width);
         let mut output = String::new();
         let mut iterator = input.split('\n');

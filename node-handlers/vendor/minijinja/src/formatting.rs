@@ -188,6 +188,9 @@ fn python_float_str(val: f64) -> String {
 impl FormatSpec {
     // Format the given value according to this spec
     fn format(&self, val: &Value) -> Result<String, Error> {
+        ok!(crate::budget::check(
+            self.width.unwrap_or(0).max(self.precision.unwrap_or(0))
+        ));
         if let Ok(boolean) = bool::try_from(val.clone()) {
             self.format_bool(boolean)
         } else if let Some((number, is_negative)) = Self::cast_to_abs_integer(val) {
@@ -1260,9 +1263,9 @@ mod printf_style {
                         FormatConversion::Other
                     };
                     let transformed = ok!(transform(&arg, conversion));
-                    result.push_str(&ok!(
-                        format_spec.format(transformed.as_ref().unwrap_or(&arg))
-                    ));
+                    let piece = ok!(format_spec.format(transformed.as_ref().unwrap_or(&arg)));
+                    ok!(crate::budget::check(result.len() + piece.len()));
+                    result.push_str(&piece);
                 }
             }
         }
@@ -1651,7 +1654,9 @@ mod str_format_style {
 
                     // apply the spec to the replacement value, and insert the
                     // formatted result into final string
-                    result.push_str(&ok!(format_spec.format(&arg)));
+                    let piece = ok!(format_spec.format(&arg));
+                    ok!(crate::budget::check(result.len() + piece.len()));
+                    result.push_str(&piece);
                 }
             }
         }

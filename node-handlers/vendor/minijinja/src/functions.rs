@@ -523,14 +523,16 @@ mod builtins {
     /// <pre>{{ debug(variable1, variable2) }}</pre>
     /// ```
     #[cfg_attr(docsrs, doc(cfg(feature = "builtins")))]
-    pub fn debug(state: &State, args: Rest<Value>) -> String {
-        if args.is_empty() {
-            format!("{state:#?}")
-        } else if args.len() == 1 {
-            format!("{:#?}", args.0[0])
-        } else {
-            format!("{:#?}", &args.0[..])
-        }
+    pub fn debug(state: &State, args: Rest<Value>) -> Result<String, Error> {
+        crate::budget::build_string(|out| {
+            if args.is_empty() {
+                write!(out, "{state:#?}")
+            } else if args.len() == 1 {
+                write!(out, "{:#?}", args.0[0])
+            } else {
+                write!(out, "{:#?}", &args.0[..])
+            }
+        })
     }
 
     /// Creates a new container that allows attribute assignment using the `{% set %}` tag.

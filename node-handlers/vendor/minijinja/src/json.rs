@@ -84,6 +84,7 @@ impl JsonWriter {
                             self.begin_item(empty);
                             empty = false;
                             ok!(self.write_value(&item));
+                            ok!(crate::budget::check(self.out.len()));
                         }
                     }
                     self.end_container(']', empty);
@@ -102,6 +103,7 @@ impl JsonWriter {
                                 JsonStyle::Spaced | JsonStyle::Pretty(_) => ": ",
                             });
                             ok!(self.write_value(&value));
+                            ok!(crate::budget::check(self.out.len()));
                         }
                     }
                     self.end_container('}', empty);
@@ -181,8 +183,12 @@ impl JsonWriter {
     }
 
     fn write_indent(&mut self, indent: usize) {
-        for _ in 0..indent * self.depth {
-            self.out.push(' ');
+        let spaces = indent.saturating_mul(self.depth);
+        // Past the size limit of a render nothing is written: it fails anyway.
+        if crate::budget::check(self.out.len().saturating_add(spaces)).is_ok() {
+            for _ in 0..spaces {
+                self.out.push(' ');
+            }
         }
     }
 

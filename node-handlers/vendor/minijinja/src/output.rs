@@ -23,6 +23,9 @@ pub struct Output<'a> {
     w: *mut (dyn fmt::Write + 'a),
     target: *mut (dyn fmt::Write + 'a),
     capture_stack: Vec<Option<String>>,
+    /// Bytes written to the output and to each capture, held to the size
+    /// limit of the render.
+    written: Vec<usize>,
 }
 
 impl<'a> Output<'a> {
@@ -32,6 +35,7 @@ impl<'a> Output<'a> {
             w,
             target: w,
             capture_stack: Vec::new(),
+            written: vec![0],
         }
     }
 
@@ -44,6 +48,7 @@ impl<'a> Output<'a> {
             w: NullWriter::get_mut(),
             target: NullWriter::get_mut(),
             capture_stack: vec![None],
+            written: vec![0, 0],
         }
     }
 
@@ -54,11 +59,13 @@ impl<'a> Output<'a> {
             #[cfg(feature = "multi_template")]
             CaptureMode::Discard => None,
         });
+        self.written.push(0);
         self.retarget();
     }
 
     /// Ends capturing and returns the captured string as value.
     pub(crate) fn end_capture(&mut self, auto_escape: &AutoEscape) -> Value {
+        self.written.pop();
         let rv = if let Some(captured) = self.capture_stack.pop().unwrap() {
             if !matches!(auto_escape, AutoEscape::None) {
                 Value::from_safe_string(captured)
@@ -94,33 +101,47 @@ impl<'a> Output<'a> {
         matches!(self.capture_stack.last(), Some(None))
     }
 
+    /// Counts `len` more bytes to the current target, refused past the size
+    /// limit of the render.
+    #[inline]
+    fn count(&mut self, len: usize) -> fmt::Result {
+        if let Some(written) = self.written.last_mut() {
+            let next = written.saturating_add(len);
+            crate::budget::check(next).map_err(|_| fmt::Error)?;
+            *written = next;
+        }
+        Ok(())
+    }
+
     /// Writes some data to the underlying buffer contained within this output.
     #[inline]
     pub fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.count(s.len())?;
         self.target().write_str(s)
     }
 
     /// Writes some formatted information into this instance.
     #[inline]
     pub fn write_fmt(&mut self, a: fmt::Arguments<'_>) -> fmt::Result {
-        self.target().write_fmt(a)
+        fmt::write(self, a)
     }
 }
 
 impl fmt::Write for Output<'_> {
     #[inline]
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        fmt::Write::write_str(self.target(), s)
+        Output::write_str(self, s)
     }
 
     #[inline]
     fn write_char(&mut self, c: char) -> fmt::Result {
+        self.count(c.len_utf8())?;
         fmt::Write::write_char(self.target(), c)
     }
 
     #[inline]
     fn write_fmt(&mut self, args: fmt::Arguments<'_>) -> fmt::Result {
-        fmt::Write::write_fmt(self.target(), args)
+        fmt::write(self, args)
     }
 }
 

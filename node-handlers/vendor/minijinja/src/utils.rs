@@ -79,9 +79,14 @@ pub(crate) fn untrusted_size_hint(value: usize) -> usize {
 ///
 /// `Iterator::collect` preallocates based on the lower bound of the size hint
 /// which for iterators provided by objects can be arbitrarily large.
+///
+/// Past the size limit of a render it stops: the render fails anyway.
 pub(crate) fn collect_untrusted<I: Iterator>(iter: I) -> Vec<I::Item> {
     let mut rv = Vec::with_capacity(untrusted_size_hint(iter.size_hint().0));
     for item in iter {
+        if crate::budget::check_items(rv.len() + 1).is_err() {
+            break;
+        }
         rv.push(item);
     }
     rv

@@ -225,7 +225,15 @@ impl Expr<'_> {
                 let (Some(left), Some(right)) = (c.left.as_const(), c.right.as_const()) else {
                     return None;
                 };
-                eval_binop(c.op, &left, &right)
+                // Folding runs when a template is compiled, also outside any
+                // render: what would be large is left to run time, where the
+                // render's size limits apply.
+                crate::budget::with_limits(FOLDING_LIMITS, || {
+                    eval_binop(c.op, &left, &right).ok_or_else(|| {
+                        crate::error::Error::from(crate::error::ErrorKind::InvalidOperation)
+                    })
+                })
+                .ok()
             }
             Expr::Compare(c) => {
                 let mut left = c.expr.as_const()?;
@@ -242,6 +250,12 @@ impl Expr<'_> {
         }
     }
 }
+
+/// Limits of one constant folded at compile time.
+const FOLDING_LIMITS: crate::budget::Limits = crate::budget::Limits {
+    value_bytes: 64 * 1024,
+    total_bytes: 256 * 1024,
+};
 
 fn eval_binop(op: BinOpKind, left: &Value, right: &Value) -> Option<Value> {
     match op {

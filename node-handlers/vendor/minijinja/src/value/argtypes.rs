@@ -330,9 +330,11 @@ impl<'a> From<&'a [u8]> for Value {
 impl<'a> From<&'a str> for Value {
     #[inline(always)]
     fn from(val: &'a str) -> Self {
-        SmallStr::try_new(val)
-            .map(|small_str| Value(ValueRepr::SmallStr(small_str)))
-            .unwrap_or_else(|| Value(ValueRepr::String(val.into(), StringType::Normal)))
+        crate::budget::admit(val.len(), || {
+            SmallStr::try_new(val)
+                .map(|small_str| Value(ValueRepr::SmallStr(small_str)))
+                .unwrap_or_else(|| Value(ValueRepr::String(val.into(), StringType::Normal)))
+        })
     }
 }
 
@@ -403,7 +405,15 @@ impl From<&[Value]> for Value {
 
 impl<V: Into<Value>> FromIterator<V> for Value {
     fn from_iter<T: IntoIterator<Item = V>>(iter: T) -> Self {
-        Value::from_object(iter.into_iter().map(Into::into).collect::<Vec<Value>>())
+        let iter = iter.into_iter();
+        let mut rv = Vec::with_capacity(crate::utils::untrusted_size_hint(iter.size_hint().0));
+        for item in iter {
+            if let Err(err) = crate::budget::check_items(rv.len() + 1) {
+                return Value::from(err);
+            }
+            rv.push(item.into());
+        }
+        Value::from(rv)
     }
 }
 

@@ -670,7 +670,7 @@ impl fmt::Debug for ValueRepr {
                 }
                 write!(f, "'")
             }
-            ValueRepr::Object(ref val) => val.render(f),
+            ValueRepr::Object(ref val) => crate::budget::fmt_limited(f, val),
         }
     }
 }
@@ -997,7 +997,7 @@ impl fmt::Display for Value {
             ValueRepr::SmallStr(ref val) => write!(f, "{}", val.as_str()),
             ValueRepr::Bytes(ref val) => write!(f, "{}", String::from_utf8_lossy(val)),
             ValueRepr::U128(val) => write!(f, "{}", { val.0 }),
-            ValueRepr::Object(ref x) => write!(f, "{x}"),
+            ValueRepr::Object(ref x) => crate::budget::fmt_limited(f, x),
         }
     }
 }
@@ -1076,7 +1076,9 @@ impl Value {
     /// let val = Value::from_safe_string("<em>note</em>".into());
     /// ```
     pub fn from_safe_string(value: String) -> Value {
-        ValueRepr::String(Arc::from(value), StringType::Safe).into()
+        crate::budget::admit(value.len(), || {
+            ValueRepr::String(Arc::from(value), StringType::Safe).into()
+        })
     }
 
     /// Creates a value from a byte vector.
@@ -2195,6 +2197,7 @@ where
         if !self.done {
             for item in self.iter {
                 ok!(item.check());
+                ok!(crate::budget::check_items(rv.len() + 1));
                 rv.push(item);
             }
         }

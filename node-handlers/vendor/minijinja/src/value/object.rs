@@ -1021,7 +1021,9 @@ macro_rules! impl_value_vec {
             T: Into<Value> + Clone + Send + Sync + fmt::Debug + 'static,
         {
             fn from(val: $vec_type<T>) -> Self {
-                Value::from_object(val)
+                crate::budget::admit(crate::budget::items_bytes(val.len()), || {
+                    Value::from_object(val)
+                })
             }
         }
 

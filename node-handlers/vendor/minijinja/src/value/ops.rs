@@ -317,6 +317,12 @@ fn materialize_seq_concat(lhs: &Value, rhs: &Value, len: usize) -> Result<Value,
 }
 
 pub fn add(lhs: &Value, rhs: &Value) -> Result<Value, Error> {
+    let is_seq = |v: &Value| matches!(v.kind(), ValueKind::Seq | ValueKind::Iterable);
+    if is_seq(lhs) && is_seq(rhs) {
+        if let Some(len) = seq_concat_len(lhs, rhs) {
+            ok!(crate::budget::check_items(len));
+        }
+    }
     if lhs.is_tuple() || rhs.is_tuple() {
         if lhs.is_tuple() && rhs.is_tuple() {
             let mut values = Vec::with_capacity(untrusted_size_hint(
@@ -359,7 +365,10 @@ pub fn add(lhs: &Value, rhs: &Value) -> Result<Value, Error> {
             .ok_or_else(|| failed_op("+", lhs, rhs))
             .map(int_as_value),
         Some(CoerceResult::F64(a, b)) => Ok((a + b).into()),
-        Some(CoerceResult::Str(a, b)) => Ok(Value::from([a, b].concat())),
+        Some(CoerceResult::Str(a, b)) => {
+            ok!(crate::budget::check(a.len().saturating_add(b.len())));
+            Ok(Value::from([a, b].concat()))
+        }
         _ => Err(impossible_op("+", lhs, rhs)),
     }
 }
@@ -434,6 +443,7 @@ pub fn mul(lhs: &Value, rhs: &Value) -> Result<Value, Error> {
                 "repeated string is too large",
             ));
         }
+        ok!(crate::budget::check(s.len() * n));
         return Ok(Value::from(s.repeat(n)));
     } else if let Some((seq, n)) = lhs
         .as_object()
@@ -484,6 +494,7 @@ fn repeat_iterable(n: &Value, seq: &DynObject) -> Result<Value, Error> {
             ErrorKind::InvalidOperation,
             "repeated sequence is too large"
         )));
+    ok!(crate::budget::check_items(repeated_len));
 
     if let Some(tuple) = seq.downcast_ref::<Tuple>() {
         let mut values = Vec::with_capacity(repeated_len);
@@ -598,7 +609,10 @@ pub fn neg(val: &Value) -> Result<Value, Error> {
 
 /// Attempts a string concatenation.
 pub fn string_concat(left: Value, right: &Value) -> Value {
-    Value::from(format!("{left}{right}"))
+    match crate::budget::build_string(|out| write!(out, "{left}{right}")) {
+        Ok(s) => Value::from(s),
+        Err(err) => Value::from(err),
+    }
 }
 
 /// Implements a containment operation on values.
