@@ -256,6 +256,9 @@ pub struct RunRequest<'a> {
     pub document: &'a WorkflowDocument,
     /// `trigger` and every upstream node's output by id.
     pub scope: &'a Map<String, Value>,
+    /// The tenant's cap on one node's output, in bytes; it also bounds every
+    /// value the node's templates build.
+    pub max_output_bytes: usize,
     /// Upstream nodes whose edge into this node was taken, in edge order.
     pub inputs: &'a [String],
     pub secrets: &'a dyn SecretSource,

@@ -111,6 +111,7 @@ async fn run_logged(
             node: doc.node(id).unwrap(),
             document: doc,
             scope,
+            max_output_bytes: 8 * 1024 * 1024,
             inputs: &inputs,
             secrets: &secrets,
             idempotency_key: "exec-1:call",

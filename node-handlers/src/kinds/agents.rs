@@ -10,7 +10,6 @@ use serde_json::{Value, json};
 
 use super::ai::{ask, check_model_settings, mismatches, positive};
 use super::{Checker, Ctx};
-use crate::expr::Expressions;
 use crate::llm::{ChatRequest, Llm, Message, Usage, answer_json};
 use crate::{ErrorClass, NodeError, Outcome};
 
@@ -233,7 +232,7 @@ pub async fn run(ctx: &Ctx<'_>, llm: &Llm) -> Result<Outcome, NodeError> {
         usage: Usage::default(),
         max_tokens: config.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
     };
-    let scope = Expressions::context(ctx.request.scope);
+    let scope = ctx.scope();
     let descriptions = config
         .tasks
         .iter()

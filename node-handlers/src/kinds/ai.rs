@@ -5,7 +5,6 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{Checker, Ctx};
-use crate::expr::Expressions;
 use crate::llm::{self, Call, ChatRequest, Completion, Llm, Message, answer_json};
 use crate::{ErrorClass, NodeError, Outcome};
 
@@ -154,7 +153,7 @@ pub(super) fn mismatches(schema: &Value, value: &Value) -> Result<Vec<String>, S
 pub async fn run(ctx: &Ctx<'_>, llm: &Llm) -> Result<Outcome, NodeError> {
     let config: Config = serde_json::from_value(ctx.request.node.config.clone())
         .map_err(|e| NodeError::permanent(format!("invalid ai config: {e}")))?;
-    let scope = Expressions::context(ctx.request.scope);
+    let scope = ctx.scope();
     let mut system = match &config.system {
         Some(s) => ctx.expr.render_text(s, &scope)?,
         None => String::new(),

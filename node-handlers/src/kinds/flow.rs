@@ -8,7 +8,7 @@ use flowmesh_model::validate::Outputs;
 use serde_json::{Map, Value, json};
 
 use super::{Checker, Ctx};
-use crate::expr::Expressions;
+use crate::expr::Scope;
 use crate::{NodeError, Outcome};
 
 fn config<'a>(ctx: &'a Ctx<'_>, field: &str) -> Option<&'a Value> {
@@ -29,7 +29,7 @@ fn output(value: Value) -> Result<Outcome, NodeError> {
 }
 
 pub fn respond(ctx: &Ctx<'_>) -> Result<Outcome, NodeError> {
-    let scope = Expressions::context(ctx.request.scope);
+    let scope = ctx.scope();
     let status = config(ctx, "status").and_then(Value::as_u64).unwrap_or(200) as u16;
     let mut headers = Vec::new();
     if let Some(Value::Object(map)) = config(ctx, "headers") {
@@ -52,7 +52,7 @@ pub fn respond(ctx: &Ctx<'_>) -> Result<Outcome, NodeError> {
 }
 
 pub fn wait(ctx: &Ctx<'_>) -> Result<Outcome, NodeError> {
-    let scope = Expressions::context(ctx.request.scope);
+    let scope = ctx.scope();
     let text = ctx.expr.render_text(config_str(ctx, "duration")?, &scope)?;
     let duration: HumanDuration = text.parse().map_err(|_| {
         NodeError::permanent(format!(
@@ -68,7 +68,7 @@ pub fn wait_for_event(ctx: &Ctx<'_>) -> Result<Outcome, NodeError> {
     let Some(timeout) = config(ctx, "timeout") else {
         return Ok(Outcome::AwaitResume { timeout: None });
     };
-    let scope = Expressions::context(ctx.request.scope);
+    let scope = ctx.scope();
     let text = ctx
         .expr
         .render_text(timeout.as_str().unwrap_or_default(), &scope)?;
@@ -83,7 +83,7 @@ pub fn wait_for_event(ctx: &Ctx<'_>) -> Result<Outcome, NodeError> {
 }
 
 pub fn if_else(ctx: &Ctx<'_>) -> Result<Outcome, NodeError> {
-    let scope = Expressions::context(ctx.request.scope);
+    let scope = ctx.scope();
     let result = ctx.expr.truthy(config_str(ctx, "logic")?, &scope)?;
     Ok(Outcome::Output {
         value: json!({"result": result}),
@@ -143,7 +143,7 @@ pub(crate) fn check_switch(c: &mut Checker<'_>) -> Outputs {
 }
 
 pub fn switch(ctx: &Ctx<'_>) -> Result<Outcome, NodeError> {
-    let scope = Expressions::context(ctx.request.scope);
+    let scope = ctx.scope();
     let value = ctx.expr.eval(config_str(ctx, "value")?, &scope)?;
     let cases = config(ctx, "cases")
         .and_then(Value::as_array)
@@ -170,7 +170,7 @@ pub fn switch(ctx: &Ctx<'_>) -> Result<Outcome, NodeError> {
 }
 
 pub fn filter(ctx: &Ctx<'_>) -> Result<Outcome, NodeError> {
-    let scope = Expressions::context(ctx.request.scope);
+    let scope = ctx.scope();
     let items = ctx.expr.eval(config_str(ctx, "items")?, &scope)?;
     let Value::Array(items) = items else {
         return Err(NodeError::permanent(format!(
@@ -183,10 +183,10 @@ pub fn filter(ctx: &Ctx<'_>) -> Result<Outcome, NodeError> {
     let mut item_scope = ctx.request.scope.clone();
     for item in items {
         item_scope.insert("item".to_owned(), item.clone());
-        if ctx
-            .expr
-            .truthy(condition, &Expressions::context(&item_scope))?
-        {
+        if ctx.expr.truthy(
+            condition,
+            &Scope::new(&item_scope, ctx.request.max_output_bytes),
+        )? {
             kept.push(item);
         }
     }
@@ -205,7 +205,7 @@ fn kind_of(value: &Value) -> &'static str {
 }
 
 pub fn mapping(ctx: &Ctx<'_>) -> Result<Outcome, NodeError> {
-    let scope = Expressions::context(ctx.request.scope);
+    let scope = ctx.scope();
     let mapping = config(ctx, "mapping")
         .cloned()
         .unwrap_or(Value::Object(Map::new()));

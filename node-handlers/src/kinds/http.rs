@@ -10,7 +10,6 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Map, Value, json};
 
 use super::Ctx;
-use crate::expr::Expressions;
 use crate::ssrf::{AllowList, Denied};
 use crate::{Error, ErrorClass, HttpOptions, NodeError, Outcome, RunRequest, SecretError};
 
@@ -145,7 +144,7 @@ impl HttpClient {
         credential: Option<&Credential>,
     ) -> Result<Outcome, NodeError> {
         let config = &ctx.request.node.config;
-        let scope = Expressions::context(ctx.request.scope);
+        let scope = ctx.scope();
         let text = |field: &str| {
             config
                 .get(field)

@@ -11,13 +11,21 @@ use flowmesh_model::validate::{Outputs, ValidationError};
 use flowmesh_model::{HumanDuration, Node, Primitive};
 use serde_json::Value;
 
-use crate::expr::Expressions;
+use crate::expr::{Expressions, Scope};
 use crate::{KindInfo, RunRequest};
 
 /// What a running kind sees.
 pub struct Ctx<'a> {
     pub expr: &'a Expressions,
     pub request: &'a RunRequest<'a>,
+}
+
+impl Ctx<'_> {
+    /// What the node's templates and expressions read, and how large the
+    /// values they build may grow: the tenant's output limit.
+    pub fn scope(&self) -> Scope {
+        Scope::new(self.request.scope, self.request.max_output_bytes)
+    }
 }
 
 const fn kind(

@@ -1,0 +1,242 @@
+//! Expressions and templates, by minijinja: sandboxed (no I/O), with a fuel
+//! limit against runaway loops, a size limit against values that grow past
+//! what the node may output (fuel counts instructions, and one instruction
+//! can repeat a string a million times), and Python-style string methods
+//! (`email.endswith('@example.com')`) from minijinja-contrib.
+
+use minijinja::budget::{self, Limits};
+use minijinja::value::Value as MjValue;
+use minijinja::{AutoEscape, Environment, ErrorKind, State, UndefinedBehavior};
+use serde_json::{Map, Value};
+
+use crate::{ErrorClass, NodeError};
+
+/// All the values one evaluation builds may add up to this many times the
+/// limit of one value.
+const TOTAL_FACTOR: usize = 8;
+
+pub struct Expressions {
+    env: Environment<'static>,
+}
+
+/// What an evaluation reads (`trigger` and the upstream outputs), and how
+/// large the values it builds may grow.
+pub struct Scope {
+    value: MjValue,
+    limits: Limits,
+}
+
+impl Scope {
+    /// `max_bytes` bounds each value, and the output, of an evaluation; all
+    /// the values it builds together get `TOTAL_FACTOR` times that.
+    pub fn new(scope: &Map<String, Value>, max_bytes: usize) -> Self {
+        Self {
+            value: MjValue::from(minijinja::value::Serde(scope)),
+            limits: Limits {
+                value_bytes: max_bytes,
+                total_bytes: max_bytes.saturating_mul(TOTAL_FACTOR),
+            },
+        }
+    }
+}
+
+fn error(e: minijinja::Error) -> NodeError {
+    match e.kind() {
+        ErrorKind::OutOfFuel => {
+            NodeError::permanent("the expression ran out of its computation budget")
+        }
+        ErrorKind::SizeLimitExceeded => NodeError {
+            class: ErrorClass::OutputTooLarge,
+            message: format!(
+                "{}; the tenant's output limit (max_output_bytes) bounds each value a template builds, and {TOTAL_FACTOR} times it all of them together",
+                e.detail().unwrap_or("the template built too large a value")
+            ),
+        },
+        _ => NodeError::permanent(e.to_string()),
+    }
+}
+
+/// A string that is one `{{ … }}` and nothing else: its value keeps its type.
+fn lone_expression(s: &str) -> Option<&str> {
+    let inner = s.trim().strip_prefix("{{")?.strip_suffix("}}")?;
+    let inner = inner.strip_prefix('-').unwrap_or(inner);
+    let inner = inner.strip_suffix('-').unwrap_or(inner);
+    (!inner.contains("{{") && !inner.contains("}}") && !inner.contains("{%"))
+        .then_some(inner.trim())
+}
+
+fn is_template(s: &str) -> bool {
+    s.contains("{{") || s.contains("{%") || s.contains("{#")
+}
+
+impl Expressions {
+    pub fn new(fuel: u64) -> Self {
+        let mut env = Environment::new();
+        env.set_fuel(Some(fuel));
+        env.set_auto_escape_callback(|_| AutoEscape::None);
+        env.set_undefined_behavior(UndefinedBehavior::Chainable);
+        env.set_unknown_method_callback(bounded_methods);
+        env.set_recursion_limit(64);
+        Self { env }
+    }
+
+    /// Evaluates an expression (no braces) to JSON.
+    pub fn eval(&self, expr: &str, scope: &Scope) -> Result<Value, NodeError> {
+        budget::with_limits(scope.limits, || self.eval_json(expr, scope)).map_err(error)
+    }
+
+    /// Evaluates an expression for its truth (Python rules: empty is false).
+    pub fn truthy(&self, expr: &str, scope: &Scope) -> Result<bool, NodeError> {
+        budget::with_limits(scope.limits, || {
+            let compiled = self.env.compile_expression(expr)?;
+            Ok(compiled.eval(scope.value.clone())?.is_true())
+        })
+        .map_err(error)
+    }
+
+    /// Renders every string of a JSON value as a template, recursively; all
+    /// of them within one budget.
+    pub fn render_value(&self, value: &Value, scope: &Scope) -> Result<Value, NodeError> {
+        budget::with_limits(scope.limits, || self.render_each(value, scope)).map_err(error)
+    }
+
+    fn render_each(&self, value: &Value, scope: &Scope) -> Result<Value, minijinja::Error> {
+        match value {
+            Value::String(s) if is_template(s) => match lone_expression(s) {
+                Some(expr) => self.eval_json(expr, scope),
+                None => {
+                    let text = self.env.render_str(s, scope.value.clone())?;
+                    budget::charge(text.len())?;
+                    Ok(Value::String(text))
+                }
+            },
+            Value::Array(items) => items
+                .iter()
+                .map(|v| self.render_each(v, scope))
+                .collect::<Result<_, _>>()
+                .map(Value::Array),
+            Value::Object(map) => map
+                .iter()
+                .map(|(k, v)| Ok((k.clone(), self.render_each(v, scope)?)))
+                .collect::<Result<Map<_, _>, minijinja::Error>>()
+                .map(Value::Object),
+            other => Ok(other.clone()),
+        }
+    }
+
+    fn eval_json(&self, expr: &str, scope: &Scope) -> Result<Value, minijinja::Error> {
+        let compiled = self.env.compile_expression(expr)?;
+        to_json(&compiled.eval(scope.value.clone())?)
+    }
+
+    /// Renders a template to text.
+    pub fn render_text(&self, template: &str, scope: &Scope) -> Result<String, NodeError> {
+        if !is_template(template) {
+            return Ok(template.to_owned());
+        }
+        budget::with_limits(scope.limits, || {
+            self.env.render_str(template, scope.value.clone())
+        })
+        .map_err(error)
+    }
+
+    pub fn check_expression(&self, expr: &str) -> Result<(), String> {
+        self.env
+            .compile_expression(expr)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    pub fn check_template(&self, template: &str) -> Result<(), String> {
+        if !is_template(template) {
+            return Ok(());
+        }
+        match lone_expression(template) {
+            Some(expr) => self.check_expression(expr),
+            None => self
+                .env
+                .template_from_str(template)
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+        }
+    }
+}
+
+/// The Python string methods of minijinja-contrib, with those that can
+/// build a large string from small ones checked against the size limit
+/// before they allocate.
+fn bounded_methods(
+    state: &mut State,
+    value: &MjValue,
+    method: &str,
+    args: &[MjValue],
+) -> Result<MjValue, minijinja::Error> {
+    if let Some(s) = value.as_str() {
+        match (method, args) {
+            ("replace", [old, new, rest @ ..]) => {
+                if let (Some(old), Some(new)) = (old.as_str(), new.as_str()) {
+                    let count = rest
+                        .first()
+                        .and_then(|c| i64::try_from(c.clone()).ok())
+                        .and_then(|c| usize::try_from(c).ok());
+                    budget::check_replace(s, old, new, count)?;
+                }
+            }
+            ("join", [items]) => return join(s, items),
+            ("splitlines", _) => budget::check_items(s.matches('\n').count() + 1)?,
+            _ => {}
+        }
+    }
+    minijinja_contrib::pycompat::unknown_method_callback(state, value, method, args)
+}
+
+/// `str.join`, written within the size limit as it grows.
+fn join(separator: &str, items: &MjValue) -> Result<MjValue, minijinja::Error> {
+    let mut out = budget::Limited::new(String::new());
+    for (i, item) in items.try_iter()?.checked().enumerate() {
+        let item = item?;
+        let written = if i > 0 {
+            std::fmt::Write::write_str(&mut out, separator)
+        } else {
+            Ok(())
+        };
+        written
+            .and_then(|()| std::fmt::Write::write_fmt(&mut out, format_args!("{item}")))
+            .map_err(|_| budget::write_error())?;
+    }
+    Ok(MjValue::from(out.into_inner()))
+}
+
+/// Counts the bytes of a value's JSON against the size limit.
+struct Measure(usize);
+
+impl std::io::Write for Measure {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 = self.0.saturating_add(buf.len());
+        budget::check(self.0).map_err(std::io::Error::other)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A value as JSON; its JSON text is measured first, so a lazy value (a
+/// repeated list of long strings) is refused before it is expanded.
+fn to_json(value: &MjValue) -> Result<Value, minijinja::Error> {
+    if value.is_undefined() {
+        return Ok(Value::Null);
+    }
+    let cannot = |e: serde_json::Error| {
+        minijinja::Error::new(
+            ErrorKind::BadSerialization,
+            format!("the value cannot be JSON: {e}"),
+        )
+    };
+    serde_json::to_writer(Measure(0), value).map_err(cannot)?;
+    serde_json::to_value(value).map_err(cannot)
+}
+
+#[cfg(test)]
+mod tests;
