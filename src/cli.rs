@@ -206,6 +206,44 @@ pub struct Cli {
     #[arg(long, env = "FLOWMESH_MAX_BODY_BYTES", default_value_t = 1024 * 1024, global = true)]
     pub max_body_bytes: usize,
 
+    /// Connections the gateway holds open at once; more are closed at once.
+    #[arg(
+        long,
+        env = "FLOWMESH_MAX_CONNECTIONS",
+        default_value_t = 10_000,
+        global = true
+    )]
+    pub max_connections: usize,
+
+    /// Connections the gateway holds open from one address.
+    #[arg(
+        long,
+        env = "FLOWMESH_MAX_CONNECTIONS_PER_ADDRESS",
+        default_value_t = 1_000,
+        global = true
+    )]
+    pub max_connections_per_address: usize,
+
+    /// Time a client has to send a request's headers; then its connection
+    /// is closed.
+    #[arg(
+        long,
+        env = "FLOWMESH_HEADER_READ_TIMEOUT",
+        default_value = "10s",
+        global = true
+    )]
+    pub header_read_timeout: HumanDuration,
+
+    /// A connection that moves no bytes for this long is closed (event
+    /// streams send a keep-alive every 15 s).
+    #[arg(
+        long,
+        env = "FLOWMESH_IDLE_TIMEOUT",
+        default_value = "2m",
+        global = true
+    )]
+    pub idle_timeout: HumanDuration,
+
     /// Key that seals tenants' secrets at rest: 32 random bytes in base64
     /// (`openssl rand -base64 32`). Embedded without one (or with an empty
     /// one), a key is made and kept in the data directory; distributed
@@ -568,6 +606,12 @@ pub async fn serve(cli: &Cli) -> anyhow::Result<ExitCode> {
     let gateway_options = flowmesh_gateway::Options {
         listen: cli.listen,
         max_body_bytes: cli.max_body_bytes,
+        connections: flowmesh_gateway::ConnectionOptions {
+            max_connections: cli.max_connections,
+            max_per_address: cli.max_connections_per_address,
+            header_read_timeout: cli.header_read_timeout,
+            idle_timeout: cli.idle_timeout,
+        },
     };
     let gateway = Gateway::bind(&gateway_options, engine.handle()).await?;
     let addr = gateway.local_addr().unwrap_or(cli.listen);

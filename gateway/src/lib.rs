@@ -13,6 +13,7 @@ mod hooks;
 pub mod openapi;
 mod operate;
 mod routes;
+mod server;
 mod sse;
 mod stream;
 
@@ -24,6 +25,7 @@ use serde::{Deserialize, Serialize};
 pub use access::{Access, Guard};
 pub use error::ApiError;
 pub use routes::{RouteInfo, router, routes};
+pub use server::ConnectionOptions;
 
 /// Settings of the HTTP gateway.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -33,6 +35,8 @@ pub struct Options {
     pub listen: SocketAddr,
     /// Largest accepted request body, in bytes; larger ones get 413.
     pub max_body_bytes: usize,
+    /// Bounds of the connections held open.
+    pub connections: ConnectionOptions,
 }
 
 impl Default for Options {
@@ -40,6 +44,7 @@ impl Default for Options {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_body_bytes: 1024 * 1024,
+            connections: ConnectionOptions::default(),
         }
     }
 }
@@ -67,6 +72,7 @@ impl Error {
 pub struct Gateway {
     listener: tokio::net::TcpListener,
     router: axum::Router,
+    connections: ConnectionOptions,
 }
 
 impl Gateway {
@@ -80,6 +86,7 @@ impl Gateway {
         Ok(Gateway {
             listener,
             router: router(engine, options),
+            connections: options.connections.clone(),
         })
     }
 
@@ -93,12 +100,15 @@ impl Gateway {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), Error> {
-        let service = self
-            .router
-            .into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(self.listener, service)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .map_err(Error::Serve)
+        server::run(
+            server::Serve {
+                listener: self.listener,
+                router: self.router,
+                options: self.connections,
+            },
+            shutdown,
+        )
+        .await
+        .map_err(Error::Serve)
     }
 }
