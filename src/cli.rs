@@ -215,6 +215,16 @@ pub struct Cli {
     )]
     pub max_connections: usize,
 
+    /// Event streams (`/v1/events`, an execution's events) one tenant holds
+    /// open in one process; more get 429.
+    #[arg(
+        long,
+        env = "FLOWMESH_TENANT_MAX_STREAMS",
+        default_value_t = 100,
+        global = true
+    )]
+    pub tenant_max_streams: usize,
+
     /// Connections the gateway holds open from one address.
     #[arg(
         long,
@@ -612,6 +622,7 @@ pub async fn serve(cli: &Cli) -> anyhow::Result<ExitCode> {
             header_read_timeout: cli.header_read_timeout,
             idle_timeout: cli.idle_timeout,
         },
+        max_streams_per_tenant: cli.tenant_max_streams,
     };
     let gateway = Gateway::bind(&gateway_options, engine.handle()).await?;
     let addr = gateway.local_addr().unwrap_or(cli.listen);

@@ -108,3 +108,37 @@ async fn idle_connections(mode: Mode) {
     );
 }
 both_modes!(idle_connections_are_closed, idle_connections);
+
+async fn open_stream(engine: &Engine, key: &str) -> reqwest::Response {
+    engine
+        .client()
+        .get(engine.url("/v1/events"))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn streams_per_tenant(mode: Mode) {
+    let engine = Engine::start_with(mode, &[("FLOWMESH_TENANT_MAX_STREAMS", "3")]).await;
+    let other = engine.create_tenant("Neighbour").await;
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        let stream = open_stream(&engine, common::ADMIN_KEY).await;
+        assert_eq!(stream.status(), StatusCode::OK);
+        open.push(stream);
+    }
+    let refused = open_stream(&engine, common::ADMIN_KEY).await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(refused.headers().contains_key("retry-after"));
+    // Another tenant's share is its own.
+    assert_eq!(open_stream(&engine, &other).await.status(), StatusCode::OK);
+    // A closed stream gives its slot back.
+    drop(open.pop());
+    common::eventually("a slot is given back", Duration::from_secs(30), || async {
+        let stream = open_stream(&engine, common::ADMIN_KEY).await;
+        (stream.status() == StatusCode::OK).then_some(())
+    })
+    .await;
+}
+both_modes!(event_streams_are_capped_per_tenant, streams_per_tenant);

@@ -14,6 +14,8 @@ use crate::error::ApiError;
 #[derive(Clone)]
 pub struct AppState {
     pub engine: EngineHandle,
+    /// Open event streams by tenant, within the per-tenant cap.
+    pub streams: std::sync::Arc<crate::stream::StreamSlots>,
 }
 
 /// A JSON request body: the right content type, within the size limit.

@@ -37,6 +37,9 @@ pub struct Options {
     pub max_body_bytes: usize,
     /// Bounds of the connections held open.
     pub connections: ConnectionOptions,
+    /// Event streams (`/v1/events`, SSE and WebSocket) one tenant holds
+    /// open in one process; more get 429.
+    pub max_streams_per_tenant: usize,
 }
 
 impl Default for Options {
@@ -45,6 +48,7 @@ impl Default for Options {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_body_bytes: 1024 * 1024,
             connections: ConnectionOptions::default(),
+            max_streams_per_tenant: 100,
         }
     }
 }

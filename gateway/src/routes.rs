@@ -247,7 +247,10 @@ pub fn routes() -> Vec<RouteInfo> {
 }
 
 pub fn router(engine: EngineHandle, options: &Options) -> Router {
-    let state = AppState { engine };
+    let state = AppState {
+        engine,
+        streams: crate::stream::StreamSlots::new(options.max_streams_per_tenant),
+    };
     let mut router = Router::new();
     for (info, handler) in table() {
         let guard = middleware::from_fn_with_state((state.clone(), info.guard), access::guard);

@@ -39,31 +39,35 @@ pub async fn execution_events(
         // Finished runs are told from the journal: their events may have aged out of the bus.
         stream::iter(journal_events(&record)).map(Ok).boxed()
     } else {
+        let slot = state.streams.take(who.tenant)?;
         let live = state.engine.events(who.tenant, id).await?;
-        stream::unfold((live, false), move |(mut live, done)| async move {
-            if done {
-                return None;
-            }
-            loop {
-                match live.next().await {
-                    Some(Ok(event)) if event.seq <= after && !event.kind.is_final() => continue,
-                    Some(Ok(event)) => {
-                        let last = event.kind.is_final();
-                        let sse = Event::default()
-                            .id(event.seq.to_string())
-                            .event(event.kind.name())
-                            .json_data(event.to_json())
-                            .unwrap_or_default();
-                        return Some((Ok(sse), (live, last)));
-                    }
-                    Some(Err(e)) => {
-                        let sse = Event::default().event("error").data(e.to_string());
-                        return Some((Ok(sse), (live, true)));
-                    }
-                    None => return None,
+        stream::unfold(
+            (live, false, slot),
+            move |(mut live, done, slot)| async move {
+                if done {
+                    return None;
                 }
-            }
-        })
+                loop {
+                    match live.next().await {
+                        Some(Ok(event)) if event.seq <= after && !event.kind.is_final() => continue,
+                        Some(Ok(event)) => {
+                            let last = event.kind.is_final();
+                            let sse = Event::default()
+                                .id(event.seq.to_string())
+                                .event(event.kind.name())
+                                .json_data(event.to_json())
+                                .unwrap_or_default();
+                            return Some((Ok(sse), (live, last, slot)));
+                        }
+                        Some(Err(e)) => {
+                            let sse = Event::default().event("error").data(e.to_string());
+                            return Some((Ok(sse), (live, true, slot)));
+                        }
+                        None => return None,
+                    }
+                }
+            },
+        )
         .boxed()
     };
     Ok(Sse::new(events)

@@ -7,13 +7,15 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use flowmesh_bus::Positioned;
+use flowmesh_model::TenantId;
 use futures::stream;
 use serde_json::json;
 
@@ -46,6 +48,64 @@ fn last_event_id(
     .transpose()
 }
 
+/// Open streams by tenant: each holds a bus subscription (a JetStream
+/// consumer in distributed mode) and a connection, so each tenant's share
+/// is bounded.
+pub(crate) struct StreamSlots {
+    max: usize,
+    open: Mutex<HashMap<TenantId, usize>>,
+}
+
+/// One open stream's slot, given back when the stream ends.
+pub(crate) struct StreamSlot {
+    slots: Arc<StreamSlots>,
+    tenant: TenantId,
+}
+
+impl StreamSlots {
+    pub fn new(max: usize) -> Arc<Self> {
+        Arc::new(Self {
+            max,
+            open: Mutex::default(),
+        })
+    }
+
+    pub fn take(self: &Arc<Self>, tenant: TenantId) -> Result<StreamSlot, ApiError> {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let count = open.entry(tenant).or_default();
+        if *count >= self.max {
+            metrics::counter!("flowmesh_streams_refused_total").increment(1);
+            let mut error = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_streams",
+                format!(
+                    "the tenant already has {} event streams open here; close one, or retry later",
+                    self.max
+                ),
+            );
+            error.retry_after = Some(5);
+            return Err(error);
+        }
+        *count += 1;
+        Ok(StreamSlot {
+            slots: self.clone(),
+            tenant,
+        })
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut open = self.slots.open.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = open.get_mut(&self.tenant) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.tenant);
+            }
+        }
+    }
+}
+
 fn body(p: &Positioned) -> serde_json::Value {
     p.event.to_json()
 }
@@ -57,8 +117,9 @@ pub(crate) async fn tenant_events(
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     let after = last_event_id(&headers, &query)?;
+    let slot = state.streams.take(who.tenant)?;
     let events = state.engine.tenant_events(who.tenant, after).await?;
-    let stream = stream::unfold(events, |mut events| async move {
+    let stream = stream::unfold((events, slot), |(mut events, slot)| async move {
         let sse = match events.next_positioned().await? {
             Ok(p) => Event::default()
                 .id(p.position.to_string())
@@ -69,7 +130,7 @@ pub(crate) async fn tenant_events(
                 "the event stream broke ({e}); reconnect with Last-Event-ID"
             )),
         };
-        Some((Ok::<_, Infallible>(sse), events))
+        Some((Ok::<_, Infallible>(sse), (events, slot)))
     });
     Ok(Sse::new(stream)
         .keep_alive(KeepAlive::default())
@@ -84,9 +145,13 @@ pub(crate) async fn tenant_events_ws(
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     let after = last_event_id(&headers, &query)?;
+    let slot = state.streams.take(who.tenant)?;
     // Subscribed before the upgrade: an unreachable bus is an HTTP error.
     let events = state.engine.tenant_events(who.tenant, after).await?;
-    Ok(upgrade.on_upgrade(move |socket| forward(socket, events)))
+    Ok(upgrade.on_upgrade(move |socket| async move {
+        forward(socket, events).await;
+        drop(slot);
+    }))
 }
 
 /// Sends each event as a text message `{"id", "event"}` until either side
