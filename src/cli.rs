@@ -225,6 +225,24 @@ pub struct Cli {
     )]
     pub tenant_max_streams: usize,
 
+    /// Webhook requests per second from one client address (0: no limit).
+    #[arg(
+        long,
+        env = "FLOWMESH_WEBHOOK_RATE_PER_ADDRESS",
+        default_value_t = 1_000,
+        global = true
+    )]
+    pub webhook_rate_per_address: u32,
+
+    /// Webhook requests per second to one webhook, from anyone (0: no limit).
+    #[arg(
+        long,
+        env = "FLOWMESH_WEBHOOK_RATE_PER_ROUTE",
+        default_value_t = 5_000,
+        global = true
+    )]
+    pub webhook_rate_per_route: u32,
+
     /// Connections the gateway holds open from one address.
     #[arg(
         long,
@@ -623,6 +641,10 @@ pub async fn serve(cli: &Cli) -> anyhow::Result<ExitCode> {
             idle_timeout: cli.idle_timeout,
         },
         max_streams_per_tenant: cli.tenant_max_streams,
+        webhook_limits: flowmesh_gateway::WebhookLimitOptions {
+            per_address: Some(cli.webhook_rate_per_address).filter(|&r| r > 0),
+            per_route: Some(cli.webhook_rate_per_route).filter(|&r| r > 0),
+        },
     };
     let gateway = Gateway::bind(&gateway_options, engine.handle()).await?;
     let addr = gateway.local_addr().unwrap_or(cli.listen);

@@ -276,3 +276,89 @@ async fn tenant_states_stay_private(mode: Mode) {
     assert_eq!(status, StatusCode::OK, "{body}");
 }
 both_modes!(credits_spent_is_a_generic_503, tenant_states_stay_private);
+
+fn client_from(address: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(address.parse::<std::net::IpAddr>().unwrap())
+        .build()
+        .unwrap()
+}
+
+async fn own_limits(mode: Mode) {
+    let engine = Engine::start_with(
+        mode,
+        &[
+            ("FLOWMESH_TENANT_RATE_LIMIT", "5"),
+            ("FLOWMESH_WEBHOOK_RATE_PER_ADDRESS", "5"),
+            ("FLOWMESH_WEBHOOK_RATE_PER_ROUTE", "10"),
+        ],
+    )
+    .await;
+    engine
+        .deploy(hook_workflow(
+            "open",
+            "open",
+            json!([{"id": "answer", "type": "action", "kind": "respond", "config": {"body": {"ok": true}}}]),
+            json!([{"from": "hook", "to": "answer"}]),
+        ))
+        .await;
+    // Probing made-up paths from one address: its own share, then 429.
+    let prober = client_from("127.0.0.6");
+    let probes = (0..40).map(|i| {
+        let (prober, url) = (&prober, engine.url(&format!("/hooks/default/nothing-{i}")));
+        async move {
+            prober
+                .post(url)
+                .json(&json!({}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    });
+    let statuses = futures::future::join_all(probes).await;
+    let limited = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    let missing = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::NOT_FOUND)
+        .count();
+    assert_eq!(missing + limited, 40, "{statuses:?}");
+    assert!(
+        missing >= 5 && limited >= 20,
+        "one address's share: {statuses:?}"
+    );
+    // The tenant's own API allowance (a burst of 5) was not spent by any of it.
+    for _ in 0..3 {
+        let (status, body) = engine.get("/v1/workflows").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    // One webhook's share, from several addresses together.
+    let calls = (0..60).map(|i| {
+        let client = client_from(&format!("127.0.1.{}", 1 + i % 12));
+        let url = engine.url("/hooks/default/open");
+        async move {
+            client
+                .post(url)
+                .json(&json!({}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    });
+    let statuses = futures::future::join_all(calls).await;
+    let answered = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+    let limited = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert_eq!(answered + limited, 60, "{statuses:?}");
+    assert!(
+        answered >= 10 && limited >= 20,
+        "the route's share: {statuses:?}"
+    );
+}
+both_modes!(webhooks_have_limits_of_their_own, own_limits);

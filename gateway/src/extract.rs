@@ -16,6 +16,7 @@ pub struct AppState {
     pub engine: EngineHandle,
     /// Open event streams by tenant, within the per-tenant cap.
     pub streams: std::sync::Arc<crate::stream::StreamSlots>,
+    pub webhook_limits: std::sync::Arc<crate::hook_limits::WebhookLimits>,
 }
 
 /// A JSON request body: the right content type, within the size limit.

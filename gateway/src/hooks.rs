@@ -3,9 +3,10 @@
 //! place, and the tenant's slug scopes it.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 
 use axum::Json;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{ConnectInfo, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use flowmesh_actors::{Error, ExecutionOutcome as Outcome, Started, Until, WebhookRequest};
@@ -14,16 +15,24 @@ use serde_json::{Map, Value, json};
 
 use crate::error::ApiError;
 use crate::extract::{AppState, is_json, parse_json, read_body, refuse_nul};
+use crate::hook_limits::WebhookCall;
 use crate::routes::idempotency_key;
 
 pub async fn webhook(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path((tenant, path)): Path<(String, String)>,
     Query(query): Query<HashMap<String, String>>,
     method: Method,
     headers: HeaderMap,
     request: Request,
 ) -> Result<Response, ApiError> {
+    state.webhook_limits.admit(&WebhookCall {
+        source: peer.ip(),
+        tenant: &tenant,
+        method: method.as_str(),
+        path: &path,
+    })?;
     let idempotency_key = idempotency_key(&headers)?;
     let bytes = read_body(request, &state).await?;
     let body = body_value(&headers, &bytes)?;

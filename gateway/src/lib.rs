@@ -9,6 +9,7 @@ mod billing;
 mod bodies;
 mod error;
 mod extract;
+mod hook_limits;
 mod hooks;
 pub mod openapi;
 mod operate;
@@ -24,6 +25,7 @@ use serde::{Deserialize, Serialize};
 
 pub use access::{Access, Guard};
 pub use error::ApiError;
+pub use hook_limits::WebhookLimitOptions;
 pub use routes::{RouteInfo, router, routes};
 pub use server::ConnectionOptions;
 
@@ -40,6 +42,8 @@ pub struct Options {
     /// Event streams (`/v1/events`, SSE and WebSocket) one tenant holds
     /// open in one process; more get 429.
     pub max_streams_per_tenant: usize,
+    /// Rate limits of the public webhook routes.
+    pub webhook_limits: WebhookLimitOptions,
 }
 
 impl Default for Options {
@@ -49,6 +53,7 @@ impl Default for Options {
             max_body_bytes: 1024 * 1024,
             connections: ConnectionOptions::default(),
             max_streams_per_tenant: 100,
+            webhook_limits: WebhookLimitOptions::default(),
         }
     }
 }

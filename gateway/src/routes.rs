@@ -250,6 +250,7 @@ pub fn router(engine: EngineHandle, options: &Options) -> Router {
     let state = AppState {
         engine,
         streams: crate::stream::StreamSlots::new(options.max_streams_per_tenant),
+        webhook_limits: crate::hook_limits::WebhookLimits::new(options.webhook_limits.clone()),
     };
     let mut router = Router::new();
     for (info, handler) in table() {

@@ -423,7 +423,11 @@ impl EngineHandle {
             .tenant_by_slug(route.slug)
             .await?
             .ok_or_else(missing)?;
-        self.admit(tenant).await?;
+        // Webhooks are public: their limits are their own (in the gateway),
+        // so anonymous callers never spend the tenant's API allowance.
+        if route.kind != "webhook" {
+            self.admit(tenant).await?;
+        }
         let (workflow, version) = self
             .ctx
             .store
