@@ -291,6 +291,29 @@ pub enum Commands {
         /// Path of the JSON document.
         file: PathBuf,
     },
+    /// Serve sandboxed code on stdin and stdout (started by the engine).
+    #[command(hide = true)]
+    SandboxWorker {
+        #[arg(value_enum)]
+        language: WorkerLanguage,
+    },
+}
+
+/// The languages that run in a worker process of this binary.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum WorkerLanguage {
+    Javascript,
+}
+
+/// A sandbox worker: answers the calls its engine sends until its stdin
+/// ends (the engine is gone).
+pub fn sandbox_worker(language: WorkerLanguage) -> anyhow::Result<ExitCode> {
+    match language {
+        WorkerLanguage::Javascript => {
+            flowmesh_sandbox::worker::serve(std::io::stdin().lock(), std::io::stdout())?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
