@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::time::{Duration, Instant};
 
 use flowmesh_model::HumanDuration;
-use flowmesh_sandbox::worker::{MAX_REQUEST_BYTES, serve};
+use flowmesh_sandbox::worker::{MAX_REQUEST_BYTES, READY, serve};
 use flowmesh_sandbox::{
     Answer, Call, Class, Failure, Isolation, Limits, NetworkIsolation, Options, PythonSandbox,
     Request, Returned,
@@ -66,9 +66,13 @@ fn served() -> Served {
     let (request_reader, requests) = std::io::pipe().unwrap();
     let (answer_reader, answers) = std::io::pipe().unwrap();
     let serving = std::thread::spawn(move || serve(BufReader::new(request_reader), answers));
+    let mut answers = BufReader::new(answer_reader);
+    let mut ready = Vec::new();
+    answers.read_until(b'\n', &mut ready).unwrap();
+    assert_eq!(ready, READY);
     Served {
         requests,
-        answers: BufReader::new(answer_reader),
+        answers,
         serving,
     }
 }

@@ -18,7 +18,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout};
 
 pub use quickjs::JsEngine;
-use worker::{Answer, MAX_REQUEST_BYTES, Request};
+use worker::{Answer, MAX_REQUEST_BYTES, READY, Request};
 
 use crate::{Call, Class, Failure, Jail, JailSpec, Returned, Usage, rss};
 
@@ -27,6 +27,8 @@ use crate::{Call, Class, Failure, Jail, JailSpec, Returned, Usage, rss};
 const KILL_GRACE: Duration = Duration::from_millis(500);
 /// Longest a call waits for the calls queued before it (one runs at a time).
 const QUEUE_WAIT: Duration = Duration::from_secs(60);
+/// Longest a new worker may take to start, before its call's time counts.
+const START_WAIT: Duration = Duration::from_secs(10);
 /// JavaScript writes no files: the smallest working directory.
 const WORKDIR_BYTES: u64 = 1 << 20;
 /// Most stderr kept from a worker that died.
@@ -142,7 +144,7 @@ impl Inner {
         }
         let mut worker = match slot.take() {
             Some(worker) => worker,
-            None => self.spawn()?,
+            None => self.started().await?,
         };
         let cap = Answer::limit(call.limits.output_bytes);
         let exchange = async {
@@ -186,6 +188,22 @@ impl Inner {
             }
             Err(e) => Err(self
                 .crashed(worker, &format!("an answer that is not one: {e}"))
+                .await),
+        }
+    }
+
+    /// A new worker, once it has started.
+    async fn started(&self) -> Result<Worker, Failure> {
+        let mut worker = self.spawn()?;
+        let mut line = Vec::new();
+        let mut stdout = (&mut worker.stdout).take(READY.len() as u64);
+        let ready = stdout.read_until(b'\n', &mut line);
+        match tokio::time::timeout(START_WAIT, ready).await {
+            Ok(Ok(_)) if line == READY => Ok(worker),
+            Ok(Ok(_)) => Err(self.crashed(worker, "it did not start").await),
+            Ok(Err(e)) => Err(self.crashed(worker, &e.to_string()).await),
+            Err(_) => Err(self
+                .crashed(worker, &format!("it did not start within {START_WAIT:?}"))
                 .await),
         }
     }

@@ -1,7 +1,8 @@
-//! The JavaScript worker process and its protocol: one JSON request line in
-//! on stdin per call, one JSON answer line out on stdout. The worker opens
-//! no file or socket; the end of its stdin (its engine is gone) ends it,
-//! even in the middle of a call.
+//! The JavaScript worker process and its protocol: `READY` out on stdout
+//! once it has started, then one JSON request line in on stdin per call and
+//! one JSON answer line out on stdout. The worker opens no file or socket;
+//! the end of its stdin (its engine is gone) ends it, even in the middle of
+//! a call.
 
 use std::io::{BufRead, Read, Write};
 
@@ -12,6 +13,8 @@ use serde_json::value::RawValue;
 use super::quickjs::JsEngine;
 use crate::{Call, Class, Failure, Returned};
 
+/// What a worker writes once it has started and waits for its first call.
+pub const READY: &[u8] = b"ready\n";
 /// Longest request line (the code and its input, as JSON).
 pub const MAX_REQUEST_BYTES: u64 = 64 << 20;
 /// Room in an answer beside the output: the logs (at most 200 lines of
@@ -141,6 +144,8 @@ fn answer(
         eprintln!("the JavaScript worker keeps its priority: {e}");
     }
     let engine = JsEngine::new().map_err(std::io::Error::other)?;
+    output.write_all(READY)?;
+    output.flush()?;
     for request in queue {
         let mut line = serde_json::to_vec(&engine.run(&request))?;
         line.push(b'\n');
