@@ -435,6 +435,12 @@ pub enum Commands {
         #[command(subcommand)]
         command: SecretsCommand,
     },
+    /// Serve sandboxed code on stdin and stdout (started by the engine).
+    #[command(hide = true)]
+    SandboxWorker {
+        #[arg(value_enum)]
+        language: WorkerLanguage,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -451,13 +457,30 @@ pub enum SecretsCommand {
     },
 }
 
+/// The languages that run in a worker process of this binary.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum WorkerLanguage {
+    Javascript,
+}
+
+/// A sandbox worker: answers the calls its engine sends until its stdin
+/// ends (the engine is gone).
+pub fn sandbox_worker(language: WorkerLanguage) -> anyhow::Result<ExitCode> {
+    match language {
+        WorkerLanguage::Javascript => {
+            flowmesh_sandbox::worker::serve(std::io::stdin().lock(), std::io::stdout())?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum WithoutNetnsArg {
     Refuse,
     Allow,
 }
 
-/// Settings of the code nodes' sandboxes, from the command line.
+/// Accounts, limits, logins and credits, from the command line.
 fn tenancy_options(cli: &Cli) -> flowmesh_actors::Tenancy {
     flowmesh_actors::Tenancy {
         registration: cli.registration,

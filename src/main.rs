@@ -13,21 +13,15 @@ use clap::Parser;
 
 use cli::{Cli, Commands, SecretsCommand};
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     data_dir::private_umask();
     let cli = Cli::parse();
-    let _telemetry = telemetry::init(cli.log_format);
-    // Test builds only: elsewhere this does nothing.
-    flowmesh_store::failpoints::arm();
-    flowmesh_actors::metrics::install();
+    // A sandbox worker has no runtime, no logging and nothing but stdio.
     let result = match &cli.command {
-        None | Some(Commands::Serve) => cli::serve(&cli).await,
-        Some(Commands::Migrate) => cli::migrate(&cli).await,
-        Some(Commands::Validate { file }) => cli::validate(&cli, file),
-        Some(Commands::Secrets {
-            command: SecretsCommand::Rotate { new_secrets_key },
-        }) => secrets_key::rotate(&cli, new_secrets_key.as_deref()).await,
+        Some(Commands::SandboxWorker { language }) => cli::sandbox_worker(*language),
+        _ => tokio::runtime::Runtime::new()
+            .map_err(anyhow::Error::from)
+            .and_then(|runtime| runtime.block_on(engine(&cli))),
     };
     match result {
         Ok(code) => code,
@@ -35,5 +29,20 @@ async fn main() -> ExitCode {
             eprintln!("flowmesh: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+async fn engine(cli: &Cli) -> anyhow::Result<ExitCode> {
+    let _telemetry = telemetry::init(cli.log_format);
+    // Test builds only: elsewhere this does nothing.
+    flowmesh_store::failpoints::arm();
+    flowmesh_actors::metrics::install();
+    match &cli.command {
+        Some(Commands::Migrate) => cli::migrate(cli).await,
+        Some(Commands::Validate { file }) => cli::validate(cli, file),
+        Some(Commands::Secrets {
+            command: SecretsCommand::Rotate { new_secrets_key },
+        }) => secrets_key::rotate(cli, new_secrets_key.as_deref()).await,
+        _ => cli::serve(cli).await,
     }
 }

@@ -4,7 +4,8 @@
 
 mod common;
 
-use std::time::Duration;
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
 
 use common::{Engine, Mode, code_workflow, node};
 use reqwest::{Method, StatusCode};
@@ -243,12 +244,21 @@ fn process(pid: u32) -> Option<(u32, char, u64)> {
 
 #[tokio::test]
 async fn code_stops_when_its_engine_dies() {
+    for (language, source) in [
+        ("python", "while True:\n    pass"),
+        ("javascript", "while (true) {}"),
+    ] {
+        code_stops_with_its_engine(language, source).await;
+    }
+}
+
+async fn code_stops_with_its_engine(language: &str, source: &str) {
     let mut engine = Engine::start(Mode::Embedded).await;
     let workflow = engine
         .deploy(code_workflow(
             "spin",
-            "python",
-            "while True:\n    pass",
+            language,
+            source,
             json!({"wall": "30s"}),
         ))
         .await;
@@ -256,7 +266,7 @@ async fn code_stops_when_its_engine_dies() {
     let engine_pid = engine.pid();
     // The engine's child that is burning CPU runs the loop.
     let spinning = common::eventually(
-        "the loop runs in a process of its own",
+        &format!("the {language} loop runs in a process of its own"),
         Duration::from_secs(20),
         || async {
             std::fs::read_dir("/proc")
@@ -272,7 +282,7 @@ async fn code_stops_when_its_engine_dies() {
     engine.kill();
     // Without its engine the code ends at once, not at its 30 s limit.
     common::eventually(
-        "the code's process ends with its engine",
+        &format!("the {language} code's process ends with its engine"),
         Duration::from_secs(10),
         || async {
             process(spinning)
@@ -282,3 +292,232 @@ async fn code_stops_when_its_engine_dies() {
     )
     .await;
 }
+
+/// Built-ins that run to their end without asking QuickJS's interrupt
+/// handler: minutes of CPU each.
+const IGNORE_THE_INTERRUPT: &[&str] = &[
+    "const a = []; a.length = 4294967295; a.reverse(); return 1;",
+    "const a = []; a.length = 4294967295; a.sort(); return 1;",
+    "const a = []; a.length = 4294967295; return a.join('').length;",
+    "const a = []; a.length = 4294967295; a.fill(0, 0, 1); return a.copyWithin(1, 0).length;",
+];
+
+/// The engine's JavaScript worker processes.
+fn js_workers(engine_pid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| process(pid).is_some_and(|(parent, _, _)| parent == engine_pid))
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|line| line.split(|&b| b == 0).any(|arg| arg == b"sandbox-worker"))
+        })
+        .collect()
+}
+
+/// The threads of a process that are running or waiting to run.
+fn runnable_threads(pid: u32) -> HashSet<(u32, String)> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return HashSet::new();
+    };
+    tasks
+        .filter_map(|task| {
+            let name = task.ok()?.file_name().into_string().ok()?;
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/task/{name}/stat")).ok()?;
+            let state = stat
+                .rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .next()?
+                .to_owned();
+            (state == "R").then_some((pid, name))
+        })
+        .collect()
+}
+
+/// Threads of the engine and its workers that stay runnable over a
+/// quarter of a second: code still running (an idle engine sleeps).
+async fn busy_threads(engine_pid: u32) -> HashSet<(u32, String)> {
+    let sample = || {
+        let mut pids = js_workers(engine_pid);
+        pids.push(engine_pid);
+        pids.into_iter()
+            .flat_map(runnable_threads)
+            .collect::<HashSet<_>>()
+    };
+    let mut busy = sample();
+    for _ in 0..10 {
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        let now = sample();
+        busy.retain(|thread| now.contains(thread));
+    }
+    busy
+}
+
+fn threads(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task")).map_or(0, |tasks| tasks.count())
+}
+
+async fn interrupt_ignoring_code_stops(mode: Mode) {
+    let engine = Engine::start(mode).await;
+    let pid = engine.pid();
+    for _ in 0..3 {
+        run_code(&engine, "javascript", "return 1", json!({})).await;
+    }
+    let (threads_before, memory_before) = (threads(pid), engine.rss());
+    for source in IGNORE_THE_INTERRUPT {
+        let workers = js_workers(pid);
+        let (execution, took) =
+            run_code(&engine, "javascript", source, json!({"wall": "1s"})).await;
+        let error = node(&execution, "code")["error"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(error.starts_with("timeout:"), "{source}: {error}");
+        assert!(took <= Duration::from_secs(3), "{source} took {took:?}");
+        // Nothing of it keeps running: its process is gone, and neither
+        // the engine nor a worker has a thread still busy.
+        common::eventually(
+            &format!("nothing of `{source}` runs on"),
+            Duration::from_secs(20),
+            || async {
+                let left = busy_threads(pid).await;
+                let killed_gone = workers.iter().all(|&worker| process(worker).is_none());
+                (left.is_empty() && killed_gone).then_some(())
+            },
+        )
+        .await;
+        let (execution, _) = run_code(&engine, "javascript", "return 2", json!({})).await;
+        assert_eq!(node(&execution, "code")["output"], json!(2));
+        let workers = js_workers(pid);
+        assert_eq!(workers.len(), 1, "one worker for the tenant: {workers:?}");
+    }
+    assert!(
+        threads(pid) <= threads_before + 2,
+        "the engine went from {threads_before} threads to {}",
+        threads(pid)
+    );
+    assert!(
+        engine.rss() <= memory_before + (64 << 20),
+        "the engine grew from {} MiB to {} MiB",
+        memory_before >> 20,
+        engine.rss() >> 20
+    );
+}
+both_modes!(
+    javascript_that_ignores_the_interrupt_is_stopped_with_its_process,
+    interrupt_ignoring_code_stops
+);
+
+async fn other_tenants_run_on_while_a_worker_is_killed(mode: Mode) {
+    let engine = Engine::start(mode).await;
+    let key = engine.create_tenant("bystander").await;
+    let quiet = engine
+        .deploy_as(
+            &key,
+            code_workflow(
+                "quiet",
+                "javascript",
+                "return input.trigger.body.n * 2;",
+                json!({}),
+            ),
+        )
+        .await;
+    let noisy = engine
+        .deploy(code_workflow(
+            "noisy",
+            "javascript",
+            IGNORE_THE_INTERRUPT[0],
+            json!({"wall": "1s"}),
+        ))
+        .await;
+    let mut flood = Vec::new();
+    for _ in 0..3 {
+        flood.push(engine.start_execution(&noisy, json!({})).await);
+    }
+    // Until the last of the noisy calls has had its worker killed, each of
+    // the other tenant's calls succeeds.
+    let started = Instant::now();
+    let mut quiet_runs = 0;
+    loop {
+        let mut finished = 0;
+        for id in &flood {
+            let status = engine.execution(id).await["status"].clone();
+            finished += usize::from(status == "failed" || status == "succeeded");
+        }
+        if finished == flood.len() {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the flood hangs"
+        );
+        let (status, body) = engine
+            .request_as(
+                &key,
+                Method::POST,
+                &format!("/v1/workflows/{quiet}/executions?wait=true"),
+                Some(json!({"n": quiet_runs})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["status"], "succeeded", "{body}");
+        assert_eq!(body["output"], quiet_runs * 2, "{body}");
+        quiet_runs += 1;
+    }
+    assert!(quiet_runs > 0);
+    for id in flood {
+        let execution = engine.finished(&id).await;
+        let error = node(&execution, "code")["error"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(error.starts_with("timeout:"), "{execution}");
+    }
+}
+both_modes!(
+    other_tenants_code_runs_on_while_a_worker_is_killed,
+    other_tenants_run_on_while_a_worker_is_killed
+);
+
+async fn a_killed_worker_fails_only_its_call(mode: Mode) {
+    let engine = Engine::start(mode).await;
+    let workflow = engine
+        .deploy(code_workflow(
+            "spin",
+            "javascript",
+            "while (true) {}",
+            json!({"wall": "20s"}),
+        ))
+        .await;
+    let id = engine.start_execution(&workflow, json!({})).await;
+    let pid = engine.pid();
+    let worker = common::eventually(
+        "the loop runs in a worker",
+        Duration::from_secs(20),
+        || async {
+            js_workers(pid)
+                .into_iter()
+                .find(|&worker| process(worker).is_some_and(|(_, _, ticks)| ticks > 10))
+        },
+    )
+    .await;
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", &worker.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let execution = engine.finished(&id).await;
+    let error = node(&execution, "code")["error"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(error.starts_with("crashed:"), "{execution}");
+    let (execution, took) = run_code(&engine, "javascript", "return 3", json!({})).await;
+    assert_eq!(node(&execution, "code")["output"], json!(3));
+    assert!(took < Duration::from_secs(5), "{took:?}");
+}
+both_modes!(
+    a_killed_js_worker_fails_only_its_call,
+    a_killed_worker_fails_only_its_call
+);

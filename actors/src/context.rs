@@ -9,7 +9,7 @@ use flowmesh_bus::Bus;
 use flowmesh_model::{ExecutionEvent, ExecutionId, TenantId};
 use flowmesh_node_handlers::llm::{self, TenantEndpoint, TenantEndpoints};
 use flowmesh_node_handlers::{CodeRequest, Sandboxes, SecretError, SecretSource};
-use flowmesh_sandbox::{Call, Class, Failure, Isolation, Returned};
+use flowmesh_sandbox::{Call, Class, Failure, Isolation, Jail, Returned};
 use flowmesh_store::{SealingKey, Store, TenantSettings};
 use futures::future::BoxFuture;
 use ractor::ActorRef;
@@ -34,6 +34,8 @@ pub(crate) struct Context {
     pub options: Options,
     /// What this host lets sandboxes use, found at start-up.
     pub isolation: Isolation,
+    /// How sandbox processes are confined on this host.
+    pub jail: Jail,
     /// The top of the actor tree, once it runs (code nodes reach their
     /// tenant's sandboxes through it).
     pub root: OnceLock<ActorRef<RootMsg>>,
@@ -107,8 +109,9 @@ impl Context {
             runner: parts.runner,
             sealing_key: parts.sealing_key,
             payments: parts.payments,
-            options: parts.options,
             isolation: Isolation::detect(),
+            jail: Jail::detect(&parts.options.sandbox.jail),
+            options: parts.options,
             root: OnceLock::new(),
             local: Mutex::default(),
             draining: AtomicBool::new(false),

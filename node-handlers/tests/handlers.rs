@@ -19,7 +19,7 @@ use flowmesh_node_handlers::{
     CodeRequest, ErrorClass, Failure, HttpOptions, LogSink, NodeError, Options, Outcome, Registry,
     Returned, RunRequest, Sandboxes, SecretError, SecretSource, TokenMeter, webhook_route,
 };
-use flowmesh_sandbox::{JsSandbox, Limits};
+use flowmesh_sandbox::{JsEngine, Limits, Request};
 use futures::future::BoxFuture;
 use serde_json::{Map, Value, json};
 
@@ -35,24 +35,30 @@ impl SecretSource for Secrets {
     }
 }
 
-/// One JavaScript sandbox for every tenant: enough for one node at a time
-/// (the engine gives each tenant its own).
-struct OneSandbox(JsSandbox);
+/// JavaScript in this process, in the engine the worker processes run
+/// (the engine gives each tenant a worker process of its own).
+struct InProcessSandbox;
 
-impl Sandboxes for OneSandbox {
+impl Sandboxes for InProcessSandbox {
     fn run(&self, request: CodeRequest) -> BoxFuture<'_, Result<Returned, Failure>> {
         Box::pin(async move {
             let limits = request
                 .limits
                 .resolve(&Limits::default(), &Limits::maxima())
                 .expect("limits within the maxima");
-            self.0
-                .run(flowmesh_sandbox::Call {
-                    source: request.source,
-                    input: request.input,
-                    limits,
-                })
-                .await
+            let request = Request::from(&flowmesh_sandbox::Call {
+                source: request.source,
+                input: request.input,
+                limits,
+            });
+            tokio::task::spawn_blocking(move || {
+                JsEngine::new()
+                    .expect("a JavaScript engine")
+                    .run(&request)
+                    .into_result()
+            })
+            .await
+            .expect("the call ran")
         })
     }
 }
@@ -103,7 +109,7 @@ async fn run_logged(
 ) -> (Result<Outcome, NodeError>, Vec<String>) {
     let secrets = Secrets(HashMap::from([("token", "s3cr3t-value")]));
     let inputs: Vec<String> = scope.keys().filter(|k| *k != "trigger").cloned().collect();
-    let sandboxes = OneSandbox(JsSandbox::start("handlers").unwrap());
+    let sandboxes = InProcessSandbox;
     let logs = LogSink::default();
     let result = registry
         .run(RunRequest {

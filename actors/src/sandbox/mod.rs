@@ -1,15 +1,16 @@
 //! SandboxActor: owns one sandbox of one tenant and language. It creates the
 //! sandbox in `pre_start`, hands cheap handles to code nodes through its
-//! tenant, checks it, and tears it down when it stops: idle too long, deleted
-//! by an operator, or broken (then it fails, and its tenant forgets it, so
-//! the next code node gets a fresh one).
+//! tenant, and tears it down when it stops: idle too long or deleted by an
+//! operator (its tenant forgets it, so the next code node gets a fresh one).
 
 mod messages;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use flowmesh_sandbox::{Call, Failure, JsSandbox, Language, PythonSandbox, Returned, Usage};
+use flowmesh_sandbox::{
+    Call, Failure, JsSandbox, JsStart, Language, PythonSandbox, Returned, Usage,
+};
 use flowmesh_store::now_ms;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use serde::Serialize;
@@ -42,13 +43,6 @@ impl SandboxHandle {
         match self {
             SandboxHandle::Javascript(js) => js.usage(),
             SandboxHandle::Python(py) => py.usage(),
-        }
-    }
-
-    fn is_broken(&self) -> bool {
-        match self {
-            SandboxHandle::Javascript(js) => js.is_broken(),
-            SandboxHandle::Python(_) => false,
         }
     }
 }
@@ -113,9 +107,14 @@ impl Actor for SandboxActor {
         (ctx, language): (Arc<Context>, Language),
     ) -> Result<SandboxState, ActorProcessingErr> {
         let handle = match language {
-            Language::Javascript => {
-                SandboxHandle::Javascript(JsSandbox::start(&myself.get_id().to_string())?)
-            }
+            Language::Javascript => SandboxHandle::Javascript(JsSandbox::start(JsStart {
+                program: ctx.options.sandbox.javascript_worker()?,
+                jail: ctx.jail.clone(),
+                uid: ctx
+                    .isolation
+                    .drops_privileges
+                    .then_some(flowmesh_sandbox::NOBODY),
+            })),
             Language::Python => SandboxHandle::Python(PythonSandbox::start(
                 &ctx.options.sandbox,
                 ctx.isolation.clone(),
@@ -141,11 +140,6 @@ impl Actor for SandboxActor {
                 let _ = reply.send(state.handle.clone());
             }
             SandboxMsg::Check => {
-                if state.handle.is_broken() {
-                    return Err(
-                        "the sandbox broke (its code overran a deadline or its engine died)".into(),
-                    );
-                }
                 let calls = state.handle.usage().calls;
                 if calls != state.calls_seen {
                     state.calls_seen = calls;

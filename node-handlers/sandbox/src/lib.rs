@@ -1,10 +1,12 @@
 //! Sandboxes for the `code` node: user code that cannot hurt the engine,
 //! the host or another tenant.
 //!
-//! - JavaScript runs in QuickJS (rquickjs) on a thread of its own per
-//!   sandbox: a memory limit, a stack limit and an interrupt handler that
-//!   stops the code at its deadline, a fresh context for every call, and no
-//!   I/O of any kind in the engine.
+//! - JavaScript runs in QuickJS (rquickjs) in a worker process per sandbox,
+//!   started through the jail: a memory limit, a stack limit and an
+//!   interrupt handler that stops the code at its deadline, a fresh context
+//!   for every call, and no I/O of any kind. Code that ignores the interrupt
+//!   (a built-in running for minutes) has its process killed at its wall
+//!   limit; the next call gets a fresh one.
 //! - Python runs in a separate `python3` process per call, taken from a warm
 //!   pool: no network (a network namespace of its own), an unprivileged user,
 //!   an empty environment, a private working directory, limits on address
@@ -16,6 +18,7 @@
 //! tenant; a sandbox never serves two tenants.
 
 mod isolation;
+mod jail;
 mod js;
 mod limits;
 mod python;
@@ -23,8 +26,10 @@ mod python;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-pub use isolation::{Isolation, NetworkIsolation};
-pub use js::JsSandbox;
+pub use isolation::{Isolation, NOBODY, NetworkIsolation};
+pub use jail::{Jail, JailOptions, JailSpec};
+pub use js::worker::{self, Answer, Request};
+pub use js::{JsEngine, JsSandbox, JsStart};
 pub use limits::{Limits, LimitsOverride};
 pub use python::PythonSandbox;
 
@@ -63,6 +68,11 @@ pub struct Options {
     /// namespace of its own: refuse it (the default), or run it with network
     /// access refused only by the audit hook.
     pub python_without_netns: WithoutNetns,
+    /// The program that runs JavaScript (`<program> sandbox-worker
+    /// javascript`); none: this executable.
+    pub javascript_worker: Option<std::path::PathBuf>,
+    /// How sandbox processes are confined.
+    pub jail: JailOptions,
 }
 
 impl Default for Options {
@@ -79,6 +89,8 @@ impl Default for Options {
             python: python.to_owned(),
             python_warm: 2,
             python_without_netns: WithoutNetns::Refuse,
+            javascript_worker: None,
+            jail: JailOptions::default(),
         }
     }
 }
@@ -87,6 +99,14 @@ impl Options {
     /// The maxima that apply to a tenant.
     pub fn maxima_for(&self, tenant_slug: &str) -> &Limits {
         self.tenant_maxima.get(tenant_slug).unwrap_or(&self.maxima)
+    }
+
+    /// The program that runs JavaScript workers.
+    pub fn javascript_worker(&self) -> std::io::Result<std::path::PathBuf> {
+        match &self.javascript_worker {
+            Some(program) => Ok(program.clone()),
+            None => std::env::current_exe(),
+        }
     }
 }
 
@@ -147,7 +167,7 @@ impl Class {
 }
 
 /// A failed call, with what the code printed before it failed.
-#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, thiserror::Error, Serialize, Deserialize)]
 #[error("{}: {message}", class.as_str())]
 pub struct Failure {
     pub class: Class,
@@ -169,18 +189,24 @@ impl Failure {
 const MAX_LOG_LINES: usize = 200;
 const MAX_LOG_LINE: usize = 2_000;
 
+/// Cuts a text to at most `max` bytes (at a character boundary), marking
+/// the cut.
+fn truncate(text: &mut String, max: usize) {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push('…');
+    }
+}
+
 /// Appends a line to a call's logs, within bounds.
 fn push_log(logs: &mut Vec<String>, line: &str) {
     if logs.len() < MAX_LOG_LINES {
         let mut line = line.to_owned();
-        if line.len() > MAX_LOG_LINE {
-            let mut end = MAX_LOG_LINE;
-            while !line.is_char_boundary(end) {
-                end -= 1;
-            }
-            line.truncate(end);
-            line.push('…');
-        }
+        truncate(&mut line, MAX_LOG_LINE);
         logs.push(line);
     } else if logs.len() == MAX_LOG_LINES {
         logs.push("… (further lines dropped)".to_owned());
@@ -192,9 +218,35 @@ fn push_log(logs: &mut Vec<String>, line: &str) {
 pub struct Usage {
     pub calls: u64,
     pub failures: u64,
-    /// Memory held now (JavaScript: the engine's heap; Python: the warm
-    /// processes' resident memory), in bytes.
+    /// Memory held now (the resident memory of the sandbox's processes:
+    /// JavaScript's worker, Python's warm pool), in bytes.
     pub memory_bytes: u64,
     /// Time spent running calls, in milliseconds.
     pub busy_ms: u64,
+}
+
+impl Usage {
+    /// A copy of counters kept behind a lock.
+    fn read(usage: &std::sync::Mutex<Usage>) -> Usage {
+        usage.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Counts a call that ended.
+    fn record<T>(
+        usage: &std::sync::Mutex<Usage>,
+        result: &Result<T, Failure>,
+        took: std::time::Duration,
+    ) {
+        let mut usage = usage.lock().unwrap_or_else(|p| p.into_inner());
+        usage.calls += 1;
+        usage.failures += u64::from(result.is_err());
+        usage.busy_ms += took.as_millis() as u64;
+    }
+}
+
+/// Resident memory of a process, in bytes.
+fn rss(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024)
 }

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::isolation::{Isolation, NOBODY, NetworkIsolation};
-use crate::{Call, Class, Failure, Options, Returned, Usage, WithoutNetns};
+use crate::{Call, Class, Failure, Options, Returned, Usage, WithoutNetns, rss};
 
 const WORKER: &str = include_str!("worker.py");
 /// Time past the wall limit for the process to answer and exit.
@@ -107,12 +107,7 @@ impl PythonSandbox {
     }
 
     pub fn usage(&self) -> Usage {
-        let mut usage = self
-            .inner
-            .usage
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let mut usage = Usage::read(&self.inner.usage);
         let pool = self.inner.pool.lock().unwrap_or_else(|p| p.into_inner());
         usage.memory_bytes = pool
             .iter()
@@ -185,10 +180,7 @@ impl PythonSandbox {
     pub async fn run(&self, call: Call) -> Result<Returned, Failure> {
         let started = Instant::now();
         let result = self.run_inner(call).await;
-        let mut usage = self.inner.usage.lock().unwrap_or_else(|p| p.into_inner());
-        usage.calls += 1;
-        usage.failures += u64::from(result.is_err());
-        usage.busy_ms += started.elapsed().as_millis() as u64;
+        Usage::record(&self.inner.usage, &result, started.elapsed());
         result
     }
 
@@ -236,12 +228,6 @@ impl PythonSandbox {
         }
         result
     }
-}
-
-fn rss(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024)
 }
 
 /// Sends the call to a started process and reads its one answer.

@@ -1,12 +1,17 @@
 //! Hostile code against both sandboxes: each attempt is stopped within its
 //! limit plus one second and classified; nothing sensitive comes back.
+//! JavaScript runs here through the worker's protocol, served in this
+//! process (its own process and the killing of it are tested with the
+//! engine binary).
 
+use std::io::{BufRead, BufReader, Write};
 use std::time::{Duration, Instant};
 
 use flowmesh_model::HumanDuration;
+use flowmesh_sandbox::worker::{MAX_REQUEST_BYTES, READY, serve};
 use flowmesh_sandbox::{
-    Call, Class, Failure, Isolation, JsSandbox, Limits, NetworkIsolation, Options, PythonSandbox,
-    Returned,
+    Answer, Call, Class, Failure, Isolation, Limits, NetworkIsolation, Options, PythonSandbox,
+    Request, Returned,
 };
 use serde_json::json;
 
@@ -50,9 +55,58 @@ fn python() -> PythonSandbox {
     PythonSandbox::start(&Options::default(), Isolation::detect())
 }
 
+/// A JavaScript worker served on a thread of this process, through pipes.
+struct Served {
+    requests: std::io::PipeWriter,
+    answers: BufReader<std::io::PipeReader>,
+    serving: std::thread::JoinHandle<std::io::Result<()>>,
+}
+
+fn served() -> Served {
+    let (request_reader, requests) = std::io::pipe().unwrap();
+    let (answer_reader, answers) = std::io::pipe().unwrap();
+    let serving = std::thread::spawn(move || serve(BufReader::new(request_reader), answers));
+    let mut answers = BufReader::new(answer_reader);
+    let mut ready = Vec::new();
+    answers.read_until(b'\n', &mut ready).unwrap();
+    assert_eq!(ready, READY);
+    Served {
+        requests,
+        answers,
+        serving,
+    }
+}
+
+impl Served {
+    fn run(&mut self, call: &Call) -> Result<Returned, Failure> {
+        let mut line = serde_json::to_vec(&Request::from(call)).unwrap();
+        line.push(b'\n');
+        self.requests.write_all(&line).unwrap();
+        let mut answer = String::new();
+        self.answers.read_line(&mut answer).unwrap();
+        serde_json::from_str::<Answer>(&answer)
+            .unwrap()
+            .into_result()
+    }
+}
+
+/// Waits for a serving thread to end, at most `limit`.
+fn ended(
+    serving: std::thread::JoinHandle<std::io::Result<()>>,
+    limit: Duration,
+) -> std::io::Result<()> {
+    let deadline = Instant::now() + limit;
+    while !serving.is_finished() {
+        assert!(Instant::now() < deadline, "the worker is still serving");
+        std::thread::yield_now();
+    }
+    serving.join().unwrap()
+}
+
+/// Runs a call in a fresh worker. Only the time limit is timed: the worker
+/// runs at a low priority, and a busy host delays the others.
 async fn js(source: &str) -> Result<Returned, Failure> {
-    let sandbox = JsSandbox::start("test").unwrap();
-    timed(sandbox.run(call(source)), Duration::from_secs(1)).await
+    served().run(&call(source))
 }
 
 async fn py(sandbox: &PythonSandbox, source: &str) -> Result<Returned, Failure> {
@@ -74,7 +128,8 @@ async fn javascript_runs_a_function_body_and_captures_its_console() {
 
 #[tokio::test]
 async fn javascript_limits_hold() {
-    assert_eq!(class_of(js("while (true) {}").await), Class::Timeout);
+    let spin = timed(js("while (true) {}"), Duration::from_secs(1)).await;
+    assert_eq!(class_of(spin), Class::Timeout);
     assert_eq!(
         class_of(
             js("const a = []; while (true) { a.push('x'.repeat(1 << 20) + a.length); }").await
@@ -109,18 +164,49 @@ async fn javascript_reaches_nothing_of_the_host() {
         );
     }
     // What one call does to a prototype does not reach the next call.
-    let sandbox = JsSandbox::start("pollution").unwrap();
-    sandbox
-        .run(call(
+    let mut worker = served();
+    worker
+        .run(&call(
             "Object.prototype.polluted = 'yes'; Array.prototype.map = null; return 1;",
         ))
-        .await
         .unwrap();
-    let next = sandbox
-        .run(call("return [({}).polluted === undefined, typeof [].map];"))
-        .await
+    let next = worker
+        .run(&call(
+            "return [({}).polluted === undefined, typeof [].map];",
+        ))
         .unwrap();
     assert_eq!(next.output, json!([true, "function"]));
+}
+
+#[test]
+fn a_javascript_worker_ends_with_its_input_even_in_the_middle_of_a_call() {
+    let mut worker = served();
+    let mut spin = call("while (true) {}");
+    spin.limits.wall = HumanDuration::from_millis(30_000);
+    let mut line = serde_json::to_vec(&Request::from(&spin)).unwrap();
+    line.push(b'\n');
+    worker.requests.write_all(&line).unwrap();
+    // The engine is gone: its end of the pipe closes.
+    drop(worker.requests);
+    let result = ended(worker.serving, Duration::from_secs(2));
+    assert!(result.is_ok(), "{result:?}");
+}
+
+#[test]
+fn a_javascript_worker_refuses_what_is_not_a_request() {
+    let mut worker = served();
+    worker.requests.write_all(b"{\"source\": 1}\n").unwrap();
+    assert!(ended(worker.serving, Duration::from_secs(2)).is_err());
+    // A line past the bound is refused once the bound is reached, not read
+    // to its end.
+    let mut worker = served();
+    let chunk = vec![b'x'; 1 << 20];
+    let mut sent = 0;
+    // Writing fails once the worker has stopped reading.
+    while sent <= MAX_REQUEST_BYTES && worker.requests.write_all(&chunk).is_ok() {
+        sent += chunk.len() as u64;
+    }
+    assert!(ended(worker.serving, Duration::from_secs(2)).is_err());
 }
 
 #[tokio::test]

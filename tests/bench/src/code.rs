@@ -1,15 +1,17 @@
 //! Code-node overhead: one small call in each sandbox, cold (a fresh
-//! sandbox: a new QuickJS runtime, or a Python process started for the
-//! call), warm (a running sandbox; for Python, a pool whose processes have
+//! sandbox: a JavaScript worker process of the release binary started for
+//! the call, or a Python process started for the call), warm (a running sandbox; for Python, a pool whose processes have
 //! started and wait for their call) and, for Python, sustained (calls back to back, so
 //! that each takes a process the pool has only just started).
 
 use std::time::Instant;
 
-use flowmesh_sandbox::{Call, Isolation, JsSandbox, Limits, Options, PythonSandbox};
+use flowmesh_sandbox::{
+    Call, Isolation, Jail, JailOptions, JsSandbox, JsStart, Limits, Options, PythonSandbox,
+};
 use serde::{Deserialize, Serialize};
 
-use crate::load;
+use crate::{engine, load};
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Latency {
@@ -61,13 +63,18 @@ fn latency(h: &hdrhistogram::Histogram<u64>) -> Latency {
 }
 
 pub async fn code_node(cold: usize, warm: usize) -> anyhow::Result<CodeNode> {
+    let start = JsStart {
+        program: engine::binary()?,
+        jail: Jail::detect(&JailOptions::default()),
+        uid: None,
+    };
     let javascript_cold = measure(cold, || async {
-        let sandbox = JsSandbox::start("bench")?;
+        let sandbox = JsSandbox::start(start.clone());
         sandbox.run(call(JS)).await?;
         Ok(())
     })
     .await?;
-    let js = JsSandbox::start("bench")?;
+    let js = JsSandbox::start(start.clone());
     let javascript_warm = measure(warm, || async {
         js.run(call(JS)).await?;
         Ok(())

@@ -58,6 +58,14 @@ enum Commands {
         #[arg(long, value_parser = ["embedded", "distributed"])]
         only: Option<String>,
     },
+    /// Only the code-node overhead (one small call in each sandbox, cold
+    /// and warm); prints JSON.
+    Code {
+        #[arg(long, default_value_t = 100)]
+        cold: usize,
+        #[arg(long, default_value_t = 1_000)]
+        warm: usize,
+    },
     /// Writes the markdown table again from a run's results.json.
     Report {
         /// The results.json of a run.
@@ -212,6 +220,13 @@ async fn main() -> anyhow::Result<()> {
                     serde_json::to_string(&parked)?
                 );
             }
+            return Ok(());
+        }
+        Commands::Code { cold, warm } => {
+            println!(
+                "{}",
+                serde_json::to_string(&code::code_node(cold, warm).await?)?
+            );
             return Ok(());
         }
         Commands::Fairness { quick, only } => {
