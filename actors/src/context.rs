@@ -9,7 +9,7 @@ use flowmesh_bus::Bus;
 use flowmesh_model::{ExecutionEvent, ExecutionId, TenantId};
 use flowmesh_node_handlers::llm::{self, TenantEndpoint, TenantEndpoints};
 use flowmesh_node_handlers::{CodeRequest, Sandboxes, SecretError, SecretSource};
-use flowmesh_sandbox::{Call, Class, Failure, Isolation, Returned};
+use flowmesh_sandbox::{Call, Class, Failure, Jail, Returned};
 use flowmesh_store::{SealingKey, Store, TenantSettings};
 use futures::future::BoxFuture;
 use ractor::ActorRef;
@@ -33,7 +33,7 @@ pub(crate) struct Context {
     pub payments: Arc<dyn PaymentProvider>,
     pub options: Options,
     /// What this host lets sandboxes use, found at start-up.
-    pub isolation: Isolation,
+    pub jail: Jail,
     /// The top of the actor tree, once it runs (code nodes reach their
     /// tenant's sandboxes through it).
     pub root: OnceLock<ActorRef<RootMsg>>,
@@ -97,6 +97,7 @@ impl SecretSource for StoreSecrets {
 
 impl Context {
     pub fn new(parts: Parts) -> Self {
+        let jail = Jail::detect(&parts.options.sandbox.jail).logged();
         Self {
             secrets: StoreSecrets {
                 store: parts.store.clone(),
@@ -108,7 +109,7 @@ impl Context {
             sealing_key: parts.sealing_key,
             payments: parts.payments,
             options: parts.options,
-            isolation: Isolation::detect(),
+            jail,
             root: OnceLock::new(),
             local: Mutex::default(),
             draining: AtomicBool::new(false),

@@ -105,12 +105,13 @@ pub(crate) struct SandboxState {
 impl Actor for SandboxActor {
     type Msg = SandboxMsg;
     type State = SandboxState;
-    type Arguments = (Arc<Context>, Language);
+    /// The context, the language, and the host uid of the tenant's code.
+    type Arguments = (Arc<Context>, Language, Option<u32>);
 
     async fn pre_start(
         &self,
         myself: ActorRef<SandboxMsg>,
-        (ctx, language): (Arc<Context>, Language),
+        (ctx, language, uid): (Arc<Context>, Language, Option<u32>),
     ) -> Result<SandboxState, ActorProcessingErr> {
         let handle = match language {
             Language::Javascript => {
@@ -118,7 +119,8 @@ impl Actor for SandboxActor {
             }
             Language::Python => SandboxHandle::Python(PythonSandbox::start(
                 &ctx.options.sandbox,
-                ctx.isolation.clone(),
+                ctx.jail.clone(),
+                uid,
             )),
         };
         myself.send_interval(CHECK_EVERY, || SandboxMsg::Check);

@@ -6,8 +6,9 @@
 //!   stops the code at its deadline, a fresh context for every call, and no
 //!   I/O of any kind in the engine.
 //! - Python runs in a separate `python3` process per call, taken from a warm
-//!   pool: no network (a network namespace of its own), an unprivileged user,
-//!   an empty environment, a private working directory, limits on address
+//!   pool, inside the jail (`jail.rs`: bubblewrap namespaces, a seccomp
+//!   filter, a size-limited tmpfs working directory, a host uid per tenant
+//!   when the engine is root), with an empty environment, limits on address
 //!   space, CPU time, file size and processes, and an audit hook that refuses
 //!   process creation, native code, sockets and files outside the working
 //!   directory and the standard library.
@@ -15,7 +16,7 @@
 //! The caller (the engine's SandboxActor) decides which sandbox serves a
 //! tenant; a sandbox never serves two tenants.
 
-mod isolation;
+mod jail;
 mod js;
 mod limits;
 mod python;
@@ -23,7 +24,7 @@ mod python;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-pub use isolation::{Isolation, NetworkIsolation};
+pub use jail::{Jail, JailOptions, JailSpec, Namespaces, WithoutJail};
 pub use js::JsSandbox;
 pub use limits::{Limits, LimitsOverride};
 pub use python::PythonSandbox;
@@ -55,30 +56,26 @@ pub struct Options {
     pub maxima: Limits,
     /// Maxima of particular tenants (by slug), replacing `maxima`.
     pub tenant_maxima: std::collections::BTreeMap<String, Limits>,
-    /// The Python interpreter.
-    pub python: String,
     /// Python processes kept started and waiting, per sandbox.
     pub python_warm: usize,
-    /// What to do with Python code when the host cannot give it a network
-    /// namespace of its own: refuse it (the default), or run it with network
-    /// access refused only by the audit hook.
-    pub python_without_netns: WithoutNetns,
+    /// The jail: bubblewrap, the Python interpreter, the tenants' uids, and
+    /// what to do where the jail does not work.
+    #[serde(skip)]
+    pub jail: JailOptions,
+    /// Size of a Python call's working directory (a tmpfs), in bytes: all
+    /// the code may write.
+    pub workdir_bytes: u64,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        let python = if std::path::Path::new("/usr/bin/python3").exists() {
-            "/usr/bin/python3"
-        } else {
-            "python3"
-        };
         Options {
             defaults: Limits::default(),
             maxima: Limits::maxima(),
             tenant_maxima: Default::default(),
-            python: python.to_owned(),
             python_warm: 2,
-            python_without_netns: WithoutNetns::Refuse,
+            jail: JailOptions::default(),
+            workdir_bytes: 16 << 20,
         }
     }
 }
@@ -88,13 +85,6 @@ impl Options {
     pub fn maxima_for(&self, tenant_slug: &str) -> &Limits {
         self.tenant_maxima.get(tenant_slug).unwrap_or(&self.maxima)
     }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum WithoutNetns {
-    Refuse,
-    Allow,
 }
 
 /// One call of user code.

@@ -6,7 +6,7 @@
 
 use std::time::Instant;
 
-use flowmesh_sandbox::{Call, Isolation, JsSandbox, Limits, Options, PythonSandbox};
+use flowmesh_sandbox::{Call, Jail, JsSandbox, Limits, Options, PythonSandbox};
 use serde::{Deserialize, Serialize};
 
 use crate::load;
@@ -73,20 +73,24 @@ pub async fn code_node(cold: usize, warm: usize) -> anyhow::Result<CodeNode> {
         Ok(())
     })
     .await?;
-    let isolation = Isolation::detect();
+    // In the jail, as the first tenant's uid when run as root.
+    let jail = Jail::detect(&Options::default().jail);
+    jail.check()?;
+    let uid = jail.tenant_uid(0)?;
     let unpooled = PythonSandbox::start(
         &Options {
             python_warm: 0,
             ..Options::default()
         },
-        isolation.clone(),
+        jail.clone(),
+        uid,
     );
     let python_cold = measure(cold, || async {
         unpooled.run(call(PY)).await?;
         Ok(())
     })
     .await?;
-    let pooled = PythonSandbox::start(&Options::default(), isolation);
+    let pooled = PythonSandbox::start(&Options::default(), jail, uid);
     let python_sustained = measure(warm, || async {
         pooled.run(call(PY)).await?;
         Ok(())

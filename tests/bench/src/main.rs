@@ -58,6 +58,16 @@ enum Commands {
         #[arg(long, value_parser = ["embedded", "distributed"])]
         only: Option<String>,
     },
+    /// Only the code-node scenario (sandbox overhead of one small call);
+    /// prints JSON.
+    Code {
+        /// Cold calls per sandbox.
+        #[arg(long, default_value_t = 100)]
+        cold: usize,
+        /// Warm and sustained calls.
+        #[arg(long, default_value_t = 1_000)]
+        warm: usize,
+    },
     /// Writes the markdown table again from a run's results.json.
     Report {
         /// The results.json of a run.
@@ -196,6 +206,11 @@ async fn main() -> anyhow::Result<()> {
             out,
             flushed_nats_server,
         } => (quick, out, flushed_nats_server),
+        Commands::Code { cold, warm } => {
+            let code_node = code::code_node(cold, warm).await?;
+            println!("{}", serde_json::to_string_pretty(&code_node)?);
+            return Ok(());
+        }
         Commands::Parked { executions } => {
             engine::binary()?;
             let plan = Plan {
