@@ -381,30 +381,61 @@ pub struct Cli {
     #[arg(long, env = "FLOWMESH_TENANT_MAX_PAYLOAD_BYTES", global = true)]
     pub tenant_max_payload_bytes: Option<i64>,
 
-    /// The Python interpreter of code nodes (default: /usr/bin/python3, else
-    /// python3 on PATH).
-    #[arg(long, env = "FLOWMESH_PYTHON", global = true)]
-    pub python: Option<String>,
-
-    /// Where the host gives Python no network namespace of its own: refuse
-    /// Python code nodes, or allow them with sockets refused by the
-    /// interpreter's audit hook alone.
+    /// The Python interpreter of code nodes: a system interpreter (one
+    /// under /home or /root is refused), bound read-only into the jail.
     #[arg(
         long,
-        env = "FLOWMESH_PYTHON_WITHOUT_NETNS",
+        env = "FLOWMESH_PYTHON",
+        default_value = "/usr/bin/python3",
+        global = true
+    )]
+    pub python: PathBuf,
+
+    /// The bubblewrap program that jails code nodes.
+    #[arg(long, env = "FLOWMESH_BWRAP", default_value = "bwrap", global = true)]
+    pub bwrap: PathBuf,
+
+    /// Host uids the code of each tenant runs as (one per tenant) when the
+    /// engine runs as root, as FIRST..END (END excluded).
+    #[arg(
+        long,
+        env = "FLOWMESH_SANDBOX_UID_RANGE",
+        default_value = "1000000..1065536",
+        value_parser = parse_uid_range,
+        global = true
+    )]
+    pub sandbox_uid_range: std::ops::Range<u32>,
+
+    /// Size of a Python call's working directory (a tmpfs in the jail), in
+    /// bytes: all the code may write.
+    #[arg(
+        long,
+        env = "FLOWMESH_SANDBOX_WORKDIR_BYTES",
+        default_value_t = 16 << 20,
+        global = true
+    )]
+    pub sandbox_workdir_bytes: u64,
+
+    /// Where the host cannot jail code (bubblewrap missing, or no user,
+    /// PID, mount or network namespaces, or no seccomp): refuse code nodes,
+    /// or allow them bounded only by the interpreter's audit hook and
+    /// resource limits.
+    #[arg(
+        long,
+        env = "FLOWMESH_SANDBOX_WITHOUT_JAIL",
         value_enum,
         default_value = "refuse",
         global = true
     )]
-    pub python_without_netns: WithoutNetnsArg,
+    pub sandbox_without_jail: WithoutJailArg,
 
     /// The most a code node may ask for, as JSON: {"wall": "30s",
-    /// "memory_mb": 512, "output_bytes": 16777216, "network": false}.
+    /// "memory_mb": 512, "output_bytes": 16777216}.
     #[arg(long, env = "FLOWMESH_SANDBOX_MAXIMA", global = true)]
     pub sandbox_maxima: Option<String>,
 
     /// Maxima of particular tenants, as JSON by tenant slug:
-    /// {"acme": {"wall": "60s", "memory_mb": 1024, "network": true}}.
+    /// {"acme": {"wall": "60s", "memory_mb": 1024}}.
     #[arg(long, env = "FLOWMESH_SANDBOX_TENANT_MAXIMA", global = true)]
     pub sandbox_tenant_maxima: Option<String>,
 
@@ -475,9 +506,22 @@ pub fn sandbox_worker(language: WorkerLanguage) -> anyhow::Result<ExitCode> {
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum WithoutNetnsArg {
+pub enum WithoutJailArg {
     Refuse,
     Allow,
+}
+
+/// `FIRST..END`: a non-empty range of uids.
+fn parse_uid_range(text: &str) -> Result<std::ops::Range<u32>, String> {
+    let (first, end) = text
+        .split_once("..")
+        .ok_or("expected FIRST..END, e.g. 1000000..1065536")?;
+    let parse = |n: &str| n.trim().parse::<u32>().map_err(|e| format!("{n:?}: {e}"));
+    let range = parse(first)?..parse(end)?;
+    if range.is_empty() || range.start == 0 {
+        return Err("the range must hold at least one uid, and not uid 0".into());
+    }
+    Ok(range)
 }
 
 /// Accounts, limits, logins and credits, from the command line.
@@ -512,14 +556,20 @@ fn tenancy_options(cli: &Cli) -> flowmesh_actors::Tenancy {
     }
 }
 
+/// Settings of the code nodes' sandboxes, from the command line.
 fn sandbox_options(cli: &Cli) -> anyhow::Result<flowmesh_sandbox::Options> {
-    let mut options = flowmesh_sandbox::Options::default();
-    if let Some(python) = &cli.python {
-        options.python = python.clone();
-    }
-    options.python_without_netns = match cli.python_without_netns {
-        WithoutNetnsArg::Refuse => flowmesh_sandbox::WithoutNetns::Refuse,
-        WithoutNetnsArg::Allow => flowmesh_sandbox::WithoutNetns::Allow,
+    let mut options = flowmesh_sandbox::Options {
+        jail: flowmesh_sandbox::JailOptions {
+            bwrap: cli.bwrap.clone(),
+            python: cli.python.clone(),
+            uid_range: cli.sandbox_uid_range.clone(),
+            without_jail: match cli.sandbox_without_jail {
+                WithoutJailArg::Refuse => flowmesh_sandbox::WithoutJail::Refuse,
+                WithoutJailArg::Allow => flowmesh_sandbox::WithoutJail::Allow,
+            },
+        },
+        workdir_bytes: cli.sandbox_workdir_bytes,
+        ..Default::default()
     };
     if let Some(json) = &cli.sandbox_maxima {
         options.maxima = serde_json::from_str(json).context("--sandbox-maxima")?;

@@ -9,7 +9,7 @@ use flowmesh_bus::Bus;
 use flowmesh_model::{ExecutionEvent, ExecutionId, TenantId};
 use flowmesh_node_handlers::llm::{self, TenantEndpoint, TenantEndpoints};
 use flowmesh_node_handlers::{CodeRequest, Sandboxes, SecretError, SecretSource};
-use flowmesh_sandbox::{Call, Class, Failure, Isolation, Jail, Returned};
+use flowmesh_sandbox::{Call, Class, Failure, Jail, Returned};
 use flowmesh_store::{SealingKey, Store, TenantSettings};
 use futures::future::BoxFuture;
 use ractor::ActorRef;
@@ -33,8 +33,6 @@ pub(crate) struct Context {
     pub payments: Arc<dyn PaymentProvider>,
     pub options: Options,
     /// What this host lets sandboxes use, found at start-up.
-    pub isolation: Isolation,
-    /// How sandbox processes are confined on this host.
     pub jail: Jail,
     /// The top of the actor tree, once it runs (code nodes reach their
     /// tenant's sandboxes through it).
@@ -99,6 +97,7 @@ impl SecretSource for StoreSecrets {
 
 impl Context {
     pub fn new(parts: Parts) -> Self {
+        let jail = Jail::detect(&parts.options.sandbox.jail).logged();
         Self {
             secrets: StoreSecrets {
                 store: parts.store.clone(),
@@ -109,9 +108,8 @@ impl Context {
             runner: parts.runner,
             sealing_key: parts.sealing_key,
             payments: parts.payments,
-            isolation: Isolation::detect(),
-            jail: Jail::detect(&parts.options.sandbox.jail),
             options: parts.options,
+            jail,
             root: OnceLock::new(),
             local: Mutex::default(),
             draining: AtomicBool::new(false),

@@ -337,11 +337,7 @@ async fn ready(State(state): State<AppState>) -> Response {
         "bus": check(&r.bus),
         "transport": r.transport,
         "executions_here": r.executions_here,
-        "sandbox": {
-            "python_network_isolation": r.sandbox.network,
-            "python_runs_as_unprivileged_user": r.sandbox.drops_privileges,
-            "python_without_netns": r.python_without_netns,
-        },
+        "sandbox": {"jail": r.sandbox},
     });
     (status, Json(body)).into_response()
 }

@@ -526,7 +526,7 @@ fn code_node_configs_are_checked_at_their_paths() {
     let doc = document(json!([
         {"id": "start", "type": "trigger", "kind": "manual"},
         {"id": "calc", "type": "action", "kind": "code", "config": {
-            "language": "ruby", "limits": {"memory_mb": 1, "cpu": 3}, "extra": true
+            "language": "ruby", "limits": {"memory_mb": 1, "cpu": 3, "network": true}, "extra": true
         }}
     ]));
     let errors = validate(&doc, &registry(&[])).unwrap_err().errors;
@@ -534,7 +534,9 @@ fn code_node_configs_are_checked_at_their_paths() {
     for path in [
         "nodes[1].config.language",
         "nodes[1].config.source",
-        "nodes[1].config.limits",
+        "nodes[1].config.limits.memory_mb",
+        "nodes[1].config.limits.cpu",
+        "nodes[1].config.limits.network",
         "nodes[1].config.extra",
     ] {
         assert!(paths.contains(&path), "{path} missing from {paths:?}");

@@ -45,6 +45,8 @@ pub struct Engine {
     /// A peer shares the database and bus of the engine it was started
     /// from, which cleans them up.
     peer: bool,
+    /// The uid the engine runs as, if not the test's own.
+    run_as: Option<u32>,
 }
 
 /// Where the PostgreSQL and NATS servers of distributed mode are.
@@ -115,6 +117,7 @@ impl Engine {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             peer: false,
+            run_as: None,
         };
         engine.spawn();
         engine.wait_ready().await;
@@ -137,10 +140,39 @@ impl Engine {
             http: self.http.clone(),
             extra_env: self.extra_env.clone(),
             peer: true,
+            run_as: self.run_as,
         };
         engine.spawn();
         engine.wait_ready().await;
         engine
+    }
+
+    /// Starts an embedded engine as an unprivileged user (`setpriv`; the
+    /// test runs as root), with its data directory made that user's.
+    pub async fn start_as_user(uid: u32) -> Engine {
+        let mut engine = Engine {
+            mode: Mode::Embedded,
+            child: None,
+            base: String::new(),
+            data_dir: tempfile::tempdir().expect("temp dir"),
+            database: None,
+            prefix: unique("it"),
+            node_id: unique("node-"),
+            servers: Servers::default(),
+            http: reqwest::Client::new(),
+            extra_env: Vec::new(),
+            peer: false,
+            run_as: Some(uid),
+        };
+        std::os::unix::fs::chown(engine.data_dir.path(), Some(uid), Some(uid)).expect("chown");
+        engine.spawn();
+        engine.wait_ready().await;
+        engine
+    }
+
+    /// The engine's data directory (the SQLite store in embedded mode).
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.data_dir.path()
     }
 
     fn log_path(&self) -> std::path::PathBuf {
@@ -161,7 +193,16 @@ impl Engine {
     }
 
     fn spawn(&mut self) {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_flowmesh"));
+        let mut cmd = match self.run_as {
+            None => Command::new(env!("CARGO_BIN_EXE_flowmesh")),
+            Some(uid) => {
+                let mut cmd = Command::new("setpriv");
+                cmd.arg(format!("--reuid={uid}"))
+                    .arg(format!("--regid={uid}"))
+                    .args(["--clear-groups", "--", env!("CARGO_BIN_EXE_flowmesh")]);
+                cmd
+            }
+        };
         cmd.arg("serve")
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())

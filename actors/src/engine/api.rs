@@ -101,10 +101,8 @@ pub struct Readiness {
     pub bus: Result<(), String>,
     pub transport: &'static str,
     pub executions_here: usize,
-    /// What the host lets sandboxes use (Python's network isolation).
-    pub sandbox: flowmesh_sandbox::Isolation,
-    /// Whether Python code runs where no network namespace is available.
-    pub python_without_netns: flowmesh_sandbox::WithoutNetns,
+    /// What the jail of sandboxed code found on this host.
+    pub sandbox: flowmesh_sandbox::Jail,
 }
 
 /// Headers that carry credentials: kept out of trigger data and the journal.
@@ -152,8 +150,7 @@ impl EngineHandle {
             bus: bus.map_err(|e| e.to_string()),
             transport: self.ctx.bus.transport_name(),
             executions_here: self.ctx.local_count(),
-            sandbox: self.ctx.isolation.clone(),
-            python_without_netns: self.ctx.options.sandbox.python_without_netns,
+            sandbox: self.ctx.jail.clone(),
         }
     }
 

@@ -99,25 +99,24 @@ pub(crate) struct SandboxState {
 impl Actor for SandboxActor {
     type Msg = SandboxMsg;
     type State = SandboxState;
-    type Arguments = (Arc<Context>, Language);
+    /// The context, the language, and the host uid of the tenant's code.
+    type Arguments = (Arc<Context>, Language, Option<u32>);
 
     async fn pre_start(
         &self,
         myself: ActorRef<SandboxMsg>,
-        (ctx, language): (Arc<Context>, Language),
+        (ctx, language, uid): (Arc<Context>, Language, Option<u32>),
     ) -> Result<SandboxState, ActorProcessingErr> {
         let handle = match language {
             Language::Javascript => SandboxHandle::Javascript(JsSandbox::start(JsStart {
                 program: ctx.options.sandbox.javascript_worker()?,
                 jail: ctx.jail.clone(),
-                uid: ctx
-                    .isolation
-                    .drops_privileges
-                    .then_some(flowmesh_sandbox::NOBODY),
+                uid,
             })),
             Language::Python => SandboxHandle::Python(PythonSandbox::start(
                 &ctx.options.sandbox,
-                ctx.isolation.clone(),
+                ctx.jail.clone(),
+                uid,
             )),
         };
         myself.send_interval(CHECK_EVERY, || SandboxMsg::Check);

@@ -148,11 +148,15 @@ impl TenantState {
         if let Some(entry) = self.sandbox_entries.get(&language) {
             return Ok((entry.handle.clone(), maxima));
         }
+        let uid = match language {
+            Language::Python => self.sandbox_uid().await?,
+            Language::Javascript => None,
+        };
         let ctx = self.ctx.clone();
         let child = self
             .sandboxes
             .get_or_spawn(language, &myself.get_cell(), || {
-                (SandboxActor, (ctx, language))
+                (SandboxActor, (ctx, language, uid))
             })
             .await
             .map_err(|e| format!("could not start a {} sandbox: {e}", language.as_str()))?;
@@ -175,5 +179,21 @@ impl TenantState {
             },
         );
         Ok((handle, maxima))
+    }
+
+    /// The host uid of the tenant's code (its own), when the engine is root.
+    async fn sandbox_uid(&self) -> Result<Option<u32>, String> {
+        let jail = &self.ctx.jail;
+        if !jail.uid_per_tenant {
+            return Ok(None);
+        }
+        let number = self
+            .ctx
+            .store
+            .sandbox_number(self.tenant)
+            .await
+            .map_err(|e| format!("could not read the tenant's sandbox number: {e}"))?;
+        let number = u32::try_from(number).unwrap_or(u32::MAX);
+        jail.tenant_uid(number).map_err(|failure| failure.message)
     }
 }

@@ -273,6 +273,36 @@ impl Store {
         row.map(|row| text(&row, "slug")).transpose()
     }
 
+    /// The tenant's sandbox number: its own, assigned on first use and
+    /// unique among tenants (a concurrent assignment of the same number to
+    /// another tenant loses on the unique rule and takes the next).
+    pub async fn sandbox_number(&self, tenant: TenantId) -> Result<i64, Error> {
+        const ATTEMPTS: usize = 8;
+        for _ in 0..ATTEMPTS {
+            let row = sqlx::query("SELECT number FROM sandbox_numbers WHERE tenant_id = $1")
+                .bind(tenant.to_string())
+                .fetch_optional(&self.pool)
+                .await?;
+            if let Some(row) = row {
+                return crate::int(&row, "number");
+            }
+            let assigned = sqlx::query(
+                "INSERT INTO sandbox_numbers (tenant_id, number) \
+                 SELECT $1, COALESCE(MAX(number) + 1, 0) FROM sandbox_numbers",
+            )
+            .bind(tenant.to_string())
+            .execute(&self.pool)
+            .await;
+            match assigned.map_err(Error::from) {
+                Ok(_) | Err(Error::Conflict(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::Conflict(format!(
+            "no sandbox number assigned in {ATTEMPTS} attempts"
+        )))
+    }
+
     pub async fn tenant_by_slug(&self, slug: &str) -> Result<Option<TenantId>, Error> {
         let row = sqlx::query("SELECT id FROM tenants WHERE slug = $1")
             .bind(slug)

@@ -8,8 +8,9 @@
 //!   (a built-in running for minutes) has its process killed at its wall
 //!   limit; the next call gets a fresh one.
 //! - Python runs in a separate `python3` process per call, taken from a warm
-//!   pool: no network (a network namespace of its own), an unprivileged user,
-//!   an empty environment, a private working directory, limits on address
+//!   pool, inside the jail (`jail.rs`: bubblewrap namespaces, a seccomp
+//!   filter, a size-limited tmpfs working directory, a host uid per tenant
+//!   when the engine is root), with an empty environment, limits on address
 //!   space, CPU time, file size and processes, and an audit hook that refuses
 //!   process creation, native code, sockets and files outside the working
 //!   directory and the standard library.
@@ -17,7 +18,6 @@
 //! The caller (the engine's SandboxActor) decides which sandbox serves a
 //! tenant; a sandbox never serves two tenants.
 
-mod isolation;
 mod jail;
 mod js;
 mod limits;
@@ -26,8 +26,7 @@ mod python;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-pub use isolation::{Isolation, NOBODY, NetworkIsolation};
-pub use jail::{Jail, JailOptions, JailSpec};
+pub use jail::{Jail, JailOptions, JailSpec, Namespaces, WithoutJail};
 pub use js::worker::{self, Answer, Request};
 pub use js::{JsEngine, JsSandbox, JsStart};
 pub use limits::{Limits, LimitsOverride};
@@ -60,37 +59,30 @@ pub struct Options {
     pub maxima: Limits,
     /// Maxima of particular tenants (by slug), replacing `maxima`.
     pub tenant_maxima: std::collections::BTreeMap<String, Limits>,
-    /// The Python interpreter.
-    pub python: String,
     /// Python processes kept started and waiting, per sandbox.
     pub python_warm: usize,
-    /// What to do with Python code when the host cannot give it a network
-    /// namespace of its own: refuse it (the default), or run it with network
-    /// access refused only by the audit hook.
-    pub python_without_netns: WithoutNetns,
     /// The program that runs JavaScript (`<program> sandbox-worker
     /// javascript`); none: this executable.
     pub javascript_worker: Option<std::path::PathBuf>,
-    /// How sandbox processes are confined.
+    /// The jail: bubblewrap, the Python interpreter, the tenants' uids, and
+    /// what to do where the jail does not work.
+    #[serde(skip)]
     pub jail: JailOptions,
+    /// Size of a Python call's working directory (a tmpfs), in bytes: all
+    /// the code may write.
+    pub workdir_bytes: u64,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        let python = if std::path::Path::new("/usr/bin/python3").exists() {
-            "/usr/bin/python3"
-        } else {
-            "python3"
-        };
         Options {
             defaults: Limits::default(),
             maxima: Limits::maxima(),
             tenant_maxima: Default::default(),
-            python: python.to_owned(),
             python_warm: 2,
-            python_without_netns: WithoutNetns::Refuse,
             javascript_worker: None,
             jail: JailOptions::default(),
+            workdir_bytes: 16 << 20,
         }
     }
 }
@@ -108,13 +100,6 @@ impl Options {
             None => std::env::current_exe(),
         }
     }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum WithoutNetns {
-    Refuse,
-    Allow,
 }
 
 /// One call of user code.
@@ -249,4 +234,17 @@ fn rss(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024)
+}
+
+/// The resident memory of a process and its descendants: the engine starts
+/// bubblewrap, whose children run the code.
+fn tree_rss(pid: u32) -> u64 {
+    let children =
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+    rss(pid).unwrap_or(0)
+        + children
+            .split_whitespace()
+            .filter_map(|c| c.parse().ok())
+            .map(tree_rss)
+            .sum::<u64>()
 }

@@ -14,9 +14,6 @@ pub struct Limits {
     pub memory_mb: u64,
     /// Size of the returned value as JSON, and of the logs, in bytes.
     pub output_bytes: u64,
-    /// Whether the code may open network connections (Python only:
-    /// JavaScript has no network API).
-    pub network: bool,
 }
 
 impl Default for Limits {
@@ -25,7 +22,6 @@ impl Default for Limits {
             wall: HumanDuration::from_millis(2_000),
             memory_mb: 64,
             output_bytes: 1 << 20,
-            network: false,
         }
     }
 }
@@ -37,19 +33,19 @@ impl Limits {
             wall: HumanDuration::from_millis(30_000),
             memory_mb: 512,
             output_bytes: 16 << 20,
-            network: false,
         }
     }
 }
 
 /// The `limits` a node sets; what it leaves out comes from the defaults.
+/// Code has no network (outbound calls go through `http_request`), so there
+/// is no `network` limit: a node that sets one is refused.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsOverride {
     pub wall: Option<HumanDuration>,
     pub memory_mb: Option<u64>,
     pub output_bytes: Option<u64>,
-    pub network: Option<bool>,
 }
 
 /// A limit asked for beyond what is allowed: the field and why.
@@ -67,7 +63,6 @@ impl LimitsOverride {
             wall: self.wall.unwrap_or(defaults.wall),
             memory_mb: self.memory_mb.unwrap_or(defaults.memory_mb),
             output_bytes: self.output_bytes.unwrap_or(defaults.output_bytes),
-            network: self.network.unwrap_or(defaults.network),
         };
         let over = |field, asked: String, max: String| OverLimit {
             field,
@@ -105,12 +100,6 @@ impl LimitsOverride {
                 format!("{} bytes", limits.output_bytes),
                 format!("{} bytes", maxima.output_bytes),
             ));
-        }
-        if limits.network && !maxima.network {
-            return Err(OverLimit {
-                field: "network",
-                message: "network access is not allowed for this tenant".into(),
-            });
         }
         Ok(limits)
     }
@@ -152,15 +141,20 @@ mod tests {
                 },
                 "output_bytes",
             ),
-            (
-                LimitsOverride {
-                    network: Some(true),
-                    ..Default::default()
-                },
-                "network",
-            ),
         ] {
             assert_eq!(asked.resolve(&defaults, &maxima).unwrap_err().field, field);
         }
+    }
+
+    #[test]
+    fn a_network_limit_is_an_unknown_field() {
+        let error = serde_json::from_value::<LimitsOverride>(serde_json::json!({"network": true}))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("unknown field `network`"), "{error}");
+        let error = serde_json::from_value::<Limits>(serde_json::json!({"network": false}))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("unknown field `network`"), "{error}");
     }
 }

@@ -1,9 +1,10 @@
 //! Python: one process per call, started ahead of time from a warm pool
 //! (`worker.py` does the rest inside the process: limits, audit hook, the
-//! call). A process serves one call and exits, so nothing one call changes
-//! reaches the next.
+//! call), each in the jail (`jail.rs`). A process serves one call and
+//! exits, so nothing one call changes reaches the next.
 
 use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -12,8 +13,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::isolation::{Isolation, NOBODY, NetworkIsolation};
-use crate::{Call, Class, Failure, Options, Returned, Usage, WithoutNetns, rss};
+use crate::jail::{Jail, JailSpec};
+use crate::{Call, Class, Failure, Options, Returned, Usage, tree_rss};
 
 const WORKER: &str = include_str!("worker.py");
 /// Time past the wall limit for the process to answer and exit.
@@ -30,7 +31,9 @@ const READY: &[u8] = b"ready\n";
 
 struct Worker {
     child: tokio::process::Child,
-    _dir: tempfile::TempDir,
+    /// Its working directory where the operator runs code without the jail
+    /// (in the jail, a tmpfs of its own).
+    _dir: Option<tempfile::TempDir>,
     /// Its `READY` line has been read.
     ready: bool,
 }
@@ -62,11 +65,13 @@ async fn read_ready(stdout: &mut tokio::process::ChildStdout) -> std::io::Result
 }
 
 struct Inner {
-    python: String,
-    isolation: Isolation,
+    python: PathBuf,
+    jail: Jail,
+    /// The host uid of the tenant's code, when the engine is root.
+    uid: Option<u32>,
+    workdir_bytes: u64,
     warm: usize,
-    without_netns: WithoutNetns,
-    /// Started processes waiting for a call, without network access.
+    /// Started processes waiting for a call.
     pool: Mutex<Vec<Worker>>,
     usage: Mutex<Usage>,
 }
@@ -91,13 +96,16 @@ struct Answer {
 }
 
 impl PythonSandbox {
-    pub fn start(options: &Options, isolation: Isolation) -> PythonSandbox {
+    /// A sandbox whose code runs in `jail`, as the host uid `uid` when the
+    /// engine is root (see `Jail::tenant_uid`).
+    pub fn start(options: &Options, jail: Jail, uid: Option<u32>) -> PythonSandbox {
         let sandbox = PythonSandbox {
             inner: Arc::new(Inner {
-                python: options.python.clone(),
-                isolation,
+                python: options.jail.python.clone(),
+                jail,
+                uid,
+                workdir_bytes: options.workdir_bytes,
                 warm: options.python_warm,
-                without_netns: options.python_without_netns,
                 pool: Mutex::new(Vec::new()),
                 usage: Mutex::new(Usage::default()),
             }),
@@ -109,19 +117,18 @@ impl PythonSandbox {
     pub fn usage(&self) -> Usage {
         let mut usage = Usage::read(&self.inner.usage);
         let pool = self.inner.pool.lock().unwrap_or_else(|p| p.into_inner());
-        usage.memory_bytes = pool
-            .iter()
-            .filter_map(|w| w.child.id())
-            .filter_map(rss)
-            .sum();
+        usage.memory_bytes = pool.iter().filter_map(|w| w.child.id()).map(tree_rss).sum();
         usage
     }
 
     /// Starts processes until the pool holds its warm count.
     fn refill(&self) {
+        if self.inner.jail.check().is_err() {
+            return;
+        }
         let mut pool = self.inner.pool.lock().unwrap_or_else(|p| p.into_inner());
         while pool.len() < self.inner.warm {
-            match self.spawn(false) {
+            match self.spawn() {
                 Ok(worker) => pool.push(worker),
                 Err(e) => {
                     tracing::warn!(error = %e, "could not start a Python sandbox process");
@@ -131,23 +138,29 @@ impl PythonSandbox {
         }
     }
 
-    fn spawn(&self, network: bool) -> std::io::Result<Worker> {
-        let dir = tempfile::Builder::new().prefix("flowmesh-py-").tempdir()?;
-        if self.inner.isolation.drops_privileges {
-            std::os::unix::fs::chown(dir.path(), Some(NOBODY), Some(NOBODY))?;
-        }
-        let mut line = self.inner.isolation.prefix(network);
-        line.push(self.inner.python.clone());
-        let mut command = tokio::process::Command::new(&line[0]);
+    fn spawn(&self) -> std::io::Result<Worker> {
+        let inner = &self.inner;
+        let args = ["-I", "-S", "-B", "-c", WORKER].map(str::to_owned);
+        let mut command = inner.jail.command(&JailSpec {
+            program: &inner.python,
+            args: &args,
+            uid: inner.uid,
+            workdir_bytes: inner.workdir_bytes,
+        })?;
+        let dir = if inner.jail.is_jailed() {
+            None
+        } else {
+            let dir = tempfile::Builder::new().prefix("flowmesh-py-").tempdir()?;
+            if let Some(uid) = inner.uid {
+                std::os::unix::fs::chown(dir.path(), Some(uid), Some(uid))?;
+            }
+            command.current_dir(dir.path());
+            Some(dir)
+        };
         command
-            .args(&line[1..])
-            .args(["-I", "-S", "-B", "-c", WORKER])
-            .env_clear()
-            .current_dir(dir.path())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
+            .stderr(Stdio::piped());
         Ok(Worker {
             child: command.spawn()?,
             _dir: dir,
@@ -185,41 +198,28 @@ impl PythonSandbox {
     }
 
     async fn run_inner(&self, call: Call) -> Result<Returned, Failure> {
-        let network = call.limits.network;
-        if !network
-            && self.inner.isolation.network == NetworkIsolation::Unavailable
-            && self.inner.without_netns == WithoutNetns::Refuse
-        {
-            return Err(Failure::new(
-                Class::Denied,
-                "this host cannot give Python code a network namespace of its own, and the \
-                 sandbox is set to refuse it (python_without_netns = refuse)",
-            ));
-        }
-        let pooled = (!network)
-            .then(|| {
-                self.inner
-                    .pool
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .pop()
-            })
-            .flatten();
+        self.inner.jail.check()?;
+        let pooled = self
+            .inner
+            .pool
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop();
         let worker = match pooled {
             Some(worker) => {
                 let sandbox = self.clone();
                 tokio::task::spawn_blocking(move || sandbox.refill());
                 worker
             }
-            None => self.spawn(network).map_err(|e| {
+            None => self.spawn().map_err(|e| {
                 Failure::new(Class::Crashed, format!("could not start Python: {e}"))
             })?,
         };
-        let mut result = drive(worker, &call).await;
-        if !network && self.inner.isolation.network == NetworkIsolation::Unavailable {
+        let mut result = drive(worker, &call, self.inner.workdir_bytes).await;
+        if !self.inner.jail.is_jailed() {
             // Said in the step's logs too, as /ready says it.
-            let note = "note: this host gives Python no network namespace; sockets are refused \
-                        by the interpreter's audit hook only"
+            let note = "note: this host runs code without the jail (the operator's choice); \
+                        only the interpreter's audit hook and limits bound it"
                 .to_owned();
             match &mut result {
                 Ok(returned) => returned.logs.insert(0, note),
@@ -231,7 +231,7 @@ impl PythonSandbox {
 }
 
 /// Sends the call to a started process and reads its one answer.
-async fn drive(mut worker: Worker, call: &Call) -> Result<Returned, Failure> {
+async fn drive(mut worker: Worker, call: &Call, workdir_bytes: u64) -> Result<Returned, Failure> {
     let limits = &call.limits;
     let request = json!({
         "source": call.source,
@@ -240,7 +240,7 @@ async fn drive(mut worker: Worker, call: &Call) -> Result<Returned, Failure> {
         "memory_bytes": limits.memory_mb << 20,
         "output_bytes": limits.output_bytes,
         "file_bytes": FILE_BYTES,
-        "network": limits.network,
+        "workdir_bytes": workdir_bytes,
     });
     let crashed = |what: String| Failure::new(Class::Crashed, what);
     let mut stdin = worker
@@ -268,9 +268,11 @@ async fn drive(mut worker: Worker, call: &Call) -> Result<Returned, Failure> {
         let mut answer = Vec::new();
         if started {
             stdin.write_all(line.as_bytes()).await?;
-            drop(stdin);
             stdout.take(cap + 1).read_to_end(&mut answer).await?;
         }
+        // Held open until the answer is read: the process ends when it
+        // closes (the engine is gone, or gave up on the call).
+        drop(stdin);
         let mut errors = Vec::new();
         stderr.take(STDERR_BYTES).read_to_end(&mut errors).await?;
         std::io::Result::Ok((answer, errors))

@@ -1,9 +1,11 @@
 # flowmesh Python sandbox worker: runs one call, then exits.
 #
-# Started ahead of time (a warm pool) with an empty environment, in a
-# private working directory, off the network, as an unprivileged user. It
+# Started ahead of time (a warm pool) in the engine's jail (namespaces, a
+# seccomp filter, a tmpfs working directory) with an empty environment. It
 # waits for one request line on stdin, limits itself, installs an audit hook
-# that cannot be removed, runs the code and writes one answer line.
+# that cannot be removed, runs the code and writes one answer line. The
+# kernel's jail is the boundary; the hook is an inner layer, and reads only
+# what it captured before the code ran.
 import ast
 import json
 import os
@@ -11,31 +13,9 @@ import resource
 import signal
 import sys
 import threading
-import time
 import traceback
 
-STDLIB = tuple(
-    os.path.realpath(p) + os.sep
-    for p in {sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(os.__file__)}
-)
-DENIED_MODULES = {"ctypes", "_ctypes", "cffi", "_posixsubprocess", "multiprocessing", "_multiprocessing"}
-PROCESS_EVENTS = {
-    "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.forkpty",
-    "subprocess.Popen", "pty.spawn", "os.kill", "os.killpg", "os.startfile",
-}
-NATIVE_EVENTS = {"ctypes.dlopen", "ctypes.dlsym", "ctypes.cdata", "ctypes.call_function", "ctypes.addressof"}
-NETWORK_EVENTS = {
-    "socket.connect", "socket.bind", "socket.sendto", "socket.sendmsg",
-    "socket.getaddrinfo", "socket.gethostbyname", "socket.gethostbyaddr",
-}
 LOG_LINES, LOG_LINE = 200, 2000
-
-
-class Denied(PermissionError):
-    """Something the sandbox forbids."""
-
-
-denials = []
 
 
 def answer(out, message):
@@ -45,11 +25,16 @@ def answer(out, message):
 
 
 def vm_size():
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmSize:"):
-                return int(line.split()[1]) * 1024
-    return 0
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmSize:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    # A jail without /proc (some container runtimes): the interpreter's
+    # usual size at this point, generously.
+    return 64 << 20
 
 
 def limit(request):
@@ -66,44 +51,71 @@ def limit(request):
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 
 
-def install_hook(workdir, network):
+def install_hook(workdir, denials):
+    """Installs the audit hook. Everything it reads is a local of this call,
+    captured before the code runs: the code can rebind module globals,
+    builtins and attributes of modules, not these."""
+    stdlib = tuple(
+        os.path.realpath(p) + os.sep
+        for p in {sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(os.__file__)}
+    )
     workdir = os.path.realpath(workdir) + os.sep
+    denied_modules = frozenset({"ctypes", "_ctypes", "cffi", "_posixsubprocess", "multiprocessing", "_multiprocessing"})
+    process_events = frozenset({
+        "os.system", "os.posix_spawn", "os.fork", "os.forkpty", "subprocess.Popen", "pty.spawn",
+        "os.kill", "os.killpg", "os.startfile",
+    })
+    native_events = frozenset({"ctypes.dlopen", "ctypes.dlsym", "ctypes.cdata", "ctypes.call_function", "ctypes.addressof"})
+    network_events = frozenset({
+        "socket.__new__", "socket.connect", "socket.bind", "socket.sendto", "socket.sendmsg",
+        "socket.getaddrinfo", "socket.gethostbyname", "socket.gethostbyaddr",
+    })
+    path_events = frozenset({"os.listdir", "os.scandir", "os.chdir", "os.remove", "os.rename", "os.rmdir", "os.mkdir"})
+    reading_events = frozenset({"os.listdir", "os.scandir"})
+    other_events = frozenset({"sys.addaudithook", "os.putenv", "os.unsetenv"})
+    writing_flags = os.O_WRONLY | os.O_RDWR | os.O_CREAT
+    realpath, fsdecode, sep = os.path.realpath, os.fsdecode, os.sep
+    is_a, as_str, anything = isinstance, str, any
+    append = denials.append
+
+    class Denied(PermissionError):
+        """Something the sandbox forbids."""
 
     def deny(what):
-        denials.append(what)
+        append(what)
         raise Denied("denied by the sandbox: " + what)
 
     def allowed_path(path, writing):
-        if isinstance(path, int):
+        if is_a(path, int):
             return True
         try:
-            real = os.path.realpath(os.fsdecode(path))
+            real = realpath(fsdecode(path))
         except Exception:
             return False
-        if (real + os.sep).startswith(workdir):
+        if (real + sep).startswith(workdir):
             return True
-        return not writing and real.startswith(STDLIB)
+        return not writing and real.startswith(stdlib)
 
     def hook(event, args):
-        if event in PROCESS_EVENTS or event.startswith("os.exec") or event.startswith("os.spawn"):
+        if event in process_events or event.startswith("os.exec") or event.startswith("os.spawn"):
             deny("starting processes (" + event + ")")
-        elif event in NATIVE_EVENTS:
+        elif event in native_events:
             deny("native code (" + event + ")")
-        elif event == "import" and args[0].split(".")[0] in DENIED_MODULES:
+        elif event == "import" and args[0].split(".")[0] in denied_modules:
             deny("the module " + args[0])
-        elif event in NETWORK_EVENTS and not network:
+        elif event in network_events:
             deny("network access (" + event + ")")
         elif event == "open":
             path, mode = args[0], args[1] or "r"
-            writing = isinstance(mode, str) and any(c in mode for c in "wax+")
-            if isinstance(args[2], int) and args[2] & (os.O_WRONLY | os.O_RDWR | os.O_CREAT):
+            writing = is_a(mode, as_str) and anything(c in mode for c in "wax+")
+            if is_a(args[2], int) and args[2] & writing_flags:
                 writing = True
             if not allowed_path(path, writing):
-                deny("the file " + os.fsdecode(path) if not isinstance(path, int) else "a file")
-        elif event in ("os.listdir", "os.scandir", "os.chdir", "os.remove", "os.rename", "os.rmdir", "os.mkdir"):
-            if args and not allowed_path(args[0] if args[0] is not None else ".", event != "os.listdir" and event != "os.scandir"):
-                deny("the path " + str(args[0]))
-        elif event in ("sys.addaudithook", "os.putenv", "os.unsetenv"):
+                deny("the file " + fsdecode(path) if not is_a(path, int) else "a file")
+        elif event in path_events:
+            if args and not allowed_path(args[0] if args[0] is not None else ".", event not in reading_events):
+                deny("the path " + as_str(args[0]))
+        elif event in other_events:
             deny(event)
 
     sys.addaudithook(hook)
@@ -134,30 +146,45 @@ class Capture:
             self.partial = ""
 
 
-def watch_parent():
-    """Ends this process once the engine that started it is gone (killed or
-    crashed), instead of running the code on to its CPU limit with nobody
-    waiting for it. Started before the limits: a thread counts against
-    RLIMIT_NPROC. Code that sabotages it still meets RLIMIT_CPU."""
-    parent, getppid, sleep, leave = os.getppid(), os.getppid, time.sleep, os._exit
+def read_request():
+    """The request line, read from the descriptor itself: nothing is left
+    in a buffer for the code to see."""
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = os.read(0, 65536)
+        if not chunk:
+            os._exit(1)
+        data += chunk
+    return json.loads(data)
+
+
+def watch_engine():
+    """Ends this process when the engine closes its stdin: the engine died
+    or gave up on the call (a PID namespace hides the engine's pid, so the
+    parent cannot be watched). Started before the limits: a thread counts
+    against RLIMIT_NPROC. Code that sabotages it still meets RLIMIT_CPU,
+    and bubblewrap's end when the engine kills it."""
+    read, leave = os.read, os._exit
 
     def watch():
-        while getppid() == parent:
-            sleep(0.1)
-        leave(1)
+        try:
+            while read(0, 1):
+                pass
+        finally:
+            leave(1)
 
-    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+    threading.Thread(target=watch, name="engine-watch", daemon=True).start()
 
 
 def main():
-    watch_parent()
     # Python itself may set LC_CTYPE (locale coercion); the code sees nothing.
     os.environ.clear()
     out = os.fdopen(os.dup(1), "w")
     # Started: the interpreter and this worker's modules are loaded.
     out.write("ready\n")
     out.flush()
-    request = json.loads(sys.stdin.readline())
+    request = read_request()
+    watch_engine()
     source = request["source"]
     body = "".join("    " + line + "\n" for line in source.splitlines()) or "    pass\n"
     try:
@@ -173,7 +200,8 @@ def main():
     sys.stdout = Capture(logs)
     sys.stderr = Capture(logs, "stderr: ")
     limit(request)
-    install_hook(os.getcwd(), request["network"])
+    denials = []
+    install_hook(os.getcwd(), denials)
     scope = {"__name__": "__flowmesh__", "__builtins__": __builtins__}
     try:
         exec(code, scope)
@@ -188,7 +216,9 @@ def main():
         elif isinstance(e, RecursionError):
             kind, message = "memory", "the code passed its stack limit (recursion too deep)"
         elif isinstance(e, OSError) and e.errno == 27:
-            kind, message = "denied", "a file passed the size limit"
+            kind, message = "denied", "a file passed the size limit of %d bytes" % request["file_bytes"]
+        elif isinstance(e, OSError) and e.errno == 28:
+            kind, message = "denied", "the working directory is full: the code may write %d bytes in all" % request["workdir_bytes"]
         elif denials:
             kind, message = "denied", denials[0]
         elif isinstance(e, (TypeError, ValueError)) and "JSON" in str(e):

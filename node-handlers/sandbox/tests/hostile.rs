@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use flowmesh_model::HumanDuration;
 use flowmesh_sandbox::worker::{MAX_REQUEST_BYTES, READY, serve};
 use flowmesh_sandbox::{
-    Answer, Call, Class, Failure, Isolation, Limits, NetworkIsolation, Options, PythonSandbox,
-    Request, Returned,
+    Answer, Call, Class, Failure, Jail, JailSpec, Limits, Options, PythonSandbox, Request,
+    Returned,
 };
 use serde_json::json;
 
@@ -51,8 +51,21 @@ fn class_of(result: Result<Returned, Failure>) -> Class {
     }
 }
 
+fn jail() -> Jail {
+    let jail = Jail::detect(&Options::default().jail);
+    assert_eq!(jail.problem, None, "this host must jail code: {jail:?}");
+    jail
+}
+
 fn python() -> PythonSandbox {
-    PythonSandbox::start(&Options::default(), Isolation::detect())
+    python_of(0)
+}
+
+/// The sandbox of the tenant with this sandbox number.
+fn python_of(tenant: u32) -> PythonSandbox {
+    let jail = jail();
+    let uid = jail.tenant_uid(tenant).unwrap();
+    PythonSandbox::start(&Options::default(), jail, uid)
 }
 
 /// A JavaScript worker served on a thread of this process, through pipes.
@@ -270,6 +283,23 @@ async fn python_limits_hold() {
 }
 
 #[tokio::test]
+async fn pool_processes_outlive_the_thread_that_started_them() {
+    // bubblewrap's --die-with-parent is set on its own child, not on the
+    // process the engine starts, so the (tokio blocking) thread that
+    // started a pool may end without taking its processes along.
+    let runtime = tokio::runtime::Handle::current();
+    let sandbox = std::thread::spawn(move || {
+        let _inside = runtime.enter();
+        python()
+    })
+    .join()
+    .unwrap();
+    sandbox.warmed().await.unwrap();
+    let returned = py(&sandbox, "return 41 + 1").await.unwrap();
+    assert_eq!(returned.output, json!(42));
+}
+
+#[tokio::test]
 async fn python_cannot_escape() {
     let sandbox = python();
     let env = py(&sandbox, "import os\nreturn dict(os.environ)")
@@ -313,26 +343,261 @@ async fn python_cannot_escape() {
     }
 }
 
-#[tokio::test]
-async fn python_is_kept_off_the_network_by_the_host_too() {
-    let isolation = Isolation::detect();
-    if isolation.network == NetworkIsolation::Unavailable {
-        // Said in /ready's details; such hosts refuse Python by default.
-        let sandbox = PythonSandbox::start(&Options::default(), isolation);
-        assert_eq!(class_of(sandbox.run(call("return 1")).await), Class::Denied);
-        return;
+/// A host directory like the engine's data directory, readable by anyone,
+/// so that only the jail keeps code from it.
+fn data_dir() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("flowmesh.db"),
+        "SQLite format 3 tenant-b-row",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("secrets.key"),
+        "c2VjcmV0LWtleS1vZi10aGUtZW5naW5l",
+    )
+    .unwrap();
+    for path in [
+        dir.path().to_path_buf(),
+        dir.path().join("flowmesh.db"),
+        dir.path().join("secrets.key"),
+    ] {
+        let mode = if path.is_dir() { 0o755 } else { 0o644 };
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
     }
-    // Without the audit hook at all: a process started the way sandbox
-    // processes are has no route to NATS on this host's loopback.
-    let mut line = isolation.prefix(false);
-    line.push(Options::default().python);
-    let probe = "import socket\ns = socket.socket()\ns.settimeout(0.5)\nprint(s.connect_ex(('127.0.0.1', 4222)))";
-    let out = std::process::Command::new(&line[0])
-        .args(&line[1..])
-        .args(["-c", probe])
-        .output()
+    dir
+}
+
+/// Runs each named attempt in the code and returns what it gave or how it
+/// was refused, by name.
+const ATTEMPTS: &str = r#"
+results = {}
+def attempt(name, f):
+    try:
+        results[name] = "GOT " + repr(f())[:300]
+    except BaseException as e:
+        results[name] = "refused: %s: %s" % (type(e).__name__, e)
+"#;
+
+#[tokio::test]
+async fn python_rewriting_the_sandbox_rules_gains_nothing() {
+    let dir = data_dir();
+    let path = dir.path().display();
+    let source = format!(
+        r#"import sys, os, socket
+main = sys.modules["__main__"]
+# The rules as module globals (as they once were): widened or emptied.
+main.STDLIB = ("/",)
+for name in ("DENIED_MODULES", "PROCESS_EVENTS", "NATIVE_EVENTS", "NETWORK_EVENTS"):
+    setattr(main, name, set())
+for name, value in list(vars(main).items()):
+    if isinstance(value, (set, frozenset)):
+        value = set(value)
+        setattr(main, name, set())
+    elif isinstance(value, tuple) and all(isinstance(v, str) for v in value):
+        setattr(main, name, ("/",))
+import builtins
+real_isinstance, builtins.isinstance = builtins.isinstance, lambda *a: True
+{ATTEMPTS}
+attempt("passwd", lambda: open("/etc/passwd").read())
+attempt("store", lambda: open("{path}/flowmesh.db").read())
+attempt("key", lambda: open("{path}/secrets.key").read())
+attempt("listing", lambda: os.listdir("{path}"))
+attempt("ctypes", lambda: __import__("ctypes").CDLL(None))
+attempt("unix", lambda: socket.socket(socket.AF_UNIX).connect("/var/run/postgresql/.s.PGSQL.5432"))
+attempt("inet", lambda: socket.socket(socket.AF_INET))
+attempt("postgres", lambda: socket.create_connection(("127.0.0.1", 5432), 1))
+builtins.isinstance = real_isinstance
+return results"#
+    );
+    let sandbox = python();
+    let results = match py(&sandbox, &source).await {
+        Ok(returned) => returned.output,
+        Err(failure) => panic!("the attempts were refused as a whole: {failure:?}"),
+    };
+    let results = results.as_object().unwrap();
+    assert_eq!(results.len(), 8, "{results:?}");
+    for (name, result) in results {
+        let result = result.as_str().unwrap();
+        assert!(result.starts_with("refused"), "{name}: {result}");
+        for secret in ["root:x:0:0", "tenant-b-row", "c2VjcmV0", "secrets.key"] {
+            assert!(!result.contains(secret), "{name} leaked {secret}: {result}");
+        }
+    }
+}
+
+/// The pids of this process's descendants: the sandboxes' processes.
+fn descendants() -> Vec<u32> {
+    let me = std::process::id();
+    let parents: Vec<(u32, u32)> = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let ppid = stat
+                .rsplit_once(") ")?
+                .1
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()?;
+            Some((pid, ppid))
+        })
+        .collect();
+    let mut found = vec![me];
+    let mut i = 0;
+    while i < found.len() {
+        let parent = found[i];
+        found.extend(
+            parents
+                .iter()
+                .filter(|(_, p)| *p == parent)
+                .map(|(c, _)| *c),
+        );
+        i += 1;
+    }
+    found
+}
+
+/// Signals and process handles at every pid it is given and every pid it
+/// sees; returns what got through.
+const SIGNALS: &str = r#"import os, signal
+got = []
+pids = set(input["pids"])
+try:
+    pids.update(int(entry) for entry in os.listdir("/proc") if entry.isdigit())
+except PermissionError:
+    pids.update(range(1, 100))
+pids.add(os.getppid())
+for pid in sorted(pids):
+    if pid == os.getpid():
+        continue
+    for name, f in (("kill", lambda: os.kill(pid, signal.SIGKILL)),
+                    ("pidfd", lambda: signal.pidfd_send_signal(os.pidfd_open(pid), signal.SIGKILL))):
+        try:
+            f()
+            got.append("%s %d" % (name, pid))
+        except OSError:
+            pass
+return got"#;
+
+fn signals(pids: &[u32]) -> Call {
+    Call {
+        input: json!({"pids": pids}).to_string(),
+        ..call(SIGNALS)
+    }
+}
+
+#[tokio::test]
+async fn python_cannot_signal_the_engine_or_another_tenant() {
+    let (a, b) = (python_of(0), python_of(1));
+    a.warmed().await.unwrap();
+    b.warmed().await.unwrap();
+    // Tenant B's long-running call.
+    let mut slow = call(
+        "import time\nend = time.time() + 3\nwhile time.time() < end:\n    time.sleep(0.05)\nreturn 'finished'",
+    );
+    slow.limits.wall = HumanDuration::from_millis(10_000);
+    let running = tokio::spawn(async move { b.run(slow).await });
+    // Tenant A, while B runs, at the engine's pid and every sandbox process.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < deadline {
+        let got = a.run(signals(&descendants())).await.unwrap();
+        assert_eq!(got.output, json!([]), "signals got through");
+    }
+    let finished = running
+        .await
+        .unwrap()
+        .expect("B's call survives A's signals");
+    assert_eq!(finished.output, json!("finished"));
+}
+
+/// Runs a script in the jail without the worker (no audit hook): what the
+/// kernel alone refuses.
+async fn bare(jail: &Jail, script: &str) -> String {
+    let args = ["-I", "-S", "-c", script].map(str::to_owned);
+    let python = Options::default().jail.python;
+    let mut command = jail
+        .command(&JailSpec {
+            program: &python,
+            args: &args,
+            uid: jail.tenant_uid(2).unwrap(),
+            workdir_bytes: 16 << 20,
+        })
         .unwrap();
-    let code = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    assert!(out.status.success(), "{out:?}");
-    assert_ne!(code, "0", "connected to NATS from the sandbox's namespace");
+    let output = command.output().await.unwrap();
+    assert!(output.status.success(), "{output:?}");
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn the_kernel_refuses_what_the_jail_forbids_without_the_audit_hook() {
+    let dir = data_dir();
+    let script = format!(
+        r#"import os, socket, json
+{ATTEMPTS}
+attempt("kill", lambda: os.kill(1, 9))
+attempt("pidfd", lambda: os.pidfd_open(1))
+attempt("unix", lambda: socket.socket(socket.AF_UNIX))
+attempt("inet", lambda: socket.socket(socket.AF_INET))
+attempt("passwd", lambda: open("/etc/passwd").read())
+attempt("store", lambda: open("{}/flowmesh.db").read())
+attempt("outside", lambda: open("/rooted", "w"))
+status = open("/proc/self/status").read()
+results["seccomp"] = [l.split()[1] for l in status.splitlines() if l.startswith("Seccomp:")]
+results["pids"] = sorted(int(p) for p in os.listdir("/proc") if p.isdigit())
+results["cwd"] = os.getcwd()
+def fill():
+    n = 0
+    while True:
+        with open("f%d" % n, "wb") as f:
+            f.write(b"x" * 1048576)
+        n += 1
+attempt("fill", fill)
+print(json.dumps(results))"#,
+        dir.path().display()
+    );
+    let out: serde_json::Value = serde_json::from_str(&bare(&jail(), &script).await).unwrap();
+    for name in ["kill", "pidfd", "unix", "inet"] {
+        let result = out[name].as_str().unwrap();
+        assert!(
+            result.starts_with("refused: PermissionError"),
+            "{name}: {result}"
+        );
+    }
+    for name in ["passwd", "store", "outside"] {
+        let result = out[name].as_str().unwrap();
+        assert!(result.starts_with("refused"), "{name}: {result}");
+    }
+    assert_eq!(out["seccomp"], json!(["2"]), "the filter is loaded");
+    assert_eq!(out["pids"], json!([1, 2]), "only the jail's own processes");
+    assert_eq!(out["cwd"], "/work");
+    assert!(
+        out["fill"].as_str().unwrap().contains("No space left"),
+        "{}",
+        out["fill"]
+    );
+}
+
+#[tokio::test]
+async fn python_cannot_fill_the_disk() {
+    let sandbox = python();
+    let started = Instant::now();
+    let source = "for n in range(100):\n    with open('f%d' % n, 'wb') as f:\n        f.write(b'x' * 1048576)\nreturn 'wrote 100 MB'";
+    let failure = py(&sandbox, source).await.unwrap_err();
+    assert_eq!(failure.class, Class::Denied, "{failure:?}");
+    assert!(
+        failure.message.contains("working directory is full"),
+        "{failure:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(2));
+    // The working directory is a tmpfs of the set size, not the host's disk.
+    let size = py(
+        &sandbox,
+        "import os\ns = os.statvfs('.')\nreturn [os.getcwd(), s.f_blocks * s.f_frsize]",
+    )
+    .await
+    .unwrap();
+    assert_eq!(size.output, json!(["/work", 16 << 20]));
 }

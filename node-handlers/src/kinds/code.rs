@@ -59,15 +59,39 @@ pub async fn run(ctx: &Ctx<'_>) -> Result<Outcome, NodeError> {
     }
 }
 
+/// The fields of a code node's `limits`.
+const LIMITS: &[&str] = &["wall", "memory_mb", "output_bytes"];
+
 /// The config's shape; the tenant's maxima are applied when the node runs.
 pub(super) fn check(c: &mut Checker<'_>) {
     c.one_of("language", &["javascript", "python"], "");
     c.required_str("source");
-    match c
+    let unknown: Vec<String> = c
         .get("limits")
+        .and_then(serde_json::Value::as_object)
+        .into_iter()
+        .flat_map(|limits| limits.keys())
+        .filter(|k| !LIMITS.contains(&k.as_str()))
         .cloned()
-        .map(serde_json::from_value::<LimitsOverride>)
-    {
+        .collect();
+    for field in &unknown {
+        let mut message = format!("limits takes {}", LIMITS.join(", "));
+        if field == "network" {
+            message = format!(
+                "code has no network: outbound calls go through an http_request node (and its \
+                 SSRF guard); {message}"
+            );
+        }
+        c.push(&format!("limits.{field}"), "unknown_field", message);
+    }
+    // The known fields are checked too, without the unknown ones.
+    let known = c.get("limits").cloned().map(|mut limits| {
+        if let Some(limits) = limits.as_object_mut() {
+            limits.retain(|k, _| LIMITS.contains(&k.as_str()));
+        }
+        limits
+    });
+    match known.map(serde_json::from_value::<LimitsOverride>) {
         None => {}
         Some(Ok(limits)) => {
             // Only the lower bounds here: no maxima can make these valid.
@@ -75,7 +99,6 @@ pub(super) fn check(c: &mut Checker<'_>) {
                 wall: HumanDuration::from_millis(u64::MAX / 2),
                 memory_mb: u64::MAX,
                 output_bytes: u64::MAX,
-                network: true,
             };
             if let Err(over) = limits.resolve(&Limits::default(), &unbounded) {
                 c.push(

@@ -6,9 +6,7 @@
 
 use std::time::Instant;
 
-use flowmesh_sandbox::{
-    Call, Isolation, Jail, JailOptions, JsSandbox, JsStart, Limits, Options, PythonSandbox,
-};
+use flowmesh_sandbox::{Call, Jail, JsSandbox, JsStart, Limits, Options, PythonSandbox};
 use serde::{Deserialize, Serialize};
 
 use crate::{engine, load};
@@ -63,10 +61,14 @@ fn latency(h: &hdrhistogram::Histogram<u64>) -> Latency {
 }
 
 pub async fn code_node(cold: usize, warm: usize) -> anyhow::Result<CodeNode> {
+    // In the jail, as the first tenant's uid when run as root.
+    let jail = Jail::detect(&Options::default().jail);
+    jail.check()?;
+    let uid = jail.tenant_uid(0)?;
     let start = JsStart {
         program: engine::binary()?,
-        jail: Jail::detect(&JailOptions::default()),
-        uid: None,
+        jail: jail.clone(),
+        uid,
     };
     let javascript_cold = measure(cold, || async {
         let sandbox = JsSandbox::start(start.clone());
@@ -80,20 +82,20 @@ pub async fn code_node(cold: usize, warm: usize) -> anyhow::Result<CodeNode> {
         Ok(())
     })
     .await?;
-    let isolation = Isolation::detect();
     let unpooled = PythonSandbox::start(
         &Options {
             python_warm: 0,
             ..Options::default()
         },
-        isolation.clone(),
+        jail.clone(),
+        uid,
     );
     let python_cold = measure(cold, || async {
         unpooled.run(call(PY)).await?;
         Ok(())
     })
     .await?;
-    let pooled = PythonSandbox::start(&Options::default(), isolation);
+    let pooled = PythonSandbox::start(&Options::default(), jail, uid);
     let python_sustained = measure(warm, || async {
         pooled.run(call(PY)).await?;
         Ok(())

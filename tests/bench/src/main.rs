@@ -61,8 +61,10 @@ enum Commands {
     /// Only the code-node overhead (one small call in each sandbox, cold
     /// and warm); prints JSON.
     Code {
+        /// Cold calls per sandbox.
         #[arg(long, default_value_t = 100)]
         cold: usize,
+        /// Warm and sustained calls.
         #[arg(long, default_value_t = 1_000)]
         warm: usize,
     },
@@ -204,6 +206,11 @@ async fn main() -> anyhow::Result<()> {
             out,
             flushed_nats_server,
         } => (quick, out, flushed_nats_server),
+        Commands::Code { cold, warm } => {
+            let code_node = code::code_node(cold, warm).await?;
+            println!("{}", serde_json::to_string_pretty(&code_node)?);
+            return Ok(());
+        }
         Commands::Parked { executions } => {
             engine::binary()?;
             let plan = Plan {
@@ -220,13 +227,6 @@ async fn main() -> anyhow::Result<()> {
                     serde_json::to_string(&parked)?
                 );
             }
-            return Ok(());
-        }
-        Commands::Code { cold, warm } => {
-            println!(
-                "{}",
-                serde_json::to_string(&code::code_node(cold, warm).await?)?
-            );
             return Ok(());
         }
         Commands::Fairness { quick, only } => {

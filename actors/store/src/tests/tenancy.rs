@@ -409,3 +409,38 @@ fn slot_turn(tenant: TenantId, change: &ExecutionChange) -> Turn<'_> {
     }
 }
 both_backends!(starts_take_slots_and_ends_give_them_back);
+
+async fn sandbox_numbers_are_assigned_once_and_never_shared(store: &Store) {
+    let mut tenants = Vec::new();
+    for i in 0..6 {
+        let (tenant, _) = store
+            .register(Registration {
+                email: &format!("numbers{i}@example.com"),
+                password: "correct horse battery",
+                tenant_name: &format!("Numbers {i}"),
+                initial_credits: 0,
+            })
+            .await
+            .unwrap();
+        tenants.push(tenant);
+    }
+    // Every tenant asked for at once, twice each, as several engines would.
+    let asked = futures::future::join_all(
+        tenants
+            .iter()
+            .chain(tenants.iter())
+            .map(|&tenant| store.sandbox_number(tenant)),
+    )
+    .await;
+    let numbers: Vec<i64> = asked.into_iter().map(Result::unwrap).collect();
+    let (first, again) = numbers.split_at(tenants.len());
+    assert_eq!(first, again, "a tenant keeps its number");
+    let distinct: std::collections::BTreeSet<_> = first.iter().collect();
+    assert_eq!(
+        distinct.len(),
+        tenants.len(),
+        "no two tenants share one: {first:?}"
+    );
+    assert_eq!(store.sandbox_number(tenants[0]).await.unwrap(), first[0]);
+}
+both_backends!(sandbox_numbers_are_assigned_once_and_never_shared);

@@ -20,7 +20,7 @@ use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout};
 pub use quickjs::JsEngine;
 use worker::{Answer, MAX_REQUEST_BYTES, READY, Request};
 
-use crate::{Call, Class, Failure, Jail, JailSpec, Returned, Usage, rss};
+use crate::{Call, Class, Failure, Jail, JailSpec, Returned, Usage, tree_rss};
 
 /// How long past its wall limit a call may go before its process is killed:
 /// room for starting a process and for the answer.
@@ -88,7 +88,7 @@ impl JsSandbox {
 
     pub fn usage(&self) -> Usage {
         let mut usage = Usage::read(&self.inner.usage);
-        usage.memory_bytes = self.pid().and_then(rss).unwrap_or(0);
+        usage.memory_bytes = self.pid().map_or(0, tree_rss);
         usage
     }
 
