@@ -32,6 +32,10 @@ pub(crate) struct Context {
     pub sealing_key: Option<SealingKey>,
     pub payments: Arc<dyn PaymentProvider>,
     pub options: Options,
+    /// This run of the process: a process started again with the same node
+    /// id is a new incarnation, so that the in-process marks a dead run
+    /// left are told from its own.
+    pub incarnation: String,
     /// What this host lets sandboxes use, found at start-up.
     pub isolation: Isolation,
     /// The top of the actor tree, once it runs (code nodes reach their
@@ -108,6 +112,7 @@ impl Context {
             sealing_key: parts.sealing_key,
             payments: parts.payments,
             options: parts.options,
+            incarnation: uuid::Uuid::new_v4().simple().to_string(),
             isolation: Isolation::detect(),
             root: OnceLock::new(),
             local: Mutex::default(),
