@@ -8,7 +8,9 @@
 //! Each message the actor handles is one turn: the changes it makes (status,
 //! steps) are staged and committed together in one transaction at the end of
 //! the turn; only then are its events published and its node attempts
-//! started. One commit per turn instead of one per change.
+//! started. One commit per turn instead of one per change (a turn after the
+//! start that runs in-process nodes commits once more, before them, so that
+//! an engine dying in them is known: see `deaths`).
 
 mod attempt;
 mod commit;
