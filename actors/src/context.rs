@@ -32,6 +32,10 @@ pub(crate) struct Context {
     pub sealing_key: Option<SealingKey>,
     pub payments: Arc<dyn PaymentProvider>,
     pub options: Options,
+    /// This run of the process: a process started again with the same node
+    /// id is a new incarnation, so that the in-process marks a dead run
+    /// left are told from its own.
+    pub incarnation: String,
     /// What this host lets sandboxes use, found at start-up.
     pub jail: Jail,
     /// The top of the actor tree, once it runs (code nodes reach their
@@ -110,6 +114,7 @@ impl Context {
             payments: parts.payments,
             options: parts.options,
             jail,
+            incarnation: uuid::Uuid::new_v4().simple().to_string(),
             root: OnceLock::new(),
             local: Mutex::default(),
             draining: AtomicBool::new(false),

@@ -12,6 +12,10 @@ pub trait NodeRunner: Send + Sync + 'static {
     /// Whether the node's kind is a pure, instant computation over its
     /// inputs, which the execution runs within its own turn.
     fn is_inline(&self, node: &Node) -> bool;
+
+    /// Whether the node's kind computes inside the engine or its sandboxes:
+    /// an engine that dies while one runs counts against its execution.
+    fn runs_in_engine(&self, node: &Node) -> bool;
 }
 
 /// The production runner: the node-handler registry.
@@ -24,5 +28,9 @@ impl NodeRunner for RegistryRunner {
 
     fn is_inline(&self, node: &Node) -> bool {
         self.0.is_inline(node)
+    }
+
+    fn runs_in_engine(&self, node: &Node) -> bool {
+        self.0.runs_in_engine(node)
     }
 }

@@ -31,16 +31,29 @@ impl NodeRunner for PanickyRunner {
     fn is_inline(&self, node: &Node) -> bool {
         self.0.is_inline(node)
     }
+
+    fn runs_in_engine(&self, node: &Node) -> bool {
+        self.0.runs_in_engine(node)
+    }
 }
+
+mod deaths;
 
 struct Harness {
     engine: Option<Engine>,
     handle: EngineHandle,
     tenant: TenantId,
+    /// The engine's store, for what tests set up or look at directly.
+    store: Store,
     _dir: tempfile::TempDir,
 }
 
 async fn harness() -> Harness {
+    harness_with(|registry, _| Arc::new(PanickyRunner(registry))).await
+}
+
+/// An engine whose nodes run through the runner `runner` makes.
+async fn harness_with(runner: impl FnOnce(Registry, &Store) -> Arc<dyn NodeRunner>) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let store_options = flowmesh_store::Options {
         data_dir: dir.path().to_owned(),
@@ -61,11 +74,12 @@ async fn harness() -> Harness {
         .await
         .unwrap();
     let registry = Registry::new(&Default::default()).unwrap();
+    let runner = runner(registry.clone(), &store);
     let engine = Engine::start(EngineParts {
-        store,
+        store: store.clone(),
         bus,
-        registry: registry.clone(),
-        runner: Some(Arc::new(PanickyRunner(registry))),
+        registry,
+        runner: Some(runner),
         sealing_key: None,
         payments: Arc::new(crate::LedgerOnly),
         // These tests crash waiting executions: they keep their actors.
@@ -80,6 +94,7 @@ async fn harness() -> Harness {
         handle: engine.handle(),
         engine: Some(engine),
         tenant,
+        store,
         _dir: dir,
     }
 }

@@ -363,6 +363,18 @@ impl Registry {
                 | (Primitive::Data, "mapping" | "merge")
         )
     }
+
+    /// Whether a node's kind computes inside the engine process or its
+    /// sandboxes (templates, conditions, code), so that a runaway input
+    /// could take the engine down with it. Outside calls and waits do not.
+    pub fn runs_in_engine(&self, node: &Node) -> bool {
+        matches!(
+            (node.primitive, node.kind.as_str()),
+            (Primitive::Action, "respond" | "code")
+                | (Primitive::Condition, "if_else" | "switch" | "filter")
+                | (Primitive::Data, "mapping" | "merge")
+        )
+    }
 }
 
 impl KindCatalog for Registry {

@@ -112,7 +112,7 @@ pub(super) async fn start(
     let started = std::time::Instant::now();
     let claimed = ctx
         .store
-        .claim_execution(execution, &ctx.options.node_id)
+        .claim_execution(execution, &ctx.options.node_id, &ctx.incarnation)
         .await;
     metrics::store_call("claim_one", started.elapsed());
     match claimed? {
@@ -217,6 +217,7 @@ async fn claim_unowned(ctx: Arc<Context>, root: ActorRef<RootMsg>) {
 async fn sweep(ctx: &Context, root: &ActorRef<RootMsg>) -> Option<usize> {
     let request = ClaimRequest {
         owner: &ctx.options.node_id,
+        incarnation: &ctx.incarnation,
         limit: CLAIM_BATCH,
         lookahead: ctx.options.claim_interval.0 * 2,
     };

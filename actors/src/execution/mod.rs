@@ -8,9 +8,13 @@
 //! Each message the actor handles is one turn: the changes it makes (status,
 //! steps) are staged and committed together in one transaction at the end of
 //! the turn; only then are its events published and its node attempts
-//! started. One commit per turn instead of one per change.
+//! started. One commit per turn instead of one per change (a turn after the
+//! start that runs in-process nodes commits once more, before them, so that
+//! an engine dying in them is known: see `deaths`).
 
 mod attempt;
+mod commit;
+mod deaths;
 #[cfg(test)]
 mod machine;
 mod messages;
@@ -25,14 +29,15 @@ use flowmesh_model::graph::WorkflowGraph;
 use flowmesh_model::lifecycle::{ExecutionTransition, NodeTransition};
 use flowmesh_model::{EventKind, ExecutionEvent, ExecutionStatus, JsonText, NodeStatus};
 use flowmesh_node_handlers::{NodeError, Outcome};
-use flowmesh_store::{
-    Committed, ExecutionChange, ExecutionRecord, StepRecord, Turn, Usage, now_ms,
-};
+use flowmesh_store::{ExecutionChange, ExecutionRecord, now_ms};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use serde_json::{Value, json};
 use tokio::task::AbortHandle;
 use tracing::Instrument;
 
+use deaths::Marked;
+#[cfg(test)]
+pub(crate) use deaths::WINDOW as DEATH_WINDOW;
 pub(crate) use messages::ExecutionMsg;
 use progress::{Decision, Progress};
 
@@ -40,12 +45,6 @@ use crate::context::Context;
 use crate::metrics;
 
 pub(crate) struct ExecutionActor;
-
-/// Backoff while the store is unreachable.
-const STORE_RETRY_FIRST: Duration = Duration::from_millis(100);
-const STORE_RETRY_MAX: Duration = Duration::from_secs(5);
-/// A start that found no free concurrency slot is tried again after this.
-const DEFER_START_MS: i64 = 500;
 
 pub(crate) struct ExecutionArgs {
     pub ctx: Arc<Context>,
@@ -67,6 +66,12 @@ pub(crate) struct ExecutionState {
     slots: bool,
     /// `seq` of the last event this execution published.
     event_seq: u64,
+    /// The in-process mark the store holds for this execution.
+    marked: Marked,
+    /// An engine died while this execution ran in-process work, less than
+    /// [`deaths::WINDOW`] ago: each in-process node is journaled running,
+    /// under a mark of its own, before it runs.
+    careful: bool,
     _live: metrics::Live,
 }
 
@@ -80,6 +85,8 @@ struct Pending {
     attempts: Vec<(usize, u32)>,
     /// Attempts of pure, instant kinds, run within the turn itself.
     inline: Vec<(usize, u32)>,
+    /// The inline node that is to run once this commit has marked it.
+    mark_inline: Option<usize>,
     /// Resumes applied by this turn, deleted with it.
     consumed: Vec<String>,
     /// A node began waiting for a resume: look for one that came early.
@@ -147,6 +154,8 @@ impl Actor for ExecutionActor {
             output_cap,
             slots,
             event_seq,
+            marked: Marked::Nothing,
+            careful: false,
             _live: metrics::Live::new("execution"),
         })
     }
@@ -267,115 +276,6 @@ impl ExecutionState {
         self.pending.events.push(event);
     }
 
-    /// Commits the turn, then announces it and starts its attempts. Returns
-    /// false, having written nothing, when its status change lost to
-    /// another writer.
-    async fn commit(
-        &mut self,
-        myself: &ActorRef<ExecutionMsg>,
-    ) -> Result<bool, ActorProcessingErr> {
-        if self.pending.is_empty() {
-            return Ok(true);
-        }
-        let pending = std::mem::take(&mut self.pending);
-        let steps: Vec<StepRecord> = pending
-            .steps
-            .iter()
-            .map(|&i| self.progress.nodes[i].clone())
-            .collect();
-        if pending.transition.is_some() || !steps.is_empty() || !pending.consumed.is_empty() {
-            let m = &pending.usage;
-            let mut usage = Usage {
-                workflow: self.record.workflow,
-                executions: m.executions,
-                node_runs: m.node_runs,
-                sandbox_ms: m.sandbox_ms,
-                llm_tokens: m.llm_tokens,
-                credits: 0,
-            };
-            usage.credits = self.ctx.options.tenancy.prices.charge(&usage);
-            let turn = Turn {
-                owner: &self.ctx.options.node_id,
-                tenant: self.record.tenant,
-                execution: self.record.id,
-                transition: pending.transition.as_ref(),
-                steps: &steps,
-                consumed_signals: &pending.consumed,
-                usage: Some(&usage),
-                slots: self.slots,
-            };
-            match self.write_turn(&turn).await? {
-                Committed::Written => metrics::credits_used(self.record.tenant, usage.credits),
-                Committed::Fenced => return Ok(false),
-                Committed::NoSlot => {
-                    self.defer_start(myself).await?;
-                    return Ok(false);
-                }
-            }
-        }
-        if let Some(change) = &pending.transition {
-            self.record.status = change.to;
-        }
-        for event in pending.events {
-            self.ctx.emit(event).await;
-        }
-        // Inline attempts are normally run before the turn ends; any left run as tasks.
-        for (i, attempt) in pending.attempts.into_iter().chain(pending.inline) {
-            self.spawn_attempt(myself, i, attempt);
-        }
-        if pending.check_signals {
-            let _ = myself.cast(ExecutionMsg::CheckSignals);
-        }
-        Ok(true)
-    }
-
-    /// Writes a turn, waiting out an unreachable store: the turn is what
-    /// the execution has done, so it is kept and written once the store is
-    /// back (or found to belong to another owner by then).
-    async fn write_turn(&self, turn: &Turn<'_>) -> Result<Committed, ActorProcessingErr> {
-        let mut delay = STORE_RETRY_FIRST;
-        loop {
-            let started = std::time::Instant::now();
-            let result = self.ctx.store.commit_turn(turn).await;
-            metrics::store_call("commit_turn", started.elapsed());
-            match result {
-                Ok(committed) => return Ok(committed),
-                Err(e) if e.is_retryable() => {
-                    tracing::warn!(execution = %self.record.id, error = %e, retry_in = ?delay, "store unavailable; the turn is kept and written again");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(STORE_RETRY_MAX);
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-    }
-
-    /// All of the tenant's concurrency slots are taken: the execution stays
-    /// queued without an owner, and a claim sweep tries it again shortly.
-    async fn defer_start(&self, myself: &ActorRef<ExecutionMsg>) -> Result<(), ActorProcessingErr> {
-        let jitter = rand::random_range(0..500);
-        let wake_at = now_ms() + DEFER_START_MS + jitter;
-        self.ctx
-            .store
-            .defer_start(&self.ctx.options.node_id, self.record.id, wake_at)
-            .await?;
-        metrics::start_deferred(self.record.tenant);
-        myself.stop(Some("waiting for a concurrency slot".into()));
-        Ok(())
-    }
-
-    async fn end_turn(
-        &mut self,
-        myself: &ActorRef<ExecutionMsg>,
-    ) -> Result<(), ActorProcessingErr> {
-        if !self.commit(myself).await? {
-            // Fenced off, or deferred for a concurrency slot (already stopping).
-            myself.stop(Some("the execution moved on elsewhere".into()));
-            return Ok(());
-        }
-        self.park_if_idle(myself).await
-    }
-
     /// Brings a loaded execution to running and resumes whatever the journal
     /// says was in flight.
     async fn begin(&mut self, myself: &ActorRef<ExecutionMsg>) -> Result<(), ActorProcessingErr> {
@@ -391,6 +291,9 @@ impl ExecutionState {
                     Some("cancelled on request".into()),
                 )
                 .await;
+        }
+        if !self.account_for_deaths(myself).await? {
+            return Ok(());
         }
         if self.record.status == ExecutionStatus::Queued {
             self.pending.usage.executions = 1;
@@ -480,6 +383,9 @@ impl ExecutionState {
         }
         loop {
             for (i, attempt) in std::mem::take(&mut self.pending.inline) {
+                if !self.mark_before(myself, i).await? {
+                    return Ok(());
+                }
                 let result = self.run_inline(i).await;
                 if let AfterNode::Fail(error) = self.record_result(myself, i, attempt, result)? {
                     return self

@@ -220,6 +220,8 @@ pub(super) mod tests {
             origin: None,
             traceparent: None,
             steps,
+            in_process: None,
+            engine_death_at: None,
         }
     }
 

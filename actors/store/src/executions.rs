@@ -6,12 +6,13 @@ use flowmesh_model::{ExecutionId, ExecutionStatus, TenantId};
 use sqlx::any::AnyRow;
 
 use crate::credits::{Usage, append_usage};
+use crate::deaths::{Mark, claim_mark};
 use crate::failpoints::crash_point;
 
 use crate::{
     Created, Error, ExecutionChange, ExecutionPage, ExecutionQuery, ExecutionRecord,
-    ExecutionSummary, NewExecution, Origin, StepRecord, Store, int, json, now_ms, opt_int,
-    opt_text, parse, text,
+    ExecutionSummary, InProcess, NewExecution, Origin, StepRecord, Store, int, json, now_ms,
+    opt_int, opt_text, parse, text,
 };
 
 const ACTIVE: &str = "status IN ('queued', 'running')";
@@ -26,6 +27,9 @@ fn expired_owners(now: &str) -> String {
 #[derive(Clone, Debug)]
 pub struct ClaimRequest<'a> {
     pub owner: &'a str,
+    /// The claiming process run: queued executions are marked for it (see
+    /// [`Mark`]).
+    pub incarnation: &'a str,
     pub limit: u32,
     /// Parked executions due this far ahead are claimed already, so that
     /// their own timers fire on time.
@@ -53,6 +57,8 @@ pub struct Turn<'a> {
     /// The tenant has a concurrency limit: a start takes one of its slots
     /// and an end gives it back, in the turn's transaction.
     pub slots: bool,
+    /// The execution's in-process mark after the turn (an end clears it).
+    pub in_process: Mark<'a>,
 }
 
 /// How a turn ended in the store.
@@ -205,6 +211,11 @@ fn execution(row: &AnyRow, steps: Vec<StepRecord>) -> Result<ExecutionRecord, Er
         },
         traceparent: opt_text(row, "traceparent")?,
         steps,
+        in_process: opt_text(row, "in_process_by")?.map(|by| InProcess {
+            by,
+            node: opt_text(row, "in_process_node").ok().flatten(),
+        }),
+        engine_death_at: opt_int(row, "engine_death_at")?,
     })
 }
 
@@ -349,7 +360,10 @@ impl Store {
         change: &ExecutionChange,
     ) -> Result<bool, Error> {
         let mut tx = self.pool.begin().await?;
-        if !self.apply_transition(&mut tx, owner, change).await? {
+        if !self
+            .apply_transition(&mut tx, owner, change, Mark::Keep)
+            .await?
+        {
             tx.rollback().await?;
             return Ok(false);
         }
@@ -369,6 +383,7 @@ impl Store {
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
         owner: &str,
         change: &ExecutionChange,
+        mark: Mark<'_>,
     ) -> Result<bool, Error> {
         let now = now_ms();
         // From queued straight to succeeded or failed is a start and an end
@@ -383,27 +398,30 @@ impl Store {
         let finished = change.to.is_terminal().then_some(now);
         // An ending execution leaves its owner, and its wake time, so that
         // it never stays in the index of unowned executions.
-        let release = if change.to.is_terminal() {
-            ", owner = NULL, wake_at = NULL"
+        let (release, mark) = if change.to.is_terminal() {
+            (", owner = NULL, wake_at = NULL", Mark::Clear)
         } else {
-            ""
+            ("", mark)
         };
-        let updated = sqlx::query(&format!(
+        let marks = mark
+            .assignments(9)
+            .map(|a| format!(", {a}"))
+            .unwrap_or_default();
+        let sql = format!(
             "UPDATE executions SET status = $1, started_at = COALESCE(started_at, $2), \
-             finished_at = COALESCE($3, finished_at), output = COALESCE($4, output), error = COALESCE($5, error){release} \
+             finished_at = COALESCE($3, finished_at), output = COALESCE($4, output), error = COALESCE($5, error){release}{marks} \
              WHERE id = $6 AND status = $7 AND owner = $8"
-        ))
-        .bind(change.to.as_str())
-        .bind(started)
-        .bind(finished)
-        .bind(to_json(&change.output))
-        .bind(change.error.clone())
-        .bind(change.id.to_string())
-        .bind(change.from.as_str())
-        .bind(owner)
-        .execute(&mut **tx)
-        .await?
-        .rows_affected();
+        );
+        let query = sqlx::query(&sql)
+            .bind(change.to.as_str())
+            .bind(started)
+            .bind(finished)
+            .bind(to_json(&change.output))
+            .bind(change.error.clone())
+            .bind(change.id.to_string())
+            .bind(change.from.as_str())
+            .bind(owner);
+        let updated = mark.bind(query).execute(&mut **tx).await?.rows_affected();
         Ok(updated == 1)
     }
 
@@ -423,7 +441,9 @@ impl Store {
                     tx.rollback().await?;
                     return Ok(Committed::NoSlot);
                 }
-                let won = self.apply_transition(&mut tx, turn.owner, change).await?;
+                let won = self
+                    .apply_transition(&mut tx, turn.owner, change, turn.in_process)
+                    .await?;
                 if won
                     && turn.slots
                     && change.from == ExecutionStatus::Running
@@ -433,20 +453,37 @@ impl Store {
                 }
                 won
             }
-            None => {
-                // The ownership check also locks the row against a claim
-                // until the turn is in.
-                let check = format!(
-                    "SELECT 1 AS owned FROM executions WHERE id = $1 AND owner = $2 {}",
-                    self.backend.share_lock()
-                );
-                sqlx::query(&check)
-                    .bind(turn.execution.to_string())
-                    .bind(turn.owner)
-                    .fetch_optional(&mut *tx)
-                    .await?
-                    .is_some()
-            }
+            None => match turn.in_process.assignments(3) {
+                // A turn that moves the mark writes the row, which also
+                // checks ownership and locks it against a claim.
+                Some(assignments) => {
+                    let sql =
+                        format!("UPDATE executions SET {assignments} WHERE id = $1 AND owner = $2");
+                    let query = sqlx::query(&sql)
+                        .bind(turn.execution.to_string())
+                        .bind(turn.owner);
+                    turn.in_process
+                        .bind(query)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected()
+                        == 1
+                }
+                None => {
+                    // The ownership check also locks the row against a
+                    // claim until the turn is in.
+                    let check = format!(
+                        "SELECT 1 AS owned FROM executions WHERE id = $1 AND owner = $2 {}",
+                        self.backend.share_lock()
+                    );
+                    sqlx::query(&check)
+                        .bind(turn.execution.to_string())
+                        .bind(turn.owner)
+                        .fetch_optional(&mut *tx)
+                        .await?
+                        .is_some()
+                }
+            },
         };
         if !owned {
             tx.rollback().await?;
@@ -479,8 +516,8 @@ impl Store {
         wake_at: i64,
     ) -> Result<(), Error> {
         sqlx::query(
-            "UPDATE executions SET owner = NULL, wake_at = $3 \
-             WHERE id = $1 AND owner = $2 AND status = 'queued'",
+            "UPDATE executions SET owner = NULL, wake_at = $3, in_process_by = NULL, \
+             in_process_node = NULL WHERE id = $1 AND owner = $2 AND status = 'queued'",
         )
         .bind(execution.to_string())
         .bind(owner)
@@ -543,10 +580,11 @@ impl Store {
         // executions by `wake_at` (a partial index holding only those), and
         // executions by owner.
         let due = format!(
-            "UPDATE executions SET owner = $1 WHERE id IN (\
+            "UPDATE executions SET owner = $1, {} WHERE id IN (\
              SELECT id FROM executions WHERE owner IS NULL AND wake_at <= $3 \
              AND (status = 'running' OR (status = 'queued' AND wake_at <= $2)) \
              ORDER BY wake_at LIMIT $4 {}) RETURNING id",
+            claim_mark("$5"),
             self.backend.skip_locked()
         );
         let mut claimed: Vec<ExecutionId> = sqlx::query(&due)
@@ -554,6 +592,7 @@ impl Store {
             .bind(now)
             .bind(now + request.lookahead.as_millis() as i64)
             .bind(i64::from(request.limit))
+            .bind(request.incarnation)
             .fetch_all(&self.pool)
             .await?
             .iter()
@@ -562,9 +601,10 @@ impl Store {
         let left = i64::from(request.limit) - claimed.len() as i64;
         if left > 0 {
             let orphaned = format!(
-                "UPDATE executions SET owner = $1 WHERE id IN (\
+                "UPDATE executions SET owner = $1, {} WHERE id IN (\
                  SELECT id FROM executions WHERE {ACTIVE} AND owner IN ({}) \
                  ORDER BY created_at LIMIT $3 {}) RETURNING id",
+                claim_mark("$4"),
                 expired_owners("$2"),
                 self.backend.skip_locked()
             );
@@ -572,6 +612,7 @@ impl Store {
                 .bind(request.owner)
                 .bind(now)
                 .bind(left)
+                .bind(request.incarnation)
                 .fetch_all(&self.pool)
                 .await?;
             for row in &rows {
@@ -582,20 +623,24 @@ impl Store {
     }
 
     /// Claims one execution if no live process owns it, and returns it
-    /// (with its journal) when claimed.
+    /// (with its journal) when claimed. A queued one is marked for the
+    /// claiming process run, `incarnation` (see [`Mark`]).
     pub async fn claim_execution(
         &self,
         id: ExecutionId,
         owner: &str,
+        incarnation: &str,
     ) -> Result<Option<ExecutionRecord>, Error> {
         let row = sqlx::query(&format!(
-            "UPDATE executions SET owner = $2 WHERE id = $1 AND {ACTIVE} \
+            "UPDATE executions SET owner = $2, {} WHERE id = $1 AND {ACTIVE} \
              AND (owner = $2 OR owner IS NULL OR owner IN ({})) RETURNING *",
+            claim_mark("$4"),
             expired_owners("$3")
         ))
         .bind(id.to_string())
         .bind(owner)
         .bind(now_ms())
+        .bind(incarnation)
         .fetch_optional(&self.pool)
         .await?;
         let Some(row) = row else {
@@ -623,12 +668,22 @@ impl Store {
     }
 
     /// Hands back the lease of a process (graceful shutdown), so that
-    /// others can take its executions at once.
+    /// others can take its executions at once. A graceful stop is no
+    /// death: the in-process marks of its executions go with it.
     pub async fn release_leases(&self, owner: &str) -> Result<(), Error> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query("UPDATE engine_leases SET lease_until = 0 WHERE node_id = $1")
             .bind(owner)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        sqlx::query(
+            "UPDATE executions SET in_process_by = NULL, in_process_node = NULL \
+             WHERE owner = $1 AND in_process_by IS NOT NULL",
+        )
+        .bind(owner)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
         Ok(())
     }
 }

@@ -10,6 +10,7 @@ mod audit;
 pub mod blobs;
 pub mod credentials;
 mod credits;
+mod deaths;
 mod error;
 mod executions;
 pub mod failpoints;
@@ -35,6 +36,7 @@ use sqlx::{AnyPool, Executor, Row};
 
 pub use audit::{AuditQuery, AuditRecord};
 pub use credits::{Balance, Credit, DailyUsage, LedgerEntry, RefillDue, Usage, day_of};
+pub use deaths::{DeathVerdict, EngineDeath, Mark};
 pub use error::Error;
 pub use executions::{ClaimRequest, Committed, Turn};
 pub use limits::TenantLimits;

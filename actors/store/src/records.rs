@@ -88,6 +88,25 @@ pub struct ExecutionRecord {
     pub origin: Option<Origin>,
     pub traceparent: Option<String>,
     pub steps: Vec<StepRecord>,
+    /// In-process work its owner marked as possibly running.
+    #[serde(skip)]
+    pub in_process: Option<InProcess>,
+    /// When an engine last died while this execution ran in-process work.
+    #[serde(skip)]
+    pub engine_death_at: Option<i64>,
+}
+
+/// A mark that an execution's owner may be running in-process work
+/// (templates, conditions, code): written before the work starts, cleared
+/// by the turn that journals its result. Found by another process run, it
+/// means that run died while the work ran.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InProcess {
+    /// The engine process run (incarnation) that wrote the mark.
+    pub by: String,
+    /// The node; none for the start turn's in-process nodes, which run
+    /// under the mark their claim wrote.
+    pub node: Option<String>,
 }
 
 /// One node of one execution in the journal.

@@ -1,7 +1,7 @@
 //! Every test runs against both backends: SQLite in a temporary directory
 //! and PostgreSQL in a database of its own, dropped at the end.
 
-use crate::Committed;
+use crate::{Committed, Mark};
 use std::time::Duration;
 
 use flowmesh_model::{
@@ -415,7 +415,13 @@ async fn own(store: &Store, id: ExecutionId) {
         .heartbeat(OWNER, Duration::from_secs(60))
         .await
         .unwrap();
-    assert!(store.claim_execution(id, OWNER).await.unwrap().is_some());
+    assert!(
+        store
+            .claim_execution(id, OWNER, "test-run")
+            .await
+            .unwrap()
+            .is_some()
+    );
 }
 
 /// Writes one step of the journal, as a turn of its own.
@@ -429,6 +435,7 @@ async fn save_step(store: &Store, tenant: TenantId, step: &StepRecord) {
         consumed_signals: &[],
         usage: None,
         slots: false,
+        in_process: Mark::Keep,
     };
     assert_eq!(store.commit_turn(&turn).await.unwrap(), Committed::Written);
 }
@@ -483,6 +490,7 @@ async fn turns_are_all_or_nothing(store: &Store) {
         consumed_signals: &[],
         usage: None,
         slots: false,
+        in_process: Mark::Keep,
     };
     assert_eq!(store.commit_turn(&turn).await.unwrap(), Committed::Written);
     let record = store.get_execution(tenant, id).await.unwrap().unwrap();
@@ -500,6 +508,7 @@ async fn turns_are_all_or_nothing(store: &Store) {
         consumed_signals: &[],
         usage: None,
         slots: false,
+        in_process: Mark::Keep,
     };
     assert!(
         store.commit_turn(&stale).await.unwrap() == Committed::Fenced,
@@ -575,7 +584,11 @@ async fn leases(store: &Store) {
         store.heartbeat(owner, long).await.unwrap();
     }
     let claimed = |owner: &'static str| async move {
-        store.claim_execution(id, owner).await.unwrap().is_some()
+        store
+            .claim_execution(id, owner, "test-run")
+            .await
+            .unwrap()
+            .is_some()
     };
     assert!(claimed("a").await);
     assert!(store.transition_execution("a", &start).await.unwrap());
@@ -583,6 +596,7 @@ async fn leases(store: &Store) {
     assert!(!claimed("b").await, "a live owner keeps its executions");
     let sweep = |owner| ClaimRequest {
         owner,
+        incarnation: "test-run",
         limit: 10,
         lookahead: Duration::ZERO,
     };
@@ -661,7 +675,13 @@ async fn concurrent_claims_never_share_an_execution() {
         let id = store.create_execution(&new).await.unwrap().id;
         let change = start_change(id);
         // Left behind by a process whose lease has run out.
-        assert!(store.claim_execution(id, "gone").await.unwrap().is_some());
+        assert!(
+            store
+                .claim_execution(id, "gone", "test-run")
+                .await
+                .unwrap()
+                .is_some()
+        );
         assert!(store.transition_execution("gone", &change).await.unwrap());
     }
     store.release_leases("gone").await.unwrap();
@@ -672,6 +692,7 @@ async fn concurrent_claims_never_share_an_execution() {
             for _ in 0..10 {
                 let request = ClaimRequest {
                     owner,
+                    incarnation: "test-run",
                     limit: 15,
                     lookahead: Duration::ZERO,
                 };
@@ -710,6 +731,7 @@ async fn a_database_url_of_another_kind_is_refused() {
     ));
 }
 
+mod deaths;
 mod parking;
 mod retention;
 mod schedules;

@@ -25,6 +25,7 @@ async fn sweep(store: &Store, lookahead: Duration) -> Vec<ExecutionId> {
     store.heartbeat("b", Duration::from_secs(60)).await.unwrap();
     let request = ClaimRequest {
         owner: "b",
+        incarnation: "test-run",
         limit: 10,
         lookahead,
     };
@@ -70,6 +71,7 @@ async fn parked_executions_wake_when_due(store: &Store) {
         consumed_signals: &[],
         usage: None,
         slots: false,
+        in_process: Mark::Keep,
     };
     assert!(
         store.commit_turn(&late).await.unwrap() == Committed::Fenced,
@@ -137,6 +139,7 @@ async fn resumes_are_kept_until_applied(store: &Store) {
         consumed_signals: std::slice::from_ref(&first),
         usage: None,
         slots: false,
+        in_process: Mark::Keep,
     };
     assert_eq!(store.commit_turn(&apply).await.unwrap(), Committed::Written);
     assert!(store.signals(id).await.unwrap().is_empty());

@@ -48,6 +48,7 @@ async fn large_outputs_are_stored_once_and_purged_with_their_runs(store: &Store)
             consumed_signals: &[],
             usage: None,
             slots: false,
+            in_process: Mark::Keep,
         };
         assert_eq!(store.commit_turn(&turn).await.unwrap(), Committed::Written);
         step.node = "small".into();

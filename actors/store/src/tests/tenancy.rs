@@ -172,6 +172,7 @@ async fn credits_are_charged_once_and_settled(store: &Store) {
             consumed_signals: &[],
             usage: Some(&usage),
             slots: false,
+            in_process: Mark::Keep,
         };
         assert_eq!(store.commit_turn(&turn).await.unwrap(), Committed::Written);
     }
@@ -184,6 +185,7 @@ async fn credits_are_charged_once_and_settled(store: &Store) {
         consumed_signals: &[],
         usage: Some(&usage),
         slots: false,
+        in_process: Mark::Keep,
     };
     assert_eq!(store.commit_turn(&fenced).await.unwrap(), Committed::Fenced);
     let balance = store.balance(tenant).await.unwrap();
@@ -406,6 +408,7 @@ fn slot_turn(tenant: TenantId, change: &ExecutionChange) -> Turn<'_> {
         consumed_signals: &[],
         usage: None,
         slots: true,
+        in_process: Mark::Keep,
     }
 }
 both_backends!(starts_take_slots_and_ends_give_them_back);

@@ -1,0 +1,176 @@
+//! The end of a turn: its changes are committed in one transaction, with
+//! the in-process mark they call for, and only then announced and their
+//! attempts started.
+
+use std::future::Future;
+use std::time::Duration;
+
+use flowmesh_store::{Committed, Mark, StepRecord, Turn, Usage, now_ms};
+use ractor::{ActorProcessingErr, ActorRef};
+
+use super::{ExecutionMsg, ExecutionState, Marked};
+use crate::metrics;
+
+/// Backoff while the store is unreachable.
+const STORE_RETRY_FIRST: Duration = Duration::from_millis(100);
+const STORE_RETRY_MAX: Duration = Duration::from_secs(5);
+/// A start that found no free concurrency slot is tried again after this.
+const DEFER_START_MS: i64 = 500;
+
+impl ExecutionState {
+    /// Commits the turn, then announces it and starts its attempts. Returns
+    /// false, having written nothing, when its status change lost to
+    /// another writer.
+    pub(super) async fn commit(
+        &mut self,
+        myself: &ActorRef<ExecutionMsg>,
+    ) -> Result<bool, ActorProcessingErr> {
+        let marked = self.mark_wanted();
+        if self.pending.is_empty() && marked == self.marked {
+            return Ok(true);
+        }
+        let pending = std::mem::take(&mut self.pending);
+        let steps: Vec<StepRecord> = pending
+            .steps
+            .iter()
+            .map(|&i| self.progress.nodes[i].clone())
+            .collect();
+        let mark = match &marked {
+            same if *same == self.marked => Mark::Keep,
+            Marked::Node(node) => Mark::Set {
+                by: &self.ctx.incarnation,
+                node,
+            },
+            Marked::Nothing | Marked::StartTurn | Marked::Stale => Mark::Clear,
+        };
+        if pending.transition.is_some()
+            || !steps.is_empty()
+            || !pending.consumed.is_empty()
+            || mark != Mark::Keep
+        {
+            let m = &pending.usage;
+            let mut usage = Usage {
+                workflow: self.record.workflow,
+                executions: m.executions,
+                node_runs: m.node_runs,
+                sandbox_ms: m.sandbox_ms,
+                llm_tokens: m.llm_tokens,
+                credits: 0,
+            };
+            usage.credits = self.ctx.options.tenancy.prices.charge(&usage);
+            let turn = Turn {
+                owner: &self.ctx.options.node_id,
+                tenant: self.record.tenant,
+                execution: self.record.id,
+                transition: pending.transition.as_ref(),
+                steps: &steps,
+                consumed_signals: &pending.consumed,
+                usage: Some(&usage),
+                slots: self.slots,
+                in_process: mark,
+            };
+            match self.write_turn(&turn).await? {
+                Committed::Written => metrics::credits_used(self.record.tenant, usage.credits),
+                Committed::Fenced => return Ok(false),
+                Committed::NoSlot => {
+                    self.defer_start(myself).await?;
+                    return Ok(false);
+                }
+            }
+        }
+        self.marked = marked;
+        if let Some(change) = &pending.transition {
+            self.record.status = change.to;
+        }
+        for event in pending.events {
+            self.ctx.emit(event).await;
+        }
+        // Inline attempts are normally run before the turn ends; any left run as tasks.
+        for (i, attempt) in pending.attempts.into_iter().chain(pending.inline) {
+            self.spawn_attempt(myself, i, attempt);
+        }
+        if pending.check_signals {
+            let _ = myself.cast(ExecutionMsg::CheckSignals);
+        }
+        Ok(true)
+    }
+
+    /// The in-process mark the store must hold once the turn is committed:
+    /// the inline node about to run, else an in-process node left running
+    /// (the lowest, so that it does not change from turn to turn).
+    fn mark_wanted(&self) -> Marked {
+        let running = self
+            .running
+            .keys()
+            .chain(self.pending.attempts.iter().map(|(i, _)| i))
+            .copied()
+            .filter(|&i| self.ctx.runner.runs_in_engine(self.progress.graph.node(i)))
+            .min();
+        match self.pending.mark_inline.or(running) {
+            Some(i) => Marked::Node(self.progress.graph.node(i).id.clone()),
+            None => Marked::Nothing,
+        }
+    }
+
+    /// Writes a turn, waiting out an unreachable store: the turn is what
+    /// the execution has done, so it is kept and written once the store is
+    /// back (or found to belong to another owner by then).
+    async fn write_turn(&self, turn: &Turn<'_>) -> Result<Committed, ActorProcessingErr> {
+        self.patiently("commit_turn", || self.ctx.store.commit_turn(turn))
+            .await
+    }
+
+    /// Calls the store until it answers, with backoff while it is
+    /// unreachable.
+    pub(super) async fn patiently<T, F, Fut>(
+        &self,
+        call: &'static str,
+        mut attempt: F,
+    ) -> Result<T, ActorProcessingErr>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, flowmesh_store::Error>>,
+    {
+        let mut delay = STORE_RETRY_FIRST;
+        loop {
+            let started = std::time::Instant::now();
+            let result = attempt().await;
+            metrics::store_call(call, started.elapsed());
+            match result {
+                Ok(answer) => return Ok(answer),
+                Err(e) if e.is_retryable() => {
+                    tracing::warn!(execution = %self.record.id, error = %e, retry_in = ?delay, "store unavailable; the call is kept and made again");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(STORE_RETRY_MAX);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// All of the tenant's concurrency slots are taken: the execution stays
+    /// queued without an owner, and a claim sweep tries it again shortly.
+    async fn defer_start(&self, myself: &ActorRef<ExecutionMsg>) -> Result<(), ActorProcessingErr> {
+        let jitter = rand::random_range(0..500);
+        let wake_at = now_ms() + DEFER_START_MS + jitter;
+        self.ctx
+            .store
+            .defer_start(&self.ctx.options.node_id, self.record.id, wake_at)
+            .await?;
+        metrics::start_deferred(self.record.tenant);
+        myself.stop(Some("waiting for a concurrency slot".into()));
+        Ok(())
+    }
+
+    pub(super) async fn end_turn(
+        &mut self,
+        myself: &ActorRef<ExecutionMsg>,
+    ) -> Result<(), ActorProcessingErr> {
+        if !self.commit(myself).await? {
+            // Fenced off, or deferred for a concurrency slot (already stopping).
+            myself.stop(Some("the execution moved on elsewhere".into()));
+            return Ok(());
+        }
+        self.park_if_idle(myself).await
+    }
+}
