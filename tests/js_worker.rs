@@ -164,7 +164,20 @@ async fn a_worker_killed_from_outside_fails_only_its_call() {
 }
 
 /// CPU time a process has used, in clock ticks.
+/// CPU time of a process and its descendants (the worker runs inside its
+/// jail, a child of bubblewrap), in clock ticks.
 fn cpu_ticks(pid: u32) -> u64 {
+    let children =
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+    own_cpu_ticks(pid)
+        + children
+            .split_whitespace()
+            .filter_map(|c| c.parse().ok())
+            .map(cpu_ticks)
+            .sum::<u64>()
+}
+
+fn own_cpu_ticks(pid: u32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let fields: Vec<&str> = stat
         .rsplit_once(')')

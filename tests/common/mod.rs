@@ -227,18 +227,20 @@ impl Engine {
         for (k, v) in &self.extra_env {
             cmd.env(k, v);
         }
-        let mut child = cmd.spawn().expect("spawn flowmesh");
         // The engine's log goes to the test's stderr and to a file the test
-        // can read (`log_text`).
-        let stderr = child.stderr.take().expect("stderr");
+        // can read (`log_text`), private like everything in a data dir.
         let log_path = self.log_path();
+        let file = std::os::unix::fs::OpenOptionsExt::mode(
+            std::fs::OpenOptions::new().create(true).append(true),
+            0o600,
+        )
+        .open(&log_path)
+        .ok();
+        let mut child = cmd.spawn().expect("spawn flowmesh");
+        let stderr = child.stderr.take().expect("stderr");
         std::thread::spawn(move || {
             use std::io::Write;
-            let mut file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(log_path)
-                .ok();
+            let mut file = file;
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 eprintln!("{line}");
                 if let Some(f) = file.as_mut() {

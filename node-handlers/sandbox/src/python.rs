@@ -322,19 +322,29 @@ async fn drive(mut worker: Worker, call: &Call, workdir_bytes: u64) -> Result<Re
             message,
             logs,
         }),
-        Err(_) => Err(match status.signal() {
-            // SIGXCPU: the CPU-time limit.
-            Some(24) => Failure::new(Class::Timeout, "the code passed its CPU-time limit"),
-            signal => {
-                let detail = String::from_utf8_lossy(&errors);
-                let detail = detail.lines().last().unwrap_or_default();
-                crashed(match signal {
-                    Some(signal) => format!("the Python process died of signal {signal} {detail}"),
-                    None => {
-                        format!("the Python process exited without an answer ({status}) {detail}")
-                    }
-                })
-            }
-        }),
+        // bubblewrap exits with 128 + n when what it ran died of signal n.
+        Err(_) => Err(
+            match status
+                .signal()
+                .or_else(|| status.code().filter(|c| *c > 128).map(|c| c - 128))
+            {
+                // SIGXCPU: the CPU-time limit.
+                Some(24) => Failure::new(Class::Timeout, "the code passed its CPU-time limit"),
+                signal => {
+                    let detail = String::from_utf8_lossy(&errors);
+                    let detail = detail.lines().last().unwrap_or_default();
+                    crashed(match signal {
+                        Some(signal) => {
+                            format!("the Python process died of signal {signal} {detail}")
+                        }
+                        None => {
+                            format!(
+                                "the Python process exited without an answer ({status}) {detail}"
+                            )
+                        }
+                    })
+                }
+            },
+        ),
     }
 }

@@ -10,8 +10,7 @@ use std::time::{Duration, Instant};
 use flowmesh_model::HumanDuration;
 use flowmesh_sandbox::worker::{MAX_REQUEST_BYTES, READY, serve};
 use flowmesh_sandbox::{
-    Answer, Call, Class, Failure, Jail, JailSpec, Limits, Options, PythonSandbox, Request,
-    Returned,
+    Answer, Call, Class, Failure, Jail, JailSpec, Limits, Options, PythonSandbox, Request, Returned,
 };
 use serde_json::json;
 
