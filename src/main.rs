@@ -14,6 +14,9 @@ use clap::Parser;
 use cli::{Cli, Commands, SecretsCommand};
 
 fn main() -> ExitCode {
+    // Whatever started the engine may have left descriptors open: none of
+    // them may reach a child (sandboxed code above all). Still one thread.
+    close_fds::set_fds_cloexec(3, &[]);
     data_dir::private_umask();
     let cli = Cli::parse();
     // A sandbox worker has no runtime, no logging and nothing but stdio.

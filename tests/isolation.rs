@@ -321,3 +321,49 @@ async fn without_the_jail_code_is_refused_unless_an_operator_allows_it() {
         "{step:#}"
     );
 }
+
+/// Descriptors the engine inherited from whatever started it never reach
+/// code; memory-backed files, the collector and code rewriting, which
+/// could hold memory past the limit or switch the inner checks off, are
+/// refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_inherited_and_no_way_around_the_limits() {
+    let secret = tempfile::tempfile().unwrap();
+    std::io::Write::write_all(&mut &secret, b"a host secret").unwrap();
+    let engine = Engine::start_inheriting(secret).await;
+    let source = format!(
+        r#"import os, gc
+{ATTEMPTS}
+attempt("inherited", lambda: os.pread(9, 100, 0))
+attempt("descriptors", lambda: [fd for fd in os.listdir("/proc/self/fd") if int(fd) > 2 and os.path.exists("/proc/self/fd/" + fd) and not os.readlink("/proc/self/fd/" + fd).startswith("/proc")] or (_ for _ in ()).throw(PermissionError("none")))
+attempt("memfd", lambda: os.memfd_create("m"))
+attempt("collector", lambda: gc.get_objects())
+def f():
+    return 1
+attempt("rewrite", lambda: setattr(f, "__code__", (lambda: 2).__code__))
+return results"#
+    );
+    let step = run_as(&engine, ADMIN_KEY, &source, json!({}), json!({})).await;
+    let results = step["output"]
+        .as_object()
+        .unwrap_or_else(|| panic!("{step:#}"));
+    assert_eq!(results.len(), 5, "{results:?}");
+    for (name, result) in results {
+        let result = result.as_str().unwrap();
+        assert!(result.starts_with("refused"), "{name}: {result}");
+    }
+}
+
+/// A warm Python process waits as long as it must: it outlives the
+/// thread that started it (threads of the blocking pool end after ten idle
+/// seconds, and bubblewrap's parent-death signal follows the thread).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn warm_processes_outlive_an_idle_pause() {
+    let engine = Engine::start(Mode::Embedded).await;
+    let first = run_as(&engine, ADMIN_KEY, "return 1", json!({}), json!({})).await;
+    assert_eq!(first["output"], json!(1), "{first:#}");
+    // The pause under test: past the blocking pool's ten-second keep-alive.
+    tokio::time::sleep(Duration::from_secs(13)).await;
+    let second = run_as(&engine, ADMIN_KEY, "return 2", json!({}), json!({})).await;
+    assert_eq!(second["output"], json!(2), "{second:#}");
+}

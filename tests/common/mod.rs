@@ -47,6 +47,9 @@ pub struct Engine {
     peer: bool,
     /// The uid the engine runs as, if not the test's own.
     run_as: Option<u32>,
+    /// A file the engine inherits as descriptor 9, as one started by a
+    /// careless launcher would.
+    inherited: Option<std::fs::File>,
 }
 
 /// Where the PostgreSQL and NATS servers of distributed mode are.
@@ -118,6 +121,7 @@ impl Engine {
                 .collect(),
             peer: false,
             run_as: None,
+            inherited: None,
         };
         engine.spawn();
         engine.wait_ready().await;
@@ -141,6 +145,7 @@ impl Engine {
             extra_env: self.extra_env.clone(),
             peer: true,
             run_as: self.run_as,
+            inherited: None,
         };
         engine.spawn();
         engine.wait_ready().await;
@@ -163,8 +168,31 @@ impl Engine {
             extra_env: Vec::new(),
             peer: false,
             run_as: Some(uid),
+            inherited: None,
         };
         std::os::unix::fs::chown(engine.data_dir.path(), Some(uid), Some(uid)).expect("chown");
+        engine.spawn();
+        engine.wait_ready().await;
+        engine
+    }
+
+    /// An embedded engine that inherits `file` as its descriptor 9.
+    pub async fn start_inheriting(file: std::fs::File) -> Engine {
+        let mut engine = Engine {
+            mode: Mode::Embedded,
+            child: None,
+            base: String::new(),
+            data_dir: tempfile::tempdir().expect("temp dir"),
+            database: None,
+            prefix: unique("it"),
+            node_id: unique("node-"),
+            servers: Servers::default(),
+            http: reqwest::Client::new(),
+            extra_env: Vec::new(),
+            peer: false,
+            run_as: None,
+            inherited: Some(file),
+        };
         engine.spawn();
         engine.wait_ready().await;
         engine
@@ -226,6 +254,14 @@ impl Engine {
         }
         for (k, v) in &self.extra_env {
             cmd.env(k, v);
+        }
+        if let Some(file) = &self.inherited {
+            use command_fds::{CommandFdExt, FdMapping};
+            cmd.fd_mappings(vec![FdMapping {
+                parent_fd: file.try_clone().expect("the inherited file").into(),
+                child_fd: 9,
+            }])
+            .expect("descriptor 9");
         }
         // The engine's log goes to the test's stderr and to a file the test
         // can read (`log_text`), private like everything in a data dir.

@@ -148,10 +148,8 @@ impl TenantState {
         if let Some(entry) = self.sandbox_entries.get(&language) {
             return Ok((entry.handle.clone(), maxima));
         }
-        let uid = match language {
-            Language::Python => self.sandbox_uid().await?,
-            Language::Javascript => None,
-        };
+        // Each tenant's code, in either language, runs as its own host uid.
+        let uid = self.sandbox_uid().await?;
         let ctx = self.ctx.clone();
         let child = self
             .sandboxes

@@ -61,6 +61,9 @@ pub struct Options {
     pub tenant_maxima: std::collections::BTreeMap<String, Limits>,
     /// Python processes kept started and waiting, per sandbox.
     pub python_warm: usize,
+    /// Python calls of one tenant running at once in one engine process;
+    /// the rest wait their turn (each may hold its memory limit).
+    pub python_concurrency: usize,
     /// The program that runs JavaScript (`<program> sandbox-worker
     /// javascript`); none: this executable.
     pub javascript_worker: Option<std::path::PathBuf>,
@@ -80,6 +83,7 @@ impl Default for Options {
             maxima: Limits::maxima(),
             tenant_maxima: Default::default(),
             python_warm: 2,
+            python_concurrency: 4,
             javascript_worker: None,
             jail: JailOptions::default(),
             workdir_bytes: 16 << 20,

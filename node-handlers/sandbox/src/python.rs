@@ -17,6 +17,8 @@ use crate::jail::{Jail, JailSpec};
 use crate::{Call, Class, Failure, Options, Returned, Usage, tree_rss};
 
 const WORKER: &str = include_str!("worker.py");
+/// Longest a call waits for the tenant's earlier calls to make room.
+const QUEUE_WAIT: Duration = Duration::from_secs(60);
 /// Time past the wall limit for the process to answer and exit.
 const EXIT_GRACE: Duration = Duration::from_millis(500);
 /// Room in a process's answer for its logs, beside the output.
@@ -74,6 +76,8 @@ struct Inner {
     /// Started processes waiting for a call.
     pool: Mutex<Vec<Worker>>,
     usage: Mutex<Usage>,
+    /// Places for calls running at once.
+    running: tokio::sync::Semaphore,
 }
 
 /// A Python sandbox of one tenant: cheap to clone.
@@ -108,6 +112,7 @@ impl PythonSandbox {
                 warm: options.python_warm,
                 pool: Mutex::new(Vec::new()),
                 usage: Mutex::new(Usage::default()),
+                running: tokio::sync::Semaphore::new(options.python_concurrency.max(1)),
             }),
         };
         sandbox.refill();
@@ -192,6 +197,13 @@ impl PythonSandbox {
 
     pub async fn run(&self, call: Call) -> Result<Returned, Failure> {
         let started = Instant::now();
+        let Ok(Ok(_place)) = tokio::time::timeout(QUEUE_WAIT, self.inner.running.acquire()).await
+        else {
+            return Err(Failure::new(
+                Class::Timeout,
+                "the sandbox stayed busy with earlier calls of this tenant",
+            ));
+        };
         let result = self.run_inner(call).await;
         Usage::record(&self.inner.usage, &result, started.elapsed());
         result
@@ -207,8 +219,11 @@ impl PythonSandbox {
             .pop();
         let worker = match pooled {
             Some(worker) => {
+                // On a runtime thread, not a blocking-pool one: those end
+                // after ten idle seconds, and bubblewrap's parent-death
+                // signal would end the warm processes they started.
                 let sandbox = self.clone();
-                tokio::task::spawn_blocking(move || sandbox.refill());
+                tokio::spawn(async move { sandbox.refill() });
                 worker
             }
             None => self.spawn().map_err(|e| {

@@ -45,6 +45,8 @@ def limit(request):
     memory = base + request["memory_bytes"]
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
     resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))
+    # Pipes and terminals hold kernel memory outside RLIMIT_AS.
+    resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
     resource.setrlimit(resource.RLIMIT_FSIZE, (request["file_bytes"], request["file_bytes"]))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     # A write past the file-size limit fails (EFBIG) instead of killing.
@@ -72,7 +74,13 @@ def install_hook(workdir, denials):
     })
     path_events = frozenset({"os.listdir", "os.scandir", "os.chdir", "os.remove", "os.rename", "os.rmdir", "os.mkdir"})
     reading_events = frozenset({"os.listdir", "os.scandir"})
-    other_events = frozenset({"sys.addaudithook", "os.putenv", "os.unsetenv"})
+    other_events = frozenset({
+        "sys.addaudithook", "os.putenv", "os.unsetenv",
+        # Reaching this hook's objects (through the collector) or rewriting
+        # a function's code would switch it off.
+        "gc.get_objects", "gc.get_referrers", "gc.get_referents",
+    })
+    rewritable = frozenset({"__code__", "__globals__", "__closure__", "__defaults__", "__kwdefaults__"})
     writing_flags = os.O_WRONLY | os.O_RDWR | os.O_CREAT
     realpath, fsdecode, sep = os.path.realpath, os.fsdecode, os.sep
     is_a, as_str, anything = isinstance, str, any
@@ -117,6 +125,8 @@ def install_hook(workdir, denials):
                 deny("the path " + as_str(args[0]))
         elif event in other_events:
             deny(event)
+        elif event == "object.__setattr__" and len(args) > 1 and args[1] in rewritable:
+            deny("changing a function's " + as_str(args[1]))
 
     sys.addaudithook(hook)
 

@@ -8,11 +8,14 @@ use seccompiler::{
     SeccompRule, TargetArch,
 };
 
-/// Calls refused with EPERM: signals to other processes, process handles,
+/// Calls refused with EPERM: memory-backed files, signals to other processes, process handles,
 /// sockets, mounts and namespaces, kernel keyrings, BPF and perf, io_uring,
 /// modules, and administration of the machine.
 const DENIED: &[libc::c_long] = &[
     libc::SYS_kill,
+    // Memory a file descriptor holds is outside RLIMIT_AS.
+    libc::SYS_memfd_create,
+    libc::SYS_memfd_secret,
     libc::SYS_tkill,
     libc::SYS_tgkill,
     libc::SYS_rt_sigqueueinfo,
