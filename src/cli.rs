@@ -416,6 +416,16 @@ pub struct Cli {
     )]
     pub sandbox_workdir_bytes: u64,
 
+    /// Python calls of one tenant running at once in one engine process;
+    /// the rest wait their turn (up to a minute).
+    #[arg(
+        long,
+        env = "FLOWMESH_SANDBOX_PYTHON_CONCURRENCY",
+        default_value_t = 4,
+        global = true
+    )]
+    pub sandbox_python_concurrency: usize,
+
     /// Where the host cannot jail code (bubblewrap missing, or no user,
     /// PID, mount or network namespaces, or no seccomp): refuse code nodes,
     /// or allow them bounded only by the interpreter's audit hook and
@@ -569,6 +579,7 @@ fn sandbox_options(cli: &Cli) -> anyhow::Result<flowmesh_sandbox::Options> {
             },
         },
         workdir_bytes: cli.sandbox_workdir_bytes,
+        python_concurrency: cli.sandbox_python_concurrency,
         ..Default::default()
     };
     if let Some(json) = &cli.sandbox_maxima {

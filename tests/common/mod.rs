@@ -152,10 +152,9 @@ impl Engine {
         engine
     }
 
-    /// Starts an embedded engine as an unprivileged user (`setpriv`; the
-    /// test runs as root), with its data directory made that user's.
-    pub async fn start_as_user(uid: u32) -> Engine {
-        let mut engine = Engine {
+    /// An embedded engine, not started yet, with what a test sets.
+    fn embedded(run_as: Option<u32>, inherited: Option<std::fs::File>) -> Engine {
+        Engine {
             mode: Mode::Embedded,
             child: None,
             base: String::new(),
@@ -167,9 +166,15 @@ impl Engine {
             http: reqwest::Client::new(),
             extra_env: Vec::new(),
             peer: false,
-            run_as: Some(uid),
-            inherited: None,
-        };
+            run_as,
+            inherited,
+        }
+    }
+
+    /// Starts an embedded engine as an unprivileged user (`setpriv`; the
+    /// test runs as root), with its data directory made that user's.
+    pub async fn start_as_user(uid: u32) -> Engine {
+        let mut engine = Self::embedded(Some(uid), None);
         std::os::unix::fs::chown(engine.data_dir.path(), Some(uid), Some(uid)).expect("chown");
         engine.spawn();
         engine.wait_ready().await;
@@ -178,21 +183,7 @@ impl Engine {
 
     /// An embedded engine that inherits `file` as its descriptor 9.
     pub async fn start_inheriting(file: std::fs::File) -> Engine {
-        let mut engine = Engine {
-            mode: Mode::Embedded,
-            child: None,
-            base: String::new(),
-            data_dir: tempfile::tempdir().expect("temp dir"),
-            database: None,
-            prefix: unique("it"),
-            node_id: unique("node-"),
-            servers: Servers::default(),
-            http: reqwest::Client::new(),
-            extra_env: Vec::new(),
-            peer: false,
-            run_as: None,
-            inherited: Some(file),
-        };
+        let mut engine = Self::embedded(None, Some(file));
         engine.spawn();
         engine.wait_ready().await;
         engine

@@ -600,3 +600,41 @@ async fn python_cannot_fill_the_disk() {
     .unwrap();
     assert_eq!(size.output, json!(["/work", 16 << 20]));
 }
+
+/// One tenant's Python calls run a few at a time (each may hold its memory
+/// limit), however many it starts at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenants_python_calls_run_a_few_at_a_time() {
+    let jail = jail();
+    let uid = jail.tenant_uid(3).unwrap();
+    let options = Options {
+        python_concurrency: 2,
+        ..Options::default()
+    };
+    let sandbox = PythonSandbox::start(&options, jail, uid);
+    let source =
+        "import time\nstarted = time.time()\ntime.sleep(0.4)\nreturn [started, time.time()]";
+    let calls = (0..6).map(|_| {
+        let sandbox = sandbox.clone();
+        async move { sandbox.run(call(source)).await }
+    });
+    let spans: Vec<(f64, f64)> = futures::future::join_all(calls)
+        .await
+        .into_iter()
+        .map(|result| {
+            let output = result.unwrap().output;
+            (output[0].as_f64().unwrap(), output[1].as_f64().unwrap())
+        })
+        .collect();
+    let most = spans
+        .iter()
+        .map(|&(start, _)| {
+            spans
+                .iter()
+                .filter(|&&(s, e)| s <= start && start < e)
+                .count()
+        })
+        .max()
+        .unwrap();
+    assert!(most <= 2, "{most} calls ran at once: {spans:?}");
+}
