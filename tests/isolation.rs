@@ -8,7 +8,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{ADMIN_KEY, Engine, Mode, code_workflow, node};
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 /// Runs a one-node code workflow as the holder of `key`; returns the
@@ -17,28 +17,8 @@ async fn run_as(engine: &Engine, key: &str, source: &str, input: Value, limits: 
     let workflow = engine
         .deploy_as(key, code_workflow("code", "python", source, limits))
         .await;
-    let (status, body) = engine
-        .request_as(
-            key,
-            Method::POST,
-            &format!("/v1/workflows/{workflow}/executions"),
-            Some(input),
-        )
-        .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "start: {body}");
-    let id = body["execution_id"].as_str().unwrap().to_owned();
-    common::eventually(
-        "the execution finishes",
-        Duration::from_secs(60),
-        || async {
-            let (_, execution) = engine
-                .request_as(key, Method::GET, &format!("/v1/executions/{id}"), None)
-                .await;
-            (!matches!(execution["status"].as_str(), Some("queued" | "running")))
-                .then(|| node(&execution, "code").clone())
-        },
-    )
-    .await
+    let execution = engine.run_as(key, &workflow, input).await;
+    node(&execution, "code").clone()
 }
 
 /// Each named attempt's result or how it was refused, by name.

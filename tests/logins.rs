@@ -4,29 +4,9 @@
 
 mod common;
 
-use std::net::IpAddr;
-
 use common::{Engine, Mode};
 use reqwest::StatusCode;
 use serde_json::json;
-
-/// The engine's peak resident memory, in bytes.
-fn peak_rss(engine: &Engine) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", engine.pid())).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-        .unwrap()
-        * 1024
-}
-
-fn client_from(address: &str) -> reqwest::Client {
-    reqwest::Client::builder()
-        .local_address(address.parse::<IpAddr>().unwrap())
-        .build()
-        .unwrap()
-}
 
 async fn login(
     client: &reqwest::Client,
@@ -45,10 +25,10 @@ async fn login(
 
 async fn login_flood(mode: Mode) {
     let engine = Engine::start_with(mode, &[("FLOWMESH_PASSWORD_HASHING_CONCURRENCY", "2")]).await;
-    let before = peak_rss(&engine);
+    let before = engine.peak_rss();
     // Unknown accounts from many addresses: each costs a hash (a decoy).
     let attempts = (0..300).map(|i| {
-        let client = client_from(&format!("127.0.{}.{}", 1 + i / 200, 1 + i % 200));
+        let client = common::client_from(&format!("127.0.{}.{}", 1 + i / 200, 1 + i % 200));
         let engine = &engine;
         async move {
             login(
@@ -67,7 +47,7 @@ async fn login_flood(mode: Mode) {
             "{status}"
         );
     }
-    let grown = peak_rss(&engine).saturating_sub(before);
+    let grown = engine.peak_rss().saturating_sub(before);
     assert!(
         grown < 300 << 20,
         "300 logins at once grew the engine by {} MiB",
@@ -91,7 +71,7 @@ async fn guessing(mode: Mode) {
     engine.create_tenant("Guarded").await;
     let email = "owner@Guarded.example.com";
     let password = "a long enough password";
-    let attacker = client_from("127.0.0.1");
+    let attacker = common::client_from("127.0.0.1");
     let mut delayed = 0;
     for _ in 0..10 {
         match login(&attacker, &engine, email, "guess").await {
@@ -107,7 +87,7 @@ async fn guessing(mode: Mode) {
         StatusCode::TOO_MANY_REQUESTS
     );
     // ...but the owner, elsewhere, signs in.
-    let owner = client_from("127.0.0.2");
+    let owner = common::client_from("127.0.0.2");
     assert_eq!(
         login(&owner, &engine, email, password).await,
         StatusCode::OK

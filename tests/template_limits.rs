@@ -21,22 +21,11 @@ fn mapping_workflow(name: &str, template: &str) -> Value {
     ], "edges": [{"from": "start", "to": "grow"}]})
 }
 
-/// Peak resident memory of the engine process, in bytes.
-fn peak_rss(engine: &Engine) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", engine.pid())).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-        .expect("VmHWM")
-        * 1024
-}
-
 async fn growing_template_fails_its_node(mode: Mode) {
     let engine = Engine::start(mode).await;
     let bystander = engine.create_tenant("Bystander").await;
     let workflow = engine.deploy(mapping_workflow("grow", GROWING)).await;
-    let before = peak_rss(&engine);
+    let before = engine.peak_rss();
 
     let id = engine.start_execution(&workflow, json!({})).await;
     let execution = engine.finished(&id).await;
@@ -51,7 +40,7 @@ async fn growing_template_fails_its_node(mode: Mode) {
         "{error}"
     );
     assert!(error.contains("max_output_bytes"), "{error}");
-    let grew = peak_rss(&engine).saturating_sub(before);
+    let grew = engine.peak_rss().saturating_sub(before);
     assert!(grew < 100 * 1024 * 1024, "the engine grew by {grew} bytes");
 
     // The same engine goes on: another tenant's template renders.

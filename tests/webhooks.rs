@@ -277,13 +277,6 @@ async fn tenant_states_stay_private(mode: Mode) {
 }
 both_modes!(credits_spent_is_a_generic_503, tenant_states_stay_private);
 
-fn client_from(address: &str) -> reqwest::Client {
-    reqwest::Client::builder()
-        .local_address(address.parse::<std::net::IpAddr>().unwrap())
-        .build()
-        .unwrap()
-}
-
 async fn own_limits(mode: Mode) {
     let engine = Engine::start_with(
         mode,
@@ -303,7 +296,7 @@ async fn own_limits(mode: Mode) {
         ))
         .await;
     // Probing made-up paths from one address: its own share, then 429.
-    let prober = client_from("127.0.0.6");
+    let prober = common::client_from("127.0.0.6");
     let probes = (0..40).map(|i| {
         let (prober, url) = (&prober, engine.url(&format!("/hooks/default/nothing-{i}")));
         async move {
@@ -337,7 +330,7 @@ async fn own_limits(mode: Mode) {
     }
     // One webhook's share, from several addresses together.
     let calls = (0..60).map(|i| {
-        let client = client_from(&format!("127.0.1.{}", 1 + i % 12));
+        let client = common::client_from(&format!("127.0.1.{}", 1 + i % 12));
         let url = engine.url("/hooks/default/open");
         async move {
             client

@@ -365,13 +365,23 @@ impl Engine {
 
     /// Resident memory of the engine process, in bytes.
     pub fn rss(&self) -> u64 {
+        self.status_bytes("VmRSS:")
+    }
+
+    /// The most memory the engine process has held, in bytes.
+    pub fn peak_rss(&self) -> u64 {
+        self.status_bytes("VmHWM:")
+    }
+
+    /// A size in the engine's `/proc/{pid}/status`, in bytes.
+    fn status_bytes(&self, field: &str) -> u64 {
         let pid = self.child.as_ref().expect("engine running").id();
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
         status
             .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .find_map(|l| l.strip_prefix(field))
             .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-            .expect("VmRSS")
+            .expect(field)
             * 1024
     }
 
@@ -658,6 +668,15 @@ impl Drop for Engine {
             let _ = cleanup.join();
         }
     }
+}
+
+/// A client whose requests come from `address` (any of 127.0.0.0/8).
+pub fn client_from(address: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(address.parse::<std::net::IpAddr>().expect("an address"))
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("client")
 }
 
 /// Polls `probe` until it returns `Some`, or panics after `limit`.
