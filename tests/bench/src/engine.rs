@@ -129,6 +129,11 @@ impl Engine {
             .env("FLOWMESH_LOG", "error")
             // The scenarios run millions of node attempts on one tenant.
             .env("FLOWMESH_INITIAL_CREDITS", "1000000000000")
+            // One load generator, one address: the public-surface limits
+            // would measure themselves instead of the engine.
+            .env("FLOWMESH_WEBHOOK_RATE_PER_ADDRESS", "1000000")
+            .env("FLOWMESH_WEBHOOK_RATE_PER_ROUTE", "1000000")
+            .env("FLOWMESH_MAX_CONNECTIONS_PER_ADDRESS", "10000")
             .env_remove("FLOWMESH_NATS_URL")
             .env_remove("DATABASE_URL")
             .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")

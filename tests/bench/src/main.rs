@@ -58,6 +58,12 @@ enum Commands {
         #[arg(long, value_parser = ["embedded", "distributed"])]
         only: Option<String>,
     },
+    /// Only the webhook-sync scenario, embedded and distributed, at full
+    /// size (or `--quick`); prints JSON.
+    Webhook {
+        #[arg(long)]
+        quick: bool,
+    },
     /// Only the code-node overhead (one small call in each sandbox, cold
     /// and warm); prints JSON.
     Code {
@@ -240,6 +246,21 @@ async fn main() -> anyhow::Result<()> {
                 eprintln!("[{}] fairness", target.mode.name());
                 let engine = Engine::start(&target, "127.0.0.1").await?;
                 let result = fairness::fairness(&engine, &plan, &sink_url).await?;
+                println!(
+                    "{}: {}",
+                    target.mode.name(),
+                    serde_json::to_string(&result)?
+                );
+            }
+            return Ok(());
+        }
+        Commands::Webhook { quick } => {
+            engine::binary()?;
+            let plan = Plan::new(quick);
+            for target in Target::local() {
+                eprintln!("[{}] webhook-sync", target.mode.name());
+                let engine = Engine::start(&target, "127.0.0.1").await?;
+                let result = scenarios::webhook_sync(&engine, &plan).await?;
                 println!(
                     "{}: {}",
                     target.mode.name(),
