@@ -416,3 +416,37 @@ async fn bad_auth_configs_are_refused_where_they_are() {
         assert!(found, "{auth}: {body}");
     }
 }
+
+/// `--webhook-signature-tolerance` widens how old a signed request may be.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_signature_tolerance_is_a_setting() {
+    let engine = Engine::start_with(
+        Mode::Embedded,
+        &[("FLOWMESH_WEBHOOK_SIGNATURE_TOLERANCE", "10m")],
+    )
+    .await;
+    engine.put_secret("signing", SECRET).await;
+    engine
+        .deploy(hook(
+            "slack",
+            json!({"scheme": "slack", "secret": "signing"}),
+        ))
+        .await;
+    let body = r#"{"a":1}"#;
+    let signed = |t: i64| {
+        vec![
+            ("x-slack-request-timestamp", t.to_string()),
+            (
+                "x-slack-signature",
+                format!("v0={}", sign(format!("v0:{t}:{body}").as_bytes())),
+            ),
+        ]
+    };
+    send(&engine, "slack", &signed(now() - 900), body)
+        .await
+        .assert_refused("fifteen minutes old");
+    let id = send(&engine, "slack", &signed(stale()), body)
+        .await
+        .execution("six minutes old");
+    assert_ran(&engine, &id, body, "x-slack-signature").await;
+}
