@@ -183,6 +183,17 @@ pub struct Cli {
     )]
     pub max_sync_wait: HumanDuration,
 
+    /// How far the signed timestamp of a webhook signature (Stripe, Slack,
+    /// `hmac` with a timestamp header) may be from now, either way; older
+    /// requests are refused with 401, so a captured one cannot be replayed.
+    #[arg(
+        long,
+        env = "FLOWMESH_WEBHOOK_SIGNATURE_TOLERANCE",
+        default_value = "5m",
+        global = true
+    )]
+    pub webhook_signature_tolerance: HumanDuration,
+
     /// How often finished executions past their tenant's retention are
     /// purged and their space given back.
     #[arg(
@@ -698,6 +709,7 @@ pub async fn serve(cli: &Cli) -> anyhow::Result<ExitCode> {
         lease: cli.lease,
         park_after: cli.park_after,
         max_sync_wait: cli.max_sync_wait,
+        webhook_signature_tolerance: cli.webhook_signature_tolerance,
         retention_interval: cli.retention_interval,
         shutdown_grace: cli.shutdown_grace,
         sandbox: sandbox_options(cli)?,

@@ -23,6 +23,12 @@ pub enum Error {
     /// same credential will not help.
     #[error("{0}")]
     Unauthorized(String),
+    /// A webhook caller did not prove it holds the trigger's secret (or the
+    /// secret is not set). Nothing was started. Retrying the same request
+    /// will not help. `challenge` is the `WWW-Authenticate` value, if the
+    /// scheme has one.
+    #[error("authentication failed")]
+    Unauthenticated { challenge: Option<&'static str> },
     /// The caller's role does not allow this. Retrying will not help.
     #[error("{0}")]
     Forbidden(String),

@@ -31,11 +31,11 @@ mod workflow;
 mod tests;
 
 pub use engine::{
-    Engine, EngineHandle, EngineParts, GenerateRequest, Generated, GrantRequest,
-    InstantiateRequest, LedgerOnly, LoginOptions, LoginRequest, MAX_PROMPT_CHARS, NodeLog,
-    Outcome as ExecutionOutcome, Parameter, ParameterType, PaymentProvider, Readiness, Receipt,
-    RefillRequest, RegisterRequest, RerunRequest, ResumeRequest, Session, Settings, StartRequest,
-    Started, Template, Until, VISIBLE, WebhookRequest, WorkflowStats,
+    AuthenticatedWebhook, Engine, EngineHandle, EngineParts, GenerateRequest, Generated,
+    GrantRequest, InstantiateRequest, LedgerOnly, LoginOptions, LoginRequest, MAX_PROMPT_CHARS,
+    NodeLog, Outcome as ExecutionOutcome, Parameter, ParameterType, PaymentProvider, Readiness,
+    Receipt, RefillRequest, RegisterRequest, RerunRequest, ResumeRequest, Session, Settings,
+    StartRequest, Started, Template, Until, VISIBLE, WebhookRequest, WorkflowStats,
 };
 pub use error::Error;
 pub use flowmesh_store::ModelSettings;

@@ -25,6 +25,10 @@ pub struct Options {
     pub shutdown_grace: HumanDuration,
     /// Longest a synchronous caller (`?wait=true`, responding webhooks) waits.
     pub max_sync_wait: HumanDuration,
+    /// How far the signed timestamp of a webhook signature (Stripe, Slack,
+    /// `hmac` with a timestamp header) may be from now, either way; an
+    /// older request is refused, so a captured one cannot be replayed later.
+    pub webhook_signature_tolerance: HumanDuration,
     /// Limits and settings of code nodes' sandboxes.
     pub sandbox: flowmesh_sandbox::Options,
     /// Accounts, per-tenant limits and credits.
@@ -118,6 +122,7 @@ impl Default for Options {
             retention_interval: HumanDuration::from_millis(600_000),
             shutdown_grace: HumanDuration::from_millis(10_000),
             max_sync_wait: HumanDuration::from_millis(30_000),
+            webhook_signature_tolerance: HumanDuration::from_millis(300_000),
             sandbox: flowmesh_sandbox::Options::default(),
             tenancy: Tenancy::default(),
             public_events: true,

@@ -35,8 +35,6 @@ pub async fn webhook(
     })?;
     let idempotency_key = idempotency_key(&headers)?;
     let bytes = read_body(request, &state).await?;
-    let body = body_value(&headers, &bytes)?;
-    refuse_nul(&body)?;
     let header_map: Map<String, Value> = headers
         .iter()
         .filter_map(|(name, value)| {
@@ -54,12 +52,23 @@ pub async fn webhook(
         tenant_slug: tenant,
         method: method.as_str().to_owned(),
         path,
-        body,
         headers: header_map,
         query,
-        idempotency_key,
+        body: bytes.clone(),
     };
-    let started = state.engine.webhook(request).await.map_err(public_error)?;
+    // The caller is checked on the bytes as sent, before the body is read.
+    let hook = match state.engine.authenticate_webhook(request).await {
+        Ok(hook) => hook,
+        Err(Error::Unauthenticated { challenge }) => return Ok(unauthenticated(challenge)),
+        Err(e) => return Err(public_error(e)),
+    };
+    let body = body_value(&headers, &bytes)?;
+    refuse_nul(&body)?;
+    let started = state
+        .engine
+        .start_webhook(hook, body, idempotency_key)
+        .await
+        .map_err(public_error)?;
     if !started.responds {
         return Ok(accepted(&started));
     }
@@ -101,6 +110,21 @@ fn accepted(started: &Started) -> Response {
         Json(json!({"execution_id": started.execution})),
     )
         .into_response()
+}
+
+/// 401 with one message whatever failed (a missing header, a bad
+/// signature, a stale timestamp, an unset secret): the caller learns
+/// nothing of the check.
+fn unauthenticated(challenge: Option<&'static str>) -> Response {
+    let body = json!({"error": {"code": "unauthenticated", "message": "authentication failed"}});
+    let mut response = (StatusCode::UNAUTHORIZED, Json(body)).into_response();
+    if let Some(challenge) = challenge {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(challenge),
+        );
+    }
+    secured(response)
 }
 
 /// How long a caller of a failed run that may be retried is asked to wait.

@@ -7,6 +7,7 @@ mod kinds;
 pub mod llm;
 pub mod schedule;
 mod ssrf;
+pub mod webhook_auth;
 
 use std::sync::Arc;
 use std::time::Duration;

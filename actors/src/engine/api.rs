@@ -16,7 +16,7 @@ use flowmesh_store::{
     ExecutionPage, ExecutionQuery, ExecutionRecord, NewExecution, NewSchedule, Publish,
     WorkflowRecord, WorkflowSummary, now_ms,
 };
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use flowmesh_store::failpoints::crash_point;
 
@@ -36,18 +36,6 @@ pub struct StartRequest {
     pub idempotency_key: Option<String>,
     /// The caller will wait for the result (`?wait=true`).
     pub wait: bool,
-}
-
-/// A request that arrived at `/hooks/{tenant}/{path}`.
-#[derive(Clone, Debug)]
-pub struct WebhookRequest {
-    pub tenant_slug: String,
-    pub method: String,
-    pub path: String,
-    pub body: Value,
-    pub headers: Map<String, Value>,
-    pub query: Map<String, Value>,
-    pub idempotency_key: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -104,14 +92,6 @@ pub struct Readiness {
     /// What the jail of sandboxed code found on this host.
     pub sandbox: flowmesh_sandbox::Jail,
 }
-
-/// Headers that carry credentials: kept out of trigger data and the journal.
-const HIDDEN_HEADERS: [&str; 4] = [
-    "authorization",
-    "cookie",
-    "proxy-authorization",
-    "x-api-key",
-];
 
 /// Compiled graphs by (workflow, published version).
 type GraphCache = HashMap<(WorkflowId, i64), Arc<WorkflowGraph>>;
@@ -330,49 +310,6 @@ impl EngineHandle {
         .await
     }
 
-    /// Starts the published workflow whose webhook trigger matches.
-    pub async fn webhook(&self, request: WebhookRequest) -> Result<Started, Error> {
-        let method = request.method.to_ascii_uppercase();
-        // NATS triggers share the routing table under a method HTTP never sends.
-        if method == NATS_ROUTE {
-            return Err(Error::NotFound("webhook"));
-        }
-        let path = request.path.trim_matches('/').to_owned();
-        let Routed {
-            tenant,
-            workflow,
-            version,
-            graph,
-            trigger,
-        } = self
-            .routed(TriggerRoute {
-                slug: &request.tenant_slug,
-                kind: "webhook",
-                method: &method,
-                path: &path,
-                missing: "webhook",
-            })
-            .await?;
-        let headers: Map<String, Value> = request
-            .headers
-            .into_iter()
-            .filter(|(name, _)| !HIDDEN_HEADERS.contains(&name.to_ascii_lowercase().as_str()))
-            .collect();
-        let data = json!({"body": request.body, "headers": headers, "query": request.query, "method": method, "path": path});
-        let watch = graph.responds();
-        self.accept(Accept {
-            tenant,
-            workflow,
-            version,
-            graph,
-            trigger,
-            data,
-            idempotency_key: request.idempotency_key,
-            watch,
-        })
-        .await
-    }
-
     /// Starts the published workflow whose `nats` trigger has the subject.
     pub async fn nats_trigger(
         &self,
@@ -412,7 +349,7 @@ impl EngineHandle {
 
     /// The published workflow and trigger node a routed message starts,
     /// once its tenant is found and admitted.
-    async fn routed(&self, route: TriggerRoute<'_>) -> Result<Routed, Error> {
+    pub(super) async fn routed(&self, route: TriggerRoute<'_>) -> Result<Routed, Error> {
         let missing = || Error::NotFound(route.missing);
         let tenant = self
             .ctx
@@ -448,7 +385,7 @@ impl EngineHandle {
     /// Records the execution (the durable acceptance), then asks for it to
     /// run. If the bus is down the execution is still accepted: a claim sweep
     /// picks up executions nobody started.
-    async fn accept(&self, accept: Accept) -> Result<Started, Error> {
+    pub(super) async fn accept(&self, accept: Accept) -> Result<Started, Error> {
         self.admit_start(accept.tenant, accept.data.to_string().len())
             .await?;
         let id = ExecutionId::new();
@@ -654,35 +591,35 @@ impl EngineHandle {
 }
 
 /// Where a webhook or NATS message is addressed.
-struct TriggerRoute<'a> {
-    slug: &'a str,
+pub(super) struct TriggerRoute<'a> {
+    pub slug: &'a str,
     /// The trigger node kind (`webhook`, `nats`).
-    kind: &'static str,
+    pub kind: &'static str,
     /// The HTTP method, or [`NATS_ROUTE`].
-    method: &'a str,
+    pub method: &'a str,
     /// The webhook path or NATS subject.
-    path: &'a str,
+    pub path: &'a str,
     /// What a miss is reported as not finding.
-    missing: &'static str,
+    pub missing: &'static str,
 }
 
 /// What a [`TriggerRoute`] leads to.
-struct Routed {
-    tenant: TenantId,
-    workflow: WorkflowId,
-    version: i64,
-    graph: Arc<WorkflowGraph>,
-    trigger: usize,
+pub(super) struct Routed {
+    pub tenant: TenantId,
+    pub workflow: WorkflowId,
+    pub version: i64,
+    pub graph: Arc<WorkflowGraph>,
+    pub trigger: usize,
 }
 
-struct Accept {
-    tenant: TenantId,
-    workflow: WorkflowId,
-    version: i64,
-    graph: Arc<WorkflowGraph>,
-    trigger: usize,
-    data: Value,
-    idempotency_key: Option<String>,
+pub(super) struct Accept {
+    pub tenant: TenantId,
+    pub workflow: WorkflowId,
+    pub version: i64,
+    pub graph: Arc<WorkflowGraph>,
+    pub trigger: usize,
+    pub data: Value,
+    pub idempotency_key: Option<String>,
     /// Subscribe to the execution's events before asking for it to run.
-    watch: bool,
+    pub watch: bool,
 }

@@ -16,6 +16,7 @@ mod schedule;
 mod templates;
 mod text;
 mod triggers;
+mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,7 +28,7 @@ use ractor::{Actor, ActorRef};
 use tokio::task::JoinHandle;
 
 pub use accounts::{LoginRequest, RegisterRequest, Session};
-pub use api::{EngineHandle, Outcome, Readiness, StartRequest, Started, Until, WebhookRequest};
+pub use api::{EngineHandle, Outcome, Readiness, StartRequest, Started, Until};
 pub use billing::{GrantRequest, LedgerOnly, PaymentProvider, Receipt, RefillRequest};
 pub use generate::{GenerateRequest, Generated, MAX_PROMPT_CHARS};
 pub use logins::LoginOptions;
@@ -37,6 +38,7 @@ pub use retention::Settings;
 pub use templates::{InstantiateRequest, Parameter, ParameterType, Template};
 pub use text::VISIBLE;
 pub(crate) use text::blank;
+pub use webhooks::{AuthenticatedWebhook, WebhookRequest};
 
 use crate::context::Context;
 use crate::error::Error;

@@ -114,6 +114,7 @@ impl Error {
             Error::Conflict(_) => "conflict",
             Error::BadRequest(_) => "bad_request",
             Error::Unauthorized(_) => "unauthorized",
+            Error::Unauthenticated { .. } => "unauthenticated",
             Error::Forbidden(_) => "forbidden",
             Error::RateLimited { .. } => "rate_limited",
             Error::NoCredits(_) => "no_credits",

@@ -9,7 +9,7 @@ pub mod http;
 
 use flowmesh_model::validate::{Outputs, ValidationError};
 use flowmesh_model::{HumanDuration, Node, Primitive};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::expr::{Expressions, Scope};
 use crate::{KindInfo, RunRequest};
@@ -52,7 +52,7 @@ pub const CATALOG: &[KindInfo] = &[
     kind(
         Primitive::Trigger,
         "webhook",
-        "Started by an HTTP request to /hooks/{tenant}/{path}; config: path, method.",
+        "Started by an HTTP request to /hooks/{tenant}/{path}; config: path, method, auth (scheme: token, basic, hmac, github, stripe or slack; secret: a tenant secret).",
         "one",
     ),
     kind(
@@ -183,6 +183,15 @@ pub fn webhook_route(node: &Node) -> Option<(String, String)> {
     Some((method, path))
 }
 
+/// The keys of `config` not in `known`.
+pub(crate) fn unknown_fields(config: &Map<String, Value>, known: &[&str]) -> Vec<String> {
+    config
+        .keys()
+        .filter(|k| !known.contains(&k.as_str()))
+        .cloned()
+        .collect()
+}
+
 /// Problems of one node's config, pushed with their paths.
 pub(crate) struct Checker<'a> {
     expr: &'a Expressions,
@@ -232,14 +241,11 @@ impl Checker<'_> {
 
     /// Flags every field not in `known`.
     pub(crate) fn only(&mut self, known: &[&str], what: &str) {
-        let unknown: Vec<String> = self
+        let unknown = self
             .config
             .as_object()
-            .into_iter()
-            .flat_map(|config| config.keys())
-            .filter(|k| !known.contains(&k.as_str()))
-            .cloned()
-            .collect();
+            .map(|config| unknown_fields(config, known))
+            .unwrap_or_default();
         for field in unknown {
             self.push(
                 &field,
@@ -417,6 +423,11 @@ pub fn check(
                 }
             }
             c.one_of("method", &WEBHOOK_METHODS, "POST");
+            if let Some(Err(problems)) = crate::webhook_auth::WebhookAuth::of_node(node) {
+                for problem in problems {
+                    c.push(&problem.field, "invalid_auth", problem.message);
+                }
+            }
             Outputs::Single
         }
         (Primitive::Action, "http_request") => {
