@@ -34,8 +34,8 @@ pub use engine::{
     Engine, EngineHandle, EngineParts, GenerateRequest, Generated, GrantRequest,
     InstantiateRequest, LedgerOnly, LoginOptions, LoginRequest, MAX_PROMPT_CHARS, NodeLog,
     Outcome as ExecutionOutcome, Parameter, ParameterType, PaymentProvider, Readiness, Receipt,
-    RefillRequest, RegisterRequest, RerunRequest, ResumeRequest, Session, Settings, StartRequest,
-    Started, Template, Until, VISIBLE, WebhookRequest, WorkflowStats,
+    RefillRequest, RegisterRequest, RegistrationLimit, RerunRequest, ResumeRequest, Session,
+    Settings, StartRequest, Started, Template, Until, VISIBLE, WebhookRequest, WorkflowStats,
 };
 pub use error::Error;
 pub use flowmesh_store::ModelSettings;
