@@ -9,7 +9,6 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 use flowmesh_actors::LedgerOnly;
-use flowmesh_actors::records::TenantLimits;
 use flowmesh_actors::{Engine, EngineParts};
 use flowmesh_bus::Bus;
 use flowmesh_gateway::Gateway;
@@ -35,6 +34,16 @@ pub struct Cli {
         global = true
     )]
     pub listen: SocketAddr,
+
+    /// Bearer token GET /metrics requires (metrics name every tenant and
+    /// workflow). Unset or empty: metrics are not served.
+    #[arg(
+        long,
+        env = "FLOWMESH_METRICS_TOKEN",
+        global = true,
+        hide_env_values = true
+    )]
+    pub metrics_token: Option<String>,
 
     /// Directory of the embedded SQLite store.
     #[arg(
@@ -295,102 +304,8 @@ pub struct Cli {
     )]
     pub secrets_key: Option<String>,
 
-    /// Whether anyone may create a tenant with POST /v1/auth/register.
-    #[arg(long, env = "FLOWMESH_REGISTRATION", default_value_t = true, action = clap::ArgAction::Set, global = true)]
-    pub registration: bool,
-
-    /// Password hashes (argon2, about 19 MiB each) computed at once; the
-    /// rest wait up to 2 s, then get 503. Default: the cores, at most 4.
-    #[arg(long, env = "FLOWMESH_PASSWORD_HASHING_CONCURRENCY", global = true)]
-    pub password_hashing_concurrency: Option<usize>,
-
-    /// Failed logins of one account from one address before each further
-    /// attempt waits (1 s, doubling up to 15 min).
-    #[arg(
-        long,
-        env = "FLOWMESH_LOGIN_PAIR_FAILURES",
-        default_value_t = 5,
-        global = true
-    )]
-    pub login_pair_failures: u32,
-
-    /// Failed logins from one address, any account, before delays start.
-    #[arg(
-        long,
-        env = "FLOWMESH_LOGIN_ADDRESS_FAILURES",
-        default_value_t = 50,
-        global = true
-    )]
-    pub login_address_failures: u32,
-
-    /// How long a login session lasts.
-    #[arg(
-        long,
-        env = "FLOWMESH_SESSION_TTL",
-        default_value = "12h",
-        global = true
-    )]
-    pub session_ttl: HumanDuration,
-
-    /// Credits each new tenant starts with.
-    #[arg(
-        long,
-        env = "FLOWMESH_INITIAL_CREDITS",
-        default_value_t = 1_000_000,
-        global = true
-    )]
-    pub initial_credits: i64,
-
-    /// Credits each started execution costs.
-    #[arg(
-        long,
-        env = "FLOWMESH_PRICE_EXECUTION",
-        default_value_t = 1,
-        global = true
-    )]
-    pub price_execution: i64,
-
-    /// Credits each node attempt costs.
-    #[arg(
-        long,
-        env = "FLOWMESH_PRICE_NODE_RUN",
-        default_value_t = 1,
-        global = true
-    )]
-    pub price_node_run: i64,
-
-    /// Credits per second of sandbox time (charged by the millisecond).
-    #[arg(
-        long,
-        env = "FLOWMESH_PRICE_SANDBOX_SECOND",
-        default_value_t = 10,
-        global = true
-    )]
-    pub price_sandbox_second: i64,
-
-    /// Credits per thousand language-model tokens (charged by the token).
-    #[arg(
-        long,
-        env = "FLOWMESH_PRICE_LLM_1K_TOKENS",
-        default_value_t = 2,
-        global = true
-    )]
-    pub price_llm_1k_tokens: i64,
-
-    /// Requests per second of a tenant without a limit of its own, per
-    /// process (unset: unlimited).
-    #[arg(long, env = "FLOWMESH_TENANT_RATE_LIMIT", global = true)]
-    pub tenant_rate_limit: Option<i64>,
-
-    /// Executions running at once for a tenant without a limit of its own;
-    /// more wait, queued (unset: unlimited).
-    #[arg(long, env = "FLOWMESH_TENANT_MAX_CONCURRENT", global = true)]
-    pub tenant_max_concurrent: Option<i64>,
-
-    /// Largest start input or webhook body for a tenant without a limit of
-    /// its own, in bytes (unset: only --max-body-bytes applies).
-    #[arg(long, env = "FLOWMESH_TENANT_MAX_PAYLOAD_BYTES", global = true)]
-    pub tenant_max_payload_bytes: Option<i64>,
+    #[command(flatten)]
+    pub tenancy: crate::tenancy_args::TenancyArgs,
 
     /// The Python interpreter of code nodes: a system interpreter (one
     /// under /home or /root is refused), bound read-only into the jail.
@@ -545,38 +460,6 @@ fn parse_uid_range(text: &str) -> Result<std::ops::Range<u32>, String> {
     Ok(range)
 }
 
-/// Accounts, limits, logins and credits, from the command line.
-fn tenancy_options(cli: &Cli) -> flowmesh_actors::Tenancy {
-    flowmesh_actors::Tenancy {
-        registration: cli.registration,
-        session_ttl: cli.session_ttl,
-        initial_credits: cli.initial_credits,
-        prices: flowmesh_actors::Prices {
-            execution: cli.price_execution,
-            node_run: cli.price_node_run,
-            sandbox_second: cli.price_sandbox_second,
-            llm_1k_tokens: cli.price_llm_1k_tokens,
-        },
-        logins: {
-            let defaults = flowmesh_actors::LoginOptions::default();
-            flowmesh_actors::LoginOptions {
-                hashing_concurrency: cli
-                    .password_hashing_concurrency
-                    .unwrap_or(defaults.hashing_concurrency),
-                pair_failures: cli.login_pair_failures,
-                address_failures: cli.login_address_failures,
-                ..defaults
-            }
-        },
-        limits: TenantLimits {
-            rate_limit: cli.tenant_rate_limit,
-            max_concurrent: cli.tenant_max_concurrent,
-            max_payload_bytes: cli.tenant_max_payload_bytes,
-        },
-        ..Default::default()
-    }
-}
-
 /// Settings of the code nodes' sandboxes, from the command line.
 fn sandbox_options(cli: &Cli) -> anyhow::Result<flowmesh_sandbox::Options> {
     let mut options = flowmesh_sandbox::Options {
@@ -674,7 +557,7 @@ pub async fn serve(cli: &Cli) -> anyhow::Result<ExitCode> {
         .await
         .context("connecting to the store")?;
     if let Some(key) = store
-        .bootstrap(cli.admin_key.as_deref(), cli.initial_credits)
+        .bootstrap(cli.admin_key.as_deref(), cli.tenancy.initial_credits)
         .await
         .context("creating the default tenant")?
     {
@@ -713,7 +596,7 @@ pub async fn serve(cli: &Cli) -> anyhow::Result<ExitCode> {
         retention_interval: cli.retention_interval,
         shutdown_grace: cli.shutdown_grace,
         sandbox: sandbox_options(cli)?,
-        tenancy: tenancy_options(cli),
+        tenancy: cli.tenancy.options(),
         ..Default::default()
     };
     let engine = Engine::start(EngineParts {
@@ -741,6 +624,7 @@ pub async fn serve(cli: &Cli) -> anyhow::Result<ExitCode> {
             per_address: Some(cli.webhook_rate_per_address).filter(|&r| r > 0),
             per_route: Some(cli.webhook_rate_per_route).filter(|&r| r > 0),
         },
+        metrics_token: cli.metrics_token.clone(),
     };
     let gateway = Gateway::bind(&gateway_options, engine.handle()).await?;
     let addr = gateway.local_addr().unwrap_or(cli.listen);

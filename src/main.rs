@@ -6,6 +6,7 @@ mod cli;
 mod data_dir;
 mod secrets_key;
 mod telemetry;
+mod tenancy_args;
 
 use std::process::ExitCode;
 

@@ -209,6 +209,10 @@ async fn kubernetes_matches_the_binary() {
             .find(|v| v["name"] == "FLOWMESH_LISTEN")
             .and_then(|v| v["value"].as_str());
         let Some(listen) = listen else { continue };
+        assert!(
+            env.iter().any(|v| v["name"] == "FLOWMESH_METRICS_TOKEN"),
+            "a serving container without a metrics token serves no metrics"
+        );
         let ports = container["ports"].as_sequence().expect("ports");
         assert_eq!(
             ports[0]["containerPort"].as_u64(),
@@ -405,6 +409,10 @@ fn prometheus_and_the_collector_point_where_flowmesh_serves() {
     let scrape = yaml("observability/prometheus.yml").remove(0);
     let job = &scrape["scrape_configs"][0];
     assert_eq!(job["metrics_path"].as_str(), Some("/metrics"));
+    // Metrics are served only with the instance's token: Prometheus sends
+    // one, and every process it scrapes is given one.
+    assert_eq!(job["authorization"]["type"].as_str(), Some("Bearer"));
+    assert!(job["authorization"]["credentials_file"].is_string());
     let compose = yaml("compose.yaml").remove(0);
     for target in strings(&job["static_configs"][0]["targets"]) {
         let (host, port) = target.split_once(':').unwrap();
@@ -412,6 +420,10 @@ fn prometheus_and_the_collector_point_where_flowmesh_serves() {
         let listen = service["environment"]["FLOWMESH_LISTEN"]
             .as_str()
             .expect(host);
+        assert!(
+            service["environment"]["FLOWMESH_METRICS_TOKEN"].is_string(),
+            "{host} has no metrics token"
+        );
         assert_eq!(
             port.parse::<u16>().unwrap(),
             port_of_listen(listen),

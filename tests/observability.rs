@@ -7,7 +7,7 @@ use std::time::Duration;
 use common::stub::StubServer;
 use common::{Engine, Mode, eventually};
 use flowmesh_actors::metrics::METRICS;
-use reqwest::Method;
+use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 /// The sum of the samples of `name` whose labels include all of `labels`.
@@ -29,12 +29,7 @@ fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
 }
 
 async fn scrape(engine: &Engine) -> String {
-    let resp = engine
-        .client()
-        .get(engine.url("/metrics"))
-        .send()
-        .await
-        .expect("scrape");
+    let resp = engine.metrics().await;
     assert!(resp.status().is_success());
     let content_type = resp.headers()["content-type"].to_str().unwrap().to_owned();
     assert!(content_type.starts_with("text/plain"), "{content_type}");
@@ -357,3 +352,42 @@ async fn logs_carry_ids_not_secrets(mode: Mode) {
     assert!(!text.contains(secret), "a secret reached the log");
 }
 both_modes!(logs_carry_ids_and_never_secrets, logs_carry_ids_not_secrets);
+
+async fn scrape_with(engine: &Engine, credential: Option<&str>) -> (StatusCode, String) {
+    let request = engine.client().get(engine.url("/metrics"));
+    let request = match credential {
+        Some(c) => request.bearer_auth(c),
+        None => request,
+    };
+    let resp = request.send().await.expect("scrape");
+    (resp.status(), resp.text().await.unwrap())
+}
+
+/// Metrics name every tenant and workflow: only the instance's metrics
+/// token reads them (no credential, a tenant's owner, the platform's key
+/// and a wrong token get 401), and without a token they are not served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_need_the_instance_token() {
+    let mut engine = Engine::start(Mode::Embedded).await;
+    let owner = engine.create_tenant("Watched").await;
+    for credential in [
+        None,
+        Some(owner.as_str()),
+        Some(common::ADMIN_KEY),
+        Some("test-metrics-token-wrong"),
+    ] {
+        let (status, text) = scrape_with(&engine, credential).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{credential:?}: {text}");
+        assert!(!text.contains("flowmesh_"), "{text}");
+    }
+    let (status, text) = scrape_with(&engine, Some(common::METRICS_TOKEN)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(text.contains("flowmesh_"), "{text}");
+
+    engine.restart_with("FLOWMESH_METRICS_TOKEN", "").await;
+    for credential in [None, Some(common::METRICS_TOKEN)] {
+        let (status, text) = scrape_with(&engine, credential).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{credential:?}: {text}");
+        assert!(text.contains("--metrics-token"), "{text}");
+    }
+}

@@ -14,15 +14,7 @@ use serde_json::{Value, json};
 /// Sandbox actors alive in the engine: one exists while a code node of the
 /// tenant runs (or ran lately) in this process.
 async fn sandboxes(engine: &Engine) -> f64 {
-    let text = engine
-        .client()
-        .get(engine.url("/metrics"))
-        .send()
-        .await
-        .expect("scrape")
-        .text()
-        .await
-        .expect("metrics text");
+    let text = engine.metrics().await.text().await.expect("metrics text");
     text.lines()
         .filter(|l| l.starts_with("flowmesh_actors{") && l.contains("kind=\"sandbox\""))
         .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())

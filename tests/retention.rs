@@ -7,7 +7,23 @@ use std::time::Duration;
 
 use common::{Engine, Mode, eventually};
 use reqwest::{Method, StatusCode};
-use serde_json::json;
+use serde_json::{Value, json};
+
+/// Waits for `execution` to fail at its node `big`, over the output cap;
+/// returns that node.
+async fn output_too_large(engine: &Engine, execution: &str) -> Value {
+    let failed = engine.finished(execution).await;
+    assert_eq!(failed["status"], "failed", "{failed}");
+    let big = common::node(&failed, "big").clone();
+    assert!(
+        big["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("output_too_large:"),
+        "{big}"
+    );
+    big
+}
 
 async fn data_stays_in_bounds(mode: Mode) {
     let engine = Engine::start_with(mode, &[("FLOWMESH_RETENTION_INTERVAL", "300ms")]).await;
@@ -44,16 +60,7 @@ async fn data_stays_in_bounds(mode: Mode) {
     let over = engine
         .start_execution(&workflow, json!({"i": "over", "n": 400_000}))
         .await;
-    let failed = engine.finished(&over).await;
-    assert_eq!(failed["status"], "failed", "{failed}");
-    let big = common::node(&failed, "big");
-    assert!(
-        big["error"]
-            .as_str()
-            .unwrap()
-            .starts_with("output_too_large:"),
-        "{big}"
-    );
+    let big = output_too_large(&engine, &over).await;
     assert!(big["output"].is_null());
 
     let mut ids = vec![over];
@@ -96,4 +103,56 @@ async fn data_stays_in_bounds(mode: Mode) {
 both_modes!(
     outputs_are_capped_and_expired_data_is_reclaimed,
     data_stays_in_bounds
+);
+
+/// A tenant cannot raise its output cap past the operator's bound (256 MiB
+/// used to be accepted, and one node could then fill the disk); a cap set
+/// before the operator lowered the bound obeys the bound.
+async fn output_caps_obey_the_instance(mode: Mode) {
+    let mut engine = Engine::start(mode).await;
+    let huge = json!({"retention": "1h", "max_output_bytes": 256 * 1024 * 1024});
+    let (status, body) = engine
+        .request(Method::PUT, "/v1/settings", Some(huge))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"]["code"], "over_limit");
+    assert_eq!(body["error"]["details"]["field"], "max_output_bytes");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("max_output_bytes:") && message.contains("8388608"),
+        "{message}"
+    );
+    let (_, settings) = engine.get("/v1/settings").await;
+    assert_eq!(settings["max_output_bytes"], 8 * 1024 * 1024, "unchanged");
+    let at_bound = json!({"retention": "1h", "max_output_bytes": 8 * 1024 * 1024});
+    let (status, body) = engine
+        .request(Method::PUT, "/v1/settings", Some(at_bound))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // The operator lowers the bound below what the tenant chose.
+    engine
+        .restart_with("FLOWMESH_TENANT_MAX_OUTPUT_BYTES", "4096")
+        .await;
+    let (_, settings) = engine.get("/v1/settings").await;
+    assert_eq!(settings["max_output_bytes"], 4096, "{settings}");
+    let workflow = engine
+        .deploy(json!({"name": "sized", "nodes": [
+            {"id": "start", "type": "trigger", "kind": "manual"},
+            {"id": "big", "type": "data", "kind": "mapping",
+             "config": {"mapping": {"text": "{{ trigger.body.text }}"}}}
+        ], "edges": [{"from": "start", "to": "big"}]}))
+        .await;
+    let over = engine
+        .start_execution(&workflow, json!({"text": "x".repeat(6000)}))
+        .await;
+    output_too_large(&engine, &over).await;
+    let under = engine
+        .start_execution(&workflow, json!({"text": "x".repeat(1000)}))
+        .await;
+    assert_eq!(engine.finished(&under).await["status"], "succeeded");
+}
+both_modes!(
+    output_caps_are_bounded_by_the_instance,
+    output_caps_obey_the_instance
 );

@@ -175,6 +175,15 @@ impl Context {
             .remove(&tenant);
     }
 
+    /// Settings within the operator's bounds: a cap set before the operator
+    /// lowered the bound obeys the bound.
+    fn bounded(&self, mut settings: TenantSettings) -> TenantSettings {
+        settings.max_output_bytes = settings
+            .max_output_bytes
+            .min(self.options.tenancy.max_output_bytes as i64);
+        settings
+    }
+
     /// A tenant's settings; the defaults while the store cannot say.
     pub async fn tenant_settings(&self, tenant: TenantId) -> TenantSettings {
         let cached = self
@@ -189,7 +198,7 @@ impl Context {
         }
         match self.store.tenant_settings(tenant).await {
             Ok(found) => {
-                let settings = found.unwrap_or_default();
+                let settings = self.bounded(found.unwrap_or_default());
                 self.settings
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
@@ -198,7 +207,7 @@ impl Context {
             }
             Err(e) => {
                 tracing::warn!(%tenant, error = %e, "could not read tenant settings; using the defaults");
-                TenantSettings::default()
+                self.bounded(TenantSettings::default())
             }
         }
     }

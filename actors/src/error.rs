@@ -43,6 +43,13 @@ pub enum Error {
     /// A body or input over the tenant's size limit. Retrying will not help.
     #[error("{0}")]
     TooLarge(String),
+    /// A setting above what the instance's operator allows; `field` is where
+    /// in the request it is. Retrying will not help.
+    #[error("{field}: {message}")]
+    OverLimit {
+        field: &'static str,
+        message: String,
+    },
     /// This instance is not set up for the request. Retrying will not help.
     #[error("{0}")]
     Unconfigured(String),

@@ -44,6 +44,11 @@ pub struct Options {
 pub struct Tenancy {
     /// Whether anyone may create a tenant with `POST /v1/auth/register`.
     pub registration: bool,
+    /// Registrations one source address may make per period.
+    pub registrations: crate::engine::RegistrationLimit,
+    /// The largest `max_output_bytes` a tenant may set; it also bounds
+    /// every tenant's node outputs, whatever their settings say.
+    pub max_output_bytes: u64,
     /// How long a login session lasts.
     pub session_ttl: HumanDuration,
     /// How long an invitation can be accepted.
@@ -64,6 +69,8 @@ impl Default for Tenancy {
     fn default() -> Self {
         Self {
             registration: true,
+            registrations: Default::default(),
+            max_output_bytes: flowmesh_store::DEFAULT_MAX_OUTPUT_BYTES as u64,
             session_ttl: HumanDuration::from_millis(12 * 3_600_000),
             invitation_ttl: HumanDuration::from_millis(7 * 24 * 3_600_000),
             initial_credits: 1_000_000,

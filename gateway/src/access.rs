@@ -26,6 +26,9 @@ pub enum Access {
     Role(Role),
     /// An owner or admin of the platform tenant: the instance's administrators.
     Platform,
+    /// The instance's metrics token (not a tenant's credential): metrics
+    /// name every tenant and workflow.
+    MetricsToken,
 }
 
 impl Access {
@@ -34,6 +37,7 @@ impl Access {
             Access::Public => true,
             Access::Role(role) => who.role >= role,
             Access::Platform => EngineHandle::is_platform_admin(who),
+            Access::MetricsToken => false,
         }
     }
 }
@@ -102,6 +106,35 @@ pub async fn authenticate(state: &AppState, parts: &Parts) -> Result<Principal, 
         .ok_or_else(|| unauthorized("unknown, revoked or expired credential"))
 }
 
+/// What a token is compared by: equal-length digests, compared in constant time.
+pub fn token_digest(token: &str) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(token.as_bytes()).into()
+}
+
+/// Whether the request carries the instance's metrics token.
+fn check_metrics_token(state: &AppState, parts: &Parts) -> Result<(), ApiError> {
+    use subtle::ConstantTimeEq;
+    let Some(expected) = &state.metrics_token else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "metrics are not served: the operator sets a token with --metrics-token \
+             (FLOWMESH_METRICS_TOKEN), then scrapes with `Authorization: Bearer <token>`",
+        ));
+    };
+    let sent = bearer(parts)?.ok_or_else(|| {
+        unauthorized("send the instance's metrics token as `Authorization: Bearer <token>`")
+    })?;
+    if bool::from(token_digest(sent).ct_eq(expected)) {
+        Ok(())
+    } else {
+        Err(unauthorized(
+            "not the instance's metrics token (a tenant's credential does not read metrics)",
+        ))
+    }
+}
+
 /// The middleware of every route.
 pub async fn guard(
     State((state, guard)): State<(AppState, Guard)>,
@@ -120,6 +153,10 @@ pub async fn guard(
         .map(|(_, value)| value.to_owned());
     let who = match guard.access {
         Access::Public => None,
+        Access::MetricsToken => match check_metrics_token(&state, &parts) {
+            Ok(()) => None,
+            Err(e) => return e.into_response(),
+        },
         rule => {
             let who = match authenticate(&state, &parts).await {
                 Ok(who) => who,

@@ -27,26 +27,43 @@ fn session_json(s: &flowmesh_actors::Session) -> serde_json::Value {
     })
 }
 
+/// What registration and invitation acceptance answer, whether or not the
+/// email already had an account: they never tell who has one.
+fn sign_in_next() -> Response {
+    (
+        StatusCode::ACCEPTED,
+        Json(json!({
+            "status": "accepted",
+            "message": "sign in with POST /v1/auth/login using this email and password; \
+                        if the email already had an account, nothing was created and its \
+                        own password still applies",
+        })),
+    )
+        .into_response()
+}
+
 pub(crate) async fn register(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     JsonBytes(body): JsonBytes,
 ) -> ApiResult {
     let r: Register = typed_body(&body)?;
-    let session = state
+    let created = state
         .engine
         .register(RegisterRequest {
             email: r.email,
             password: r.password,
             tenant: r.tenant,
+            source: Some(peer.ip()),
         })
         .await?;
-    let mut response = (StatusCode::CREATED, Json(session_json(&session))).into_response();
-    response
-        .extensions_mut()
-        .insert(AuditTenant(session.tenant));
-    response
-        .extensions_mut()
-        .insert(AuditTarget(session.tenant.to_string()));
+    let mut response = sign_in_next();
+    if let Some(tenant) = created {
+        response.extensions_mut().insert(AuditTenant(tenant));
+        response
+            .extensions_mut()
+            .insert(AuditTarget(tenant.to_string()));
+    }
     Ok(response)
 }
 
@@ -74,14 +91,12 @@ pub(crate) async fn logout(State(state): State<AppState>, Auth(who): Auth) -> Ap
 
 pub(crate) async fn accept(State(state): State<AppState>, JsonBytes(body): JsonBytes) -> ApiResult {
     let a: Accept = typed_body(&body)?;
-    let session = state
+    let tenant = state
         .engine
         .accept_invitation(&a.token, &a.password)
         .await?;
-    let mut response = (StatusCode::CREATED, Json(session_json(&session))).into_response();
-    response
-        .extensions_mut()
-        .insert(AuditTenant(session.tenant));
+    let mut response = sign_in_next();
+    response.extensions_mut().insert(AuditTenant(tenant));
     Ok(response)
 }
 
@@ -132,7 +147,7 @@ pub(crate) async fn create_key(
     let (info, key) = state.engine.create_key(&who, &k.name, k.role).await?;
     let mut response = (
         StatusCode::CREATED,
-        Json(json!({"id": info.id, "name": info.name, "prefix": info.prefix, "role": info.role, "created_at": info.created_at, "key": key})),
+        Json(json!({"id": info.id, "name": info.name, "prefix": info.prefix, "role": info.role, "created_at": info.created_at, "created_by": info.created_by, "key": key})),
     )
         .into_response();
     response.extensions_mut().insert(AuditTarget(info.id));
@@ -149,7 +164,7 @@ pub(crate) async fn revoke_key(
     Auth(who): Auth,
     Path(id): Path<String>,
 ) -> ApiResult {
-    let info = state.engine.revoke_key(who.tenant, &id).await?;
+    let info = state.engine.revoke_key(&who, &id).await?;
     Ok(Json(info).into_response())
 }
 

@@ -70,6 +70,13 @@ impl From<Error> for ApiError {
             Error::TooLarge(m) => {
                 ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", m)
             }
+            e @ Error::OverLimit { field, .. } => ApiError {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                code: "over_limit",
+                message: e.to_string(),
+                details: json!({"field": field}),
+                retry_after: None,
+            },
             Error::Unconfigured(m) => {
                 ApiError::new(StatusCode::NOT_IMPLEMENTED, "not_configured", m)
             }

@@ -17,6 +17,8 @@ pub struct AppState {
     /// Open event streams by tenant, within the per-tenant cap.
     pub streams: std::sync::Arc<crate::stream::StreamSlots>,
     pub webhook_limits: std::sync::Arc<crate::hook_limits::WebhookLimits>,
+    /// The SHA-256 digest of the token `GET /metrics` requires; none: not served.
+    pub metrics_token: Option<[u8; 32]>,
 }
 
 /// A JSON request body: the right content type, within the size limit.

@@ -44,6 +44,9 @@ pub struct Options {
     pub max_streams_per_tenant: usize,
     /// Rate limits of the public webhook routes.
     pub webhook_limits: WebhookLimitOptions,
+    /// The bearer token `GET /metrics` requires. Without one, metrics are
+    /// not served: they name every tenant and workflow.
+    pub metrics_token: Option<String>,
 }
 
 impl Default for Options {
@@ -54,6 +57,7 @@ impl Default for Options {
             connections: ConnectionOptions::default(),
             max_streams_per_tenant: 100,
             webhook_limits: WebhookLimitOptions::default(),
+            metrics_token: None,
         }
     }
 }

@@ -44,7 +44,11 @@ fn describe(method: &str, path: &str) -> Option<Doc> {
         ),
         ("GET", "/metrics") => Doc {
             media: "text/plain",
-            ..doc("Prometheus metrics", None, (200, None))
+            ..doc(
+                "Prometheus metrics, with the instance's metrics token (404 when it has none)",
+                None,
+                (200, None),
+            )
         },
         ("GET", "/openapi.json") => doc("This description", None, (200, Some("Object"))),
         ("GET", "/v1/schema/workflow") => doc(
@@ -53,15 +57,15 @@ fn describe(method: &str, path: &str) -> Option<Doc> {
             (200, Some("Object")),
         ),
         ("POST", "/v1/auth/register") => doc(
-            "Create a tenant and its owner; returns a session",
+            "Create a tenant and its owner, then sign in (the same answer whether or not the email has an account)",
             Some("Register"),
-            (201, Some("Session")),
+            (202, Some("Pending")),
         ),
         ("POST", "/v1/auth/login") => doc("Open a session", Some("Login"), (200, Some("Session"))),
         ("POST", "/v1/auth/accept") => doc(
-            "Accept an invitation; returns a session",
+            "Accept an invitation, then sign in (the same answer whether or not the email has an account)",
             Some("Accept"),
-            (201, Some("Session")),
+            (202, Some("Pending")),
         ),
         ("POST", "/v1/auth/logout") => doc("End the caller's session", None, (204, None)),
         ("GET", "/v1/me") => doc("Who the credential is", None, (200, Some("Object"))),
@@ -173,13 +177,21 @@ fn describe(method: &str, path: &str) -> Option<Doc> {
             (200, Some("Items")),
         ),
         ("DELETE", "/v1/sandboxes/{id}") => doc("Tear a sandbox down", None, (204, None)),
-        ("GET", "/v1/api-keys") => doc("List API keys (by prefix)", None, (200, Some("Items"))),
+        ("GET", "/v1/api-keys") => doc(
+            "List API keys (by prefix) and who created each",
+            None,
+            (200, Some("ApiKeys")),
+        ),
         ("POST", "/v1/api-keys") => doc(
             "Create an API key (shown once)",
             Some("NewKey"),
-            (201, Some("Object")),
+            (201, Some("CreatedApiKey")),
         ),
-        ("DELETE", "/v1/api-keys/{id}") => doc("Revoke an API key", None, (200, Some("Object"))),
+        ("DELETE", "/v1/api-keys/{id}") => doc(
+            "Revoke an API key (a key an owner made: only an owner)",
+            None,
+            (200, Some("ApiKey")),
+        ),
         ("GET", "/v1/users") => doc("List the tenant's users", None, (200, Some("Items"))),
         ("DELETE", "/v1/users/{id}") => doc("Remove a user", None, (204, None)),
         ("POST", "/v1/invitations") => doc(
@@ -366,7 +378,27 @@ fn components() -> Map<String, Value> {
     let document = hoist(flowmesh_model::WorkflowDocument::json_schema(), &mut c);
     c.insert("WorkflowDocument".into(), document);
     let id = json!({"type": "string"});
-    let rest: [(&str, Value); 9] = [
+    let key = |extra: &[&str]| {
+        let mut required = vec!["id", "name", "prefix", "role", "created_at", "created_by"];
+        required.extend(extra);
+        json!({"type": "object", "required": required, "properties": {
+        "id": id, "name": {"type": "string"}, "prefix": {"type": "string"}, "role": {"type": "string"},
+        "created_at": {"type": "integer"}, "revoked_at": {"type": ["integer", "null"]},
+        "created_by": {"type": ["string", "null"], "description": "`user:<id>` or `key:<id>`; null for a key the instance made"},
+        "key": {"type": "string"}}})
+    };
+    let rest: [(&str, Value); 13] = [
+        ("ApiKey", key(&["revoked_at"])),
+        ("CreatedApiKey", key(&["key"])),
+        (
+            "ApiKeys",
+            json!({"type": "object", "required": ["items"], "properties": {"items": {"type": "array", "items": key(&["revoked_at"])}}}),
+        ),
+        (
+            "Pending",
+            json!({"type": "object", "required": ["status", "message"], "properties": {
+            "status": {"const": "accepted"}, "message": {"type": "string"}}}),
+        ),
         ("Error", error_schema()),
         ("Object", json!({"type": "object"})),
         ("Any", json!({})),

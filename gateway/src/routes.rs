@@ -64,6 +64,11 @@ impl RouteInfo {
         self
     }
 
+    const fn metrics_token(mut self) -> RouteInfo {
+        self.guard.access = Access::MetricsToken;
+        self
+    }
+
     const fn platform(mut self) -> RouteInfo {
         self.guard.access = Access::Platform;
         self
@@ -77,7 +82,7 @@ fn table() -> Vec<(RouteInfo, MethodRouter<AppState>)> {
     vec![
         (public("GET", "/health"), get(health)),
         (public("GET", "/ready"), get(ready)),
-        (public("GET", "/metrics"), get(metrics)),
+        (public("GET", "/metrics").metrics_token(), get(metrics)),
         (public("GET", "/v1/schema/workflow"), get(schema)),
         (public("GET", "/openapi.json"), get(openapi)),
         (
@@ -251,6 +256,11 @@ pub fn router(engine: EngineHandle, options: &Options) -> Router {
         engine,
         streams: crate::stream::StreamSlots::new(options.max_streams_per_tenant),
         webhook_limits: crate::hook_limits::WebhookLimits::new(options.webhook_limits.clone()),
+        metrics_token: options
+            .metrics_token
+            .as_deref()
+            .filter(|t| !t.is_empty())
+            .map(access::token_digest),
     };
     let mut router = Router::new();
     for (info, handler) in table() {

@@ -20,6 +20,8 @@ pub const NATS_URL: &str = "nats://127.0.0.1:4222";
 /// The PostgreSQL server of distributed tests, without a database name.
 pub const POSTGRES_SERVER: &str = "postgres://postgres@127.0.0.1:5432";
 pub const ADMIN_KEY: &str = "fmk_test_admin_key_0123456789";
+/// The token test engines serve `GET /metrics` with.
+pub const METRICS_TOKEN: &str = "test-metrics-token-0123456789";
 /// 32 bytes in base64: the key test engines seal secrets with.
 pub const SECRETS_KEY: &str = "dGVzdC1zZWNyZXRzLWtleS0wMTIzNDU2Nzg5YWJjZGU=";
 
@@ -233,6 +235,10 @@ impl Engine {
             .env("FLOWMESH_NODE_ID", &self.node_id)
             .env("FLOWMESH_BUS_PREFIX", &self.prefix)
             .env("FLOWMESH_SHUTDOWN_GRACE", "2s")
+            .env("FLOWMESH_METRICS_TOKEN", METRICS_TOKEN)
+            // Tests register many tenants from one address; a test of the
+            // limit sets its own.
+            .env("FLOWMESH_REGISTRATIONS_PER_ADDRESS", "0")
             .env(
                 "FLOWMESH_LOG",
                 std::env::var("FLOWMESH_TEST_LOG").unwrap_or_else(|_| "warn".into()),
@@ -495,9 +501,28 @@ impl Engine {
             .send()
             .await
             .expect("register");
-        assert_eq!(resp.status(), StatusCode::CREATED, "register {name}");
-        let body: Value = resp.json().await.expect("session");
-        body["token"].as_str().expect("token").to_owned()
+        assert_eq!(resp.status(), StatusCode::ACCEPTED, "register {name}");
+        let login = serde_json::json!({"email": body["email"], "password": body["password"]});
+        let resp = self
+            .http
+            .post(self.url("/v1/auth/login"))
+            .json(&login)
+            .send()
+            .await
+            .expect("login");
+        assert_eq!(resp.status(), StatusCode::OK, "sign in to {name}");
+        let session: Value = resp.json().await.expect("session");
+        session["token"].as_str().expect("token").to_owned()
+    }
+
+    /// The engine's metrics, read with the instance's metrics token.
+    pub async fn metrics(&self) -> reqwest::Response {
+        self.http
+            .get(self.url("/metrics"))
+            .bearer_auth(METRICS_TOKEN)
+            .send()
+            .await
+            .expect("scrape")
     }
 
     /// Sets a secret of the platform tenant.

@@ -46,12 +46,14 @@ impl AuthCache {
     }
 }
 
-/// `POST /v1/auth/register`.
+/// `POST /v1/auth/register`, and from where (registrations are limited
+/// per address).
 #[derive(Clone, Debug)]
 pub struct RegisterRequest {
     pub email: String,
     pub password: String,
     pub tenant: String,
+    pub source: Option<std::net::IpAddr>,
 }
 
 /// `POST /v1/auth/login`: who, and from where (failed attempts are
@@ -115,6 +117,25 @@ fn check_grantable(who: &Principal, role: Role) -> Result<(), Error> {
     Ok(())
 }
 
+/// Keys made at bootstrap, or before creators were kept, count as an
+/// owner's: only an owner revokes them.
+fn check_revocable(who: &Principal, key: &KeyInfo) -> Result<(), Error> {
+    let creator = key.creator_role.unwrap_or(Role::Owner);
+    if key.role > who.role {
+        return Err(Error::Forbidden(format!(
+            "API key {}: has the role {}; a {} cannot revoke it",
+            key.id, key.role, who.role
+        )));
+    }
+    if creator > who.role {
+        return Err(Error::Forbidden(format!(
+            "API key {}: made by an {creator}; only an {creator} can revoke it",
+            key.id
+        )));
+    }
+    Ok(())
+}
+
 impl EngineHandle {
     /// Who a bearer credential belongs to; none when it is unknown,
     /// revoked or expired.
@@ -130,7 +151,11 @@ impl EngineHandle {
         Ok(found)
     }
 
-    pub async fn register(&self, request: RegisterRequest) -> Result<Session, Error> {
+    /// Creates a tenant and its owner unless the email is a user already;
+    /// either way the caller learns nothing more than that the request was
+    /// taken (then signs in), so registration cannot tell who has an
+    /// account. Returns the new tenant, for the audit log only.
+    pub async fn register(&self, request: RegisterRequest) -> Result<Option<TenantId>, Error> {
         if !self.ctx.options.tenancy.registration {
             return Err(Error::Forbidden(
                 "registration is closed on this instance; ask an administrator for an invitation"
@@ -145,21 +170,19 @@ impl EngineHandle {
                 "tenant: must be a name of 1 to 100 characters".into(),
             ));
         }
-        {
-            let _slot = self.logins.hashing_slot().await?;
-            self.ctx
-                .store
-                .register(Registration {
-                    email: &request.email,
-                    password: &request.password,
-                    tenant_name: name,
-                    initial_credits: self.ctx.options.tenancy.initial_credits,
-                })
-                .await?;
-        }
-        self.open_session(&request.email, &request.password)
-            .await?
-            .ok_or_else(|| Error::Internal("the new account could not sign in".into()))
+        self.registrations.admit(request.source)?;
+        let _slot = self.logins.hashing_slot().await?;
+        let created = self
+            .ctx
+            .store
+            .register(Registration {
+                email: &request.email,
+                password: &request.password,
+                tenant_name: name,
+                initial_credits: self.ctx.options.tenancy.initial_credits,
+            })
+            .await?;
+        Ok(created.map(|(tenant, _)| tenant))
     }
 
     pub async fn login(&self, request: LoginRequest<'_>) -> Result<Session, Error> {
@@ -231,25 +254,23 @@ impl EngineHandle {
             .await?)
     }
 
-    /// Joins the inviting tenant and opens a session.
-    pub async fn accept_invitation(&self, token: &str, password: &str) -> Result<Session, Error> {
+    /// Uses an invitation: its email joins the inviting tenant unless it
+    /// is a user already. The answer is the same either way (the invited
+    /// person then signs in), so an invitation cannot tell who has an
+    /// account. Returns the inviting tenant.
+    pub async fn accept_invitation(&self, token: &str, password: &str) -> Result<TenantId, Error> {
         check_password(password)?;
-        let (_, email) = {
-            let _slot = self.logins.hashing_slot().await?;
-            self.ctx
-                .store
-                .accept_invitation(Acceptance { token, password })
-                .await
-                .map_err(|e| match e {
-                    flowmesh_store::Error::NotFound => {
-                        Error::NotFound("invitation (unknown, used or expired)")
-                    }
-                    other => other.into(),
-                })?
-        };
-        self.open_session(&email, password)
-            .await?
-            .ok_or_else(|| Error::Internal("the new account could not sign in".into()))
+        let _slot = self.logins.hashing_slot().await?;
+        self.ctx
+            .store
+            .accept_invitation(Acceptance { token, password })
+            .await
+            .map_err(|e| match e {
+                flowmesh_store::Error::NotFound => {
+                    Error::NotFound("invitation (unknown, used or expired)")
+                }
+                other => other.into(),
+            })
     }
 
     pub async fn users(&self, tenant: TenantId) -> Result<Vec<UserInfo>, Error> {
@@ -293,6 +314,7 @@ impl EngineHandle {
                 tenant: who.tenant,
                 name: name.trim(),
                 role,
+                creator: who,
             })
             .await?)
     }
@@ -302,16 +324,26 @@ impl EngineHandle {
     }
 
     /// Revokes a key: at once on this process, within [`AUTH_TTL`] on others.
-    pub async fn revoke_key(&self, tenant: TenantId, id: &str) -> Result<KeyInfo, Error> {
+    /// A caller revokes only keys of at most its own role made by someone
+    /// of at most its own role: an admin cannot revoke an owner's keys.
+    pub async fn revoke_key(&self, who: &Principal, id: &str) -> Result<KeyInfo, Error> {
+        let not_found = |e| match e {
+            flowmesh_store::Error::NotFound => Error::NotFound("API key"),
+            other => other.into(),
+        };
+        let key = self
+            .ctx
+            .store
+            .get_key(who.tenant, id)
+            .await
+            .map_err(not_found)?;
+        check_revocable(who, &key)?;
         let info = self
             .ctx
             .store
-            .revoke_key(tenant, id)
+            .revoke_key(who.tenant, id)
             .await
-            .map_err(|e| match e {
-                flowmesh_store::Error::NotFound => Error::NotFound("API key"),
-                other => other.into(),
-            })?;
+            .map_err(not_found)?;
         self.auth.clear();
         Ok(info)
     }

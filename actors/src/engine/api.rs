@@ -104,6 +104,7 @@ pub struct EngineHandle {
     graphs: Arc<Mutex<GraphCache>>,
     pub(super) auth: Arc<super::accounts::AuthCache>,
     pub(super) logins: Arc<super::logins::Logins>,
+    pub(super) registrations: Arc<super::registrations::Registrations>,
     pub(super) limits: Arc<super::admission::RateLimits>,
     pub(super) credits: Arc<super::admission::CreditCache>,
 }
@@ -112,12 +113,16 @@ impl EngineHandle {
     pub(crate) fn new(ctx: Arc<Context>, registry: Registry) -> Self {
         let options = &ctx.options;
         let logins = super::logins::Logins::new(options.tenancy.logins.clone());
+        let registrations = Arc::new(super::registrations::Registrations::new(
+            options.tenancy.registrations.clone(),
+        ));
         Self {
             ctx,
             registry,
             graphs: Arc::default(),
             auth: Arc::default(),
             logins,
+            registrations,
             limits: Arc::default(),
             credits: Arc::default(),
         }

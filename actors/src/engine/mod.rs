@@ -9,6 +9,7 @@ mod generate;
 mod logins;
 mod loops;
 mod operate;
+mod registrations;
 mod resume;
 mod retention;
 mod sandboxes;
@@ -33,6 +34,7 @@ pub use billing::{GrantRequest, LedgerOnly, PaymentProvider, Receipt, RefillRequ
 pub use generate::{GenerateRequest, Generated, MAX_PROMPT_CHARS};
 pub use logins::LoginOptions;
 pub use operate::{NodeLog, RerunRequest, WorkflowStats};
+pub use registrations::RegistrationLimit;
 pub use resume::ResumeRequest;
 pub use retention::Settings;
 pub use templates::{InstantiateRequest, Parameter, ParameterType, Template};

@@ -55,6 +55,13 @@ const MAX_RETENTION_MS: u128 = 10 * 365 * 24 * 3_600_000;
 const OUTPUT_BYTES: std::ops::RangeInclusive<u64> = 1024..=256 * 1024 * 1024;
 
 impl EngineHandle {
+    /// The operator's bound on every tenant's output cap.
+    fn output_cap(&self) -> u64 {
+        self.ctx.options.tenancy.max_output_bytes
+    }
+
+    /// The tenant's settings; an output cap stored above the instance's
+    /// bound shows (and applies) as the bound.
     pub async fn settings(&self, tenant: TenantId) -> Result<Settings, Error> {
         let s = self
             .ctx
@@ -64,7 +71,7 @@ impl EngineHandle {
             .ok_or(Error::NotFound("tenant"))?;
         Ok(Settings {
             retention: HumanDuration::from_millis(s.retention_ms as u64),
-            max_output_bytes: s.max_output_bytes as u64,
+            max_output_bytes: (s.max_output_bytes as u64).min(self.output_cap()),
         })
     }
 
@@ -82,6 +89,16 @@ impl EngineHandle {
                 OUTPUT_BYTES.start(),
                 OUTPUT_BYTES.end()
             )));
+        }
+        let cap = self.output_cap();
+        if settings.max_output_bytes > cap {
+            return Err(Error::OverLimit {
+                field: "max_output_bytes",
+                message: format!(
+                    "{} is over this instance's cap of {cap} bytes; choose at most {cap}",
+                    settings.max_output_bytes
+                ),
+            });
         }
         let stored = TenantSettings {
             retention_ms: retention as i64,

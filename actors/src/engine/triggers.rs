@@ -119,6 +119,7 @@ impl Error {
             Error::RateLimited { .. } => "rate_limited",
             Error::NoCredits(_) => "no_credits",
             Error::TooLarge(_) => "payload_too_large",
+            Error::OverLimit { .. } => "over_limit",
             Error::Unconfigured(_) => "not_configured",
             Error::NotGenerated { .. } => "not_generated",
             Error::Upstream { .. } => "upstream",

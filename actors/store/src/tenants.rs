@@ -4,7 +4,7 @@ use flowmesh_model::{Role, TenantId};
 use sqlx::any::AnyRow;
 
 use crate::credentials;
-use crate::{Error, Principal, Store, now_ms, opt_int, parse, text};
+use crate::{Error, Principal, Store, now_ms, opt_int, opt_text, parse, text};
 
 /// The tenant the instance creates on an empty store: its owners and
 /// admins administer the instance (credits and limits of every tenant).
@@ -19,6 +19,12 @@ pub struct KeyInfo {
     pub role: Role,
     pub created_at: i64,
     pub revoked_at: Option<i64>,
+    /// Who created it (`user:<id>` or `key:<id>`); none for a key made at
+    /// bootstrap or before creators were kept.
+    pub created_by: Option<String>,
+    /// The creator's role when they created it; none as for `created_by`.
+    #[serde(skip)]
+    pub creator_role: Option<Role>,
 }
 
 /// A new API key of a tenant.
@@ -27,7 +33,21 @@ pub struct NewKey<'a> {
     pub tenant: TenantId,
     pub name: &'a str,
     pub role: Role,
+    /// The principal creating it.
+    pub creator: &'a Principal,
 }
+
+/// A key as stored; `creator` is none for keys the instance makes itself.
+struct KeyRow<'a> {
+    tenant: TenantId,
+    name: &'a str,
+    role: Role,
+    key: &'a str,
+    creator: Option<&'a Principal>,
+}
+
+const KEY_COLUMNS: &str =
+    "id, name, prefix, role, created_at, revoked_at, created_by, creator_role";
 
 /// A tenant as the instance's administrators see it.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -65,6 +85,11 @@ fn key_info(row: &AnyRow) -> Result<KeyInfo, Error> {
         role: parse(row, "role")?,
         created_at: crate::int(row, "created_at")?,
         revoked_at: opt_int(row, "revoked_at")?,
+        created_by: opt_text(row, "created_by")?,
+        creator_role: opt_text(row, "creator_role")?
+            .map(|r| r.parse())
+            .transpose()
+            .map_err(|_| Error::Database("api_keys.creator_role: not a role".into()))?,
     })
 }
 
@@ -101,45 +126,56 @@ impl Store {
             // Only the process that created the tenant makes up a key.
             if inserted == 1 && admin_key.is_none() {
                 let key = credentials::generate("fmk");
-                self.insert_key(id, "bootstrap", Role::Owner, &key).await?;
+                self.insert_key(KeyRow {
+                    tenant: id,
+                    name: "bootstrap",
+                    role: Role::Owner,
+                    key: &key,
+                    creator: None,
+                })
+                .await?;
                 generated = Some(key);
             }
         }
         if let Some(key) = admin_key
             && let Some(tenant) = self.tenant_by_slug(PLATFORM_TENANT).await?
         {
-            self.insert_key(tenant, "bootstrap", Role::Owner, key)
-                .await?;
+            self.insert_key(KeyRow {
+                tenant,
+                name: "bootstrap",
+                role: Role::Owner,
+                key,
+                creator: None,
+            })
+            .await?;
         }
         Ok(generated)
     }
 
-    async fn insert_key(
-        &self,
-        tenant: TenantId,
-        name: &str,
-        role: Role,
-        key: &str,
-    ) -> Result<KeyInfo, Error> {
+    async fn insert_key(&self, new: KeyRow<'_>) -> Result<KeyInfo, Error> {
         let info = KeyInfo {
             id: uuid::Uuid::now_v7().to_string(),
-            name: name.to_owned(),
-            prefix: credentials::prefix(key),
-            role,
+            name: new.name.to_owned(),
+            prefix: credentials::prefix(new.key),
+            role: new.role,
             created_at: now_ms(),
             revoked_at: None,
+            created_by: new.creator.map(|c| c.actor.clone()),
+            creator_role: new.creator.map(|c| c.role),
         };
         sqlx::query(
-            "INSERT INTO api_keys (id, tenant_id, name, prefix, hash, role, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+            "INSERT INTO api_keys (id, tenant_id, name, prefix, hash, role, created_at, created_by, creator_role) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
         )
         .bind(&info.id)
-        .bind(tenant.to_string())
-        .bind(name)
+        .bind(new.tenant.to_string())
+        .bind(new.name)
         .bind(&info.prefix)
-        .bind(credentials::digest(key))
-        .bind(role.as_str())
+        .bind(credentials::digest(new.key))
+        .bind(new.role.as_str())
         .bind(info.created_at)
+        .bind(info.created_by.as_deref())
+        .bind(info.creator_role.map(Role::as_str))
         .execute(&self.pool)
         .await?;
         Ok(info)
@@ -149,16 +185,21 @@ impl Store {
     pub async fn create_key(&self, new: NewKey<'_>) -> Result<(KeyInfo, String), Error> {
         let key = credentials::generate("fmk");
         let info = self
-            .insert_key(new.tenant, new.name, new.role, &key)
+            .insert_key(KeyRow {
+                tenant: new.tenant,
+                name: new.name,
+                role: new.role,
+                key: &key,
+                creator: Some(new.creator),
+            })
             .await?;
         Ok((info, key))
     }
 
     pub async fn list_keys(&self, tenant: TenantId) -> Result<Vec<KeyInfo>, Error> {
-        let rows = sqlx::query(
-            "SELECT id, name, prefix, role, created_at, revoked_at FROM api_keys \
-             WHERE tenant_id = $1 ORDER BY id",
-        )
+        let rows = sqlx::query(&format!(
+            "SELECT {KEY_COLUMNS} FROM api_keys WHERE tenant_id = $1 ORDER BY id"
+        ))
         .bind(tenant.to_string())
         .fetch_all(&self.pool)
         .await?;
@@ -175,10 +216,14 @@ impl Store {
         .bind(now_ms())
         .execute(&self.pool)
         .await?;
-        let row = sqlx::query(
-            "SELECT id, name, prefix, role, created_at, revoked_at FROM api_keys \
-             WHERE tenant_id = $1 AND id = $2",
-        )
+        self.get_key(tenant, id).await
+    }
+
+    /// A key of the tenant, revoked or not.
+    pub async fn get_key(&self, tenant: TenantId, id: &str) -> Result<KeyInfo, Error> {
+        let row = sqlx::query(&format!(
+            "SELECT {KEY_COLUMNS} FROM api_keys WHERE tenant_id = $1 AND id = $2"
+        ))
         .bind(tenant.to_string())
         .bind(id)
         .fetch_optional(&self.pool)
@@ -229,7 +274,14 @@ impl Store {
         let (id, _) = Self::insert_tenant(&mut tx, name, 0).await?;
         tx.commit().await?;
         let key = credentials::generate("fmk");
-        self.insert_key(id, "owner", Role::Owner, &key).await?;
+        self.insert_key(KeyRow {
+            tenant: id,
+            name: "owner",
+            role: Role::Owner,
+            key: &key,
+            creator: None,
+        })
+        .await?;
         Ok((id, key))
     }
 

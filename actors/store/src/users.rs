@@ -111,17 +111,19 @@ fn user_info(row: &AnyRow) -> Result<UserInfo, Error> {
 }
 
 impl Store {
+    /// Adds a user; none when the email is a user already (of any tenant),
+    /// without failing the caller's transaction.
     async fn insert_user(
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
         tenant: TenantId,
         email: &str,
         password_hash: &str,
         role: Role,
-    ) -> Result<String, Error> {
+    ) -> Result<Option<String>, Error> {
         let id = uuid::Uuid::now_v7().to_string();
-        sqlx::query(
+        let inserted = sqlx::query(
             "INSERT INTO users (id, tenant_id, email, password_hash, role, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
         )
         .bind(&id)
         .bind(tenant.to_string())
@@ -130,21 +132,19 @@ impl Store {
         .bind(role.as_str())
         .bind(now_ms())
         .execute(&mut **tx)
-        .await
-        .map_err(|e| match Error::from(e) {
-            Error::Conflict(_) => Error::Conflict("a user with this email exists".into()),
-            other => other,
-        })?;
-        Ok(id)
+        .await?
+        .rows_affected();
+        Ok((inserted == 1).then_some(id))
     }
 
     /// Creates a tenant with its owner, in one transaction; returns the
-    /// tenant's id and slug.
-    pub async fn register(&self, r: Registration<'_>) -> Result<(TenantId, String), Error> {
+    /// tenant's id and slug, or none (and creates nothing) when the email
+    /// is a user already. Both take one password hash and one transaction.
+    pub async fn register(&self, r: Registration<'_>) -> Result<Option<(TenantId, String)>, Error> {
         let hash = hash_password(r.password).await?;
         let mut tx = self.pool.begin().await?;
         let (tenant, slug) = Self::insert_tenant(&mut tx, r.tenant_name, r.initial_credits).await?;
-        Self::insert_user(
+        let user = Self::insert_user(
             &mut tx,
             tenant,
             &normalize_email(r.email),
@@ -152,8 +152,12 @@ impl Store {
             Role::Owner,
         )
         .await?;
+        if user.is_none() {
+            tx.rollback().await?;
+            return Ok(None);
+        }
         tx.commit().await?;
-        Ok((tenant, slug))
+        Ok(Some((tenant, slug)))
     }
 
     /// Opens a session for a known email and password; none otherwise.
@@ -265,14 +269,36 @@ impl Store {
         user_info(&row)
     }
 
-    /// Removes a user of the tenant and ends their sessions.
+    /// Removes a user of the tenant, ends their sessions, revokes the API
+    /// keys they created (and the keys those keys created, and so on), and
+    /// withdraws the invitations any of them sent that are not accepted yet.
     pub async fn remove_user(&self, tenant: TenantId, id: &str) -> Result<(), Error> {
+        // The user and every key descended from them, as actors.
+        const GRANTS: &str = "WITH RECURSIVE grants (actor) AS ( \
+                SELECT 'user:' || $1 \
+                UNION SELECT 'key:' || k.id FROM api_keys k JOIN grants g ON k.created_by = g.actor \
+                WHERE k.tenant_id = $2)";
         let mut tx = self.pool.begin().await?;
         sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND tenant_id = $2")
             .bind(id)
             .bind(tenant.to_string())
             .execute(&mut *tx)
             .await?;
+        let now = now_ms();
+        for withdraw in [
+            "UPDATE api_keys SET revoked_at = $3 WHERE tenant_id = $2 AND revoked_at IS NULL",
+            "UPDATE invitations SET expires_at = $3 \
+             WHERE tenant_id = $2 AND accepted_at IS NULL AND expires_at > $3",
+        ] {
+            sqlx::query(&format!(
+                "{GRANTS} {withdraw} AND created_by IN (SELECT actor FROM grants)"
+            ))
+            .bind(id)
+            .bind(tenant.to_string())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
         let gone = sqlx::query("DELETE FROM users WHERE id = $1 AND tenant_id = $2")
             .bind(id)
             .bind(tenant.to_string())
@@ -313,9 +339,10 @@ impl Store {
         Ok((info, token))
     }
 
-    /// Makes the invited person a user of the inviting tenant, once;
-    /// returns the tenant and the new user's email.
-    pub async fn accept_invitation(&self, a: Acceptance<'_>) -> Result<(TenantId, String), Error> {
+    /// Uses an invitation, once: its person becomes a user of the inviting
+    /// tenant unless the email is a user already (then nothing else
+    /// changes). Returns the inviting tenant either way.
+    pub async fn accept_invitation(&self, a: Acceptance<'_>) -> Result<TenantId, Error> {
         let hash = hash_password(a.password).await?;
         let rows = sqlx::query(
             "SELECT id, tenant_id, email, role, hash FROM invitations \
@@ -346,6 +373,6 @@ impl Store {
         }
         Self::insert_user(&mut tx, tenant, &email, &hash, role).await?;
         tx.commit().await?;
-        Ok((tenant, email))
+        Ok(tenant)
     }
 }

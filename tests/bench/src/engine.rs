@@ -127,6 +127,8 @@ impl Engine {
             .env("FLOWMESH_BUS_PREFIX", &self.prefix)
             .env("FLOWMESH_HTTP_ALLOW_HOSTS", &self.allow)
             .env("FLOWMESH_LOG", "error")
+            // Every tenant of a run registers from this one address.
+            .env("FLOWMESH_REGISTRATIONS_PER_ADDRESS", "0")
             // The scenarios run millions of node attempts on one tenant.
             .env("FLOWMESH_INITIAL_CREDITS", "1000000000000")
             // One load generator, one address: the public-surface limits

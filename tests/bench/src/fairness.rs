@@ -53,12 +53,22 @@ struct Tenant {
     workflow: String,
 }
 
-/// Registers a tenant (default limits); returns its session token and slug.
+/// Registers a tenant (default limits) and signs in; returns its session
+/// token and slug.
 async fn register(engine: &Engine, name: &str) -> anyhow::Result<(String, String)> {
-    let session: Value = engine
+    let email = format!("owner@{name}.example.com");
+    let password = "a long enough password";
+    engine
         .http
         .post(engine.url("/v1/auth/register"))
-        .json(&json!({"email": format!("owner@{name}.example.com"), "password": "a long enough password", "tenant": name}))
+        .json(&json!({"email": email, "password": password, "tenant": name}))
+        .send()
+        .await?
+        .error_for_status()?;
+    let session: Value = engine
+        .http
+        .post(engine.url("/v1/auth/login"))
+        .json(&json!({"email": email, "password": password}))
         .send()
         .await?
         .error_for_status()?
