@@ -330,6 +330,16 @@ pub struct Cli {
     )]
     pub initial_credits: i64,
 
+    /// Automatic refills paid to one tenant in any 24 hours; more are
+    /// refused, logged, counted and audited.
+    #[arg(
+        long,
+        env = "FLOWMESH_MAX_REFILLS_PER_DAY",
+        default_value_t = 5,
+        global = true
+    )]
+    pub max_refills_per_day: u32,
+
     /// Credits each started execution costs.
     #[arg(
         long,
@@ -540,6 +550,7 @@ fn tenancy_options(cli: &Cli) -> flowmesh_actors::Tenancy {
         registration: cli.registration,
         session_ttl: cli.session_ttl,
         initial_credits: cli.initial_credits,
+        max_refills_per_day: cli.max_refills_per_day,
         prices: flowmesh_actors::Prices {
             execution: cli.price_execution,
             node_run: cli.price_node_run,

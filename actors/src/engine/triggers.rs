@@ -117,6 +117,7 @@ impl Error {
             Error::Forbidden(_) => "forbidden",
             Error::RateLimited { .. } => "rate_limited",
             Error::NoCredits(_) => "no_credits",
+            Error::KeyReused(_) => "idempotency_key_reused",
             Error::TooLarge(_) => "payload_too_large",
             Error::Unconfigured(_) => "not_configured",
             Error::NotGenerated { .. } => "not_generated",
