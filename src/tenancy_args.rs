@@ -82,6 +82,16 @@ pub struct TenancyArgs {
     )]
     pub initial_credits: i64,
 
+    /// Automatic refills paid to one tenant in any 24 hours; more are
+    /// refused, logged, counted and audited.
+    #[arg(
+        long,
+        env = "FLOWMESH_MAX_REFILLS_PER_DAY",
+        default_value_t = 5,
+        global = true
+    )]
+    pub max_refills_per_day: u32,
+
     /// Credits each started execution costs.
     #[arg(
         long,
@@ -146,6 +156,7 @@ impl TenancyArgs {
             max_output_bytes: self.tenant_max_output_bytes,
             session_ttl: self.session_ttl,
             initial_credits: self.initial_credits,
+            max_refills_per_day: self.max_refills_per_day,
             prices: flowmesh_actors::Prices {
                 execution: self.price_execution,
                 node_run: self.price_node_run,

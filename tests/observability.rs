@@ -38,7 +38,17 @@ async fn scrape(engine: &Engine) -> String {
 
 async fn metrics_move(mode: Mode) {
     let stub = StubServer::start().await;
-    let engine = Engine::start_with(mode, &[("FLOWMESH_PARK_AFTER", "1s")]).await;
+    let env = [
+        ("FLOWMESH_PARK_AFTER", "1s"),
+        ("FLOWMESH_MAX_REFILLS_PER_DAY", "0"),
+    ];
+    let engine = Engine::start_with(mode, &env).await;
+    // Every settlement wants a refill, and the cap (0) stops each.
+    let refill = json!({"threshold": 1_000_000_000_000i64, "amount": 1});
+    let (status, body) = engine
+        .request(Method::PUT, "/v1/billing/auto-refill", Some(refill))
+        .await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{body}");
     let calls = engine
         .deploy(json!({"name": "calls", "nodes": [
             {"id": "start", "type": "trigger", "kind": "manual"},
@@ -184,6 +194,35 @@ async fn metrics_move(mode: Mode) {
                 .request_as(&key, Method::GET, "/v1/workflows", None)
                 .await;
             (status == reqwest::StatusCode::TOO_MANY_REQUESTS).then_some(())
+        },
+    )
+    .await;
+    // A schedule of a tenant without credits: its ticks are skipped.
+    let broke = engine.create_tenant("Broke").await;
+    engine
+        .request(
+            Method::POST,
+            "/v1/admin/tenants/broke/credits",
+            Some(json!({"amount": -1_000_000_000})),
+        )
+        .await;
+    engine
+        .deploy_as(
+            &broke,
+            json!({"name": "ticks", "nodes": [
+                {"id": "tick", "type": "trigger", "kind": "schedule", "config": {"cron": "* * * * * *"}},
+                {"id": "shape", "type": "data", "kind": "mapping", "config": {"mapping": {"ok": true}}}
+            ], "edges": [{"from": "tick", "to": "shape"}]}),
+        )
+        .await;
+    eventually(
+        "a skipped tick and a capped refill",
+        Duration::from_secs(20),
+        || async {
+            let text = scrape(&engine).await;
+            (sample(&text, "flowmesh_schedule_ticks_skipped_total", &[]) >= 1.0
+                && sample(&text, "flowmesh_refills_capped_total", &[]) >= 1.0)
+                .then_some(())
         },
     )
     .await;

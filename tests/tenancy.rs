@@ -742,3 +742,133 @@ async fn changes_are_audited(mode: Mode) {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 }
 both_modes!(changes_leave_audit_records, changes_are_audited);
+
+/// A re-run is admitted like a start: its input (trigger data and
+/// overrides) within the tenant's payload limit, and credits left.
+async fn reruns_admitted(mode: Mode) {
+    let engine = Engine::start(mode).await;
+    let owner = engine.create_tenant("Rerunner").await;
+    let wf = engine
+        .deploy_as(
+            &owner,
+            json!({"name": "two-steps", "nodes": [
+                {"id": "start", "type": "trigger", "kind": "manual"},
+                {"id": "shape", "type": "data", "kind": "mapping", "config": {"mapping": {"v": 1}}},
+                {"id": "after", "type": "data", "kind": "mapping", "config": {"mapping": {"v": "{{ shape.v }}"}}}
+            ], "edges": [{"from": "start", "to": "shape"}, {"from": "shape", "to": "after"}]}),
+        )
+        .await;
+    let run = engine.run_as(&owner, &wf, json!({})).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    let rerun = |shape: Value| {
+        let engine = &engine;
+        let owner = owner.clone();
+        let path = format!("/v1/executions/{}/rerun", run["id"].as_str().unwrap());
+        async move {
+            let body = json!({"from_node": "after", "input_override": {"shape": shape}});
+            engine
+                .request_as(&owner, Method::POST, &path, Some(body))
+                .await
+        }
+    };
+    let limits = json!({"rate_limit": null, "max_concurrent": null, "max_payload_bytes": 100});
+    let (status, body) = engine
+        .request_as(
+            ADMIN_KEY,
+            Method::PUT,
+            "/v1/admin/tenants/rerunner/limits",
+            Some(limits),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = rerun(json!({"v": "x".repeat(5_000)})).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    assert_eq!(body["error"]["code"], "payload_too_large");
+    let (status, body) = rerun(json!({"v": 2})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "a small override: {body}");
+
+    let (_, billing) = engine
+        .request_as(&owner, Method::GET, "/v1/billing", None)
+        .await;
+    let spend_all = -billing["balance"].as_i64().unwrap() - 1_000;
+    let resp = engine
+        .client()
+        .post(engine.url("/v1/admin/tenants/rerunner/credits"))
+        .bearer_auth(ADMIN_KEY)
+        .json(&json!({"amount": spend_all}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let (status, body) = rerun(json!({"v": 3})).await;
+    assert_eq!(status, StatusCode::PAYMENT_REQUIRED, "{body}");
+    assert_eq!(body["error"]["code"], "no_credits");
+}
+both_modes!(reruns_are_admitted_like_starts, reruns_admitted);
+
+/// An anonymous flood on a public webhook spends the tenant's credits:
+/// automatic refills stop at the cap, and the stop is audited and counted.
+async fn refills_capped(mode: Mode) {
+    let env = [
+        ("FLOWMESH_INITIAL_CREDITS", "100"),
+        ("FLOWMESH_MAX_REFILLS_PER_DAY", "2"),
+    ];
+    let engine = Engine::start_with(mode, &env).await;
+    let owner = engine.create_tenant("Flooded").await;
+    engine.deploy_as(&owner, workflow("flooded", "in")).await;
+    let (status, _) = engine
+        .request_as(
+            &owner,
+            Method::PUT,
+            "/v1/billing/auto-refill",
+            Some(json!({"threshold": 1_000_000, "amount": 1_000})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let audit = eventually(
+        "a refill stopped by the cap",
+        Duration::from_secs(60),
+        || async {
+            for _ in 0..5 {
+                engine
+                    .client()
+                    .post(engine.url("/hooks/flooded/in"))
+                    .json(&json!({}))
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            let (_, audit) = engine
+                .request_as(
+                    &owner,
+                    Method::GET,
+                    "/v1/audit?action=billing.refill_capped",
+                    None,
+                )
+                .await;
+            let items = audit["items"].as_array()?.clone();
+            (!items.is_empty()).then_some(items)
+        },
+    )
+    .await;
+    assert_eq!(audit.len(), 1, "audited once per day: {audit:?}");
+    assert_eq!(audit[0]["outcome"], "refill_cap_reached");
+    let (_, billing) = engine
+        .request_as(&owner, Method::GET, "/v1/billing", None)
+        .await;
+    let refills = billing["ledger"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "refill")
+        .count();
+    assert_eq!(refills, 2, "{billing}");
+    let metrics = engine.metrics_text().await;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("flowmesh_refills_capped_total{")),
+        "{metrics}"
+    );
+}
+both_modes!(automatic_refills_stop_at_the_cap, refills_capped);

@@ -196,3 +196,103 @@ async fn each_schedule_tick_fires_once_across_processes() {
         "a tick was lost: {distinct:?}"
     );
 }
+
+/// Twenty different resumes of one wait at once: the first recorded wins
+/// (202) and is the node's output, every other gets 409; the winner sent
+/// again is answered 202 again.
+async fn racing_resumes(mode: Mode) {
+    let stub = StubServer::start().await;
+    let engine = Engine::start(mode).await;
+    let workflow = engine.deploy(approval(&stub, Some("1h"))).await;
+    let id = engine.start_execution(&workflow, json!({})).await;
+    waiting_at(&engine, &id, "approve").await;
+    let answers = futures::future::join_all((0..20).map(|n| {
+        let engine = &engine;
+        let id = &id;
+        async move {
+            let payload = json!({"approved": true, "by": format!("person-{n}")});
+            let (status, body) = resume(engine, id, json!({"payload": payload})).await;
+            (status, body, payload)
+        }
+    }))
+    .await;
+    let accepted: Vec<_> = answers
+        .iter()
+        .filter(|(status, _, _)| *status == StatusCode::ACCEPTED)
+        .collect();
+    assert_eq!(accepted.len(), 1, "{answers:?}");
+    for (status, body, _) in &answers {
+        if *status != StatusCode::ACCEPTED {
+            assert_eq!(*status, StatusCode::CONFLICT, "{body}");
+            let message = body["error"]["message"].as_str().unwrap();
+            assert!(message.contains("already resumed"), "{message}");
+        }
+    }
+    let winner = accepted[0].2.clone();
+    let done = engine.finished(&id).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(node(&done, "approve")["output"]["payload"], winner);
+    assert_eq!(stub.hits("/ok/notify").len(), 1);
+    let (status, body) = resume(&engine, &id, json!({"payload": winner})).await;
+    assert_eq!(
+        status,
+        StatusCode::ACCEPTED,
+        "the same resume again: {body}"
+    );
+}
+both_modes!(a_wait_takes_the_first_of_concurrent_resumes, racing_resumes);
+
+/// A schedule of a tenant without credits starts nothing: each tick is
+/// skipped, audited and counted, and the schedule moves on.
+async fn schedule_without_credits(mode: Mode) {
+    let stub = StubServer::start().await;
+    let engine = Engine::start_with(mode, &[("FLOWMESH_INITIAL_CREDITS", "0")]).await;
+    let owner = engine.create_tenant("Broke").await;
+    let workflow = engine
+        .deploy_as(
+            &owner,
+            json!({"name": "every-second", "nodes": [
+                {"id": "tick", "type": "trigger", "kind": "schedule", "config": {"cron": "* * * * * *"}},
+                {"id": "call", "type": "action", "kind": "http_request", "config": {"method": "POST", "url": stub.url("/ok/tick")}}
+            ], "edges": [{"from": "tick", "to": "call"}]}),
+        )
+        .await;
+    let skipped = eventually("two skipped ticks", Duration::from_secs(20), || async {
+        let (_, audit) = engine
+            .request_as(
+                &owner,
+                Method::GET,
+                "/v1/audit?action=schedule.tick_skipped",
+                None,
+            )
+            .await;
+        let items = audit["items"].as_array()?.clone();
+        (items.len() >= 2).then_some(items)
+    })
+    .await;
+    assert_eq!(skipped[0]["outcome"], "no_credits", "{skipped:?}");
+    assert_eq!(skipped[0]["actor"], "engine");
+    assert_eq!(skipped[0]["target"], format!("{workflow}/tick"));
+    let (_, page) = engine
+        .request_as(
+            &owner,
+            Method::GET,
+            &format!("/v1/executions?workflow_id={workflow}"),
+            None,
+        )
+        .await;
+    assert_eq!(page["items"], json!([]), "no execution started");
+    assert!(stub.hits("/ok/tick").is_empty());
+    let metrics = engine.metrics_text().await;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("flowmesh_schedule_ticks_skipped_total{")
+                && l.contains("reason=\"no_credits\"")),
+        "{metrics}"
+    );
+}
+both_modes!(
+    a_schedule_without_credits_starts_nothing,
+    schedule_without_credits
+);

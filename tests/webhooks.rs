@@ -355,3 +355,96 @@ async fn own_limits(mode: Mode) {
     );
 }
 both_modes!(webhooks_have_limits_of_their_own, own_limits);
+
+/// A webhook sent with an idempotency key, as an anonymous caller does.
+async fn keyed_call(engine: &Engine, path: &str, key: &str, body: Value) -> (StatusCode, Value) {
+    let response = engine
+        .client()
+        .post(engine.url(&format!("/hooks/default/{path}")))
+        .header("Idempotency-Key", key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    (response.status(), response.json().await.unwrap())
+}
+
+/// An API start with an idempotency key, waiting for the result.
+async fn keyed_start(
+    engine: &Engine,
+    workflow: &str,
+    key: &str,
+    input: Value,
+) -> (StatusCode, Value) {
+    let response = engine
+        .client()
+        .post(engine.url(&format!("/v1/workflows/{workflow}/executions?wait=true")))
+        .bearer_auth(common::ADMIN_KEY)
+        .header("Idempotency-Key", key)
+        .json(&input)
+        .send()
+        .await
+        .unwrap();
+    (response.status(), response.json().await.unwrap())
+}
+
+/// Idempotency keys belong to the workflow and trigger they were sent to,
+/// and to the request: a webhook caller reusing a key of a private start
+/// gets a run of its own, a key a webhook used does not swallow a start,
+/// and a key reused with another request is refused.
+async fn scoped_idempotency_keys(mode: Mode) {
+    let engine = Engine::start(mode).await;
+    let private = engine
+        .deploy(json!({"name": "private", "nodes": [
+            {"id": "start", "type": "trigger", "kind": "manual"},
+            {"id": "secret", "type": "data", "kind": "mapping", "config": {"mapping": {"token": "s3cr3t-{{ trigger.body.n }}"}}}
+        ], "edges": [{"from": "start", "to": "secret"}]}))
+        .await;
+    engine
+        .deploy(hook_workflow(
+            "public",
+            "public",
+            json!([{"id": "echo", "type": "data", "kind": "mapping", "config": {"mapping": {"n": "{{ trigger.body.n }}"}}}]),
+            json!([{"from": "hook", "to": "echo"}]),
+        ))
+        .await;
+
+    let (status, private_run) = keyed_start(&engine, &private, "k-1", json!({"n": 1})).await;
+    assert_eq!(status, StatusCode::OK, "{private_run}");
+    assert_eq!(private_run["output"]["token"], "s3cr3t-1");
+    let (status, hooked) = keyed_call(&engine, "public", "k-1", json!({"n": 2})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{hooked}");
+    assert_ne!(hooked["execution_id"], private_run["execution_id"]);
+    assert!(!hooked.to_string().contains("s3cr3t"), "{hooked}");
+
+    // A key first sent through the webhook does not swallow a start.
+    let (status, first_hook) = keyed_call(&engine, "public", "k-2", json!({"n": 3})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{first_hook}");
+    let (status, started) = keyed_start(&engine, &private, "k-2", json!({"n": 4})).await;
+    assert_eq!(status, StatusCode::OK, "{started}");
+    assert_ne!(started["execution_id"], first_hook["execution_id"]);
+    assert_eq!(started["output"]["token"], "s3cr3t-4");
+
+    // The same request again is answered with the same execution.
+    let (status, again) = keyed_call(&engine, "public", "k-2", json!({"n": 3})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{again}");
+    assert_eq!(again["execution_id"], first_hook["execution_id"]);
+    let (status, again) = keyed_start(&engine, &private, "k-2", json!({"n": 4})).await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(again["execution_id"], started["execution_id"]);
+
+    // The same key with another request is refused, and says why.
+    let (status, refused) = keyed_call(&engine, "public", "k-2", json!({"n": 5})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    assert_eq!(refused["error"]["code"], "idempotency_key_reused");
+    let message = common::error_message(&refused);
+    assert!(message.contains("different request"), "{message}");
+    assert!(message.contains("will not help"), "{message}");
+    let (status, refused) = keyed_start(&engine, &private, "k-1", json!({"n": 6})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    assert!(!refused.to_string().contains("s3cr3t"), "{refused}");
+}
+both_modes!(
+    idempotency_keys_are_scoped_to_trigger_and_request,
+    scoped_idempotency_keys
+);

@@ -40,6 +40,10 @@ pub enum Error {
     /// only after credits are added.
     #[error("{0}")]
     NoCredits(String),
+    /// An idempotency key already started an execution of this trigger from
+    /// a different request. Retrying with the same key will not help.
+    #[error("{0}")]
+    KeyReused(String),
     /// A body or input over the tenant's size limit. Retrying will not help.
     #[error("{0}")]
     TooLarge(String),
@@ -93,6 +97,10 @@ impl From<flowmesh_store::Error> for Error {
             flowmesh_store::Error::NotFound => Error::NotFound("record"),
             flowmesh_store::Error::Conflict(m) => Error::Conflict(m),
             flowmesh_store::Error::Invalid(m) => Error::BadRequest(m),
+            flowmesh_store::Error::KeyReused(key) => Error::KeyReused(format!(
+                "the Idempotency-Key {key:?} was already used for a different request to this \
+                 trigger; retrying with the same key will not help: send a new request with a new key"
+            )),
             e if e.is_retryable() => Error::Unavailable(e.to_string()),
             e => Error::Internal(e.to_string()),
         }

@@ -63,6 +63,8 @@ pub const STORE_QUERY: &str = "flowmesh_store_query_seconds";
 pub const CREDITS_USED: &str = "flowmesh_credits_used_total";
 pub const STARTS_DEFERRED: &str = "flowmesh_executions_deferred_total";
 pub const REQUESTS_LIMITED: &str = "flowmesh_requests_rate_limited_total";
+pub const TICKS_SKIPPED: &str = "flowmesh_schedule_ticks_skipped_total";
+pub const REFILLS_CAPPED: &str = "flowmesh_refills_capped_total";
 
 /// Every metric the engine exports.
 pub const METRICS: &[Metric] = &[
@@ -155,6 +157,18 @@ pub const METRICS: &[Metric] = &[
         Kind::Counter,
         &["tenant"],
         "Requests refused with 429 by the tenant's rate limit.",
+    ),
+    metric(
+        TICKS_SKIPPED,
+        Kind::Counter,
+        &["tenant", "reason"],
+        "Schedule ticks that started nothing because admission refused them (no_credits, payload_too_large).",
+    ),
+    metric(
+        REFILLS_CAPPED,
+        Kind::Counter,
+        &["tenant"],
+        "Automatic refills not paid because the tenant had reached its refills per day.",
     ),
 ];
 
@@ -290,6 +304,15 @@ pub(crate) fn start_deferred(tenant: TenantId) {
 
 pub(crate) fn rate_limited(tenant: TenantId) {
     counter!(REQUESTS_LIMITED, "tenant" => bounded(tenant.to_string())).increment(1);
+}
+
+pub(crate) fn tick_skipped(tenant: TenantId, reason: &'static str) {
+    counter!(TICKS_SKIPPED, "tenant" => bounded(tenant.to_string()), "reason" => reason)
+        .increment(1);
+}
+
+pub(crate) fn refill_capped(tenant: TenantId) {
+    counter!(REFILLS_CAPPED, "tenant" => bounded(tenant.to_string())).increment(1);
 }
 
 pub(crate) fn store_call(op: &'static str, took: Duration) {

@@ -61,6 +61,9 @@ pub struct Tenancy {
     pub limits: TenantLimits,
     /// How often metered usage is settled into balances.
     pub settle_interval: HumanDuration,
+    /// Automatic refills a tenant may be paid in any 24 hours: a flood
+    /// that spends credits cannot buy more without bound.
+    pub max_refills_per_day: u32,
     /// Password hashing and failed-login delays.
     pub logins: crate::engine::LoginOptions,
 }
@@ -77,6 +80,7 @@ impl Default for Tenancy {
             prices: Prices::default(),
             limits: TenantLimits::default(),
             settle_interval: HumanDuration::from_millis(2_000),
+            max_refills_per_day: 5,
             logins: Default::default(),
         }
     }

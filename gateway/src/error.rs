@@ -67,6 +67,11 @@ impl From<Error> for ApiError {
                 error
             }
             Error::NoCredits(m) => ApiError::new(StatusCode::PAYMENT_REQUIRED, "no_credits", m),
+            Error::KeyReused(m) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_key_reused",
+                m,
+            ),
             Error::TooLarge(m) => {
                 ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", m)
             }

@@ -118,7 +118,7 @@ fn describe(method: &str, path: &str) -> Option<Doc> {
             (200, Some("WorkflowSummary")),
         ),
         ("POST", "/v1/workflows/{id}/executions") => doc(
-            "Start an execution of the published version (`?wait=true` answers with the result)",
+            "Start an execution of the published version (`?wait=true` answers with the result; an `Idempotency-Key` sent again with another input: 422)",
             Some("Object"),
             (202, Some("Started")),
         ),
@@ -139,7 +139,7 @@ fn describe(method: &str, path: &str) -> Option<Doc> {
             doc("Cancel an execution", None, (202, Some("Started")))
         }
         ("POST", "/v1/executions/{id}/resume") => doc(
-            "Resume a wait_for_event node",
+            "Resume a wait_for_event node (the first resume wins; the same one again: 202, any other: 409)",
             Some("Resume"),
             (202, Some("Started")),
         ),
@@ -157,7 +157,7 @@ fn describe(method: &str, path: &str) -> Option<Doc> {
             (200, Some("Object")),
         ),
         ("POST", "/v1/executions/{id}/rerun") => doc(
-            "Run again from a node, reusing recorded outputs upstream",
+            "Run again from a node, reusing recorded outputs upstream (admitted like a start: 402, 413)",
             Some("Rerun"),
             (202, Some("Started")),
         ),
@@ -250,7 +250,7 @@ fn describe(method: &str, path: &str) -> Option<Doc> {
             (200, Some("Object")),
         ),
         ("ANY", "/hooks/{tenant}/{*path}") => doc(
-            "A webhook of a published workflow (any method)",
+            "A webhook of a published workflow (any method; an `Idempotency-Key` sent again with another request: 422)",
             Some("Any"),
             (202, Some("Object")),
         ),

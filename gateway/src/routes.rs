@@ -678,9 +678,11 @@ async fn resume_execution(
     State(state): State<AppState>,
     Auth(who): Auth,
     Path(id): Path<String>,
+    headers: axum::http::HeaderMap,
     JsonBytes(body): JsonBytes,
 ) -> ApiResult {
     let execution: ExecutionId = parse_id(&id, "execution")?;
+    let idempotency_key = idempotency_key(&headers)?;
     let body: Resume = if body.is_empty() {
         Resume::default()
     } else {
@@ -693,6 +695,7 @@ async fn resume_execution(
             execution,
             node: body.node,
             payload: body.payload,
+            idempotency_key,
         })
         .await?;
     Ok((

@@ -433,6 +433,18 @@ impl Engine {
         self.request(Method::POST, path, Some(body)).await
     }
 
+    /// The metrics text of `GET /metrics`.
+    pub async fn metrics_text(&self) -> String {
+        let resp = self
+            .http
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("scrape");
+        assert!(resp.status().is_success(), "{}", resp.status());
+        resp.text().await.expect("metrics text")
+    }
+
     pub fn client(&self) -> &reqwest::Client {
         &self.http
     }

@@ -13,6 +13,7 @@ use flowmesh_store::{
 
 use super::api::EngineHandle;
 use super::blank;
+use crate::context::Context;
 use crate::error::Error;
 
 /// How long an authenticated credential is trusted without asking the
@@ -396,9 +397,7 @@ impl EngineHandle {
     /// Writes an audit record; a record that cannot be written is logged
     /// (the change it describes has happened).
     pub async fn audit(&self, tenant: TenantId, record: AuditRecord) {
-        if let Err(e) = self.ctx.store.audit(tenant, &record).await {
-            tracing::error!(%tenant, action = %record.action, error = %e, "audit record not written");
-        }
+        write_audit(&self.ctx, tenant, record).await;
     }
 
     pub async fn audit_log(
@@ -407,5 +406,39 @@ impl EngineHandle {
         query: &AuditQuery,
     ) -> Result<Vec<AuditRecord>, Error> {
         Ok(self.ctx.store.audit_log(tenant, query).await?)
+    }
+}
+
+/// Something the engine did on its own for a tenant, for its audit log.
+pub(super) struct EngineAudit<'a> {
+    pub tenant: TenantId,
+    /// Such as `schedule.tick_skipped`.
+    pub action: &'a str,
+    pub target: Option<String>,
+    /// Why, as an error code (such as `no_credits`).
+    pub outcome: &'a str,
+}
+
+/// Audits an engine's own action: actor `engine`, no source, and status 0
+/// (no request was answered).
+pub(super) async fn audit_engine(ctx: &Context, event: EngineAudit<'_>) {
+    let record = AuditRecord {
+        id: uuid::Uuid::now_v7().to_string(),
+        at: now_ms(),
+        actor: "engine".to_owned(),
+        action: event.action.to_owned(),
+        target: event.target,
+        source: None,
+        outcome: event.outcome.to_owned(),
+        status: 0,
+    };
+    write_audit(ctx, event.tenant, record).await;
+}
+
+/// A record that cannot be written is logged (the change it describes
+/// has happened).
+async fn write_audit(ctx: &Context, tenant: TenantId, record: AuditRecord) {
+    if let Err(e) = ctx.store.audit(tenant, &record).await {
+        tracing::error!(%tenant, action = %record.action, error = %e, "audit record not written");
     }
 }

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use flowmesh_model::TenantId;
+use flowmesh_store::{Created, NewExecution};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
@@ -99,8 +100,20 @@ impl EngineHandle {
         })
     }
 
+    /// Admits, then records, a new execution: every way an execution starts
+    /// but a schedule tick (created with its tick, see `schedule`) comes here.
+    pub(super) async fn create_admitted(
+        &self,
+        new: &NewExecution,
+        payload_bytes: usize,
+    ) -> Result<Created, Error> {
+        self.admit_start(new.tenant, payload_bytes).await?;
+        Ok(self.ctx.store.create_execution(new).await?)
+    }
+
     /// Whether a tenant may start an execution with `payload_bytes` of
-    /// trigger data: within its size limit, with credits left.
+    /// caller-given data: within its size limit, with credits left. The one
+    /// admission of every execution, whatever starts it.
     pub(super) async fn admit_start(
         &self,
         tenant: TenantId,
@@ -115,7 +128,8 @@ impl EngineHandle {
             && payload_bytes as i64 > max
         {
             return Err(Error::TooLarge(format!(
-                "the input is {payload_bytes} bytes; this tenant's limit is {max}"
+                "the execution's input is {payload_bytes} bytes; this tenant's limit is {max}. \
+                 Retrying with the same input will not help"
             )));
         }
         let balance = match self.credits.get(tenant) {

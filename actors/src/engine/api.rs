@@ -301,6 +301,9 @@ impl EngineHandle {
                     "the workflow has no trigger that can be started through the API".into(),
                 )
             })?;
+        let fingerprint = Fingerprint::Api {
+            input: request.input.clone(),
+        };
         let data = json!({"body": request.input, "headers": {}, "query": {}});
         self.accept(Accept {
             tenant: request.tenant,
@@ -310,6 +313,7 @@ impl EngineHandle {
             trigger,
             data,
             idempotency_key: request.idempotency_key,
+            request: fingerprint,
             watch: request.wait,
         })
         .await
@@ -337,6 +341,10 @@ impl EngineHandle {
                 missing: "trigger",
             })
             .await?;
+        let fingerprint = Fingerprint::Nats {
+            subject: message.subject.clone(),
+            body: body.clone(),
+        };
         let data = json!({"body": body, "subject": message.subject});
         let watch = graph.responds() && message.reply.is_some();
         self.accept(Accept {
@@ -347,6 +355,7 @@ impl EngineHandle {
             trigger,
             data,
             idempotency_key: message.idempotency_key.clone(),
+            request: fingerprint,
             watch,
         })
         .await
@@ -391,8 +400,7 @@ impl EngineHandle {
     /// run. If the bus is down the execution is still accepted: a claim sweep
     /// picks up executions nobody started.
     pub(super) async fn accept(&self, accept: Accept) -> Result<Started, Error> {
-        self.admit_start(accept.tenant, accept.data.to_string().len())
-            .await?;
+        let payload_bytes = accept.data.to_string().len();
         let id = ExecutionId::new();
         let deadline_ms = accept
             .graph
@@ -411,12 +419,13 @@ impl EngineHandle {
             trigger_node: accept.graph.node(accept.trigger).id.clone(),
             trigger: accept.data,
             idempotency_key: accept.idempotency_key,
+            fingerprint: Some(accept.request.fingerprint()),
             deadline_ms,
             origin: None,
             steps: Vec::new(),
             traceparent: traceparent.clone(),
         };
-        let created = self.ctx.store.create_execution(&new).await?;
+        let created = self.create_admitted(&new, payload_bytes).await?;
         crash_point("engine::accept::recorded");
         if created.created {
             metrics::execution_started(accept.tenant, accept.workflow);
@@ -625,6 +634,42 @@ pub(super) struct Accept {
     pub trigger: usize,
     pub data: Value,
     pub idempotency_key: Option<String>,
+    /// What the request was, for its idempotency key.
+    pub request: Fingerprint,
     /// Subscribe to the execution's events before asking for it to run.
     pub watch: bool,
+}
+
+/// The parts of a request that make it the same request again: a repeat
+/// with the same idempotency key must match them.
+pub(super) enum Fingerprint {
+    Api {
+        input: Value,
+    },
+    Webhook {
+        method: String,
+        path: String,
+        body: Value,
+    },
+    Nats {
+        subject: String,
+        body: Value,
+    },
+}
+
+impl Fingerprint {
+    /// SHA-256 of a canonical JSON form (object keys sorted), in hex.
+    fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let canonical = match self {
+            Fingerprint::Api { input } => json!({"source": "api", "input": input}),
+            Fingerprint::Webhook { method, path, body } => {
+                json!({"source": "webhook", "method": method, "path": path, "body": body})
+            }
+            Fingerprint::Nats { subject, body } => {
+                json!({"source": "nats", "subject": subject, "body": body})
+            }
+        };
+        format!("{:x}", Sha256::digest(canonical.to_string().as_bytes()))
+    }
 }

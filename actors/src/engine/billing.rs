@@ -4,9 +4,12 @@
 use std::sync::Arc;
 
 use flowmesh_model::TenantId;
-use flowmesh_store::{Balance, Credit, DailyUsage, LedgerEntry, PLATFORM_TENANT, TenantLimits};
+use flowmesh_store::{
+    AuditQuery, Balance, Credit, DailyUsage, LedgerEntry, PLATFORM_TENANT, TenantLimits,
+};
 use futures::future::BoxFuture;
 
+use super::accounts::{EngineAudit, audit_engine};
 use super::api::EngineHandle;
 use crate::context::Context;
 use crate::error::Error;
@@ -188,7 +191,51 @@ pub(super) async fn settle(ctx: Arc<Context>) {
     }
 }
 
+/// The window the refill cap counts over.
+const REFILL_WINDOW_MS: i64 = 24 * 3_600_000;
+
+/// Whether the tenant already had its refills of the last day; a refill
+/// the cap stops is logged and counted, and audited once per window.
+async fn refill_capped(ctx: &Context, due: &flowmesh_store::RefillDue) -> Result<bool, Error> {
+    let cap = ctx.options.tenancy.max_refills_per_day;
+    let since = flowmesh_store::now_ms() - REFILL_WINDOW_MS;
+    let refills = ctx.store.refills_since(due.tenant, since).await?;
+    if refills < i64::from(cap) {
+        return Ok(false);
+    }
+    tracing::warn!(tenant = %due.tenant, refills, cap, balance = due.balance, "automatic refill not paid: the tenant reached its refills per day");
+    crate::metrics::refill_capped(due.tenant);
+    let query = AuditQuery {
+        action: Some(REFILL_CAPPED.to_owned()),
+        since: Some(since),
+        limit: 1,
+        ..AuditQuery::default()
+    };
+    if ctx.store.audit_log(due.tenant, &query).await?.is_empty() {
+        let event = EngineAudit {
+            tenant: due.tenant,
+            action: REFILL_CAPPED,
+            target: None,
+            outcome: "refill_cap_reached",
+        };
+        audit_engine(ctx, event).await;
+    }
+    Ok(true)
+}
+
+/// The audit action of a refill the cap stopped.
+const REFILL_CAPPED: &str = "billing.refill_capped";
+
 async fn refill(ctx: &Context, due: flowmesh_store::RefillDue) {
+    match refill_capped(ctx, &due).await {
+        Ok(false) => {}
+        Ok(true) => return,
+        Err(e) => {
+            // Without the count the cap cannot hold: no payment this time.
+            tracing::warn!(tenant = %due.tenant, error = %e, "could not count the tenant's refills; no refill paid");
+            return;
+        }
+    }
     let key = format!("refill:{}:{}", due.tenant, uuid::Uuid::now_v7());
     let request = RefillRequest {
         tenant: due.tenant,

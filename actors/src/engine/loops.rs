@@ -40,7 +40,6 @@ pub(super) async fn spawn_all(
         tokio::spawn(consume_commands(ctx.clone(), root.clone(), commands)),
         tokio::spawn(consume_control(ctx.clone(), root.clone(), control)),
         tokio::spawn(claim_unowned(ctx.clone(), root.clone())),
-        tokio::spawn(super::schedule::fire_schedules(ctx.clone())),
         tokio::spawn(super::retention::purge(ctx.clone())),
         tokio::spawn(super::billing::settle(ctx.clone())),
         tokio::spawn(keep_lease(ctx, root)),

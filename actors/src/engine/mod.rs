@@ -92,6 +92,8 @@ impl Engine {
         let _ = ctx.root.set(root.clone());
         let mut loops = loops::spawn_all(ctx.clone(), root.clone()).await?;
         let handle = EngineHandle::new(ctx.clone(), parts.registry);
+        // Ticks are admitted like any start, through the handle.
+        loops.push(tokio::spawn(schedule::fire_schedules(handle.clone())));
         if let Some(triggers) = ctx.bus.triggers().await? {
             loops.push(tokio::spawn(triggers::serve(handle.clone(), triggers)));
         }

@@ -263,6 +263,15 @@ impl EngineHandle {
             .get("trigger")
             .cloned()
             .unwrap_or_else(|| record.trigger.clone());
+        // Admitted like a start: the trigger data and every override are the
+        // caller's input to the new execution.
+        let overridden: usize = request
+            .input_override
+            .iter()
+            .filter(|(key, _)| key.as_str() != "trigger")
+            .map(|(_, value)| value.to_string().len())
+            .sum();
+        let payload_bytes = trigger.to_string().len() + overridden;
         let new = NewExecution {
             id,
             tenant: record.tenant,
@@ -271,6 +280,7 @@ impl EngineHandle {
             trigger_node: record.trigger_node.clone(),
             trigger,
             idempotency_key: None,
+            fingerprint: None,
             deadline_ms: graph
                 .document
                 .settings
@@ -283,7 +293,7 @@ impl EngineHandle {
             steps,
             traceparent: crate::trace::traceparent_of(&tracing::Span::current()),
         };
-        self.ctx.store.create_execution(&new).await?;
+        self.create_admitted(&new, payload_bytes).await?;
         crate::metrics::execution_started(record.tenant, record.workflow);
         let command = Command::StartExecution {
             tenant: record.tenant,

@@ -1,7 +1,7 @@
 //! Resuming executions that wait for an event (`wait_for_event` nodes).
 
 use flowmesh_model::{Command, ExecutionId, NodeStatus, Primitive, TenantId};
-use flowmesh_store::NewSignal;
+use flowmesh_store::{ExecutionRecord, NewSignal, SignalAdded};
 use serde_json::Value;
 
 use super::EngineHandle;
@@ -16,22 +16,20 @@ pub struct ResumeRequest {
     pub node: Option<String>,
     /// Becomes the node's output, as `payload`.
     pub payload: Value,
+    /// The `Idempotency-Key` header: a repeat with it is the same resume.
+    pub idempotency_key: Option<String>,
 }
 
 impl EngineHandle {
     /// Records a resume durably, then makes its execution apply it: at once
     /// where it runs, or by taking it back if it is parked. Returns the
-    /// node resumed.
+    /// node resumed. A wait takes the first resume recorded; that resume
+    /// sent again (same payload, or same idempotency key while it is
+    /// pending) is answered the same, any other is refused.
     pub async fn resume_execution(&self, request: ResumeRequest) -> Result<String, Error> {
         let record = self
             .get_execution(request.tenant, request.execution)
             .await?;
-        if record.status.is_terminal() {
-            return Err(Error::Conflict(format!(
-                "the execution already ended as {}; there is nothing to resume",
-                record.status
-            )));
-        }
         let graph = self.graph(record.workflow, record.version).await?;
         let waits: Vec<&str> = graph
             .document
@@ -61,29 +59,36 @@ impl EngineHandle {
                 )));
             }
         };
+        if record.status.is_terminal() {
+            return applied(&record, node, &request.payload);
+        }
         let status = record
             .steps
             .iter()
             .find(|s| s.node == node)
             .map_or(NodeStatus::Pending, |s| s.status);
         if status != NodeStatus::Waiting {
-            return Err(Error::Conflict(format!(
-                "node {node} is not waiting for a resume (it is {status}); \
-                 a resume is accepted once it waits"
-            )));
+            return applied(&record, node, &request.payload);
         }
         let signal = NewSignal {
             tenant: request.tenant,
             execution: request.execution,
             node: node.clone(),
             payload: request.payload,
+            idempotency_key: request.idempotency_key,
         };
-        let id = self
-            .ctx
-            .store
-            .add_signal(&signal)
-            .await?
-            .ok_or_else(|| Error::Conflict("the execution ended meanwhile".into()))?;
+        let id = match self.ctx.store.add_signal(&signal).await? {
+            Some(SignalAdded::Recorded(id)) => id,
+            // Already recorded: its commands were sent when it was.
+            Some(SignalAdded::Repeated(_)) => return Ok(node),
+            Some(SignalAdded::Taken) => return Err(taken(&node)),
+            Some(SignalAdded::NotWaiting) | None => {
+                let record = self
+                    .get_execution(request.tenant, request.execution)
+                    .await?;
+                return applied(&record, node, &signal.payload);
+            }
+        };
         // The signal row is the durable part: a parked execution is due now
         // and the claim sweep takes it even if these commands are lost.
         let commands = [
@@ -106,4 +111,39 @@ impl EngineHandle {
         }
         Ok(node)
     }
+}
+
+/// The answer to a resume of a node that no longer waits: the resume that
+/// ended its wait, sent again, is answered as it was; anything else is a
+/// conflict.
+fn applied(record: &ExecutionRecord, node: String, payload: &Value) -> Result<String, Error> {
+    let step = record.steps.iter().find(|s| s.node == node);
+    let resumed_with = step
+        .filter(|s| s.status == NodeStatus::Succeeded)
+        .and_then(|s| s.output.as_ref())
+        .and_then(|output| output.get("payload"));
+    if resumed_with == Some(payload) {
+        return Ok(node);
+    }
+    if resumed_with.is_some() {
+        return Err(taken(&node));
+    }
+    if record.status.is_terminal() {
+        return Err(Error::Conflict(format!(
+            "the execution already ended as {}; there is nothing to resume",
+            record.status
+        )));
+    }
+    let status = step.map_or(NodeStatus::Pending, |s| s.status);
+    Err(Error::Conflict(format!(
+        "node {node} is not waiting for a resume (it is {status}); \
+         a resume is accepted once it waits"
+    )))
+}
+
+fn taken(node: &str) -> Error {
+    Error::Conflict(format!(
+        "node {node} was already resumed with a different payload; a wait takes one resume, \
+         the first recorded. Retrying this one will not help"
+    ))
 }

@@ -1,21 +1,25 @@
 //! Fires the schedule triggers of published workflows. Every process runs
 //! this loop; the store's compare-and-set lets exactly one of them fire
 //! each tick, with the tick's execution created in the same transaction.
-
-use std::sync::Arc;
+//! A tick is admitted like any start; one admission refuses (no credits,
+//! input over the limit) is skipped, recorded, and the schedule moves on.
 
 use flowmesh_model::{Command, ExecutionId};
 use flowmesh_node_handlers::schedule::Schedule;
 use flowmesh_store::{DueSchedule, Fire, NewExecution, now_ms};
 use serde_json::json;
 
+use super::EngineHandle;
+use super::accounts::{EngineAudit, audit_engine};
 use crate::context::Context;
+use crate::error::Error;
 
 /// Due schedules handled per round, and rounds per look.
 const BATCH: u32 = 100;
 const MAX_ROUNDS: usize = 50;
 
-pub(super) async fn fire_schedules(ctx: Arc<Context>) {
+pub(super) async fn fire_schedules(handle: EngineHandle) {
+    let ctx = handle.ctx.clone();
     let mut tick = tokio::time::interval(ctx.options.claim_interval.0);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -35,7 +39,7 @@ pub(super) async fn fire_schedules(ctx: Arc<Context>) {
             };
             let count = due.len();
             for schedule in &due {
-                fire(&ctx, schedule).await;
+                fire(&handle, schedule).await;
             }
             if count == 0 {
                 break;
@@ -44,7 +48,8 @@ pub(super) async fn fire_schedules(ctx: Arc<Context>) {
     }
 }
 
-async fn fire(ctx: &Context, due: &DueSchedule) {
+async fn fire(handle: &EngineHandle, due: &DueSchedule) {
+    let ctx = &*handle.ctx;
     let schedule = match Schedule::new(&due.cron, &due.timezone, &due.missed) {
         Ok(schedule) => schedule,
         Err(problem) => {
@@ -54,9 +59,23 @@ async fn fire(ctx: &Context, due: &DueSchedule) {
     };
     let now = now_ms();
     let firing = schedule.decide(due.next_at, now);
+    let mut refused = None;
     let execution = match firing.fire {
         Some(at) => match new_execution(ctx, due, &schedule, at).await {
-            Some(new) => Some(new),
+            Some(new) => {
+                let payload_bytes = new.trigger.to_string().len();
+                match handle.admit_start(new.tenant, payload_bytes).await {
+                    Ok(()) => Some(new),
+                    Err(e @ (Error::NoCredits(_) | Error::TooLarge(_))) => {
+                        refused = Some(e);
+                        None
+                    }
+                    Err(e) => {
+                        tracing::warn!(workflow = %due.workflow, node = %due.node, error = %e, "could not admit schedule tick; trying again");
+                        return;
+                    }
+                }
+            }
             None => return,
         },
         None => {
@@ -71,6 +90,9 @@ async fn fire(ctx: &Context, due: &DueSchedule) {
     };
     match ctx.store.fire_schedule(&request).await {
         Ok(true) => {
+            if let Some(refusal) = refused {
+                skipped(ctx, due, &refusal).await;
+            }
             if let Some(new) = execution {
                 let command = Command::StartExecution {
                     tenant: new.tenant,
@@ -92,6 +114,20 @@ async fn fire(ctx: &Context, due: &DueSchedule) {
             tracing::warn!(workflow = %due.workflow, node = %due.node, error = %e, "could not fire schedule; trying again")
         }
     }
+}
+
+/// Records a tick admission refused: it is skipped, not retried.
+async fn skipped(ctx: &Context, due: &DueSchedule, refusal: &Error) {
+    let reason = refusal.code();
+    tracing::warn!(tenant = %due.tenant, workflow = %due.workflow, node = %due.node, tick = due.next_at, reason, error = %refusal, "schedule tick refused by admission; skipped");
+    crate::metrics::tick_skipped(due.tenant, reason);
+    let event = EngineAudit {
+        tenant: due.tenant,
+        action: "schedule.tick_skipped",
+        target: Some(format!("{}/{}", due.workflow, due.node)),
+        outcome: reason,
+    };
+    audit_engine(ctx, event).await;
 }
 
 /// The execution of one tick; its idempotency key makes the tick's
@@ -127,6 +163,7 @@ async fn new_execution(
             "fired_at_ms": now,
         }),
         idempotency_key: Some(format!("schedule:{}:{}:{at}", due.workflow, due.node)),
+        fingerprint: None,
         deadline_ms: document
             .settings
             .timeout

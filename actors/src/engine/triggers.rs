@@ -118,6 +118,7 @@ impl Error {
             Error::Forbidden(_) => "forbidden",
             Error::RateLimited { .. } => "rate_limited",
             Error::NoCredits(_) => "no_credits",
+            Error::KeyReused(_) => "idempotency_key_reused",
             Error::TooLarge(_) => "payload_too_large",
             Error::OverLimit { .. } => "over_limit",
             Error::Unconfigured(_) => "not_configured",

@@ -9,7 +9,7 @@ use flowmesh_node_handlers::{NATS_ROUTE, SecretError, SecretSource};
 use flowmesh_store::now_ms;
 use serde_json::{Map, Value, json};
 
-use super::api::{Accept, EngineHandle, Routed, Started, TriggerRoute};
+use super::api::{Accept, EngineHandle, Fingerprint, Routed, Started, TriggerRoute};
 use crate::error::Error;
 
 /// Headers that carry credentials: kept out of trigger data and the journal.
@@ -121,6 +121,11 @@ impl EngineHandle {
             headers,
             query,
         } = hook;
+        let request = Fingerprint::Webhook {
+            method: method.clone(),
+            path: path.clone(),
+            body: body.clone(),
+        };
         let data = json!({"body": body, "headers": headers, "query": query, "method": method, "path": path});
         let watch = routed.graph.responds();
         self.accept(Accept {
@@ -131,6 +136,7 @@ impl EngineHandle {
             trigger: routed.trigger,
             data,
             idempotency_key,
+            request,
             watch,
         })
         .await

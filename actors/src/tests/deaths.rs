@@ -125,6 +125,7 @@ async fn left_by_a_dead_run(
         trigger_node: "start".into(),
         trigger: json!({}),
         idempotency_key: None,
+        fingerprint: None,
         deadline_ms: None,
         origin: None,
         steps: Vec::new(),

@@ -304,6 +304,19 @@ impl Store {
     }
 
     /// Newest first; `before` is the last id of the previous page.
+    /// How many automatic refills a tenant received since `since` (ms).
+    pub async fn refills_since(&self, tenant: TenantId, since: i64) -> Result<i64, Error> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS refills FROM credit_ledger \
+             WHERE tenant_id = $1 AND kind = 'refill' AND at >= $2",
+        )
+        .bind(tenant.to_string())
+        .bind(since)
+        .fetch_one(&self.pool)
+        .await?;
+        int(&row, "refills")
+    }
+
     pub async fn ledger(
         &self,
         tenant: TenantId,

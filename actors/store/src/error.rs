@@ -8,6 +8,10 @@ pub enum Error {
     Conflict(String),
     #[error("invalid: {0}")]
     Invalid(String),
+    /// An idempotency key already started an execution of the same trigger
+    /// from a different request (the key).
+    #[error("idempotency key {0:?} was already used for a different request")]
+    KeyReused(String),
     /// The database could not be reached in time; nothing was written.
     #[error("the database is unavailable: {0}")]
     Unavailable(String),

@@ -82,8 +82,8 @@ where
     let now = now_ms();
     let inserted = sqlx::query(
         "INSERT INTO executions (id, tenant_id, workflow_id, version, status, trigger_node, trigger_data, \
-         idempotency_key, deadline_ms, created_at, wake_at, origin_id, origin_node, traceparent) \
-         VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+         idempotency_key, deadline_ms, created_at, wake_at, origin_id, origin_node, traceparent, request_fingerprint) \
+         VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
          ON CONFLICT DO NOTHING",
     )
     .bind(new.id.to_string())
@@ -99,6 +99,7 @@ where
     .bind(new.origin.as_ref().map(|o| o.execution.to_string()))
     .bind(new.origin.as_ref().map(|o| o.node.clone()))
     .bind(new.traceparent.clone())
+    .bind(new.fingerprint.clone())
     .execute(executor)
     .await?
     .rows_affected();
@@ -220,7 +221,8 @@ fn execution(row: &AnyRow, steps: Vec<StepRecord>) -> Result<ExecutionRecord, Er
 }
 
 impl Store {
-    /// Inserts a queued execution, or finds the one its idempotency key already started.
+    /// Inserts a queued execution, or finds the one its idempotency key
+    /// already started for the same workflow, trigger node and request.
     pub async fn create_execution(&self, new: &NewExecution) -> Result<Created, Error> {
         let inserted = if new.steps.is_empty() {
             insert_execution(&self.pool, new).await?
@@ -244,12 +246,19 @@ impl Store {
         let Some(key) = &new.idempotency_key else {
             return Err(Error::Conflict(format!("execution {} exists", new.id)));
         };
-        let row =
-            sqlx::query("SELECT id FROM executions WHERE tenant_id = $1 AND idempotency_key = $2")
-                .bind(new.tenant.to_string())
-                .bind(key)
-                .fetch_one(&self.pool)
-                .await?;
+        let row = sqlx::query(
+            "SELECT id, request_fingerprint FROM executions WHERE tenant_id = $1 \
+             AND workflow_id = $2 AND trigger_node = $3 AND idempotency_key = $4",
+        )
+        .bind(new.tenant.to_string())
+        .bind(new.workflow.to_string())
+        .bind(&new.trigger_node)
+        .bind(key)
+        .fetch_one(&self.pool)
+        .await?;
+        if opt_text(&row, "request_fingerprint")? != new.fingerprint {
+            return Err(Error::KeyReused(key.clone()));
+        }
         Ok(Created {
             id: parse(&row, "id")?,
             created: false,

@@ -41,7 +41,7 @@ pub use error::Error;
 pub use executions::{ClaimRequest, Committed, Turn};
 pub use limits::TenantLimits;
 pub use models::ModelSettings;
-pub use parking::{NewSignal, Park, Signal};
+pub use parking::{NewSignal, Park, Signal, SignalAdded};
 pub use records::*;
 pub use retention::{DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_RETENTION_MS, TenantSettings};
 pub use schedules::{DueSchedule, Fire, NewSchedule};

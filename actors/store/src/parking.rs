@@ -7,7 +7,7 @@
 
 use flowmesh_model::{ExecutionId, TenantId};
 
-use crate::{Error, Store, json, now_ms, text};
+use crate::{Error, Store, json, now_ms, opt_text, text};
 
 /// A resume waiting to be applied by its execution.
 #[derive(Clone, Debug, PartialEq)]
@@ -24,6 +24,21 @@ pub struct NewSignal {
     pub execution: ExecutionId,
     pub node: String,
     pub payload: serde_json::Value,
+    /// The resume's own idempotency key: a repeat with it is the same resume.
+    pub idempotency_key: Option<String>,
+}
+
+/// What became of a resume sent to a waiting node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SignalAdded {
+    /// Recorded (the signal's id): the first resume of this wait.
+    Recorded(String),
+    /// The same resume (same payload or key) was recorded before (its id).
+    Repeated(String),
+    /// Another resume of this wait was recorded first.
+    Taken,
+    /// The node no longer waits (a resume was applied, or it timed out).
+    NotWaiting,
 }
 
 /// Parks an execution its owner has nothing to do for until `wake_at`
@@ -73,10 +88,11 @@ impl Store {
         Ok(true)
     }
 
-    /// Records a resume for a running execution of the tenant, and makes a
-    /// parked one due at once. Returns the signal's id, or none when there
-    /// is no such running execution.
-    pub async fn add_signal(&self, signal: &NewSignal) -> Result<Option<String>, Error> {
+    /// Records a resume for a running execution of the tenant whose node
+    /// waits, and makes a parked one due at once. A node's wait takes one
+    /// resume: the first recorded wins. None when there is no such running
+    /// execution.
+    pub async fn add_signal(&self, signal: &NewSignal) -> Result<Option<SignalAdded>, Error> {
         let mut tx = self.pool.begin().await?;
         let now = now_ms();
         let found = sqlx::query(
@@ -94,19 +110,48 @@ impl Store {
             return Ok(None);
         }
         let id = uuid::Uuid::now_v7().to_string();
-        sqlx::query(
-            "INSERT INTO execution_signals (id, execution_id, node, payload, created_at) \
-             VALUES ($1, $2, $3, $4, $5)",
+        let payload = signal.payload.to_string();
+        let inserted = sqlx::query(
+            "INSERT INTO execution_signals (id, execution_id, node, payload, created_at, idempotency_key) \
+             SELECT $1, $2, $3, $4, CAST($5 AS BIGINT), $6 WHERE EXISTS (SELECT 1 FROM steps \
+             WHERE execution_id = $2 AND node = $3 AND status = 'waiting') \
+             ON CONFLICT (execution_id, node) DO NOTHING",
         )
         .bind(&id)
         .bind(signal.execution.to_string())
         .bind(&signal.node)
-        .bind(signal.payload.to_string())
+        .bind(&payload)
         .bind(now)
+        .bind(&signal.idempotency_key)
         .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if inserted == 1 {
+            tx.commit().await?;
+            return Ok(Some(SignalAdded::Recorded(id)));
+        }
+        let first = sqlx::query(
+            "SELECT id, payload, idempotency_key FROM execution_signals \
+             WHERE execution_id = $1 AND node = $2",
+        )
+        .bind(signal.execution.to_string())
+        .bind(&signal.node)
+        .fetch_optional(&mut *tx)
         .await?;
-        tx.commit().await?;
-        Ok(Some(id))
+        tx.rollback().await?;
+        // The execution's row, locked above, serialises this with the turn
+        // that applies a resume: no row here means that turn is in.
+        let Some(first) = first else {
+            return Ok(Some(SignalAdded::NotWaiting));
+        };
+        let same_key = signal.idempotency_key.is_some()
+            && opt_text(&first, "idempotency_key")? == signal.idempotency_key;
+        let same_payload = json(&first, "payload")? == Some(signal.payload.clone());
+        Ok(Some(if same_key || same_payload {
+            SignalAdded::Repeated(text(&first, "id")?)
+        } else {
+            SignalAdded::Taken
+        }))
     }
 
     /// The resumes not yet applied to an execution, oldest first.

@@ -45,7 +45,11 @@ pub struct NewExecution {
     pub trigger_node: String,
     /// `{body, headers, query}` of what started the run.
     pub trigger: Value,
+    /// Scoped to the workflow and trigger node.
     pub idempotency_key: Option<String>,
+    /// What the request was (a hash of a canonical form): a key sent again
+    /// with another fingerprint is refused.
+    pub fingerprint: Option<String>,
     pub deadline_ms: Option<i64>,
     /// The execution this one re-runs, and from which node.
     pub origin: Option<Origin>,

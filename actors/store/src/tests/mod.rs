@@ -112,6 +112,7 @@ fn new_execution(tenant: TenantId, workflow: WorkflowId, key: Option<&str>) -> N
         trigger_node: "hook".into(),
         trigger: json!({"body": {"n": 1}}),
         idempotency_key: key.map(str::to_owned),
+        fingerprint: None,
         deadline_ms: None,
         origin: None,
         steps: Vec::new(),
@@ -284,6 +285,21 @@ async fn executions_and_journal(store: &Store) {
         .await
         .unwrap();
     assert!(other_tenant.created, "idempotency keys are per tenant");
+    let w2 = store
+        .create_workflow(tenant, &doc("two", "b"))
+        .await
+        .unwrap();
+    let other_workflow = store
+        .create_execution(&new_execution(tenant, w2.id, Some("k1")))
+        .await
+        .unwrap();
+    assert!(other_workflow.created, "idempotency keys are per workflow");
+    let mut different = new_execution(tenant, w.id, Some("k1"));
+    different.fingerprint = Some("another request".into());
+    assert!(matches!(
+        store.create_execution(&different).await,
+        Err(Error::KeyReused(key)) if key == "k1"
+    ));
 
     let change = |from, to| ExecutionChange {
         id: first.id,

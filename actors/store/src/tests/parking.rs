@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::Committed;
-use crate::{ClaimRequest, NewSignal, Park, Signal, now_ms};
+use crate::{ClaimRequest, NewSignal, Park, Signal, SignalAdded, now_ms};
 
 /// OWNER's execution, running.
 async fn running(store: &Store) -> (TenantId, ExecutionId) {
@@ -108,6 +108,7 @@ async fn resumes_are_kept_until_applied(store: &Store) {
         execution: id,
         node: "approve".into(),
         payload: json!({"approved": true}),
+        idempotency_key: Some("r-1".into()),
     };
     assert_eq!(
         store.add_signal(&signal).await.unwrap(),
@@ -115,7 +116,25 @@ async fn resumes_are_kept_until_applied(store: &Store) {
         "another tenant's execution does not exist"
     );
     signal.tenant = tenant;
-    let first = store.add_signal(&signal).await.unwrap().unwrap();
+    let Some(SignalAdded::Recorded(first)) = store.add_signal(&signal).await.unwrap() else {
+        panic!("the first resume is recorded");
+    };
+    // One resume per wait: the same one again is recognised, another is not.
+    let repeated = Some(SignalAdded::Repeated(first.clone()));
+    assert_eq!(store.add_signal(&signal).await.unwrap(), repeated);
+    let same_key = NewSignal {
+        payload: json!({"approved": false}),
+        ..signal.clone()
+    };
+    assert_eq!(store.add_signal(&same_key).await.unwrap(), repeated);
+    let other = NewSignal {
+        idempotency_key: None,
+        ..same_key
+    };
+    assert_eq!(
+        store.add_signal(&other).await.unwrap(),
+        Some(SignalAdded::Taken)
+    );
     assert!(
         !store.park_execution(&park(id, None)).await.unwrap(),
         "a resume to apply keeps the execution from parking"
@@ -143,11 +162,21 @@ async fn resumes_are_kept_until_applied(store: &Store) {
     };
     assert_eq!(store.commit_turn(&apply).await.unwrap(), Committed::Written);
     assert!(store.signals(id).await.unwrap().is_empty());
+    assert_eq!(
+        store.add_signal(&signal).await.unwrap(),
+        Some(SignalAdded::NotWaiting),
+        "the wait is over"
+    );
 
-    // Parked until a resume: no time makes it due, a resume does.
+    // Parked until a resume (the node waits again): no time makes it due,
+    // a resume does.
+    save_step(store, tenant, &waiting(id)).await;
     assert!(store.park_execution(&park(id, None)).await.unwrap());
     assert!(sweep(store, Duration::from_secs(3600)).await.is_empty());
-    assert!(store.add_signal(&signal).await.unwrap().is_some());
+    assert!(matches!(
+        store.add_signal(&signal).await.unwrap(),
+        Some(SignalAdded::Recorded(_))
+    ));
     assert_eq!(sweep(store, Duration::ZERO).await, vec![id]);
 }
 both_backends!(resumes_are_kept_until_applied);
