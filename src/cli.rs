@@ -245,6 +245,37 @@ pub struct Cli {
     )]
     pub tenant_max_streams: usize,
 
+    /// Schedule triggers one tenant may hold across its published
+    /// workflows; a publish beyond it is refused (422).
+    #[arg(
+        long,
+        env = "FLOWMESH_TENANT_MAX_SCHEDULES",
+        default_value_t = 100,
+        global = true
+    )]
+    pub tenant_max_schedules: u64,
+
+    /// Shortest time a schedule trigger may leave between two ticks; a
+    /// workflow whose schedule ticks more often is refused at publish (422).
+    #[arg(
+        long,
+        env = "FLOWMESH_SCHEDULE_MIN_INTERVAL",
+        default_value = "1m",
+        global = true
+    )]
+    pub schedule_min_interval: HumanDuration,
+
+    /// Events kept, per tenant and process, for the slowest of the
+    /// tenant's event streams; a stream further behind is closed with a
+    /// `lagged` event, to reconnect from its last event id.
+    #[arg(
+        long,
+        env = "FLOWMESH_STREAM_BUFFER",
+        default_value_t = 1_024,
+        global = true
+    )]
+    pub stream_buffer: usize,
+
     /// Webhook requests per second from one client address (0: no limit).
     #[arg(
         long,
@@ -575,6 +606,7 @@ pub async fn serve(cli: &Cli) -> anyhow::Result<ExitCode> {
         },
         prefix: cli.bus_prefix.clone(),
         replicas: cli.nats_replicas,
+        stream_buffer: cli.stream_buffer,
         ..Default::default()
     };
     let bus = Bus::connect(&bus_options)
@@ -597,6 +629,10 @@ pub async fn serve(cli: &Cli) -> anyhow::Result<ExitCode> {
         shutdown_grace: cli.shutdown_grace,
         sandbox: sandbox_options(cli)?,
         tenancy: cli.tenancy.options(),
+        schedules: flowmesh_actors::ScheduleLimits {
+            max_per_tenant: cli.tenant_max_schedules,
+            min_interval: cli.schedule_min_interval,
+        },
         ..Default::default()
     };
     let engine = Engine::start(EngineParts {

@@ -197,3 +197,44 @@ both_modes!(
     the_tenant_stream_resumes_after_a_reconnect,
     the_tenant_stream_resumes_without_gaps
 );
+
+/// Consumers on the engine's events stream in NATS.
+async fn event_consumers(engine: &Engine) -> usize {
+    let client = async_nats::connect(&engine.servers.nats).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    let name = format!("{}_EVT", engine.prefix.to_uppercase());
+    let mut stream = js.get_stream(name).await.unwrap();
+    stream.info().await.unwrap().state.consumer_count
+}
+
+/// Fifty open streams of one tenant cost the process one JetStream
+/// consumer, not fifty, and each still gets every event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenants_streams_share_one_consumer() {
+    let engine = Engine::start(Mode::Distributed).await;
+    let workflow = engine.deploy(three_steps()).await;
+    let before = event_consumers(&engine).await;
+    let mut streams = Vec::new();
+    for _ in 0..50 {
+        streams.push(SseReader::open(&engine, ADMIN_KEY, "/v1/events", None).await);
+    }
+    assert_eq!(
+        event_consumers(&engine).await,
+        before + 1,
+        "one consumer for all the tenant's streams"
+    );
+    let id = engine.start_execution(&workflow, json!({})).await;
+    let mut all = Vec::new();
+    for stream in &mut streams {
+        let events = until_finished(stream, 1).await;
+        assert!(
+            events.iter().all(|e| e.data["execution_id"] == id.as_str()),
+            "{events:?}"
+        );
+        all.push(events);
+    }
+    assert!(
+        all.windows(2).all(|w| w[0] == w[1]),
+        "every stream got the same events"
+    );
+}

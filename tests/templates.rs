@@ -185,7 +185,9 @@ async fn every_template_runs(mode: Mode) {
     let stub = StubServer::start().await;
     let llm = LlmServer::start("templates").await;
     let env = llm.env();
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    // The schedule templates run with every-second ticks here.
+    env.push(("FLOWMESH_SCHEDULE_MIN_INTERVAL", "1s"));
     let engine = Engine::start_with(mode, &env).await;
     for secret in [
         "crm_token",

@@ -146,7 +146,7 @@ both_modes!(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_schedule_tick_fires_once_across_processes() {
     let stub = StubServer::start().await;
-    let engine = Engine::start(Mode::Distributed).await;
+    let engine = Engine::start_with(Mode::Distributed, &[SECOND_TICKS]).await;
     let peer = engine.peer().await;
     let workflow = engine
         .deploy(json!({"name": "every-second", "nodes": [
@@ -246,7 +246,8 @@ both_modes!(a_wait_takes_the_first_of_concurrent_resumes, racing_resumes);
 /// skipped, audited and counted, and the schedule moves on.
 async fn schedule_without_credits(mode: Mode) {
     let stub = StubServer::start().await;
-    let engine = Engine::start_with(mode, &[("FLOWMESH_INITIAL_CREDITS", "0")]).await;
+    let engine =
+        Engine::start_with(mode, &[("FLOWMESH_INITIAL_CREDITS", "0"), SECOND_TICKS]).await;
     let owner = engine.create_tenant("Broke").await;
     let workflow = engine
         .deploy_as(
@@ -296,3 +297,145 @@ both_modes!(
     a_schedule_without_credits_starts_nothing,
     schedule_without_credits
 );
+/// Lets every-second schedules through.
+const SECOND_TICKS: (&str, &str) = ("FLOWMESH_SCHEDULE_MIN_INTERVAL", "1s");
+
+fn every_second(name: &str, count: usize) -> Value {
+    let nodes: Vec<Value> = (0..count)
+        .map(|i| json!({"id": format!("tick{i}"), "type": "trigger", "kind": "schedule", "config": {"cron": "* * * * * *"}}))
+        .collect();
+    json!({"name": name, "nodes": nodes})
+}
+
+/// Publishes a workflow of the tenant of `key`: the status and body.
+async fn publish(engine: &Engine, key: &str, workflow: &str) -> (StatusCode, Value) {
+    let path = format!("/v1/workflows/{workflow}/publish");
+    engine
+        .request_as(key, Method::POST, &path, Some(json!({})))
+        .await
+}
+
+/// Creates and publishes a workflow as the tenant of `key`: the publish's
+/// status and body.
+async fn publish_as(engine: &Engine, key: &str, document: Value) -> (StatusCode, Value) {
+    let (status, body) = engine
+        .request_as(key, Method::POST, "/v1/workflows", Some(document))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "create: {body}");
+    publish(engine, key, body["id"].as_str().expect("id")).await
+}
+
+/// A schedule that ticks more often than the instance allows is refused
+/// at publish, at the node's cron.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schedule_ticking_too_often_is_refused() {
+    let engine = Engine::start(Mode::Embedded).await;
+    let key = engine.create_tenant("Eager").await;
+    let document = json!({"name": "eager", "nodes": [
+        {"id": "hourly", "type": "trigger", "kind": "schedule", "config": {"cron": "0 * * * *"}},
+        {"id": "rapid", "type": "trigger", "kind": "schedule", "config": {"cron": "*/10 * * * * *"}}
+    ]});
+    let (status, body) = publish_as(&engine, &key, document).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(
+        body["error"]["details"][0]["path"], "nodes[1].config.cron",
+        "{body}"
+    );
+    assert_eq!(
+        body["error"]["details"][0]["message"],
+        "fires every 10 s; this instance allows at most one tick every 60 s"
+    );
+    let (status, body) = publish_as(
+        &engine,
+        &key,
+        json!({"name": "hourly", "nodes": [
+            {"id": "hourly", "type": "trigger", "kind": "schedule", "config": {"cron": "0 * * * *"}}
+        ]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "an hourly schedule is fine: {body}");
+}
+
+/// A tenant holds at most the instance's number of schedules, across its
+/// published workflows; publishing one again does not count it twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_holds_a_bounded_number_of_schedules() {
+    let engine = Engine::start_with(
+        Mode::Embedded,
+        &[SECOND_TICKS, ("FLOWMESH_TENANT_MAX_SCHEDULES", "5")],
+    )
+    .await;
+    let key = engine.create_tenant("Busy").await;
+    let first = engine.deploy_as(&key, every_second("first", 3)).await;
+    let (status, body) = publish(&engine, &key, &first).await;
+    assert_eq!(status, StatusCode::OK, "publishing again: {body}");
+    let (status, body) = publish_as(&engine, &key, every_second("second", 3)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"]["details"][0]["code"], "too_many_schedules");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("make 6; this instance allows a tenant 5"),
+        "{message}"
+    );
+    let (status, body) = publish_as(&engine, &key, every_second("second", 2)).await;
+    assert_eq!(status, StatusCode::OK, "up to the limit: {body}");
+    // Another tenant has its own count.
+    let other = engine.create_tenant("Other").await;
+    engine.deploy_as(&other, every_second("theirs", 5)).await;
+}
+
+/// One tenant's thousand every-second schedules do not hold back another
+/// tenant's: each of its ticks fires within seconds of its time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crowd_of_schedules_does_not_delay_another_tenants() {
+    let engine = Engine::start_with(
+        Mode::Embedded,
+        &[SECOND_TICKS, ("FLOWMESH_TENANT_MAX_SCHEDULES", "1000")],
+    )
+    .await;
+    let crowd = engine.create_tenant("Crowd").await;
+    let quiet = engine.create_tenant("Quiet").await;
+    for n in 0..4 {
+        engine
+            .deploy_as(&crowd, every_second(&format!("crowd{n}"), 250))
+            .await;
+    }
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let workflow = engine.deploy_as(&quiet, every_second("quiet", 1)).await;
+    // Ten seconds of ticks from 10 s on, when the crowd's backlog (if
+    // any) has built up.
+    let from = (started / 1_000 + 10) * 1_000;
+    let until = from + 10_000;
+    let lags = eventually(
+        "the quiet tenant's ticks",
+        Duration::from_secs(60),
+        || async {
+            let (_, page) = engine
+                .request_as(
+                    &quiet,
+                    Method::GET,
+                    &format!("/v1/executions?workflow_id={workflow}&limit=500"),
+                    None,
+                )
+                .await;
+            let mut lags = Vec::new();
+            for item in page["items"].as_array()? {
+                let id = item["id"].as_str()?;
+                let (_, execution) = engine
+                    .request_as(&quiet, Method::GET, &format!("/v1/executions/{id}"), None)
+                    .await;
+                let due = execution["trigger"]["scheduled_at_ms"].as_i64()?;
+                if (from..until).contains(&due) {
+                    lags.push((due, execution["created_at"].as_i64()? - due));
+                }
+            }
+            (lags.len() == 10).then_some(lags)
+        },
+    )
+    .await;
+    let late: Vec<_> = lags.iter().filter(|(_, lag)| *lag > 5_000).collect();
+    assert!(late.is_empty(), "ticks fired late (due, lag ms): {late:?}");
+}

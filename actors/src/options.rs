@@ -33,9 +33,32 @@ pub struct Options {
     pub sandbox: flowmesh_sandbox::Options,
     /// Accounts, per-tenant limits and credits.
     pub tenancy: Tenancy,
+    /// How many schedule triggers a tenant may publish, and how often each may fire.
+    pub schedules: ScheduleLimits,
     /// Also send each event as JSON to the tenant's public NATS subject
     /// (distributed mode), for subscribers outside flowmesh.
     pub public_events: bool,
+}
+
+/// Bounds on schedule triggers, checked when a workflow is published: each
+/// tick costs a store transaction and an execution, and every tenant's
+/// ticks share one firing loop.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ScheduleLimits {
+    /// Schedule triggers across one tenant's published workflows.
+    pub max_per_tenant: u64,
+    /// Shortest time a schedule may leave between two ticks.
+    pub min_interval: HumanDuration,
+}
+
+impl Default for ScheduleLimits {
+    fn default() -> Self {
+        Self {
+            max_per_tenant: 100,
+            min_interval: HumanDuration::from_millis(60_000),
+        }
+    }
 }
 
 /// Accounts, per-tenant limits and credits.
@@ -136,6 +159,7 @@ impl Default for Options {
             webhook_signature_tolerance: HumanDuration::from_millis(300_000),
             sandbox: flowmesh_sandbox::Options::default(),
             tenancy: Tenancy::default(),
+            schedules: ScheduleLimits::default(),
             public_events: true,
         }
     }

@@ -320,6 +320,95 @@ async fn tenant_events_resume_after_a_position(options: &Options) {
 }
 both_transports!(tenant_events_resume_after_a_position);
 
+/// Consumers on the events stream.
+async fn event_consumers(options: &Options) -> usize {
+    let client = async_nats::connect(NATS_URL).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    let mut stream = js
+        .get_stream(Subjects::new(&options.prefix).event_stream())
+        .await
+        .unwrap();
+    stream.info().await.unwrap().state.consumer_count
+}
+
+/// A process's readers of one tenant share one JetStream consumer, and
+/// each still gets every event.
+#[tokio::test]
+async fn tenant_readers_share_one_consumer() {
+    let options = options(true);
+    let bus = Bus::connect(&options).await.unwrap();
+    let tenant = TenantId::new();
+    let mut readers = Vec::new();
+    for _ in 0..20 {
+        readers.push(bus.tenant_events(tenant, None).await.unwrap());
+    }
+    assert_eq!(event_consumers(&options).await, 1);
+    let expected = event(tenant, ExecutionId::new(), 1);
+    bus.publish_event(&expected).await.unwrap();
+    for reader in &mut readers {
+        assert_eq!(
+            within(Duration::from_secs(5), reader.next()).await.unwrap(),
+            expected
+        );
+    }
+    cleanup(&options).await;
+}
+
+/// A reader further behind than the stream buffer is cut off with the
+/// position to resume after, while a reader keeping up gets everything;
+/// resuming from there gives the rest.
+#[tokio::test]
+async fn a_lagging_reader_is_cut_off_and_resumes() {
+    let options = Options {
+        stream_buffer: 4,
+        ..options(true)
+    };
+    let bus = Bus::connect(&options).await.unwrap();
+    let tenant = TenantId::new();
+    let execution = ExecutionId::new();
+    let mut slow = bus.tenant_events(tenant, None).await.unwrap();
+    let mut fast = bus.tenant_events(tenant, None).await.unwrap();
+    let (got, mut seen_by_fast) = tokio::sync::mpsc::unbounded_channel();
+    let keeping_up = tokio::spawn(async move {
+        for _ in 1..=20 {
+            let event = within(Duration::from_secs(5), fast.next()).await.unwrap();
+            got.send(event).unwrap();
+        }
+    });
+    let mut seen = Vec::new();
+    // Each event published once the fast reader has the one before.
+    for n in 1..=20 {
+        bus.publish_event(&event(tenant, execution, n))
+            .await
+            .unwrap();
+        seen.push(seen_by_fast.recv().await.unwrap());
+    }
+    keeping_up.await.unwrap();
+    assert_eq!(
+        seen,
+        (1..=20)
+            .map(|n| event(tenant, execution, n))
+            .collect::<Vec<_>>()
+    );
+    let cut = within(Duration::from_secs(5), slow.next_positioned()).await;
+    let Err(Error::Lagged { missed, last }) = cut else {
+        panic!("the slow reader is cut off, not {:?}", cut.map(|p| p.event));
+    };
+    assert!(missed > 0);
+    assert_eq!(last, 0, "it had read nothing");
+    assert!(slow.next().await.is_none(), "and its stream ends");
+    let mut resumed = bus.tenant_events(tenant, Some(last)).await.unwrap();
+    for n in 1..=20 {
+        assert_eq!(
+            within(Duration::from_secs(5), resumed.next())
+                .await
+                .unwrap(),
+            event(tenant, execution, n)
+        );
+    }
+    cleanup(&options).await;
+}
+
 #[tokio::test]
 async fn connecting_twice_at_once_is_fine() {
     let options = options(true);

@@ -20,6 +20,7 @@ mod auth;
 pub mod codec;
 mod memory;
 mod nats;
+mod shared;
 pub mod subjects;
 
 use std::time::Duration;
@@ -53,6 +54,10 @@ pub struct Options {
     /// Copies of each stream in a NATS cluster (1, or 3 for a three-node
     /// cluster); applies when the streams are created.
     pub replicas: usize,
+    /// Events kept, per tenant, for the slowest of the tenant's stream
+    /// readers in this process (NATS: they share one consumer). A reader
+    /// further behind is cut off with [`Error::Lagged`].
+    pub stream_buffer: usize,
 }
 
 impl Default for Options {
@@ -66,6 +71,7 @@ impl Default for Options {
             duplicate_window: HumanDuration::from_millis(120_000),
             connect_timeout: HumanDuration::from_millis(5_000),
             replicas: 1,
+            stream_buffer: 1_024,
         }
     }
 }
@@ -81,11 +87,17 @@ pub enum Error {
     /// The settings are wrong.
     #[error("invalid bus configuration: {0}")]
     Config(String),
+    /// A reader of a tenant's events fell further behind than the stream
+    /// buffer and was cut off; resuming after `last` is safe.
+    #[error(
+        "this reader fell {missed} events behind the tenant's stream and was cut off; resume after position {last}"
+    )]
+    Lagged { missed: u64, last: u64 },
 }
 
 impl Error {
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Error::Unavailable(_))
+        matches!(self, Error::Unavailable(_) | Error::Lagged { .. })
     }
 }
 

@@ -1,5 +1,6 @@
 //! The NATS JetStream transport.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::HeaderMap;
@@ -7,6 +8,7 @@ use async_nats::jetstream::{self, AckKind, consumer, stream};
 use flowmesh_model::{Command, ExecutionEvent, ExecutionId, TenantId};
 use futures::StreamExt;
 
+use crate::shared::{Hub, SharedReader};
 use crate::subjects::{COMMAND_CONSUMER, Subjects};
 use crate::{Acker, Delivery, Envelope, Error, Options, auth};
 
@@ -16,7 +18,7 @@ const HEADER_TRACE: &str = "traceparent";
 const HEADER_MSG_ID: &str = "Nats-Msg-Id";
 const CONTROL_MAX_AGE: Duration = Duration::from_secs(600);
 
-fn unavailable(e: impl std::fmt::Display) -> Error {
+pub(crate) fn unavailable(e: impl std::fmt::Display) -> Error {
     Error::Unavailable(e.to_string())
 }
 
@@ -41,6 +43,7 @@ pub struct Nats {
     client: async_nats::Client,
     js: jetstream::Context,
     subjects: Subjects,
+    hub: Arc<Hub>,
 }
 
 fn headers(envelope: &Envelope) -> HeaderMap {
@@ -58,6 +61,10 @@ fn headers(envelope: &Envelope) -> HeaderMap {
 
 fn envelope(message: &async_nats::Message) -> Result<Envelope, Error> {
     envelope_of(message.headers.as_ref(), &message.payload)
+}
+
+pub(crate) fn decode_event(message: &async_nats::Message) -> Result<ExecutionEvent, Error> {
+    envelope(message)?.decode()
 }
 
 fn envelope_of(
@@ -121,6 +128,7 @@ impl Nats {
             client,
             js,
             subjects,
+            hub: Arc::new(Hub::new(options.stream_buffer)),
         };
         nats.ensure(options).await?;
         Ok(nats)
@@ -234,7 +242,7 @@ impl Nats {
         Ok(CommandReader { messages })
     }
 
-    async fn ordered(
+    pub(crate) async fn ordered(
         &self,
         stream: String,
         filter: String,
@@ -297,28 +305,52 @@ impl Nats {
         })
     }
 
-    /// A tenant's events after a stream position, or from now on.
+    /// A tenant's events after a stream position, or from now on, through
+    /// this process's one shared consumer of the tenant's events.
     pub async fn tenant_events(
         &self,
         tenant: TenantId,
         after: Option<u64>,
     ) -> Result<EventReader, Error> {
-        let policy = match after {
-            Some(position) => consumer::DeliverPolicy::ByStartSequence {
-                start_sequence: position + 1,
-            },
-            None => consumer::DeliverPolicy::New,
-        };
-        let messages = self
-            .ordered(
-                self.subjects.event_stream(),
-                self.subjects.tenant_events(tenant),
-                policy,
-            )
-            .await?;
         Ok(EventReader {
-            source: Source::Ordered(Box::new(messages)),
+            source: Source::Shared(Box::new(SharedReader::open(self, tenant, after).await?)),
         })
+    }
+
+    pub(crate) fn hub(&self) -> &Hub {
+        &self.hub
+    }
+
+    /// The tenant's kept events from stream position `start` on, if there
+    /// are any: a consumer of the caller's own.
+    pub(crate) async fn replay(
+        &self,
+        tenant: TenantId,
+        start: u64,
+    ) -> Result<Option<consumer::push::Ordered>, Error> {
+        let stream = self
+            .js
+            .get_stream(self.subjects.event_stream())
+            .await
+            .map_err(unavailable)?;
+        let consumer = stream
+            .create_consumer(consumer::push::OrderedConfig {
+                deliver_subject: self.client.new_inbox(),
+                filter_subject: self.subjects.tenant_events(tenant),
+                deliver_policy: consumer::DeliverPolicy::ByStartSequence {
+                    start_sequence: start,
+                },
+                ..Default::default()
+            })
+            .await
+            .map_err(unavailable)?;
+        if consumer.cached_info().num_pending == 0 {
+            let name = consumer.cached_info().name.clone();
+            // Nothing to replay: the consumer goes at once.
+            let _ = stream.delete_consumer(&name).await;
+            return Ok(None);
+        }
+        consumer.messages().await.map(Some).map_err(unavailable)
     }
 
     /// The newest event of an execution the stream still holds.
@@ -457,6 +489,7 @@ pub struct EventReader {
 enum Source {
     Ordered(Box<consumer::push::Ordered>),
     Live(async_nats::Subscriber),
+    Shared(Box<SharedReader>),
 }
 
 impl EventReader {
@@ -471,6 +504,7 @@ impl EventReader {
                     Err(e) => return Some(Err(unavailable(e))),
                 },
                 Source::Live(subscriber) => (0, envelope(&subscriber.next().await?)),
+                Source::Shared(reader) => return reader.next().await,
             };
             match decoded.and_then(|env| env.decode::<ExecutionEvent>()) {
                 Ok(event) => return Some(Ok((position, event))),

@@ -48,9 +48,9 @@ fn last_event_id(
     .transpose()
 }
 
-/// Open streams by tenant: each holds a bus subscription (a JetStream
-/// consumer in distributed mode) and a connection, so each tenant's share
-/// is bounded.
+/// Open streams by tenant: each holds a connection and a reader of the
+/// tenant's events (in distributed mode, a process's readers of one tenant
+/// share one JetStream consumer), so each tenant's share is bounded.
 pub(crate) struct StreamSlots {
     max: usize,
     open: Mutex<HashMap<TenantId, usize>>,
@@ -126,6 +126,9 @@ pub(crate) async fn tenant_events(
                 .event(p.event.kind.name())
                 .json_data(body(&p))
                 .unwrap_or_default(),
+            Err(e @ flowmesh_bus::Error::Lagged { .. }) => Event::default()
+                .event("lagged")
+                .data(format!("{e}; reconnect with Last-Event-ID")),
             Err(e) => Event::default().event("error").data(format!(
                 "the event stream broke ({e}); reconnect with Last-Event-ID"
             )),
@@ -162,6 +165,7 @@ async fn forward(mut socket: WebSocket, mut events: flowmesh_bus::Events) {
             next = events.next_positioned() => {
                 let text = match next {
                     Some(Ok(p)) => json!({"id": p.position, "type": p.event.kind.name(), "event": body(&p)}),
+                    Some(Err(e @ flowmesh_bus::Error::Lagged { .. })) => json!({"type": "lagged", "error": format!("{e}; reconnect with last_event_id")}),
                     Some(Err(e)) => json!({"type": "error", "error": format!("the event stream broke ({e}); reconnect with last_event_id")}),
                     None => break,
                 };

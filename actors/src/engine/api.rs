@@ -10,11 +10,10 @@ use flowmesh_model::validate::validate;
 use flowmesh_model::{
     Command, EventKind, ExecutionId, ExecutionStatus, TenantId, WorkflowDocument, WorkflowId,
 };
-use flowmesh_node_handlers::schedule::Schedule;
 use flowmesh_node_handlers::{KindInfo, NATS_ROUTE, Registry, webhook_route};
 use flowmesh_store::{
-    ExecutionPage, ExecutionQuery, ExecutionRecord, NewExecution, NewSchedule, Publish,
-    WorkflowRecord, WorkflowSummary, now_ms,
+    ExecutionPage, ExecutionQuery, ExecutionRecord, NewExecution, Publish, WorkflowRecord,
+    WorkflowSummary, now_ms,
 };
 use serde_json::{Value, json};
 
@@ -229,22 +228,13 @@ impl EngineHandle {
         let record = self.get_workflow(tenant, id).await?;
         let nodes = &record.document.nodes;
         let routes: Vec<(String, String)> = nodes.iter().filter_map(webhook_route).collect();
-        let now = now_ms();
-        let mut schedules = Vec::new();
-        for node in nodes {
-            let Some(schedule) = Schedule::of_node(node) else {
-                continue;
-            };
-            // The document was validated when it was saved.
-            let schedule = schedule.map_err(|p| Error::BadRequest(p.message))?;
-            schedules.push(NewSchedule {
-                node: node.id.clone(),
-                cron: schedule.expression.clone(),
-                timezone: schedule.timezone.name().to_owned(),
-                missed: schedule.missed.as_str().to_owned(),
-                next_at: schedule.next_after(now).unwrap_or(i64::MAX),
-            });
-        }
+        let publishing = super::schedule::Publishing {
+            tenant,
+            workflow: id,
+            nodes,
+            now: now_ms(),
+        };
+        let schedules = super::schedule::schedules_to_publish(&self.ctx, &publishing).await?;
         let publish = Publish {
             tenant,
             workflow: id,

@@ -4,15 +4,109 @@
 //! A tick is admitted like any start; one admission refuses (no credits,
 //! input over the limit) is skipped, recorded, and the schedule moves on.
 
-use flowmesh_model::{Command, ExecutionId};
+use std::time::Duration;
+
+use flowmesh_model::validate::ValidationError;
+use flowmesh_model::{Command, ExecutionId, Node, TenantId, ValidationErrors, WorkflowId};
 use flowmesh_node_handlers::schedule::Schedule;
-use flowmesh_store::{DueSchedule, Fire, NewExecution, now_ms};
+use flowmesh_store::{DueSchedule, Fire, NewExecution, NewSchedule, now_ms};
 use serde_json::json;
 
 use super::EngineHandle;
 use super::accounts::{EngineAudit, audit_engine};
 use crate::context::Context;
 use crate::error::Error;
+
+/// Ticks looked at, from now on, for a schedule's shortest interval: enough
+/// for any pattern's shortest gap to come round.
+const SCAN_TICKS: usize = 1_000;
+
+/// A workflow's schedules about to be published.
+pub(super) struct Publishing<'a> {
+    pub tenant: TenantId,
+    pub workflow: WorkflowId,
+    pub nodes: &'a [Node],
+    pub now: i64,
+}
+
+/// The schedule triggers of a workflow being published, refused if one
+/// ticks more often than this instance allows or if the tenant would hold
+/// more schedules than it allows.
+pub(super) async fn schedules_to_publish(
+    ctx: &Context,
+    publishing: &Publishing<'_>,
+) -> Result<Vec<NewSchedule>, Error> {
+    let limits = ctx.options.schedules;
+    let mut schedules = Vec::new();
+    let mut problems = Vec::new();
+    for (i, node) in publishing.nodes.iter().enumerate() {
+        let Some(schedule) = Schedule::of_node(node) else {
+            continue;
+        };
+        // The document was validated when it was saved.
+        let schedule = schedule.map_err(|p| Error::BadRequest(p.message))?;
+        if let Some(gap) = shortest_gap_below(&schedule, publishing.now, limits.min_interval.0) {
+            problems.push(ValidationError::new(
+                format!("nodes[{i}].config.cron"),
+                "schedule_too_frequent",
+                format!(
+                    "fires every {} s; this instance allows at most one tick every {} s",
+                    gap.as_secs_f64(),
+                    limits.min_interval.0.as_secs_f64()
+                ),
+            ));
+        }
+        schedules.push(NewSchedule {
+            node: node.id.clone(),
+            cron: schedule.expression.clone(),
+            timezone: schedule.timezone.name().to_owned(),
+            missed: schedule.missed.as_str().to_owned(),
+            next_at: schedule.next_after(publishing.now).unwrap_or(i64::MAX),
+        });
+    }
+    if !problems.is_empty() {
+        return Err(Error::Invalid(ValidationErrors { errors: problems }));
+    }
+    if schedules.is_empty() {
+        return Ok(schedules);
+    }
+    let others = ctx
+        .store
+        .count_schedules(publishing.tenant, publishing.workflow)
+        .await?;
+    let total = others + schedules.len() as u64;
+    if total > limits.max_per_tenant {
+        return Err(Error::Invalid(ValidationErrors::one(ValidationError::new(
+            "nodes",
+            "too_many_schedules",
+            format!(
+                "this workflow's {} schedule triggers and the {others} of the tenant's other \
+                 published workflows make {total}; this instance allows a tenant {} \
+                 (unpublish or delete some first)",
+                schedules.len(),
+                limits.max_per_tenant
+            ),
+        ))));
+    }
+    Ok(schedules)
+}
+
+/// The first gap between two of the schedule's next ticks shorter than
+/// `min`, if any.
+fn shortest_gap_below(schedule: &Schedule, now: i64, min: Duration) -> Option<Duration> {
+    let min = i64::try_from(min.as_millis()).unwrap_or(i64::MAX);
+    let mut last = schedule.next_after(now)?;
+    for _ in 0..SCAN_TICKS {
+        let next = schedule.next_after(last)?;
+        if next - last < min {
+            return Some(Duration::from_millis(
+                u64::try_from(next - last).unwrap_or(0),
+            ));
+        }
+        last = next;
+    }
+    None
+}
 
 /// Due schedules handled per round, and rounds per look.
 const BATCH: u32 = 100;

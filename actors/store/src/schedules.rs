@@ -42,14 +42,20 @@ pub struct Fire<'a> {
 }
 
 impl Store {
-    /// Schedules due at `now`, earliest first.
+    /// Schedules due at `now`, taken round robin by tenant: every tenant's
+    /// earliest due schedule comes before any tenant's second, so one
+    /// tenant's many due schedules cannot hold back another's.
     pub async fn due_schedules(&self, now: i64, limit: u32) -> Result<Vec<DueSchedule>, Error> {
-        let rows =
-            sqlx::query("SELECT * FROM schedules WHERE next_at <= $1 ORDER BY next_at LIMIT $2")
-                .bind(now)
-                .bind(i64::from(limit))
-                .fetch_all(&self.pool)
-                .await?;
+        let rows = sqlx::query(
+            "SELECT * FROM (\
+                SELECT s.*, row_number() OVER (PARTITION BY tenant_id ORDER BY next_at) AS turn \
+                FROM schedules s WHERE next_at <= $1\
+             ) due ORDER BY turn, next_at LIMIT $2",
+        )
+        .bind(now)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter()
             .map(|row| {
                 Ok(DueSchedule {
@@ -64,6 +70,23 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    /// Schedule triggers of the tenant's published workflows, apart from
+    /// `except`'s (the workflow being published again).
+    pub async fn count_schedules(
+        &self,
+        tenant: TenantId,
+        except: WorkflowId,
+    ) -> Result<u64, Error> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n FROM schedules WHERE tenant_id = $1 AND workflow_id <> $2",
+        )
+        .bind(tenant.to_string())
+        .bind(except.to_string())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(u64::try_from(int(&row, "n")?).unwrap_or(0))
     }
 
     /// Fires a due schedule if no other process did first: returns whether
