@@ -562,12 +562,11 @@ async fn trickled_bodies(mode: Mode) {
             break;
         }
         let mut buf = [0u8; 512];
-        match tokio::time::timeout(Duration::from_millis(10), stream.read(&mut buf)).await {
-            Ok(Ok(0) | Err(_)) => {
-                closed = true;
-                break;
-            }
-            Ok(Ok(_)) | Err(_) => {}
+        if let Ok(Ok(0) | Err(_)) =
+            tokio::time::timeout(Duration::from_millis(10), stream.read(&mut buf)).await
+        {
+            closed = true;
+            break;
         }
     }
     assert!(
@@ -645,3 +644,57 @@ async fn no_content_framing(mode: Mode) {
     );
 }
 both_modes!(a_no_content_answer_has_no_length, no_content_framing);
+
+/// Password hashing is shared by everyone, so it cannot be spent freely
+/// from one address: made-up invitation tokens sent without pause must not
+/// keep an account's owner, signing in from elsewhere, from signing in.
+async fn made_up_invitations(mode: Mode) {
+    // One hash at a time, as on a one-core host.
+    let engine = Engine::start_with(mode, &[("FLOWMESH_PASSWORD_HASHING_CONCURRENCY", "1")]).await;
+    engine.create_tenant("busy").await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let attacker = client_from("127.0.0.51");
+    let flood: Vec<_> = (0..32)
+        .map(|i| {
+            let attacker = attacker.clone();
+            let url = engine.url("/v1/auth/accept");
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                // Spread out, so that the queue for hashing is never empty.
+                tokio::time::sleep(Duration::from_millis(i * 65)).await;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let _ = attacker
+                        .post(&url)
+                        .json(&json!({"token": format!("fmi_made_up_{i}"), "password": "any ten characters"}))
+                        .send()
+                        .await;
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let owner = client_from("127.0.0.52");
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        let status = owner
+            .post(engine.url("/v1/auth/login"))
+            .json(&json!({"email": "owner@busy.example.com", "password": "a long enough password"}))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        statuses.push(status);
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for task in flood {
+        let _ = task.await;
+    }
+    assert!(
+        statuses.iter().all(|s| *s == StatusCode::OK),
+        "the owner could not sign in while one address sent made-up invitation tokens: {statuses:?}"
+    );
+}
+both_modes!(
+    made_up_invitation_tokens_do_not_lock_everyone_out,
+    made_up_invitations
+);
