@@ -41,6 +41,8 @@ async fn metrics_move(mode: Mode) {
     let env = [
         ("FLOWMESH_PARK_AFTER", "1s"),
         ("FLOWMESH_MAX_REFILLS_PER_DAY", "0"),
+        // Its schedule ticks every second.
+        ("FLOWMESH_SCHEDULE_MIN_INTERVAL", "1s"),
     ];
     let engine = Engine::start_with(mode, &env).await;
     // Every settlement wants a refill, and the cap (0) stops each.

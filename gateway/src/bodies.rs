@@ -175,8 +175,9 @@ pub struct Settings {
     /// How long finished executions are kept, such as `30d` (at most 3650d).
     #[schemars(pattern(r"^[1-9][0-9]{0,2}(ms|s|m|h|d)$"))]
     pub retention: String,
-    /// Largest output of one node, in bytes (1 KiB to 256 MiB).
-    #[schemars(range(min = 1024, max = 268_435_456))]
+    /// Largest output of one node, in bytes (1 KiB to the instance's cap,
+    /// `--tenant-max-output-bytes`, which the served document states).
+    #[schemars(range(min = 1024))]
     #[serde(deserialize_with = "whole::u64")]
     pub max_output_bytes: u64,
 }

@@ -306,7 +306,7 @@ fn rewrite_refs(value: &mut Value) {
     }
 }
 
-fn components() -> Map<String, Value> {
+fn components(max_output_bytes: u64) -> Map<String, Value> {
     use crate::bodies::*;
     let mut c = Map::new();
     let typed: [(&str, Value); 15] = [
@@ -375,6 +375,7 @@ fn components() -> Map<String, Value> {
         let schema = hoist(schema, &mut c);
         c.insert(name.to_owned(), schema);
     }
+    c["Settings"]["properties"]["max_output_bytes"]["maximum"] = json!(max_output_bytes);
     let document = hoist(flowmesh_model::WorkflowDocument::json_schema(), &mut c);
     c.insert("WorkflowDocument".into(), document);
     let id = json!({"type": "string"});
@@ -515,8 +516,9 @@ fn operation(route: &RouteInfo, d: &Doc) -> Value {
     op
 }
 
-/// The whole description.
-pub fn document() -> Value {
+/// The whole description, stating this instance's bound on a tenant's
+/// output cap (`max_output_bytes`).
+pub fn document(max_output_bytes: u64) -> Value {
     let mut paths: Map<String, Value> = Map::new();
     for route in routes() {
         let Some(d) = describe(route.method, route.path) else {
@@ -540,7 +542,7 @@ pub fn document() -> Value {
         },
         "paths": paths,
         "components": {
-            "schemas": components(),
+            "schemas": components(max_output_bytes),
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
         "security": [{"bearer": []}],
@@ -554,7 +556,7 @@ mod tests {
     #[test]
     fn every_route_is_described() {
         assert_eq!(undocumented(), Vec::<String>::new());
-        let doc = document();
+        let doc = document(8 * 1024 * 1024);
         let text = doc.to_string();
         assert!(
             !text.contains("#/$defs/"),

@@ -352,8 +352,8 @@ async fn ready(State(state): State<AppState>) -> Response {
     (status, Json(body)).into_response()
 }
 
-async fn openapi() -> Json<Value> {
-    Json(crate::openapi::document())
+async fn openapi(State(state): State<AppState>) -> Json<Value> {
+    Json(crate::openapi::document(state.engine.output_cap()))
 }
 
 async fn schema() -> Json<Value> {

@@ -435,12 +435,7 @@ impl Engine {
 
     /// The metrics text of `GET /metrics`.
     pub async fn metrics_text(&self) -> String {
-        let resp = self
-            .http
-            .get(self.url("/metrics"))
-            .send()
-            .await
-            .expect("scrape");
+        let resp = self.metrics().await;
         assert!(resp.status().is_success(), "{}", resp.status());
         resp.text().await.expect("metrics text")
     }

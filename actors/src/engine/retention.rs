@@ -56,7 +56,7 @@ const OUTPUT_BYTES: std::ops::RangeInclusive<u64> = 1024..=256 * 1024 * 1024;
 
 impl EngineHandle {
     /// The operator's bound on every tenant's output cap.
-    fn output_cap(&self) -> u64 {
+    pub fn output_cap(&self) -> u64 {
         self.ctx.options.tenancy.max_output_bytes
     }
 
