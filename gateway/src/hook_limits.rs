@@ -1,7 +1,10 @@
 //! Rate limits of the public webhook routes, apart from the tenants' API
 //! limits: anyone can call a webhook, so an anonymous flood must spend
 //! neither the tenant's API allowance nor more than its own share of the
-//! engine. One token bucket per client address and one per route.
+//! engine. One token bucket per client address, taken before anything
+//! else, and one per existing webhook, taken once the caller is checked:
+//! callers its `auth` refuses draw on a bucket of their own, so they cannot
+//! turn its rightful callers away.
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -12,6 +15,7 @@ use axum::http::StatusCode;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::error::ApiError;
 
@@ -21,7 +25,8 @@ use crate::error::ApiError;
 pub struct WebhookLimitOptions {
     /// From one client address, to any webhook.
     pub per_address: Option<u32>,
-    /// To one webhook (tenant, method and path), from anyone.
+    /// To one webhook (tenant, method and path), from anyone; as many
+    /// again for callers its `auth` refuses.
     pub per_route: Option<u32>,
 }
 
@@ -36,8 +41,8 @@ impl Default for WebhookLimitOptions {
 
 type Limiter = Arc<DefaultDirectRateLimiter>;
 
-/// Buckets remembered at most; a flood of addresses or made-up paths
-/// cannot grow the tables past this.
+/// Buckets remembered at most; a flood of addresses cannot grow the tables
+/// past this.
 const REMEMBERED: u64 = 100_000;
 /// A bucket untouched this long is full again, so it can be forgotten.
 const FORGET_AFTER: Duration = Duration::from_secs(60);
@@ -45,8 +50,12 @@ const FORGET_AFTER: Duration = Duration::from_secs(60);
 pub(crate) struct WebhookLimits {
     options: WebhookLimitOptions,
     addresses: moka::sync::Cache<IpAddr, Limiter>,
-    routes: moka::sync::Cache<String, Limiter>,
+    routes: moka::sync::Cache<(RouteKey, Caller), Limiter>,
 }
+
+/// A webhook's bucket key: a digest, so a route costs the same few bytes
+/// however long its path.
+type RouteKey = [u8; 32];
 
 fn buckets<K>() -> moka::sync::Cache<K, Limiter>
 where
@@ -66,12 +75,35 @@ fn bucket(per_second: u32) -> Limiter {
     ))
 }
 
-/// The call to a webhook being admitted.
-pub(crate) struct WebhookCall<'a> {
-    pub source: IpAddr,
+/// A webhook that exists, as the caller reached it: its tenant's slug, and
+/// the method and path as sent (the router takes `post` to a `POST`
+/// webhook, and ignores slashes around the path).
+pub(crate) struct WebhookRoute<'a> {
     pub tenant: &'a str,
     pub method: &'a str,
     pub path: &'a str,
+}
+
+impl WebhookRoute<'_> {
+    fn key(&self) -> RouteKey {
+        let mut digest = Sha256::new();
+        for part in [
+            self.tenant,
+            &self.method.to_ascii_uppercase(),
+            self.path.trim_matches('/'),
+        ] {
+            digest.update((part.len() as u64).to_be_bytes());
+            digest.update(part);
+        }
+        digest.finalize().into()
+    }
+}
+
+/// Whether the webhook's `auth` admitted the caller.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub(crate) enum Caller {
+    Admitted,
+    Refused,
 }
 
 impl WebhookLimits {
@@ -83,23 +115,26 @@ impl WebhookLimits {
         })
     }
 
-    /// Takes a token from the caller's and the route's buckets, or 429.
-    pub fn admit(&self, call: &WebhookCall<'_>) -> Result<(), ApiError> {
-        if let Some(rate) = self.options.per_address {
-            let limiter = self.addresses.get_with(call.source, || bucket(rate));
-            check(&limiter, "from your address")?;
+    /// Takes a token from the client address's bucket, or 429.
+    pub fn admit_source(&self, source: IpAddr) -> Result<(), ApiError> {
+        match self.options.per_address {
+            Some(rate) => check(
+                &self.addresses.get_with(source, || bucket(rate)),
+                "from your address",
+            ),
+            None => Ok(()),
         }
-        if let Some(rate) = self.options.per_route {
-            let key = format!(
-                "{}\n{}\n{}",
-                call.tenant,
-                call.method,
-                call.path.trim_matches('/')
-            );
-            let limiter = self.routes.get_with(key, || bucket(rate));
-            check(&limiter, "to this webhook")?;
+    }
+
+    /// Takes a token from the webhook's bucket for `caller`, or 429.
+    pub fn admit_route(&self, route: &WebhookRoute<'_>, caller: Caller) -> Result<(), ApiError> {
+        match self.options.per_route {
+            Some(rate) => check(
+                &self.routes.get_with((route.key(), caller), || bucket(rate)),
+                "to this webhook",
+            ),
+            None => Ok(()),
         }
-        Ok(())
     }
 }
 
@@ -121,30 +156,74 @@ fn check(limiter: &DefaultDirectRateLimiter, what: &str) -> Result<(), ApiError>
 mod tests {
     use super::*;
 
+    fn route(method: &'static str, path: &'static str) -> WebhookRoute<'static> {
+        WebhookRoute {
+            tenant: "acme",
+            method,
+            path,
+        }
+    }
+
     #[test]
-    fn each_address_and_route_has_its_own_bucket() {
+    fn each_address_has_its_own_bucket() {
         let limits = WebhookLimits::new(WebhookLimitOptions {
             per_address: Some(5),
-            per_route: Some(8),
+            per_route: None,
         });
-        let call = |source: &str, path: &'static str| WebhookCall {
-            source: source.parse().unwrap(),
-            tenant: "acme",
-            method: "POST",
-            path,
-        };
+        let source = |s: &str| s.parse::<IpAddr>().unwrap();
         let admitted = (0..20)
-            .filter(|_| limits.admit(&call("192.0.2.1", "a")).is_ok())
+            .filter(|_| limits.admit_source(source("192.0.2.1")).is_ok())
             .count();
         assert_eq!(admitted, 5, "one address's burst");
-        // Another address reaches the same route until the route's share is spent.
-        let more = (0..20)
-            .filter(|_| limits.admit(&call("192.0.2.2", "a")).is_ok())
-            .count();
-        assert_eq!(more, 3, "the route's burst of 8, less the 5 already taken");
+        assert!(limits.admit_source(source("192.0.2.2")).is_ok());
+    }
+
+    #[test]
+    fn spellings_of_one_route_share_its_bucket() {
+        let limits = WebhookLimits::new(WebhookLimitOptions {
+            per_address: None,
+            per_route: Some(3),
+        });
+        let admitted = [
+            route("POST", "a"),
+            route("post", "/a"),
+            route("Post", "a/"),
+            route("pOST", "//a//"),
+        ]
+        .iter()
+        .filter(|r| limits.admit_route(r, Caller::Admitted).is_ok())
+        .count();
+        assert_eq!(admitted, 3, "one route's burst, however spelled");
         assert!(
-            limits.admit(&call("192.0.2.3", "b")).is_ok(),
-            "another route"
+            limits
+                .admit_route(&route("POST", "b"), Caller::Admitted)
+                .is_ok()
+        );
+        assert!(
+            limits
+                .admit_route(&route("GET", "a"), Caller::Admitted)
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn refused_callers_spend_a_bucket_of_their_own() {
+        let limits = WebhookLimits::new(WebhookLimitOptions {
+            per_address: None,
+            per_route: Some(2),
+        });
+        let refused = (0..10)
+            .filter(|_| {
+                limits
+                    .admit_route(&route("POST", "a"), Caller::Refused)
+                    .is_ok()
+            })
+            .count();
+        assert_eq!(refused, 2);
+        assert!(
+            limits
+                .admit_route(&route("POST", "a"), Caller::Admitted)
+                .is_ok()
         );
     }
 }

@@ -6,8 +6,10 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use axum::Json;
+use axum::body::Body;
 use axum::extract::{ConnectInfo, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use flowmesh_actors::{Error, ExecutionOutcome as Outcome, Started, Until, WebhookRequest};
 use flowmesh_model::ExecutionStatus;
@@ -15,7 +17,7 @@ use serde_json::{Map, Value, json};
 
 use crate::error::ApiError;
 use crate::extract::{AppState, is_json, parse_json, read_body, refuse_nul};
-use crate::hook_limits::WebhookCall;
+use crate::hook_limits::{Caller, WebhookRoute};
 use crate::routes::idempotency_key;
 
 pub async fn webhook(
@@ -27,12 +29,7 @@ pub async fn webhook(
     headers: HeaderMap,
     request: Request,
 ) -> Result<Response, ApiError> {
-    state.webhook_limits.admit(&WebhookCall {
-        source: peer.ip(),
-        tenant: &tenant,
-        method: method.as_str(),
-        path: &path,
-    })?;
+    state.webhook_limits.admit_source(peer.ip())?;
     let idempotency_key = idempotency_key(&headers)?;
     let bytes = read_body(request, &state).await?;
     let header_map: Map<String, Value> = headers
@@ -48,10 +45,17 @@ pub async fn webhook(
         .into_iter()
         .map(|(k, v)| (k, Value::String(v)))
         .collect();
+    // The webhook's own bucket is taken once it is known to exist, so
+    // made-up paths leave nothing behind.
+    let route = WebhookRoute {
+        tenant: &tenant,
+        method: method.as_str(),
+        path: &path,
+    };
     let request = WebhookRequest {
-        tenant_slug: tenant,
+        tenant_slug: tenant.clone(),
         method: method.as_str().to_owned(),
-        path,
+        path: path.clone(),
         headers: header_map,
         query,
         body: bytes.clone(),
@@ -59,9 +63,13 @@ pub async fn webhook(
     // The caller is checked on the bytes as sent, before the body is read.
     let hook = match state.engine.authenticate_webhook(request).await {
         Ok(hook) => hook,
-        Err(Error::Unauthenticated { challenge }) => return Ok(unauthenticated(challenge)),
+        Err(Error::Unauthenticated { challenge }) => {
+            state.webhook_limits.admit_route(&route, Caller::Refused)?;
+            return Ok(unauthenticated(challenge));
+        }
         Err(e) => return Err(public_error(e)),
     };
+    state.webhook_limits.admit_route(&route, Caller::Admitted)?;
     let body = body_value(&headers, &bytes)?;
     refuse_nul(&body)?;
     let started = state
@@ -99,7 +107,7 @@ pub async fn webhook(
             failed(&started, retry_safe)
         }
     };
-    Ok(secured(answer))
+    Ok(answer)
 }
 
 /// The documented answer when the workflow has not answered (yet): 202 with
@@ -124,7 +132,7 @@ fn unauthenticated(challenge: Option<&'static str>) -> Response {
             HeaderValue::from_static(challenge),
         );
     }
-    secured(response)
+    response
 }
 
 /// How long a caller of a failed run that may be retried is asked to wait.
@@ -145,28 +153,45 @@ fn failed(started: &Started, retry_safe: bool) -> Response {
     }
 }
 
-/// Headers a `respond` node may not set: message framing and hop-by-hop
-/// headers (they would desynchronise the connection), cookies and
-/// credentialed CORS (the answer comes from the API's origin), and the
-/// security headers every webhook answer carries.
-const DROPPED_HEADERS: [&str; 16] = [
-    "connection",
-    "content-length",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "set-cookie",
-    "set-cookie2",
-    "access-control-allow-credentials",
-    "content-security-policy",
-    "x-content-type-options",
-    "alt-svc",
+/// Headers a `respond` node may set: those that describe its own answer.
+/// Anything else is dropped: framing and hop-by-hop headers (they would
+/// desynchronise the connection), and headers that speak for the engine's
+/// whole origin (cookies, CORS, HSTS, Clear-Site-Data, authentication
+/// challenges, redirects, the security headers every answer carries).
+const ALLOWED_HEADERS: [&str; 9] = [
+    "cache-control",
+    "content-disposition",
+    "content-language",
+    "content-type",
+    "etag",
+    "expires",
+    "last-modified",
+    "retry-after",
+    "vary",
 ];
+
+/// `x-` headers a `respond` node may not set anyway: browser security
+/// switches, and those a proxy in front of the engine acts on.
+const DROPPED_CUSTOM_HEADERS: [&str; 9] = [
+    "x-accel-",
+    "x-content-type-options",
+    "x-dns-prefetch-control",
+    "x-forwarded-",
+    "x-frame-options",
+    "x-permitted-cross-domain-policies",
+    "x-real-ip",
+    "x-sendfile",
+    "x-xss-protection",
+];
+
+fn allowed(name: &HeaderName) -> bool {
+    let name = name.as_str();
+    ALLOWED_HEADERS.contains(&name)
+        || (name.starts_with("x-")
+            && !DROPPED_CUSTOM_HEADERS
+                .iter()
+                .any(|dropped| name.starts_with(dropped)))
+}
 
 fn responded(
     started: &Started,
@@ -182,12 +207,21 @@ fn responded(
     else {
         return failed(started, false);
     };
-    let mut response = (status, Json(body)).into_response();
+    // These answers have no content (RFC 9110 §15.3.5, §15.3.6, §15.4.5):
+    // a length would make a client read the next answer as this one's body.
+    let mut response = if matches!(
+        status,
+        StatusCode::NO_CONTENT | StatusCode::RESET_CONTENT | StatusCode::NOT_MODIFIED
+    ) {
+        (status, Body::empty()).into_response()
+    } else {
+        (status, Json(body)).into_response()
+    };
     for (name, value) in headers {
         if let (Ok(name), Ok(value)) = (
             HeaderName::from_bytes(name.as_bytes()),
             HeaderValue::from_str(&value),
-        ) && !DROPPED_HEADERS.contains(&name.as_str())
+        ) && allowed(&name)
         {
             response.headers_mut().insert(name, value);
         }
@@ -195,18 +229,24 @@ fn responded(
     response
 }
 
-/// What every webhook answer carries: no content sniffing, and a policy
-/// that keeps a served page from running script or reading the origin.
-fn secured(mut response: Response) -> Response {
-    let headers = response.headers_mut();
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("sandbox; default-src 'none'; frame-ancestors 'none'"),
-    );
+/// What every answer under `/hooks/` carries, errors included: no content
+/// sniffing, and a policy that keeps a served page from running script or
+/// reading the origin.
+pub(crate) async fn secure_answers(request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    let hook = path == "/hooks" || path.starts_with("/hooks/");
+    let mut response = next.run(request).await;
+    if hook {
+        let headers = response.headers_mut();
+        headers.insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("sandbox; default-src 'none'; frame-ancestors 'none'"),
+        );
+    }
     response
 }
 

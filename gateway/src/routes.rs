@@ -284,6 +284,7 @@ pub fn router(engine: EngineHandle, options: &Options) -> Router {
         })
         .layer(DefaultBodyLimit::max(options.max_body_bytes))
         .layer(middleware::from_fn(crate::extract::refuse_nul_in_url))
+        .layer(middleware::from_fn(hooks::secure_answers))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
 }
