@@ -246,8 +246,7 @@ both_modes!(a_wait_takes_the_first_of_concurrent_resumes, racing_resumes);
 /// skipped, audited and counted, and the schedule moves on.
 async fn schedule_without_credits(mode: Mode) {
     let stub = StubServer::start().await;
-    let engine =
-        Engine::start_with(mode, &[("FLOWMESH_INITIAL_CREDITS", "0"), SECOND_TICKS]).await;
+    let engine = Engine::start_with(mode, &[("FLOWMESH_INITIAL_CREDITS", "0"), SECOND_TICKS]).await;
     let owner = engine.create_tenant("Broke").await;
     let workflow = engine
         .deploy_as(
