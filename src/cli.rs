@@ -323,6 +323,16 @@ pub struct Cli {
     )]
     pub idle_timeout: HumanDuration,
 
+    /// Time a client has, once a request's headers are in, to send its
+    /// whole body; then it gets 408 and its connection is closed.
+    #[arg(
+        long,
+        env = "FLOWMESH_BODY_READ_TIMEOUT",
+        default_value = "10s",
+        global = true
+    )]
+    pub body_read_timeout: HumanDuration,
+
     /// Key that seals tenants' secrets at rest: 32 random bytes in base64
     /// (`openssl rand -base64 32`). Embedded without one (or with an empty
     /// one), a key is made and kept in the data directory; distributed
@@ -654,6 +664,7 @@ pub async fn serve(cli: &Cli) -> anyhow::Result<ExitCode> {
             max_per_address: cli.max_connections_per_address,
             header_read_timeout: cli.header_read_timeout,
             idle_timeout: cli.idle_timeout,
+            body_read_timeout: cli.body_read_timeout,
         },
         max_streams_per_tenant: cli.tenant_max_streams,
         webhook_limits: flowmesh_gateway::WebhookLimitOptions {

@@ -257,7 +257,10 @@ async fn squatted_email(mode: Mode) {
         .send()
         .await
         .unwrap();
-    assert_eq!(squat.status(), StatusCode::CREATED);
+    // Registration and acceptance answer 202 whatever happened, so as not
+    // to tell who has an account: what proves the invitee got in is that
+    // their own password then opens a session in the inviting tenant.
+    assert_eq!(squat.status(), StatusCode::ACCEPTED);
 
     let accepted = engine
         .client()
@@ -266,12 +269,21 @@ async fn squatted_email(mode: Mode) {
         .send()
         .await
         .unwrap();
-    let status = accepted.status();
-    let text = accepted.text().await.unwrap();
+    assert_eq!(accepted.status(), StatusCode::ACCEPTED);
+    let (_, me) = engine.get("/v1/me").await;
+    let signed_in = engine
+        .client()
+        .post(engine.url("/v1/auth/login"))
+        .json(&json!({"email": "newhire@corp.example.com", "password": "the invitee's password"}))
+        .send()
+        .await
+        .unwrap();
+    let status = signed_in.status();
+    let session: Value = signed_in.json().await.unwrap_or_default();
     assert_eq!(
-        status,
-        StatusCode::CREATED,
-        "the invitee was kept out by a registration of their address: {text}"
+        (status, &session["tenant"]["id"]),
+        (StatusCode::OK, &me["tenant"]["id"]),
+        "the invitee was kept out by a registration of their address: {session}"
     );
 }
 both_modes!(

@@ -31,12 +31,12 @@ mod workflow;
 mod tests;
 
 pub use engine::{
-    AuthenticatedWebhook, Engine, EngineHandle, EngineParts, GenerateRequest, Generated,
-    GrantRequest, InstantiateRequest, LedgerOnly, LoginOptions, LoginRequest, MAX_PROMPT_CHARS,
-    NodeLog, Outcome as ExecutionOutcome, Parameter, ParameterType, PaymentProvider, Readiness,
-    Receipt, RefillRequest, RegisterRequest, RegistrationLimit, RerunRequest, ResumeRequest,
-    Session, Settings, StartRequest, Started, Template, Until, VISIBLE, WebhookRequest,
-    WorkflowStats,
+    AcceptRequest, AuthenticatedWebhook, Engine, EngineHandle, EngineParts, GenerateRequest,
+    Generated, GrantRequest, InstantiateRequest, LedgerOnly, LoginOptions, LoginRequest,
+    MAX_PROMPT_CHARS, NodeLog, Outcome as ExecutionOutcome, Parameter, ParameterType,
+    PaymentProvider, Readiness, Receipt, RefillRequest, RegisterRequest, RegistrationLimit,
+    RerunRequest, ResumeRequest, Session, Settings, StartRequest, Started, Template, Until,
+    VISIBLE, WebhookRequest, WorkflowStats,
 };
 pub use error::Error;
 pub use flowmesh_store::ModelSettings;

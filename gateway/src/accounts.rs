@@ -9,7 +9,7 @@ use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use flowmesh_actors::records::AuditQuery;
-use flowmesh_actors::{LoginRequest, RegisterRequest};
+use flowmesh_actors::{AcceptRequest, LoginRequest, RegisterRequest};
 use serde_json::json;
 
 use crate::access::{AuditTarget, AuditTenant, Auth};
@@ -89,11 +89,19 @@ pub(crate) async fn logout(State(state): State<AppState>, Auth(who): Auth) -> Ap
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-pub(crate) async fn accept(State(state): State<AppState>, JsonBytes(body): JsonBytes) -> ApiResult {
+pub(crate) async fn accept(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    JsonBytes(body): JsonBytes,
+) -> ApiResult {
     let a: Accept = typed_body(&body)?;
     let tenant = state
         .engine
-        .accept_invitation(&a.token, &a.password)
+        .accept_invitation(AcceptRequest {
+            token: &a.token,
+            password: &a.password,
+            source: Some(peer.ip()),
+        })
         .await?;
     let mut response = sign_in_next();
     response.extensions_mut().insert(AuditTenant(tenant));

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use flowmesh_actors::EngineHandle;
 
 use crate::error::ApiError;
+use crate::server::BodyDeadline;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -64,9 +65,26 @@ pub fn is_json(content_type: &str) -> bool {
     essence == "application/json" || essence.ends_with("+json")
 }
 
-/// Reads the whole body, answering 413 past the configured limit.
+/// Reads the whole body, answering 413 past the configured limit and 408
+/// once `--body-read-timeout` has passed (a body trickled in would
+/// otherwise hold its connection for as long as its sender likes).
 pub async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
-    Bytes::from_request(req, state).await.map_err(|rejection| {
+    let deadline = req.extensions().get::<BodyDeadline>().copied();
+    let read = Bytes::from_request(req, state);
+    let read = match deadline {
+        Some(BodyDeadline(deadline)) => {
+            tokio::time::timeout_at(deadline, read).await.map_err(|_| {
+                ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "request_timeout",
+                    "the request body did not arrive within the body read timeout; \
+                     retrying is safe",
+                )
+            })?
+        }
+        None => read.await,
+    };
+    read.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,

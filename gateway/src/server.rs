@@ -1,7 +1,8 @@
 //! The HTTP server loop: accepts connections within bounds and serves each
 //! with HTTP/1.1. Anyone on the network can open connections, so each one
-//! costs a slot of a global cap and of its address's cap, must send its
-//! request headers within a time limit, and is closed once idle.
+//! costs a slot of a global cap and of its address's cap (held until an
+//! upgraded stream closes too), must send its request headers and then its
+//! body within time limits, and is closed once idle.
 
 use std::collections::HashMap;
 use std::io;
@@ -32,7 +33,14 @@ pub struct ConnectionOptions {
     pub header_read_timeout: HumanDuration,
     /// A connection with no bytes in either direction for this long is closed.
     pub idle_timeout: HumanDuration,
+    /// Time a client has, from the end of a request's headers, to send its
+    /// whole body; then it gets 408 and the connection is closed.
+    pub body_read_timeout: HumanDuration,
 }
+
+/// When a request's body must be in: set per request, read by `read_body`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct BodyDeadline(pub tokio::time::Instant);
 
 impl Default for ConnectionOptions {
     fn default() -> Self {
@@ -41,6 +49,7 @@ impl Default for ConnectionOptions {
             max_per_address: 1_000,
             header_read_timeout: HumanDuration::from_millis(10_000),
             idle_timeout: HumanDuration::from_millis(120_000),
+            body_read_timeout: HumanDuration::from_millis(10_000),
         }
     }
 }
@@ -88,10 +97,13 @@ fn admit(
     })
 }
 
-/// A stream that remembers when bytes last moved.
+/// A stream that remembers when bytes last moved. It holds its place in
+/// the caps, so that an upgraded (WebSocket) connection, which outlives the
+/// HTTP serving of it, keeps counting until its stream is dropped.
 struct Tracked {
     inner: TcpStream,
     last: Arc<Mutex<Instant>>,
+    _admitted: Admitted,
 }
 
 impl Tracked {
@@ -233,10 +245,15 @@ async fn connection(c: Connection) {
     let io = TokioIo::new(Tracked {
         inner: stream,
         last: last.clone(),
+        _admitted: admitted,
     });
+    let body_read_timeout = options.body_read_timeout.0;
     let service =
         hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
             request.extensions_mut().insert(ConnectInfo(peer));
+            request.extensions_mut().insert(BodyDeadline(
+                tokio::time::Instant::now() + body_read_timeout,
+            ));
             router.clone().oneshot(request)
         });
     let served = hyper::server::conn::http1::Builder::new()
@@ -262,7 +279,6 @@ async fn connection(c: Connection) {
             let _ = served.await;
         }
     }
-    drop(admitted);
 }
 
 #[cfg(test)]

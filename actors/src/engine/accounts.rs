@@ -66,6 +66,15 @@ pub struct LoginRequest<'a> {
     pub source: Option<std::net::IpAddr>,
 }
 
+/// `POST /v1/auth/accept`: the invitation's token, the new password, and
+/// from where (made-up tokens are delayed per address).
+#[derive(Clone, Copy, Debug)]
+pub struct AcceptRequest<'a> {
+    pub token: &'a str,
+    pub password: &'a str,
+    pub source: Option<std::net::IpAddr>,
+}
+
 /// A session just opened.
 #[derive(Clone, Debug)]
 pub struct Session {
@@ -192,17 +201,21 @@ impl EngineHandle {
             password,
             source,
         } = request;
-        self.logins.check(email, source)?;
-        match self.open_session(email, password).await? {
-            Some(session) => {
+        self.logins.admit(email, source)?;
+        match self.open_session(email, password).await {
+            Ok(Some(session)) => {
                 self.logins.succeeded(email, source);
                 Ok(session)
             }
-            None => {
-                self.logins.failed(email, source);
+            Ok(None) => {
+                self.logins.failed(Some(email), source);
                 Err(Error::Unauthorized(
                     "unknown email or wrong password".into(),
                 ))
+            }
+            Err(e) => {
+                self.logins.refund(Some(email), source);
+                Err(e)
             }
         }
     }
@@ -258,18 +271,35 @@ impl EngineHandle {
     /// Uses an invitation: its email joins the inviting tenant unless it
     /// is a user already. The answer is the same either way (the invited
     /// person then signs in), so an invitation cannot tell who has an
-    /// account. Returns the inviting tenant.
-    pub async fn accept_invitation(&self, token: &str, password: &str) -> Result<TenantId, Error> {
+    /// account. Returns the inviting tenant. The token is looked up before
+    /// any password is hashed, so made-up tokens cost no share of the
+    /// hashing pool, and they count as failures of their address, delayed
+    /// like failed logins.
+    pub async fn accept_invitation(&self, request: AcceptRequest<'_>) -> Result<TenantId, Error> {
+        let AcceptRequest {
+            token,
+            password,
+            source,
+        } = request;
         check_password(password)?;
+        self.logins.admit_address(source)?;
+        let unknown = || Error::NotFound("invitation (unknown, used or expired)");
+        let Some(invitation) = self.ctx.store.pending_invitation(token).await? else {
+            self.logins.failed(None, source);
+            return Err(unknown());
+        };
+        // A real token is no failure of its address.
+        self.logins.refund(None, source);
         let _slot = self.logins.hashing_slot().await?;
         self.ctx
             .store
-            .accept_invitation(Acceptance { token, password })
+            .accept_invitation(Acceptance {
+                invitation: &invitation,
+                password,
+            })
             .await
             .map_err(|e| match e {
-                flowmesh_store::Error::NotFound => {
-                    Error::NotFound("invitation (unknown, used or expired)")
-                }
+                flowmesh_store::Error::NotFound => unknown(),
                 other => other.into(),
             })
     }

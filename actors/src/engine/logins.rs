@@ -94,59 +94,140 @@ impl Logins {
         }
     }
 
-    /// Refuses an attempt that comes while its pair or address is delayed.
-    pub fn check(&self, email: &str, source: Option<IpAddr>) -> Result<(), Error> {
+    /// Admits an attempt, or refuses it (429) while its pair or address is
+    /// delayed. An admitted attempt counts as failed at once, before its
+    /// password is checked, so that guesses sent together cannot all pass
+    /// the check before any of them is counted; `succeeded` and `refund`
+    /// take it back. Accounts are counted by their email as the store finds
+    /// them, however it is spelled.
+    pub fn admit(&self, email: &str, source: Option<IpAddr>) -> Result<(), Error> {
         let Some(ip) = source else { return Ok(()) };
-        let now = Instant::now();
-        let pair = self.pairs.get(&(email.to_owned(), ip));
-        let address = self.addresses.get(&ip);
-        let until = [pair, address]
-            .into_iter()
-            .flatten()
-            .filter_map(|f| f.blocked_until)
-            .filter(|&until| until > now)
-            .max();
-        match until {
-            Some(until) => Err(Error::RateLimited {
-                retry_after: until - now,
-            }),
-            None => Ok(()),
+        let pair = (flowmesh_store::normalize_email(email), ip);
+        count(&self.pairs, pair.clone(), self.options.pair_failures, self)?;
+        if let Err(refused) = count(&self.addresses, ip, self.options.address_failures, self) {
+            uncount(&self.pairs, pair, self.options.pair_failures);
+            return Err(refused);
         }
+        Ok(())
     }
 
-    /// Counts a failed attempt.
-    pub fn failed(&self, email: &str, source: Option<IpAddr>) {
-        let Some(ip) = source else { return };
-        let delayed = |count: u32, free: u32| {
-            let over = count.checked_sub(free)?;
-            let seconds = 1u64.checked_shl(over.min(32)).unwrap_or(u64::MAX);
-            Some(Instant::now() + Duration::from_secs(seconds).min(self.options.max_delay.0))
-        };
-        let bump = |failures: Option<Failures>, free: u32| {
-            let count = failures.map_or(0, |f| f.count).saturating_add(1);
-            Failures {
-                count,
-                blocked_until: delayed(count, free),
-            }
-        };
-        let key = (email.to_owned(), ip);
-        self.pairs.insert(
-            key.clone(),
-            bump(self.pairs.get(&key), self.options.pair_failures),
-        );
-        self.addresses.insert(
-            ip,
-            bump(self.addresses.get(&ip), self.options.address_failures),
-        );
+    /// Admits an attempt that names no account (an invitation token): only
+    /// its address is counted.
+    pub fn admit_address(&self, source: Option<IpAddr>) -> Result<(), Error> {
+        let Some(ip) = source else { return Ok(()) };
+        count(&self.addresses, ip, self.options.address_failures, self)
+    }
+
+    /// Records that an admitted attempt failed: a delay it earned runs from
+    /// now, not from its admission (a hash may take a while).
+    pub fn failed(&self, email: Option<&str>, source: Option<IpAddr>) {
         metrics::counter!("flowmesh_login_failures_total").increment(1);
+        let Some(ip) = source else { return };
+        if let Some(email) = email {
+            let pair = (flowmesh_store::normalize_email(email), ip);
+            self.restamp(&self.pairs, pair, self.options.pair_failures);
+        }
+        self.restamp(&self.addresses, ip, self.options.address_failures);
     }
 
-    /// A successful login clears its pair (not its address).
+    fn restamp<K>(&self, table: &moka::sync::Cache<K, Failures>, key: K, free: u32)
+    where
+        K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
+    {
+        table.entry(key).and_compute_with(|current| {
+            use moka::ops::compute::Op;
+            match current.map(|e| e.into_value()) {
+                Some(f) => Op::Put(Failures {
+                    blocked_until: self.delayed(f.count, free),
+                    ..f
+                }),
+                None => Op::Nop,
+            }
+        });
+    }
+
+    /// A successful login clears its pair and takes its attempt back from
+    /// its address.
     pub fn succeeded(&self, email: &str, source: Option<IpAddr>) {
         if let Some(ip) = source {
-            self.pairs.invalidate(&(email.to_owned(), ip));
+            self.pairs
+                .invalidate(&(flowmesh_store::normalize_email(email), ip));
+            uncount(&self.addresses, ip, self.options.address_failures);
         }
     }
+
+    /// Takes back an admitted attempt that ended without an answer on the
+    /// password (the engine was busy or failed).
+    pub fn refund(&self, email: Option<&str>, source: Option<IpAddr>) {
+        let Some(ip) = source else { return };
+        if let Some(email) = email {
+            uncount(
+                &self.pairs,
+                (flowmesh_store::normalize_email(email), ip),
+                self.options.pair_failures,
+            );
+        }
+        uncount(&self.addresses, ip, self.options.address_failures);
+    }
+
+    /// Until when a key with `count` failures is delayed, past `free` of them.
+    fn delayed(&self, count: u32, free: u32) -> Option<Instant> {
+        let over = count.checked_sub(free)?;
+        let seconds = 1u64.checked_shl(over.min(32)).unwrap_or(u64::MAX);
+        Some(Instant::now() + Duration::from_secs(seconds).min(self.options.max_delay.0))
+    }
+}
+
+/// Counts one attempt under `key`, atomically with the check that it is not
+/// delayed (moka runs upserts of one key one at a time).
+fn count<K>(
+    table: &moka::sync::Cache<K, Failures>,
+    key: K,
+    free: u32,
+    logins: &Logins,
+) -> Result<(), Error>
+where
+    K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
+{
+    let now = Instant::now();
+    let mut refused = None;
+    table.entry(key).and_upsert_with(|current| {
+        let current = current.map(|e| e.into_value());
+        if let Some(until) = current.and_then(|f| f.blocked_until).filter(|&u| u > now) {
+            refused = Some(until - now);
+            return current.unwrap_or(Failures {
+                count: 0,
+                blocked_until: None,
+            });
+        }
+        let count = current.map_or(0, |f| f.count).saturating_add(1);
+        Failures {
+            count,
+            blocked_until: logins.delayed(count, free),
+        }
+    });
+    match refused {
+        Some(retry_after) => Err(Error::RateLimited { retry_after }),
+        None => Ok(()),
+    }
+}
+
+/// Takes one counted attempt back; a delay ends with it once the key is
+/// back within its `free` attempts.
+fn uncount<K>(table: &moka::sync::Cache<K, Failures>, key: K, free: u32)
+where
+    K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
+{
+    table.entry(key).and_compute_with(|current| {
+        use moka::ops::compute::Op;
+        match current.map(|e| e.into_value()) {
+            Some(f) if f.count > 1 => Op::Put(Failures {
+                count: f.count - 1,
+                blocked_until: f.blocked_until.filter(|_| f.count > free),
+            }),
+            _ => Op::Remove,
+        }
+    });
 }
 
 #[cfg(test)]
@@ -169,40 +250,69 @@ mod tests {
             Some("198.51.100.7".parse().unwrap()),
         );
         for _ in 0..3 {
-            assert!(logins.check("ada@example.com", attacker).is_ok());
-            logins.failed("ada@example.com", attacker);
+            assert!(logins.admit("ada@example.com", attacker).is_ok());
         }
         assert!(matches!(
-            logins.check("ada@example.com", attacker),
+            logins.admit("ada@example.com", attacker),
             Err(Error::RateLimited { .. })
         ));
+        // However the email is spelled.
+        assert!(logins.admit(" ADA@example.com", attacker).is_err());
         // The account owner, elsewhere, is not locked out.
-        assert!(logins.check("ada@example.com", victim).is_ok());
+        assert!(logins.admit("ada@example.com", victim).is_ok());
         // Other accounts from the attacker's address are, once it passes its own count.
-        assert!(logins.check("bob@example.com", attacker).is_ok());
         for i in 0..7 {
-            logins.failed(&format!("user{i}@example.com"), attacker);
+            assert!(
+                logins
+                    .admit(&format!("user{i}@example.com"), attacker)
+                    .is_ok()
+            );
         }
-        assert!(logins.check("bob@example.com", attacker).is_err());
-        assert!(logins.check("bob@example.com", victim).is_ok());
+        assert!(logins.admit("bob@example.com", attacker).is_err());
+        assert!(logins.admit("bob@example.com", victim).is_ok());
     }
 
     #[test]
     fn delays_grow_and_are_capped() {
-        let logins = logins();
-        let ip = Some("203.0.113.9".parse().unwrap());
+        let logins = Logins::new(LoginOptions {
+            pair_failures: 3,
+            address_failures: u32::MAX,
+            ..Default::default()
+        });
+        let address: IpAddr = "203.0.113.9".parse().unwrap();
+        let ip = Some(address);
         let mut last = Duration::ZERO;
         for _ in 0..40 {
-            logins.failed("ada@example.com", ip);
-            if let Err(Error::RateLimited { retry_after }) = logins.check("ada@example.com", ip) {
+            // Past the free attempts, each admitted one (as if its delay
+            // had passed) doubles the next delay.
+            if let Err(Error::RateLimited { retry_after }) = logins.admit("ada@example.com", ip) {
                 assert!(retry_after >= last.saturating_sub(Duration::from_millis(50)));
                 assert!(retry_after <= Duration::from_secs(15 * 60));
                 last = retry_after;
+                let key = ("ada@example.com".to_owned(), address);
+                let f = logins.pairs.get(&key).unwrap();
+                logins.pairs.insert(
+                    key,
+                    Failures {
+                        blocked_until: None,
+                        ..f
+                    },
+                );
             }
         }
         assert!(last > Duration::from_secs(14 * 60), "{last:?}");
         logins.succeeded("ada@example.com", ip);
-        // The address stays counted.
-        assert!(logins.check("ada@example.com", ip).is_err());
+        assert!(logins.admit("ada@example.com", ip).is_ok());
+    }
+
+    #[test]
+    fn a_refunded_attempt_is_not_counted() {
+        let logins = logins();
+        let ip = Some("203.0.113.9".parse().unwrap());
+        for _ in 0..10 {
+            logins.admit("ada@example.com", ip).unwrap();
+            logins.refund(Some("ada@example.com"), ip);
+        }
+        assert!(logins.admit("ada@example.com", ip).is_ok());
     }
 }

@@ -28,7 +28,7 @@ use flowmesh_store::Store;
 use ractor::{Actor, ActorRef};
 use tokio::task::JoinHandle;
 
-pub use accounts::{LoginRequest, RegisterRequest, Session};
+pub use accounts::{AcceptRequest, LoginRequest, RegisterRequest, Session};
 pub use api::{EngineHandle, Outcome, Readiness, StartRequest, Started, Until};
 pub use billing::{GrantRequest, LedgerOnly, PaymentProvider, Receipt, RefillRequest};
 pub use generate::{GenerateRequest, Generated, MAX_PROMPT_CHARS};

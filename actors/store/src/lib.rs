@@ -48,7 +48,10 @@ pub use schedules::{DueSchedule, Fire, NewSchedule};
 pub use secrets::{Resealed, SealingKey, SecretInfo, valid_secret_name};
 pub use stats::{LastRun, Unfinished, WorkflowStats};
 pub use tenants::{KeyInfo, NewKey, PLATFORM_TENANT, TenantInfo};
-pub use users::{Acceptance, InvitationInfo, NewInvitation, NewSession, Registration, UserInfo};
+pub use users::{
+    Acceptance, InvitationInfo, NewInvitation, NewSession, PendingInvitation, Registration,
+    UserInfo, normalize_email,
+};
 
 /// Where the store lives.
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -54,8 +54,17 @@ pub struct InvitationInfo {
 /// An invitation accepted by the person it was for.
 #[derive(Clone, Debug)]
 pub struct Acceptance<'a> {
-    pub token: &'a str,
+    pub invitation: &'a PendingInvitation,
     pub password: &'a str,
+}
+
+/// An invitation found by its token, not used yet.
+#[derive(Clone, Debug)]
+pub struct PendingInvitation {
+    id: String,
+    tenant: TenantId,
+    email: String,
+    role: Role,
 }
 
 /// A hash verified when an email is unknown, so that a failed login takes
@@ -97,7 +106,8 @@ async fn verify_password(password: &str, hash: &str) -> bool {
     .unwrap_or(false)
 }
 
-fn normalize_email(email: &str) -> String {
+/// The one spelling of an email that accounts and invitations are found by.
+pub fn normalize_email(email: &str) -> String {
     email.trim().to_lowercase()
 }
 
@@ -139,19 +149,26 @@ impl Store {
 
     /// Creates a tenant with its owner, in one transaction; returns the
     /// tenant's id and slug, or none (and creates nothing) when the email
-    /// is a user already. Both take one password hash and one transaction.
+    /// is a user already or has a pending invitation. Both take one password hash and one transaction.
     pub async fn register(&self, r: Registration<'_>) -> Result<Option<(TenantId, String)>, Error> {
         let hash = hash_password(r.password).await?;
+        let email = normalize_email(r.email);
         let mut tx = self.pool.begin().await?;
-        let (tenant, slug) = Self::insert_tenant(&mut tx, r.tenant_name, r.initial_credits).await?;
-        let user = Self::insert_user(
-            &mut tx,
-            tenant,
-            &normalize_email(r.email),
-            &hash,
-            Role::Owner,
+        // An email with a pending invitation is its invitee's to take: a
+        // registration by someone else must not keep them out.
+        let invited = sqlx::query(
+            "SELECT 1 FROM invitations WHERE email = $1 AND accepted_at IS NULL AND expires_at > $2",
         )
+        .bind(&email)
+        .bind(now_ms())
+        .fetch_optional(&mut *tx)
         .await?;
+        if invited.is_some() {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        let (tenant, slug) = Self::insert_tenant(&mut tx, r.tenant_name, r.initial_credits).await?;
+        let user = Self::insert_user(&mut tx, tenant, &email, &hash, Role::Owner).await?;
         if user.is_none() {
             tx.rollback().await?;
             return Ok(None);
@@ -339,31 +356,47 @@ impl Store {
         Ok((info, token))
     }
 
-    /// Uses an invitation, once: its person becomes a user of the inviting
-    /// tenant unless the email is a user already (then nothing else
-    /// changes). Returns the inviting tenant either way.
-    pub async fn accept_invitation(&self, a: Acceptance<'_>) -> Result<TenantId, Error> {
-        let hash = hash_password(a.password).await?;
+    /// The pending (not used, not expired) invitation a token belongs to;
+    /// found without hashing any password.
+    pub async fn pending_invitation(
+        &self,
+        token: &str,
+    ) -> Result<Option<PendingInvitation>, Error> {
         let rows = sqlx::query(
             "SELECT id, tenant_id, email, role, hash FROM invitations \
              WHERE prefix = $1 AND accepted_at IS NULL AND expires_at > $2",
         )
-        .bind(credentials::prefix(a.token))
+        .bind(credentials::prefix(token))
         .bind(now_ms())
         .fetch_all(&self.pool)
         .await?;
-        let row = rows
+        let Some(row) = rows
             .into_iter()
-            .find(|row| text(row, "hash").is_ok_and(|h| credentials::matches(a.token, &h)))
-            .ok_or(Error::NotFound)?;
-        let tenant: TenantId = parse(&row, "tenant_id")?;
-        let email = text(&row, "email")?;
-        let role: Role = parse(&row, "role")?;
+            .find(|row| text(row, "hash").is_ok_and(|h| credentials::matches(token, &h)))
+        else {
+            return Ok(None);
+        };
+        Ok(Some(PendingInvitation {
+            id: text(&row, "id")?,
+            tenant: parse(&row, "tenant_id")?,
+            email: text(&row, "email")?,
+            role: parse(&row, "role")?,
+        }))
+    }
+
+    /// Uses an invitation, once: its person becomes a user of the inviting
+    /// tenant unless the email is a user already (then nothing else
+    /// changes). Returns the inviting tenant either way; `NotFound` when
+    /// it was used meanwhile.
+    pub async fn accept_invitation(&self, a: Acceptance<'_>) -> Result<TenantId, Error> {
+        let invitation = a.invitation;
+        let hash = hash_password(a.password).await?;
         let mut tx = self.pool.begin().await?;
         let taken = sqlx::query(
-            "UPDATE invitations SET accepted_at = $2 WHERE id = $1 AND accepted_at IS NULL",
+            "UPDATE invitations SET accepted_at = $2 \
+             WHERE id = $1 AND accepted_at IS NULL AND expires_at > $2",
         )
-        .bind(text(&row, "id")?)
+        .bind(&invitation.id)
         .bind(now_ms())
         .execute(&mut *tx)
         .await?
@@ -371,8 +404,15 @@ impl Store {
         if taken == 0 {
             return Err(Error::NotFound);
         }
-        Self::insert_user(&mut tx, tenant, &email, &hash, role).await?;
+        Self::insert_user(
+            &mut tx,
+            invitation.tenant,
+            &invitation.email,
+            &hash,
+            invitation.role,
+        )
+        .await?;
         tx.commit().await?;
-        Ok(tenant)
+        Ok(invitation.tenant)
     }
 }

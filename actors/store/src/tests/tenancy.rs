@@ -81,8 +81,9 @@ async fn accounts_sessions_and_invitations(store: &Store) {
         })
         .await
         .unwrap();
+    let invitation = store.pending_invitation(&token).await.unwrap().unwrap();
     let accept = Acceptance {
-        token: &token,
+        invitation: &invitation,
         password: "bobs password",
     };
     assert_eq!(
@@ -93,6 +94,7 @@ async fn accounts_sessions_and_invitations(store: &Store) {
         matches!(store.accept_invitation(accept).await, Err(Error::NotFound)),
         "once"
     );
+    assert!(store.pending_invitation(&token).await.unwrap().is_none());
     let users = store.list_users(tenant).await.unwrap();
     assert_eq!(users.len(), 2);
     let bob = users.iter().find(|u| u.email == "bob@example.com").unwrap();
