@@ -665,12 +665,14 @@ async fn made_up_invitations(mode: Mode) {
     let engine = Engine::start_with(mode, &[("FLOWMESH_PASSWORD_HASHING_CONCURRENCY", "1")]).await;
     engine.create_tenant("busy").await;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let answered = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let attacker = client_from("127.0.0.51");
     let flood: Vec<_> = (0..32)
         .map(|i| {
             let attacker = attacker.clone();
             let url = engine.url("/v1/auth/accept");
             let stop = stop.clone();
+            let answered = answered.clone();
             tokio::spawn(async move {
                 // Spread out, so that the queue for hashing is never empty.
                 tokio::time::sleep(Duration::from_millis(i * 65)).await;
@@ -680,11 +682,16 @@ async fn made_up_invitations(mode: Mode) {
                         .json(&json!({"token": format!("fmi_made_up_{i}"), "password": "any ten characters"}))
                         .send()
                         .await;
+                    answered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
             })
         })
         .collect();
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // The flood is under way: the hashing queue is never empty from here.
+    eventually("the flood under way", Duration::from_secs(30), || async {
+        (answered.load(std::sync::atomic::Ordering::Relaxed) >= 64).then_some(())
+    })
+    .await;
     let owner = client_from("127.0.0.52");
     let mut statuses = Vec::new();
     for _ in 0..4 {
