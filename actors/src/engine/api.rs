@@ -355,23 +355,19 @@ impl EngineHandle {
     /// once its tenant is found and admitted.
     pub(super) async fn routed(&self, route: TriggerRoute<'_>) -> Result<Routed, Error> {
         let missing = || Error::NotFound(route.missing);
-        let tenant = self
+        let found = self
             .ctx
             .store
-            .tenant_by_slug(route.slug)
+            .find_route(route.slug, route.method, route.path)
             .await?
             .ok_or_else(missing)?;
+        let tenant = found.tenant;
         // Webhooks are public: their limits are their own (in the gateway),
         // so anonymous callers never spend the tenant's API allowance.
         if route.kind != "webhook" {
             self.admit(tenant).await?;
         }
-        let (workflow, version) = self
-            .ctx
-            .store
-            .find_webhook(tenant, route.method, route.path)
-            .await?
-            .ok_or_else(missing)?;
+        let (workflow, version) = found.workflow.ok_or_else(missing)?;
         let graph = self.graph(workflow, version).await?;
         let wanted = Some((route.method.to_owned(), route.path.to_owned()));
         let trigger = graph

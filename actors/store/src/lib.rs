@@ -52,6 +52,7 @@ pub use users::{
     Acceptance, InvitationInfo, NewInvitation, NewSession, PendingInvitation, Registration,
     UserInfo, normalize_email,
 };
+pub use workflows::Route;
 
 /// Where the store lives.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -130,6 +131,10 @@ impl Store {
                 let pool = AnyPoolOptions::new()
                     .max_connections(options.max_connections.max(1))
                     .acquire_timeout(Duration::from_secs(5))
+                    // A ping before every statement is a round trip more per
+                    // statement; a connection that broke while idle fails
+                    // its statement instead, which callers retry.
+                    .test_before_acquire(false)
                     .connect(url)
                     .await?;
                 Store {
@@ -157,6 +162,9 @@ impl Store {
                 let pool = AnyPoolOptions::new()
                     .max_connections(1)
                     .acquire_timeout(Duration::from_secs(30))
+                    // An in-process file does not break while idle; a ping
+                    // would be one more hop to SQLite's thread per statement.
+                    .test_before_acquire(false)
                     .after_connect(|conn, _| {
                         Box::pin(async move {
                             conn.execute(

@@ -5,8 +5,17 @@ use flowmesh_model::{TenantId, WorkflowDocument, WorkflowId};
 use sqlx::any::AnyRow;
 
 use crate::{
-    Error, Publish, Store, WorkflowRecord, WorkflowSummary, int, now_ms, opt_int, parse, text,
+    Error, Publish, Store, WorkflowRecord, WorkflowSummary, int, now_ms, opt_int, opt_text, parse,
+    text,
 };
+
+/// What a trigger's route leads to: the tenant its slug names, and the
+/// published workflow and version that route, if any.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Route {
+    pub tenant: TenantId,
+    pub workflow: Option<(WorkflowId, i64)>,
+}
 
 const SUMMARY_COLUMNS: &str = "id, name, latest_version, published_version, created_at, updated_at";
 
@@ -224,23 +233,37 @@ impl Store {
         row.map(|row| document(&row)).transpose()
     }
 
-    pub async fn find_webhook(
+    /// The tenant a slug names and, if it has one, the published workflow
+    /// whose trigger routes `method` and `path`: one query, because every
+    /// webhook request asks both.
+    pub async fn find_route(
         &self,
-        tenant: TenantId,
+        slug: &str,
         method: &str,
         path: &str,
-    ) -> Result<Option<(WorkflowId, i64)>, Error> {
+    ) -> Result<Option<Route>, Error> {
         let row = sqlx::query(
-            "SELECT w.id, w.published_version FROM webhook_routes r JOIN workflows w ON w.id = r.workflow_id \
-             WHERE r.tenant_id = $1 AND r.method = $2 AND r.path = $3 AND w.deleted_at IS NULL \
-             AND w.published_version IS NOT NULL",
+            "SELECT t.id AS tenant_id, w.id AS workflow_id, w.published_version FROM tenants t \
+             LEFT JOIN webhook_routes r ON r.tenant_id = t.id AND r.method = $2 AND r.path = $3 \
+             LEFT JOIN workflows w ON w.id = r.workflow_id AND w.deleted_at IS NULL \
+             AND w.published_version IS NOT NULL \
+             WHERE t.slug = $1",
         )
-        .bind(tenant.to_string())
+        .bind(slug)
         .bind(method)
         .bind(path)
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|row| Ok((parse(&row, "id")?, int(&row, "published_version")?)))
-            .transpose()
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let workflow = match opt_text(&row, "workflow_id")? {
+            Some(_) => Some((parse(&row, "workflow_id")?, int(&row, "published_version")?)),
+            None => None,
+        };
+        Ok(Some(Route {
+            tenant: parse(&row, "tenant_id")?,
+            workflow,
+        }))
     }
 }

@@ -11,7 +11,7 @@ use serde_json::json;
 use sqlx::Connection;
 
 use crate::{
-    ClaimRequest, Error, ExecutionChange, ExecutionQuery, NewExecution, Options, Publish,
+    ClaimRequest, Error, ExecutionChange, ExecutionQuery, NewExecution, Options, Publish, Route,
     StepRecord, Store, Turn,
 };
 
@@ -196,25 +196,30 @@ async fn workflows_versions_and_routes(store: &Store) {
         .unwrap();
     assert_eq!(published.published_version, Some(2));
     assert_eq!(
-        store
-            .find_webhook(tenant, "POST", "orders/v2")
-            .await
-            .unwrap(),
-        Some((w.id, 2))
+        store.find_route("t1", "POST", "orders/v2").await.unwrap(),
+        Some(Route {
+            tenant,
+            workflow: Some((w.id, 2))
+        })
     );
-    assert!(
-        store
-            .find_webhook(stranger, "POST", "orders/v2")
-            .await
-            .unwrap()
-            .is_none()
+    assert_eq!(
+        store.find_route("t2", "POST", "orders/v2").await.unwrap(),
+        Some(Route {
+            tenant: stranger,
+            workflow: None
+        }),
+        "another tenant's slug never finds this route"
+    );
+    assert_eq!(
+        store.find_route("t3", "POST", "orders/v2").await.unwrap(),
+        None
     );
     assert!(!store.delete_workflow(stranger, w.id).await.unwrap());
-    let still = store
-        .find_webhook(tenant, "POST", "orders/v2")
-        .await
-        .unwrap();
-    assert!(still.is_some(), "another tenant cannot free the route");
+    let still = store.find_route("t1", "POST", "orders/v2").await.unwrap();
+    assert!(
+        still.is_some_and(|r| r.workflow.is_some()),
+        "another tenant cannot free the route"
+    );
     assert_eq!(
         store
             .workflow_version(w.id, 1)
@@ -237,12 +242,14 @@ async fn workflows_versions_and_routes(store: &Store) {
         Err(Error::Conflict(_))
     ));
     assert!(store.delete_workflow(tenant, w.id).await.unwrap());
-    assert!(
+    assert_eq!(
         store
-            .find_webhook(tenant, "POST", "orders/v2")
+            .find_route("t1", "POST", "orders/v2")
             .await
             .unwrap()
-            .is_none()
+            .and_then(|r| r.workflow),
+        None,
+        "a deleted workflow routes nothing"
     );
     assert!(
         store
