@@ -7,6 +7,8 @@
 //! `OTEL_TRACES_EXPORTER=none` to turn it off). With none of them, no
 //! OpenTelemetry layer is installed at all.
 
+use std::io::IsTerminal;
+
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::{Protocol, WithExportConfig};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
@@ -80,6 +82,8 @@ pub fn init(format: LogFormat) -> Telemetry {
     let logs = match format {
         LogFormat::Text => tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)
+            // Colours only for a person at a terminal, never into a file.
+            .with_ansi(std::io::stderr().is_terminal())
             .with_filter(filter)
             .boxed(),
         LogFormat::Json => tracing_subscriber::fmt::layer()

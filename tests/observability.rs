@@ -432,3 +432,20 @@ async fn metrics_need_the_instance_token() {
         assert!(text.contains("--metrics-token"), "{text}");
     }
 }
+
+/// Text logs written to a pipe or a file carry no terminal colour codes:
+/// they would end up as escape sequences in every log collector.
+#[tokio::test]
+async fn text_logs_off_a_terminal_have_no_colour_codes() {
+    let env = [("FLOWMESH_LOG_FORMAT", "text"), ("FLOWMESH_LOG", "info")];
+    let engine = Engine::start_with(Mode::Embedded, &env).await;
+    let text = eventually("the start-up lines", Duration::from_secs(10), || {
+        let text = engine.log_text();
+        async move { text.contains("flowmesh is listening").then_some(text) }
+    })
+    .await;
+    assert!(
+        !text.contains('\u{1b}'),
+        "colour codes in a piped log: {text:?}"
+    );
+}

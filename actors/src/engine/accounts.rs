@@ -120,7 +120,7 @@ fn check_password(password: &str) -> Result<(), Error> {
 fn check_grantable(who: &Principal, role: Role) -> Result<(), Error> {
     if role > who.role {
         return Err(Error::Forbidden(format!(
-            "a {} cannot give the role {role}",
+            "the role {} cannot give the role {role}",
             who.role
         )));
     }
@@ -133,7 +133,7 @@ fn check_revocable(who: &Principal, key: &KeyInfo) -> Result<(), Error> {
     let creator = key.creator_role.unwrap_or(Role::Owner);
     if key.role > who.role {
         return Err(Error::Forbidden(format!(
-            "API key {}: has the role {}; a {} cannot revoke it",
+            "API key {}: has the role {}; the role {} cannot revoke it",
             key.id, key.role, who.role
         )));
     }

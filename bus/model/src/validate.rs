@@ -147,7 +147,7 @@ pub fn validate(doc: &WorkflowDocument, catalog: &dyn KindCatalog) -> Result<(),
                 format!("{path}.kind"),
                 "unknown_kind",
                 format!(
-                    "{:?} is not a {} kind; known kinds: {}",
+                    "{:?} is not a known {} kind; known kinds: {}",
                     node.kind,
                     node.primitive.as_str(),
                     catalog.kinds(node.primitive).join(", ")
@@ -497,6 +497,20 @@ mod tests {
                 ("edges[2].when", "unknown_output"),
                 ("edges[3].to", "edge_on_connection"),
             ])
+        );
+    }
+
+    #[test]
+    fn an_unknown_kind_is_named_in_plain_english() {
+        let doc = json!({"name": "x", "nodes": [
+            {"id": "t", "type": "trigger", "kind": "manual"},
+            {"id": "a", "type": "action", "kind": "teleport"}
+        ], "edges": [{"from": "t", "to": "a"}]});
+        let doc = WorkflowDocument::from_value(doc).unwrap();
+        let errors = validate(&doc, &TestCatalog).unwrap_err().errors;
+        assert_eq!(
+            errors[0].message,
+            "\"teleport\" is not a known action kind; known kinds: manual"
         );
     }
 
