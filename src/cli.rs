@@ -175,6 +175,16 @@ pub struct Cli {
     #[arg(long, env = "FLOWMESH_LEASE", default_value = "15s", global = true)]
     pub lease: HumanDuration,
 
+    /// How often each process looks for executions nobody started or owns
+    /// (lost commands, dead processes, parked executions coming due).
+    #[arg(
+        long,
+        env = "FLOWMESH_CLAIM_INTERVAL",
+        default_value = "1s",
+        global = true
+    )]
+    pub claim_interval: HumanDuration,
+
     /// An execution with nothing to do for longer than this (a long wait,
     /// a distant retry, a wait for a resume) is parked in the store and
     /// holds no memory until it is due.
@@ -592,6 +602,14 @@ pub fn validate(cli: &Cli, file: &Path) -> anyhow::Result<ExitCode> {
 }
 
 pub async fn serve(cli: &Cli) -> anyhow::Result<ExitCode> {
+    // Processes sharing NATS must share one store: each on its own SQLite
+    // file would claim and run the same work apart.
+    if cli.nats_url.is_some() && cli.database_url.is_none() {
+        anyhow::bail!(
+            "--nats-url needs a database every process shares: add --database-url postgres://... \
+             (or DATABASE_URL); SQLite in the data directory serves the embedded mode only"
+        );
+    }
     // Before SQLite opens its files: it gives -wal and -shm the database's mode.
     crate::data_dir::tighten(&cli.data_dir)?;
     let store = Store::connect(&store_options(cli))
@@ -632,6 +650,7 @@ pub async fn serve(cli: &Cli) -> anyhow::Result<ExitCode> {
     let options = flowmesh_actors::Options {
         node_id: node_id.clone(),
         lease: cli.lease,
+        claim_interval: cli.claim_interval,
         park_after: cli.park_after,
         max_sync_wait: cli.max_sync_wait,
         webhook_signature_tolerance: cli.webhook_signature_tolerance,

@@ -76,6 +76,39 @@ fn migrate_prepares_an_embedded_store() {
     assert!(dir.path().join("flowmesh.db").exists());
 }
 
+#[test]
+fn nats_without_a_database_is_refused_with_what_to_add() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = flowmesh()
+        .args(["--nats-url", "nats://127.0.0.1:4222"])
+        .env("FLOWMESH_LISTEN", "127.0.0.1:0")
+        .env("FLOWMESH_DATA_DIR", dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("it started instead of refusing");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success(), "{stderr}");
+    assert!(stderr.contains("--database-url postgres://"), "{stderr}");
+    assert!(
+        !dir.path().join("flowmesh.db").exists(),
+        "no SQLite store was made"
+    );
+}
+
 #[tokio::test]
 async fn the_first_start_prints_an_admin_key_that_works() {
     let dir = tempfile::tempdir().unwrap();

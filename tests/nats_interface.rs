@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::servers::ConfiguredNats;
-use common::{Engine, Mode, Servers, eventually};
+use common::{Engine, Mode, Servers, TestDatabase, eventually};
 use futures::{FutureExt, StreamExt};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -269,7 +269,7 @@ async fn replies_go_only_to_the_requesting_tenants_inbox() {
 
 /// Runs `flowmesh serve` (SQLite, a NATS bus) until it gives up; its
 /// standard error.
-async fn refused_start(env: &[(&str, &str)]) -> String {
+async fn refused_start(database: &TestDatabase, env: &[(&str, &str)]) -> String {
     let dir = tempfile::tempdir().unwrap();
     let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_flowmesh"))
         .arg("serve")
@@ -278,6 +278,7 @@ async fn refused_start(env: &[(&str, &str)]) -> String {
         .env("FLOWMESH_LISTEN", "127.0.0.1:0")
         .env("FLOWMESH_DATA_DIR", dir.path())
         .env("FLOWMESH_LOG", "debug")
+        .env("DATABASE_URL", database.url())
         .envs(env.iter().copied())
         .kill_on_drop(true)
         .output();
@@ -331,56 +332,72 @@ async fn the_engine_logs_in_to_nats() {
     ];
     for env in logins {
         // Ready means the bus answered: the login worked.
-        let engine = Engine::start_with(Mode::Embedded, env).await;
+        let engine = Engine::start_with(Mode::Distributed, env).await;
         let log = engine.log_text();
         for secret in ["engine-password", "tok-3f9a", &seed] {
             assert!(!log.contains(secret), "a NATS secret in the log");
         }
     }
 
-    let wrong_password = refused_start(&[
-        ("FLOWMESH_NATS_URL", &tenants.url),
-        ("FLOWMESH_NATS_USER", "flowmesh"),
-        ("FLOWMESH_NATS_PASSWORD", "not-the-password"),
-    ])
+    let database = TestDatabase::create(&Servers::default()).await;
+    let wrong_password = refused_start(
+        &database,
+        &[
+            ("FLOWMESH_NATS_URL", &tenants.url),
+            ("FLOWMESH_NATS_USER", "flowmesh"),
+            ("FLOWMESH_NATS_PASSWORD", "not-the-password"),
+        ],
+    )
     .await;
     assert!(
         wrong_password.contains("refused the engine's login as user \"flowmesh\""),
         "{wrong_password}"
     );
-    let wrong_in_url = refused_start(&[(
-        "FLOWMESH_NATS_URL",
-        &tenants
-            .url
-            .replace("nats://", "nats://flowmesh:url-wrong-pw@"),
-    )])
+    let wrong_in_url = refused_start(
+        &database,
+        &[(
+            "FLOWMESH_NATS_URL",
+            &tenants
+                .url
+                .replace("nats://", "nats://flowmesh:url-wrong-pw@"),
+        )],
+    )
     .await;
     assert!(
         wrong_in_url.contains("refused the engine's login"),
         "{wrong_in_url}"
     );
-    let wrong_token = refused_start(&[
-        ("FLOWMESH_NATS_URL", &token.url),
-        ("FLOWMESH_NATS_TOKEN", "tok-wrong"),
-    ])
+    let wrong_token = refused_start(
+        &database,
+        &[
+            ("FLOWMESH_NATS_URL", &token.url),
+            ("FLOWMESH_NATS_TOKEN", "tok-wrong"),
+        ],
+    )
     .await;
     assert!(
         wrong_token.contains("refused the engine's login with a token"),
         "{wrong_token}"
     );
-    let no_file = refused_start(&[
-        ("FLOWMESH_NATS_URL", &token.url),
-        ("FLOWMESH_NATS_CREDENTIALS", "/nonexistent/engine.creds"),
-    ])
+    let no_file = refused_start(
+        &database,
+        &[
+            ("FLOWMESH_NATS_URL", &token.url),
+            ("FLOWMESH_NATS_CREDENTIALS", "/nonexistent/engine.creds"),
+        ],
+    )
     .await;
     assert!(
         no_file.contains("the NATS credentials file /nonexistent/engine.creds"),
         "{no_file}"
     );
-    let two_ways = refused_start(&[
-        ("FLOWMESH_NATS_URL", &in_url),
-        ("FLOWMESH_NATS_TOKEN", "tok-3f9a"),
-    ])
+    let two_ways = refused_start(
+        &database,
+        &[
+            ("FLOWMESH_NATS_URL", &in_url),
+            ("FLOWMESH_NATS_TOKEN", "tok-3f9a"),
+        ],
+    )
     .await;
     assert!(two_ways.contains("one way"), "{two_ways}");
     for (out, secret) in [

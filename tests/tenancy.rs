@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{ADMIN_KEY, Engine, Mode, eventually};
+use common::{ADMIN_KEY, Engine, Mode, assert_ran_one_at_a_time, eventually};
 use flowmesh_gateway::{Access, routes};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -598,7 +598,7 @@ async fn limits_apply(mode: Mode) {
         assert_eq!(status, StatusCode::ACCEPTED, "{body}");
         ids.push(body["execution_id"].as_str().unwrap().to_owned());
     }
-    let mut spans = Vec::new();
+    let mut finished = Vec::new();
     for id in &ids {
         let done = eventually(
             "the queued execution ran",
@@ -611,15 +611,9 @@ async fn limits_apply(mode: Mode) {
             },
         )
         .await;
-        spans.push((
-            done["started_at"].as_i64().unwrap(),
-            done["finished_at"].as_i64().unwrap(),
-        ));
+        finished.push(done);
     }
-    spans.sort();
-    for pair in spans.windows(2) {
-        assert!(pair[1].0 >= pair[0].1, "two ran at once: {spans:?}");
-    }
+    assert_ran_one_at_a_time(&finished);
     let limits = json!({"rate_limit": 2, "max_concurrent": null, "max_payload_bytes": null});
     let (status, _) = engine
         .request_as(

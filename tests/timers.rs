@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use common::stub::StubServer;
-use common::{Engine, Mode, eventually, node};
+use common::{Engine, Mode, assert_ran_one_at_a_time, eventually, node};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -100,6 +100,94 @@ async fn resume_times_out(mode: Mode) {
 both_modes!(
     a_wait_for_an_event_fails_when_nobody_resumes_it,
     resume_times_out
+);
+
+/// A resume soon after the start (well within the bus's window for
+/// duplicates) takes the parked execution back at once, not at the next
+/// claim sweep, which this engine runs only every minute.
+async fn resumed_soon_after_the_start(mode: Mode) {
+    let stub = StubServer::start().await;
+    let engine = Engine::start_with(
+        mode,
+        &[
+            ("FLOWMESH_PARK_AFTER", "100ms"),
+            ("FLOWMESH_CLAIM_INTERVAL", "1m"),
+        ],
+    )
+    .await;
+    let workflow = engine.deploy(approval(&stub, Some("1h"))).await;
+    let id = engine.start_execution(&workflow, json!({})).await;
+    waiting_at(&engine, &id, "approve").await;
+    eventually("the execution parks", Duration::from_secs(10), || async {
+        let text = engine.metrics_text().await;
+        let parked = text
+            .lines()
+            .find_map(|l| l.strip_prefix("flowmesh_executions_parked_total "))
+            .and_then(|v| v.trim().parse::<f64>().ok());
+        (parked >= Some(1.0)).then_some(())
+    })
+    .await;
+    let (status, body) = resume(&engine, &id, json!({"payload": {"by": "ada"}})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let done = eventually(
+        "the resumed execution finishes before any sweep",
+        Duration::from_secs(10),
+        || async {
+            let e = engine.execution(&id).await;
+            (e["status"] == "succeeded").then_some(e)
+        },
+    )
+    .await;
+    assert_eq!(node(&done, "approve")["output"]["payload"]["by"], "ada");
+    assert_eq!(stub.hits("/ok/notify").len(), 1);
+}
+both_modes!(
+    a_resume_soon_after_the_start_is_applied_at_once,
+    resumed_soon_after_the_start
+);
+
+/// With one concurrency slot, queued executions run one after another, each
+/// woken by the end of the one before, not by a claim sweep (here a minute
+/// apart).
+async fn queued_for_a_slot(mode: Mode) {
+    let engine = Engine::start_with(mode, &[("FLOWMESH_CLAIM_INTERVAL", "1m")]).await;
+    let limits = json!({"rate_limit": null, "max_concurrent": 1, "max_payload_bytes": null});
+    let (status, body) = engine
+        .request(
+            Method::PUT,
+            "/v1/admin/tenants/default/limits",
+            Some(limits),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let workflow = engine
+        .deploy(json!({"name": "slow", "nodes": [
+            {"id": "start", "type": "trigger", "kind": "manual"},
+            {"id": "pause", "type": "action", "kind": "wait", "config": {"duration": "200ms"}}
+        ], "edges": [{"from": "start", "to": "pause"}]}))
+        .await;
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        ids.push(engine.start_execution(&workflow, json!({})).await);
+    }
+    let mut finished = Vec::new();
+    for id in &ids {
+        let done = eventually(
+            "every queued execution ran before any sweep",
+            Duration::from_secs(15),
+            || async {
+                let e = engine.execution(id).await;
+                (e["status"] == "succeeded").then_some(e)
+            },
+        )
+        .await;
+        finished.push(done);
+    }
+    assert_ran_one_at_a_time(&finished);
+}
+both_modes!(
+    queued_executions_are_woken_by_the_end_of_the_one_before,
+    queued_for_a_slot
 );
 
 async fn cancel_parked(mode: Mode) {

@@ -81,8 +81,8 @@ impl SecretSource for StoreSecrets {
     ) -> BoxFuture<'a, Result<Option<String>, SecretError>> {
         Box::pin(async move {
             let Some(key) = &self.key else {
-                return Err(SecretError::Unavailable(
-                    "secrets are not set up on this instance (FLOWMESH_SECRETS_KEY)".into(),
+                return Err(SecretError::unavailable(
+                    "secrets are not set up on this instance (FLOWMESH_SECRETS_KEY)",
                 ));
             };
             self.store
@@ -90,9 +90,9 @@ impl SecretSource for StoreSecrets {
                 .await
                 .map_err(|e| {
                     if e.is_retryable() {
-                        SecretError::Retryable(e.to_string())
+                        SecretError::Retryable(Arc::new(e))
                     } else {
-                        SecretError::Unavailable(e.to_string())
+                        SecretError::Unavailable(Arc::new(e))
                     }
                 })
         })
@@ -301,7 +301,7 @@ impl TenantEndpoints for Context {
                     .await
                     .map_err(|e| llm::Error::Settings {
                         retryable: e.is_retryable(),
-                        message: e.to_string(),
+                        source: Box::new(e),
                     })?;
             Ok(TenantEndpoint {
                 base_url: own.base_url,

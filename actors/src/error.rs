@@ -1,5 +1,9 @@
 use flowmesh_model::ValidationErrors;
 
+/// What an error was caused by: the failing component's own error, or what
+/// was seen when there is none.
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+
 /// What can go wrong when asking the engine for something. Each variant says
 /// whether the caller may safely retry.
 #[derive(Debug, thiserror::Error)]
@@ -9,7 +13,7 @@ pub enum Error {
     NotFound(&'static str),
     /// The request body is not JSON. Retrying the same body will not help.
     #[error("malformed JSON: {0}")]
-    Malformed(String),
+    Malformed(#[source] Cause),
     /// The workflow document breaks the rules; every problem is listed.
     #[error("{0}")]
     Invalid(ValidationErrors),
@@ -67,27 +71,20 @@ pub enum Error {
         rounds: u32,
     },
     /// An outside service the request needed (a model provider) failed.
-    #[error("{message}")]
-    Upstream { message: String, retryable: bool },
+    #[error("{0}")]
+    Upstream(#[source] flowmesh_node_handlers::llm::Error),
     /// A dependency (store or bus) is unreachable; nothing was accepted, so retrying is safe.
     #[error("temporarily unavailable ({0}); nothing was accepted and retrying is safe")]
-    Unavailable(String),
+    Unavailable(#[source] Cause),
     /// A fault inside the engine.
     #[error("internal error: {0}")]
-    Internal(String),
+    Internal(#[source] Cause),
 }
 
 impl Error {
     pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            Error::Unavailable(_)
-                | Error::RateLimited { .. }
-                | Error::Upstream {
-                    retryable: true,
-                    ..
-                }
-        )
+        matches!(self, Error::Unavailable(_) | Error::RateLimited { .. })
+            || matches!(self, Error::Upstream(e) if e.is_retryable())
     }
 }
 
@@ -101,8 +98,8 @@ impl From<flowmesh_store::Error> for Error {
                 "the Idempotency-Key {key:?} was already used for a different request to this \
                  trigger; retrying with the same key will not help: send a new request with a new key"
             )),
-            e if e.is_retryable() => Error::Unavailable(e.to_string()),
-            e => Error::Internal(e.to_string()),
+            e if e.is_retryable() => Error::Unavailable(Box::new(e)),
+            e => Error::Internal(Box::new(e)),
         }
     }
 }
@@ -110,9 +107,9 @@ impl From<flowmesh_store::Error> for Error {
 impl From<flowmesh_bus::Error> for Error {
     fn from(e: flowmesh_bus::Error) -> Self {
         if e.is_retryable() {
-            Error::Unavailable(e.to_string())
+            Error::Unavailable(Box::new(e))
         } else {
-            Error::Internal(e.to_string())
+            Error::Internal(Box::new(e))
         }
     }
 }

@@ -15,7 +15,8 @@ use serde_json::{Value, json};
 use crate::execution::ExecutionMsg;
 use crate::{Engine, EngineHandle, EngineParts, NodeRunner, Options, StartRequest};
 
-/// Panics on nodes whose id starts with `boom`; runs the others normally.
+/// Panics on nodes whose id starts with `boom`, dawdles on those whose id
+/// starts with `slow`; runs the others normally.
 struct PanickyRunner(Registry);
 
 impl NodeRunner for PanickyRunner {
@@ -23,6 +24,9 @@ impl NodeRunner for PanickyRunner {
         Box::pin(async move {
             if request.node.id.starts_with("boom") {
                 panic!("a node handler bug");
+            }
+            if request.node.id.starts_with("slow") {
+                tokio::time::sleep(Duration::from_millis(300)).await;
             }
             self.0.run(request).await
         })
@@ -38,6 +42,7 @@ impl NodeRunner for PanickyRunner {
 }
 
 mod deaths;
+mod refills;
 
 struct Harness {
     engine: Option<Engine>,
@@ -54,6 +59,19 @@ async fn harness() -> Harness {
 
 /// An engine whose nodes run through the runner `runner` makes.
 async fn harness_with(runner: impl FnOnce(Registry, &Store) -> Arc<dyn NodeRunner>) -> Harness {
+    // These tests crash waiting executions: they keep their actors.
+    let options = Options {
+        park_after: flowmesh_model::HumanDuration::from_millis(24 * 3_600_000),
+        ..Options::default()
+    };
+    harness_from(runner, Arc::new(crate::LedgerOnly), options).await
+}
+
+async fn harness_from(
+    runner: impl FnOnce(Registry, &Store) -> Arc<dyn NodeRunner>,
+    payments: Arc<dyn crate::PaymentProvider>,
+    options: Options,
+) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let store_options = flowmesh_store::Options {
         data_dir: dir.path().to_owned(),
@@ -81,12 +99,8 @@ async fn harness_with(runner: impl FnOnce(Registry, &Store) -> Arc<dyn NodeRunne
         registry,
         runner: Some(runner),
         sealing_key: None,
-        payments: Arc::new(crate::LedgerOnly),
-        // These tests crash waiting executions: they keep their actors.
-        options: Options {
-            park_after: flowmesh_model::HumanDuration::from_millis(24 * 3_600_000),
-            ..Options::default()
-        },
+        payments,
+        options,
     })
     .await
     .unwrap();
@@ -124,6 +138,25 @@ impl Harness {
             .await
             .unwrap()
             .execution
+    }
+
+    /// Accepts an execution in the store, without a start command.
+    async fn accept(&self, workflow: WorkflowId) -> ExecutionId {
+        let new = flowmesh_store::NewExecution {
+            id: ExecutionId::new(),
+            tenant: self.tenant,
+            workflow,
+            version: 1,
+            trigger_node: "start".into(),
+            trigger: json!({}),
+            idempotency_key: None,
+            fingerprint: None,
+            deadline_ms: None,
+            origin: None,
+            steps: Vec::new(),
+            traceparent: None,
+        };
+        self.store.create_execution(&new).await.unwrap().id
     }
 
     async fn until<T>(&self, what: &str, mut probe: impl AsyncFnMut() -> Option<T>) -> T {
@@ -270,11 +303,7 @@ async fn duplicate_and_late_start_commands_change_nothing() {
 
     let id = h.start(workflow).await;
     let engine = h.engine.as_ref().unwrap();
-    let command = flowmesh_model::Command::StartExecution {
-        tenant: h.tenant,
-        workflow,
-        execution: id,
-    };
+    let command = flowmesh_model::Command::start(h.tenant, workflow, id);
     // Delivered again and again while it runs, some at the same moment.
     let again = (0..8).map(|_| engine.deliver(&command));
     for result in futures::future::join_all(again).await {
@@ -295,6 +324,33 @@ async fn duplicate_and_late_start_commands_change_nothing() {
     assert_eq!(
         after.finished_at, done.finished_at,
         "late commands changed nothing"
+    );
+    h.engine.unwrap().shutdown().await;
+}
+
+/// A start command is acknowledged once the execution's first turn is
+/// committed (here slowed by an in-process node it runs), not once its
+/// actor merely exists: until then the execution is only claimed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_is_acknowledged_once_its_first_turn_is_committed() {
+    let h = harness().await;
+    let workflow = h
+        .deploy(json!({"name": "slow start", "nodes": [
+            {"id": "start", "type": "trigger", "kind": "manual"},
+            {"id": "slow", "type": "data", "kind": "mapping", "config": {"mapping": {"ok": true}}},
+            {"id": "pause", "type": "action", "kind": "wait", "config": {"duration": "1h"}}
+        ], "edges": [{"from": "start", "to": "slow"}, {"from": "slow", "to": "pause"}]}))
+        .await;
+    let id = h.accept(workflow).await;
+    let command = flowmesh_model::Command::start(h.tenant, workflow, id);
+    h.engine.as_ref().unwrap().deliver(&command).await.unwrap();
+    let record = h.store.load_execution(id).await.unwrap().unwrap();
+    assert_eq!(record.status, ExecutionStatus::Running);
+    let slow = record.steps.iter().find(|s| s.node == "slow");
+    assert!(
+        slow.is_some_and(|s| s.finished_at.is_some()),
+        "the first turn is in: {:?}",
+        record.steps
     );
     h.engine.unwrap().shutdown().await;
 }

@@ -135,9 +135,15 @@ impl NatsAuth {
             Login::UserPassword { user, password } => options.user_and_password(user, password),
             Login::Token(token) => options.token(token),
             Login::Nkey(seed) => options.nkey(seed),
-            Login::CredentialsFile(path) => options.credentials_file(&path).await.map_err(|e| {
-                Error::Config(format!("the NATS credentials file {}: {e}", path.display()))
-            })?,
+            Login::CredentialsFile(path) => {
+                options
+                    .credentials_file(&path)
+                    .await
+                    .map_err(|e| Error::Refused {
+                        what: format!("the NATS credentials file {}", path.display()),
+                        source: e.into(),
+                    })?
+            }
         };
         Ok((options, how))
     }

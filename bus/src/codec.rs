@@ -10,30 +10,34 @@ use crate::Error;
 
 /// Schema version of the model's commands and events.
 /// 2: events carry their per-execution `seq`.
-pub const SCHEMA_VERSION: u16 = 2;
+/// 3: start commands carry their cause.
+pub const SCHEMA_VERSION: u16 = 3;
 /// The encoding written today.
 pub const ENCODING: &str = "bincode2";
 
 pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, Error> {
     bincode::serde::encode_to_vec(value, bincode::config::standard())
-        .map_err(|e| Error::Codec(e.to_string()))
+        .map_err(|e| Error::Codec(e.into()))
 }
 
 /// Decodes a message, refusing encodings and schema versions it does not know.
 pub fn decode<T: DeserializeOwned>(encoding: &str, schema: u16, bytes: &[u8]) -> Result<T, Error> {
     if encoding != ENCODING {
-        return Err(Error::Codec(format!("unknown encoding {encoding:?}")));
+        return Err(Error::Codec(
+            format!("unknown encoding {encoding:?}").into(),
+        ));
     }
     if schema != SCHEMA_VERSION {
-        return Err(Error::Codec(format!("unknown schema version {schema}")));
+        return Err(Error::Codec(
+            format!("unknown schema version {schema}").into(),
+        ));
     }
     let (value, read) = bincode::serde::decode_from_slice(bytes, bincode::config::standard())
-        .map_err(|e| Error::Codec(e.to_string()))?;
+        .map_err(|e| Error::Codec(e.into()))?;
     if read != bytes.len() {
-        return Err(Error::Codec(format!(
-            "{} trailing bytes",
-            bytes.len() - read
-        )));
+        return Err(Error::Codec(
+            format!("{} trailing bytes", bytes.len() - read).into(),
+        ));
     }
     Ok(value)
 }
@@ -42,8 +46,8 @@ pub fn decode<T: DeserializeOwned>(encoding: &str, schema: u16, bytes: &[u8]) ->
 mod tests {
     use super::*;
     use flowmesh_model::{
-        Command, EventKind, ExecutionEvent, ExecutionId, ExecutionStatus, JsonText, TenantId,
-        WorkflowId,
+        Command, EventKind, ExecutionEvent, ExecutionId, ExecutionStatus, JsonText, StartCause,
+        TenantId, WorkflowId,
     };
 
     #[test]
@@ -52,6 +56,9 @@ mod tests {
             tenant: TenantId::new(),
             workflow: WorkflowId::new(),
             execution: ExecutionId::new(),
+            cause: StartCause::Resumed {
+                signal: "s1".into(),
+            },
         };
         let back: Command = decode(ENCODING, SCHEMA_VERSION, &encode(&cmd).unwrap()).unwrap();
         assert_eq!(back, cmd);

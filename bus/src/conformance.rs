@@ -36,11 +36,7 @@ async fn cleanup(options: &Options) {
 }
 
 fn start(tenant: TenantId) -> Command {
-    Command::StartExecution {
-        tenant,
-        workflow: WorkflowId::new(),
-        execution: ExecutionId::new(),
-    }
+    Command::start(tenant, WorkflowId::new(), ExecutionId::new())
 }
 
 /// The workflow of every test event.

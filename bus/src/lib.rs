@@ -76,17 +76,28 @@ impl Default for Options {
     }
 }
 
+/// What an error was caused by: the client's or codec's own error, or what
+/// was seen when there is none (a timeout).
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// NATS is unreachable or did not answer in time; retrying is safe.
     #[error("the bus is unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] Cause),
     /// A message could not be encoded or decoded; retrying will not help.
     #[error("codec error: {0}")]
-    Codec(String),
+    Codec(#[source] Cause),
     /// The settings are wrong.
     #[error("invalid bus configuration: {0}")]
     Config(String),
+    /// The settings are wrong, as `source` says: `what` could not be used.
+    #[error("invalid bus configuration: {what}: {source}")]
+    Refused {
+        what: String,
+        #[source]
+        source: Cause,
+    },
     /// A reader of a tenant's events fell further behind than the stream
     /// buffer and was cut off; resuming after `last` is safe.
     #[error(
@@ -322,8 +333,7 @@ impl Bus {
             let mut headers = async_nats::HeaderMap::new();
             headers.insert("Content-Type", "application/json");
             headers.insert(HEADER_EVENT, event.kind.name());
-            let body =
-                serde_json::to_vec(&event.to_json()).map_err(|e| Error::Codec(e.to_string()))?;
+            let body = serde_json::to_vec(&event.to_json()).map_err(|e| Error::Codec(e.into()))?;
             n.publish_plain(subject, headers, body.into()).await?;
         }
         Ok(())
@@ -399,7 +409,7 @@ impl Delivery {
                 a.ack();
                 Ok(())
             }
-            Acker::Nats(m) => m.ack().await.map_err(|e| Error::Unavailable(e.to_string())),
+            Acker::Nats(m) => m.ack().await.map_err(Error::Unavailable),
         }
     }
 
@@ -414,7 +424,7 @@ impl Delivery {
             Acker::Nats(m) => m
                 .ack_with(async_nats::jetstream::AckKind::Nak(Some(delay)))
                 .await
-                .map_err(|e| Error::Unavailable(e.to_string())),
+                .map_err(Error::Unavailable),
         }
     }
 }

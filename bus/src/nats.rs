@@ -18,8 +18,8 @@ const HEADER_TRACE: &str = "traceparent";
 const HEADER_MSG_ID: &str = "Nats-Msg-Id";
 const CONTROL_MAX_AGE: Duration = Duration::from_secs(600);
 
-pub(crate) fn unavailable(e: impl std::fmt::Display) -> Error {
-    Error::Unavailable(e.to_string())
+pub(crate) fn unavailable(e: impl Into<crate::Cause>) -> Error {
+    Error::Unavailable(e.into())
 }
 
 /// The address without its user information, which the client would not
@@ -35,7 +35,10 @@ fn without_credentials(server: async_nats::ServerAddr) -> Result<async_nats::Ser
     }
     url.as_str()
         .parse()
-        .map_err(|e| Error::Config(format!("NATS URL: {e}")))
+        .map_err(|e: std::io::Error| Error::Refused {
+            what: "a NATS URL".into(),
+            source: e.into(),
+        })
 }
 
 #[derive(Clone)]
@@ -75,7 +78,9 @@ fn envelope_of(
     let get = |name: &str| h.get(name).map(|v| v.as_str().to_owned());
     let schema = get(HEADER_SCHEMA)
         .and_then(|s| s.parse::<u16>().ok())
-        .ok_or_else(|| Error::Codec(format!("a message without a valid {HEADER_SCHEMA} header")))?;
+        .ok_or_else(|| {
+            Error::Codec(format!("a message without a valid {HEADER_SCHEMA} header").into())
+        })?;
     Ok(Envelope {
         schema,
         encoding: get(HEADER_ENCODING).unwrap_or_default(),
@@ -97,10 +102,10 @@ impl Nats {
             .map(|(i, u)| {
                 u.trim().parse::<async_nats::ServerAddr>().map_err(|e| {
                     // The URL itself may hold a password: never repeat it.
-                    Error::Config(format!(
-                        "NATS URL number {} is not a server address: {e}",
-                        i + 1
-                    ))
+                    Error::Refused {
+                        what: format!("NATS URL number {}", i + 1),
+                        source: e.into(),
+                    }
                 })
             })
             .collect::<Result<Vec<_>, Error>>()?;
@@ -113,13 +118,16 @@ impl Nats {
         let connect = connect_options.connection_timeout(timeout).connect(servers);
         let client = tokio::time::timeout(timeout, connect)
             .await
-            .map_err(|_| Error::Unavailable(format!("no answer from NATS within {timeout:?}")))?
+            .map_err(|_| unavailable(format!("no answer from NATS within {timeout:?}")))?
             .map_err(|e| match e.kind() {
                 async_nats::ConnectErrorKind::AuthorizationViolation
-                | async_nats::ConnectErrorKind::Authentication => Error::Config(format!(
-                    "NATS at {} refused the engine's login {how}: {e}",
-                    shown.join(",")
-                )),
+                | async_nats::ConnectErrorKind::Authentication => Error::Refused {
+                    what: format!(
+                        "NATS at {} refused the engine's login {how}",
+                        shown.join(",")
+                    ),
+                    source: e.into(),
+                },
                 _ => unavailable(e),
             })?;
         let js = jetstream::new(client.clone());
@@ -195,14 +203,14 @@ impl Nats {
 
     pub async fn health(&self) -> Result<(), Error> {
         if self.client.connection_state() != async_nats::connection::State::Connected {
-            return Err(Error::Unavailable("not connected to NATS".into()));
+            return Err(unavailable("not connected to NATS"));
         }
         tokio::time::timeout(
             Duration::from_secs(2),
             self.js.get_stream(self.subjects.command_stream()),
         )
         .await
-        .map_err(|_| Error::Unavailable("JetStream did not answer in time".into()))?
+        .map_err(|_| unavailable("JetStream did not answer in time"))?
         .map_err(unavailable)?;
         Ok(())
     }

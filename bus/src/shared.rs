@@ -21,7 +21,7 @@ use crate::nats::{Nats, decode_event, unavailable};
 #[derive(Clone)]
 enum Item {
     Event(u64, Arc<ExecutionEvent>),
-    Broken(Arc<str>),
+    Broken(Arc<dyn std::error::Error + Send + Sync>),
 }
 
 /// The feeds of this process, by tenant; a feed lives while a reader holds it.
@@ -94,14 +94,13 @@ async fn pump(mut messages: consumer::push::Ordered, sender: broadcast::Sender<I
                     }
                 }
             }
-            Err(e) => Item::Broken(e.to_string().into()),
+            Err(e) => Item::Broken(Arc::new(e)),
         };
         // No receiver now: the feed is being dropped.
         let _ = sender.send(item);
     }
-    let _ = sender.send(Item::Broken(
-        "the bus closed the tenant's event feed".into(),
-    ));
+    let closed: crate::Cause = "the bus closed the tenant's event feed".into();
+    let _ = sender.send(Item::Broken(closed.into()));
 }
 
 /// A reader of a tenant's events through the shared feed.
@@ -172,9 +171,7 @@ impl SharedReader {
                     self.last = position;
                     return Some(Ok((position, ExecutionEvent::clone(&event))));
                 }
-                Ok(Item::Broken(message)) => {
-                    return Some(Err(Error::Unavailable(message.to_string())));
-                }
+                Ok(Item::Broken(e)) => return Some(Err(Error::Unavailable(Box::new(e)))),
                 Err(broadcast::error::RecvError::Closed) => return None,
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
                     // Never held back for a slow reader, never buffered

@@ -45,7 +45,9 @@ impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
         match e {
             Error::NotFound(what) => ApiError::not_found(what),
-            Error::Malformed(m) => ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", m),
+            Error::Malformed(m) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", m.to_string())
+            }
             Error::Invalid(errors) => ApiError {
                 status: StatusCode::UNPROCESSABLE_ENTITY,
                 code: "invalid_workflow",
@@ -97,18 +99,14 @@ impl From<Error> for ApiError {
                 details: json!({"explanation": explanation, "errors": errors, "rounds": rounds}),
                 retry_after: None,
             },
-            Error::Upstream {
-                message,
-                retryable: true,
-            } => ApiError::new(
+            Error::Upstream(e) if e.is_retryable() => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "model_unavailable",
-                message,
+                e.to_string(),
             ),
-            Error::Upstream {
-                message,
-                retryable: false,
-            } => ApiError::new(StatusCode::BAD_GATEWAY, "model_error", message),
+            Error::Upstream(e) => {
+                ApiError::new(StatusCode::BAD_GATEWAY, "model_error", e.to_string())
+            }
             e @ Error::Unavailable(_) => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",

@@ -255,10 +255,7 @@ pub(crate) async fn secure_answers(request: Request, next: Next) -> Response {
 /// the tenant reads the reason in the API.
 fn public_error(e: Error) -> ApiError {
     match e {
-        Error::NoCredits(_)
-        | Error::Unavailable(_)
-        | Error::Upstream { .. }
-        | Error::Internal(_) => {
+        Error::NoCredits(_) | Error::Unavailable(_) | Error::Upstream(_) | Error::Internal(_) => {
             if let Error::Internal(_) = &e {
                 tracing::error!(error = %e, "internal error on a webhook");
             }

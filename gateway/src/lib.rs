@@ -72,7 +72,7 @@ pub enum Error {
     },
     /// The server stopped on an I/O error.
     #[error("the HTTP server failed: {0}")]
-    Serve(std::io::Error),
+    Serve(#[source] std::io::Error),
 }
 
 impl Error {

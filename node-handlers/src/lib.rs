@@ -83,6 +83,13 @@ pub enum Error {
     /// A setting is wrong; fix it and start again.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// The HTTP client of `what` cannot be built with these settings.
+    #[error("invalid configuration: the {what} client cannot be built: {source}")]
+    Client {
+        what: &'static str,
+        #[source]
+        source: reqwest::Error,
+    },
 }
 
 impl Error {
@@ -189,15 +196,26 @@ pub trait SecretSource: Send + Sync {
     ) -> BoxFuture<'a, Result<Option<String>, SecretError>>;
 }
 
+/// Why a secret could not be read: the store's error, or what was found.
+pub type SecretCause = std::sync::Arc<dyn std::error::Error + Send + Sync>;
+
 /// Why a secret could not be read.
 #[derive(Clone, Debug, thiserror::Error)]
 pub enum SecretError {
     /// The store did not answer in time; the attempt may be retried.
     #[error("the secret store is unavailable: {0}")]
-    Retryable(String),
+    Retryable(#[source] SecretCause),
     /// Secrets cannot be read here (no key, or a value that does not open).
     #[error("{0}")]
-    Unavailable(String),
+    Unavailable(#[source] SecretCause),
+}
+
+impl SecretError {
+    /// Secrets cannot be read here, for the reason `why` says.
+    pub fn unavailable(why: impl Into<String>) -> Self {
+        let why: Box<dyn std::error::Error + Send + Sync> = why.into().into();
+        SecretError::Unavailable(why.into())
+    }
 }
 
 /// One call of user code, for the sandbox of its tenant and language.

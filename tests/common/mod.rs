@@ -75,6 +75,53 @@ fn unique(prefix: &str) -> String {
     format!("{prefix}{}", uuid::Uuid::new_v4().simple())
 }
 
+/// A database of its own for a test that runs the binary by hand; dropped
+/// with it.
+pub struct TestDatabase {
+    pub name: String,
+    servers: Servers,
+}
+
+impl TestDatabase {
+    pub async fn create(servers: &Servers) -> TestDatabase {
+        TestDatabase {
+            name: create_database(servers).await,
+            servers: servers.clone(),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("{}/{}", self.servers.postgres, self.name)
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let (name, servers) = (self.name.clone(), self.servers.clone());
+        let _ = std::thread::spawn(move || block_on(drop_database(&servers, &name))).join();
+    }
+}
+
+/// Runs a future to its end on a runtime of its own (in a drop).
+fn block_on<F: Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(future)
+}
+
+async fn drop_database(servers: &Servers, name: &str) {
+    use sqlx::Connection;
+    if let Ok(mut admin) =
+        sqlx::PgConnection::connect(&format!("{}/postgres", servers.postgres)).await
+    {
+        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .execute(&mut admin)
+            .await;
+    }
+}
+
 async fn create_database(servers: &Servers) -> String {
     use sqlx::Connection;
     let name = unique("flowmesh_it_");
@@ -674,20 +721,9 @@ impl Drop for Engine {
             let prefix = self.prefix.to_uppercase();
             let servers = self.servers.clone();
             let cleanup = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("runtime");
-                rt.block_on(async move {
-                    use sqlx::Connection;
-                    if let (Some(db), Ok(mut admin)) = (
-                        database,
-                        sqlx::PgConnection::connect(&format!("{}/postgres", servers.postgres))
-                            .await,
-                    ) {
-                        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
-                            .execute(&mut admin)
-                            .await;
+                block_on(async move {
+                    if let Some(db) = database {
+                        drop_database(&servers, &db).await;
                     }
                     if let Ok(client) = async_nats::connect(&servers.nats).await {
                         let js = async_nats::jetstream::new(client);
@@ -699,6 +735,21 @@ impl Drop for Engine {
             });
             let _ = cleanup.join();
         }
+    }
+}
+
+/// Asserts that finished executions ran one after another, never two at once.
+pub fn assert_ran_one_at_a_time(finished: &[Value]) {
+    let mut spans: Vec<(i64, i64)> = finished
+        .iter()
+        .map(|e| {
+            let at = |field: &str| e[field].as_i64().expect("a finished execution's times");
+            (at("started_at"), at("finished_at"))
+        })
+        .collect();
+    spans.sort();
+    for pair in spans.windows(2) {
+        assert!(pair[1].0 >= pair[0].1, "two ran at once: {spans:?}");
     }
 }
 

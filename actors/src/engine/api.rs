@@ -163,7 +163,7 @@ impl EngineHandle {
     pub fn check_document(&self, body: &[u8]) -> Result<WorkflowDocument, Error> {
         let document = WorkflowDocument::from_json(body).map_err(|e| match e.errors.first() {
             Some(first) if first.code == "malformed_json" => {
-                Error::Malformed(first.message.clone())
+                Error::Malformed(first.message.clone().into())
             }
             _ => Error::Invalid(e),
         })?;
@@ -314,8 +314,8 @@ impl EngineHandle {
         &self,
         message: &flowmesh_bus::TriggerMessage,
     ) -> Result<Started, Error> {
-        let body: Value = serde_json::from_slice(&message.payload)
-            .map_err(|e| Error::Malformed(format!("the payload must be JSON: {e}")))?;
+        let body: Value =
+            serde_json::from_slice(&message.payload).map_err(|e| Error::Malformed(Box::new(e)))?;
         let Routed {
             tenant,
             workflow,
@@ -430,11 +430,7 @@ impl EngineHandle {
                 }
             }
         }
-        let command = Command::StartExecution {
-            tenant: accept.tenant,
-            workflow: accept.workflow,
-            execution: created.id,
-        };
+        let command = Command::start(accept.tenant, accept.workflow, created.id);
         let started = std::time::Instant::now();
         let published = self
             .ctx

@@ -236,27 +236,17 @@ async fn refill(ctx: &Context, due: flowmesh_store::RefillDue) {
             return;
         }
     }
-    let key = format!("refill:{}:{}", due.tenant, uuid::Uuid::now_v7());
+    // The refill's own reference: a payment tried again (it failed, or its
+    // answer was lost) is the same payment to the provider.
     let request = RefillRequest {
         tenant: due.tenant,
         amount: due.amount,
-        idempotency_key: key.clone(),
+        idempotency_key: format!("refill:{}", due.reference),
     };
     match ctx.payments.refill(request).await {
         Ok(receipt) => {
-            let reference = format!("refill:{}", receipt.id);
-            let credited = ctx
-                .store
-                .credit(Credit {
-                    tenant: due.tenant,
-                    amount: due.amount,
-                    kind: "refill",
-                    reference: Some(&reference),
-                    actor: None,
-                    note: Some(&format!("balance was {}", due.balance)),
-                })
-                .await;
-            if let Err(e) = credited {
+            let note = format!("balance was {}; receipt {}", due.balance, receipt.id);
+            if let Err(e) = ctx.store.record_refill(&due, &note).await {
                 tracing::error!(tenant = %due.tenant, error = %e, receipt = %receipt.id, "a paid refill could not be recorded");
             }
         }

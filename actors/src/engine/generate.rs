@@ -146,10 +146,7 @@ fn upstream(e: llm::Error) -> Error {
         // The tenant can set its own endpoint: a state to change, not a
         // missing feature of the server.
         llm::Error::NotConfigured(_) => Error::Conflict(e.to_string()),
-        e => Error::Upstream {
-            retryable: e.is_retryable(),
-            message: e.to_string(),
-        },
+        e => Error::Upstream(e),
     }
 }
 

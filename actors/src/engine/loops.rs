@@ -104,6 +104,7 @@ pub(super) async fn start(
         tenant,
         workflow,
         execution,
+        ..
     } = *command
     else {
         return Ok(());
@@ -144,9 +145,9 @@ async fn route_start(root: &ActorRef<RootMsg>, record: ExecutionRecord) -> Resul
         Ok(CallResult::Timeout) => Err(Error::Unavailable(
             "the execution did not start in time".into(),
         )),
-        Ok(CallResult::SenderError) | Err(_) => {
-            Err(Error::Internal("the actor tree is not running".into()))
-        }
+        Ok(CallResult::SenderError) | Err(_) => Err(Error::Internal(
+            "the execution's actor stopped before its start was committed".into(),
+        )),
     }
 }
 

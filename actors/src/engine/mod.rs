@@ -88,7 +88,7 @@ impl Engine {
         }));
         let (root, root_task) = Actor::spawn(None, RootActor, ctx.clone())
             .await
-            .map_err(|e| Error::Internal(format!("could not start the actor tree: {e}")))?;
+            .map_err(|e| Error::Internal(Box::new(e)))?;
         let _ = ctx.root.set(root.clone());
         let mut loops = loops::spawn_all(ctx.clone(), root.clone()).await?;
         let handle = EngineHandle::new(ctx.clone(), parts.registry);

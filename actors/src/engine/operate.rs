@@ -295,11 +295,7 @@ impl EngineHandle {
         };
         self.create_admitted(&new, payload_bytes).await?;
         crate::metrics::execution_started(record.tenant, record.workflow);
-        let command = Command::StartExecution {
-            tenant: record.tenant,
-            workflow: record.workflow,
-            execution: id,
-        };
+        let command = Command::start(record.tenant, record.workflow, id);
         if let Err(e) = self.ctx.bus.publish_command(&command, None).await {
             tracing::warn!(execution = %id, error = %e, "start command not published; the claim sweep will start it");
         }

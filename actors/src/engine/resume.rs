@@ -1,6 +1,6 @@
 //! Resuming executions that wait for an event (`wait_for_event` nodes).
 
-use flowmesh_model::{Command, ExecutionId, NodeStatus, Primitive, TenantId};
+use flowmesh_model::{Command, ExecutionId, NodeStatus, Primitive, StartCause, TenantId};
 use flowmesh_store::{ExecutionRecord, NewSignal, SignalAdded};
 use serde_json::Value;
 
@@ -96,12 +96,13 @@ impl EngineHandle {
                 tenant: request.tenant,
                 workflow: record.workflow,
                 execution: request.execution,
-                signal: id,
+                signal: id.clone(),
             },
             Command::StartExecution {
                 tenant: request.tenant,
                 workflow: record.workflow,
                 execution: request.execution,
+                cause: StartCause::Resumed { signal: id },
             },
         ];
         for command in commands {

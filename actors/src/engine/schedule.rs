@@ -188,11 +188,7 @@ async fn fire(handle: &EngineHandle, due: &DueSchedule) {
                 skipped(ctx, due, &refusal).await;
             }
             if let Some(new) = execution {
-                let command = Command::StartExecution {
-                    tenant: new.tenant,
-                    workflow: new.workflow,
-                    execution: new.id,
-                };
+                let command = Command::start(new.tenant, new.workflow, new.id);
                 if let Err(e) = ctx
                     .bus
                     .publish_command(&command, new.traceparent.as_deref())

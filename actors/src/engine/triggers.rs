@@ -123,7 +123,7 @@ impl Error {
             Error::OverLimit { .. } => "over_limit",
             Error::Unconfigured(_) => "not_configured",
             Error::NotGenerated { .. } => "not_generated",
-            Error::Upstream { .. } => "upstream",
+            Error::Upstream(_) => "upstream",
             Error::Unavailable(_) => "unavailable",
             Error::Internal(_) => "internal",
         }

@@ -158,7 +158,7 @@ impl EngineHandle {
                 tracing::warn!(tenant = %routed.tenant, workflow = %routed.workflow, %node, secret = %auth.secret, "webhook refused: the secret its trigger's auth names is not set");
                 return Err(refused);
             }
-            Err(SecretError::Retryable(e)) => return Err(Error::Unavailable(e)),
+            Err(SecretError::Retryable(e)) => return Err(Error::Unavailable(Box::new(e))),
             Err(SecretError::Unavailable(e)) => {
                 tracing::warn!(tenant = %routed.tenant, workflow = %routed.workflow, %node, secret = %auth.secret, error = %e, "webhook refused: the secret its trigger's auth names cannot be read");
                 return Err(refused);

@@ -5,7 +5,8 @@
 use std::future::Future;
 use std::time::Duration;
 
-use flowmesh_store::{Committed, Mark, StepRecord, Turn, Usage, now_ms};
+use flowmesh_model::{Command, StartCause};
+use flowmesh_store::{Committed, Mark, StepRecord, Turn, Usage, Woken};
 use ractor::{ActorProcessingErr, ActorRef};
 
 use super::{ExecutionMsg, ExecutionState, Marked};
@@ -14,8 +15,6 @@ use crate::metrics;
 /// Backoff while the store is unreachable.
 const STORE_RETRY_FIRST: Duration = Duration::from_millis(100);
 const STORE_RETRY_MAX: Duration = Duration::from_secs(5);
-/// A start that found no free concurrency slot is tried again after this.
-const DEFER_START_MS: i64 = 500;
 
 impl ExecutionState {
     /// Commits the turn, then announces it and starts its attempts. Returns
@@ -70,10 +69,17 @@ impl ExecutionState {
                 in_process: mark,
             };
             match self.write_turn(&turn).await? {
-                Committed::Written => metrics::credits_used(self.record.tenant, usage.credits),
+                Committed::Written { woke } => {
+                    metrics::credits_used(self.record.tenant, usage.credits);
+                    if let Some(woken) = woke {
+                        self.start_woken(woken).await;
+                    }
+                }
                 Committed::Fenced => return Ok(false),
                 Committed::NoSlot => {
-                    self.defer_start(myself).await?;
+                    // The store left it waiting for a slot, unowned.
+                    metrics::start_deferred(self.record.tenant);
+                    myself.stop(Some("waiting for a concurrency slot".into()));
                     return Ok(false);
                 }
             }
@@ -148,18 +154,19 @@ impl ExecutionState {
         }
     }
 
-    /// All of the tenant's concurrency slots are taken: the execution stays
-    /// queued without an owner, and a claim sweep tries it again shortly.
-    async fn defer_start(&self, myself: &ActorRef<ExecutionMsg>) -> Result<(), ActorProcessingErr> {
-        let jitter = rand::random_range(0..500);
-        let wake_at = now_ms() + DEFER_START_MS + jitter;
-        self.ctx
-            .store
-            .defer_start(&self.ctx.options.node_id, self.record.id, wake_at)
-            .await?;
-        metrics::start_deferred(self.record.tenant);
-        myself.stop(Some("waiting for a concurrency slot".into()));
-        Ok(())
+    /// This execution gave its tenant's concurrency slot back: the start
+    /// that waited longest for one is sent now. The store made it due, so
+    /// a lost command only leaves it to the claim sweep.
+    async fn start_woken(&self, woken: Woken) {
+        let command = Command::StartExecution {
+            tenant: self.record.tenant,
+            workflow: woken.workflow,
+            execution: woken.execution,
+            cause: StartCause::SlotFreed { by: self.record.id },
+        };
+        if let Err(e) = self.ctx.bus.publish_command(&command, None).await {
+            tracing::warn!(execution = %woken.execution, error = %e, "start command for a freed slot not published; the claim sweep starts it");
+        }
     }
 
     pub(super) async fn end_turn(
@@ -167,7 +174,7 @@ impl ExecutionState {
         myself: &ActorRef<ExecutionMsg>,
     ) -> Result<(), ActorProcessingErr> {
         if !self.commit(myself).await? {
-            // Fenced off, or deferred for a concurrency slot (already stopping).
+            // Fenced off, or waiting for a concurrency slot (already stopping).
             myself.stop(Some("the execution moved on elsewhere".into()));
             return Ok(());
         }

@@ -30,7 +30,7 @@ use flowmesh_model::lifecycle::{ExecutionTransition, NodeTransition};
 use flowmesh_model::{EventKind, ExecutionEvent, ExecutionStatus, JsonText, NodeStatus};
 use flowmesh_node_handlers::{NodeError, Outcome};
 use flowmesh_store::{ExecutionChange, ExecutionRecord, now_ms};
-use ractor::{Actor, ActorProcessingErr, ActorRef};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde_json::{Value, json};
 use tokio::task::AbortHandle;
 use tracing::Instrument;
@@ -50,11 +50,16 @@ pub(crate) struct ExecutionArgs {
     pub ctx: Arc<Context>,
     pub graph: Arc<WorkflowGraph>,
     pub record: ExecutionRecord,
+    /// Who waits for the start to be durable (a start command, acknowledged
+    /// then): answered once the first turn is committed.
+    pub started: Option<RpcReplyPort<Result<(), crate::error::Error>>>,
 }
 
 pub(crate) struct ExecutionState {
     ctx: Arc<Context>,
     record: ExecutionRecord,
+    /// See [`ExecutionArgs::started`]; taken by the first turn.
+    started: Option<RpcReplyPort<Result<(), crate::error::Error>>>,
     progress: Progress,
     running: HashMap<usize, AbortHandle>,
     timers: HashMap<usize, AbortHandle>,
@@ -146,6 +151,7 @@ impl Actor for ExecutionActor {
         Ok(ExecutionState {
             ctx: args.ctx,
             record: args.record,
+            started: args.started,
             progress,
             running: HashMap::new(),
             timers: HashMap::new(),
@@ -167,7 +173,14 @@ impl Actor for ExecutionActor {
     ) -> Result<(), ActorProcessingErr> {
         let turn = state.turn_span();
         state.begin(&myself).instrument(turn.clone()).await?;
-        state.end_turn(&myself).instrument(turn).await
+        state.end_turn(&myself).instrument(turn).await?;
+        // Committed (or found finished, owned elsewhere, or left waiting for
+        // a slot): the start is durable. A failed turn drops the reply
+        // instead, and the start command is delivered again.
+        if let Some(started) = state.started.take() {
+            let _ = started.send(Ok(()));
+        }
+        Ok(())
     }
 
     async fn handle(

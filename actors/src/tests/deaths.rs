@@ -5,7 +5,7 @@
 use std::sync::Mutex;
 
 use flowmesh_model::{Command, NodeStatus};
-use flowmesh_store::{DeathVerdict, EngineDeath, InProcess, NewExecution, now_ms};
+use flowmesh_store::{DeathVerdict, EngineDeath, InProcess, now_ms};
 
 use super::*;
 use crate::execution::DEATH_WINDOW;
@@ -116,22 +116,7 @@ async fn left_by_a_dead_run(
     workflow: WorkflowId,
     earlier: Option<i64>,
 ) -> ExecutionId {
-    let id = ExecutionId::new();
-    let new = NewExecution {
-        id,
-        tenant: h.tenant,
-        workflow,
-        version: 1,
-        trigger_node: "start".into(),
-        trigger: json!({}),
-        idempotency_key: None,
-        fingerprint: None,
-        deadline_ms: None,
-        origin: None,
-        steps: Vec::new(),
-        traceparent: None,
-    };
-    h.store.create_execution(&new).await.unwrap();
+    let id = h.accept(workflow).await;
     // The dead process's lease is over.
     let dead = "dead-node";
     h.store
@@ -153,11 +138,7 @@ async fn left_by_a_dead_run(
     }
     let claimed = h.store.claim_execution(id, dead, "dead-run").await;
     assert!(claimed.unwrap().is_some());
-    let command = Command::StartExecution {
-        tenant: h.tenant,
-        workflow,
-        execution: id,
-    };
+    let command = Command::start(h.tenant, workflow, id);
     h.engine.as_ref().unwrap().deliver(&command).await.unwrap();
     id
 }

@@ -6,7 +6,8 @@ use crate::error::Error;
 
 pub enum WorkflowMsg {
     /// Run (or resume) an execution this process has just claimed, as the
-    /// claim returned it; replies once it is running here or known finished.
+    /// claim returned it; replies once its actor's first turn is committed
+    /// (or it already had an actor here, or is known finished).
     Start {
         record: Box<ExecutionRecord>,
         reply: Option<RpcReplyPort<Result<(), Error>>>,

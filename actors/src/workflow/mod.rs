@@ -11,7 +11,7 @@ use flowmesh_model::graph::WorkflowGraph;
 use flowmesh_model::lifecycle::ExecutionTransition;
 use flowmesh_model::{EventKind, ExecutionEvent, ExecutionId, WorkflowId};
 use flowmesh_store::{ExecutionChange, ExecutionRecord, now_ms};
-use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use tracing::Instrument;
 
 pub(crate) use messages::WorkflowMsg;
@@ -75,11 +75,20 @@ impl Actor for WorkflowActor {
                     %execution,
                 );
                 crate::trace::set_parent(&span, record.traceparent.as_deref());
-                let result = state.start(&myself, *record).instrument(span).await;
-                if let Some(reply) = reply {
-                    let _ = reply.send(result);
-                } else if let Err(e) = result {
-                    tracing::warn!(%execution, error = %e, "could not start execution");
+                // A new actor takes the reply, to send once its first turn is in.
+                let mut reply = reply;
+                let result = state
+                    .start(&myself, *record, &mut reply)
+                    .instrument(span)
+                    .await;
+                match (reply, result) {
+                    (Some(reply), result) => {
+                        let _ = reply.send(result);
+                    }
+                    (None, Err(e)) => {
+                        tracing::warn!(%execution, error = %e, "could not start execution");
+                    }
+                    (None, Ok(())) => {}
                 }
             }
             WorkflowMsg::Restart { execution } => {
@@ -176,19 +185,20 @@ impl WorkflowState {
             .load_execution(id)
             .await?
             .ok_or(Error::NotFound("execution"))?;
-        self.start(myself, record).await
+        self.start(myself, record, &mut None).await
     }
 
+    /// Spawns the execution's actor unless it has one here or is finished.
+    /// A new actor takes `reply`, to answer once its first turn is
+    /// committed (a failed spawn drops it, which its caller hears).
     async fn start(
         &mut self,
         myself: &ActorRef<WorkflowMsg>,
         record: ExecutionRecord,
+        reply: &mut Option<RpcReplyPort<Result<(), Error>>>,
     ) -> Result<(), Error> {
         let id = record.id;
-        if self.executions.contains_key(&id) {
-            return Ok(());
-        }
-        if record.status.is_terminal() {
+        if self.executions.contains_key(&id) || record.status.is_terminal() {
             return Ok(());
         }
         let graph = self.graph(record.version).await?;
@@ -196,13 +206,14 @@ impl WorkflowState {
             ctx: self.ctx.clone(),
             graph,
             record,
+            started: reply.take(),
         };
         // Named so that an execution's actor can be found (and is unique) in the process.
         let name = format!("execution:{id}");
         let (actor, _) =
             ExecutionActor::spawn_linked(Some(name), ExecutionActor, args, myself.get_cell())
                 .await
-                .map_err(|e| Error::Internal(format!("could not spawn execution actor: {e}")))?;
+                .map_err(|e| Error::Internal(Box::new(e)))?;
         self.by_actor.insert(actor.get_id(), id);
         self.executions.insert(id, actor);
         Ok(())

@@ -84,10 +84,16 @@ pub struct DailyUsage {
     pub credits: i64,
 }
 
-/// A tenant whose balance fell below its refill threshold after settling.
+/// A tenant whose balance fell below its refill threshold after settling,
+/// and the refill opened for it.
 #[derive(Clone, Debug)]
 pub struct RefillDue {
     pub tenant: TenantId,
+    /// The refill's own reference: the same until it is recorded as paid,
+    /// so that every attempt to pay it is the same payment.
+    pub reference: String,
+    /// What the refill was opened for (later changes to the tenant's
+    /// settings apply to the next one).
     pub amount: i64,
     pub balance: i64,
 }
@@ -178,6 +184,78 @@ async fn add_ledger(
     Ok(())
 }
 
+/// The tenant's open refill, opened now for `amount` if it has none: until
+/// it is recorded as paid, every settlement that finds the balance low
+/// returns the same one.
+async fn open_refill(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tenant: TenantId,
+    amount: i64,
+    balance: i64,
+) -> Result<RefillDue, Error> {
+    let row = sqlx::query(
+        "UPDATE credit_accounts SET open_refill = COALESCE(open_refill, $2), \
+         open_refill_amount = COALESCE(open_refill_amount, $3) WHERE tenant_id = $1 \
+         RETURNING open_refill, open_refill_amount",
+    )
+    .bind(tenant.to_string())
+    .bind(uuid::Uuid::now_v7().to_string())
+    .bind(amount)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(RefillDue {
+        tenant,
+        reference: text(&row, "open_refill")?,
+        amount: int(&row, "open_refill_amount")?,
+        balance,
+    })
+}
+
+/// A credit within a transaction (see [`Store::credit`]).
+async fn credit_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    c: Credit<'_>,
+) -> Result<LedgerEntry, Error> {
+    if let Some(reference) = c.reference {
+        let seen = sqlx::query(
+            "SELECT id, at, delta, balance_after, kind, reference, actor, note FROM credit_ledger \
+             WHERE tenant_id = $1 AND reference = $2",
+        )
+        .bind(c.tenant.to_string())
+        .bind(reference)
+        .fetch_optional(&mut **tx)
+        .await?;
+        if let Some(row) = seen {
+            return ledger_entry(&row);
+        }
+    }
+    let now = now_ms();
+    ensure_account(&mut **tx, c.tenant, now).await?;
+    let row = sqlx::query(
+        "UPDATE credit_accounts SET balance = balance + $2, updated_at = $3 \
+         WHERE tenant_id = $1 RETURNING balance",
+    )
+    .bind(c.tenant.to_string())
+    .bind(c.amount)
+    .bind(now)
+    .fetch_one(&mut **tx)
+    .await?;
+    let entry = LedgerEntry {
+        id: uuid::Uuid::now_v7().to_string(),
+        at: now,
+        delta: c.amount,
+        balance_after: int(&row, "balance")?,
+        kind: c.kind.to_owned(),
+        reference: c.reference.map(str::to_owned),
+        actor: c.actor.map(str::to_owned),
+        note: c.note.map(str::to_owned),
+    };
+    // A concurrent credit with the same reference loses on the unique
+    // index and rolls back, balance included.
+    add_ledger(tx, c.tenant, &entry).await?;
+    Ok(entry)
+}
+
 impl Store {
     pub(crate) async fn open_account(
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
@@ -241,43 +319,34 @@ impl Store {
     /// ledger entry; a reference seen before returns its first entry.
     pub async fn credit(&self, c: Credit<'_>) -> Result<LedgerEntry, Error> {
         let mut tx = self.pool.begin().await?;
-        if let Some(reference) = c.reference {
-            let seen = sqlx::query(
-                "SELECT id, at, delta, balance_after, kind, reference, actor, note FROM credit_ledger \
-                 WHERE tenant_id = $1 AND reference = $2",
-            )
-            .bind(c.tenant.to_string())
-            .bind(reference)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if let Some(row) = seen {
-                return ledger_entry(&row);
-            }
-        }
-        let now = now_ms();
-        ensure_account(&mut *tx, c.tenant, now).await?;
-        let row = sqlx::query(
-            "UPDATE credit_accounts SET balance = balance + $2, updated_at = $3 \
-             WHERE tenant_id = $1 RETURNING balance",
-        )
-        .bind(c.tenant.to_string())
-        .bind(c.amount)
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await?;
-        let entry = LedgerEntry {
-            id: uuid::Uuid::now_v7().to_string(),
-            at: now,
-            delta: c.amount,
-            balance_after: int(&row, "balance")?,
-            kind: c.kind.to_owned(),
-            reference: c.reference.map(str::to_owned),
-            actor: c.actor.map(str::to_owned),
-            note: c.note.map(str::to_owned),
+        let entry = credit_in(&mut tx, c).await?;
+        tx.commit().await?;
+        Ok(entry)
+    }
+
+    /// Records a paid refill and closes it, in one transaction: a refill
+    /// recorded twice (its payment retried after a lost answer) is
+    /// credited once.
+    pub async fn record_refill(&self, due: &RefillDue, note: &str) -> Result<LedgerEntry, Error> {
+        let mut tx = self.pool.begin().await?;
+        let reference = format!("refill:{}", due.reference);
+        let credit = Credit {
+            tenant: due.tenant,
+            amount: due.amount,
+            kind: "refill",
+            reference: Some(&reference),
+            actor: None,
+            note: Some(note),
         };
-        // A concurrent credit with the same reference loses on the unique
-        // index and rolls back, balance included.
-        add_ledger(&mut tx, c.tenant, &entry).await?;
+        let entry = credit_in(&mut tx, credit).await?;
+        sqlx::query(
+            "UPDATE credit_accounts SET open_refill = NULL, open_refill_amount = NULL \
+             WHERE tenant_id = $1 AND open_refill = $2",
+        )
+        .bind(due.tenant.to_string())
+        .bind(&due.reference)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(entry)
     }
@@ -491,20 +560,16 @@ impl Store {
             };
             add_ledger(&mut tx, tenant, &entry).await?;
         }
-        tx.commit().await?;
         let refill = match (
             opt_int(&account, "refill_threshold")?,
             opt_int(&account, "refill_amount")?,
         ) {
             (Some(threshold), Some(amount)) if balance < threshold && amount > 0 => {
-                Some(RefillDue {
-                    tenant,
-                    amount,
-                    balance,
-                })
+                Some(open_refill(&mut tx, tenant, amount, balance).await?)
             }
             _ => None,
         };
+        tx.commit().await?;
         Ok((rows.len(), refill))
     }
 }

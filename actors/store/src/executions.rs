@@ -11,7 +11,7 @@ use crate::failpoints::crash_point;
 
 use crate::{
     Created, Error, ExecutionChange, ExecutionPage, ExecutionQuery, ExecutionRecord,
-    ExecutionSummary, InProcess, NewExecution, Origin, StepRecord, Store, int, json, now_ms,
+    ExecutionSummary, InProcess, NewExecution, Origin, StepRecord, Store, Woken, int, json, now_ms,
     opt_int, opt_text, parse, text,
 };
 
@@ -64,12 +64,14 @@ pub struct Turn<'a> {
 /// How a turn ended in the store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Committed {
-    Written,
+    /// `woke`: the turn gave its tenant's concurrency slot back, and this
+    /// start that waited for one is due now.
+    Written { woke: Option<Woken> },
     /// Nothing was written: the writer no longer owns the execution, or
     /// another writer moved it on.
     Fenced,
-    /// Nothing was written: the start needs a concurrency slot of the
-    /// tenant and none is free.
+    /// The start needs a concurrency slot of the tenant and none is free:
+    /// only that was written, the execution left unowned to wait for one.
     NoSlot,
 }
 
@@ -361,8 +363,9 @@ impl Store {
     }
 
     /// Compare-and-set of an execution's status by its owner; an execution
-    /// that ends gives up its lease in the same statement. Returns whether
-    /// it won.
+    /// that ends gives up its lease in the same statement, and its
+    /// concurrency slot (the start it wakes is due for the next claim
+    /// sweep). Returns whether it won.
     pub async fn transition_execution(
         &self,
         owner: &str,
@@ -440,14 +443,17 @@ impl Store {
     /// writer no longer owns the execution; returns whether it won.
     pub async fn commit_turn(&self, turn: &Turn<'_>) -> Result<Committed, Error> {
         let mut tx = self.pool.begin().await?;
+        let mut woke = None;
         let owned = match turn.transition {
             Some(change) => {
                 if turn.slots
                     && change.from == ExecutionStatus::Queued
                     && change.to == ExecutionStatus::Running
-                    && !Self::take_slot(&mut tx, turn.tenant).await?
+                    && !self
+                        .take_slot_or_wait(&mut tx, turn.tenant, turn.execution, turn.owner)
+                        .await?
                 {
-                    tx.rollback().await?;
+                    tx.commit().await?;
                     return Ok(Committed::NoSlot);
                 }
                 let won = self
@@ -458,7 +464,7 @@ impl Store {
                     && change.from == ExecutionStatus::Running
                     && change.to.is_terminal()
                 {
-                    Self::give_slot(&mut tx, turn.tenant).await?;
+                    woke = Self::give_slot(&mut tx, turn.tenant).await?;
                 }
                 won
             }
@@ -513,27 +519,7 @@ impl Store {
         crash_point("store::turn::before_commit");
         tx.commit().await?;
         crash_point("store::turn::committed");
-        Ok(Committed::Written)
-    }
-
-    /// Leaves a queued execution that found no free concurrency slot: it
-    /// gives up its owner and is taken again at `wake_at`.
-    pub async fn defer_start(
-        &self,
-        owner: &str,
-        execution: ExecutionId,
-        wake_at: i64,
-    ) -> Result<(), Error> {
-        sqlx::query(
-            "UPDATE executions SET owner = NULL, wake_at = $3, in_process_by = NULL, \
-             in_process_node = NULL WHERE id = $1 AND owner = $2 AND status = 'queued'",
-        )
-        .bind(execution.to_string())
-        .bind(owner)
-        .bind(wake_at)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        Ok(Committed::Written { woke })
     }
 
     /// Flags an execution for cancellation; returns its status then.

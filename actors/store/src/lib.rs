@@ -39,7 +39,7 @@ pub use credits::{Balance, Credit, DailyUsage, LedgerEntry, RefillDue, Usage, da
 pub use deaths::{DeathVerdict, EngineDeath, Mark};
 pub use error::Error;
 pub use executions::{ClaimRequest, Committed, Turn};
-pub use limits::TenantLimits;
+pub use limits::{TenantLimits, Woken};
 pub use models::ModelSettings;
 pub use parking::{NewSignal, Park, Signal, SignalAdded};
 pub use records::*;
@@ -99,6 +99,15 @@ impl Backend {
     fn share_lock(self) -> &'static str {
         match self {
             Backend::Postgres => "FOR SHARE",
+            Backend::Sqlite => "",
+        }
+    }
+
+    /// Row locking for a read that decides a write: PostgreSQL holds the
+    /// row until the transaction ends; SQLite's single writer already does.
+    fn lock_row(self) -> &'static str {
+        match self {
+            Backend::Postgres => "FOR UPDATE",
             Backend::Sqlite => "",
         }
     }
@@ -193,10 +202,7 @@ impl Store {
 
     /// Applies pending migrations; safe to run from several processes at once.
     pub async fn migrate(&self) -> Result<(), Error> {
-        MIGRATOR
-            .run(&self.pool)
-            .await
-            .map_err(|e| Error::Database(format!("migration failed: {e}")))
+        Ok(MIGRATOR.run(&self.pool).await?)
     }
 
     pub fn backend(&self) -> Backend {
@@ -241,7 +247,7 @@ fn json(row: &AnyRow, column: &str) -> Result<Option<serde_json::Value>, Error> 
         None => Ok(None),
         Some(t) => serde_json::from_str(&t)
             .map(Some)
-            .map_err(|e| Error::Corrupt(format!("column {column}: {e}"))),
+            .map_err(|e| Error::unreadable(format!("column {column}"), e)),
     }
 }
 

@@ -1,10 +1,26 @@
 //! Per-tenant limits set by the instance's administrators, and the
 //! concurrency slots they bound.
 
-use flowmesh_model::TenantId;
+use flowmesh_model::{ExecutionId, TenantId, WorkflowId};
 use serde::{Deserialize, Serialize};
 
-use crate::{Error, Store};
+use crate::{Error, Store, now_ms, parse};
+
+/// How long a start that found no free concurrency slot waits before a
+/// claim sweep tries it again. Normally an execution of its tenant ends
+/// first and wakes it; this is the safety net.
+const SLOT_WAIT_MS: i64 = 30_000;
+/// Spread of those retries, so that a tenant's waiting starts do not all
+/// come back at once.
+const SLOT_WAIT_SPREAD_MS: u128 = 5_000;
+
+/// A start that waited for a concurrency slot, woken because an execution
+/// of its tenant gave one back: its start command is due now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Woken {
+    pub execution: ExecutionId,
+    pub workflow: WorkflowId,
+}
 
 /// A tenant's own limits; none means the instance default.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -25,6 +41,7 @@ impl Store {
         tenant: TenantId,
         limits: &TenantLimits,
     ) -> Result<bool, Error> {
+        let mut tx = self.pool.begin().await?;
         let updated = sqlx::query(
             "UPDATE tenants SET rate_limit = $2, max_concurrent = $3, max_payload_bytes = $4, \
              running = (SELECT COUNT(*) FROM executions WHERE tenant_id = $1 AND status = 'running') \
@@ -34,10 +51,60 @@ impl Store {
         .bind(limits.rate_limit)
         .bind(limits.max_concurrent)
         .bind(limits.max_payload_bytes)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?
         .rows_affected();
+        // A new limit may leave slots free: starts waiting for one are due.
+        let now = now_ms();
+        sqlx::query(
+            "UPDATE executions SET wake_at = $2 \
+             WHERE tenant_id = $1 AND owner IS NULL AND status = 'queued' AND wake_at > $2",
+        )
+        .bind(tenant.to_string())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
         Ok(updated == 1)
+    }
+
+    /// Takes a concurrency slot for a start, or else leaves the execution
+    /// waiting for one: unowned, due again in [`SLOT_WAIT_MS`] unless an
+    /// ending execution wakes it first. Returns whether it took a slot.
+    pub(crate) async fn take_slot_or_wait(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        tenant: TenantId,
+        execution: ExecutionId,
+        owner: &str,
+    ) -> Result<bool, Error> {
+        if Self::take_slot(tx, tenant).await? {
+            return Ok(true);
+        }
+        // Once the tenant's row is locked, a slot given back meanwhile is
+        // seen, and one given back later finds this execution waiting (its
+        // giver locks the row first): no wake-up falls between the two.
+        sqlx::query(&format!(
+            "SELECT running FROM tenants WHERE id = $1 {}",
+            self.backend.lock_row()
+        ))
+        .bind(tenant.to_string())
+        .fetch_optional(&mut **tx)
+        .await?;
+        if Self::take_slot(tx, tenant).await? {
+            return Ok(true);
+        }
+        let spread = (execution.0.as_u128() % SLOT_WAIT_SPREAD_MS) as i64;
+        sqlx::query(
+            "UPDATE executions SET owner = NULL, wake_at = $3, in_process_by = NULL, \
+             in_process_node = NULL WHERE id = $1 AND owner = $2 AND status = 'queued'",
+        )
+        .bind(execution.to_string())
+        .bind(owner)
+        .bind(now_ms() + SLOT_WAIT_MS + spread)
+        .execute(&mut **tx)
+        .await?;
+        Ok(false)
     }
 
     /// Takes a concurrency slot of the tenant; false when all are taken.
@@ -56,17 +123,41 @@ impl Store {
         Ok(taken == 1)
     }
 
+    /// Gives a concurrency slot back and wakes the tenant's oldest start
+    /// waiting for one (made due now; the caller sends its start command).
+    /// One already woken and not yet started is not woken twice.
     pub(crate) async fn give_slot(
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
         tenant: TenantId,
-    ) -> Result<(), Error> {
-        sqlx::query(
+    ) -> Result<Option<Woken>, Error> {
+        let given = sqlx::query(
             "UPDATE tenants SET running = running - 1 WHERE id = $1 AND running > 0 \
              AND max_concurrent IS NOT NULL",
         )
         .bind(tenant.to_string())
         .execute(&mut **tx)
+        .await?
+        .rows_affected();
+        if given == 0 {
+            return Ok(None);
+        }
+        let woken = sqlx::query(
+            "UPDATE executions SET wake_at = $2 WHERE id = (\
+             SELECT id FROM executions WHERE tenant_id = $1 AND owner IS NULL \
+             AND status = 'queued' AND wake_at > $2 ORDER BY created_at LIMIT 1) \
+             RETURNING id, workflow_id",
+        )
+        .bind(tenant.to_string())
+        .bind(now_ms())
+        .fetch_optional(&mut **tx)
         .await?;
-        Ok(())
+        woken
+            .map(|row| {
+                Ok(Woken {
+                    execution: parse(&row, "id")?,
+                    workflow: parse(&row, "workflow_id")?,
+                })
+            })
+            .transpose()
     }
 }

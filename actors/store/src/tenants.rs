@@ -89,7 +89,7 @@ fn key_info(row: &AnyRow) -> Result<KeyInfo, Error> {
         creator_role: opt_text(row, "creator_role")?
             .map(|r| r.parse())
             .transpose()
-            .map_err(|_| Error::Database("api_keys.creator_role: not a role".into()))?,
+            .map_err(|_| Error::Corrupt("api_keys.creator_role: not a role".into()))?,
     })
 }
 

@@ -87,10 +87,9 @@ async fn hash_password(password: &str) -> Result<String, Error> {
         Argon2::default()
             .hash_password(password.as_bytes(), &salt)
             .map(|h| h.to_string())
-            .map_err(|e| Error::Invalid(format!("the password cannot be hashed: {e}")))
+            .map_err(Error::PasswordHash)
     })
-    .await
-    .map_err(|e| Error::Database(format!("password hashing stopped: {e}")))?
+    .await?
 }
 
 async fn verify_password(password: &str, hash: &str) -> bool {

@@ -31,12 +31,12 @@ fn summary(row: &AnyRow) -> Result<WorkflowSummary, Error> {
 }
 
 fn document_text(doc: &WorkflowDocument) -> Result<String, Error> {
-    serde_json::to_string(doc).map_err(|e| Error::Invalid(e.to_string()))
+    serde_json::to_string(doc).map_err(Error::Document)
 }
 
 fn document(row: &AnyRow) -> Result<WorkflowDocument, Error> {
     let text = text(row, "document")?;
-    serde_json::from_str(&text).map_err(|e| Error::Corrupt(format!("workflow document: {e}")))
+    serde_json::from_str(&text).map_err(|e| Error::unreadable("workflow document", e))
 }
 
 impl Store {

@@ -14,7 +14,7 @@ pub mod lifecycle;
 pub mod validate;
 
 pub use access::Role;
-pub use command::Command;
+pub use command::{Command, StartCause};
 pub use document::{Edge, Node, Primitive, RetryPolicy, WorkflowDocument};
 pub use duration::HumanDuration;
 pub use event::{EventKind, ExecutionEvent};

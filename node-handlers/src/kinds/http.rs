@@ -49,7 +49,10 @@ impl HttpClient {
                 .user_agent(options.user_agent.clone())
                 .redirect(policy)
                 .build()
-                .map_err(|e| Error::Config(format!("HTTP client: {e}")))
+                .map_err(|source| Error::Client {
+                    what: "http_request",
+                    source,
+                })
         };
         let client = build(policy)?;
         // A credential may be a custom header that redirects would carry to

@@ -167,14 +167,18 @@ pub enum Error {
     #[error("the API key secret: {0}")]
     Secret(#[from] SecretError),
     /// The tenant's model settings cannot be read.
-    #[error("the tenant's model settings cannot be read: {message}")]
-    Settings { message: String, retryable: bool },
+    #[error("the tenant's model settings cannot be read: {source}")]
+    Settings {
+        #[source]
+        source: Cause,
+        retryable: bool,
+    },
     /// The provider could not be reached or did not answer in time; retrying is safe.
     #[error("the model provider is unreachable: {0}; retrying is safe")]
-    Unreachable(String),
+    Unreachable(#[source] Cause),
     /// A refused address (private or loopback) that is not allowed.
     #[error("the model provider's address is refused: {0}")]
-    Denied(String),
+    Denied(#[source] crate::ssrf::Denied),
     /// The provider answered with an error status.
     #[error("the model provider answered {status}: {message}{}", if *retryable { "; retrying is safe" } else { "" })]
     Status {
@@ -184,8 +188,12 @@ pub enum Error {
     },
     /// The provider's answer is not a chat completion. Retrying may help.
     #[error("the model provider's answer is malformed: {0}")]
-    Malformed(String),
+    Malformed(#[source] Cause),
 }
+
+/// What an error was caused by: the client's or parser's own error, or
+/// what was seen when there is none (a timeout, a missing field).
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
 
 impl Error {
     pub fn is_retryable(&self) -> bool {
@@ -270,7 +278,7 @@ impl Llm {
         let api_key =
             match own.api_key_secret {
                 Some(name) => Some(call.secrets.secret(call.tenant, &name).await?.ok_or_else(
-                    || SecretError::Unavailable(format!("secret {name:?} is not set")),
+                    || SecretError::unavailable(format!("secret {name:?} is not set")),
                 )?),
                 None if guarded => None,
                 None => self.defaults.api_key.clone(),

@@ -57,7 +57,10 @@ impl OpenAiCompatible {
                 .user_agent(user_agent)
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
-                .map_err(|e| crate::Error::Config(format!("language-model client: {e}")))
+                .map_err(|source| crate::Error::Client {
+                    what: "language-model",
+                    source,
+                })
         };
         Ok(Self {
             trusted: build(reqwest::Client::builder())?,
@@ -100,9 +103,7 @@ impl OpenAiCompatible {
                 .host_str()
                 .unwrap_or_default()
                 .to_owned();
-            self.allow
-                .check_host(&host)
-                .map_err(|d| Error::Denied(d.0))?;
+            self.allow.check_host(&host).map_err(Error::Denied)?;
             &self.guarded
         } else {
             &self.trusted
@@ -147,7 +148,7 @@ impl OpenAiCompatible {
             let body: Value = response
                 .json()
                 .await
-                .map_err(|e| Error::Malformed(e.to_string()))?;
+                .map_err(|e| Error::Malformed(Box::new(e)))?;
             Ok(completion(endpoint, &body)?)
         }
     }
@@ -169,12 +170,12 @@ impl OpenAiCompatible {
             let Some(event) = event else {
                 return Err(Error::Malformed("the stream ended without [DONE]".into()));
             };
-            let event = event.map_err(|e| Error::Unreachable(e.to_string()))?;
+            let event = event.map_err(|e| Error::Unreachable(Box::new(e)))?;
             if event.data.trim() == "[DONE]" {
                 break;
             }
-            let chunk: Value = serde_json::from_str(&event.data)
-                .map_err(|e| Error::Malformed(format!("a chunk is not JSON: {e}")))?;
+            let chunk: Value =
+                serde_json::from_str(&event.data).map_err(|e| Error::Malformed(Box::new(e)))?;
             if let Some(piece) = chunk["choices"][0]["delta"]["content"].as_str() {
                 content.push_str(piece);
             }
@@ -267,9 +268,9 @@ fn classify(e: reqwest::Error) -> Error {
     let mut source: Option<&dyn std::error::Error> = Some(&e);
     while let Some(s) = source {
         if let Some(denied) = s.downcast_ref::<Denied>() {
-            return Error::Denied(denied.0.clone());
+            return Error::Denied(Denied(denied.0.clone()));
         }
         source = s.source();
     }
-    Error::Unreachable(e.without_url().to_string())
+    Error::Unreachable(Box::new(e.without_url()))
 }

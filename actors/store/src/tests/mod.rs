@@ -460,7 +460,10 @@ async fn save_step(store: &Store, tenant: TenantId, step: &StepRecord) {
         slots: false,
         in_process: Mark::Keep,
     };
-    assert_eq!(store.commit_turn(&turn).await.unwrap(), Committed::Written);
+    assert_eq!(
+        store.commit_turn(&turn).await.unwrap(),
+        Committed::Written { woke: None }
+    );
 }
 
 /// A tenant with one queued execution, owned by OWNER.
@@ -515,7 +518,10 @@ async fn turns_are_all_or_nothing(store: &Store) {
         slots: false,
         in_process: Mark::Keep,
     };
-    assert_eq!(store.commit_turn(&turn).await.unwrap(), Committed::Written);
+    assert_eq!(
+        store.commit_turn(&turn).await.unwrap(),
+        Committed::Written { woke: None }
+    );
     let record = store.get_execution(tenant, id).await.unwrap().unwrap();
     assert_eq!(record.status, ExecutionStatus::Running);
     assert_eq!(record.steps, steps);

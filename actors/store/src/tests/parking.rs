@@ -160,7 +160,10 @@ async fn resumes_are_kept_until_applied(store: &Store) {
         slots: false,
         in_process: Mark::Keep,
     };
-    assert_eq!(store.commit_turn(&apply).await.unwrap(), Committed::Written);
+    assert_eq!(
+        store.commit_turn(&apply).await.unwrap(),
+        Committed::Written { woke: None }
+    );
     assert!(store.signals(id).await.unwrap().is_empty());
     assert_eq!(
         store.add_signal(&signal).await.unwrap(),

@@ -50,7 +50,10 @@ async fn large_outputs_are_stored_once_and_purged_with_their_runs(store: &Store)
             slots: false,
             in_process: Mark::Keep,
         };
-        assert_eq!(store.commit_turn(&turn).await.unwrap(), Committed::Written);
+        assert_eq!(
+            store.commit_turn(&turn).await.unwrap(),
+            Committed::Written { woke: None }
+        );
         step.node = "small".into();
         step.output = Some(json!({"ok": true}));
         save_step(store, tenant, &step).await;

@@ -3,8 +3,8 @@
 
 use super::*;
 use crate::{
-    Acceptance, AuditQuery, AuditRecord, Committed, Credit, NewInvitation, NewKey, Registration,
-    SealingKey, TenantLimits, Usage, now_ms,
+    Acceptance, AuditQuery, AuditRecord, ClaimRequest, Committed, Credit, NewInvitation, NewKey,
+    Registration, SealingKey, TenantLimits, Usage, Woken, now_ms,
 };
 use flowmesh_model::Role;
 
@@ -225,7 +225,10 @@ async fn credits_are_charged_once_and_settled(store: &Store) {
             slots: false,
             in_process: Mark::Keep,
         };
-        assert_eq!(store.commit_turn(&turn).await.unwrap(), Committed::Written);
+        assert_eq!(
+            store.commit_turn(&turn).await.unwrap(),
+            Committed::Written { woke: None }
+        );
     }
     let fenced = Turn {
         owner: "someone-else",
@@ -441,12 +444,29 @@ async fn starts_take_slots_and_ends_give_them_back(store: &Store) {
         let turn = slot_turn(tenant, change);
         store.commit_turn(&turn).await.unwrap()
     };
-    assert_eq!(commit(&first_start).await, Committed::Written);
+    assert_eq!(
+        commit(&first_start).await,
+        Committed::Written { woke: None }
+    );
     assert_eq!(commit(&second_start).await, Committed::NoSlot);
-    store.defer_start(OWNER, second, now_ms()).await.unwrap();
-    assert_eq!(commit(&end).await, Committed::Written);
-    own(store, second).await;
-    assert_eq!(commit(&second_start).await, Committed::Written);
+    // It waits unowned, not due for a while: the first one's end wakes it.
+    let sweep = ClaimRequest {
+        owner: OWNER,
+        incarnation: "test-run",
+        limit: 10,
+        lookahead: Duration::from_secs(1),
+    };
+    assert!(store.claim_executions(&sweep).await.unwrap().is_empty());
+    let woke = Some(Woken {
+        execution: second,
+        workflow,
+    });
+    assert_eq!(commit(&end).await, Committed::Written { woke });
+    assert_eq!(store.claim_executions(&sweep).await.unwrap(), [second]);
+    assert_eq!(
+        commit(&second_start).await,
+        Committed::Written { woke: None }
+    );
 }
 
 fn slot_turn(tenant: TenantId, change: &ExecutionChange) -> Turn<'_> {
