@@ -160,6 +160,28 @@ async fn queued_for_a_slot(mode: Mode) {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    run_four_one_at_a_time(&engine).await;
+}
+both_modes!(
+    queued_executions_are_woken_by_the_end_of_the_one_before,
+    queued_for_a_slot
+);
+
+/// The instance's limit holds for a tenant that has none of its own.
+async fn queued_for_an_instance_slot(mode: Mode) {
+    let env = [
+        ("FLOWMESH_CLAIM_INTERVAL", "1m"),
+        ("FLOWMESH_TENANT_MAX_CONCURRENT", "1"),
+    ];
+    let engine = Engine::start_with(mode, &env).await;
+    run_four_one_at_a_time(&engine).await;
+}
+both_modes!(
+    the_instance_concurrency_limit_holds_for_every_tenant,
+    queued_for_an_instance_slot
+);
+
+async fn run_four_one_at_a_time(engine: &Engine) {
     let workflow = engine
         .deploy(json!({"name": "slow", "nodes": [
             {"id": "start", "type": "trigger", "kind": "manual"},
@@ -185,10 +207,6 @@ async fn queued_for_a_slot(mode: Mode) {
     }
     assert_ran_one_at_a_time(&finished);
 }
-both_modes!(
-    queued_executions_are_woken_by_the_end_of_the_one_before,
-    queued_for_a_slot
-);
 
 async fn cancel_parked(mode: Mode) {
     let stub = StubServer::start().await;

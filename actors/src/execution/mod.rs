@@ -29,7 +29,7 @@ use flowmesh_model::graph::WorkflowGraph;
 use flowmesh_model::lifecycle::{ExecutionTransition, NodeTransition};
 use flowmesh_model::{EventKind, ExecutionEvent, ExecutionStatus, JsonText, NodeStatus};
 use flowmesh_node_handlers::{NodeError, Outcome};
-use flowmesh_store::{ExecutionChange, ExecutionRecord, now_ms};
+use flowmesh_store::{ExecutionChange, ExecutionRecord, Slots, now_ms};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde_json::{Value, json};
 use tokio::task::AbortHandle;
@@ -67,8 +67,8 @@ pub(crate) struct ExecutionState {
     pending: Pending,
     /// The tenant's cap on one node's output, in bytes of JSON.
     output_cap: usize,
-    /// The tenant has a concurrency limit: starting takes one of its slots.
-    slots: bool,
+    /// Whether starting takes one of the tenant's concurrency slots.
+    slots: Slots,
     /// `seq` of the last event this execution published.
     event_seq: u64,
     /// The in-process mark the store holds for this execution.
@@ -141,11 +141,12 @@ impl Actor for ExecutionActor {
         let progress = Progress::new(args.graph, &args.record);
         let settings = args.ctx.tenant_settings(args.record.tenant).await;
         let output_cap = settings.max_output_bytes as usize;
-        let slots = settings
-            .limits
-            .max_concurrent
-            .or(args.ctx.options.tenancy.limits.max_concurrent)
-            .is_some();
+        let instance = args.ctx.options.tenancy.limits.max_concurrent;
+        let slots = if settings.limits.max_concurrent.or(instance).is_some() {
+            Slots::Limited { instance }
+        } else {
+            Slots::Unlimited
+        };
         let event_seq = crate::events::last_seq(&args.ctx, &args.record).await;
         args.ctx.mark_local(args.record.id, true);
         Ok(ExecutionState {

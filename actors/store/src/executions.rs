@@ -54,11 +54,21 @@ pub struct Turn<'a> {
     pub consumed_signals: &'a [String],
     /// What the turn used, charged with it.
     pub usage: Option<&'a Usage>,
-    /// The tenant has a concurrency limit: a start takes one of its slots
-    /// and an end gives it back, in the turn's transaction.
-    pub slots: bool,
+    /// Whether a start takes one of the tenant's concurrency slots and an
+    /// end gives it back, in the turn's transaction.
+    pub slots: Slots,
     /// The execution's in-process mark after the turn (an end clears it).
     pub in_process: Mark<'a>,
+}
+
+/// Whether executions of a tenant take concurrency slots.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Slots {
+    /// Neither the tenant nor the instance sets a limit.
+    #[default]
+    Unlimited,
+    /// The tenant's own limit applies, or else the instance's.
+    Limited { instance: Option<i64> },
 }
 
 /// How a turn ended in the store.
@@ -446,12 +456,10 @@ impl Store {
         let mut woke = None;
         let owned = match turn.transition {
             Some(change) => {
-                if turn.slots
+                if turn.slots != Slots::Unlimited
                     && change.from == ExecutionStatus::Queued
                     && change.to == ExecutionStatus::Running
-                    && !self
-                        .take_slot_or_wait(&mut tx, turn.tenant, turn.execution, turn.owner)
-                        .await?
+                    && !self.take_slot_or_wait(&mut tx, turn).await?
                 {
                     tx.commit().await?;
                     return Ok(Committed::NoSlot);
@@ -460,7 +468,7 @@ impl Store {
                     .apply_transition(&mut tx, turn.owner, change, turn.in_process)
                     .await?;
                 if won
-                    && turn.slots
+                    && turn.slots != Slots::Unlimited
                     && change.from == ExecutionStatus::Running
                     && change.to.is_terminal()
                 {

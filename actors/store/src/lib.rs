@@ -38,7 +38,7 @@ pub use audit::{AuditQuery, AuditRecord};
 pub use credits::{Balance, Credit, DailyUsage, LedgerEntry, RefillDue, Usage, day_of};
 pub use deaths::{DeathVerdict, EngineDeath, Mark};
 pub use error::Error;
-pub use executions::{ClaimRequest, Committed, Turn};
+pub use executions::{ClaimRequest, Committed, Slots, Turn};
 pub use limits::{TenantLimits, Woken};
 pub use models::ModelSettings;
 pub use parking::{NewSignal, Park, Signal, SignalAdded};

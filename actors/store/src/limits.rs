@@ -4,7 +4,7 @@
 use flowmesh_model::{ExecutionId, TenantId, WorkflowId};
 use serde::{Deserialize, Serialize};
 
-use crate::{Error, Store, now_ms, parse};
+use crate::{Error, Slots, Store, Turn, now_ms, parse};
 
 /// How long a start that found no free concurrency slot waits before a
 /// claim sweep tries it again. Normally an execution of its tenant ends
@@ -74,11 +74,19 @@ impl Store {
     pub(crate) async fn take_slot_or_wait(
         &self,
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-        tenant: TenantId,
-        execution: ExecutionId,
-        owner: &str,
+        turn: &Turn<'_>,
     ) -> Result<bool, Error> {
-        if Self::take_slot(tx, tenant).await? {
+        let Turn {
+            tenant,
+            execution,
+            owner,
+            ..
+        } = *turn;
+        let instance = match turn.slots {
+            Slots::Unlimited => return Ok(true),
+            Slots::Limited { instance } => instance,
+        };
+        if Self::take_slot(tx, tenant, instance).await? {
             return Ok(true);
         }
         // Once the tenant's row is locked, a slot given back meanwhile is
@@ -91,7 +99,7 @@ impl Store {
         .bind(tenant.to_string())
         .fetch_optional(&mut **tx)
         .await?;
-        if Self::take_slot(tx, tenant).await? {
+        if Self::take_slot(tx, tenant, instance).await? {
             return Ok(true);
         }
         let spread = (execution.0.as_u128() % SLOT_WAIT_SPREAD_MS) as i64;
@@ -107,16 +115,19 @@ impl Store {
         Ok(false)
     }
 
-    /// Takes a concurrency slot of the tenant; false when all are taken.
+    /// Takes a concurrency slot of the tenant, bounded by its own limit or
+    /// else by the instance's; false when all are taken.
     pub(crate) async fn take_slot(
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
         tenant: TenantId,
+        instance: Option<i64>,
     ) -> Result<bool, Error> {
         let taken = sqlx::query(
             "UPDATE tenants SET running = running + 1 WHERE id = $1 \
-             AND (max_concurrent IS NULL OR running < max_concurrent)",
+             AND (COALESCE(max_concurrent, $2) IS NULL OR running < COALESCE(max_concurrent, $2))",
         )
         .bind(tenant.to_string())
+        .bind(instance)
         .execute(&mut **tx)
         .await?
         .rows_affected();
@@ -130,14 +141,12 @@ impl Store {
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
         tenant: TenantId,
     ) -> Result<Option<Woken>, Error> {
-        let given = sqlx::query(
-            "UPDATE tenants SET running = running - 1 WHERE id = $1 AND running > 0 \
-             AND max_concurrent IS NOT NULL",
-        )
-        .bind(tenant.to_string())
-        .execute(&mut **tx)
-        .await?
-        .rows_affected();
+        let given =
+            sqlx::query("UPDATE tenants SET running = running - 1 WHERE id = $1 AND running > 0")
+                .bind(tenant.to_string())
+                .execute(&mut **tx)
+                .await?
+                .rows_affected();
         if given == 0 {
             return Ok(None);
         }

@@ -1,7 +1,7 @@
 //! In-process marks, and the engine deaths they reveal.
 
 use super::*;
-use crate::{DeathVerdict, EngineDeath, InProcess};
+use crate::{DeathVerdict, EngineDeath, InProcess, Slots};
 
 const WINDOW: Duration = Duration::from_secs(600);
 const MINUTE: i64 = 60_000;
@@ -31,7 +31,7 @@ fn turn<'a>(
         steps: &[],
         consumed_signals: &[],
         usage: None,
-        slots: false,
+        slots: Slots::Unlimited,
         in_process,
     }
 }

@@ -1,7 +1,7 @@
 //! Every test runs against both backends: SQLite in a temporary directory
 //! and PostgreSQL in a database of its own, dropped at the end.
 
-use crate::{Committed, Mark};
+use crate::{Committed, Mark, Slots};
 use std::time::Duration;
 
 use flowmesh_model::{
@@ -457,7 +457,7 @@ async fn save_step(store: &Store, tenant: TenantId, step: &StepRecord) {
         steps: std::slice::from_ref(step),
         consumed_signals: &[],
         usage: None,
-        slots: false,
+        slots: Slots::Unlimited,
         in_process: Mark::Keep,
     };
     assert_eq!(
@@ -515,7 +515,7 @@ async fn turns_are_all_or_nothing(store: &Store) {
         steps: &steps,
         consumed_signals: &[],
         usage: None,
-        slots: false,
+        slots: Slots::Unlimited,
         in_process: Mark::Keep,
     };
     assert_eq!(
@@ -536,7 +536,7 @@ async fn turns_are_all_or_nothing(store: &Store) {
         steps: &changed,
         consumed_signals: &[],
         usage: None,
-        slots: false,
+        slots: Slots::Unlimited,
         in_process: Mark::Keep,
     };
     assert!(

@@ -1,8 +1,8 @@
 //! Parked executions, resumes, and the fencing of former owners.
 
 use super::*;
-use crate::Committed;
 use crate::{ClaimRequest, NewSignal, Park, Signal, SignalAdded, now_ms};
+use crate::{Committed, Slots};
 
 /// OWNER's execution, running.
 async fn running(store: &Store) -> (TenantId, ExecutionId) {
@@ -70,7 +70,7 @@ async fn parked_executions_wake_when_due(store: &Store) {
         steps: &[waiting(id)],
         consumed_signals: &[],
         usage: None,
-        slots: false,
+        slots: Slots::Unlimited,
         in_process: Mark::Keep,
     };
     assert!(
@@ -157,7 +157,7 @@ async fn resumes_are_kept_until_applied(store: &Store) {
         steps: &[done],
         consumed_signals: std::slice::from_ref(&first),
         usage: None,
-        slots: false,
+        slots: Slots::Unlimited,
         in_process: Mark::Keep,
     };
     assert_eq!(

@@ -1,7 +1,7 @@
 //! Large outputs stored once, and the purge of expired executions.
 
 use super::*;
-use crate::Committed;
+use crate::{Committed, Slots};
 use crate::{TenantSettings, now_ms};
 
 async fn count(store: &Store, sql: &str) -> i64 {
@@ -47,7 +47,7 @@ async fn large_outputs_are_stored_once_and_purged_with_their_runs(store: &Store)
             steps: std::slice::from_ref(&step),
             consumed_signals: &[],
             usage: None,
-            slots: false,
+            slots: Slots::Unlimited,
             in_process: Mark::Keep,
         };
         assert_eq!(

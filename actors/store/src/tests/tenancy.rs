@@ -4,7 +4,7 @@
 use super::*;
 use crate::{
     Acceptance, AuditQuery, AuditRecord, ClaimRequest, Committed, Credit, NewInvitation, NewKey,
-    Registration, SealingKey, TenantLimits, Usage, Woken, now_ms,
+    Registration, SealingKey, Slots, TenantLimits, Usage, Woken, now_ms,
 };
 use flowmesh_model::Role;
 
@@ -222,7 +222,7 @@ async fn credits_are_charged_once_and_settled(store: &Store) {
             steps: &[],
             consumed_signals: &[],
             usage: Some(&usage),
-            slots: false,
+            slots: Slots::Unlimited,
             in_process: Mark::Keep,
         };
         assert_eq!(
@@ -238,7 +238,7 @@ async fn credits_are_charged_once_and_settled(store: &Store) {
         steps: &[],
         consumed_signals: &[],
         usage: Some(&usage),
-        slots: false,
+        slots: Slots::Unlimited,
         in_process: Mark::Keep,
     };
     assert_eq!(store.commit_turn(&fenced).await.unwrap(), Committed::Fenced);
@@ -478,7 +478,7 @@ fn slot_turn(tenant: TenantId, change: &ExecutionChange) -> Turn<'_> {
         steps: &[],
         consumed_signals: &[],
         usage: None,
-        slots: true,
+        slots: Slots::Limited { instance: None },
         in_process: Mark::Keep,
     }
 }
