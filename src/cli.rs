@@ -11,10 +11,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 use flowmesh_actors::LedgerOnly;
 use flowmesh_actors::{Engine, EngineParts};
 use flowmesh_bus::Bus;
-use flowmesh_gateway::Gateway;
 use flowmesh_model::{HumanDuration, WorkflowDocument};
 use flowmesh_node_handlers::{HttpOptions, Registry};
 use flowmesh_store::Store;
+
+use crate::roles::Listeners;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -358,6 +359,9 @@ pub struct Cli {
     #[command(flatten)]
     pub tenancy: crate::tenancy_args::TenancyArgs,
 
+    #[command(flatten)]
+    pub roles: crate::roles::RoleArgs,
+
     /// The Python interpreter of code nodes: a system interpreter (one
     /// under /home or /root is refused), bound read-only into the jail.
     #[arg(
@@ -610,15 +614,19 @@ pub async fn serve(cli: &Cli) -> anyhow::Result<ExitCode> {
              (or DATABASE_URL); SQLite in the data directory serves the embedded mode only"
         );
     }
+    cli.roles.check(cli.nats_url.is_some())?;
     // Before SQLite opens its files: it gives -wal and -shm the database's mode.
     crate::data_dir::tighten(&cli.data_dir)?;
     let store = Store::connect(&store_options(cli))
         .await
         .context("connecting to the store")?;
-    if let Some(key) = store
-        .bootstrap(cli.admin_key.as_deref(), cli.tenancy.initial_credits)
-        .await
-        .context("creating the default tenant")?
+    // The platform tenant and its key are for the API: a worker, which
+    // serves none, leaves them to the gateways and prints no key.
+    if cli.roles.role().serves_requests()
+        && let Some(key) = store
+            .bootstrap(cli.admin_key.as_deref(), cli.tenancy.initial_credits)
+            .await
+            .context("creating the default tenant")?
     {
         // Printed once, on the terminal only: it is the only copy.
         println!("created tenant \"default\" with admin API key: {key}");
@@ -662,6 +670,7 @@ pub async fn serve(cli: &Cli) -> anyhow::Result<ExitCode> {
             max_per_tenant: cli.tenant_max_schedules,
             min_interval: cli.schedule_min_interval,
         },
+        role: cli.roles.role(),
         ..Default::default()
     };
     let engine = Engine::start(EngineParts {
@@ -691,13 +700,11 @@ pub async fn serve(cli: &Cli) -> anyhow::Result<ExitCode> {
             per_route: Some(cli.webhook_rate_per_route).filter(|&r| r > 0),
         },
         metrics_token: cli.metrics_token.clone(),
+        ..Default::default()
     };
-    let gateway = Gateway::bind(&gateway_options, engine.handle()).await?;
-    let addr = gateway.local_addr().unwrap_or(cli.listen);
-    tracing::info!(%addr, node_id, transport = bus.transport_name(), "flowmesh is listening");
-    // On stdout so that scripts (and tests, which pass port 0) can find the port.
-    println!("listening on http://{addr}");
-    gateway.serve(shutdown_signal()).await?;
+    let listeners = Listeners::bind(&cli.roles, gateway_options, engine.handle()).await?;
+    listeners.announce(cli.roles.role(), &node_id, bus.transport_name());
+    listeners.serve(shutdown_signal()).await?;
     tracing::info!("shutting down: no new requests; letting running nodes finish");
     engine.shutdown().await;
     bus.shutdown().await;

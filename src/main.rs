@@ -4,6 +4,7 @@
 
 mod cli;
 mod data_dir;
+mod roles;
 mod secrets_key;
 mod telemetry;
 mod tenancy_args;

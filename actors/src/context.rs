@@ -101,7 +101,11 @@ impl SecretSource for StoreSecrets {
 
 impl Context {
     pub fn new(parts: Parts) -> Self {
-        let jail = Jail::detect(&parts.options.sandbox.jail).logged();
+        let jail = if parts.options.role.runs_executions() {
+            Jail::detect(&parts.options.sandbox.jail).logged()
+        } else {
+            Jail::unused(&parts.options.sandbox.jail, "a gateway runs no code")
+        };
         Self {
             secrets: StoreSecrets {
                 store: parts.store.clone(),

@@ -41,7 +41,7 @@ pub use engine::{
 pub use error::Error;
 pub use flowmesh_store::ModelSettings;
 pub use options::Options;
-pub use options::{Prices, ScheduleLimits, Tenancy};
+pub use options::{Prices, ProcessRole, ScheduleLimits, Tenancy};
 pub use runner::{NodeRunner, RegistryRunner};
 pub use sandbox::SandboxInfo;
 pub use supervision::{RESTART_POLICIES, RestartPolicy};

@@ -38,6 +38,44 @@ pub struct Options {
     /// Also send each event as JSON to the tenant's public NATS subject
     /// (distributed mode), for subscribers outside flowmesh.
     pub public_events: bool,
+    /// Which part of the engine this process runs.
+    pub role: ProcessRole,
+}
+
+/// The part of the engine one process runs. Gateways and workers split a
+/// distributed deployment; an embedded process is always `All`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProcessRole {
+    /// Requests and executions alike.
+    #[default]
+    All,
+    /// Serves requests (HTTP, NATS triggers): accepts executions, publishes
+    /// their commands and waits on their events, but runs none.
+    Gateway,
+    /// Runs executions, their sandboxes and the loops that keep time;
+    /// serves no requests.
+    Worker,
+}
+
+impl ProcessRole {
+    /// Whether this process runs the actor tree and the loops that feed it.
+    pub fn runs_executions(self) -> bool {
+        self != ProcessRole::Gateway
+    }
+
+    /// Whether this process serves the API and NATS triggers.
+    pub fn serves_requests(self) -> bool {
+        self != ProcessRole::Worker
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ProcessRole::All => "all",
+            ProcessRole::Gateway => "gateway",
+            ProcessRole::Worker => "worker",
+        }
+    }
 }
 
 /// Bounds on schedule triggers, checked when a workflow is published: each
@@ -161,6 +199,7 @@ impl Default for Options {
             tenancy: Tenancy::default(),
             schedules: ScheduleLimits::default(),
             public_events: true,
+            role: ProcessRole::All,
         }
     }
 }

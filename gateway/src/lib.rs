@@ -47,6 +47,37 @@ pub struct Options {
     /// The bearer token `GET /metrics` requires. Without one, metrics are
     /// not served: they name every tenant and workflow.
     pub metrics_token: Option<String>,
+    /// Which routes this listener serves.
+    pub surface: Surface,
+}
+
+/// The routes one listener serves: the public API, the operations routes
+/// ([`OPERATIONS_PATHS`]), or both. A process may serve its operations
+/// routes on a listener of its own, which probes and scrapers reach and
+/// the public does not.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Surface {
+    #[default]
+    All,
+    /// Everything but the operations routes.
+    Public,
+    /// The operations routes only.
+    Operations,
+}
+
+/// The routes of liveness, readiness and metrics.
+pub const OPERATIONS_PATHS: [&str; 3] = ["/health", "/ready", "/metrics"];
+
+impl Surface {
+    pub fn serves(self, path: &str) -> bool {
+        let operations = OPERATIONS_PATHS.contains(&path);
+        match self {
+            Surface::All => true,
+            Surface::Public => !operations,
+            Surface::Operations => operations,
+        }
+    }
 }
 
 impl Default for Options {
@@ -58,6 +89,7 @@ impl Default for Options {
             max_streams_per_tenant: 100,
             webhook_limits: WebhookLimitOptions::default(),
             metrics_token: None,
+            surface: Surface::All,
         }
     }
 }

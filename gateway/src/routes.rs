@@ -264,6 +264,9 @@ pub fn router(engine: EngineHandle, options: &Options) -> Router {
     };
     let mut router = Router::new();
     for (info, handler) in table() {
+        if !options.surface.serves(info.path) {
+            continue;
+        }
         let guard = middleware::from_fn_with_state((state.clone(), info.guard), access::guard);
         // `any` routes all methods through its fallback, which only `layer` wraps.
         let handler = if info.method == "ANY" {
@@ -349,6 +352,7 @@ async fn ready(State(state): State<AppState>) -> Response {
         "transport": r.transport,
         "executions_here": r.executions_here,
         "sandbox": {"jail": r.sandbox},
+        "role": r.role,
     });
     (status, Json(body)).into_response()
 }

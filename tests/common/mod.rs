@@ -35,7 +35,10 @@ pub enum Mode {
 pub struct Engine {
     pub mode: Mode,
     child: Option<Child>,
+    /// The API's base URL (a worker's: its operations listener's).
     pub base: String,
+    /// The base URL of the operations listener, when there is one.
+    pub ops: Option<String>,
     data_dir: tempfile::TempDir,
     pub database: Option<String>,
     pub prefix: String,
@@ -155,6 +158,7 @@ impl Engine {
             mode,
             child: None,
             base: String::new(),
+            ops: None,
             data_dir: tempfile::tempdir().expect("temp dir"),
             database,
             prefix: unique("it"),
@@ -180,18 +184,32 @@ impl Engine {
     /// Another process on the same database and bus (distributed mode),
     /// with a node id of its own.
     pub async fn peer(&self) -> Engine {
+        self.peer_with(&[]).await
+    }
+
+    /// A peer with environment variables of its own (added or replaced;
+    /// an empty value leaves the variable unset).
+    pub async fn peer_with(&self, env: &[(&str, &str)]) -> Engine {
         assert_eq!(self.mode, Mode::Distributed, "peers share a database");
+        let mut extra_env = self.extra_env.clone();
+        for (name, value) in env {
+            extra_env.retain(|(k, _)| k != name);
+            if !value.is_empty() {
+                extra_env.push((name.to_string(), value.to_string()));
+            }
+        }
         let mut engine = Engine {
             mode: self.mode,
             child: None,
             base: String::new(),
+            ops: None,
             data_dir: tempfile::tempdir().expect("temp dir"),
             database: self.database.clone(),
             prefix: self.prefix.clone(),
             node_id: unique("node-"),
             servers: self.servers.clone(),
             http: self.http.clone(),
-            extra_env: self.extra_env.clone(),
+            extra_env,
             peer: true,
             run_as: self.run_as,
             inherited: None,
@@ -207,6 +225,7 @@ impl Engine {
             mode: Mode::Embedded,
             child: None,
             base: String::new(),
+            ops: None,
             data_dir: tempfile::tempdir().expect("temp dir"),
             database: None,
             prefix: unique("it"),
@@ -331,23 +350,37 @@ impl Engine {
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
-            let mut sent = false;
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if !sent && let Some(addr) = line.strip_prefix("listening on ") {
-                    let _ = tx.send(addr.trim().to_owned());
-                    sent = true;
+                if let Some(addr) = line.strip_prefix("listening on ") {
+                    let _ = tx.send((false, addr.trim().to_owned()));
+                } else if let Some(addr) = line.strip_prefix("ops listening on ") {
+                    let _ = tx.send((true, addr.trim().to_owned()));
                 }
             }
         });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("flowmesh did not report its address");
-        self.base = addr;
+        let worker = self.env_value("FLOWMESH_ROLE") == Some("worker");
+        let wants_ops = worker || self.env_value("FLOWMESH_OPS_LISTEN").is_some();
+        let (mut api, mut ops) = (None, None);
+        while (!worker && api.is_none()) || (wants_ops && ops.is_none()) {
+            let (is_ops, addr) = rx
+                .recv_timeout(Duration::from_secs(60))
+                .expect("flowmesh did not report its addresses");
+            *(if is_ops { &mut ops } else { &mut api }) = Some(addr);
+        }
+        self.base = api.or(ops.clone()).expect("an address");
+        self.ops = ops;
         self.child = Some(child);
     }
 
+    fn env_value(&self, name: &str) -> Option<&str> {
+        self.extra_env
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
     async fn wait_ready(&self) {
-        let url = format!("{}/ready", self.base);
+        let url = format!("{}/ready", self.ops.as_deref().unwrap_or(&self.base));
         eventually("engine ready", Duration::from_secs(30), || async {
             let r = self.http.get(&url).send().await.ok()?;
             (r.status() == StatusCode::OK).then_some(())

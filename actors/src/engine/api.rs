@@ -90,6 +90,8 @@ pub struct Readiness {
     pub executions_here: usize,
     /// What the jail of sandboxed code found on this host.
     pub sandbox: flowmesh_sandbox::Jail,
+    /// What this process runs.
+    pub role: crate::ProcessRole,
 }
 
 /// Compiled graphs by (workflow, published version).
@@ -135,6 +137,7 @@ impl EngineHandle {
             transport: self.ctx.bus.transport_name(),
             executions_here: self.ctx.local_count(),
             sandbox: self.ctx.jail.clone(),
+            role: self.ctx.options.role,
         }
     }
 

@@ -66,14 +66,21 @@ pub struct EngineParts {
 pub struct Engine {
     handle: EngineHandle,
     ctx: Arc<Context>,
-    root: ActorRef<RootMsg>,
-    root_task: JoinHandle<()>,
+    /// The actor tree; none in a gateway.
+    tree: Option<Tree>,
     loops: Vec<JoinHandle<()>>,
 }
 
+struct Tree {
+    root: ActorRef<RootMsg>,
+    task: JoinHandle<()>,
+}
+
 impl Engine {
-    /// Spawns the actor tree and starts consuming commands, claiming
-    /// unowned executions and renewing leases.
+    /// Starts what the process's role runs: the actor tree and the loops
+    /// that feed it and keep time (consuming commands, claiming unowned
+    /// executions, renewing the lease, firing schedules, purging, settling
+    /// credits), and the NATS trigger subscription.
     pub async fn start(parts: EngineParts) -> Result<Engine, Error> {
         let runner = parts
             .runner
@@ -86,22 +93,29 @@ impl Engine {
             payments: parts.payments,
             options: parts.options,
         }));
-        let (root, root_task) = Actor::spawn(None, RootActor, ctx.clone())
-            .await
-            .map_err(|e| Error::Internal(Box::new(e)))?;
-        let _ = ctx.root.set(root.clone());
-        let mut loops = loops::spawn_all(ctx.clone(), root.clone()).await?;
         let handle = EngineHandle::new(ctx.clone(), parts.registry);
-        // Ticks are admitted like any start, through the handle.
-        loops.push(tokio::spawn(schedule::fire_schedules(handle.clone())));
-        if let Some(triggers) = ctx.bus.triggers().await? {
+        let role = ctx.options.role;
+        let mut loops = Vec::new();
+        let mut tree = None;
+        if role.runs_executions() {
+            let (root, task) = Actor::spawn(None, RootActor, ctx.clone())
+                .await
+                .map_err(|e| Error::Internal(Box::new(e)))?;
+            let _ = ctx.root.set(root.clone());
+            loops.extend(loops::spawn_all(ctx.clone(), root.clone()).await?);
+            // Ticks are admitted like any start, through the handle.
+            loops.push(tokio::spawn(schedule::fire_schedules(handle.clone())));
+            tree = Some(Tree { root, task });
+        }
+        if role.serves_requests()
+            && let Some(triggers) = ctx.bus.triggers().await?
+        {
             loops.push(tokio::spawn(triggers::serve(handle.clone(), triggers)));
         }
         Ok(Engine {
             handle,
             ctx,
-            root,
-            root_task,
+            tree,
             loops,
         })
     }
@@ -114,7 +128,8 @@ impl Engine {
     /// deliver one again, late or concurrently.
     #[cfg(test)]
     pub(crate) async fn deliver(&self, command: &flowmesh_model::Command) -> Result<(), Error> {
-        loops::start(&self.ctx, &self.root, command).await
+        let tree = self.tree.as_ref().expect("the engine runs executions");
+        loops::start(&self.ctx, &tree.root, command).await
     }
 
     /// Graceful stop: take no new work, let running node attempts finish
@@ -124,8 +139,11 @@ impl Engine {
         for task in &self.loops {
             task.abort();
         }
+        let Some(tree) = self.tree else {
+            return;
+        };
         self.ctx.start_draining();
-        let _ = self.root.cast(RootMsg::Drain);
+        let _ = tree.root.cast(RootMsg::Drain);
         let grace: Duration = self.ctx.options.shutdown_grace.0;
         if tokio::time::timeout(grace, self.ctx.executions_gone())
             .await
@@ -136,8 +154,8 @@ impl Engine {
                 "node attempts still running at the end of the grace period; they will run again"
             );
         }
-        self.root.stop(Some("shutdown".into()));
-        let _ = self.root_task.await;
+        tree.root.stop(Some("shutdown".into()));
+        let _ = tree.task.await;
         // Hand the leases back so another process can take over at once.
         if let Err(e) = self
             .ctx

@@ -1,7 +1,7 @@
 //! The retention job: every `retention_interval`, finished executions past
 //! their tenant's retention go, in bounded batches, and their space is
-//! given back. Every process runs it; a batch is one transaction, so
-//! processes purging at once only share the work.
+//! given back. Every process that runs executions runs it; a batch is one
+//! transaction, so processes purging at once only share the work.
 
 use std::sync::Arc;
 

@@ -16,7 +16,9 @@ const ASK_TIMEOUT: Duration = Duration::from_secs(5);
 impl EngineHandle {
     /// The tenant's live sandboxes in this process.
     pub async fn sandboxes(&self, tenant: TenantId) -> Result<Vec<SandboxInfo>, Error> {
-        let root = self.root()?;
+        let Some(root) = self.root()? else {
+            return Ok(Vec::new());
+        };
         match root
             .call(
                 |reply| RootMsg::Tenant {
@@ -36,7 +38,7 @@ impl EngineHandle {
 
     /// Tears one of the tenant's sandboxes down; calls running in it finish.
     pub async fn delete_sandbox(&self, tenant: TenantId, id: uuid::Uuid) -> Result<(), Error> {
-        let root = self.root()?;
+        let root = self.root()?.ok_or(Error::NotFound("sandbox"))?;
         match root
             .call(
                 |reply| RootMsg::Tenant {
@@ -55,10 +57,15 @@ impl EngineHandle {
         }
     }
 
-    fn root(&self) -> Result<&ractor::ActorRef<RootMsg>, Error> {
+    /// The actor tree; none in a gateway, which runs no code.
+    fn root(&self) -> Result<Option<&ractor::ActorRef<RootMsg>>, Error> {
+        if !self.ctx.options.role.runs_executions() {
+            return Ok(None);
+        }
         self.ctx
             .root
             .get()
+            .map(Some)
             .ok_or_else(|| Error::Unavailable("the engine is starting".into()))
     }
 }

@@ -1,5 +1,5 @@
-//! Fires the schedule triggers of published workflows. Every process runs
-//! this loop; the store's compare-and-set lets exactly one of them fire
+//! Fires the schedule triggers of published workflows. Every process that
+//! runs executions (role `all` or `worker`) runs this loop; the store's compare-and-set lets exactly one of them fire
 //! each tick, with the tick's execution created in the same transaction.
 //! A tick is admitted like any start; one admission refuses (no credits,
 //! input over the limit) is skipped, recorded, and the schedule moves on.

@@ -169,22 +169,36 @@ impl Jail {
             root: is_root(),
             ..Default::default()
         };
-        let mut jail = Jail {
+        let mut jail = Jail::unprobed(options, setup.root);
+        let problem = jail.probe(options, &mut setup).err();
+        jail.problem = problem;
+        jail.setup = Arc::new(setup);
+        jail
+    }
+
+    /// The jail of a process that runs no code, not probed (no bubblewrap
+    /// started, nothing logged): it refuses every call, saying `why`.
+    pub fn unused(options: &JailOptions, why: &str) -> Jail {
+        Jail {
+            without_jail: WithoutJail::Refuse,
+            problem: Some(why.to_owned()),
+            ..Jail::unprobed(options, false)
+        }
+    }
+
+    fn unprobed(options: &JailOptions, root: bool) -> Jail {
+        Jail {
             bwrap: None,
             namespaces: Namespaces::default(),
             seccomp: false,
             proc: false,
             landlock: "not used",
-            uid_per_tenant: setup.root,
+            uid_per_tenant: root,
             uid_range: options.uid_range.clone(),
             without_jail: options.without_jail,
             problem: None,
             setup: Arc::default(),
-        };
-        let problem = jail.probe(options, &mut setup).err();
-        jail.problem = problem;
-        jail.setup = Arc::new(setup);
-        jail
+        }
     }
 
     fn probe(&mut self, options: &JailOptions, setup: &mut Setup) -> Result<(), String> {
