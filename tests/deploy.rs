@@ -122,6 +122,12 @@ fn the_dockerfile_exposes_the_port_it_listens_on() {
     assert!(text.contains(r#"CMD ["serve"]"#));
 }
 
+/// Where a process serves `/health`, `/ready` and `/metrics`: its
+/// operations listener, or the API's listener without one.
+fn ops_listen<'a>(get: impl Fn(&str) -> Option<&'a str>) -> Option<&'a str> {
+    get("FLOWMESH_OPS_LISTEN").or_else(|| get("FLOWMESH_LISTEN"))
+}
+
 #[test]
 fn compose_matches_the_binary() {
     let bin = binary();
@@ -131,13 +137,14 @@ fn compose_matches_the_binary() {
         .keys()
         .filter_map(|k| k.as_str().map(str::to_owned))
         .collect();
-    let mut flowmesh = 0;
+    let mut roles = Vec::new();
     for (name, service) in services {
         let name = name.as_str().unwrap();
         if service["image"].as_str() != Some("flowmesh:latest") {
             continue;
         }
-        bin.check_command(&strings(&service["command"]), name);
+        let command = strings(&service["command"]);
+        bin.check_command(&command, name);
         let env = service["environment"].as_mapping().expect("environment");
         for key in env.keys() {
             bin.check_env(key.as_str().unwrap(), name);
@@ -148,10 +155,18 @@ fn compose_matches_the_binary() {
                 assert!(names.contains(host), "{name}: no service {host}");
             }
         }
-        if let Some(listen) = env.get("FLOWMESH_LISTEN").and_then(Value::as_str) {
-            flowmesh += 1;
-            let port = port_of_listen(listen);
-            for mapping in strings(&service["ports"]) {
+        if !matches!(command.first().map(String::as_str), None | Some("serve")) {
+            continue;
+        }
+        let var = |key: &str| env.get(key).and_then(Value::as_str);
+        let role = var("FLOWMESH_ROLE").unwrap_or("all");
+        assert!(ops_listen(var).is_some(), "{name}: no operations listener");
+        let published = strings(&service["ports"]);
+        if role == "worker" {
+            assert!(published.is_empty(), "{name}: a worker serves no API");
+        } else {
+            let port = port_of_listen(var("FLOWMESH_LISTEN").expect(name));
+            for mapping in published {
                 let inner: u16 = mapping.rsplit(':').next().unwrap().parse().unwrap();
                 assert_eq!(
                     inner, port,
@@ -159,8 +174,14 @@ fn compose_matches_the_binary() {
                 );
             }
         }
+        roles.push(role.to_owned());
     }
-    assert_eq!(flowmesh, 2, "two flowmesh processes");
+    roles.sort();
+    assert_eq!(
+        roles,
+        ["gateway", "worker", "worker"],
+        "a gateway and two workers"
+    );
     assert_eq!(
         names.iter().filter(|n| n.starts_with("nats-")).count(),
         3,
@@ -196,43 +217,67 @@ async fn kubernetes_matches_the_binary() {
     ] {
         assert!(kinds.contains(kind), "no {kind}");
     }
-    let engine = Engine::start(Mode::Embedded).await;
+    let engine =
+        Engine::start_with(Mode::Embedded, &[("FLOWMESH_OPS_LISTEN", "127.0.0.1:0")]).await;
+    let ops_base = engine.ops.clone().expect("an operations listener");
     let mut probes = 0;
+    let mut roles = BTreeSet::new();
     for container in flowmesh_containers(&docs) {
         bin.check_command(&strings(&container["args"]), "kubernetes");
         let env = container["env"].as_sequence().expect("env");
         for var in env {
             bin.check_env(var["name"].as_str().unwrap(), "kubernetes");
         }
-        let listen = env
-            .iter()
-            .find(|v| v["name"] == "FLOWMESH_LISTEN")
-            .and_then(|v| v["value"].as_str());
-        let Some(listen) = listen else { continue };
+        let var = |name: &str| {
+            env.iter()
+                .find(|v| v["name"] == name)
+                .and_then(|v| v["value"].as_str())
+        };
+        let Some(ops) = ops_listen(var) else { continue };
+        let role = var("FLOWMESH_ROLE").unwrap_or("all");
+        roles.insert(role);
         assert!(
             env.iter().any(|v| v["name"] == "FLOWMESH_METRICS_TOKEN"),
             "a serving container without a metrics token serves no metrics"
         );
         let ports = container["ports"].as_sequence().expect("ports");
-        assert_eq!(
-            ports[0]["containerPort"].as_u64(),
-            Some(u64::from(port_of_listen(listen)))
-        );
-        let port_name = ports[0]["name"].as_str().unwrap();
+        let port_named = |port: u16| {
+            ports
+                .iter()
+                .find(|p| p["containerPort"].as_u64() == Some(u64::from(port)))
+                .and_then(|p| p["name"].as_str())
+                .unwrap_or_else(|| panic!("{role}: no container port {port}"))
+        };
+        if role != "worker" {
+            let api = port_of_listen(var("FLOWMESH_LISTEN").expect("FLOWMESH_LISTEN"));
+            assert_eq!(port_named(api), "http", "{role}");
+        }
+        let ops_port = port_named(port_of_listen(ops));
         for probe in ["livenessProbe", "readinessProbe"] {
             let get = &container[probe]["httpGet"];
-            assert_eq!(get["port"].as_str(), Some(port_name), "{probe}");
+            assert_eq!(get["port"].as_str(), Some(ops_port), "{role} {probe}");
             let path = get["path"].as_str().expect("probe path");
-            let (status, _) = engine.get(path).await;
-            assert_eq!(status, StatusCode::OK, "{probe} {path}");
+            let resp = engine
+                .client()
+                .get(format!("{ops_base}{path}"))
+                .send()
+                .await
+                .expect("probe");
+            assert_eq!(resp.status(), StatusCode::OK, "{probe} {path}");
             probes += 1;
         }
     }
-    assert_eq!(probes, 2);
+    assert_eq!(roles, BTreeSet::from(["gateway", "worker"]));
+    assert_eq!(probes, 4);
+    // The API's Service reaches the gateways only.
     let service = docs.iter().find(|d| d["kind"] == "Service").unwrap();
     assert_eq!(
         service["spec"]["ports"][0]["targetPort"].as_str(),
         Some("http")
+    );
+    assert_eq!(
+        service["spec"]["selector"]["app.kubernetes.io/component"].as_str(),
+        Some("gateway")
     );
 }
 
@@ -414,12 +459,18 @@ fn prometheus_and_the_collector_point_where_flowmesh_serves() {
     assert_eq!(job["authorization"]["type"].as_str(), Some("Bearer"));
     assert!(job["authorization"]["credentials_file"].is_string());
     let compose = yaml("compose.yaml").remove(0);
-    for target in strings(&job["static_configs"][0]["targets"]) {
+    let targets = strings(&job["static_configs"][0]["targets"]);
+    let serving = compose["services"]
+        .as_mapping()
+        .unwrap()
+        .values()
+        .filter(|s| s["environment"]["FLOWMESH_ROLE"].is_string())
+        .count();
+    assert_eq!(targets.len(), serving, "every process is scraped");
+    for target in targets {
         let (host, port) = target.split_once(':').unwrap();
         let service = &compose["services"][host];
-        let listen = service["environment"]["FLOWMESH_LISTEN"]
-            .as_str()
-            .expect(host);
+        let listen = ops_listen(|key| service["environment"][key].as_str()).expect(host);
         assert!(
             service["environment"]["FLOWMESH_METRICS_TOKEN"].is_string(),
             "{host} has no metrics token"
