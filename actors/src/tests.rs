@@ -38,6 +38,7 @@ impl NodeRunner for PanickyRunner {
 }
 
 mod deaths;
+mod idle;
 
 struct Harness {
     engine: Option<Engine>,
@@ -52,8 +53,25 @@ async fn harness() -> Harness {
     harness_with(|registry, _| Arc::new(PanickyRunner(registry))).await
 }
 
+/// These tests crash waiting executions: they keep their actors.
+fn options() -> Options {
+    Options {
+        park_after: flowmesh_model::HumanDuration::from_millis(24 * 3_600_000),
+        ..Options::default()
+    }
+}
+
 /// An engine whose nodes run through the runner `runner` makes.
 async fn harness_with(runner: impl FnOnce(Registry, &Store) -> Arc<dyn NodeRunner>) -> Harness {
+    harness_on(options(), runner).await
+}
+
+/// An engine with these options, whose nodes run through the runner
+/// `runner` makes.
+async fn harness_on(
+    options: Options,
+    runner: impl FnOnce(Registry, &Store) -> Arc<dyn NodeRunner>,
+) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let store_options = flowmesh_store::Options {
         data_dir: dir.path().to_owned(),
@@ -82,11 +100,7 @@ async fn harness_with(runner: impl FnOnce(Registry, &Store) -> Arc<dyn NodeRunne
         runner: Some(runner),
         sealing_key: None,
         payments: Arc::new(crate::LedgerOnly),
-        // These tests crash waiting executions: they keep their actors.
-        options: Options {
-            park_after: flowmesh_model::HumanDuration::from_millis(24 * 3_600_000),
-            ..Options::default()
-        },
+        options,
     })
     .await
     .unwrap();

@@ -71,6 +71,44 @@ pub struct Engine {
     loops: Vec<JoinHandle<()>>,
 }
 
+/// Drops what expired from every cache, however idle the process is.
+async fn sweep_caches(handle: EngineHandle) {
+    let every = crate::cache::sweep_every(handle.ctx.options.actor_idle_after.0);
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        handle.sweep_caches();
+    }
+}
+
+impl EngineHandle {
+    pub(crate) fn sweep_caches(&self) {
+        self.ctx.sweep_caches();
+        self.graphs.run_pending_tasks();
+        self.auth.0.run_pending_tasks();
+        self.credits.0.run_pending_tasks();
+        self.limits.0.run_pending_tasks();
+        self.logins.sweep();
+        self.registrations.sweep();
+        self.registry.llm().sweep();
+    }
+
+    /// Entries of each cache of tenants, workflows and credentials, after a sweep.
+    #[cfg(test)]
+    pub(crate) fn cached(&self) -> Vec<(&'static str, u64)> {
+        self.sweep_caches();
+        let mut cached = self.ctx.cached();
+        cached.extend([
+            ("graphs", self.graphs.entry_count()),
+            ("credentials", self.auth.0.entry_count()),
+            ("balances", self.credits.0.entry_count()),
+            ("rate limits", self.limits.0.entry_count()),
+        ]);
+        cached
+    }
+}
+
 impl Engine {
     /// Spawns the actor tree and starts consuming commands, claiming
     /// unowned executions and renewing leases.
@@ -94,6 +132,7 @@ impl Engine {
         let handle = EngineHandle::new(ctx.clone(), parts.registry);
         // Ticks are admitted like any start, through the handle.
         loops.push(tokio::spawn(schedule::fire_schedules(handle.clone())));
+        loops.push(tokio::spawn(sweep_caches(handle.clone())));
         if let Some(triggers) = ctx.bus.triggers().await? {
             loops.push(tokio::spawn(triggers::serve(handle.clone(), triggers)));
         }
@@ -108,6 +147,12 @@ impl Engine {
 
     pub fn handle(&self) -> EngineHandle {
         self.handle.clone()
+    }
+
+    /// The top of the actor tree, for tests that look at what runs.
+    #[cfg(test)]
+    pub(crate) fn root(&self) -> &ActorRef<RootMsg> {
+        &self.root
     }
 
     /// Handles a start command as the command consumer would: lets tests
