@@ -192,6 +192,17 @@ pub struct Cli {
     #[arg(long, env = "FLOWMESH_PARK_AFTER", default_value = "5s", global = true)]
     pub park_after: HumanDuration,
 
+    /// A tenant or workflow actor with nothing to do for this long stops
+    /// (the next message spawns it again), and what the process keeps for
+    /// that tenant or workflow goes after as long unused.
+    #[arg(
+        long,
+        env = "FLOWMESH_ACTOR_IDLE_AFTER",
+        default_value = "5m",
+        global = true
+    )]
+    pub actor_idle_after: HumanDuration,
+
     /// Longest a synchronous caller waits for an answer (`?wait=true`, a
     /// webhook whose workflow responds); after it, the caller gets 202 with
     /// the execution id and the run goes on.
@@ -660,6 +671,7 @@ pub async fn serve(cli: &Cli) -> anyhow::Result<ExitCode> {
         lease: cli.lease,
         claim_interval: cli.claim_interval,
         park_after: cli.park_after,
+        actor_idle_after: cli.actor_idle_after,
         max_sync_wait: cli.max_sync_wait,
         webhook_signature_tolerance: cli.webhook_signature_tolerance,
         retention_interval: cli.retention_interval,

@@ -15,6 +15,12 @@ use clap::Parser;
 
 use cli::{Cli, Commands, SecretsCommand};
 
+/// jemalloc, whose background thread gives memory back to the system once
+/// freed, even while the engine idles: with glibc's malloc, what a burst of
+/// tenants had used stayed resident for the life of the process.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     // Whatever started the engine may have left descriptors open: none of
     // them may reach a child (sandboxed code above all). Still one thread.
@@ -56,6 +62,10 @@ fn report(e: &anyhow::Error) -> String {
 
 async fn engine(cli: &Cli) -> anyhow::Result<ExitCode> {
     let _telemetry = telemetry::init(cli.log_format);
+    // Only the engine: a sandbox worker lives no longer than its sandbox.
+    if let Err(e) = tikv_jemalloc_ctl::background_thread::write(true) {
+        tracing::warn!(error = %e, "freed memory is given back to the system only while allocating");
+    }
     // Test builds only: elsewhere this does nothing.
     flowmesh_store::failpoints::arm();
     flowmesh_actors::metrics::install();

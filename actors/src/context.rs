@@ -1,9 +1,9 @@
 //! What every actor of one engine process shares.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use flowmesh_bus::Bus;
 use flowmesh_model::{ExecutionEvent, ExecutionId, TenantId};
@@ -16,6 +16,7 @@ use ractor::ActorRef;
 use ractor::rpc::CallResult;
 use tokio::sync::Notify;
 
+use crate::cache::{Bound, Cache};
 use crate::engine::PaymentProvider;
 use crate::options::Options;
 use crate::root::RootMsg;
@@ -48,14 +49,16 @@ pub(crate) struct Context {
     /// Signalled whenever an execution actor leaves this process.
     execution_left: Notify,
     /// Tenants' settings, read again after [`SETTINGS_TTL`].
-    settings: Mutex<HashMap<TenantId, (TenantSettings, Instant)>>,
+    settings: Cache<TenantId, TenantSettings>,
     /// Tenants' slugs, for their public event subjects.
-    slugs: Mutex<HashMap<TenantId, String>>,
+    slugs: Cache<TenantId, String>,
 }
 
 /// How long a tenant's settings are used before they are read again: a
 /// change reaches every process within this.
 const SETTINGS_TTL: Duration = Duration::from_secs(10);
+/// Most tenants whose settings or slug are kept.
+const TENANTS_KEPT: u64 = 100_000;
 
 /// What a [`Context`] is made of.
 pub(crate) struct Parts {
@@ -106,6 +109,7 @@ impl Context {
         } else {
             Jail::unused(&parts.options.sandbox.jail, "a gateway runs no code")
         };
+        let idle = Some(parts.options.actor_idle_after.0);
         Self {
             secrets: StoreSecrets {
                 store: parts.store.clone(),
@@ -123,9 +127,35 @@ impl Context {
             local: Mutex::default(),
             draining: AtomicBool::new(false),
             execution_left: Notify::new(),
-            settings: Mutex::default(),
-            slugs: Mutex::default(),
+            settings: Bound {
+                entries: TENANTS_KEPT,
+                live: Some(SETTINGS_TTL),
+                idle,
+            }
+            .build(),
+            slugs: Bound {
+                entries: TENANTS_KEPT,
+                live: None,
+                idle,
+            }
+            .build(),
         }
+    }
+
+    /// Drops what expired from the caches (see `crate::cache`).
+    pub fn sweep_caches(&self) {
+        self.settings.run_pending_tasks();
+        self.slugs.run_pending_tasks();
+    }
+
+    /// Entries of each cache, after a sweep.
+    #[cfg(test)]
+    pub fn cached(&self) -> Vec<(&'static str, u64)> {
+        self.sweep_caches();
+        vec![
+            ("settings", self.settings.entry_count()),
+            ("slugs", self.slugs.entry_count()),
+        ]
     }
 
     pub fn mark_local(&self, id: ExecutionId, present: bool) {
@@ -173,10 +203,7 @@ impl Context {
     /// logged, never fatal.
     /// Drops a tenant's cached settings: this process sees a change at once.
     pub fn forget_settings(&self, tenant: TenantId) {
-        self.settings
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&tenant);
+        self.settings.invalidate(&tenant);
     }
 
     /// Settings within the operator's bounds: a cap set before the operator
@@ -190,23 +217,13 @@ impl Context {
 
     /// A tenant's settings; the defaults while the store cannot say.
     pub async fn tenant_settings(&self, tenant: TenantId) -> TenantSettings {
-        let cached = self
-            .settings
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&tenant)
-            .filter(|(_, at)| at.elapsed() < SETTINGS_TTL)
-            .map(|(s, _)| *s);
-        if let Some(settings) = cached {
+        if let Some(settings) = self.settings.get(&tenant) {
             return settings;
         }
         match self.store.tenant_settings(tenant).await {
             Ok(found) => {
                 let settings = self.bounded(found.unwrap_or_default());
-                self.settings
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(tenant, (settings, Instant::now()));
+                self.settings.insert(tenant, settings);
                 settings
             }
             Err(e) => {
@@ -231,21 +248,13 @@ impl Context {
         }
     }
 
-    /// A tenant's slug (slugs never change, so they are kept once read).
+    /// A tenant's slug (slugs never change, so they are kept while used).
     pub async fn tenant_slug(&self, tenant: TenantId) -> Option<String> {
-        if let Some(slug) = self
-            .slugs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&tenant)
-        {
-            return Some(slug.clone());
+        if let Some(slug) = self.slugs.get(&tenant) {
+            return Some(slug);
         }
         let slug = self.store.tenant_slug(tenant).await.ok().flatten()?;
-        self.slugs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(tenant, slug.clone());
+        self.slugs.insert(tenant, slug.clone());
         Some(slug)
     }
 }

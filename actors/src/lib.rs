@@ -8,15 +8,20 @@
 //!         └── ExecutionActor (one per running execution)
 //! ```
 //!
+//! Tenant and workflow actors idle for `--actor-idle-after` are stopped
+//! and spawned again by the next message for them (`idle`).
+//!
 //! Callers (the gateway) use [`EngineHandle`]; [`Engine`] owns the loops that
 //! consume the bus and keep leases.
 
+mod cache;
 mod children;
 mod context;
 mod engine;
 mod error;
 mod events;
 mod execution;
+mod idle;
 pub mod metrics;
 mod options;
 mod root;

@@ -18,6 +18,11 @@ pub struct Options {
     /// a distant retry, a wait for a resume) is parked: its state stays in
     /// the store and its actor stops until a claim sweep takes it again.
     pub park_after: HumanDuration,
+    /// A tenant or workflow actor with nothing to do for this long stops
+    /// (the next message for it spawns it again), and what this process
+    /// keeps for that tenant or workflow (compiled versions, its slug and
+    /// settings, its rate limiter) is let go after as long unused.
+    pub actor_idle_after: HumanDuration,
     /// How often finished executions past their tenant's retention are
     /// purged (in batches) and their space given back.
     pub retention_interval: HumanDuration,
@@ -191,6 +196,7 @@ impl Default for Options {
             lease: HumanDuration::from_millis(15_000),
             claim_interval: HumanDuration::from_millis(1_000),
             park_after: HumanDuration::from_millis(5_000),
+            actor_idle_after: HumanDuration::from_millis(300_000),
             retention_interval: HumanDuration::from_millis(600_000),
             shutdown_grace: HumanDuration::from_millis(10_000),
             max_sync_wait: HumanDuration::from_millis(30_000),

@@ -42,6 +42,7 @@ impl NodeRunner for PanickyRunner {
 }
 
 mod deaths;
+mod idle;
 mod refills;
 
 struct Harness {
@@ -57,16 +58,21 @@ async fn harness() -> Harness {
     harness_with(|registry, _| Arc::new(PanickyRunner(registry))).await
 }
 
-/// An engine whose nodes run through the runner `runner` makes.
-async fn harness_with(runner: impl FnOnce(Registry, &Store) -> Arc<dyn NodeRunner>) -> Harness {
-    // These tests crash waiting executions: they keep their actors.
-    let options = Options {
+/// These tests crash waiting executions: they keep their actors.
+fn options() -> Options {
+    Options {
         park_after: flowmesh_model::HumanDuration::from_millis(24 * 3_600_000),
         ..Options::default()
-    };
-    harness_from(runner, Arc::new(crate::LedgerOnly), options).await
+    }
 }
 
+/// An engine whose nodes run through the runner `runner` makes.
+async fn harness_with(runner: impl FnOnce(Registry, &Store) -> Arc<dyn NodeRunner>) -> Harness {
+    harness_from(runner, Arc::new(crate::LedgerOnly), options()).await
+}
+
+/// An engine with these options and payments, whose nodes run through the
+/// runner `runner` makes.
 async fn harness_from(
     runner: impl FnOnce(Registry, &Store) -> Arc<dyn NodeRunner>,
     payments: Arc<dyn crate::PaymentProvider>,

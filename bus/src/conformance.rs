@@ -350,6 +350,55 @@ async fn tenant_readers_share_one_consumer() {
     cleanup(&options).await;
 }
 
+/// A tenant's feed, and its entry in the process's table, go with its
+/// last reader: a process that served many tenants' streams keeps nothing
+/// for those no longer read.
+#[tokio::test]
+async fn a_tenant_feed_goes_with_its_last_reader() {
+    let options = options(true);
+    let bus = Bus::connect(&options).await.unwrap();
+    let crate::Transport::Nats(nats) = &bus.transport else {
+        unreachable!("connected to NATS");
+    };
+    let (a, b) = (TenantId::new(), TenantId::new());
+    let first = bus.tenant_events(a, None).await.unwrap();
+    let second = bus.tenant_events(a, None).await.unwrap();
+    let other = bus.tenant_events(b, None).await.unwrap();
+    assert_eq!(nats.hub().entries(), 2);
+    drop(first);
+    assert_eq!(nats.hub().entries(), 2, "a reader of the tenant is left");
+    drop((second, other));
+    assert_eq!(nats.hub().entries(), 0);
+    cleanup(&options).await;
+}
+
+/// The in-process bus drops the logs of executions and tenants gone quiet
+/// past the events' lifetime, even when nothing is published afterwards.
+#[tokio::test]
+async fn quiet_logs_go_without_new_events() {
+    let options = Options {
+        event_max_age: HumanDuration::from_millis(100),
+        ..options(false)
+    };
+    let bus = Bus::connect(&options).await.unwrap();
+    let crate::Transport::Memory(memory) = &bus.transport else {
+        unreachable!("in-process");
+    };
+    for _ in 0..10 {
+        let tenant = TenantId::new();
+        bus.publish_event(&event(tenant, ExecutionId::new(), 1))
+            .await
+            .unwrap();
+    }
+    assert_eq!(memory.logs(), (10, 10));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    while memory.logs() != (0, 0) {
+        assert!(Instant::now() < deadline, "kept: {:?}", memory.logs());
+        tick.tick().await;
+    }
+}
+
 /// A reader further behind than the stream buffer is cut off with the
 /// position to resume after, while a reader keeping up gets everything;
 /// resuming from there gives the rest.

@@ -2,7 +2,7 @@
 //! the embedded mode.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use flowmesh_model::{Command, ExecutionEvent, ExecutionId, TenantId};
@@ -17,6 +17,7 @@ const FINISHED_LINGER: Duration = Duration::from_secs(60);
 const MAX_EVENTS_PER_EXECUTION: usize = 10_000;
 /// Events kept per tenant for reconnecting readers of its stream.
 const MAX_EVENTS_PER_TENANT: usize = 100_000;
+/// How often quiet logs are dropped.
 const PRUNE_EVERY: Duration = Duration::from_secs(5);
 
 #[derive(Clone)]
@@ -91,13 +92,47 @@ impl Log {
     }
 }
 
+impl Logs {
+    /// Drops the logs of executions gone quiet, the events of each tenant
+    /// older than the events' lifetime, and the tenant logs left empty that
+    /// no reader waits on (a waiting reader holds the signal).
+    fn prune(&mut self, now: Instant, max_age: Duration) {
+        self.by_execution.retain(|_, l| {
+            let age = now.duration_since(l.last_at);
+            age < max_age && !(l.finished && age > FINISHED_LINGER)
+        });
+        self.by_tenant.retain(|_, l| {
+            while l
+                .events
+                .front()
+                .is_some_and(|(_, at, _)| now.duration_since(*at) > max_age)
+            {
+                l.events.pop_front();
+            }
+            !l.events.is_empty() || Arc::strong_count(&l.added) > 1
+        });
+        self.last_prune = now;
+    }
+}
+
+/// Prunes the logs while the bus lives, so that what a burst of tenants
+/// left goes even when nothing is published afterwards.
+async fn prune_while_alive(inner: Weak<Inner>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        let Some(inner) = inner.upgrade() else { return };
+        lock(&inner.logs).prune(Instant::now(), inner.event_max_age);
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Memory {
     pub fn new(options: &Options) -> Self {
-        Self {
+        let memory = Self {
             inner: Arc::new(Inner {
                 ack_wait: options.ack_wait.0,
                 duplicate_window: options.duplicate_window.0,
@@ -112,7 +147,12 @@ impl Memory {
                     last_prune: Instant::now(),
                 }),
             }),
-        }
+        };
+        let every = PRUNE_EVERY
+            .min(options.event_max_age.0)
+            .max(Duration::from_millis(10));
+        tokio::spawn(prune_while_alive(Arc::downgrade(&memory.inner), every));
+        memory
     }
 
     pub fn publish_command(&self, envelope: Envelope, broadcast: bool) {
@@ -194,12 +234,15 @@ impl Memory {
         log.finished |= event.kind.is_final();
         log.added.notify_waiters();
         if now.duration_since(logs.last_prune) > PRUNE_EVERY {
-            logs.by_execution.retain(|_, l| {
-                let age = now.duration_since(l.last_at);
-                age < max_age && !(l.finished && age > FINISHED_LINGER)
-            });
-            logs.last_prune = now;
+            logs.prune(now, max_age);
         }
+    }
+
+    /// How many executions and tenants have logs.
+    #[cfg(test)]
+    pub fn logs(&self) -> (usize, usize) {
+        let logs = lock(&self.inner.logs);
+        (logs.by_execution.len(), logs.by_tenant.len())
     }
 
     /// The newest event of an execution still kept.

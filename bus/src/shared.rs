@@ -5,7 +5,7 @@
 //! as soon as it has caught up.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, Weak};
 
 use async_nats::jetstream::consumer;
 use flowmesh_model::{ExecutionEvent, TenantId};
@@ -24,9 +24,12 @@ enum Item {
     Broken(Arc<dyn std::error::Error + Send + Sync>),
 }
 
-/// The feeds of this process, by tenant; a feed lives while a reader holds it.
+/// The feeds of this process, by tenant; a feed lives while a reader
+/// holds it, and its entry goes with it.
 pub(crate) struct Hub {
-    feeds: tokio::sync::Mutex<HashMap<TenantId, Weak<Feed>>>,
+    feeds: Mutex<HashMap<TenantId, Weak<Feed>>>,
+    /// Held while a feed is made, so that readers joining at once make one.
+    joining: tokio::sync::Mutex<()>,
     /// Events a feed keeps for its slowest reader.
     capacity: usize,
 }
@@ -35,31 +38,63 @@ pub(crate) struct Hub {
 struct Feed {
     sender: broadcast::Sender<Item>,
     pump: JoinHandle<()>,
+    tenant: TenantId,
+    hub: Weak<Hub>,
 }
 
 impl Drop for Feed {
     fn drop(&mut self) {
         // Ends the consumer's subscription; NATS drops the consumer.
         self.pump.abort();
+        // Its entry goes too, unless a new feed of the tenant took it.
+        if let Some(hub) = self.hub.upgrade() {
+            let mut feeds = hub.feeds.lock().unwrap_or_else(|p| p.into_inner());
+            if feeds
+                .get(&self.tenant)
+                .is_some_and(|f| f.strong_count() == 0)
+            {
+                feeds.remove(&self.tenant);
+            }
+        }
     }
 }
 
 impl Hub {
     pub fn new(capacity: usize) -> Self {
         Self {
-            feeds: tokio::sync::Mutex::default(),
+            feeds: Mutex::default(),
+            joining: tokio::sync::Mutex::default(),
             capacity: capacity.max(1),
         }
     }
 
+    /// The tenant's feed while a reader holds it. The lock is let go
+    /// before the feed is returned: dropping the last hold on a feed takes
+    /// the lock.
+    fn live(&self, tenant: TenantId) -> Option<Arc<Feed>> {
+        let weak = self
+            .feeds
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&tenant)
+            .cloned();
+        weak.and_then(|f| f.upgrade())
+    }
+
+    /// Tenants with a feed entry.
+    #[cfg(test)]
+    pub fn entries(&self) -> usize {
+        self.feeds.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
     /// A receiver of the tenant's live events, and the feed it keeps alive.
     async fn join(
-        &self,
+        self: &Arc<Self>,
         nats: &Nats,
         tenant: TenantId,
     ) -> Result<(Arc<Feed>, broadcast::Receiver<Item>), Error> {
-        let mut feeds = self.feeds.lock().await;
-        if let Some(feed) = feeds.get(&tenant).and_then(Weak::upgrade)
+        let _joining = self.joining.lock().await;
+        if let Some(feed) = self.live(tenant)
             && !feed.pump.is_finished()
         {
             let receiver = feed.sender.subscribe();
@@ -74,9 +109,16 @@ impl Hub {
             .await?;
         let (sender, receiver) = broadcast::channel(self.capacity);
         let pump = tokio::spawn(pump(messages, sender.clone()));
-        let feed = Arc::new(Feed { sender, pump });
-        feeds.retain(|_, f| f.strong_count() > 0);
-        feeds.insert(tenant, Arc::downgrade(&feed));
+        let feed = Arc::new(Feed {
+            sender,
+            pump,
+            tenant,
+            hub: Arc::downgrade(self),
+        });
+        self.feeds
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(tenant, Arc::downgrade(&feed));
         Ok((feed, receiver))
     }
 }

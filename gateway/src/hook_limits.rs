@@ -8,7 +8,7 @@
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use axum::http::StatusCode;
@@ -46,6 +46,9 @@ type Limiter = Arc<DefaultDirectRateLimiter>;
 const REMEMBERED: u64 = 100_000;
 /// A bucket untouched this long is full again, so it can be forgotten.
 const FORGET_AFTER: Duration = Duration::from_secs(60);
+/// How often forgotten buckets are dropped: moka drops them only while the
+/// tables are used, and after a burst of addresses nothing may use them.
+const SWEEP_EVERY: Duration = Duration::from_secs(30);
 
 pub(crate) struct WebhookLimits {
     options: WebhookLimitOptions,
@@ -57,14 +60,26 @@ pub(crate) struct WebhookLimits {
 /// however long its path.
 type RouteKey = [u8; 32];
 
-fn buckets<K>() -> moka::sync::Cache<K, Limiter>
+fn buckets<K>(forget_after: Duration) -> moka::sync::Cache<K, Limiter>
 where
     K: std::hash::Hash + Eq + Send + Sync + 'static,
 {
     moka::sync::Cache::builder()
         .max_capacity(REMEMBERED)
-        .time_to_idle(FORGET_AFTER)
+        .time_to_idle(forget_after)
         .build()
+}
+
+/// Sweeps the tables while the limits are in use.
+async fn sweep_while_alive(limits: Weak<WebhookLimits>) {
+    let mut tick = tokio::time::interval(SWEEP_EVERY);
+    loop {
+        tick.tick().await;
+        let Some(limits) = limits.upgrade() else {
+            return;
+        };
+        limits.sweep();
+    }
 }
 
 fn bucket(per_second: u32) -> Limiter {
@@ -108,11 +123,25 @@ pub(crate) enum Caller {
 
 impl WebhookLimits {
     pub fn new(options: WebhookLimitOptions) -> Arc<Self> {
-        Arc::new(Self {
+        Self::forgetting_after(options, FORGET_AFTER)
+    }
+
+    fn forgetting_after(options: WebhookLimitOptions, after: Duration) -> Arc<Self> {
+        let limits = Arc::new(Self {
             options,
-            addresses: buckets(),
-            routes: buckets(),
-        })
+            addresses: buckets(after),
+            routes: buckets(after),
+        });
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(sweep_while_alive(Arc::downgrade(&limits)));
+        }
+        limits
+    }
+
+    /// Drops the buckets forgotten.
+    fn sweep(&self) {
+        self.addresses.run_pending_tasks();
+        self.routes.run_pending_tasks();
     }
 
     /// Takes a token from the client address's bucket, or 429.
@@ -204,6 +233,38 @@ mod tests {
                 .admit_route(&route("GET", "a"), Caller::Admitted)
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn unused_buckets_are_dropped() {
+        let limits = WebhookLimits::forgetting_after(
+            WebhookLimitOptions {
+                per_address: Some(5),
+                per_route: Some(5),
+            },
+            Duration::from_millis(20),
+        );
+        for n in 0..50u8 {
+            let source = IpAddr::from([192, 0, 2, n]);
+            limits.admit_source(source).unwrap();
+            let path = format!("p{n}");
+            let route = WebhookRoute {
+                tenant: "acme",
+                method: "POST",
+                path: &path,
+            };
+            limits.admit_route(&route, Caller::Admitted).unwrap();
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            limits.sweep();
+            let left = limits.addresses.entry_count() + limits.routes.entry_count();
+            if left == 0 {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{left} buckets kept");
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     #[test]

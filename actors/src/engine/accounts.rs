@@ -1,9 +1,7 @@
 //! Accounts and access: registration, sessions, invitations, users, API
 //! keys, secrets and the audit log.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use flowmesh_model::{Role, TenantId};
 use flowmesh_store::{
@@ -13,6 +11,7 @@ use flowmesh_store::{
 
 use super::api::EngineHandle;
 use super::blank;
+use crate::cache::{Bound, Cache};
 use crate::context::Context;
 use crate::error::Error;
 
@@ -21,29 +20,33 @@ use crate::error::Error;
 pub(crate) const AUTH_TTL: Duration = Duration::from_secs(2);
 
 /// Credentials recently found valid, by digest.
-#[derive(Default)]
-pub(crate) struct AuthCache(Mutex<HashMap<String, (Principal, Instant)>>);
+pub(crate) struct AuthCache(pub(super) Cache<String, Principal>);
+
+impl Default for AuthCache {
+    fn default() -> Self {
+        Self(
+            Bound {
+                entries: 100_000,
+                live: Some(AUTH_TTL),
+                idle: None,
+            }
+            .build(),
+        )
+    }
+}
 
 impl AuthCache {
     fn get(&self, digest: &str) -> Option<Principal> {
-        let cache = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        cache
-            .get(digest)
-            .filter(|(_, at)| at.elapsed() < AUTH_TTL)
-            .map(|(p, _)| p.clone())
+        self.0.get(digest)
     }
 
     fn put(&self, digest: String, principal: Principal) {
-        let mut cache = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if cache.len() > 10_000 {
-            cache.retain(|_, (_, at)| at.elapsed() < AUTH_TTL);
-        }
-        cache.insert(digest, (principal, Instant::now()));
+        self.0.insert(digest, principal);
     }
 
     /// Forgets everything: a revocation on this process applies at once.
     fn clear(&self) {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.0.invalidate_all();
     }
 }
 

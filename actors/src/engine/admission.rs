@@ -1,10 +1,9 @@
 //! Admission: what a tenant may still send. Request rate (a GCRA token
 //! bucket per tenant and process), payload size, and credits.
 
-use std::collections::HashMap;
 use std::num::NonZeroU32;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use flowmesh_model::TenantId;
 use flowmesh_store::{Created, NewExecution};
@@ -12,41 +11,58 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
 use super::api::EngineHandle;
+use crate::cache::{Bound, Cache};
 use crate::error::Error;
 
 type Limiter = Arc<DefaultDirectRateLimiter>;
 
+/// Most tenants whose bucket or balance is kept.
+const TENANTS_KEPT: u64 = 100_000;
+
 /// One bucket per tenant, rebuilt when its rate changes.
-#[derive(Default)]
-pub(crate) struct RateLimits(Mutex<HashMap<TenantId, (u32, Limiter)>>);
+pub(crate) struct RateLimits(pub(super) Cache<TenantId, (u32, Limiter)>);
 
 impl RateLimits {
-    fn limiter(&self, tenant: TenantId, per_second: u32) -> Limiter {
-        let mut limits = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        match limits.get(&tenant) {
-            Some((rate, limiter)) if *rate == per_second => limiter.clone(),
-            _ => {
-                let rate = NonZeroU32::new(per_second).unwrap_or(NonZeroU32::MIN);
-                // A tenth of a second's worth at once (at least a few calls):
-                // a larger burst lets a flooding tenant drop a wave of starts
-                // on the engine at once, which the fairness benchmark showed
-                // as a stall of every tenant.
-                let burst = NonZeroU32::new((per_second / 10).max(5).min(per_second))
-                    .unwrap_or(NonZeroU32::MIN);
-                let limiter = Arc::new(RateLimiter::direct(
-                    Quota::per_second(rate).allow_burst(burst),
-                ));
-                limits.insert(tenant, (per_second, limiter.clone()));
-                limiter
+    /// Buckets unused for `idle` are forgotten, but never sooner than a
+    /// second: a bucket holds at most a second's worth, so one unused that
+    /// long is full, as a new one would be.
+    pub fn new(idle: Duration) -> Self {
+        Self(
+            Bound {
+                entries: TENANTS_KEPT,
+                live: None,
+                idle: Some(idle.max(Duration::from_secs(1))),
             }
-        }
+            .build(),
+        )
     }
+
+    fn limiter(&self, tenant: TenantId, per_second: u32) -> Limiter {
+        let (rate, limiter) = self.0.get_with(tenant, || (per_second, bucket(per_second)));
+        if rate == per_second {
+            return limiter;
+        }
+        let limiter = bucket(per_second);
+        self.0.insert(tenant, (per_second, limiter.clone()));
+        limiter
+    }
+}
+
+fn bucket(per_second: u32) -> Limiter {
+    let rate = NonZeroU32::new(per_second).unwrap_or(NonZeroU32::MIN);
+    // A tenth of a second's worth at once (at least a few calls): a larger
+    // burst lets a flooding tenant drop a wave of starts on the engine at
+    // once, which the fairness benchmark showed as a stall of every tenant.
+    let burst =
+        NonZeroU32::new((per_second / 10).max(5).min(per_second)).unwrap_or(NonZeroU32::MIN);
+    Arc::new(RateLimiter::direct(
+        Quota::per_second(rate).allow_burst(burst),
+    ))
 }
 
 /// Balances read recently: a start needs no store round trip to know a
 /// tenant still has credits.
-#[derive(Default)]
-pub(crate) struct CreditCache(Mutex<HashMap<TenantId, (i64, Instant)>>);
+pub(crate) struct CreditCache(pub(super) Cache<TenantId, i64>);
 
 /// How long a balance read is used for admission.
 const CREDIT_TTL: Duration = Duration::from_secs(1);
@@ -54,27 +70,30 @@ const CREDIT_TTL: Duration = Duration::from_secs(1);
 /// running out stops within a few executions, not a second's worth.
 const CREDIT_MARGIN: i64 = 10_000;
 
+impl Default for CreditCache {
+    fn default() -> Self {
+        Self(
+            Bound {
+                entries: TENANTS_KEPT,
+                live: Some(CREDIT_TTL),
+                idle: None,
+            }
+            .build(),
+        )
+    }
+}
+
 impl CreditCache {
     fn get(&self, tenant: TenantId) -> Option<i64> {
-        let cache = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        cache
-            .get(&tenant)
-            .filter(|(_, at)| at.elapsed() < CREDIT_TTL)
-            .map(|(b, _)| *b)
+        self.0.get(&tenant)
     }
 
     fn put(&self, tenant: TenantId, balance: i64) {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(tenant, (balance, Instant::now()));
+        self.0.insert(tenant, balance);
     }
 
     pub(crate) fn forget(&self, tenant: TenantId) {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&tenant);
+        self.0.invalidate(&tenant);
     }
 }
 

@@ -1,8 +1,7 @@
 //! The engine as callers see it: a cheap-to-clone handle with one method per
 //! request. It validates, records in the store, then publishes commands.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use flowmesh_model::graph::WorkflowGraph;
@@ -21,6 +20,7 @@ use flowmesh_store::failpoints::crash_point;
 
 use tracing::Instrument;
 
+use crate::cache::{Bound, Cache};
 use crate::context::Context;
 use crate::error::Error;
 use crate::metrics;
@@ -95,14 +95,18 @@ pub struct Readiness {
 }
 
 /// Compiled graphs by (workflow, published version).
-type GraphCache = HashMap<(WorkflowId, i64), Arc<WorkflowGraph>>;
+type GraphCache = Cache<(WorkflowId, i64), Arc<WorkflowGraph>>;
+
+/// Most compiled graphs kept.
+const GRAPHS_KEPT: u64 = 10_000;
 
 #[derive(Clone)]
 pub struct EngineHandle {
     pub(super) ctx: Arc<Context>,
-    registry: Registry,
-    /// Published versions are immutable, so their graphs are cached forever.
-    graphs: Arc<Mutex<GraphCache>>,
+    pub(super) registry: Registry,
+    /// Published versions are immutable, so their graphs are kept while
+    /// they are used.
+    pub(super) graphs: GraphCache,
     pub(super) auth: Arc<super::accounts::AuthCache>,
     pub(super) logins: Arc<super::logins::Logins>,
     pub(super) registrations: Arc<super::registrations::Registrations>,
@@ -117,15 +121,22 @@ impl EngineHandle {
         let registrations = Arc::new(super::registrations::Registrations::new(
             options.tenancy.registrations.clone(),
         ));
+        let idle = options.actor_idle_after.0;
+        let graphs = Bound {
+            entries: GRAPHS_KEPT,
+            live: None,
+            idle: Some(idle),
+        }
+        .build();
         Self {
-            ctx,
-            registry,
-            graphs: Arc::default(),
+            graphs,
             auth: Arc::default(),
             logins,
             registrations,
-            limits: Arc::default(),
+            limits: Arc::new(super::admission::RateLimits::new(idle)),
             credits: Arc::default(),
+            ctx,
+            registry,
         }
     }
 
@@ -257,13 +268,8 @@ impl EngineHandle {
         version: i64,
     ) -> Result<Arc<WorkflowGraph>, Error> {
         let key = (workflow, version);
-        if let Some(graph) = self
-            .graphs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&key)
-        {
-            return Ok(graph.clone());
+        if let Some(graph) = self.graphs.get(&key) {
+            return Ok(graph);
         }
         let document = self
             .ctx
@@ -272,10 +278,7 @@ impl EngineHandle {
             .await?
             .ok_or(Error::NotFound("workflow version"))?;
         let graph = Arc::new(WorkflowGraph::new(document));
-        self.graphs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(key, graph.clone());
+        self.graphs.insert(key, graph.clone());
         Ok(graph)
     }
 

@@ -58,10 +58,12 @@ fn remembered<K>() -> moka::sync::Cache<K, Failures>
 where
     K: std::hash::Hash + Eq + Send + Sync + 'static,
 {
-    moka::sync::Cache::builder()
-        .max_capacity(REMEMBERED)
-        .time_to_idle(FORGET_AFTER)
-        .build()
+    crate::cache::Bound {
+        entries: REMEMBERED,
+        live: None,
+        idle: Some(FORGET_AFTER),
+    }
+    .build()
 }
 
 pub(crate) struct Logins {
@@ -79,6 +81,12 @@ impl Logins {
             pairs: remembered(),
             addresses: remembered(),
         })
+    }
+
+    /// Drops what expired (see `crate::cache`).
+    pub fn sweep(&self) {
+        self.pairs.run_pending_tasks();
+        self.addresses.run_pending_tasks();
     }
 
     /// A slot for one password hash, or 503 once the wait is over.

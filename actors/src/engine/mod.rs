@@ -76,6 +76,44 @@ struct Tree {
     task: JoinHandle<()>,
 }
 
+/// Drops what expired from every cache, however idle the process is.
+async fn sweep_caches(handle: EngineHandle) {
+    let every = crate::cache::sweep_every(handle.ctx.options.actor_idle_after.0);
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        handle.sweep_caches();
+    }
+}
+
+impl EngineHandle {
+    pub(crate) fn sweep_caches(&self) {
+        self.ctx.sweep_caches();
+        self.graphs.run_pending_tasks();
+        self.auth.0.run_pending_tasks();
+        self.credits.0.run_pending_tasks();
+        self.limits.0.run_pending_tasks();
+        self.logins.sweep();
+        self.registrations.sweep();
+        self.registry.llm().sweep();
+    }
+
+    /// Entries of each cache of tenants, workflows and credentials, after a sweep.
+    #[cfg(test)]
+    pub(crate) fn cached(&self) -> Vec<(&'static str, u64)> {
+        self.sweep_caches();
+        let mut cached = self.ctx.cached();
+        cached.extend([
+            ("graphs", self.graphs.entry_count()),
+            ("credentials", self.auth.0.entry_count()),
+            ("balances", self.credits.0.entry_count()),
+            ("rate limits", self.limits.0.entry_count()),
+        ]);
+        cached
+    }
+}
+
 impl Engine {
     /// Starts what the process's role runs: the actor tree and the loops
     /// that feed it and keep time (consuming commands, claiming unowned
@@ -107,6 +145,8 @@ impl Engine {
             loops.push(tokio::spawn(schedule::fire_schedules(handle.clone())));
             tree = Some(Tree { root, task });
         }
+        // Every role keeps caches of tenants and credentials.
+        loops.push(tokio::spawn(sweep_caches(handle.clone())));
         if role.serves_requests()
             && let Some(triggers) = ctx.bus.triggers().await?
         {
@@ -122,6 +162,16 @@ impl Engine {
 
     pub fn handle(&self) -> EngineHandle {
         self.handle.clone()
+    }
+
+    /// The top of the actor tree, for tests that look at what runs.
+    #[cfg(test)]
+    pub(crate) fn root(&self) -> &ActorRef<RootMsg> {
+        &self
+            .tree
+            .as_ref()
+            .expect("this role runs the actor tree")
+            .root
     }
 
     /// Handles a start command as the command consumer would: lets tests

@@ -57,12 +57,19 @@ fn counted(ip: IpAddr) -> IpAddr {
 impl Registrations {
     pub fn new(limit: RegistrationLimit) -> Self {
         Self {
-            windows: moka::sync::Cache::builder()
-                .max_capacity(REMEMBERED)
-                .time_to_idle(limit.window.0.max(Duration::from_secs(1)))
-                .build(),
+            windows: crate::cache::Bound {
+                entries: REMEMBERED,
+                live: None,
+                idle: Some(limit.window.0.max(Duration::from_secs(1))),
+            }
+            .build(),
             limit,
         }
+    }
+
+    /// Drops what expired (see `crate::cache`).
+    pub fn sweep(&self) {
+        self.windows.run_pending_tasks();
     }
 
     /// Counts one registration from `source`, or refuses it (429) while the

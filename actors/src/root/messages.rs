@@ -1,4 +1,5 @@
 use flowmesh_model::{TenantId, WorkflowId};
+use ractor::ActorId;
 
 use crate::tenant::TenantMsg;
 use crate::workflow::WorkflowMsg;
@@ -14,4 +15,11 @@ pub enum RootMsg {
     Tenant { tenant: TenantId, msg: TenantMsg },
     /// Shutdown: pass on to every tenant.
     Drain,
+    /// A tenant's actor has had nothing to do for the idle period, having
+    /// handled `handled` messages from here (see `crate::idle`).
+    TenantIdle {
+        tenant: TenantId,
+        actor: ActorId,
+        handled: u64,
+    },
 }

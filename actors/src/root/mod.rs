@@ -2,7 +2,6 @@
 
 mod messages;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use flowmesh_model::TenantId;
@@ -34,7 +33,7 @@ impl Actor for RootActor {
     ) -> Result<RootState, ActorProcessingErr> {
         Ok(RootState {
             ctx,
-            tenants: Children::new(HashMap::new()),
+            tenants: Children::new(),
             _live: crate::metrics::Live::new("root"),
         })
     }
@@ -51,13 +50,21 @@ impl Actor for RootActor {
                 workflow,
                 msg,
             } => {
-                let child = state.tenant(&myself, tenant).await?;
-                child.cast(TenantMsg::Route { workflow, msg })?;
+                let msg = TenantMsg::Route { workflow, msg };
+                state.send(&myself, tenant, msg).await?;
             }
-            RootMsg::Tenant { tenant, msg } => {
-                state.tenant(&myself, tenant).await?.cast(msg)?;
-            }
+            RootMsg::Tenant { tenant, msg } => state.send(&myself, tenant, msg).await?,
             RootMsg::Drain => state.tenants.broadcast(|| TenantMsg::Drain),
+            RootMsg::TenantIdle {
+                tenant,
+                actor,
+                handled,
+            } => {
+                if let Some(child) = state.tenants.idle(tenant, actor, handled) {
+                    tracing::debug!(%tenant, "stopping an idle tenant actor");
+                    child.stop(Some("idle".into()));
+                }
+            }
         }
         Ok(())
     }
@@ -76,17 +83,23 @@ impl Actor for RootActor {
 }
 
 impl RootState {
-    /// The tenant's actor, spawned when needed.
-    async fn tenant(
+    /// Delivers to the tenant's actor, spawned when needed.
+    async fn send(
         &mut self,
         myself: &ActorRef<RootMsg>,
         tenant: TenantId,
-    ) -> Result<ActorRef<TenantMsg>, ActorProcessingErr> {
-        let ctx = self.ctx.clone();
+        msg: TenantMsg,
+    ) -> Result<(), ActorProcessingErr> {
+        let make = || {
+            let args = TenantArgs {
+                ctx: self.ctx.clone(),
+                root: myself.clone(),
+                tenant,
+            };
+            (TenantActor, args)
+        };
         self.tenants
-            .get_or_spawn(tenant, &myself.get_cell(), || {
-                (TenantActor, TenantArgs { ctx, tenant })
-            })
+            .send(tenant, &myself.get_cell(), make, msg)
             .await
     }
 }

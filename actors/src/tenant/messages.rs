@@ -1,6 +1,6 @@
 use flowmesh_model::WorkflowId;
 use flowmesh_sandbox::{Language, Limits};
-use ractor::RpcReplyPort;
+use ractor::{ActorId, RpcReplyPort};
 
 use crate::sandbox::{SandboxHandle, SandboxInfo};
 use crate::workflow::WorkflowMsg;
@@ -26,4 +26,20 @@ pub enum TenantMsg {
     },
     /// Shutdown: pass on to every workflow.
     Drain,
+    /// A workflow's actor has had nothing to do for the idle period,
+    /// having handled `handled` messages from here (see `crate::idle`).
+    WorkflowIdle {
+        workflow: WorkflowId,
+        actor: ActorId,
+        handled: u64,
+    },
+    /// Its own: whether it has been idle long enough to say so to the root.
+    IdleCheck,
+}
+
+impl TenantMsg {
+    /// Whether the root sent it (the others come from its children or itself).
+    pub fn is_from_parent(&self) -> bool {
+        !matches!(self, TenantMsg::WorkflowIdle { .. } | TenantMsg::IdleCheck)
+    }
 }

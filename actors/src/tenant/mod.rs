@@ -17,6 +17,8 @@ pub(crate) use messages::TenantMsg;
 
 use crate::children::Children;
 use crate::context::Context;
+use crate::idle::Idleness;
+use crate::root::RootMsg;
 use crate::sandbox::{SandboxActor, SandboxEntry, SandboxHandle, SandboxMsg};
 use crate::workflow::{WorkflowActor, WorkflowArgs, WorkflowMsg};
 
@@ -24,17 +26,21 @@ pub(crate) struct TenantActor;
 
 pub(crate) struct TenantArgs {
     pub ctx: Arc<Context>,
+    /// Its parent, told when it is idle.
+    pub root: ActorRef<RootMsg>,
     pub tenant: TenantId,
 }
 
 pub(crate) struct TenantState {
     ctx: Arc<Context>,
+    root: ActorRef<RootMsg>,
     tenant: TenantId,
     /// For the tenant's own sandbox maxima; `None` if it could not be read.
     slug: Option<String>,
     workflows: Children<WorkflowId, WorkflowMsg>,
     sandboxes: Children<Language, SandboxMsg>,
     sandbox_entries: HashMap<Language, SandboxEntry>,
+    idle: Idleness,
     _live: crate::metrics::Live,
 }
 
@@ -56,11 +62,13 @@ impl Actor for TenantActor {
             }
         };
         Ok(TenantState {
+            idle: Idleness::new(args.ctx.options.actor_idle_after.0),
             ctx: args.ctx,
+            root: args.root,
             tenant: args.tenant,
             slug,
-            workflows: Children::new(HashMap::new()),
-            sandboxes: Children::new(HashMap::new()),
+            workflows: Children::new(),
+            sandboxes: Children::new(),
             sandbox_entries: HashMap::new(),
             _live: crate::metrics::Live::new("tenant"),
         })
@@ -72,16 +80,23 @@ impl Actor for TenantActor {
         msg: TenantMsg,
         state: &mut TenantState,
     ) -> Result<(), ActorProcessingErr> {
+        if msg.is_from_parent() {
+            state.idle.handled();
+        }
         match msg {
             TenantMsg::Route { workflow, msg } => {
-                let ctx = state.ctx.clone();
-                let child = state
+                let make = || {
+                    let args = WorkflowArgs {
+                        ctx: state.ctx.clone(),
+                        tenant: myself.clone(),
+                        workflow,
+                    };
+                    (WorkflowActor, args)
+                };
+                state
                     .workflows
-                    .get_or_spawn(workflow, &myself.get_cell(), || {
-                        (WorkflowActor, WorkflowArgs { ctx, workflow })
-                    })
+                    .send(workflow, &myself.get_cell(), make, msg)
                     .await?;
-                child.cast(msg)?;
             }
             TenantMsg::Sandbox { language, reply } => {
                 let result = state.sandbox(&myself, language).await;
@@ -111,13 +126,38 @@ impl Actor for TenantActor {
                 let _ = reply.send(found.is_some());
             }
             TenantMsg::Drain => state.workflows.broadcast(|| WorkflowMsg::Drain),
+            TenantMsg::WorkflowIdle {
+                workflow,
+                actor,
+                handled,
+            } => {
+                if let Some(child) = state.workflows.idle(workflow, actor, handled) {
+                    tracing::debug!(tenant = %state.tenant, %workflow, "stopping an idle workflow actor");
+                    child.stop(Some("idle".into()));
+                }
+            }
+            TenantMsg::IdleCheck => {
+                let idle = state.is_idle();
+                if let Some(handled) = state.idle.check(&myself, idle, || TenantMsg::IdleCheck) {
+                    let actor = myself.get_id();
+                    let tenant = state.tenant;
+                    let _ = state.root.cast(RootMsg::TenantIdle {
+                        tenant,
+                        actor,
+                        handled,
+                    });
+                }
+                return Ok(());
+            }
         }
+        let idle = state.is_idle();
+        state.idle.arm(&myself, idle, || TenantMsg::IdleCheck);
         Ok(())
     }
 
     async fn handle_supervisor_evt(
         &self,
-        _: ActorRef<TenantMsg>,
+        myself: ActorRef<TenantMsg>,
         event: SupervisionEvent,
         state: &mut TenantState,
     ) -> Result<(), ActorProcessingErr> {
@@ -131,11 +171,18 @@ impl Actor for TenantActor {
                 tracing::warn!(tenant = %state.tenant, language = language.as_str(), %error, "sandbox failed; a fresh one is created on demand");
             }
         }
+        let idle = state.is_idle();
+        state.idle.arm(&myself, idle, || TenantMsg::IdleCheck);
         Ok(())
     }
 }
 
 impl TenantState {
+    /// Nothing runs for the tenant here: no workflow actor, no sandbox.
+    fn is_idle(&self) -> bool {
+        self.workflows.is_empty() && self.sandboxes.is_empty()
+    }
+
     async fn sandbox(
         &mut self,
         myself: &ActorRef<TenantMsg>,

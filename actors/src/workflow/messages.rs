@@ -20,4 +20,13 @@ pub enum WorkflowMsg {
     Restart { execution: ExecutionId },
     /// Shutdown: every execution here stops starting nodes.
     Drain,
+    /// Its own: whether it has been idle long enough to say so to its tenant.
+    IdleCheck,
+}
+
+impl WorkflowMsg {
+    /// Whether its tenant sent it (the others it sends itself).
+    pub fn is_from_parent(&self) -> bool {
+        !matches!(self, WorkflowMsg::Restart { .. } | WorkflowMsg::IdleCheck)
+    }
 }

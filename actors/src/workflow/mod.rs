@@ -19,22 +19,28 @@ pub(crate) use messages::WorkflowMsg;
 use crate::context::Context;
 use crate::error::Error;
 use crate::execution::{ExecutionActor, ExecutionArgs, ExecutionMsg};
+use crate::idle::Idleness;
 use crate::supervision::{RestartHistory, policy};
+use crate::tenant::TenantMsg;
 
 pub(crate) struct WorkflowActor;
 
 pub(crate) struct WorkflowArgs {
     pub ctx: Arc<Context>,
+    /// Its parent, told when it is idle.
+    pub tenant: ActorRef<TenantMsg>,
     pub workflow: WorkflowId,
 }
 
 pub(crate) struct WorkflowState {
     ctx: Arc<Context>,
+    tenant: ActorRef<TenantMsg>,
     workflow: WorkflowId,
     versions: HashMap<i64, Arc<WorkflowGraph>>,
     executions: HashMap<ExecutionId, ActorRef<ExecutionMsg>>,
     by_actor: HashMap<ActorId, ExecutionId>,
     restarts: HashMap<ExecutionId, RestartHistory>,
+    idle: Idleness,
     _live: crate::metrics::Live,
 }
 
@@ -49,7 +55,9 @@ impl Actor for WorkflowActor {
         args: WorkflowArgs,
     ) -> Result<WorkflowState, ActorProcessingErr> {
         Ok(WorkflowState {
+            idle: Idleness::new(args.ctx.options.actor_idle_after.0),
             ctx: args.ctx,
+            tenant: args.tenant,
             workflow: args.workflow,
             versions: HashMap::new(),
             executions: HashMap::new(),
@@ -65,6 +73,9 @@ impl Actor for WorkflowActor {
         msg: WorkflowMsg,
         state: &mut WorkflowState,
     ) -> Result<(), ActorProcessingErr> {
+        if msg.is_from_parent() {
+            state.idle.handled();
+        }
         match msg {
             WorkflowMsg::Start { record, reply } => {
                 let execution = record.id;
@@ -95,6 +106,11 @@ impl Actor for WorkflowActor {
                 if let Err(e) = state.restart(&myself, execution).await {
                     tracing::warn!(%execution, error = %e, "could not restart execution; its lease will expire and it will be claimed again");
                 }
+                // Not running here after all (finished, or its journal could
+                // not be read): its history goes, so the actor can go idle.
+                if !state.executions.contains_key(&execution) {
+                    state.restarts.remove(&execution);
+                }
             }
             WorkflowMsg::Cancel { execution } => {
                 if let Some(actor) = state.executions.get(&execution) {
@@ -111,7 +127,20 @@ impl Actor for WorkflowActor {
                     let _ = actor.cast(ExecutionMsg::Drain);
                 }
             }
+            WorkflowMsg::IdleCheck => {
+                let idle = state.is_idle();
+                if let Some(handled) = state.idle.check(&myself, idle, || WorkflowMsg::IdleCheck) {
+                    let _ = state.tenant.cast(TenantMsg::WorkflowIdle {
+                        workflow: state.workflow,
+                        actor: myself.get_id(),
+                        handled,
+                    });
+                }
+                return Ok(());
+            }
         }
+        let idle = state.is_idle();
+        state.idle.arm(&myself, idle, || WorkflowMsg::IdleCheck);
         Ok(())
     }
 
@@ -128,6 +157,9 @@ impl Actor for WorkflowActor {
                     state.ctx.mark_local(id, false);
                     state.executions.remove(&id);
                     state.restarts.remove(&id);
+                    // The compiled versions are kept for the idle period
+                    // after the last execution, for the next one.
+                    state.idle.touch();
                 }
             }
             SupervisionEvent::ActorFailed(cell, error) => {
@@ -153,11 +185,18 @@ impl Actor for WorkflowActor {
             }
             _ => {}
         }
+        let idle = state.is_idle();
+        state.idle.arm(&myself, idle, || WorkflowMsg::IdleCheck);
         Ok(())
     }
 }
 
 impl WorkflowState {
+    /// No execution runs here, and none waits to be restarted.
+    fn is_idle(&self) -> bool {
+        self.executions.is_empty() && self.restarts.is_empty()
+    }
+
     async fn graph(&mut self, version: i64) -> Result<Arc<WorkflowGraph>, Error> {
         if let Some(graph) = self.versions.get(&version) {
             return Ok(graph.clone());

@@ -58,4 +58,41 @@ impl Cache {
             cache.insert(key, completion);
         }
     }
+
+    /// Drops expired answers: moka drops them only while the cache is
+    /// used, and after a burst of calls nothing may use it.
+    pub fn sweep(&self) {
+        if let Some(cache) = &self.0 {
+            cache.run_pending_tasks();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expired_answers_are_swept() {
+        let cache = Cache::new(Duration::from_millis(20), 100);
+        for n in 0..10u8 {
+            let completion = Completion {
+                content: "an answer".into(),
+                model: "m".into(),
+                usage: Default::default(),
+                cached: false,
+            };
+            cache.put([n; 32], completion);
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            cache.sweep();
+            let left = cache.0.as_ref().map_or(0, |c| c.entry_count());
+            if left == 0 {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{left} answers kept");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
 }

@@ -258,6 +258,11 @@ impl Llm {
         }
     }
 
+    /// Drops expired cached answers.
+    pub fn sweep(&self) {
+        self.cache.sweep();
+    }
+
     /// The endpoint of a tenant: its own settings over the instance's.
     pub async fn endpoint(&self, call: &Call<'_>) -> Result<Endpoint, Error> {
         let own = call.endpoints.tenant_endpoint(call.tenant).await?;

@@ -69,6 +69,8 @@ pub struct Engine {
     pub http: reqwest::Client,
     allow: String,
     target: Target,
+    /// Settings of this run beyond the harness's own.
+    env: Vec<(String, String)>,
 }
 
 pub fn binary() -> anyhow::Result<PathBuf> {
@@ -88,6 +90,15 @@ pub fn binary() -> anyhow::Result<PathBuf> {
 
 impl Engine {
     pub async fn start(target: &Target, allow: &str) -> anyhow::Result<Engine> {
+        Self::start_with(target, allow, &[]).await
+    }
+
+    /// Starts an engine with environment settings of its own.
+    pub async fn start_with(
+        target: &Target,
+        allow: &str,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Engine> {
         let database = match target.mode {
             Mode::Embedded => None,
             Mode::Distributed | Mode::DistributedFlushed => {
@@ -113,6 +124,10 @@ impl Engine {
                 .build()?,
             allow: allow.to_owned(),
             target: target.clone(),
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
         };
         engine.spawn()?;
         Ok(engine)
@@ -142,6 +157,7 @@ impl Engine {
             .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         if let Some(endpoint) = &self.target.otlp_endpoint {
             cmd.env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint);
         }
@@ -168,6 +184,15 @@ impl Engine {
             .context("flowmesh did not start")?;
         self.child = Some(child);
         Ok(())
+    }
+
+    /// The engine's database, for what a scenario writes there directly.
+    pub fn store_options(&self) -> flowmesh_store::Options {
+        flowmesh_store::Options {
+            database_url: self.database.as_ref().map(|db| format!("{POSTGRES}/{db}")),
+            data_dir: self.dir.path().to_owned(),
+            max_connections: 16,
+        }
     }
 
     pub fn pid(&self) -> Option<u32> {

@@ -5,6 +5,7 @@ mod code;
 mod engine;
 mod fairness;
 mod flushed;
+mod idle;
 mod limits;
 mod load;
 mod report;
@@ -73,6 +74,20 @@ enum Commands {
         /// Warm and sustained calls.
         #[arg(long, default_value_t = 1_000)]
         warm: usize,
+    },
+    /// Only the idle-memory scenario: tenants seeded through the store run
+    /// once each, then the engine's memory is read at idle; prints JSON.
+    IdleMemory {
+        #[arg(long, default_value_t = 10_000)]
+        tenants: usize,
+        /// The engine's `--actor-idle-after` for the run, in seconds (the
+        /// default setting is five minutes); the last reading is taken
+        /// twice this after the load.
+        #[arg(long, default_value_t = 30)]
+        idle_after_s: u64,
+        /// Only this setup: `embedded` or `distributed`.
+        #[arg(long, value_parser = ["embedded", "distributed"])]
+        only: Option<String>,
     },
     /// Writes the markdown table again from a run's results.json.
     Report {
@@ -265,6 +280,34 @@ async fn main() -> anyhow::Result<()> {
                     "{}: {}",
                     target.mode.name(),
                     serde_json::to_string(&result)?
+                );
+            }
+            return Ok(());
+        }
+        Commands::IdleMemory {
+            tenants,
+            idle_after_s,
+            only,
+        } => {
+            engine::binary()?;
+            let mut all_within = true;
+            let targets = Target::local()
+                .into_iter()
+                .filter(|t| only.as_deref().is_none_or(|name| t.mode.name() == name));
+            for target in targets {
+                eprintln!("[{}] idle-memory", target.mode.name());
+                let result = idle::idle_memory(&target, tenants, idle_after_s).await?;
+                all_within &= result.within_margin && result.failed_runs == 0;
+                println!(
+                    "{}: {}",
+                    target.mode.name(),
+                    serde_json::to_string(&result)?
+                );
+            }
+            if !all_within {
+                anyhow::bail!(
+                    "the engine stayed more than {} MB above its idle baseline, or runs failed",
+                    idle::MARGIN_MB
                 );
             }
             return Ok(());
