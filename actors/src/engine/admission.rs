@@ -50,11 +50,11 @@ impl RateLimits {
 
 fn bucket(per_second: u32) -> Limiter {
     let rate = NonZeroU32::new(per_second).unwrap_or(NonZeroU32::MIN);
-    // A tenth of a second's worth at once (at least a few calls): a larger
-    // burst lets a flooding tenant drop a wave of starts on the engine at
-    // once, which the fairness benchmark showed as a stall of every tenant.
-    let burst =
-        NonZeroU32::new((per_second / 10).max(5).min(per_second)).unwrap_or(NonZeroU32::MIN);
+    // A tenth of a second's worth at once, and at least 5 calls, as README
+    // documents: a larger burst lets a flooding tenant drop a wave of
+    // starts on the engine at once, which the fairness benchmark showed as
+    // a stall of every tenant.
+    let burst = NonZeroU32::new((per_second / 10).max(5)).unwrap_or(NonZeroU32::MIN);
     Arc::new(RateLimiter::direct(
         Quota::per_second(rate).allow_burst(burst),
     ))
@@ -168,5 +168,22 @@ impl EngineHandle {
             )));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bucket;
+
+    /// README: the bucket holds a tenth of a second's worth, at least 5.
+    #[test]
+    fn a_bucket_holds_a_tenth_of_a_second_and_at_least_five() {
+        for (rate, burst) in [(1, 5), (2, 5), (50, 5), (100, 10), (1_000, 100)] {
+            let limiter = bucket(rate);
+            let admitted = (0..burst * 2)
+                .take_while(|_| limiter.check().is_ok())
+                .count();
+            assert_eq!(admitted, burst as usize, "rate {rate}/s");
+        }
     }
 }
