@@ -252,31 +252,49 @@ impl Drop for ConfiguredNats {
 
 impl ConfiguredNats {
     /// Runs `config`, where `{store}` stands for the JetStream directory.
+    /// The server picks its own ports and names them in a ports file, so
+    /// a test running alongside cannot take them first.
     pub async fn start(config: &str, env: &[(&str, &str)]) -> ConfiguredNats {
         let binary = std::env::var("FLOWMESH_TEST_NATS_SERVER").unwrap_or("nats-server".into());
         let store = tempfile::tempdir().expect("temp dir");
-        let port = free_port();
         let file = store.path().join("nats.conf");
         let js = store.path().join("js");
+        let ports = store.path().join("ports");
+        let log = store.path().join("nats.log");
+        std::fs::create_dir(&ports).expect("the ports directory");
         std::fs::write(&file, config.replace("{store}", &js.display().to_string()))
             .expect("write the NATS configuration");
-        let child = Command::new(binary)
+        let mut child = Command::new(binary)
             .arg("-c")
             .arg(&file)
-            .args(["-a", "127.0.0.1", "-p", &port.to_string()])
-            .args(["-m", &free_port().to_string()])
+            .args(["-a", "127.0.0.1", "-p", "-1", "-m", "-1"])
+            .arg("--ports_file_dir")
+            .arg(&ports)
             .envs(env.iter().copied())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("the NATS log file"))
             .spawn()
             .expect("nats-server on PATH (or FLOWMESH_TEST_NATS_SERVER)");
-        eventually("nats up", Duration::from_secs(30), || async {
-            accepts_connections(port).await.then_some(())
+        let url = eventually("nats up", Duration::from_secs(30), || {
+            if let Some(status) = child.try_wait().expect("the NATS server's status") {
+                panic!(
+                    "nats-server exited ({status}): {}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+            // Named after the executable and its process id.
+            let url = std::fs::read_dir(&ports)
+                .ok()
+                .and_then(|mut files| files.next())
+                .and_then(|file| std::fs::read(file.ok()?.path()).ok())
+                .and_then(|text| serde_json::from_slice::<serde_json::Value>(&text).ok())
+                .and_then(|ports| ports["nats"][0].as_str().map(str::to_owned));
+            async move { url }
         })
         .await;
         ConfiguredNats {
             child,
-            url: format!("nats://127.0.0.1:{port}"),
+            url,
             _store: store,
         }
     }
