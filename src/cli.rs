@@ -8,11 +8,11 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
-use flowmesh_actors::LedgerOnly;
 use flowmesh_actors::{Engine, EngineParts};
 use flowmesh_bus::Bus;
 use flowmesh_model::{HumanDuration, WorkflowDocument};
 use flowmesh_node_handlers::{HttpOptions, Registry};
+use flowmesh_services::LedgerOnly;
 use flowmesh_store::Store;
 
 use crate::roles::Listeners;
@@ -666,7 +666,7 @@ pub async fn serve(cli: &Cli) -> anyhow::Result<ExitCode> {
             format!("node-{}", flowmesh_model::ExecutionId::new().0.simple())
         }
     });
-    let options = flowmesh_actors::Options {
+    let options = flowmesh_services::Options {
         node_id: node_id.clone(),
         lease: cli.lease,
         claim_interval: cli.claim_interval,
@@ -678,7 +678,7 @@ pub async fn serve(cli: &Cli) -> anyhow::Result<ExitCode> {
         shutdown_grace: cli.shutdown_grace,
         sandbox: sandbox_options(cli)?,
         tenancy: cli.tenancy.options(),
-        schedules: flowmesh_actors::ScheduleLimits {
+        schedules: flowmesh_services::ScheduleLimits {
             max_per_tenant: cli.tenant_max_schedules,
             min_interval: cli.schedule_min_interval,
         },

@@ -68,7 +68,7 @@ async fn engine(cli: &Cli) -> anyhow::Result<ExitCode> {
     }
     // Test builds only: elsewhere this does nothing.
     flowmesh_store::failpoints::arm();
-    flowmesh_actors::metrics::install();
+    flowmesh_services::metrics::install();
     match &cli.command {
         Some(Commands::Migrate) => cli::migrate(cli).await,
         Some(Commands::Validate { file }) => cli::validate(cli, file),

@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 
 use anyhow::bail;
 use clap::ValueEnum;
-use flowmesh_actors::{EngineHandle, ProcessRole};
 use flowmesh_gateway::{Gateway, Surface};
+use flowmesh_services::{EngineHandle, ProcessRole};
 
 #[derive(clap::Args, Debug)]
 pub struct RoleArgs {

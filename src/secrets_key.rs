@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
-use flowmesh_actors::records::SealingKey;
+use flowmesh_services::records::SealingKey;
 use flowmesh_store::Store;
 
 use crate::cli::{Cli, store_options};
@@ -186,7 +186,7 @@ pub async fn rotate(cli: &Cli, new: Option<&str>) -> anyhow::Result<ExitCode> {
             eprintln!("now restart every engine with the new key in FLOWMESH_SECRETS_KEY");
         }
         Rotation::File { key, pending, .. } => {
-            let stamp = flowmesh_actors::records::now_ms();
+            let stamp = flowmesh_services::records::now_ms();
             let backup = key.with_file_name(format!("{KEY_FILE}.{stamp}.old"));
             // A second name for the old key first, then the new key takes
             // its place in one rename: there is always a secrets.key.

@@ -1,8 +1,8 @@
 //! Command-line settings of accounts, registration, logins, credits and
 //! per-tenant limits (each flag has a matching environment variable).
 
-use flowmesh_actors::records::TenantLimits;
 use flowmesh_model::HumanDuration;
+use flowmesh_services::records::TenantLimits;
 
 #[derive(clap::Args, Debug)]
 pub struct TenancyArgs {
@@ -146,10 +146,10 @@ pub struct TenancyArgs {
 
 impl TenancyArgs {
     /// Accounts, limits, logins and credits, from the command line.
-    pub fn options(&self) -> flowmesh_actors::Tenancy {
-        flowmesh_actors::Tenancy {
+    pub fn options(&self) -> flowmesh_services::Tenancy {
+        flowmesh_services::Tenancy {
             registration: self.registration,
-            registrations: flowmesh_actors::RegistrationLimit {
+            registrations: flowmesh_services::RegistrationLimit {
                 per_address: self.registrations_per_address,
                 window: self.registration_window,
             },
@@ -157,15 +157,15 @@ impl TenancyArgs {
             session_ttl: self.session_ttl,
             initial_credits: self.initial_credits,
             max_refills_per_day: self.max_refills_per_day,
-            prices: flowmesh_actors::Prices {
+            prices: flowmesh_services::Prices {
                 execution: self.price_execution,
                 node_run: self.price_node_run,
                 sandbox_second: self.price_sandbox_second,
                 llm_1k_tokens: self.price_llm_1k_tokens,
             },
             logins: {
-                let defaults = flowmesh_actors::LoginOptions::default();
-                flowmesh_actors::LoginOptions {
+                let defaults = flowmesh_services::LoginOptions::default();
+                flowmesh_services::LoginOptions {
                     hashing_concurrency: self
                         .password_hashing_concurrency
                         .unwrap_or(defaults.hashing_concurrency),

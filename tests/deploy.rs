@@ -434,7 +434,7 @@ fn the_dashboard_queries_exported_metrics() {
             }
         }
     }
-    let exported: BTreeSet<String> = flowmesh_actors::metrics::METRICS
+    let exported: BTreeSet<String> = flowmesh_services::metrics::METRICS
         .iter()
         .map(|m| m.name.to_owned())
         .collect();

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use common::stub::StubServer;
 use common::{Engine, Mode, eventually};
-use flowmesh_actors::metrics::METRICS;
+use flowmesh_services::metrics::METRICS;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 

@@ -7,31 +7,33 @@ use std::time::Duration;
 
 use flowmesh_bus::Bus;
 use flowmesh_model::{ExecutionEvent, ExecutionId, TenantId};
-use flowmesh_node_handlers::llm::{self, TenantEndpoint, TenantEndpoints};
-use flowmesh_node_handlers::{CodeRequest, Sandboxes, SecretError, SecretSource};
+use flowmesh_node_handlers::{CodeRequest, Sandboxes};
 use flowmesh_sandbox::{Call, Class, Failure, Jail, Returned};
-use flowmesh_store::{SealingKey, Store, TenantSettings};
+use flowmesh_services::cache::{Bound, Cache};
+use flowmesh_services::{
+    Error, Options, Runtime, SandboxInfo, SettingsCache, StoreEndpoints, StoreSecrets,
+};
+use flowmesh_store::{Store, TenantSettings};
 use futures::future::BoxFuture;
 use ractor::ActorRef;
 use ractor::rpc::CallResult;
 use tokio::sync::Notify;
 
-use crate::cache::{Bound, Cache};
-use crate::engine::PaymentProvider;
-use crate::options::Options;
 use crate::root::RootMsg;
 use crate::runner::NodeRunner;
 use crate::tenant::TenantMsg;
 
+/// What the actors of one process share: the store and the bus they work
+/// through, and what is local to this process (its executions, its
+/// sandboxes' jail, whether it is draining).
 pub(crate) struct Context {
     pub store: Store,
     pub bus: Bus,
     pub runner: Arc<dyn NodeRunner>,
     /// Tenants' secrets, for the actions that use them.
     pub secrets: StoreSecrets,
-    /// Seals tenants' secrets; none when the instance has no key.
-    pub sealing_key: Option<SealingKey>,
-    pub payments: Arc<dyn PaymentProvider>,
+    /// Tenants' own model endpoints, for the nodes that call a model.
+    pub endpoints: StoreEndpoints,
     pub options: Options,
     /// This run of the process: a process started again with the same node
     /// id is a new incarnation, so that the in-process marks a dead run
@@ -48,78 +50,37 @@ pub(crate) struct Context {
     draining: AtomicBool,
     /// Signalled whenever an execution actor leaves this process.
     execution_left: Notify,
-    /// Tenants' settings, read again after [`SETTINGS_TTL`].
-    settings: Cache<TenantId, TenantSettings>,
+    /// Tenants' settings, shared with the services.
+    settings: SettingsCache,
     /// Tenants' slugs, for their public event subjects.
     slugs: Cache<TenantId, String>,
 }
 
-/// How long a tenant's settings are used before they are read again: a
-/// change reaches every process within this.
-const SETTINGS_TTL: Duration = Duration::from_secs(10);
-/// Most tenants whose settings or slug are kept.
+/// Most tenants whose slug is kept.
 const TENANTS_KEPT: u64 = 100_000;
+/// How long the services wait for a tenant actor's answer.
+const ASK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What a [`Context`] is made of.
 pub(crate) struct Parts {
     pub store: Store,
     pub bus: Bus,
     pub runner: Arc<dyn NodeRunner>,
-    pub sealing_key: Option<SealingKey>,
-    pub payments: Arc<dyn PaymentProvider>,
+    pub secrets: StoreSecrets,
+    pub settings: SettingsCache,
     pub options: Options,
-}
-
-/// Secrets of the tenant an action runs for, opened from the store.
-pub(crate) struct StoreSecrets {
-    store: Store,
-    key: Option<SealingKey>,
-}
-
-impl SecretSource for StoreSecrets {
-    fn secret<'a>(
-        &'a self,
-        tenant: TenantId,
-        name: &'a str,
-    ) -> BoxFuture<'a, Result<Option<String>, SecretError>> {
-        Box::pin(async move {
-            let Some(key) = &self.key else {
-                return Err(SecretError::unavailable(
-                    "secrets are not set up on this instance (FLOWMESH_SECRETS_KEY)",
-                ));
-            };
-            self.store
-                .secret_value(key, tenant, name)
-                .await
-                .map_err(|e| {
-                    if e.is_retryable() {
-                        SecretError::Retryable(Arc::new(e))
-                    } else {
-                        SecretError::Unavailable(Arc::new(e))
-                    }
-                })
-        })
-    }
 }
 
 impl Context {
     pub fn new(parts: Parts) -> Self {
-        let jail = if parts.options.role.runs_executions() {
-            Jail::detect(&parts.options.sandbox.jail).logged()
-        } else {
-            Jail::unused(&parts.options.sandbox.jail, "a gateway runs no code")
-        };
+        let jail = Jail::detect(&parts.options.sandbox.jail).logged();
         let idle = Some(parts.options.actor_idle_after.0);
         Self {
-            secrets: StoreSecrets {
-                store: parts.store.clone(),
-                key: parts.sealing_key.clone(),
-            },
+            endpoints: StoreEndpoints::new(parts.store.clone()),
             store: parts.store,
             bus: parts.bus,
             runner: parts.runner,
-            sealing_key: parts.sealing_key,
-            payments: parts.payments,
+            secrets: parts.secrets,
             options: parts.options,
             jail,
             incarnation: uuid::Uuid::new_v4().simple().to_string(),
@@ -127,12 +88,7 @@ impl Context {
             local: Mutex::default(),
             draining: AtomicBool::new(false),
             execution_left: Notify::new(),
-            settings: Bound {
-                entries: TENANTS_KEPT,
-                live: Some(SETTINGS_TTL),
-                idle,
-            }
-            .build(),
+            settings: parts.settings,
             slugs: Bound {
                 entries: TENANTS_KEPT,
                 live: None,
@@ -142,20 +98,16 @@ impl Context {
         }
     }
 
-    /// Drops what expired from the caches (see `crate::cache`).
+    /// Drops what expired from the slugs (see `flowmesh_services::cache`).
     pub fn sweep_caches(&self) {
-        self.settings.run_pending_tasks();
         self.slugs.run_pending_tasks();
     }
 
-    /// Entries of each cache, after a sweep.
+    /// Slugs kept, after a sweep.
     #[cfg(test)]
-    pub fn cached(&self) -> Vec<(&'static str, u64)> {
+    pub fn cached_slugs(&self) -> u64 {
         self.sweep_caches();
-        vec![
-            ("settings", self.settings.entry_count()),
-            ("slugs", self.slugs.entry_count()),
-        ]
+        self.slugs.entry_count()
     }
 
     pub fn mark_local(&self, id: ExecutionId, present: bool) {
@@ -166,7 +118,7 @@ impl Context {
             local.remove(&id);
             self.execution_left.notify_waiters();
         }
-        crate::metrics::in_flight(local.len());
+        flowmesh_services::metrics::in_flight(local.len());
     }
 
     pub fn is_local(&self, id: ExecutionId) -> bool {
@@ -199,44 +151,17 @@ impl Context {
         }
     }
 
-    /// Events are notifications; the journal is the record. A lost event is
-    /// logged, never fatal.
-    /// Drops a tenant's cached settings: this process sees a change at once.
-    pub fn forget_settings(&self, tenant: TenantId) {
-        self.settings.invalidate(&tenant);
-    }
-
-    /// Settings within the operator's bounds: a cap set before the operator
-    /// lowered the bound obeys the bound.
-    fn bounded(&self, mut settings: TenantSettings) -> TenantSettings {
-        settings.max_output_bytes = settings
-            .max_output_bytes
-            .min(self.options.tenancy.max_output_bytes as i64);
-        settings
-    }
-
     /// A tenant's settings; the defaults while the store cannot say.
     pub async fn tenant_settings(&self, tenant: TenantId) -> TenantSettings {
-        if let Some(settings) = self.settings.get(&tenant) {
-            return settings;
-        }
-        match self.store.tenant_settings(tenant).await {
-            Ok(found) => {
-                let settings = self.bounded(found.unwrap_or_default());
-                self.settings.insert(tenant, settings);
-                settings
-            }
-            Err(e) => {
-                tracing::warn!(%tenant, error = %e, "could not read tenant settings; using the defaults");
-                self.bounded(TenantSettings::default())
-            }
-        }
+        self.settings.get(tenant).await
     }
 
+    /// Events are notifications; the journal is the record. A lost event is
+    /// logged, never fatal.
     pub async fn emit(&self, event: ExecutionEvent) {
         let started = std::time::Instant::now();
         let published = self.bus.publish_event(&event).await;
-        crate::metrics::bus_publish("event", started.elapsed());
+        flowmesh_services::metrics::bus_publish("event", started.elapsed());
         if let Err(e) = published {
             tracing::warn!(execution = %event.execution, error = %e, "could not publish event");
         }
@@ -302,25 +227,67 @@ impl Sandboxes for Context {
     }
 }
 
-impl TenantEndpoints for Context {
-    fn tenant_endpoint(
-        &self,
-        tenant: TenantId,
-    ) -> BoxFuture<'_, Result<TenantEndpoint, llm::Error>> {
+impl Runtime for Context {
+    fn executions_here(&self) -> usize {
+        self.local_count()
+    }
+
+    fn jail(&self) -> &Jail {
+        &self.jail
+    }
+
+    fn is_draining(&self) -> bool {
+        Context::is_draining(self)
+    }
+
+    fn sandboxes(&self, tenant: TenantId) -> BoxFuture<'_, Result<Vec<SandboxInfo>, Error>> {
         Box::pin(async move {
-            let own =
-                self.store
-                    .model_settings(tenant)
-                    .await
-                    .map_err(|e| llm::Error::Settings {
-                        retryable: e.is_retryable(),
-                        source: Box::new(e),
-                    })?;
-            Ok(TenantEndpoint {
-                base_url: own.base_url,
-                model: own.model,
-                api_key_secret: own.api_key_secret,
-            })
+            let root = self.running_root()?;
+            match root
+                .call(
+                    |reply| RootMsg::Tenant {
+                        tenant,
+                        msg: TenantMsg::ListSandboxes(reply),
+                    },
+                    Some(ASK_TIMEOUT),
+                )
+                .await
+            {
+                Ok(CallResult::Success(list)) => Ok(list),
+                _ => Err(Error::Unavailable(
+                    "the tenant's actor did not answer".into(),
+                )),
+            }
         })
+    }
+
+    fn stop_sandbox(&self, tenant: TenantId, id: uuid::Uuid) -> BoxFuture<'_, Result<bool, Error>> {
+        Box::pin(async move {
+            let root = self.running_root()?;
+            match root
+                .call(
+                    |reply| RootMsg::Tenant {
+                        tenant,
+                        msg: TenantMsg::StopSandbox { id, reply },
+                    },
+                    Some(ASK_TIMEOUT),
+                )
+                .await
+            {
+                Ok(CallResult::Success(stopped)) => Ok(stopped),
+                _ => Err(Error::Unavailable(
+                    "the tenant's actor did not answer".into(),
+                )),
+            }
+        })
+    }
+}
+
+impl Context {
+    /// The actor tree, once it runs.
+    fn running_root(&self) -> Result<&ActorRef<RootMsg>, Error> {
+        self.root
+            .get()
+            .ok_or_else(|| Error::Unavailable("the engine is starting".into()))
     }
 }

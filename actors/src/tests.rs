@@ -13,7 +13,9 @@ use ractor::{ActorId, ActorRef};
 use serde_json::{Value, json};
 
 use crate::execution::ExecutionMsg;
-use crate::{Engine, EngineHandle, EngineParts, NodeRunner, Options, StartRequest};
+use crate::{Engine, EngineParts, NodeRunner};
+use flowmesh_api::StartRequest;
+use flowmesh_services::{EngineHandle, Options};
 
 /// Panics on nodes whose id starts with `boom`, dawdles on those whose id
 /// starts with `slow`; runs the others normally.
@@ -68,14 +70,14 @@ fn options() -> Options {
 
 /// An engine whose nodes run through the runner `runner` makes.
 async fn harness_with(runner: impl FnOnce(Registry, &Store) -> Arc<dyn NodeRunner>) -> Harness {
-    harness_from(runner, Arc::new(crate::LedgerOnly), options()).await
+    harness_from(runner, Arc::new(flowmesh_services::LedgerOnly), options()).await
 }
 
 /// An engine with these options and payments, whose nodes run through the
 /// runner `runner` makes.
 async fn harness_from(
     runner: impl FnOnce(Registry, &Store) -> Arc<dyn NodeRunner>,
-    payments: Arc<dyn crate::PaymentProvider>,
+    payments: Arc<dyn flowmesh_services::PaymentProvider>,
     options: Options,
 ) -> Harness {
     let dir = tempfile::tempdir().unwrap();

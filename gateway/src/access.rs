@@ -3,16 +3,17 @@
 //! the request against the tenant's rate limit, and writes the audit record
 //! of routes that change something.
 
+use flowmesh_api::ErrorCode;
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, FromRequestParts, RawPathParams, Request, State};
+use axum::http::header;
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use flowmesh_actors::EngineHandle;
-use flowmesh_actors::records::{AuditRecord, Principal, now_ms};
 use flowmesh_model::{Role, TenantId};
+use flowmesh_services::EngineHandle;
+use flowmesh_services::records::{AuditRecord, Principal, now_ms};
 
 use crate::error::ApiError;
 use crate::extract::AppState;
@@ -75,7 +76,7 @@ impl FromRequestParts<AppState> for Auth {
 }
 
 fn unauthorized(message: &str) -> ApiError {
-    ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    ApiError::new(ErrorCode::Unauthorized, message)
 }
 
 /// The bearer credential of a request, if it sends one.
@@ -117,8 +118,7 @@ fn check_metrics_token(state: &AppState, parts: &Parts) -> Result<(), ApiError> 
     use subtle::ConstantTimeEq;
     let Some(expected) = &state.metrics_token else {
         return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
+            ErrorCode::NotFound,
             "metrics are not served: the operator sets a token with --metrics-token \
              (FLOWMESH_METRICS_TOKEN), then scrapes with `Authorization: Bearer <token>`",
         ));
@@ -168,8 +168,7 @@ pub async fn guard(
                     _ => "an administrator of the instance".to_owned(),
                 };
                 let refusal = ApiError::new(
-                    StatusCode::FORBIDDEN,
-                    "forbidden",
+                    ErrorCode::Forbidden,
                     format!("this needs {needed}; the credential has {}", who.role),
                 );
                 return audited(

@@ -8,8 +8,8 @@ use axum::Json;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use flowmesh_actors::records::AuditQuery;
-use flowmesh_actors::{AcceptRequest, LoginRequest, RegisterRequest};
+use flowmesh_api::{AcceptRequest, LoginRequest, RegisterRequest};
+use flowmesh_services::records::AuditQuery;
 use serde_json::json;
 
 use crate::access::{AuditTarget, AuditTenant, Auth};
@@ -18,7 +18,7 @@ use crate::error::ApiError;
 use crate::extract::{AppState, JsonBytes, page_limit, typed_body};
 use crate::routes::ApiResult;
 
-fn session_json(s: &flowmesh_actors::Session) -> serde_json::Value {
+fn session_json(s: &flowmesh_api::Session) -> serde_json::Value {
     json!({
         "token": s.token,
         "expires_at": s.expires_at,

@@ -5,7 +5,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use flowmesh_actors::{GenerateRequest, InstantiateRequest};
+use flowmesh_api::{GenerateRequest, InstantiateRequest};
 use serde_json::{Value, json};
 
 use crate::access::{AuditTarget, Auth};
@@ -81,7 +81,7 @@ pub(crate) async fn instantiate(
     Ok(response)
 }
 
-fn settings_json(s: &flowmesh_actors::ModelSettings) -> Value {
+fn settings_json(s: &flowmesh_services::ModelSettings) -> Value {
     json!({
         "base_url": s.base_url,
         "model": s.model,
@@ -107,7 +107,7 @@ pub(crate) async fn put_model_settings(
         .engine
         .set_model_settings(
             who.tenant,
-            flowmesh_actors::ModelSettings {
+            flowmesh_services::ModelSettings {
                 base_url: body.base_url,
                 model: body.model,
                 api_key_secret: body.api_key_secret,

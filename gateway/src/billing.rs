@@ -7,8 +7,8 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
-use flowmesh_actors::GrantRequest;
-use flowmesh_actors::records::{TenantLimits, day_of, now_ms};
+use flowmesh_api::GrantRequest;
+use flowmesh_services::records::{TenantLimits, day_of, now_ms};
 use serde_json::json;
 
 use crate::access::Auth;

@@ -1,8 +1,8 @@
 //! The JSON bodies routes take: read with serde (unknown fields refused)
 //! and described in the OpenAPI document through their schemars schemas.
 
-use flowmesh_actors::VISIBLE;
 use flowmesh_model::Role;
+use flowmesh_services::VISIBLE;
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
@@ -168,7 +168,7 @@ pub struct Rerun {
     pub input_override: Option<Map<String, Value>>,
 }
 
-/// The tenant's data settings (as `flowmesh_actors::Settings` reads them).
+/// The tenant's data settings (as `flowmesh_api::Settings` reads them).
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {

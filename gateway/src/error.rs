@@ -1,16 +1,42 @@
-//! The one JSON error envelope, and the mapping of engine errors to HTTP
+//! The one JSON error envelope, and the mapping of error codes to HTTP
 //! statuses.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use flowmesh_actors::Error;
+use flowmesh_api::ErrorCode;
+use flowmesh_services::Error;
 use serde_json::{Value, json};
+
+/// The HTTP status of each error code: the one place codes meet statuses.
+pub fn status_of(code: ErrorCode) -> StatusCode {
+    match code {
+        ErrorCode::BadRequest | ErrorCode::MalformedJson => StatusCode::BAD_REQUEST,
+        ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ErrorCode::InvalidWorkflow
+        | ErrorCode::OverLimit
+        | ErrorCode::IdempotencyKeyReused
+        | ErrorCode::NotGenerated => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorCode::Unauthorized | ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
+        ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+        ErrorCode::NotFound => StatusCode::NOT_FOUND,
+        ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        ErrorCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+        ErrorCode::Conflict | ErrorCode::AlreadyFinished => StatusCode::CONFLICT,
+        ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorCode::NoCredits => StatusCode::PAYMENT_REQUIRED,
+        ErrorCode::RateLimited | ErrorCode::TooManyStreams => StatusCode::TOO_MANY_REQUESTS,
+        ErrorCode::NotConfigured => StatusCode::NOT_IMPLEMENTED,
+        ErrorCode::ModelError => StatusCode::BAD_GATEWAY,
+        ErrorCode::ModelUnavailable | ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorCode::Failed | ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
 
 /// `{"error": {"code", "message", "details"}}` with its status.
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
     pub details: Value,
     /// Seconds after which a retry may succeed (429 and 503).
@@ -18,9 +44,9 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
-            status,
+            status: status_of(code),
             code,
             message: message.into(),
             details: Value::Null,
@@ -29,96 +55,59 @@ impl ApiError {
     }
 
     pub fn not_found(what: &str) -> Self {
-        Self::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("{what} not found"),
-        )
+        Self::new(ErrorCode::NotFound, format!("{what} not found"))
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+        Self::new(ErrorCode::BadRequest, message)
+    }
+
+    fn with_details(mut self, details: Value) -> Self {
+        self.details = details;
+        self
     }
 }
 
 impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
+        let code = e.code();
         match e {
             Error::NotFound(what) => ApiError::not_found(what),
-            Error::Malformed(m) => {
-                ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", m.to_string())
+            Error::Invalid(errors) => {
+                ApiError::new(code, errors.to_string()).with_details(json!(errors.errors))
             }
-            Error::Invalid(errors) => ApiError {
-                status: StatusCode::UNPROCESSABLE_ENTITY,
-                code: "invalid_workflow",
-                message: errors.to_string(),
-                details: json!(errors.errors),
-                retry_after: None,
-            },
-            Error::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
-            Error::BadRequest(m) => ApiError::bad_request(m),
-            Error::Unauthorized(m) => ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m),
-            e @ Error::Unauthenticated { .. } => {
-                ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", e.to_string())
-            }
-            Error::Forbidden(m) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", m),
             e @ Error::RateLimited { retry_after } => {
-                let mut error =
-                    ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", e.to_string());
+                let mut error = ApiError::new(code, e.to_string());
                 error.retry_after = Some(retry_after.as_secs_f64().ceil().max(1.0) as u64);
                 error
             }
-            Error::NoCredits(m) => ApiError::new(StatusCode::PAYMENT_REQUIRED, "no_credits", m),
-            Error::KeyReused(m) => ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "idempotency_key_reused",
-                m,
-            ),
-            Error::TooLarge(m) => {
-                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", m)
-            }
-            e @ Error::OverLimit { field, .. } => ApiError {
-                status: StatusCode::UNPROCESSABLE_ENTITY,
-                code: "over_limit",
-                message: e.to_string(),
-                details: json!({"field": field}),
-                retry_after: None,
-            },
-            Error::Unconfigured(m) => {
-                ApiError::new(StatusCode::NOT_IMPLEMENTED, "not_configured", m)
+            e @ Error::OverLimit { field, .. } => {
+                ApiError::new(code, e.to_string()).with_details(json!({"field": field}))
             }
             Error::NotGenerated {
                 message,
                 explanation,
                 errors,
                 rounds,
-            } => ApiError {
-                status: StatusCode::UNPROCESSABLE_ENTITY,
-                code: "not_generated",
-                message,
-                details: json!({"explanation": explanation, "errors": errors, "rounds": rounds}),
-                retry_after: None,
-            },
-            Error::Upstream(e) if e.is_retryable() => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "model_unavailable",
-                e.to_string(),
-            ),
-            Error::Upstream(e) => {
-                ApiError::new(StatusCode::BAD_GATEWAY, "model_error", e.to_string())
-            }
-            e @ Error::Unavailable(_) => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                e.to_string(),
+            } => ApiError::new(code, message).with_details(
+                json!({"explanation": explanation, "errors": errors, "rounds": rounds}),
             ),
             e @ Error::Internal(_) => {
                 tracing::error!(error = %e, "internal error");
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "internal error; retrying may help",
-                )
+                ApiError::new(code, "internal error; retrying may help")
+            }
+            Error::Malformed(m) => ApiError::new(code, m.to_string()),
+            Error::Upstream(e) => ApiError::new(code, e.to_string()),
+            Error::Conflict(m)
+            | Error::BadRequest(m)
+            | Error::Unauthorized(m)
+            | Error::Forbidden(m)
+            | Error::NoCredits(m)
+            | Error::KeyReused(m)
+            | Error::TooLarge(m)
+            | Error::Unconfigured(m) => ApiError::new(code, m),
+            e @ (Error::Unauthenticated { .. } | Error::Unavailable(_)) => {
+                ApiError::new(code, e.to_string())
             }
         }
     }

@@ -1,5 +1,6 @@
 //! Request extractors that answer bad input with the JSON error envelope.
 
+use flowmesh_api::ErrorCode;
 use std::str::FromStr;
 
 use axum::extract::{FromRequest, Request};
@@ -7,7 +8,7 @@ use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use flowmesh_actors::EngineHandle;
+use flowmesh_services::EngineHandle;
 
 use crate::error::ApiError;
 use crate::server::BodyDeadline;
@@ -40,8 +41,7 @@ impl<S: Send + Sync> FromRequest<S> for JsonBytes {
         }
         if !content_type.as_deref().is_some_and(is_json) {
             return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
+                ErrorCode::UnsupportedMediaType,
                 "send the body as JSON with `Content-Type: application/json`",
             ));
         }
@@ -75,8 +75,7 @@ pub async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes,
         Some(BodyDeadline(deadline)) => {
             tokio::time::timeout_at(deadline, read).await.map_err(|_| {
                 ApiError::new(
-                    StatusCode::REQUEST_TIMEOUT,
-                    "request_timeout",
+                    ErrorCode::RequestTimeout,
                     "the request body did not arrive within the body read timeout; \
                      retrying is safe",
                 )
@@ -87,8 +86,7 @@ pub async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes,
     read.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
+                ErrorCode::PayloadTooLarge,
                 "the request body is over the size limit",
             )
         } else {
@@ -103,7 +101,7 @@ pub fn parse_json(bytes: &[u8]) -> Result<serde_json::Value, ApiError> {
         return Ok(serde_json::Value::Object(Default::default()));
     }
     serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", e.to_string()))
+        .map_err(|e| ApiError::new(ErrorCode::MalformedJson, e.to_string()))
 }
 
 /// Stored text (PostgreSQL `text` and `jsonb`) cannot hold the NUL
@@ -175,7 +173,7 @@ pub fn typed_body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Api
         let path = e.path().to_string();
         let inner = e.into_inner();
         if inner.is_syntax() || inner.is_eof() {
-            ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", inner.to_string())
+            ApiError::new(ErrorCode::MalformedJson, inner.to_string())
         } else if path == "." {
             ApiError::bad_request(inner.to_string())
         } else {
@@ -183,7 +181,7 @@ pub fn typed_body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Api
         }
     })?;
     de.end()
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", e.to_string()))?;
+        .map_err(|e| ApiError::new(ErrorCode::MalformedJson, e.to_string()))?;
     Ok(value)
 }
 

@@ -6,12 +6,12 @@
 //! callers its `auth` refuses draw on a bucket of their own, so they cannot
 //! turn its rightful callers away.
 
+use flowmesh_api::ErrorCode;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use axum::http::StatusCode;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use serde::{Deserialize, Serialize};
@@ -172,8 +172,7 @@ fn check(limiter: &DefaultDirectRateLimiter, what: &str) -> Result<(), ApiError>
         metrics::counter!("flowmesh_webhook_requests_limited_total").increment(1);
         let wait = not_until.wait_time_from(DefaultClock::default().now());
         let mut error = ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
+            ErrorCode::RateLimited,
             format!("too many requests {what}; retrying later is safe"),
         );
         error.retry_after = Some(wait.as_secs_f64().ceil().max(1.0) as u64);

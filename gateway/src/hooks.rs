@@ -2,6 +2,7 @@
 //! webhook trigger matches. Public by design: the path is the credential's
 //! place, and the tenant's slug scopes it.
 
+use flowmesh_api::ErrorCode;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
@@ -11,8 +12,9 @@ use axum::extract::{ConnectInfo, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use flowmesh_actors::{Error, ExecutionOutcome as Outcome, Started, Until, WebhookRequest};
+use flowmesh_api::{Outcome, Until, WebhookRequest};
 use flowmesh_model::ExecutionStatus;
+use flowmesh_services::{Error, Started};
 use serde_json::{Map, Value, json};
 
 use crate::error::ApiError;
@@ -124,7 +126,8 @@ fn accepted(started: &Started) -> Response {
 /// signature, a stale timestamp, an unset secret): the caller learns
 /// nothing of the check.
 fn unauthenticated(challenge: Option<&'static str>) -> Response {
-    let body = json!({"error": {"code": "unauthenticated", "message": "authentication failed"}});
+    let body =
+        json!({"error": {"code": ErrorCode::Unauthenticated, "message": "authentication failed"}});
     let mut response = (StatusCode::UNAUTHORIZED, Json(body)).into_response();
     if let Some(challenge) = challenge {
         response.headers_mut().insert(
@@ -140,7 +143,7 @@ const RETRY_AFTER_SECONDS: &str = "5";
 
 fn failed(started: &Started, retry_safe: bool) -> Response {
     if retry_safe {
-        let body = json!({"error": {"code": "unavailable", "message": "the request could not be processed; retrying is safe", "execution_id": started.execution}});
+        let body = json!({"error": {"code": ErrorCode::Unavailable, "message": "the request could not be processed; retrying is safe", "execution_id": started.execution}});
         let mut response = (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
         response.headers_mut().insert(
             header::RETRY_AFTER,
@@ -148,7 +151,7 @@ fn failed(started: &Started, retry_safe: bool) -> Response {
         );
         response
     } else {
-        let body = json!({"error": {"code": "failed", "message": "the request failed after it had effects; retrying may repeat them", "execution_id": started.execution}});
+        let body = json!({"error": {"code": ErrorCode::Failed, "message": "the request failed after it had effects; retrying may repeat them", "execution_id": started.execution}});
         (StatusCode::INTERNAL_SERVER_ERROR, Json(body)).into_response()
     }
 }
@@ -260,8 +263,7 @@ fn public_error(e: Error) -> ApiError {
                 tracing::error!(error = %e, "internal error on a webhook");
             }
             let mut error = ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
+                ErrorCode::Unavailable,
                 "the request could not be processed now; retrying is safe",
             );
             error.retry_after = Some(5);

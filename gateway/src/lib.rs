@@ -20,7 +20,7 @@ mod stream;
 
 use std::net::SocketAddr;
 
-use flowmesh_actors::EngineHandle;
+use flowmesh_services::EngineHandle;
 use serde::{Deserialize, Serialize};
 
 pub use access::{Access, Guard};

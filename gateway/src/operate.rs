@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use flowmesh_actors::{RerunRequest, Settings};
+use flowmesh_api::{RerunRequest, Settings};
 use flowmesh_model::{ExecutionId, WorkflowId};
 use serde_json::json;
 

@@ -1,5 +1,6 @@
 //! The route table and the API handlers.
 
+use flowmesh_api::ErrorCode;
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -9,11 +10,11 @@ use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, any, delete, get, post, put};
 use axum::{Json, Router};
-use flowmesh_actors::records::{ExecutionQuery, ExecutionRecord, WorkflowSummary};
-use flowmesh_actors::{
-    EngineHandle, ExecutionOutcome, ResumeRequest, StartRequest, Started, Until,
-};
+use flowmesh_api::Outcome as ExecutionOutcome;
+use flowmesh_api::{ResumeRequest, StartRequest, Until};
 use flowmesh_model::{ExecutionId, ExecutionStatus, Role, WorkflowDocument, WorkflowId};
+use flowmesh_services::records::{ExecutionQuery, ExecutionRecord, WorkflowSummary};
+use flowmesh_services::{EngineHandle, Started};
 use serde_json::{Value, json};
 use tower_http::trace::TraceLayer;
 
@@ -280,8 +281,7 @@ pub fn router(engine: EngineHandle, options: &Options) -> Router {
         .fallback(|| async { ApiError::not_found("route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
+                ErrorCode::MethodNotAllowed,
                 "this route does not take that method",
             )
         })
@@ -310,7 +310,7 @@ fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Spa
         .headers()
         .get("traceparent")
         .and_then(|v| v.to_str().ok());
-    flowmesh_actors::trace::set_parent(&span, parent);
+    flowmesh_services::trace::set_parent(&span, parent);
     span
 }
 
@@ -666,8 +666,7 @@ async fn cancel_execution(
     let status = state.engine.cancel_execution(who.tenant, id).await?;
     if status.is_terminal() {
         return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "already_finished",
+            ErrorCode::AlreadyFinished,
             format!("the execution already ended as {status}"),
         ));
     }
@@ -721,7 +720,7 @@ async fn delete_sandbox(
     Path(id): Path<String>,
 ) -> ApiResult {
     let id = uuid::Uuid::parse_str(&id)
-        .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, "not_found", "sandbox not found"))?;
+        .map_err(|_| ApiError::new(ErrorCode::NotFound, "sandbox not found"))?;
     state.engine.delete_sandbox(who.tenant, id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -6,8 +6,8 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use flowmesh_actors::records::ExecutionRecord;
 use flowmesh_model::{ExecutionId, NodeStatus};
+use flowmesh_services::records::ExecutionRecord;
 use futures::stream::{self, BoxStream, StreamExt};
 use serde_json::json;
 

@@ -5,13 +5,14 @@
 //! after it, with no gap and no repeat, as long as the bus still keeps the
 //! events it missed (an hour by default).
 
+use flowmesh_api::ErrorCode;
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use flowmesh_bus::Positioned;
@@ -76,8 +77,7 @@ impl StreamSlots {
         if *count >= self.max {
             metrics::counter!("flowmesh_streams_refused_total").increment(1);
             let mut error = ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too_many_streams",
+                ErrorCode::TooManyStreams,
                 format!(
                     "the tenant already has {} event streams open here; close one, or retry later",
                     self.max

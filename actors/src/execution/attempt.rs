@@ -15,7 +15,7 @@ use tracing::Instrument;
 
 use super::{ExecutionMsg, ExecutionState};
 use crate::context::Context;
-use crate::metrics;
+use flowmesh_services::metrics;
 
 /// Longest one attempt of a node may take when the node sets no timeout.
 const DEFAULT_NODE_TIMEOUT: Duration = Duration::from_secs(300);
@@ -98,7 +98,7 @@ impl Attempt {
             idempotency_key: &self.idempotency_key,
             sandboxes: ctx,
             logs,
-            endpoints: ctx,
+            endpoints: &ctx.endpoints,
             meter,
             traceparent: self.traceparent.as_deref(),
         };
@@ -134,8 +134,8 @@ impl ExecutionState {
             workflow = %self.record.workflow,
             execution = %self.record.id,
         );
-        crate::trace::set_parent(&span, self.record.traceparent.as_deref());
-        let traceparent = crate::trace::traceparent_of(&span);
+        flowmesh_services::trace::set_parent(&span, self.record.traceparent.as_deref());
+        let traceparent = flowmesh_services::trace::traceparent_of(&span);
         Attempt {
             span,
             traceparent,

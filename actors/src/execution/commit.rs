@@ -10,7 +10,7 @@ use flowmesh_store::{Committed, Mark, StepRecord, Turn, Usage, Woken};
 use ractor::{ActorProcessingErr, ActorRef};
 
 use super::{ExecutionMsg, ExecutionState, Marked};
-use crate::metrics;
+use flowmesh_services::metrics;
 
 /// Backoff while the store is unreachable.
 const STORE_RETRY_FIRST: Duration = Duration::from_millis(100);

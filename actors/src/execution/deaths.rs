@@ -19,8 +19,8 @@ use flowmesh_model::{EventKind, NodeStatus};
 use flowmesh_store::{DeathVerdict, EngineDeath, now_ms};
 use ractor::{ActorProcessingErr, ActorRef};
 
-use super::progress::Decision;
 use super::{ExecutionMsg, ExecutionState};
+use flowmesh_services::progress::Decision;
 
 /// A second death within this fails the execution.
 pub(crate) const WINDOW: Duration = Duration::from_secs(600);

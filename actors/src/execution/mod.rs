@@ -15,10 +15,7 @@
 mod attempt;
 mod commit;
 mod deaths;
-#[cfg(test)]
-mod machine;
 mod messages;
-pub(crate) mod progress;
 mod waiting;
 
 use std::collections::{BTreeSet, HashMap};
@@ -38,11 +35,11 @@ use tracing::Instrument;
 use deaths::Marked;
 #[cfg(test)]
 pub(crate) use deaths::WINDOW as DEATH_WINDOW;
+use flowmesh_services::progress::{Decision, Progress};
 pub(crate) use messages::ExecutionMsg;
-use progress::{Decision, Progress};
 
 use crate::context::Context;
-use crate::metrics;
+use flowmesh_services::metrics;
 
 pub(crate) struct ExecutionActor;
 
@@ -52,14 +49,14 @@ pub(crate) struct ExecutionArgs {
     pub record: ExecutionRecord,
     /// Who waits for the start to be durable (a start command, acknowledged
     /// then): answered once the first turn is committed.
-    pub started: Option<RpcReplyPort<Result<(), crate::error::Error>>>,
+    pub started: Option<RpcReplyPort<Result<(), flowmesh_services::Error>>>,
 }
 
 pub(crate) struct ExecutionState {
     ctx: Arc<Context>,
     record: ExecutionRecord,
     /// See [`ExecutionArgs::started`]; taken by the first turn.
-    started: Option<RpcReplyPort<Result<(), crate::error::Error>>>,
+    started: Option<RpcReplyPort<Result<(), flowmesh_services::Error>>>,
     progress: Progress,
     running: HashMap<usize, AbortHandle>,
     timers: HashMap<usize, AbortHandle>,
@@ -269,7 +266,7 @@ impl ExecutionState {
             workflow = %self.record.workflow,
             execution = %self.record.id,
         );
-        crate::trace::set_parent(&span, self.record.traceparent.as_deref());
+        flowmesh_services::trace::set_parent(&span, self.record.traceparent.as_deref());
         span
     }
 

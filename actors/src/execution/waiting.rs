@@ -163,7 +163,7 @@ impl ExecutionState {
         };
         if parked {
             crash_point("engine::park::parked");
-            crate::metrics::parked();
+            flowmesh_services::metrics::parked();
             myself.stop(Some("parked".into()));
             return Ok(());
         }

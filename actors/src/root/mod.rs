@@ -18,7 +18,7 @@ pub(crate) struct RootActor;
 pub(crate) struct RootState {
     ctx: Arc<Context>,
     tenants: Children<TenantId, TenantMsg>,
-    _live: crate::metrics::Live,
+    _live: flowmesh_services::metrics::Live,
 }
 
 impl Actor for RootActor {
@@ -34,7 +34,7 @@ impl Actor for RootActor {
         Ok(RootState {
             ctx,
             tenants: Children::new(),
-            _live: crate::metrics::Live::new("root"),
+            _live: flowmesh_services::metrics::Live::new("root"),
         })
     }
 

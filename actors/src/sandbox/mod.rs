@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 use flowmesh_sandbox::{
     Call, Failure, JsSandbox, JsStart, Language, PythonSandbox, Returned, Usage,
 };
+use flowmesh_services::SandboxInfo;
 use flowmesh_store::now_ms;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
-use serde::Serialize;
 
 pub(crate) use messages::SandboxMsg;
 
@@ -47,21 +47,6 @@ impl SandboxHandle {
     }
 }
 
-/// What operators see of a live sandbox.
-#[derive(Clone, Debug, Serialize)]
-pub struct SandboxInfo {
-    /// For `DELETE /v1/sandboxes/{id}`.
-    pub id: uuid::Uuid,
-    pub language: Language,
-    pub created_at: i64,
-    pub age_ms: u64,
-    /// Calls served, and how many of them failed.
-    pub executions_served: u64,
-    pub failures: u64,
-    pub memory_bytes: u64,
-    pub busy_ms: u64,
-}
-
 /// A sandbox as its tenant keeps it.
 #[derive(Clone)]
 pub(crate) struct SandboxEntry {
@@ -93,7 +78,7 @@ pub(crate) struct SandboxState {
     handle: SandboxHandle,
     calls_seen: u64,
     idle_since: Instant,
-    _live: crate::metrics::Live,
+    _live: flowmesh_services::metrics::Live,
 }
 
 impl Actor for SandboxActor {
@@ -124,7 +109,7 @@ impl Actor for SandboxActor {
             calls_seen: handle.usage().calls,
             handle,
             idle_since: Instant::now(),
-            _live: crate::metrics::Live::new("sandbox"),
+            _live: flowmesh_services::metrics::Live::new("sandbox"),
         })
     }
 

@@ -2,8 +2,9 @@ use flowmesh_model::WorkflowId;
 use flowmesh_sandbox::{Language, Limits};
 use ractor::{ActorId, RpcReplyPort};
 
-use crate::sandbox::{SandboxHandle, SandboxInfo};
+use crate::sandbox::SandboxHandle;
 use crate::workflow::WorkflowMsg;
+use flowmesh_services::SandboxInfo;
 
 pub enum TenantMsg {
     /// Deliver to the workflow's actor, spawning it when needed.

@@ -41,7 +41,7 @@ pub(crate) struct TenantState {
     sandboxes: Children<Language, SandboxMsg>,
     sandbox_entries: HashMap<Language, SandboxEntry>,
     idle: Idleness,
-    _live: crate::metrics::Live,
+    _live: flowmesh_services::metrics::Live,
 }
 
 impl Actor for TenantActor {
@@ -70,7 +70,7 @@ impl Actor for TenantActor {
             workflows: Children::new(),
             sandboxes: Children::new(),
             sandbox_entries: HashMap::new(),
-            _live: crate::metrics::Live::new("tenant"),
+            _live: flowmesh_services::metrics::Live::new("tenant"),
         })
     }
 

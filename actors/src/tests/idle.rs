@@ -29,7 +29,7 @@ async fn idle_harness(idle: Duration, rescue: Duration) -> Harness {
     options.tenancy.limits.rate_limit = Some(1_000);
     harness_from(
         |registry, _| Arc::new(RegistryRunner(registry)),
-        Arc::new(crate::LedgerOnly),
+        Arc::new(flowmesh_services::LedgerOnly),
         options,
     )
     .await
@@ -63,11 +63,9 @@ async fn idle_actors_stop_and_what_was_kept_for_them_goes() {
     })
     .await;
     h.until("caches emptied", async || {
-        h.handle
-            .cached()
-            .iter()
-            .all(|(_, entries)| *entries == 0)
-            .then_some(())
+        let services = h.handle.cached().iter().all(|(_, entries)| *entries == 0);
+        let slugs = h.engine.as_ref().unwrap().cached_slugs();
+        (services && slugs == 0).then_some(())
     })
     .await;
     // The next message spawns them again.

@@ -3,7 +3,8 @@
 
 use std::sync::Mutex;
 
-use crate::{PaymentProvider, Receipt, RefillRequest};
+use flowmesh_api::{Receipt, RefillRequest};
+use flowmesh_services::PaymentProvider;
 
 use super::*;
 
@@ -33,7 +34,7 @@ impl PaymentProvider for FlakyProvider {
 async fn a_refill_paid_again_after_a_failure_sends_the_same_key() {
     let provider = Arc::new(FlakyProvider::default());
     let options = Options {
-        tenancy: crate::Tenancy {
+        tenancy: flowmesh_services::Tenancy {
             settle_interval: flowmesh_model::HumanDuration::from_millis(20),
             ..Default::default()
         },

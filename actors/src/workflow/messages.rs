@@ -2,7 +2,7 @@ use flowmesh_model::ExecutionId;
 use flowmesh_store::ExecutionRecord;
 use ractor::RpcReplyPort;
 
-use crate::error::Error;
+use flowmesh_services::Error;
 
 pub enum WorkflowMsg {
     /// Run (or resume) an execution this process has just claimed, as the

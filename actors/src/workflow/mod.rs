@@ -17,11 +17,11 @@ use tracing::Instrument;
 pub(crate) use messages::WorkflowMsg;
 
 use crate::context::Context;
-use crate::error::Error;
 use crate::execution::{ExecutionActor, ExecutionArgs, ExecutionMsg};
 use crate::idle::Idleness;
 use crate::supervision::{RestartHistory, policy};
 use crate::tenant::TenantMsg;
+use flowmesh_services::Error;
 
 pub(crate) struct WorkflowActor;
 
@@ -41,7 +41,7 @@ pub(crate) struct WorkflowState {
     by_actor: HashMap<ActorId, ExecutionId>,
     restarts: HashMap<ExecutionId, RestartHistory>,
     idle: Idleness,
-    _live: crate::metrics::Live,
+    _live: flowmesh_services::metrics::Live,
 }
 
 impl Actor for WorkflowActor {
@@ -63,7 +63,7 @@ impl Actor for WorkflowActor {
             executions: HashMap::new(),
             by_actor: HashMap::new(),
             restarts: HashMap::new(),
-            _live: crate::metrics::Live::new("workflow"),
+            _live: flowmesh_services::metrics::Live::new("workflow"),
         })
     }
 
@@ -85,7 +85,7 @@ impl Actor for WorkflowActor {
                     workflow = %record.workflow,
                     %execution,
                 );
-                crate::trace::set_parent(&span, record.traceparent.as_deref());
+                flowmesh_services::trace::set_parent(&span, record.traceparent.as_deref());
                 // A new actor takes the reply, to send once its first turn is in.
                 let mut reply = reply;
                 let result = state

@@ -13,9 +13,9 @@ use flowmesh_store::{DueSchedule, Fire, NewExecution, NewSchedule, now_ms};
 use serde_json::json;
 
 use super::EngineHandle;
-use super::accounts::{EngineAudit, audit_engine};
-use crate::context::Context;
+use crate::accounts::{EngineAudit, audit_engine};
 use crate::error::Error;
+use crate::shared::Shared;
 
 /// Ticks looked at, from now on, for a schedule's shortest interval: enough
 /// for any pattern's shortest gap to come round.
@@ -33,10 +33,10 @@ pub(super) struct Publishing<'a> {
 /// ticks more often than this instance allows or if the tenant would hold
 /// more schedules than it allows.
 pub(super) async fn schedules_to_publish(
-    ctx: &Context,
+    shared: &Shared,
     publishing: &Publishing<'_>,
 ) -> Result<Vec<NewSchedule>, Error> {
-    let limits = ctx.options.schedules;
+    let limits = shared.options.schedules;
     let mut schedules = Vec::new();
     let mut problems = Vec::new();
     for (i, node) in publishing.nodes.iter().enumerate() {
@@ -70,7 +70,7 @@ pub(super) async fn schedules_to_publish(
     if schedules.is_empty() {
         return Ok(schedules);
     }
-    let others = ctx
+    let others = shared
         .store
         .count_schedules(publishing.tenant, publishing.workflow)
         .await?;
@@ -113,18 +113,18 @@ const BATCH: u32 = 100;
 const MAX_ROUNDS: usize = 50;
 
 pub(super) async fn fire_schedules(handle: EngineHandle) {
-    let ctx = handle.ctx.clone();
-    let mut tick = tokio::time::interval(ctx.options.claim_interval.0);
+    let shared = handle.shared.clone();
+    let mut tick = tokio::time::interval(shared.options.claim_interval.0);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        if ctx.is_draining() {
+        if shared.runtime.is_draining() {
             continue;
         }
         // Round after round while ticks are due: each round moves every
         // due schedule on by at least one tick.
         for _ in 0..MAX_ROUNDS {
-            let due = match ctx.store.due_schedules(now_ms(), BATCH).await {
+            let due = match shared.store.due_schedules(now_ms(), BATCH).await {
                 Ok(due) => due,
                 Err(e) => {
                     tracing::warn!(error = %e, "could not look for due schedules");
@@ -143,7 +143,7 @@ pub(super) async fn fire_schedules(handle: EngineHandle) {
 }
 
 async fn fire(handle: &EngineHandle, due: &DueSchedule) {
-    let ctx = &*handle.ctx;
+    let shared = &*handle.shared;
     let schedule = match Schedule::new(&due.cron, &due.timezone, &due.missed) {
         Ok(schedule) => schedule,
         Err(problem) => {
@@ -155,7 +155,7 @@ async fn fire(handle: &EngineHandle, due: &DueSchedule) {
     let firing = schedule.decide(due.next_at, now);
     let mut refused = None;
     let execution = match firing.fire {
-        Some(at) => match new_execution(ctx, due, &schedule, at).await {
+        Some(at) => match new_execution(shared, due, &schedule, at).await {
             Some(new) => {
                 let payload_bytes = new.trigger.to_string().len();
                 match handle.admit_start(new.tenant, payload_bytes).await {
@@ -182,14 +182,14 @@ async fn fire(handle: &EngineHandle, due: &DueSchedule) {
         next_at: firing.next,
         execution: execution.as_ref(),
     };
-    match ctx.store.fire_schedule(&request).await {
+    match shared.store.fire_schedule(&request).await {
         Ok(true) => {
             if let Some(refusal) = refused {
-                skipped(ctx, due, &refusal).await;
+                skipped(shared, due, &refusal).await;
             }
             if let Some(new) = execution {
                 let command = Command::start(new.tenant, new.workflow, new.id);
-                if let Err(e) = ctx
+                if let Err(e) = shared
                     .bus
                     .publish_command(&command, new.traceparent.as_deref())
                     .await
@@ -207,8 +207,8 @@ async fn fire(handle: &EngineHandle, due: &DueSchedule) {
 }
 
 /// Records a tick admission refused: it is skipped, not retried.
-async fn skipped(ctx: &Context, due: &DueSchedule, refusal: &Error) {
-    let reason = refusal.code();
+async fn skipped(shared: &Shared, due: &DueSchedule, refusal: &Error) {
+    let reason = refusal.code().as_str();
     tracing::warn!(tenant = %due.tenant, workflow = %due.workflow, node = %due.node, tick = due.next_at, reason, error = %refusal, "schedule tick refused by admission; skipped");
     crate::metrics::tick_skipped(due.tenant, reason);
     let event = EngineAudit {
@@ -217,18 +217,22 @@ async fn skipped(ctx: &Context, due: &DueSchedule, refusal: &Error) {
         target: Some(format!("{}/{}", due.workflow, due.node)),
         outcome: reason,
     };
-    audit_engine(ctx, event).await;
+    audit_engine(shared, event).await;
 }
 
 /// The execution of one tick; its idempotency key makes the tick's
 /// execution unique even apart from the schedule's compare-and-set.
 async fn new_execution(
-    ctx: &Context,
+    shared: &Shared,
     due: &DueSchedule,
     schedule: &Schedule,
     at: i64,
 ) -> Option<NewExecution> {
-    let document = match ctx.store.workflow_version(due.workflow, due.version).await {
+    let document = match shared
+        .store
+        .workflow_version(due.workflow, due.version)
+        .await
+    {
         Ok(Some(document)) => document,
         Ok(None) => {
             tracing::error!(workflow = %due.workflow, version = due.version, "scheduled workflow version is gone");

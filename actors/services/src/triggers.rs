@@ -6,6 +6,7 @@
 //! tenant's inbox prefix (`{prefix}.inbox.{tenant-slug}`); one that asks
 //! for its answer elsewhere is refused, logged, and starts nothing.
 
+use flowmesh_api::{Outcome, Until};
 use std::sync::Arc;
 
 use flowmesh_bus::{HEADER_STATUS, TriggerMessage, Triggers};
@@ -13,8 +14,7 @@ use serde_json::json;
 use tokio::sync::Semaphore;
 use tracing::Instrument;
 
-use super::api::{EngineHandle, Outcome, Until};
-use crate::error::Error;
+use super::api::EngineHandle;
 
 /// Trigger messages handled at once by one process.
 const CONCURRENT: usize = 256;
@@ -54,7 +54,7 @@ async fn handle_one(handle: &EngineHandle, message: &TriggerMessage) {
     }
     let answer = match handle.nats_trigger(message).await {
         Ok(started) if message.reply.is_some() && started.responds => {
-            let wait = handle.ctx.options.max_sync_wait.0;
+            let wait = handle.shared.options.max_sync_wait.0;
             match handle.await_outcome(&started, Until::Responded, wait).await {
                 Ok(Some(Outcome::Responded { status, body, .. })) => Ok((status, body)),
                 Ok(Some(Outcome::Finished {
@@ -90,42 +90,16 @@ async fn handle_one(handle: &EngineHandle, message: &TriggerMessage) {
     };
     let body = serde_json::to_vec(&body).unwrap_or_default();
     let sent = if status == 0 {
-        handle.ctx.bus.reply(reply, &[], body).await
+        handle.shared.bus.reply(reply, &[], body).await
     } else {
         let status = status.to_string();
         handle
-            .ctx
+            .shared
             .bus
             .reply(reply, &[(HEADER_STATUS, status.as_str())], body)
             .await
     };
     if let Err(e) = sent {
         tracing::warn!(error = %e, "could not answer a NATS trigger request");
-    }
-}
-
-impl Error {
-    /// A stable name of the error's kind, for answers outside HTTP.
-    pub fn code(&self) -> &'static str {
-        match self {
-            Error::NotFound(_) => "not_found",
-            Error::Malformed(_) => "malformed_json",
-            Error::Invalid(_) => "invalid",
-            Error::Conflict(_) => "conflict",
-            Error::BadRequest(_) => "bad_request",
-            Error::Unauthorized(_) => "unauthorized",
-            Error::Unauthenticated { .. } => "unauthenticated",
-            Error::Forbidden(_) => "forbidden",
-            Error::RateLimited { .. } => "rate_limited",
-            Error::NoCredits(_) => "no_credits",
-            Error::KeyReused(_) => "idempotency_key_reused",
-            Error::TooLarge(_) => "payload_too_large",
-            Error::OverLimit { .. } => "over_limit",
-            Error::Unconfigured(_) => "not_configured",
-            Error::NotGenerated { .. } => "not_generated",
-            Error::Upstream(_) => "upstream",
-            Error::Unavailable(_) => "unavailable",
-            Error::Internal(_) => "internal",
-        }
     }
 }

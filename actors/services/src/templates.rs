@@ -2,10 +2,11 @@
 //! is instantiated into a draft: parameters checked and substituted
 //! (`"${name}"`), the document validated like any other.
 
+use flowmesh_api::InstantiateRequest;
 use std::sync::OnceLock;
 
+use flowmesh_model::WorkflowDocument;
 use flowmesh_model::validate::MAX_NAME_CHARS;
-use flowmesh_model::{TenantId, WorkflowDocument};
 use flowmesh_store::WorkflowSummary;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -15,7 +16,7 @@ use crate::error::Error;
 
 macro_rules! templates {
     ($($id:literal),+ $(,)?) => {
-        &[$(($id, include_str!(concat!("../../templates/", $id, ".json")))),+]
+        &[$(($id, include_str!(concat!("../templates/", $id, ".json")))),+]
     };
 }
 
@@ -70,16 +71,6 @@ pub struct Template {
     pub parameters: Vec<Parameter>,
     /// The document, with `${parameter}` placeholders.
     pub workflow: Value,
-}
-
-/// Instantiate a template for a tenant.
-#[derive(Clone, Debug)]
-pub struct InstantiateRequest {
-    pub tenant: TenantId,
-    pub template: String,
-    pub parameters: Map<String, Value>,
-    /// The draft's name; the template's otherwise.
-    pub name: Option<String>,
 }
 
 /// The parsed library; a template that does not parse is a build mistake
@@ -219,7 +210,7 @@ impl EngineHandle {
         }
         let document = self.check_document(document.to_string().as_bytes())?;
         let summary = self
-            .ctx
+            .shared
             .store
             .create_workflow(request.tenant, &document)
             .await?;

@@ -1,6 +1,7 @@
 //! Credits: balances, the ledger, usage, grants, automatic refills through
 //! a payment provider, and the settlement loop.
 
+use flowmesh_api::{GrantRequest, Receipt, RefillRequest};
 use std::sync::Arc;
 
 use flowmesh_model::TenantId;
@@ -9,25 +10,10 @@ use flowmesh_store::{
 };
 use futures::future::BoxFuture;
 
-use super::accounts::{EngineAudit, audit_engine};
 use super::api::EngineHandle;
-use crate::context::Context;
+use crate::accounts::{EngineAudit, audit_engine};
 use crate::error::Error;
-
-/// A request to buy credits for a tenant.
-#[derive(Clone, Debug)]
-pub struct RefillRequest {
-    pub tenant: TenantId,
-    pub amount: i64,
-    /// The same refill asked for again carries the same key.
-    pub idempotency_key: String,
-}
-
-/// Proof of a payment: its id at the provider.
-#[derive(Clone, Debug)]
-pub struct Receipt {
-    pub id: String,
-}
+use crate::shared::Shared;
 
 /// Where automatic refills are paid. A real provider charges the tenant's
 /// payment method here; the engine records the credits once the receipt is
@@ -50,20 +36,9 @@ impl PaymentProvider for LedgerOnly {
     }
 }
 
-/// `POST /v1/admin/tenants/{slug}/credits`.
-#[derive(Clone, Debug)]
-pub struct GrantRequest {
-    pub tenant_slug: String,
-    pub amount: i64,
-    pub note: Option<String>,
-    /// A grant sent again with the same key is recorded once.
-    pub idempotency_key: Option<String>,
-    pub actor: String,
-}
-
 impl EngineHandle {
     pub async fn balance(&self, tenant: TenantId) -> Result<Balance, Error> {
-        Ok(self.ctx.store.balance(tenant).await?)
+        Ok(self.shared.store.balance(tenant).await?)
     }
 
     pub async fn ledger(
@@ -72,7 +47,7 @@ impl EngineHandle {
         limit: u32,
         before: Option<&str>,
     ) -> Result<Vec<LedgerEntry>, Error> {
-        Ok(self.ctx.store.ledger(tenant, limit, before).await?)
+        Ok(self.shared.store.ledger(tenant, limit, before).await?)
     }
 
     /// Usage per day and workflow between two days (`YYYY-MM-DD`, inclusive).
@@ -89,7 +64,7 @@ impl EngineHandle {
                 )));
             }
         }
-        Ok(self.ctx.store.usage(tenant, from, to).await?)
+        Ok(self.shared.store.usage(tenant, from, to).await?)
     }
 
     pub async fn set_auto_refill(
@@ -104,11 +79,11 @@ impl EngineHandle {
                 "threshold must be 0 or more and amount more than 0".into(),
             ));
         }
-        Ok(self.ctx.store.set_auto_refill(tenant, refill).await?)
+        Ok(self.shared.store.set_auto_refill(tenant, refill).await?)
     }
 
     async fn tenant_of_slug(&self, slug: &str) -> Result<TenantId, Error> {
-        self.ctx
+        self.shared
             .store
             .tenant_by_slug(slug)
             .await?
@@ -125,7 +100,7 @@ impl EngineHandle {
         let tenant = self.tenant_of_slug(&request.tenant_slug).await?;
         let reference = request.idempotency_key.map(|k| format!("grant:{k}"));
         let entry = self
-            .ctx
+            .shared
             .store
             .credit(Credit {
                 tenant,
@@ -154,13 +129,13 @@ impl EngineHandle {
             }
         }
         let tenant = self.tenant_of_slug(slug).await?;
-        self.ctx.store.set_tenant_limits(tenant, &limits).await?;
-        self.ctx.forget_settings(tenant);
+        self.shared.store.set_tenant_limits(tenant, &limits).await?;
+        self.shared.settings.forget(tenant);
         Ok(tenant)
     }
 
     pub async fn tenants(&self) -> Result<Vec<flowmesh_store::TenantInfo>, Error> {
-        Ok(self.ctx.store.list_tenants().await?)
+        Ok(self.shared.store.list_tenants().await?)
     }
 
     /// Whether a principal administers the instance: an owner or admin of
@@ -171,17 +146,17 @@ impl EngineHandle {
 }
 
 /// Settles metered usage into balances, and pays for refills that became due.
-pub(super) async fn settle(ctx: Arc<Context>) {
-    let mut tick = tokio::time::interval(ctx.options.tenancy.settle_interval.0);
+pub(super) async fn settle(shared: Arc<Shared>) {
+    let mut tick = tokio::time::interval(shared.options.tenancy.settle_interval.0);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         // Bounded work per tick: a backlog is settled over several ticks.
         for _ in 0..50 {
-            match ctx.store.settle_usage().await {
+            match shared.store.settle_usage().await {
                 Ok((0, _)) => break,
                 Ok((_, None)) => {}
-                Ok((_, Some(due))) => refill(&ctx, due).await,
+                Ok((_, Some(due))) => refill(&shared, due).await,
                 Err(e) => {
                     tracing::warn!(error = %e, "usage settlement failed; it is tried again");
                     break;
@@ -196,10 +171,10 @@ const REFILL_WINDOW_MS: i64 = 24 * 3_600_000;
 
 /// Whether the tenant already had its refills of the last day; a refill
 /// the cap stops is logged and counted, and audited once per window.
-async fn refill_capped(ctx: &Context, due: &flowmesh_store::RefillDue) -> Result<bool, Error> {
-    let cap = ctx.options.tenancy.max_refills_per_day;
+async fn refill_capped(shared: &Shared, due: &flowmesh_store::RefillDue) -> Result<bool, Error> {
+    let cap = shared.options.tenancy.max_refills_per_day;
     let since = flowmesh_store::now_ms() - REFILL_WINDOW_MS;
-    let refills = ctx.store.refills_since(due.tenant, since).await?;
+    let refills = shared.store.refills_since(due.tenant, since).await?;
     if refills < i64::from(cap) {
         return Ok(false);
     }
@@ -211,14 +186,14 @@ async fn refill_capped(ctx: &Context, due: &flowmesh_store::RefillDue) -> Result
         limit: 1,
         ..AuditQuery::default()
     };
-    if ctx.store.audit_log(due.tenant, &query).await?.is_empty() {
+    if shared.store.audit_log(due.tenant, &query).await?.is_empty() {
         let event = EngineAudit {
             tenant: due.tenant,
             action: REFILL_CAPPED,
             target: None,
             outcome: "refill_cap_reached",
         };
-        audit_engine(ctx, event).await;
+        audit_engine(shared, event).await;
     }
     Ok(true)
 }
@@ -226,8 +201,8 @@ async fn refill_capped(ctx: &Context, due: &flowmesh_store::RefillDue) -> Result
 /// The audit action of a refill the cap stopped.
 const REFILL_CAPPED: &str = "billing.refill_capped";
 
-async fn refill(ctx: &Context, due: flowmesh_store::RefillDue) {
-    match refill_capped(ctx, &due).await {
+async fn refill(shared: &Shared, due: flowmesh_store::RefillDue) {
+    match refill_capped(shared, &due).await {
         Ok(false) => {}
         Ok(true) => return,
         Err(e) => {
@@ -243,10 +218,10 @@ async fn refill(ctx: &Context, due: flowmesh_store::RefillDue) {
         amount: due.amount,
         idempotency_key: format!("refill:{}", due.reference),
     };
-    match ctx.payments.refill(request).await {
+    match shared.payments.refill(request).await {
         Ok(receipt) => {
             let note = format!("balance was {}; receipt {}", due.balance, receipt.id);
-            if let Err(e) = ctx.store.record_refill(&due, &note).await {
+            if let Err(e) = shared.store.record_refill(&due, &note).await {
                 tracing::error!(tenant = %due.tenant, error = %e, receipt = %receipt.id, "a paid refill could not be recorded");
             }
         }

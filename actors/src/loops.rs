@@ -16,17 +16,16 @@ use flowmesh_store::failpoints::crash_point;
 use tracing::Instrument;
 
 use crate::context::Context;
-use crate::error::Error;
-use crate::metrics;
 use crate::root::RootMsg;
 use crate::workflow::WorkflowMsg;
+use flowmesh_services::{Error, metrics};
 
 /// Commands handled at once by one process.
 const MAX_CONCURRENT_STARTS: usize = 256;
 /// Unowned executions claimed per sweep.
 const CLAIM_BATCH: u32 = 200;
 
-pub(super) async fn spawn_all(
+pub(crate) async fn spawn_all(
     ctx: Arc<Context>,
     root: ActorRef<RootMsg>,
 ) -> Result<Vec<JoinHandle<()>>, Error> {
@@ -40,8 +39,7 @@ pub(super) async fn spawn_all(
         tokio::spawn(consume_commands(ctx.clone(), root.clone(), commands)),
         tokio::spawn(consume_control(ctx.clone(), root.clone(), control)),
         tokio::spawn(claim_unowned(ctx.clone(), root.clone())),
-        tokio::spawn(super::retention::purge(ctx.clone())),
-        tokio::spawn(super::billing::settle(ctx.clone())),
+        tokio::spawn(sweep_caches(ctx.clone())),
         tokio::spawn(keep_lease(ctx, root)),
     ])
 }
@@ -76,7 +74,7 @@ async fn consume_commands(
 async fn handle_start(ctx: &Context, root: &ActorRef<RootMsg>, delivery: Delivery) {
     let execution = delivery.command.execution();
     let hop = tracing::info_span!("bus.consume", otel.kind = "consumer", message = "start_execution", %execution);
-    crate::trace::set_parent(&hop, delivery.trace.as_deref());
+    flowmesh_services::trace::set_parent(&hop, delivery.trace.as_deref());
     let settled = match start(ctx, root, &delivery.command).instrument(hop).await {
         Ok(()) | Err(Error::NotFound(_)) => {
             crash_point("engine::command::started");
@@ -311,5 +309,16 @@ async fn keep_lease(ctx: Arc<Context>, root: ActorRef<RootMsg>) {
         }
         resume(&ctx, &root, lost.into_iter()).await;
         orphans_before = orphans;
+    }
+}
+
+/// Drops what expired from the actors' caches, however idle the process is.
+async fn sweep_caches(ctx: Arc<Context>) {
+    let every = flowmesh_services::cache::sweep_every(ctx.options.actor_idle_after.0);
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        ctx.sweep_caches();
     }
 }

@@ -225,15 +225,15 @@ fn bounded(value: String) -> String {
     "other".to_owned()
 }
 
-pub(crate) fn execution_started(tenant: TenantId, workflow: WorkflowId) {
+pub fn execution_started(tenant: TenantId, workflow: WorkflowId) {
     counter!(EXECUTIONS_STARTED, "tenant" => bounded(tenant.to_string()), "workflow" => bounded(workflow.to_string())).increment(1);
 }
 
-pub(crate) fn execution_finished(tenant: TenantId, workflow: WorkflowId, status: ExecutionStatus) {
+pub fn execution_finished(tenant: TenantId, workflow: WorkflowId, status: ExecutionStatus) {
     counter!(EXECUTIONS_FINISHED, "tenant" => bounded(tenant.to_string()), "workflow" => bounded(workflow.to_string()), "status" => status.as_str()).increment(1);
 }
 
-pub(crate) fn in_flight(count: usize) {
+pub fn in_flight(count: usize) {
     gauge!(EXECUTIONS_IN_FLIGHT).set(count as f64);
 }
 
@@ -242,7 +242,7 @@ type Series = (String, String, &'static str);
 
 /// Sets the unfinished-executions gauge from a store count; series that
 /// dropped to nothing are set to 0.
-pub(crate) fn unfinished(counts: &[flowmesh_store::Unfinished]) {
+pub fn unfinished(counts: &[flowmesh_store::Unfinished]) {
     static SHOWN: OnceLock<Mutex<HashSet<Series>>> = OnceLock::new();
     let mut shown = SHOWN
         .get_or_init(Default::default)
@@ -266,65 +266,65 @@ pub(crate) fn unfinished(counts: &[flowmesh_store::Unfinished]) {
     *shown = now;
 }
 
-pub(crate) fn parked() {
+pub fn parked() {
     counter!(EXECUTIONS_PARKED).increment(1);
 }
 
-pub(crate) fn node_attempt(kind: &str, outcome: &'static str, took: Duration) {
+pub fn node_attempt(kind: &str, outcome: &'static str, took: Duration) {
     histogram!(NODE_DURATION, "kind" => kind.to_owned(), "outcome" => outcome)
         .record(took.as_secs_f64());
 }
 
-pub(crate) fn node_retry(kind: &str) {
+pub fn node_retry(kind: &str) {
     counter!(NODE_RETRIES, "kind" => kind.to_owned()).increment(1);
 }
 
-pub(crate) fn bus_publish(message: &'static str, took: Duration) {
+pub fn bus_publish(message: &'static str, took: Duration) {
     histogram!(BUS_PUBLISH, "message" => message).record(took.as_secs_f64());
 }
 
-pub(crate) fn consume_lag(accepted_at_ms: i64) {
+pub fn consume_lag(accepted_at_ms: i64) {
     let lag = (flowmesh_store::now_ms() - accepted_at_ms).max(0) as f64 / 1000.0;
     histogram!(BUS_CONSUME_LAG).record(lag);
 }
 
-pub(crate) fn sandbox_kill(reason: &'static str) {
+pub fn sandbox_kill(reason: &'static str) {
     counter!(SANDBOX_KILLS, "reason" => reason).increment(1);
 }
 
-pub(crate) fn credits_used(tenant: TenantId, credits: i64) {
+pub fn credits_used(tenant: TenantId, credits: i64) {
     if credits > 0 {
         counter!(CREDITS_USED, "tenant" => bounded(tenant.to_string())).increment(credits as u64);
     }
 }
 
-pub(crate) fn start_deferred(tenant: TenantId) {
+pub fn start_deferred(tenant: TenantId) {
     counter!(STARTS_DEFERRED, "tenant" => bounded(tenant.to_string())).increment(1);
 }
 
-pub(crate) fn rate_limited(tenant: TenantId) {
+pub fn rate_limited(tenant: TenantId) {
     counter!(REQUESTS_LIMITED, "tenant" => bounded(tenant.to_string())).increment(1);
 }
 
-pub(crate) fn tick_skipped(tenant: TenantId, reason: &'static str) {
+pub fn tick_skipped(tenant: TenantId, reason: &'static str) {
     counter!(TICKS_SKIPPED, "tenant" => bounded(tenant.to_string()), "reason" => reason)
         .increment(1);
 }
 
-pub(crate) fn refill_capped(tenant: TenantId) {
+pub fn refill_capped(tenant: TenantId) {
     counter!(REFILLS_CAPPED, "tenant" => bounded(tenant.to_string())).increment(1);
 }
 
-pub(crate) fn store_call(op: &'static str, took: Duration) {
+pub fn store_call(op: &'static str, took: Duration) {
     histogram!(STORE_QUERY, "op" => op).record(took.as_secs_f64());
 }
 
 /// Counts one live actor of a kind for as long as it is held (kept in the
 /// actor's state, so it goes when the actor does, failed or not).
-pub(crate) struct Live(&'static str);
+pub struct Live(&'static str);
 
 impl Live {
-    pub(crate) fn new(kind: &'static str) -> Self {
+    pub fn new(kind: &'static str) -> Self {
         gauge!(ACTORS, "kind" => kind).increment(1.0);
         Live(kind)
     }

@@ -111,7 +111,7 @@ pub struct Tenancy {
     /// Whether anyone may create a tenant with `POST /v1/auth/register`.
     pub registration: bool,
     /// Registrations one source address may make per period.
-    pub registrations: crate::engine::RegistrationLimit,
+    pub registrations: crate::RegistrationLimit,
     /// The largest `max_output_bytes` a tenant may set; it also bounds
     /// every tenant's node outputs, whatever their settings say.
     pub max_output_bytes: u64,
@@ -131,7 +131,7 @@ pub struct Tenancy {
     /// that spends credits cannot buy more without bound.
     pub max_refills_per_day: u32,
     /// Password hashing and failed-login delays.
-    pub logins: crate::engine::LoginOptions,
+    pub logins: crate::LoginOptions,
 }
 
 impl Default for Tenancy {

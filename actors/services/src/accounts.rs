@@ -1,6 +1,7 @@
 //! Accounts and access: registration, sessions, invitations, users, API
 //! keys, secrets and the audit log.
 
+use flowmesh_api::{AcceptRequest, LoginRequest, RegisterRequest, Session};
 use std::time::Duration;
 
 use flowmesh_model::{Role, TenantId};
@@ -12,8 +13,8 @@ use flowmesh_store::{
 use super::api::EngineHandle;
 use super::blank;
 use crate::cache::{Bound, Cache};
-use crate::context::Context;
 use crate::error::Error;
+use crate::shared::Shared;
 
 /// How long an authenticated credential is trusted without asking the
 /// store again: a revocation reaches every process within this.
@@ -48,44 +49,6 @@ impl AuthCache {
     fn clear(&self) {
         self.0.invalidate_all();
     }
-}
-
-/// `POST /v1/auth/register`, and from where (registrations are limited
-/// per address).
-#[derive(Clone, Debug)]
-pub struct RegisterRequest {
-    pub email: String,
-    pub password: String,
-    pub tenant: String,
-    pub source: Option<std::net::IpAddr>,
-}
-
-/// `POST /v1/auth/login`: who, and from where (failed attempts are
-/// delayed per account and address).
-#[derive(Clone, Copy, Debug)]
-pub struct LoginRequest<'a> {
-    pub email: &'a str,
-    pub password: &'a str,
-    pub source: Option<std::net::IpAddr>,
-}
-
-/// `POST /v1/auth/accept`: the invitation's token, the new password, and
-/// from where (made-up tokens are delayed per address).
-#[derive(Clone, Copy, Debug)]
-pub struct AcceptRequest<'a> {
-    pub token: &'a str,
-    pub password: &'a str,
-    pub source: Option<std::net::IpAddr>,
-}
-
-/// A session just opened.
-#[derive(Clone, Debug)]
-pub struct Session {
-    pub token: String,
-    pub expires_at: i64,
-    pub tenant: TenantId,
-    pub tenant_slug: String,
-    pub role: Role,
 }
 
 /// `local@domain.tld` without spaces: the OpenAPI document's pattern says
@@ -157,7 +120,7 @@ impl EngineHandle {
         if let Some(principal) = self.auth.get(&digest) {
             return Ok(Some(principal));
         }
-        let found = self.ctx.store.authenticate(credential).await?;
+        let found = self.shared.store.authenticate(credential).await?;
         if let Some(principal) = &found {
             self.auth.put(digest, principal.clone());
         }
@@ -169,7 +132,7 @@ impl EngineHandle {
     /// taken (then signs in), so registration cannot tell who has an
     /// account. Returns the new tenant, for the audit log only.
     pub async fn register(&self, request: RegisterRequest) -> Result<Option<TenantId>, Error> {
-        if !self.ctx.options.tenancy.registration {
+        if !self.shared.options.tenancy.registration {
             return Err(Error::Forbidden(
                 "registration is closed on this instance; ask an administrator for an invitation"
                     .into(),
@@ -186,13 +149,13 @@ impl EngineHandle {
         self.registrations.admit(request.source)?;
         let _slot = self.logins.hashing_slot().await?;
         let created = self
-            .ctx
+            .shared
             .store
             .register(Registration {
                 email: &request.email,
                 password: &request.password,
                 tenant_name: name,
-                initial_credits: self.ctx.options.tenancy.initial_credits,
+                initial_credits: self.shared.options.tenancy.initial_credits,
             })
             .await?;
         Ok(created.map(|(tenant, _)| tenant))
@@ -225,9 +188,9 @@ impl EngineHandle {
 
     /// A session for a known email and password; none otherwise.
     async fn open_session(&self, email: &str, password: &str) -> Result<Option<Session>, Error> {
-        let expires_at = now_ms() + self.ctx.options.tenancy.session_ttl.0.as_millis() as i64;
+        let expires_at = now_ms() + self.shared.options.tenancy.session_ttl.0.as_millis() as i64;
         let _slot = self.logins.hashing_slot().await?;
-        let Some(session) = self.ctx.store.login(email, password, expires_at).await? else {
+        let Some(session) = self.shared.store.login(email, password, expires_at).await? else {
             return Ok(None);
         };
         Ok(Some(Session {
@@ -244,7 +207,7 @@ impl EngineHandle {
         let session = who.session.as_deref().ok_or_else(|| {
             Error::BadRequest("an API key is not a session; revoke it instead".into())
         })?;
-        self.ctx.store.revoke_session(session).await?;
+        self.shared.store.revoke_session(session).await?;
         self.auth.clear();
         Ok(())
     }
@@ -257,9 +220,9 @@ impl EngineHandle {
     ) -> Result<(InvitationInfo, String), Error> {
         check_email(email)?;
         check_grantable(who, role)?;
-        let ttl = self.ctx.options.tenancy.invitation_ttl.0;
+        let ttl = self.shared.options.tenancy.invitation_ttl.0;
         Ok(self
-            .ctx
+            .shared
             .store
             .invite(NewInvitation {
                 tenant: who.tenant,
@@ -287,14 +250,14 @@ impl EngineHandle {
         check_password(password)?;
         self.logins.admit_address(source)?;
         let unknown = || Error::NotFound("invitation (unknown, used or expired)");
-        let Some(invitation) = self.ctx.store.pending_invitation(token).await? else {
+        let Some(invitation) = self.shared.store.pending_invitation(token).await? else {
             self.logins.failed(None, source);
             return Err(unknown());
         };
         // A real token is no failure of its address.
         self.logins.refund(None, source);
         let _slot = self.logins.hashing_slot().await?;
-        self.ctx
+        self.shared
             .store
             .accept_invitation(Acceptance {
                 invitation: &invitation,
@@ -308,14 +271,14 @@ impl EngineHandle {
     }
 
     pub async fn users(&self, tenant: TenantId) -> Result<Vec<UserInfo>, Error> {
-        Ok(self.ctx.store.list_users(tenant).await?)
+        Ok(self.shared.store.list_users(tenant).await?)
     }
 
     /// Removes a user; only an owner removes an owner, and nobody removes
     /// themselves (so a tenant always keeps the one who acts).
     pub async fn remove_user(&self, who: &Principal, id: &str) -> Result<(), Error> {
         let user = self
-            .ctx
+            .shared
             .store
             .get_user(who.tenant, id)
             .await
@@ -324,7 +287,7 @@ impl EngineHandle {
             return Err(Error::Conflict("you cannot remove yourself".into()));
         }
         check_grantable(who, user.role)?;
-        self.ctx.store.remove_user(who.tenant, id).await?;
+        self.shared.store.remove_user(who.tenant, id).await?;
         self.auth.clear();
         Ok(())
     }
@@ -342,7 +305,7 @@ impl EngineHandle {
         }
         check_grantable(who, role)?;
         Ok(self
-            .ctx
+            .shared
             .store
             .create_key(NewKey {
                 tenant: who.tenant,
@@ -354,7 +317,7 @@ impl EngineHandle {
     }
 
     pub async fn keys(&self, tenant: TenantId) -> Result<Vec<KeyInfo>, Error> {
-        Ok(self.ctx.store.list_keys(tenant).await?)
+        Ok(self.shared.store.list_keys(tenant).await?)
     }
 
     /// Revokes a key: at once on this process, within [`AUTH_TTL`] on others.
@@ -366,14 +329,14 @@ impl EngineHandle {
             other => other.into(),
         };
         let key = self
-            .ctx
+            .shared
             .store
             .get_key(who.tenant, id)
             .await
             .map_err(not_found)?;
         check_revocable(who, &key)?;
         let info = self
-            .ctx
+            .shared
             .store
             .revoke_key(who.tenant, id)
             .await
@@ -383,7 +346,7 @@ impl EngineHandle {
     }
 
     fn sealing_key(&self) -> Result<&flowmesh_store::SealingKey, Error> {
-        self.ctx.sealing_key.as_ref().ok_or_else(|| {
+        self.shared.sealing_key.as_ref().ok_or_else(|| {
             Error::Unconfigured(
                 "secrets are not set up on this instance: set FLOWMESH_SECRETS_KEY to 32 random bytes in base64"
                     .into(),
@@ -409,15 +372,19 @@ impl EngineHandle {
             ));
         }
         let key = self.sealing_key()?;
-        Ok(self.ctx.store.put_secret(key, tenant, name, value).await?)
+        Ok(self
+            .shared
+            .store
+            .put_secret(key, tenant, name, value)
+            .await?)
     }
 
     pub async fn secrets(&self, tenant: TenantId) -> Result<Vec<SecretInfo>, Error> {
-        Ok(self.ctx.store.list_secrets(tenant).await?)
+        Ok(self.shared.store.list_secrets(tenant).await?)
     }
 
     pub async fn delete_secret(&self, tenant: TenantId, name: &str) -> Result<(), Error> {
-        self.ctx
+        self.shared
             .store
             .delete_secret(tenant, name)
             .await
@@ -430,7 +397,7 @@ impl EngineHandle {
     /// Writes an audit record; a record that cannot be written is logged
     /// (the change it describes has happened).
     pub async fn audit(&self, tenant: TenantId, record: AuditRecord) {
-        write_audit(&self.ctx, tenant, record).await;
+        write_audit(&self.shared, tenant, record).await;
     }
 
     pub async fn audit_log(
@@ -438,7 +405,7 @@ impl EngineHandle {
         tenant: TenantId,
         query: &AuditQuery,
     ) -> Result<Vec<AuditRecord>, Error> {
-        Ok(self.ctx.store.audit_log(tenant, query).await?)
+        Ok(self.shared.store.audit_log(tenant, query).await?)
     }
 }
 
@@ -454,7 +421,7 @@ pub(super) struct EngineAudit<'a> {
 
 /// Audits an engine's own action: actor `engine`, no source, and status 0
 /// (no request was answered).
-pub(super) async fn audit_engine(ctx: &Context, event: EngineAudit<'_>) {
+pub(super) async fn audit_engine(shared: &Shared, event: EngineAudit<'_>) {
     let record = AuditRecord {
         id: uuid::Uuid::now_v7().to_string(),
         at: now_ms(),
@@ -465,13 +432,13 @@ pub(super) async fn audit_engine(ctx: &Context, event: EngineAudit<'_>) {
         outcome: event.outcome.to_owned(),
         status: 0,
     };
-    write_audit(ctx, event.tenant, record).await;
+    write_audit(shared, event.tenant, record).await;
 }
 
 /// A record that cannot be written is logged (the change it describes
 /// has happened).
-async fn write_audit(ctx: &Context, tenant: TenantId, record: AuditRecord) {
-    if let Err(e) = ctx.store.audit(tenant, &record).await {
+async fn write_audit(shared: &Shared, tenant: TenantId, record: AuditRecord) {
+    if let Err(e) = shared.store.audit(tenant, &record).await {
         tracing::error!(%tenant, action = %record.action, error = %e, "audit record not written");
     }
 }

@@ -15,7 +15,7 @@ use flowmesh_store::{ExecutionRecord, StepRecord};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
-use super::progress::{Decision, Progress};
+use super::{Decision, Progress};
 
 /// Attempts allowed per node, as a retry policy would say.
 const MAX_ATTEMPTS: u32 = 3;
@@ -101,7 +101,7 @@ fn document(specs: &[NodeSpec]) -> WorkflowDocument {
 }
 
 fn record(steps: Vec<StepRecord>) -> ExecutionRecord {
-    super::progress::tests::record(json!({}), steps)
+    super::tests::record(json!({}), steps)
 }
 
 struct Sim {

@@ -1,6 +1,7 @@
 //! The engine as callers see it: a cheap-to-clone handle with one method per
 //! request. It validates, records in the store, then publishes commands.
 
+use flowmesh_api::{Outcome, StartRequest, Until};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,21 +22,9 @@ use flowmesh_store::failpoints::crash_point;
 use tracing::Instrument;
 
 use crate::cache::{Bound, Cache};
-use crate::context::Context;
 use crate::error::Error;
 use crate::metrics;
-
-/// Start an execution of a workflow's published version through the API.
-#[derive(Clone, Debug)]
-pub struct StartRequest {
-    pub tenant: TenantId,
-    pub workflow: WorkflowId,
-    /// Becomes `trigger.body`.
-    pub input: Value,
-    pub idempotency_key: Option<String>,
-    /// The caller will wait for the result (`?wait=true`).
-    pub wait: bool,
-}
+use crate::shared::Shared;
 
 #[derive(Clone, Debug)]
 pub struct Started {
@@ -60,27 +49,6 @@ impl std::fmt::Debug for Watch {
     }
 }
 
-/// What a synchronous caller waits for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Until {
-    Responded,
-    Finished,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub enum Outcome {
-    Responded {
-        status: u16,
-        headers: Vec<(String, String)>,
-        body: Value,
-    },
-    Finished {
-        status: ExecutionStatus,
-        output: Option<Value>,
-        error: Option<String>,
-    },
-}
-
 /// Whether the dependencies answer.
 #[derive(Clone, Debug)]
 pub struct Readiness {
@@ -102,23 +70,37 @@ const GRAPHS_KEPT: u64 = 10_000;
 
 #[derive(Clone)]
 pub struct EngineHandle {
-    pub(super) ctx: Arc<Context>,
+    pub(super) shared: Arc<Shared>,
     pub(super) registry: Registry,
     /// Published versions are immutable, so their graphs are kept while
     /// they are used.
     pub(super) graphs: GraphCache,
-    pub(super) auth: Arc<super::accounts::AuthCache>,
-    pub(super) logins: Arc<super::logins::Logins>,
-    pub(super) registrations: Arc<super::registrations::Registrations>,
-    pub(super) limits: Arc<super::admission::RateLimits>,
-    pub(super) credits: Arc<super::admission::CreditCache>,
+    pub(super) auth: Arc<crate::accounts::AuthCache>,
+    pub(super) logins: Arc<crate::logins::Logins>,
+    pub(super) registrations: Arc<crate::registrations::Registrations>,
+    pub(super) limits: Arc<crate::admission::RateLimits>,
+    pub(super) credits: Arc<crate::admission::CreditCache>,
 }
 
 impl EngineHandle {
-    pub(crate) fn new(ctx: Arc<Context>, registry: Registry) -> Self {
-        let options = &ctx.options;
-        let logins = super::logins::Logins::new(options.tenancy.logins.clone());
-        let registrations = Arc::new(super::registrations::Registrations::new(
+    /// The services of one process. Start their loops with
+    /// [`crate::spawn_loops`].
+    pub fn new(parts: crate::Parts) -> Self {
+        let registry = parts.registry;
+        let shared = Arc::new(Shared {
+            endpoints: crate::StoreEndpoints::new(parts.store.clone()),
+            store: parts.store,
+            bus: parts.bus,
+            options: parts.options,
+            sealing_key: parts.sealing_key,
+            secrets: parts.secrets,
+            payments: parts.payments,
+            settings: parts.settings,
+            runtime: parts.runtime,
+        });
+        let options = &shared.options;
+        let logins = crate::logins::Logins::new(options.tenancy.logins.clone());
+        let registrations = Arc::new(crate::registrations::Registrations::new(
             options.tenancy.registrations.clone(),
         ));
         let idle = options.actor_idle_after.0;
@@ -133,29 +115,29 @@ impl EngineHandle {
             auth: Arc::default(),
             logins,
             registrations,
-            limits: Arc::new(super::admission::RateLimits::new(idle)),
+            limits: Arc::new(crate::admission::RateLimits::new(idle)),
             credits: Arc::default(),
-            ctx,
+            shared,
             registry,
         }
     }
 
     pub async fn ready(&self) -> Readiness {
-        let (store, bus) = tokio::join!(self.ctx.store.ping(), self.ctx.bus.health());
+        let (store, bus) = tokio::join!(self.shared.store.ping(), self.shared.bus.health());
         Readiness {
             store: store.map_err(|e| e.to_string()),
             bus: bus.map_err(|e| e.to_string()),
-            transport: self.ctx.bus.transport_name(),
-            executions_here: self.ctx.local_count(),
-            sandbox: self.ctx.jail.clone(),
-            role: self.ctx.options.role,
+            transport: self.shared.bus.transport_name(),
+            executions_here: self.shared.runtime.executions_here(),
+            sandbox: self.shared.runtime.jail().clone(),
+            role: self.shared.options.role,
         }
     }
 
     /// The metrics in Prometheus text format (none if not installed), with
     /// the store's counts of unfinished executions read now.
     pub async fn metrics_text(&self) -> Option<String> {
-        let counts = tokio::time::timeout(Duration::from_secs(2), self.ctx.store.unfinished());
+        let counts = tokio::time::timeout(Duration::from_secs(2), self.shared.store.unfinished());
         match counts.await {
             Ok(Ok(counts)) => metrics::unfinished(&counts),
             Ok(Err(e)) => tracing::warn!(error = %e, "could not count unfinished executions"),
@@ -191,11 +173,11 @@ impl EngineHandle {
         body: &[u8],
     ) -> Result<WorkflowSummary, Error> {
         let document = self.check_document(body)?;
-        Ok(self.ctx.store.create_workflow(tenant, &document).await?)
+        Ok(self.shared.store.create_workflow(tenant, &document).await?)
     }
 
     pub async fn list_workflows(&self, tenant: TenantId) -> Result<Vec<WorkflowSummary>, Error> {
-        Ok(self.ctx.store.list_workflows(tenant).await?)
+        Ok(self.shared.store.list_workflows(tenant).await?)
     }
 
     pub async fn get_workflow(
@@ -203,7 +185,7 @@ impl EngineHandle {
         tenant: TenantId,
         id: WorkflowId,
     ) -> Result<WorkflowRecord, Error> {
-        self.ctx
+        self.shared
             .store
             .get_workflow(tenant, id)
             .await?
@@ -217,7 +199,7 @@ impl EngineHandle {
         body: &[u8],
     ) -> Result<WorkflowSummary, Error> {
         let document = self.check_document(body)?;
-        self.ctx
+        self.shared
             .store
             .update_workflow(tenant, id, &document)
             .await?
@@ -225,7 +207,7 @@ impl EngineHandle {
     }
 
     pub async fn delete_workflow(&self, tenant: TenantId, id: WorkflowId) -> Result<(), Error> {
-        if self.ctx.store.delete_workflow(tenant, id).await? {
+        if self.shared.store.delete_workflow(tenant, id).await? {
             Ok(())
         } else {
             Err(Error::NotFound("workflow"))
@@ -242,20 +224,20 @@ impl EngineHandle {
         let record = self.get_workflow(tenant, id).await?;
         let nodes = &record.document.nodes;
         let routes: Vec<(String, String)> = nodes.iter().filter_map(webhook_route).collect();
-        let publishing = super::schedule::Publishing {
+        let publishing = crate::schedule::Publishing {
             tenant,
             workflow: id,
             nodes,
             now: now_ms(),
         };
-        let schedules = super::schedule::schedules_to_publish(&self.ctx, &publishing).await?;
+        let schedules = crate::schedule::schedules_to_publish(&self.shared, &publishing).await?;
         let publish = Publish {
             tenant,
             workflow: id,
             routes: &routes,
             schedules: &schedules,
         };
-        self.ctx
+        self.shared
             .store
             .publish_workflow(&publish)
             .await?
@@ -272,7 +254,7 @@ impl EngineHandle {
             return Ok(graph);
         }
         let document = self
-            .ctx
+            .shared
             .store
             .workflow_version(workflow, version)
             .await?
@@ -362,7 +344,7 @@ impl EngineHandle {
     pub(super) async fn routed(&self, route: TriggerRoute<'_>) -> Result<Routed, Error> {
         let missing = || Error::NotFound(route.missing);
         let found = self
-            .ctx
+            .shared
             .store
             .find_route(route.slug, route.method, route.path)
             .await?
@@ -425,7 +407,7 @@ impl EngineHandle {
         let watch = Watch::default();
         if accept.watch && created.created {
             match self
-                .ctx
+                .shared
                 .bus
                 .watch_execution(accept.tenant, created.id)
                 .await
@@ -439,7 +421,7 @@ impl EngineHandle {
         let command = Command::start(accept.tenant, accept.workflow, created.id);
         let started = std::time::Instant::now();
         let published = self
-            .ctx
+            .shared
             .bus
             .publish_command(&command, traceparent.as_deref())
             .instrument(hop)
@@ -462,7 +444,7 @@ impl EngineHandle {
         tenant: TenantId,
         id: ExecutionId,
     ) -> Result<ExecutionRecord, Error> {
-        self.ctx
+        self.shared
             .store
             .get_execution(tenant, id)
             .await?
@@ -491,7 +473,7 @@ impl EngineHandle {
         tenant: TenantId,
         query: &ExecutionQuery,
     ) -> Result<ExecutionPage, Error> {
-        Ok(self.ctx.store.list_executions(tenant, query).await?)
+        Ok(self.shared.store.list_executions(tenant, query).await?)
     }
 
     /// Asks for an execution to stop. Returns its status at that moment; a
@@ -502,7 +484,7 @@ impl EngineHandle {
         id: ExecutionId,
     ) -> Result<ExecutionStatus, Error> {
         let status = self
-            .ctx
+            .shared
             .store
             .request_cancel(tenant, id)
             .await?
@@ -515,7 +497,7 @@ impl EngineHandle {
                 execution: id,
             };
             // The flag in the store is the durable part; the command makes it prompt.
-            if let Err(e) = self.ctx.bus.publish_command(&command, None).await {
+            if let Err(e) = self.shared.bus.publish_command(&command, None).await {
                 tracing::warn!(execution = %id, error = %e, "cancel command not published; the execution stops when resumed");
             }
         }
@@ -528,7 +510,7 @@ impl EngineHandle {
         tenant: TenantId,
         id: ExecutionId,
     ) -> Result<flowmesh_bus::Events, Error> {
-        Ok(self.ctx.bus.execution_events(tenant, id).await?)
+        Ok(self.shared.bus.execution_events(tenant, id).await?)
     }
 
     /// Every execution event of a tenant: those after bus position `after`
@@ -538,7 +520,7 @@ impl EngineHandle {
         tenant: TenantId,
         after: Option<u64>,
     ) -> Result<flowmesh_bus::Events, Error> {
-        Ok(self.ctx.bus.tenant_events(tenant, after).await?)
+        Ok(self.shared.bus.tenant_events(tenant, after).await?)
     }
 
     /// Waits (at most `timeout`, capped by the engine's limit) for an
@@ -549,7 +531,7 @@ impl EngineHandle {
         until: Until,
         timeout: Duration,
     ) -> Result<Option<Outcome>, Error> {
-        let timeout = timeout.min(self.ctx.options.max_sync_wait.0);
+        let timeout = timeout.min(self.shared.options.max_sync_wait.0);
         let watched = started.watch.0.lock().await.take();
         let mut events = match watched {
             Some(events) => events,

@@ -6,11 +6,11 @@
 use std::hash::Hash;
 use std::time::Duration;
 
-pub(crate) type Cache<K, V> = moka::sync::Cache<K, V>;
+pub type Cache<K, V> = moka::sync::Cache<K, V>;
 
 /// A cache's capacity and expiry.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Bound {
+pub struct Bound {
     /// Most entries kept; the least used go first.
     pub entries: u64,
     /// An entry goes this long after it was written.
@@ -39,7 +39,7 @@ impl Bound {
 /// How often expired entries are dropped. moka drops them only while a
 /// cache is used, and an idle process uses none: without sweeps, what a
 /// burst of tenants left behind would stay.
-pub(crate) fn sweep_every(idle: Duration) -> Duration {
+pub fn sweep_every(idle: Duration) -> Duration {
     (idle / 2).clamp(Duration::from_millis(10), Duration::from_secs(10))
 }
 

@@ -100,11 +100,12 @@ impl CreditCache {
 impl EngineHandle {
     /// Counts one request of a tenant against its rate limit.
     pub async fn admit(&self, tenant: TenantId) -> Result<(), Error> {
-        let settings = self.ctx.tenant_settings(tenant).await;
-        let Some(rate) = settings
-            .limits
-            .rate_limit
-            .or(self.ctx.options.tenancy.limits.rate_limit)
+        let settings = self.shared.settings.get(tenant).await;
+        let Some(rate) =
+            settings
+                .limits
+                .rate_limit
+                .or(self.shared.options.tenancy.limits.rate_limit)
         else {
             return Ok(());
         };
@@ -127,7 +128,7 @@ impl EngineHandle {
         payload_bytes: usize,
     ) -> Result<Created, Error> {
         self.admit_start(new.tenant, payload_bytes).await?;
-        Ok(self.ctx.store.create_execution(new).await?)
+        Ok(self.shared.store.create_execution(new).await?)
     }
 
     /// Whether a tenant may start an execution with `payload_bytes` of
@@ -138,12 +139,13 @@ impl EngineHandle {
         tenant: TenantId,
         payload_bytes: usize,
     ) -> Result<(), Error> {
-        let settings = self.ctx.tenant_settings(tenant).await;
-        if let Some(max) =
-            settings
-                .limits
-                .max_payload_bytes
-                .or(self.ctx.options.tenancy.limits.max_payload_bytes)
+        let settings = self.shared.settings.get(tenant).await;
+        if let Some(max) = settings.limits.max_payload_bytes.or(self
+            .shared
+            .options
+            .tenancy
+            .limits
+            .max_payload_bytes)
             && payload_bytes as i64 > max
         {
             return Err(Error::TooLarge(format!(
@@ -154,7 +156,7 @@ impl EngineHandle {
         let balance = match self.credits.get(tenant) {
             Some(balance) => balance,
             None => {
-                let balance = self.ctx.store.balance(tenant).await?.balance;
+                let balance = self.shared.store.balance(tenant).await?.balance;
                 if balance > CREDIT_MARGIN {
                     self.credits.put(tenant, balance);
                 }

@@ -4,6 +4,7 @@
 //! and the problems go back to the model for a bounded number of repairs.
 //! The result is a draft, never published.
 
+use flowmesh_api::GenerateRequest;
 use flowmesh_model::validate::{ValidationError, validate};
 use flowmesh_model::{TenantId, WorkflowDocument};
 use flowmesh_node_handlers::KindInfo;
@@ -16,15 +17,6 @@ use crate::error::Error;
 
 /// Longest prompt taken, in characters.
 pub const MAX_PROMPT_CHARS: usize = 4_000;
-
-/// Describe a workflow; get a draft.
-#[derive(Clone, Debug)]
-pub struct GenerateRequest {
-    pub tenant: TenantId,
-    pub prompt: String,
-    /// How many times the model may repair an invalid answer.
-    pub repairs: u32,
-}
 
 /// A valid draft and how it came about.
 #[derive(Clone, Debug)]
@@ -184,8 +176,8 @@ impl EngineHandle {
                 .chat(Call {
                     tenant: request.tenant,
                     request: &chat,
-                    endpoints: &*self.ctx,
-                    secrets: &self.ctx.secrets,
+                    endpoints: &self.shared.endpoints,
+                    secrets: &self.shared.secrets,
                 })
                 .await;
             let answer = match answer {
@@ -236,7 +228,7 @@ impl EngineHandle {
         self.charge_generation(request.tenant, usage).await?;
         let (document, explanation) = outcome?;
         let workflow = self
-            .ctx
+            .shared
             .store
             .create_workflow(request.tenant, &document)
             .await?;
@@ -261,8 +253,8 @@ impl EngineHandle {
             llm_tokens: usage.total_tokens as i64,
             credits: 0,
         };
-        record.credits = self.ctx.options.tenancy.prices.charge(&record);
-        self.ctx.store.record_usage(tenant, &record).await?;
+        record.credits = self.shared.options.tenancy.prices.charge(&record);
+        self.shared.store.record_usage(tenant, &record).await?;
         crate::metrics::credits_used(tenant, record.credits);
         Ok(())
     }
@@ -271,7 +263,7 @@ impl EngineHandle {
 impl EngineHandle {
     /// The tenant's own language-model settings.
     pub async fn model_settings(&self, tenant: TenantId) -> Result<ModelSettings, Error> {
-        Ok(self.ctx.store.model_settings(tenant).await?)
+        Ok(self.shared.store.model_settings(tenant).await?)
     }
 
     /// Replaces the tenant's language-model settings; `None` fields take
@@ -282,7 +274,7 @@ impl EngineHandle {
         settings: ModelSettings,
     ) -> Result<ModelSettings, Error> {
         if let Some(url) = &settings.base_url
-            && !super::templates::is_web_url(url)
+            && !crate::templates::is_web_url(url)
         {
             return Err(Error::BadRequest(
                 "base_url: an http or https URL with a host".into(),
@@ -300,7 +292,12 @@ impl EngineHandle {
                 "api_key_secret: the name of one of the tenant's secrets".into(),
             ));
         }
-        if !self.ctx.store.set_model_settings(tenant, &settings).await? {
+        if !self
+            .shared
+            .store
+            .set_model_settings(tenant, &settings)
+            .await?
+        {
             return Err(Error::NotFound("tenant"));
         }
         Ok(settings)

@@ -189,7 +189,10 @@ impl Progress {
 }
 
 #[cfg(test)]
-pub(super) mod tests {
+mod machine;
+
+#[cfg(test)]
+mod tests {
     use super::*;
     use flowmesh_model::WorkflowDocument;
     use serde_json::json;
@@ -201,7 +204,7 @@ pub(super) mod tests {
     }
 
     /// A running execution with this trigger data and journal.
-    pub(in crate::execution) fn record(trigger: Value, steps: Vec<StepRecord>) -> ExecutionRecord {
+    pub(super) fn record(trigger: Value, steps: Vec<StepRecord>) -> ExecutionRecord {
         ExecutionRecord {
             id: flowmesh_model::ExecutionId::new(),
             tenant: flowmesh_model::TenantId::new(),

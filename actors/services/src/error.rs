@@ -1,3 +1,4 @@
+use flowmesh_api::ErrorCode;
 use flowmesh_model::ValidationErrors;
 
 /// What an error was caused by: the failing component's own error, or what
@@ -82,6 +83,31 @@ pub enum Error {
 }
 
 impl Error {
+    /// The kind of refusal, as HTTP error bodies and NATS replies name it.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Error::NotFound(_) => ErrorCode::NotFound,
+            Error::Malformed(_) => ErrorCode::MalformedJson,
+            Error::Invalid(_) => ErrorCode::InvalidWorkflow,
+            Error::Conflict(_) => ErrorCode::Conflict,
+            Error::BadRequest(_) => ErrorCode::BadRequest,
+            Error::Unauthorized(_) => ErrorCode::Unauthorized,
+            Error::Unauthenticated { .. } => ErrorCode::Unauthenticated,
+            Error::Forbidden(_) => ErrorCode::Forbidden,
+            Error::RateLimited { .. } => ErrorCode::RateLimited,
+            Error::NoCredits(_) => ErrorCode::NoCredits,
+            Error::KeyReused(_) => ErrorCode::IdempotencyKeyReused,
+            Error::TooLarge(_) => ErrorCode::PayloadTooLarge,
+            Error::OverLimit { .. } => ErrorCode::OverLimit,
+            Error::Unconfigured(_) => ErrorCode::NotConfigured,
+            Error::NotGenerated { .. } => ErrorCode::NotGenerated,
+            Error::Upstream(e) if e.is_retryable() => ErrorCode::ModelUnavailable,
+            Error::Upstream(_) => ErrorCode::ModelError,
+            Error::Unavailable(_) => ErrorCode::Unavailable,
+            Error::Internal(_) => ErrorCode::Internal,
+        }
+    }
+
     pub fn is_retryable(&self) -> bool {
         matches!(self, Error::Unavailable(_) | Error::RateLimited { .. })
             || matches!(self, Error::Upstream(e) if e.is_retryable())

@@ -3,7 +3,7 @@
 //! refused caller starts nothing and spends nothing: no execution, no
 //! credits, no idempotency key.
 
-use bytes::Bytes;
+use flowmesh_api::WebhookRequest;
 use flowmesh_node_handlers::webhook_auth::{Presented, WebhookAuth};
 use flowmesh_node_handlers::{NATS_ROUTE, SecretError, SecretSource};
 use flowmesh_store::now_ms;
@@ -19,18 +19,6 @@ const HIDDEN_HEADERS: [&str; 4] = [
     "proxy-authorization",
     "x-api-key",
 ];
-
-/// A request that arrived at `/hooks/{tenant}/{path}`, as received.
-#[derive(Clone, Debug)]
-pub struct WebhookRequest {
-    pub tenant_slug: String,
-    pub method: String,
-    pub path: String,
-    pub headers: Map<String, Value>,
-    pub query: Map<String, Value>,
-    /// The body's bytes exactly as sent: what signatures are computed over.
-    pub body: Bytes,
-}
 
 /// A webhook request whose trigger is found and whose caller is
 /// authenticated: its body may now be read and the run started.
@@ -152,7 +140,12 @@ impl EngineHandle {
             challenge: auth.challenge(),
         };
         let node = &routed.graph.node(routed.trigger).id;
-        let secret = match self.ctx.secrets.secret(routed.tenant, &auth.secret).await {
+        let secret = match self
+            .shared
+            .secrets
+            .secret(routed.tenant, &auth.secret)
+            .await
+        {
             Ok(Some(secret)) => secret,
             Ok(None) => {
                 tracing::warn!(tenant = %routed.tenant, workflow = %routed.workflow, %node, secret = %auth.secret, "webhook refused: the secret its trigger's auth names is not set");
@@ -169,7 +162,7 @@ impl EngineHandle {
             body: &request.body,
             secret: &secret,
             now: now_ms().div_euclid(1000),
-            tolerance: self.ctx.options.webhook_signature_tolerance.0,
+            tolerance: self.shared.options.webhook_signature_tolerance.0,
         };
         auth.verify(&presented).map_err(|reason| {
             tracing::info!(tenant = %routed.tenant, workflow = %routed.workflow, %node, %reason, "webhook caller refused");

@@ -1,24 +1,12 @@
 //! Resuming executions that wait for an event (`wait_for_event` nodes).
 
-use flowmesh_model::{Command, ExecutionId, NodeStatus, Primitive, StartCause, TenantId};
+use flowmesh_api::ResumeRequest;
+use flowmesh_model::{Command, NodeStatus, Primitive, StartCause};
 use flowmesh_store::{ExecutionRecord, NewSignal, SignalAdded};
 use serde_json::Value;
 
 use super::EngineHandle;
 use crate::error::Error;
-
-/// A resume of an execution waiting at a `wait_for_event` node.
-#[derive(Clone, Debug)]
-pub struct ResumeRequest {
-    pub tenant: TenantId,
-    pub execution: ExecutionId,
-    /// The waiting node; may be left out when the workflow has only one.
-    pub node: Option<String>,
-    /// Becomes the node's output, as `payload`.
-    pub payload: Value,
-    /// The `Idempotency-Key` header: a repeat with it is the same resume.
-    pub idempotency_key: Option<String>,
-}
 
 impl EngineHandle {
     /// Records a resume durably, then makes its execution apply it: at once
@@ -77,7 +65,7 @@ impl EngineHandle {
             payload: request.payload,
             idempotency_key: request.idempotency_key,
         };
-        let id = match self.ctx.store.add_signal(&signal).await? {
+        let id = match self.shared.store.add_signal(&signal).await? {
             Some(SignalAdded::Recorded(id)) => id,
             // Already recorded: its commands were sent when it was.
             Some(SignalAdded::Repeated(_)) => return Ok(node),
@@ -106,7 +94,7 @@ impl EngineHandle {
             },
         ];
         for command in commands {
-            if let Err(e) = self.ctx.bus.publish_command(&command, None).await {
+            if let Err(e) = self.shared.bus.publish_command(&command, None).await {
                 tracing::warn!(execution = %request.execution, error = %e, "resume command not published; the claim sweep applies the resume");
             }
         }

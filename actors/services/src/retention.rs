@@ -3,27 +3,27 @@
 //! given back. Every process that runs executions runs it; a batch is one
 //! transaction, so processes purging at once only share the work.
 
+use flowmesh_api::Settings;
 use std::sync::Arc;
 
 use flowmesh_model::{HumanDuration, TenantId};
 use flowmesh_store::TenantSettings;
-use serde::{Deserialize, Serialize};
 
 use super::EngineHandle;
-use crate::context::Context;
 use crate::error::Error;
+use crate::shared::Shared;
 
 /// Executions deleted per transaction.
 const BATCH: u32 = 500;
 
-pub(super) async fn purge(ctx: Arc<Context>) {
-    let mut tick = tokio::time::interval(ctx.options.retention_interval.0);
+pub(super) async fn purge(shared: Arc<Shared>) {
+    let mut tick = tokio::time::interval(shared.options.retention_interval.0);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         let mut purged = 0;
         loop {
-            match ctx.store.purge_expired(BATCH).await {
+            match shared.store.purge_expired(BATCH).await {
                 Ok(0) => break,
                 Ok(n) => purged += n,
                 Err(e) => {
@@ -34,21 +34,11 @@ pub(super) async fn purge(ctx: Arc<Context>) {
         }
         if purged > 0 {
             tracing::info!(purged, "expired executions purged");
-            if let Err(e) = ctx.store.reclaim_space().await {
+            if let Err(e) = shared.store.reclaim_space().await {
                 tracing::warn!(error = %e, "could not give the purged space back");
             }
         }
     }
-}
-
-/// A tenant's settings as the API shows and takes them.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Settings {
-    /// How long finished executions and their logs are kept ("30d").
-    pub retention: HumanDuration,
-    /// Largest output of one node, in bytes of JSON.
-    pub max_output_bytes: u64,
 }
 
 const MAX_RETENTION_MS: u128 = 10 * 365 * 24 * 3_600_000;
@@ -57,14 +47,14 @@ const OUTPUT_BYTES: std::ops::RangeInclusive<u64> = 1024..=256 * 1024 * 1024;
 impl EngineHandle {
     /// The operator's bound on every tenant's output cap.
     pub fn output_cap(&self) -> u64 {
-        self.ctx.options.tenancy.max_output_bytes
+        self.shared.options.tenancy.max_output_bytes
     }
 
     /// The tenant's settings; an output cap stored above the instance's
     /// bound shows (and applies) as the bound.
     pub async fn settings(&self, tenant: TenantId) -> Result<Settings, Error> {
         let s = self
-            .ctx
+            .shared
             .store
             .tenant_settings(tenant)
             .await?
@@ -106,8 +96,13 @@ impl EngineHandle {
             // Limits are the instance administrators'; this write leaves them.
             limits: Default::default(),
         };
-        if self.ctx.store.set_tenant_settings(tenant, &stored).await? {
-            self.ctx.forget_settings(tenant);
+        if self
+            .shared
+            .store
+            .set_tenant_settings(tenant, &stored)
+            .await?
+        {
+            self.shared.settings.forget(tenant);
             Ok(())
         } else {
             Err(Error::NotFound("tenant"))

@@ -1,16 +1,17 @@
 //! Looking into executions: statistics per workflow, an execution's logs,
 //! and re-running an execution from one of its nodes.
 
+use flowmesh_api::{NodeLog, RerunRequest};
 use std::collections::{BTreeMap, BTreeSet};
 
 use flowmesh_model::{Command, ExecutionId, NodeStatus, Primitive, TenantId, WorkflowId};
 use flowmesh_store::{LastRun, NewExecution, Origin, StepRecord, now_ms};
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::EngineHandle;
 use crate::error::Error;
-use crate::execution::progress::Progress;
+use crate::progress::Progress;
 
 /// Finished runs the duration percentiles are taken over.
 const STATS_SAMPLE: u32 = 10_000;
@@ -45,34 +46,6 @@ pub struct LastRunView {
     pub status: String,
     pub created_at: i64,
     pub finished_at: Option<i64>,
-}
-
-/// One node's part of an execution, as its logs show it.
-#[derive(Clone, Debug, Serialize)]
-pub struct NodeLog {
-    pub node: String,
-    pub kind: String,
-    pub status: String,
-    pub attempts: u32,
-    pub started_at: Option<i64>,
-    pub finished_at: Option<i64>,
-    /// Outputs of the upstream nodes whose edges into this one were taken.
-    pub input: Map<String, Value>,
-    pub output: Option<Value>,
-    pub error: Option<String>,
-    /// What the node printed (code nodes).
-    pub lines: Vec<String>,
-}
-
-/// Re-run an execution from one of its nodes.
-#[derive(Clone, Debug)]
-pub struct RerunRequest {
-    pub tenant: TenantId,
-    pub execution: ExecutionId,
-    pub from_node: String,
-    /// Replacements for recorded outputs, by upstream node id (`trigger`
-    /// for the trigger data).
-    pub input_override: Map<String, Value>,
 }
 
 fn percentile(sorted: &[i64], p: f64) -> Option<i64> {
@@ -111,7 +84,7 @@ impl EngineHandle {
     ) -> Result<WorkflowStats, Error> {
         self.get_workflow(tenant, workflow).await?;
         let stats = self
-            .ctx
+            .shared
             .store
             .workflow_stats(tenant, workflow, STATS_SAMPLE)
             .await?;
@@ -296,7 +269,7 @@ impl EngineHandle {
         self.create_admitted(&new, payload_bytes).await?;
         crate::metrics::execution_started(record.tenant, record.workflow);
         let command = Command::start(record.tenant, record.workflow, id);
-        if let Err(e) = self.ctx.bus.publish_command(&command, None).await {
+        if let Err(e) = self.shared.bus.publish_command(&command, None).await {
             tracing::warn!(execution = %id, error = %e, "start command not published; the claim sweep will start it");
         }
         Ok(id)

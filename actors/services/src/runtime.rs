@@ -1,0 +1,71 @@
+//! What the application layer asks of the actor runtime of its own
+//! process. The runtime implements [`Runtime`]; a process that runs no
+//! actors answers with [`NoRuntime`].
+
+use flowmesh_model::TenantId;
+use flowmesh_sandbox::{Jail, Language};
+use futures::future::BoxFuture;
+use serde::Serialize;
+
+use crate::error::Error;
+
+/// What operators see of a live sandbox.
+#[derive(Clone, Debug, Serialize)]
+pub struct SandboxInfo {
+    /// For `DELETE /v1/sandboxes/{id}`.
+    pub id: uuid::Uuid,
+    pub language: Language,
+    pub created_at: i64,
+    pub age_ms: u64,
+    /// Calls served, and how many of them failed.
+    pub executions_served: u64,
+    pub failures: u64,
+    pub memory_bytes: u64,
+    pub busy_ms: u64,
+}
+
+/// The actor runtime of this process, as the services see it.
+pub trait Runtime: Send + Sync + 'static {
+    /// Executions with a live actor here.
+    fn executions_here(&self) -> usize;
+
+    /// What the jail of sandboxed code found on this host.
+    fn jail(&self) -> &Jail;
+
+    /// Whether the process is shutting down (no new work is taken).
+    fn is_draining(&self) -> bool;
+
+    /// The tenant's live sandboxes here.
+    fn sandboxes(&self, tenant: TenantId) -> BoxFuture<'_, Result<Vec<SandboxInfo>, Error>>;
+
+    /// Tears one of the tenant's sandboxes down; false when it has none by
+    /// that id here.
+    fn stop_sandbox(&self, tenant: TenantId, id: uuid::Uuid) -> BoxFuture<'_, Result<bool, Error>>;
+}
+
+/// A process without actors (a gateway): no executions, no sandboxes.
+pub struct NoRuntime {
+    pub jail: Jail,
+}
+
+impl Runtime for NoRuntime {
+    fn executions_here(&self) -> usize {
+        0
+    }
+
+    fn jail(&self) -> &Jail {
+        &self.jail
+    }
+
+    fn is_draining(&self) -> bool {
+        false
+    }
+
+    fn sandboxes(&self, _: TenantId) -> BoxFuture<'_, Result<Vec<SandboxInfo>, Error>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
+    fn stop_sandbox(&self, _: TenantId, _: uuid::Uuid) -> BoxFuture<'_, Result<bool, Error>> {
+        Box::pin(async { Ok(false) })
+    }
+}
