@@ -1,6 +1,6 @@
 //! Resuming executions that wait for an event (`wait_for_event` nodes).
 
-use flowmesh_model::{Command, ExecutionId, NodeStatus, Primitive, StartCause, TenantId};
+use flowmesh_model::{Command, ExecutionId, NodeStatus, StartCause, TenantId};
 use flowmesh_store::{ExecutionRecord, NewSignal, SignalAdded};
 use serde_json::Value;
 
@@ -35,7 +35,7 @@ impl EngineHandle {
             .document
             .nodes
             .iter()
-            .filter(|n| n.primitive == Primitive::Action && n.kind == "wait_for_event")
+            .filter(|n| self.registry().behaviour(n).awaits_resume)
             .map(|n| n.id.as_str())
             .collect();
         let node = match (&request.node, waits.as_slice()) {
