@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 use flowmesh_actors::{Engine, EngineParts};
 use flowmesh_bus::Bus;
-use flowmesh_model::{HumanDuration, WorkflowDocument};
+use flowmesh_model::HumanDuration;
 use flowmesh_node_handlers::{HttpOptions, Registry};
 use flowmesh_services::LedgerOnly;
 use flowmesh_store::Store;
@@ -597,8 +597,7 @@ pub async fn migrate(cli: &Cli) -> anyhow::Result<ExitCode> {
 pub fn validate(cli: &Cli, file: &Path) -> anyhow::Result<ExitCode> {
     let text = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
     let registry = registry(cli)?;
-    let checked = WorkflowDocument::from_json(&text)
-        .and_then(|doc| flowmesh_model::validate::validate(&doc, &registry).map(|()| doc));
+    let checked = flowmesh_model::validate::check_json(&text, &registry);
     match checked {
         Ok(doc) => {
             println!(

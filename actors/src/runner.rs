@@ -2,20 +2,17 @@
 //! tested with handlers that misbehave on purpose.
 
 use flowmesh_model::Node;
-use flowmesh_node_handlers::{NodeError, Outcome, Registry, RunRequest};
+use flowmesh_node_handlers::{Behaviour, NodeError, Outcome, Registry, RunRequest};
 use futures::future::BoxFuture;
 
 /// Runs one attempt of one node.
 pub trait NodeRunner: Send + Sync + 'static {
     fn run<'a>(&'a self, request: RunRequest<'a>) -> BoxFuture<'a, Result<Outcome, NodeError>>;
 
-    /// Whether the node's kind is a pure, instant computation over its
-    /// inputs, which the execution runs within its own turn.
-    fn is_inline(&self, node: &Node) -> bool;
-
-    /// Whether the node's kind computes inside the engine or its sandboxes:
-    /// an engine that dies while one runs counts against its execution.
-    fn runs_in_engine(&self, node: &Node) -> bool;
+    /// What the execution must know of the node's kind: whether it runs
+    /// within the execution's own turn, inside the engine, in a sandbox,
+    /// answers a caller or waits for a resume.
+    fn behaviour(&self, node: &Node) -> Behaviour;
 }
 
 /// The production runner: the node-handler registry.
@@ -26,11 +23,7 @@ impl NodeRunner for RegistryRunner {
         Box::pin(self.0.run(request))
     }
 
-    fn is_inline(&self, node: &Node) -> bool {
-        self.0.is_inline(node)
-    }
-
-    fn runs_in_engine(&self, node: &Node) -> bool {
-        self.0.runs_in_engine(node)
+    fn behaviour(&self, node: &Node) -> Behaviour {
+        self.0.behaviour(node)
     }
 }

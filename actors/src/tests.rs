@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use flowmesh_bus::Bus;
 use flowmesh_model::{ExecutionId, ExecutionStatus, Node, TenantId, WorkflowId};
-use flowmesh_node_handlers::{NodeError, Outcome, Registry, RunRequest};
+use flowmesh_node_handlers::{Behaviour, NodeError, Outcome, Registry, RunRequest};
 use flowmesh_store::Store;
 use futures::future::BoxFuture;
 use ractor::{ActorId, ActorRef};
@@ -34,12 +34,8 @@ impl NodeRunner for PanickyRunner {
         })
     }
 
-    fn is_inline(&self, node: &Node) -> bool {
-        self.0.is_inline(node)
-    }
-
-    fn runs_in_engine(&self, node: &Node) -> bool {
-        self.0.runs_in_engine(node)
+    fn behaviour(&self, node: &Node) -> Behaviour {
+        self.0.behaviour(node)
     }
 }
 

@@ -370,7 +370,12 @@ async fn node_kinds(State(state): State<AppState>, _: Auth) -> Json<Value> {
         .engine
         .kinds()
         .into_iter()
-        .map(|k| json!({"type": k.primitive.as_str(), "kind": k.kind, "description": k.description, "outputs": k.outputs}))
+        .map(|k| {
+            json!({
+                "type": k.primitive.as_str(), "kind": k.kind, "description": k.description,
+                "outputs": k.outputs, "config_schema": k.config_schema, "example": k.example,
+            })
+        })
         .collect();
     Json(json!({"items": kinds}))
 }

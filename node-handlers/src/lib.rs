@@ -3,23 +3,25 @@
 //! it turns a node, its upstream data and its secrets into an outcome.
 
 pub mod expr;
+pub mod kind;
 mod kinds;
 pub mod llm;
 pub mod schedule;
 mod ssrf;
 pub mod webhook_auth;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use flowmesh_model::validate::{KindCatalog, Outputs, ValidationError};
-use flowmesh_model::{HumanDuration, Node, Primitive, TenantId, WorkflowDocument};
+use flowmesh_model::{HumanDuration, Node, Primitive, TenantId, WorkflowDocument, WorkflowGraph};
 pub use flowmesh_sandbox::{Class as SandboxClass, Failure, Language, LimitsOverride, Returned};
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-pub use kinds::{NATS_ROUTE, webhook_route};
+pub use kind::{Behaviour, Execution, KindInfo, NATS_ROUTE, NodeKind, Trigger};
 
 /// Settings of the node handlers.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -293,15 +295,6 @@ pub struct RunRequest<'a> {
     pub traceparent: Option<&'a str>,
 }
 
-/// A node kind, as offered to users and generators.
-#[derive(Clone, Debug, Serialize)]
-pub struct KindInfo {
-    pub primitive: Primitive,
-    pub kind: &'static str,
-    pub description: &'static str,
-    pub outputs: &'static str,
-}
-
 /// The node kinds and what they need to run. Cheap to clone.
 #[derive(Clone)]
 pub struct Registry {
@@ -312,6 +305,10 @@ struct Inner {
     expr: expr::Expressions,
     http: kinds::http::HttpClient,
     llm: llm::Llm,
+    kinds: Vec<Box<dyn kind::Kind>>,
+    /// Where each kind is in `kinds`, by primitive and name: the engine asks
+    /// of every node it runs.
+    index: HashMap<Primitive, HashMap<&'static str, usize>>,
 }
 
 impl Registry {
@@ -321,8 +318,22 @@ impl Registry {
         let allow = Arc::new(ssrf::AllowList::parse(&options.http.allow_hosts)?);
         let provider = llm::OpenAiCompatible::new(&options.llm, allow, &options.http.user_agent)?;
         let llm = llm::Llm::new(&options.llm, Arc::new(provider));
+        let kinds = kinds::all();
+        let mut index: HashMap<Primitive, HashMap<&'static str, usize>> = HashMap::new();
+        for (i, kind) in kinds.iter().enumerate() {
+            index
+                .entry(kind.primitive())
+                .or_default()
+                .insert(kind.name(), i);
+        }
         Ok(Registry {
-            inner: Arc::new(Inner { expr, http, llm }),
+            inner: Arc::new(Inner {
+                expr,
+                http,
+                llm,
+                kinds,
+                index,
+            }),
         })
     }
 
@@ -331,81 +342,100 @@ impl Registry {
         &self.inner.llm
     }
 
+    /// The kind of a primitive with this name.
+    pub fn kind(&self, primitive: Primitive, name: &str) -> Option<&dyn kind::Kind> {
+        let i = *self.inner.index.get(&primitive)?.get(name)?;
+        Some(self.inner.kinds[i].as_ref())
+    }
+
+    fn kind_of(&self, node: &Node) -> Option<&dyn kind::Kind> {
+        self.kind(node.primitive, &node.kind)
+    }
+
     /// Runs one attempt of an action, condition or data node.
     pub async fn run(&self, request: RunRequest<'_>) -> Result<Outcome, NodeError> {
         let node = request.node;
+        let Some(kind) = self.kind_of(node) else {
+            return Err(NodeError::permanent(format!(
+                "{} {:?} is not a known kind",
+                node.primitive.as_str(),
+                node.kind
+            )));
+        };
         let ctx = kinds::Ctx {
             expr: &self.inner.expr,
+            http: &self.inner.http,
+            llm: &self.inner.llm,
             request: &request,
         };
-        match (node.primitive, node.kind.as_str()) {
-            (Primitive::Action, "http_request") => self.inner.http.run(&ctx).await,
-            (Primitive::Action, "code") => kinds::code::run(&ctx).await,
-            (Primitive::Action, "ai") => kinds::ai::run(&ctx, &self.inner.llm).await,
-            (Primitive::Action, "agents") => kinds::agents::run(&ctx, &self.inner.llm).await,
-            (Primitive::Action, "respond") => kinds::flow::respond(&ctx),
-            (Primitive::Action, "wait") => kinds::flow::wait(&ctx),
-            (Primitive::Action, "wait_for_event") => kinds::flow::wait_for_event(&ctx),
-            (Primitive::Condition, "if_else") => kinds::flow::if_else(&ctx),
-            (Primitive::Condition, "switch") => kinds::flow::switch(&ctx),
-            (Primitive::Condition, "filter") => kinds::flow::filter(&ctx),
-            (Primitive::Data, "mapping") => kinds::flow::mapping(&ctx),
-            (Primitive::Data, "merge") => kinds::flow::merge(&ctx),
-            (primitive, kind) => Err(NodeError::permanent(format!(
-                "{} {kind:?} does not run",
-                primitive.as_str()
-            ))),
-        }
+        kind.run(&ctx).await
     }
 
     pub fn kinds(&self) -> Vec<KindInfo> {
-        kinds::CATALOG.to_vec()
+        self.inner.kinds.iter().map(|k| k.info()).collect()
     }
 
-    /// Whether a node's kind acts outside the engine (calls a service, a
-    /// model): once such a node has started, running the workflow again
-    /// may repeat its effect.
-    pub fn has_outside_effects(&self, node: &Node) -> bool {
-        matches!(
-            (node.primitive, node.kind.as_str()),
-            (Primitive::Action, "http_request" | "ai" | "agents")
-        )
+    /// What the engine must know of a node's kind to run it.
+    pub fn behaviour(&self, node: &Node) -> Behaviour {
+        self.kind_of(node)
+            .map_or(Behaviour::UNKNOWN, |k| k.behaviour())
     }
 
-    /// Whether a node's kind computes over its inputs alone, at once: no
-    /// outside effect and nothing to wait for.
-    pub fn is_inline(&self, node: &Node) -> bool {
-        matches!(
-            (node.primitive, node.kind.as_str()),
-            (Primitive::Action, "respond" | "wait" | "wait_for_event")
-                | (Primitive::Condition, "if_else" | "switch" | "filter")
-                | (Primitive::Data, "mapping" | "merge")
-        )
+    /// How a trigger node starts executions; none for other nodes and for
+    /// a config that does not read.
+    pub fn trigger(&self, node: &Node) -> Option<Trigger> {
+        self.kind_of(node)?.trigger(&node.config)
     }
 
-    /// Whether a node's kind computes inside the engine process or its
-    /// sandboxes (templates, conditions, code), so that a runaway input
-    /// could take the engine down with it. Outside calls and waits do not.
-    pub fn runs_in_engine(&self, node: &Node) -> bool {
-        matches!(
-            (node.primitive, node.kind.as_str()),
-            (Primitive::Action, "respond" | "code")
-                | (Primitive::Condition, "if_else" | "switch" | "filter")
-                | (Primitive::Data, "mapping" | "merge")
-        )
+    /// The (method, path) a trigger is routed by: a webhook's HTTP method
+    /// and path, or [`NATS_ROUTE`] and a `nats` trigger's subject.
+    pub fn route(&self, node: &Node) -> Option<(String, String)> {
+        self.trigger(node)?.route()
+    }
+
+    /// Who may call a webhook trigger: none when anyone may (or the node is
+    /// no webhook), an error for an `auth` stored before its rules.
+    pub fn webhook_auth(
+        &self,
+        node: &Node,
+    ) -> Option<Result<webhook_auth::WebhookAuth, Vec<webhook_auth::Problem>>> {
+        match self.trigger(node)? {
+            Trigger::Webhook { auth, .. } => auth,
+            _ => None,
+        }
+    }
+
+    /// The trigger an API start uses: a manual one, else a webhook.
+    pub fn api_trigger(&self, graph: &WorkflowGraph) -> Option<usize> {
+        let of = |want: fn(&Trigger) -> bool| {
+            graph.find_trigger(|n| self.trigger(n).as_ref().is_some_and(want))
+        };
+        of(|t| matches!(t, Trigger::Manual))
+            .or_else(|| of(|t| matches!(t, Trigger::Webhook { .. })))
+    }
+
+    /// Whether a workflow answers synchronous callers.
+    pub fn responds(&self, graph: &WorkflowGraph) -> bool {
+        graph
+            .document
+            .nodes
+            .iter()
+            .any(|n| self.behaviour(n).answers_caller)
     }
 }
 
 impl KindCatalog for Registry {
     fn check(&self, node: &Node, path: &str, errors: &mut Vec<ValidationError>) -> Option<Outputs> {
-        kinds::check(&self.inner.expr, node, path, errors)
+        let kind = self.kind_of(node)?;
+        Some(kind.check(&self.inner.expr, &node.config, path, errors))
     }
 
     fn kinds(&self, primitive: Primitive) -> Vec<String> {
-        kinds::CATALOG
+        self.inner
+            .kinds
             .iter()
-            .filter(|k| k.primitive == primitive)
-            .map(|k| k.kind.to_owned())
+            .filter(|k| k.primitive() == primitive)
+            .map(|k| k.name().to_owned())
             .collect()
     }
 }

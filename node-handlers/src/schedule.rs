@@ -6,8 +6,6 @@ use std::str::FromStr;
 use chrono::{DateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use croner::Cron;
-use flowmesh_model::{Node, Primitive};
-use serde_json::Value;
 
 /// A tick found later than this after its time counts as missed: the
 /// engine was down (the firing loop itself runs every claim interval).
@@ -96,31 +94,6 @@ impl Schedule {
             timezone,
             missed,
         })
-    }
-
-    /// The schedule of a `schedule` trigger node; none for other nodes.
-    pub fn of_node(node: &Node) -> Option<Result<Self, Problem>> {
-        if node.primitive != Primitive::Trigger || node.kind != "schedule" {
-            return None;
-        }
-        let field = |name: &str, default: &'static str| {
-            node.config
-                .get(name)
-                .and_then(Value::as_str)
-                .unwrap_or(default)
-                .to_owned()
-        };
-        let Some(expression) = node.config.get("cron").and_then(Value::as_str) else {
-            return Some(Err(Problem {
-                field: "cron",
-                message: "cron is required, for example \"*/15 * * * *\"".into(),
-            }));
-        };
-        Some(Self::new(
-            expression,
-            &field("timezone", "UTC"),
-            &field("missed", "skip"),
-        ))
     }
 
     /// The first tick strictly after `after_ms` (ms since the Unix epoch).

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use flowmesh_model::{Node, Primitive};
 use hmac::{Hmac, Mac};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -133,7 +132,8 @@ impl Fields<'_> {
     }
 
     fn only(&mut self, known: &[&str], scheme: &str) {
-        for field in crate::kinds::unknown_fields(self.map, known) {
+        let unknown = self.map.keys().filter(|k| !known.contains(&k.as_str()));
+        for field in unknown.cloned().collect::<Vec<_>>() {
             self.push(
                 &field,
                 format!("auth of scheme {scheme} takes {}", known.join(", ")),
@@ -143,19 +143,8 @@ impl Fields<'_> {
 }
 
 impl WebhookAuth {
-    /// The `auth` of a `webhook` trigger node; none for other nodes and for
-    /// a webhook open to anyone.
-    pub fn of_node(node: &Node) -> Option<Result<Self, Vec<Problem>>> {
-        if node.primitive != Primitive::Trigger || node.kind != "webhook" {
-            return None;
-        }
-        match node.config.get("auth")? {
-            Value::Null => None,
-            auth => Some(Self::parse(auth)),
-        }
-    }
-
-    fn parse(auth: &Value) -> Result<Self, Vec<Problem>> {
+    /// Reads a webhook trigger's `auth`, gathering every problem.
+    pub(crate) fn parse(auth: &Value) -> Result<Self, Vec<Problem>> {
         let Some(map) = auth.as_object() else {
             return Err(vec![Problem {
                 field: "auth".into(),

@@ -17,7 +17,7 @@ use flowmesh_model::{HumanDuration, WorkflowDocument};
 use flowmesh_node_handlers::llm::{TenantEndpoint, TenantEndpoints};
 use flowmesh_node_handlers::{
     CodeRequest, ErrorClass, Failure, HttpOptions, LogSink, NodeError, Options, Outcome, Registry,
-    Returned, RunRequest, Sandboxes, SecretError, SecretSource, TokenMeter, webhook_route,
+    Returned, RunRequest, Sandboxes, SecretError, SecretSource, TokenMeter,
 };
 use flowmesh_sandbox::{JsEngine, Limits, Request};
 use futures::future::BoxFuture;
@@ -149,7 +149,7 @@ async fn the_readme_example_validates_and_runs() {
     let doc = WorkflowDocument::from_json(text.as_bytes()).unwrap();
     validate(&doc, &registry).unwrap();
     assert_eq!(
-        webhook_route(doc.node("hook").unwrap()),
+        registry.route(doc.node("hook").unwrap()),
         Some(("POST".into(), "signup".into()))
     );
     for (email, branch, status, body) in [
@@ -241,6 +241,7 @@ async fn conditions_and_data_kinds_behave() {
         {"id": "sw", "type": "condition", "kind": "switch", "config": {"value": "trigger.body.kind", "cases": [
             {"name": "big", "when": "trigger.body.n > 10"}, {"name": "order", "equals": "order"}]}},
         {"id": "f", "type": "condition", "kind": "filter", "config": {"items": "trigger.body.items", "condition": "item.ok"}},
+        {"id": "fb", "type": "condition", "kind": "filter", "config": {"items": "{{ trigger.body.items }}", "condition": "{{ item.ok }}"}},
         {"id": "bad", "type": "condition", "kind": "filter", "config": {"items": "trigger.body.kind", "condition": "item"}},
         {"id": "append", "type": "data", "kind": "merge", "config": {"mode": "append"}},
         {"id": "shallow", "type": "data", "kind": "merge", "config": {"mode": "shallow"}},
@@ -257,6 +258,11 @@ async fn conditions_and_data_kinds_behave() {
     assert_eq!(
         output(run(&registry, &doc, "f", &s).await.unwrap()),
         json!([{"ok": true}])
+    );
+    assert_eq!(
+        output(run(&registry, &doc, "fb", &s).await.unwrap()),
+        json!([{"ok": true}]),
+        "an expression in braces is the same expression"
     );
     assert_eq!(
         run(&registry, &doc, "bad", &s).await.unwrap_err().class,

@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use flowmesh_model::graph::WorkflowGraph;
-use flowmesh_model::validate::validate;
+use flowmesh_model::validate::check_json;
 use flowmesh_model::{
     Command, EventKind, ExecutionId, ExecutionStatus, TenantId, WorkflowDocument, WorkflowId,
 };
-use flowmesh_node_handlers::{KindInfo, NATS_ROUTE, Registry, webhook_route};
+use flowmesh_node_handlers::{KindInfo, NATS_ROUTE, Registry};
 use flowmesh_store::{
     ExecutionPage, ExecutionQuery, ExecutionRecord, NewExecution, Publish, WorkflowRecord,
     WorkflowSummary, now_ms,
@@ -157,14 +157,12 @@ impl EngineHandle {
 
     /// Parses and validates a workflow document, listing every problem.
     pub fn check_document(&self, body: &[u8]) -> Result<WorkflowDocument, Error> {
-        let document = WorkflowDocument::from_json(body).map_err(|e| match e.errors.first() {
+        check_json(body, &self.registry).map_err(|e| match e.errors.first() {
             Some(first) if first.code == "malformed_json" => {
                 Error::Malformed(first.message.clone().into())
             }
             _ => Error::Invalid(e),
-        })?;
-        validate(&document, &self.registry).map_err(Error::Invalid)?;
-        Ok(document)
+        })
     }
 
     pub async fn create_workflow(
@@ -223,8 +221,12 @@ impl EngineHandle {
     ) -> Result<WorkflowSummary, Error> {
         let record = self.get_workflow(tenant, id).await?;
         let nodes = &record.document.nodes;
-        let routes: Vec<(String, String)> = nodes.iter().filter_map(webhook_route).collect();
+        let routes: Vec<(String, String)> = nodes
+            .iter()
+            .filter_map(|n| self.registry.route(n))
+            .collect();
         let publishing = crate::schedule::Publishing {
+            registry: &self.registry,
             tenant,
             workflow: id,
             nodes,
@@ -271,14 +273,11 @@ impl EngineHandle {
             Error::Conflict("the workflow has no published version; publish it first".into())
         })?;
         let graph = self.graph(request.workflow, version).await?;
-        let trigger = graph
-            .find_trigger("manual", |_| true)
-            .or_else(|| graph.find_trigger("webhook", |_| true))
-            .ok_or_else(|| {
-                Error::Conflict(
-                    "the workflow has no trigger that can be started through the API".into(),
-                )
-            })?;
+        let trigger = self.registry.api_trigger(&graph).ok_or_else(|| {
+            Error::Conflict(
+                "the workflow has no trigger that can be started through the API".into(),
+            )
+        })?;
         let fingerprint = Fingerprint::Api {
             input: request.input.clone(),
         };
@@ -313,7 +312,7 @@ impl EngineHandle {
         } = self
             .routed(TriggerRoute {
                 slug: &message.tenant_slug,
-                kind: "nats",
+                public: false,
                 method: NATS_ROUTE,
                 path: &message.subject,
                 missing: "trigger",
@@ -324,7 +323,7 @@ impl EngineHandle {
             body: body.clone(),
         };
         let data = json!({"body": body, "subject": message.subject});
-        let watch = graph.responds() && message.reply.is_some();
+        let watch = self.registry.responds(&graph) && message.reply.is_some();
         self.accept(Accept {
             tenant,
             workflow,
@@ -352,14 +351,14 @@ impl EngineHandle {
         let tenant = found.tenant;
         // Webhooks are public: their limits are their own (in the gateway),
         // so anonymous callers never spend the tenant's API allowance.
-        if route.kind != "webhook" {
+        if !route.public {
             self.admit(tenant).await?;
         }
         let (workflow, version) = found.workflow.ok_or_else(missing)?;
         let graph = self.graph(workflow, version).await?;
         let wanted = Some((route.method.to_owned(), route.path.to_owned()));
         let trigger = graph
-            .find_trigger(route.kind, |n| webhook_route(n) == wanted)
+            .find_trigger(|n| self.registry.route(n) == wanted)
             .ok_or_else(missing)?;
         Ok(Routed {
             tenant,
@@ -434,7 +433,7 @@ impl EngineHandle {
             tenant: accept.tenant,
             execution: created.id,
             created: created.created,
-            responds: accept.graph.responds(),
+            responds: self.registry.responds(&accept.graph),
             watch,
         })
     }
@@ -464,7 +463,7 @@ impl EngineHandle {
                 && graph
                     .document
                     .node(&step.node)
-                    .is_some_and(|node| self.registry.has_outside_effects(node))
+                    .is_some_and(|node| self.registry.behaviour(node).outside_effects)
         }))
     }
 
@@ -577,8 +576,9 @@ impl EngineHandle {
 /// Where a webhook or NATS message is addressed.
 pub(super) struct TriggerRoute<'a> {
     pub slug: &'a str,
-    /// The trigger node kind (`webhook`, `nats`).
-    pub kind: &'static str,
+    /// Anyone may call it (a webhook): its limits are its own, and the
+    /// tenant's API allowance is not spent.
+    pub public: bool,
     /// The HTTP method, or [`NATS_ROUTE`].
     pub method: &'a str,
     /// The webhook path or NATS subject.

@@ -1,7 +1,7 @@
 //! Resuming executions that wait for an event (`wait_for_event` nodes).
 
 use flowmesh_api::ResumeRequest;
-use flowmesh_model::{Command, NodeStatus, Primitive, StartCause};
+use flowmesh_model::{Command, NodeStatus, StartCause};
 use flowmesh_store::{ExecutionRecord, NewSignal, SignalAdded};
 use serde_json::Value;
 
@@ -23,7 +23,7 @@ impl EngineHandle {
             .document
             .nodes
             .iter()
-            .filter(|n| n.primitive == Primitive::Action && n.kind == "wait_for_event")
+            .filter(|n| self.registry().behaviour(n).awaits_resume)
             .map(|n| n.id.as_str())
             .collect();
         let node = match (&request.node, waits.as_slice()) {

@@ -9,6 +9,7 @@ use std::time::Duration;
 use flowmesh_model::validate::ValidationError;
 use flowmesh_model::{Command, ExecutionId, Node, TenantId, ValidationErrors, WorkflowId};
 use flowmesh_node_handlers::schedule::Schedule;
+use flowmesh_node_handlers::{Registry, Trigger};
 use flowmesh_store::{DueSchedule, Fire, NewExecution, NewSchedule, now_ms};
 use serde_json::json;
 
@@ -23,6 +24,7 @@ const SCAN_TICKS: usize = 1_000;
 
 /// A workflow's schedules about to be published.
 pub(super) struct Publishing<'a> {
+    pub registry: &'a Registry,
     pub tenant: TenantId,
     pub workflow: WorkflowId,
     pub nodes: &'a [Node],
@@ -40,11 +42,11 @@ pub(super) async fn schedules_to_publish(
     let mut schedules = Vec::new();
     let mut problems = Vec::new();
     for (i, node) in publishing.nodes.iter().enumerate() {
-        let Some(schedule) = Schedule::of_node(node) else {
+        let Some(Trigger::Schedule(schedule)) = publishing.registry.trigger(node) else {
             continue;
         };
         // The document was validated when it was saved.
-        let schedule = schedule.map_err(|p| Error::BadRequest(p.message))?;
+        let schedule = (*schedule).map_err(|p| Error::BadRequest(p.message))?;
         if let Some(gap) = shortest_gap_below(&schedule, publishing.now, limits.min_interval.0) {
             problems.push(ValidationError::new(
                 format!("nodes[{i}].config.cron"),

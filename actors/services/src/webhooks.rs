@@ -60,7 +60,7 @@ impl EngineHandle {
         let routed = self
             .routed(TriggerRoute {
                 slug: &request.tenant_slug,
-                kind: "webhook",
+                public: true,
                 method: &method,
                 path: &path,
                 missing: "webhook",
@@ -68,7 +68,7 @@ impl EngineHandle {
             .await?;
         let node = routed.graph.node(routed.trigger);
         let mut hidden: Vec<String> = HIDDEN_HEADERS.iter().map(|h| h.to_string()).collect();
-        match WebhookAuth::of_node(node) {
+        match self.registry().webhook_auth(node) {
             None => {}
             // Refused when the workflow was saved; a version stored before
             // that rule opens to no one rather than to everyone.
@@ -115,7 +115,7 @@ impl EngineHandle {
             body: body.clone(),
         };
         let data = json!({"body": body, "headers": headers, "query": query, "method": method, "path": path});
-        let watch = routed.graph.responds();
+        let watch = self.registry().responds(&routed.graph);
         self.accept(Accept {
             tenant: routed.tenant,
             workflow: routed.workflow,

@@ -62,7 +62,7 @@ impl Attempt {
         metrics::node_attempt(&node.kind, outcome, started.elapsed());
         self.span
             .in_scope(|| tracing::debug!(outcome, took = ?started.elapsed(), "node attempt ended"));
-        if node.kind == "code"
+        if ctx.runner.behaviour(node).sandboxed
             && let Err(e) = &result
             && matches!(
                 e.class,
@@ -158,7 +158,11 @@ impl ExecutionState {
         attempt: u32,
     ) {
         let run = self.attempt(i);
-        let sandboxed = self.progress.graph.node(i).kind == "code";
+        let sandboxed = self
+            .ctx
+            .runner
+            .behaviour(self.progress.graph.node(i))
+            .sandboxed;
         let ctx = self.ctx.clone();
         let reply = myself.clone();
         let task = tokio::spawn(async move {

@@ -110,7 +110,12 @@ impl ExecutionState {
             .keys()
             .chain(self.pending.attempts.iter().map(|(i, _)| i))
             .copied()
-            .filter(|&i| self.ctx.runner.runs_in_engine(self.progress.graph.node(i)))
+            .filter(|&i| {
+                self.ctx
+                    .runner
+                    .behaviour(self.progress.graph.node(i))
+                    .in_engine
+            })
             .min();
         match self.pending.mark_inline.or(running) {
             Some(i) => Marked::Node(self.progress.graph.node(i).id.clone()),

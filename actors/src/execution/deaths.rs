@@ -98,8 +98,8 @@ impl ExecutionState {
         self.progress.decide().into_iter().find_map(|d| match d {
             Decision::Run(i) => {
                 let node = self.progress.graph.node(i);
-                let inline = self.ctx.runner.is_inline(node);
-                (inline && self.ctx.runner.runs_in_engine(node)).then(|| node.id.clone())
+                let behaviour = self.ctx.runner.behaviour(node);
+                (behaviour.is_inline() && behaviour.in_engine).then(|| node.id.clone())
             }
             Decision::Skip(_) => None,
         })
@@ -151,7 +151,7 @@ impl ExecutionState {
         i: usize,
     ) -> Result<bool, ActorProcessingErr> {
         let node = self.progress.graph.node(i);
-        if !self.ctx.runner.runs_in_engine(node) {
+        if !self.ctx.runner.behaviour(node).in_engine {
             return Ok(true);
         }
         let covered = match &self.marked {

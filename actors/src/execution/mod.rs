@@ -424,7 +424,8 @@ impl ExecutionState {
         if self.progress.is_complete() && self.running.is_empty() {
             match self.progress.first_failure() {
                 None => {
-                    let output = self.progress.result();
+                    let runner = &self.ctx.runner;
+                    let output = self.progress.result(|n| runner.behaviour(n).answers_caller);
                     self.finish_with(myself, ExecutionTransition::Succeed, Some(output), None)
                         .await?;
                 }
@@ -457,7 +458,12 @@ impl ExecutionState {
             node: self.progress.graph.node(i).id.clone(),
             attempt,
         });
-        if self.ctx.runner.is_inline(self.progress.graph.node(i)) {
+        if self
+            .ctx
+            .runner
+            .behaviour(self.progress.graph.node(i))
+            .is_inline()
+        {
             self.pending.inline.push((i, attempt));
         } else {
             self.pending.attempts.push((i, attempt));

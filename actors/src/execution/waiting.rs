@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use flowmesh_model::lifecycle::{ExecutionTransition, NodeTransition};
-use flowmesh_model::{EventKind, ExecutionStatus, NodeStatus, Primitive};
+use flowmesh_model::{EventKind, ExecutionStatus, NodeStatus};
 use flowmesh_store::failpoints::crash_point;
 use flowmesh_store::{Park, now_ms};
 use ractor::{ActorProcessingErr, ActorRef};
@@ -15,7 +15,7 @@ use super::{ExecutionMsg, ExecutionState};
 impl ExecutionState {
     pub(super) fn is_event_wait(&self, i: usize) -> bool {
         let node = self.progress.graph.node(i);
-        node.primitive == Primitive::Action && node.kind == "wait_for_event"
+        self.ctx.runner.behaviour(node).awaits_resume
     }
 
     /// A node starts waiting, for `duration` or (none) until a resume.

@@ -39,12 +39,8 @@ impl NodeRunner for MarkWatcher {
         })
     }
 
-    fn is_inline(&self, node: &Node) -> bool {
-        self.registry.is_inline(node)
-    }
-
-    fn runs_in_engine(&self, node: &Node) -> bool {
-        self.registry.runs_in_engine(node)
+    fn behaviour(&self, node: &Node) -> Behaviour {
+        self.registry.behaviour(node)
     }
 }
 

@@ -61,9 +61,16 @@ impl schemars::JsonSchema for HumanDuration {
         "Duration".into()
     }
 
+    // Inline, so that an optional duration is a string or null rather than
+    // a choice whose mismatch says nothing of durations.
+    fn inline_schema() -> bool {
+        true
+    }
+
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         schemars::json_schema!({
             "type": "string",
+            "format": "duration",
             "description": "A duration such as \"250ms\", \"5s\", \"2h\" or \"1h 30m\".",
             "examples": ["250ms", "5s", "2h"]
         })

@@ -71,19 +71,11 @@ impl WorkflowGraph {
         (0..self.len()).filter(|&i| self.node(i).primitive != Primitive::Connection)
     }
 
-    /// Whether the workflow answers synchronous callers with a respond node.
-    pub fn responds(&self) -> bool {
-        self.document
-            .nodes
-            .iter()
-            .any(|n| n.primitive == Primitive::Action && n.kind == "respond")
-    }
-
-    /// The trigger node of a given kind whose config matches `pred`.
-    pub fn find_trigger(&self, kind: &str, pred: impl Fn(&Node) -> bool) -> Option<usize> {
+    /// The first trigger node for which `pred` holds.
+    pub fn find_trigger(&self, pred: impl Fn(&Node) -> bool) -> Option<usize> {
         (0..self.len()).find(|&i| {
             let n = self.node(i);
-            n.primitive == Primitive::Trigger && n.kind == kind && pred(n)
+            n.primitive == Primitive::Trigger && pred(n)
         })
     }
 }
@@ -118,7 +110,6 @@ mod tests {
             }]
         );
         assert_eq!(g.flow_nodes().collect::<Vec<_>>(), vec![0, 1, 2]);
-        assert_eq!(g.find_trigger("manual", |_| true), Some(0));
-        assert!(!g.responds());
+        assert_eq!(g.find_trigger(|_| true), Some(0));
     }
 }

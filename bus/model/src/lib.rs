@@ -1,6 +1,6 @@
 //! The shared vocabulary of flowmesh: identifiers, the workflow document and
 //! its validation, execution and node lifecycles, and the commands and events
-//! that cross the bus. Pure data: serde only, no I/O.
+//! that cross the bus. Pure data: serde and JSON Schema only, no I/O.
 
 pub mod access;
 pub mod command;
@@ -11,6 +11,7 @@ pub mod graph;
 pub mod ids;
 pub mod json;
 pub mod lifecycle;
+pub mod schema;
 pub mod validate;
 
 pub use access::Role;
@@ -22,4 +23,5 @@ pub use graph::WorkflowGraph;
 pub use ids::{ExecutionId, TenantId, WorkflowId};
 pub use json::JsonText;
 pub use lifecycle::{ExecutionStatus, IllegalTransition, NodeStatus};
+pub use schema::SchemaCheck;
 pub use validate::{KindCatalog, ValidationError, ValidationErrors};

@@ -3,10 +3,13 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::sync::LazyLock;
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::document::{Node, Primitive, WorkflowDocument};
+use crate::schema::SchemaCheck;
 
 /// Most nodes one workflow may have.
 pub const MAX_NODES: usize = 1_000;
@@ -83,6 +86,9 @@ pub enum Outputs {
     Single,
     /// Named outputs; every outgoing edge names one in `when`.
     Named(Vec<String>),
+    /// Unknown, as the config is wrong (and reported): the edges leaving
+    /// the node are not checked against its outputs.
+    Unchecked,
 }
 
 /// The node kinds an engine knows, and how to check their configuration.
@@ -93,6 +99,74 @@ pub trait KindCatalog {
 
     /// The kinds known for a primitive, for error messages.
     fn kinds(&self, primitive: Primitive) -> Vec<String>;
+}
+
+/// Parses and checks a document's JSON text, returning every problem found:
+/// a document that does not parse is checked against the document's JSON
+/// Schema, and each node that parses on its own is checked as well.
+pub fn check_json(
+    text: &[u8],
+    catalog: &dyn KindCatalog,
+) -> Result<WorkflowDocument, ValidationErrors> {
+    let parse_error = match WorkflowDocument::from_json(text) {
+        Ok(doc) => return validate(&doc, catalog).map(|()| doc),
+        Err(e) => e,
+    };
+    if parse_error
+        .errors
+        .iter()
+        .any(|e| matches!(e.code.as_str(), "malformed_json" | "too_large"))
+    {
+        return Err(parse_error);
+    }
+    let Ok(value) = serde_json::from_slice::<Value>(text) else {
+        return Err(parse_error);
+    };
+    let mut errors = Vec::new();
+    document_schema().check(&value, "", &mut errors);
+    let nodes = value.get("nodes").and_then(Value::as_array);
+    for (i, node) in nodes.into_iter().flatten().enumerate() {
+        if let Ok(node) = Node::deserialize(node) {
+            check_node(&node, &format!("nodes[{i}]"), catalog, &mut errors);
+        }
+    }
+    if errors.is_empty() {
+        // The schema let through what serde refuses: its word stands.
+        return Err(parse_error);
+    }
+    Err(ValidationErrors { errors })
+}
+
+fn document_schema() -> &'static SchemaCheck {
+    static CHECK: LazyLock<SchemaCheck> = LazyLock::new(|| {
+        SchemaCheck::new(WorkflowDocument::json_schema())
+            .expect("the document's derived schema compiles")
+    });
+    &CHECK
+}
+
+/// A node's kind and config, as the catalog sees them; `None` when the
+/// kind is unknown.
+fn check_node(
+    node: &Node,
+    path: &str,
+    catalog: &dyn KindCatalog,
+    errors: &mut Vec<ValidationError>,
+) -> Option<Outputs> {
+    let known = catalog.check(node, path, errors);
+    if known.is_none() {
+        errors.push(ValidationError::new(
+            format!("{path}.kind"),
+            "unknown_kind",
+            format!(
+                "{:?} is not a known {} kind; known kinds: {}",
+                node.kind,
+                node.primitive.as_str(),
+                catalog.kinds(node.primitive).join(", ")
+            ),
+        ));
+    }
+    known
 }
 
 /// Checks a whole document, returning every problem found.
@@ -141,20 +215,7 @@ pub fn validate(doc: &WorkflowDocument, catalog: &dyn KindCatalog) -> Result<(),
         if let Some(retry) = &node.retry {
             check_retry(retry, &format!("{path}.retry"), &mut errors);
         }
-        let known = catalog.check(node, &path, &mut errors);
-        if known.is_none() {
-            errors.push(ValidationError::new(
-                format!("{path}.kind"),
-                "unknown_kind",
-                format!(
-                    "{:?} is not a known {} kind; known kinds: {}",
-                    node.kind,
-                    node.primitive.as_str(),
-                    catalog.kinds(node.primitive).join(", ")
-                ),
-            ));
-        }
-        outputs.push(known);
+        outputs.push(check_node(node, &path, catalog, &mut errors));
     }
     if !doc.nodes.is_empty() && !doc.nodes.iter().any(|n| n.primitive == Primitive::Trigger) {
         errors.push(ValidationError::new(
@@ -166,8 +227,24 @@ pub fn validate(doc: &WorkflowDocument, catalog: &dyn KindCatalog) -> Result<(),
 
     check_connections(doc, &index, &mut errors);
     check_edges(doc, &index, &outputs, &mut errors);
+    // A cycle is reported beside other problems; unreachable nodes only
+    // when nothing else is wrong, as a broken edge makes them so.
+    let successors = successors(doc, &index);
+    let cycles = cycles(&successors);
+    for cycle in &cycles {
+        let names: Vec<&str> = cycle.iter().map(|&i| doc.nodes[i].id.as_str()).collect();
+        errors.push(ValidationError::new(
+            "edges",
+            "cycle",
+            format!(
+                "the edges form a cycle: {} → {}; a workflow must be acyclic",
+                names.join(" → "),
+                names[0]
+            ),
+        ));
+    }
     if errors.is_empty() {
-        check_acyclic_and_reachable(doc, &index, &mut errors);
+        check_reachable(doc, &successors, &mut errors);
     }
     if errors.is_empty() {
         Ok(())
@@ -339,46 +416,90 @@ fn check_edges(
     }
 }
 
-fn check_acyclic_and_reachable(
+/// The successors of each node, along the edges whose ends exist.
+fn successors(doc: &WorkflowDocument, index: &HashMap<&str, usize>) -> Vec<Vec<usize>> {
+    let mut successors = vec![Vec::new(); doc.nodes.len()];
+    for edge in &doc.edges {
+        if let (Some(&from), Some(&to)) =
+            (index.get(edge.from.as_str()), index.get(edge.to.as_str()))
+            && from != to
+        {
+            successors[from].push(to);
+        }
+    }
+    successors
+}
+
+/// Disjoint cycles of the graph, each as the nodes on it in edge order,
+/// starting at its first node in the document. Nodes only leading into or
+/// out of a cycle are not on it.
+fn cycles(successors: &[Vec<usize>]) -> Vec<Vec<usize>> {
+    let n = successors.len();
+    let mut alive = vec![true; n];
+    let mut found = Vec::new();
+    loop {
+        prune(successors, &mut alive);
+        let Some(start) = (0..n).find(|&i| alive[i]) else {
+            return found;
+        };
+        // Every live node has a live successor: walking them must repeat.
+        let mut walk = vec![start];
+        let mut position = HashMap::from([(start, 0)]);
+        let first = loop {
+            let at = *walk.last().unwrap_or(&start);
+            let next = successors[at]
+                .iter()
+                .copied()
+                .find(|&s| alive[s])
+                .unwrap_or(start);
+            if let Some(&p) = position.get(&next) {
+                break p;
+            }
+            position.insert(next, walk.len());
+            walk.push(next);
+        };
+        let mut cycle = walk.split_off(first);
+        let lowest = (0..cycle.len()).min_by_key(|&k| cycle[k]).unwrap_or(0);
+        cycle.rotate_left(lowest);
+        for &i in &cycle {
+            alive[i] = false;
+        }
+        found.push(cycle);
+    }
+}
+
+/// Takes out, again and again, the live nodes with no live predecessor or
+/// no live successor: what is left lies on cycles or between them.
+fn prune(successors: &[Vec<usize>], alive: &mut [bool]) {
+    let n = successors.len();
+    loop {
+        let mut has_in = vec![false; n];
+        let mut has_out = vec![false; n];
+        for from in (0..n).filter(|&i| alive[i]) {
+            for &to in successors[from].iter().filter(|&&to| alive[to]) {
+                has_out[from] = true;
+                has_in[to] = true;
+            }
+        }
+        let mut changed = false;
+        for i in 0..n {
+            if alive[i] && !(has_in[i] && has_out[i]) {
+                alive[i] = false;
+                changed = true;
+            }
+        }
+        if !changed {
+            return;
+        }
+    }
+}
+
+fn check_reachable(
     doc: &WorkflowDocument,
-    index: &HashMap<&str, usize>,
+    successors: &[Vec<usize>],
     errors: &mut Vec<ValidationError>,
 ) {
     let n = doc.nodes.len();
-    let mut successors = vec![Vec::new(); n];
-    let mut indegree = vec![0usize; n];
-    for edge in &doc.edges {
-        let (from, to) = (index[edge.from.as_str()], index[edge.to.as_str()]);
-        successors[from].push(to);
-        indegree[to] += 1;
-    }
-    let mut queue: Vec<usize> = (0..n).filter(|&i| indegree[i] == 0).collect();
-    let mut visited = 0;
-    while let Some(i) = queue.pop() {
-        visited += 1;
-        for &s in &successors[i] {
-            indegree[s] -= 1;
-            if indegree[s] == 0 {
-                queue.push(s);
-            }
-        }
-    }
-    if visited < n {
-        let mut in_cycle: Vec<&str> = (0..n)
-            .filter(|&i| indegree[i] > 0)
-            .map(|i| doc.nodes[i].id.as_str())
-            .collect();
-        in_cycle.sort_unstable();
-        errors.push(ValidationError::new(
-            "edges",
-            "cycle",
-            format!(
-                "the edges form a cycle through {}; a workflow must be acyclic",
-                in_cycle.join(", ")
-            ),
-        ));
-        return;
-    }
     let mut reached = vec![false; n];
     let mut stack: Vec<usize> = (0..n)
         .filter(|&i| doc.nodes[i].primitive == Primitive::Trigger)
@@ -522,6 +643,70 @@ mod tests {
             {"id": "b", "type": "data", "kind": "mapping"}
         ], "edges": [{"from": "t", "to": "a"}, {"from": "a", "to": "b"}, {"from": "b", "to": "a"}]});
         assert_eq!(check(doc), pairs(&[("edges", "cycle")]));
+    }
+
+    #[test]
+    fn a_cycle_names_only_its_nodes() {
+        let doc = json!({"name": "loop", "nodes": [
+            {"id": "t", "type": "trigger", "kind": "manual"},
+            {"id": "check", "type": "condition", "kind": "if_else"},
+            {"id": "reject", "type": "data", "kind": "mapping"},
+            {"id": "user", "type": "data", "kind": "mapping"},
+            {"id": "welcome", "type": "data", "kind": "mapping"}
+        ], "edges": [
+            {"from": "t", "to": "check"}, {"from": "check", "to": "reject", "when": "false"},
+            {"from": "check", "to": "user", "when": "true"}, {"from": "user", "to": "check"},
+            {"from": "user", "to": "welcome"}
+        ]});
+        let doc = WorkflowDocument::from_value(doc).unwrap();
+        let errors = validate(&doc, &TestCatalog).unwrap_err().errors;
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(
+            errors[0].message,
+            "the edges form a cycle: check → user → check; a workflow must be acyclic"
+        );
+    }
+
+    #[test]
+    fn a_config_problem_does_not_hide_a_cycle() {
+        let doc = json!({"name": "loop", "nodes": [
+            {"id": "t", "type": "trigger", "kind": "manual"},
+            {"id": "a", "type": "action", "kind": "http_request"},
+            {"id": "b", "type": "data", "kind": "mapping"}
+        ], "edges": [{"from": "t", "to": "a"}, {"from": "a", "to": "b"}, {"from": "b", "to": "a"}]});
+        assert_eq!(
+            check(doc),
+            pairs(&[("nodes[1].config.url", "required"), ("edges", "cycle")])
+        );
+    }
+
+    #[test]
+    fn a_document_that_does_not_parse_reports_every_problem() {
+        let text = json!({"name": 3, "nodes": [
+            {"id": "t", "type": "trigger", "kind": "manual"},
+            {"id": "a", "type": "robot", "kind": "x"},
+            {"id": "b", "type": "action", "kind": "http_request", "config": {}},
+            {"id": "c", "type": "data", "kind": "mapping", "colour": "red"}
+        ], "edges": [{"from": "t"}]})
+        .to_string();
+        let errors = check_json(text.as_bytes(), &TestCatalog)
+            .unwrap_err()
+            .errors;
+        let mut found: Vec<(String, String)> =
+            errors.into_iter().map(|e| (e.path, e.code)).collect();
+        found.sort();
+        assert_eq!(
+            found,
+            pairs(&[
+                ("edges[0].to", "required"),
+                ("name", "invalid_type"),
+                ("nodes[1].type", "invalid_value"),
+                ("nodes[2].config.url", "required"),
+                ("nodes[3].colour", "unknown_field"),
+            ])
+        );
+        let malformed = check_json(b"{\"name\": ", &TestCatalog).unwrap_err();
+        assert_eq!(malformed.errors[0].code, "malformed_json");
     }
 
     #[test]

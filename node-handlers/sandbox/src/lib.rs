@@ -33,7 +33,7 @@ pub use limits::{Limits, LimitsOverride};
 pub use python::PythonSandbox;
 
 /// The languages of the `code` node.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Language {
     Javascript,

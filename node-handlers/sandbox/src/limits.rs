@@ -40,10 +40,15 @@ impl Limits {
 /// The `limits` a node sets; what it leaves out comes from the defaults.
 /// Code has no network (outbound calls go through `http_request`), so there
 /// is no `network` limit: a node that sets one is refused.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(extend(
+    "x-flowmesh-hint" = "code has no network: outbound calls go through an http_request node (and its SSRF guard)"
+))]
 pub struct LimitsOverride {
     pub wall: Option<HumanDuration>,
+    /// In MiB, at least 8.
+    #[schemars(range(min = 8))]
     pub memory_mb: Option<u64>,
     pub output_bytes: Option<u64>,
 }

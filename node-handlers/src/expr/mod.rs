@@ -65,6 +65,12 @@ fn lone_expression(s: &str) -> Option<&str> {
         .then_some(inner.trim())
 }
 
+/// An expression as written in a config: bare, or wholly wrapped in
+/// `{{ … }}` like a template's lone expression (the same expression).
+fn bare(expr: &str) -> &str {
+    lone_expression(expr).unwrap_or(expr)
+}
+
 fn is_template(s: &str) -> bool {
     s.contains("{{") || s.contains("{%") || s.contains("{#")
 }
@@ -80,15 +86,15 @@ impl Expressions {
         Self { env }
     }
 
-    /// Evaluates an expression (no braces) to JSON.
+    /// Evaluates an expression (bare, or wholly in `{{ … }}`) to JSON.
     pub fn eval(&self, expr: &str, scope: &Scope) -> Result<Value, NodeError> {
-        budget::with_limits(scope.limits, || self.eval_json(expr, scope)).map_err(error)
+        budget::with_limits(scope.limits, || self.eval_json(bare(expr), scope)).map_err(error)
     }
 
     /// Evaluates an expression for its truth (Python rules: empty is false).
     pub fn truthy(&self, expr: &str, scope: &Scope) -> Result<bool, NodeError> {
         budget::with_limits(scope.limits, || {
-            let compiled = self.env.compile_expression(expr)?;
+            let compiled = self.env.compile_expression(bare(expr))?;
             Ok(compiled.eval(scope.value.clone())?.is_true())
         })
         .map_err(error)
@@ -142,7 +148,7 @@ impl Expressions {
 
     pub fn check_expression(&self, expr: &str) -> Result<(), String> {
         self.env
-            .compile_expression(expr)
+            .compile_expression(bare(expr))
             .map(|_| ())
             .map_err(|e| e.to_string())
     }

@@ -273,3 +273,17 @@ fn every_string_of_a_mapping_shares_one_budget() {
     let err = e.render_value(&Value::Object(many), &empty()).unwrap_err();
     assert_eq!(err.class, ErrorClass::OutputTooLarge, "{err}");
 }
+
+#[test]
+fn an_expression_wrapped_in_braces_is_the_same_expression() {
+    let e = Expressions::new(10_000);
+    let c = scope(json!({"get": {"body": {"items": [1, 2]}}}));
+    assert_eq!(e.check_expression("{{ get.body.items }}"), Ok(()));
+    assert_eq!(e.eval("{{ get.body.items }}", &c).unwrap(), json!([1, 2]));
+    assert_eq!(e.eval("get.body.items", &c).unwrap(), json!([1, 2]));
+    assert!(e.truthy("{{- get.body.items | length > 1 -}}", &c).unwrap());
+    assert!(
+        e.check_expression("{{ get.body.items }} + {{ x }}")
+            .is_err()
+    );
+}

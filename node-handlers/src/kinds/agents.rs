@@ -5,11 +5,15 @@
 
 use std::collections::HashSet;
 
+use flowmesh_model::Primitive;
+use flowmesh_model::validate::Outputs;
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::ai::{ask, check_model_settings, mismatches, positive};
-use super::{Checker, Ctx};
+use super::Ctx;
+use super::ai::{ask, mismatches};
+use crate::kind::{Behaviour, NodeKind, Problems};
 use crate::llm::{ChatRequest, Llm, Message, Usage, answer_json};
 use crate::{ErrorClass, NodeError, Outcome};
 
@@ -17,173 +21,116 @@ const DEFAULT_MAX_ROUNDS: u64 = 10;
 const MAX_ROUNDS: u64 = 50;
 const DEFAULT_MAX_TOKENS: u64 = 20_000;
 
-#[derive(Deserialize)]
+pub struct Agents;
+
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct Agent {
-    id: String,
-    role: String,
-    goal: String,
+pub struct Agent {
+    #[schemars(length(min = 1))]
+    pub id: String,
+    #[schemars(length(min = 1))]
+    pub role: String,
+    #[schemars(length(min = 1))]
+    pub goal: String,
     #[serde(default)]
-    instructions: Option<String>,
+    pub instructions: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct Task {
-    id: String,
-    agent: String,
-    description: String,
+pub struct Task {
+    #[schemars(length(min = 1))]
+    pub id: String,
+    /// The id of the agent that does it.
+    pub agent: String,
+    #[schemars(length(min = 1), extend("x-flowmesh-field" = "template"))]
+    pub description: String,
     #[serde(default)]
-    expected_output: Option<String>,
+    pub expected_output: Option<String>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Config {
-    agents: Vec<Agent>,
-    tasks: Vec<Task>,
-    #[serde(default)]
-    process: Option<String>,
-    #[serde(default)]
-    max_rounds: Option<u64>,
-    #[serde(default)]
-    max_tokens: Option<u64>,
-    #[serde(default)]
-    model: Option<String>,
-    #[serde(default)]
-    temperature: Option<f64>,
+#[derive(Clone, Copy, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Process {
+    /// The tasks in their order.
+    Sequential,
+    /// A coordinator orders the work.
+    Plan,
 }
 
-/// Every field of every list item, with precise locations.
-pub(super) fn check(c: &mut Checker<'_>) {
-    let mut agent_ids = HashSet::new();
-    match c.get("agents").cloned() {
-        Some(Value::Array(agents)) if !agents.is_empty() => {
-            for (i, agent) in agents.iter().enumerate() {
-                let at = format!("agents[{i}]");
-                for field in ["id", "role", "goal"] {
-                    match agent.get(field) {
-                        Some(Value::String(s)) if !s.trim().is_empty() => {}
-                        _ => c.push(
-                            &format!("{at}.{field}"),
-                            "required",
-                            format!("each agent needs a {field} (a string)"),
-                        ),
-                    }
-                }
-                if let Some(id) = agent.get("id").and_then(Value::as_str)
-                    && !agent_ids.insert(id.to_owned())
-                {
-                    c.push(
-                        &format!("{at}.id"),
-                        "duplicate",
-                        format!("agent {id:?} is listed twice"),
-                    );
-                }
-                if !matches!(agent.get("instructions"), None | Some(Value::String(_))) {
-                    c.push(
-                        &format!("{at}.instructions"),
-                        "invalid_type",
-                        "instructions must be a string",
-                    );
-                }
-                unknown_keys(c, &at, agent, &["id", "role", "goal", "instructions"]);
-            }
-        }
-        _ => c.push(
-            "agents",
-            "required",
-            "agents must be a list of at least one agent",
-        ),
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[schemars(length(min = 1))]
+    pub agents: Vec<Agent>,
+    #[schemars(length(min = 1))]
+    pub tasks: Vec<Task>,
+    /// sequential when absent.
+    #[serde(default)]
+    pub process: Option<Process>,
+    #[serde(default)]
+    #[schemars(range(min = 1, max = MAX_ROUNDS))]
+    pub max_rounds: Option<u64>,
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 10_000_000))]
+    pub max_tokens: Option<u64>,
+    #[serde(default)]
+    #[schemars(length(min = 1))]
+    pub model: Option<String>,
+    #[serde(default)]
+    #[schemars(range(min = 0.0, max = 2.0))]
+    pub temperature: Option<f64>,
+}
+
+impl NodeKind for Agents {
+    type Config = Config;
+    const NAME: &'static str = "agents";
+    const PRIMITIVE: Primitive = Primitive::Action;
+    const DESCRIPTION: &'static str = "A team of model-backed agents; config: agents [{id, role, goal, instructions}], tasks [{id, agent, description (a template), expected_output}], process (sequential, or plan: a coordinator orders the work), max_rounds, max_tokens, model, temperature. Each answer feeds the next; output: final, contributions, rounds, usage.";
+    const BEHAVIOUR: Behaviour = Behaviour::OUTSIDE_CALL;
+
+    fn example() -> Value {
+        json!({
+            "agents": [{"id": "writer", "role": "Writer", "goal": "Write a short, friendly answer"}],
+            "tasks": [{"id": "answer", "agent": "writer", "description": "Answer: {{ trigger.body.question }}"}],
+            "max_rounds": 3
+        })
     }
-    match c.get("tasks").cloned() {
-        Some(Value::Array(tasks)) if !tasks.is_empty() => {
-            let mut task_ids = HashSet::new();
-            for (i, task) in tasks.iter().enumerate() {
-                let at = format!("tasks[{i}]");
-                match task.get("id").and_then(Value::as_str) {
-                    Some(id) if !id.trim().is_empty() => {
-                        if !task_ids.insert(id.to_owned()) {
-                            c.push(
-                                &format!("{at}.id"),
-                                "duplicate",
-                                format!("task {id:?} is listed twice"),
-                            );
-                        }
-                    }
-                    _ => c.push(&format!("{at}.id"), "required", "each task needs an id"),
-                }
-                match task.get("agent").and_then(Value::as_str) {
-                    Some(agent) if agent_ids.contains(agent) => {}
-                    Some(agent) => c.push(
-                        &format!("{at}.agent"),
-                        "unknown_agent",
-                        format!("no agent has the id {agent:?}"),
-                    ),
-                    None => c.push(
-                        &format!("{at}.agent"),
-                        "required",
-                        "each task names its agent",
-                    ),
-                }
-                match task.get("description") {
-                    Some(Value::String(d)) if !d.trim().is_empty() => {
-                        c.templates(&format!("{at}.description"), &Value::String(d.clone()));
-                    }
-                    _ => c.push(
-                        &format!("{at}.description"),
-                        "required",
-                        "each task needs a description",
-                    ),
-                }
-                if !matches!(task.get("expected_output"), None | Some(Value::String(_))) {
-                    c.push(
-                        &format!("{at}.expected_output"),
-                        "invalid_type",
-                        "expected_output must be a string",
-                    );
-                }
-                unknown_keys(
-                    c,
-                    &at,
-                    task,
-                    &["id", "agent", "description", "expected_output"],
+
+    /// Ids are unique and every task names an agent.
+    fn check(config: &Config, problems: &mut Problems<'_>) -> Outputs {
+        let mut agent_ids = HashSet::new();
+        for (i, agent) in config.agents.iter().enumerate() {
+            if !agent_ids.insert(agent.id.as_str()) {
+                problems.push(
+                    &format!("agents[{i}].id"),
+                    "duplicate",
+                    format!("agent {:?} is listed twice", agent.id),
                 );
             }
         }
-        _ => c.push(
-            "tasks",
-            "required",
-            "tasks must be a list of at least one task",
-        ),
-    }
-    c.one_of("process", &["sequential", "plan"], "sequential");
-    positive(c, "max_rounds", MAX_ROUNDS);
-    positive(c, "max_tokens", 10_000_000);
-    check_model_settings(c);
-    c.only(
-        &[
-            "agents",
-            "tasks",
-            "process",
-            "max_rounds",
-            "max_tokens",
-            "model",
-            "temperature",
-        ],
-        "an agents node",
-    );
-}
-
-fn unknown_keys(c: &mut Checker<'_>, at: &str, item: &Value, known: &[&str]) {
-    for key in item.as_object().into_iter().flat_map(|o| o.keys()) {
-        if !known.contains(&key.as_str()) {
-            c.push(
-                &format!("{at}.{key}"),
-                "unknown_field",
-                format!("the fields here are {}", known.join(", ")),
-            );
+        let mut task_ids = HashSet::new();
+        for (i, task) in config.tasks.iter().enumerate() {
+            if !task_ids.insert(task.id.as_str()) {
+                problems.push(
+                    &format!("tasks[{i}].id"),
+                    "duplicate",
+                    format!("task {:?} is listed twice", task.id),
+                );
+            }
+            if !agent_ids.contains(task.agent.as_str()) {
+                problems.push(
+                    &format!("tasks[{i}].agent"),
+                    "unknown_agent",
+                    format!("no agent has the id {:?}", task.agent),
+                );
+            }
         }
+        Outputs::Single
+    }
+
+    async fn run(config: Config, ctx: &Ctx<'_>) -> Result<Outcome, NodeError> {
+        run(config, ctx, ctx.llm).await
     }
 }
 
@@ -223,9 +170,7 @@ impl Budget {
     }
 }
 
-pub async fn run(ctx: &Ctx<'_>, llm: &Llm) -> Result<Outcome, NodeError> {
-    let config: Config = serde_json::from_value(ctx.request.node.config.clone())
-        .map_err(|e| NodeError::permanent(format!("invalid agents config: {e}")))?;
+async fn run(config: Config, ctx: &Ctx<'_>, llm: &Llm) -> Result<Outcome, NodeError> {
     let mut budget = Budget {
         rounds: 0,
         max_rounds: config.max_rounds.unwrap_or(DEFAULT_MAX_ROUNDS),
@@ -246,7 +191,7 @@ pub async fn run(ctx: &Ctx<'_>, llm: &Llm) -> Result<Outcome, NodeError> {
         ..ChatRequest::default()
     };
     let agent = |id: &str| config.agents.iter().find(|a| a.id == id);
-    let (steps, plan) = if config.process.as_deref() == Some("plan") {
+    let (steps, plan) = if matches!(config.process, Some(Process::Plan)) {
         let left = budget.next()?;
         let request = ChatRequest {
             schema: Some(plan_schema()),

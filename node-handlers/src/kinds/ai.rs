@@ -1,108 +1,79 @@
 //! `ai`: one request to the tenant's language model, from a prompt
 //! template, optionally answered as JSON that a schema checks.
 
+use flowmesh_model::Primitive;
+use flowmesh_model::validate::Outputs;
+use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
-use super::{Checker, Ctx};
+use super::Ctx;
+use crate::kind::{Behaviour, NodeKind, Problems};
 use crate::llm::{self, Call, ChatRequest, Completion, Llm, Message, answer_json};
 use crate::{ErrorClass, NodeError, Outcome};
 
 /// Most schema mismatches listed in one error.
 const MAX_LISTED: usize = 5;
 
-#[derive(Deserialize)]
+pub struct Ai;
+
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct Config {
-    prompt: String,
+pub struct Config {
+    #[schemars(length(min = 1), extend("x-flowmesh-field" = "template"))]
+    pub prompt: String,
     #[serde(default)]
-    system: Option<String>,
+    #[schemars(extend("x-flowmesh-field" = "template"))]
+    pub system: Option<String>,
+    /// The tenant's default model when absent.
     #[serde(default)]
-    model: Option<String>,
+    #[schemars(length(min = 1))]
+    pub model: Option<String>,
     #[serde(default)]
-    temperature: Option<f64>,
+    #[schemars(range(min = 0.0, max = 2.0))]
+    pub temperature: Option<f64>,
     #[serde(default)]
-    max_tokens: Option<u64>,
+    #[schemars(range(min = 1, max = 1_000_000))]
+    pub max_tokens: Option<u64>,
+    /// A JSON Schema: the answer must be JSON matching it, a mismatch fails the attempt.
     #[serde(default)]
-    schema: Option<Value>,
+    pub schema: Option<Map<String, Value>>,
+    /// Stream the answer's text as it comes.
     #[serde(default)]
-    stream: bool,
+    pub stream: bool,
 }
 
-/// Settings shared by the `ai` and `agents` kinds.
-pub(super) fn check_model_settings(c: &mut Checker<'_>) {
-    match c.get("model") {
-        None | Some(Value::Null) => {}
-        Some(Value::String(m)) if !m.trim().is_empty() => {}
-        Some(_) => c.push("model", "invalid_type", "model must be a model name"),
-    }
-    match c.get("temperature") {
-        None | Some(Value::Null) => {}
-        Some(Value::Number(t)) if t.as_f64().is_some_and(|t| (0.0..=2.0).contains(&t)) => {}
-        Some(_) => c.push(
-            "temperature",
-            "invalid_value",
-            "temperature must be a number from 0 to 2",
-        ),
-    }
-}
+impl NodeKind for Ai {
+    type Config = Config;
+    const NAME: &'static str = "ai";
+    const PRIMITIVE: Primitive = Primitive::Action;
+    const DESCRIPTION: &'static str = "Asks the tenant's language model; config: prompt (a template), system, model, temperature, max_tokens, schema (a JSON Schema: the answer must be JSON matching it, a mismatch fails the attempt), stream. Output: text, json (with a schema), model, usage.";
+    const BEHAVIOUR: Behaviour = Behaviour::OUTSIDE_CALL;
 
-pub(super) fn positive(c: &mut Checker<'_>, field: &str, max: u64) {
-    match c.get(field) {
-        None | Some(Value::Null) => {}
-        Some(Value::Number(n)) if n.as_u64().is_some_and(|n| (1..=max).contains(&n)) => {}
-        Some(_) => c.push(
-            field,
-            "invalid_value",
-            format!("{field} must be a whole number from 1 to {max}"),
-        ),
+    fn example() -> Value {
+        json!({
+            "prompt": "Classify this message: {{ trigger.body.text }}",
+            "temperature": 0,
+            "schema": {"type": "object", "required": ["label"], "properties": {"label": {"type": "string"}}}
+        })
     }
-}
 
-pub(super) fn check(c: &mut Checker<'_>) {
-    if let Some(prompt) = c.required_str("prompt") {
-        c.templates("prompt", &Value::String(prompt));
-    }
-    match c.get("system").cloned() {
-        None | Some(Value::Null) => {}
-        Some(Value::String(s)) => c.templates("system", &Value::String(s)),
-        Some(_) => c.push("system", "invalid_type", "system must be a string"),
-    }
-    check_model_settings(c);
-    positive(c, "max_tokens", 1_000_000);
-    match c.get("schema").cloned() {
-        None | Some(Value::Null) => {}
-        Some(schema @ Value::Object(_)) => {
-            if let Err(e) = jsonschema::validator_for(&schema) {
-                c.push(
-                    "schema",
-                    "invalid_schema",
-                    format!("not a valid JSON Schema: {e}"),
-                );
-            }
+    fn check(config: &Config, problems: &mut Problems<'_>) -> Outputs {
+        if let Some(schema) = &config.schema
+            && let Err(e) = jsonschema::validator_for(&Value::Object(schema.clone()))
+        {
+            problems.push(
+                "schema",
+                "invalid_schema",
+                format!("not a valid JSON Schema: {e}"),
+            );
         }
-        Some(_) => c.push(
-            "schema",
-            "invalid_type",
-            "schema must be a JSON Schema object",
-        ),
+        Outputs::Single
     }
-    match c.get("stream") {
-        None | Some(Value::Bool(_)) => {}
-        Some(_) => c.push("stream", "invalid_type", "stream must be true or false"),
+
+    async fn run(config: Config, ctx: &Ctx<'_>) -> Result<Outcome, NodeError> {
+        run(config, ctx, ctx.llm).await
     }
-    c.only(
-        &[
-            "prompt",
-            "system",
-            "model",
-            "temperature",
-            "max_tokens",
-            "schema",
-            "stream",
-        ],
-        "an ai node",
-    );
 }
 
 /// What a failed model call means for the node.
@@ -150,15 +121,14 @@ pub(super) fn mismatches(schema: &Value, value: &Value) -> Result<Vec<String>, S
         .collect())
 }
 
-pub async fn run(ctx: &Ctx<'_>, llm: &Llm) -> Result<Outcome, NodeError> {
-    let config: Config = serde_json::from_value(ctx.request.node.config.clone())
-        .map_err(|e| NodeError::permanent(format!("invalid ai config: {e}")))?;
+async fn run(config: Config, ctx: &Ctx<'_>, llm: &Llm) -> Result<Outcome, NodeError> {
+    let schema = config.schema.map(Value::Object);
     let scope = ctx.scope();
     let mut system = match &config.system {
         Some(s) => ctx.expr.render_text(s, &scope)?,
         None => String::new(),
     };
-    if let Some(schema) = &config.schema {
+    if let Some(schema) = &schema {
         // Said in words too, for servers without structured output.
         system.push_str(&format!(
             "\n\nAnswer with one JSON value only, matching this JSON Schema:\n{schema}"
@@ -177,7 +147,7 @@ pub async fn run(ctx: &Ctx<'_>, llm: &Llm) -> Result<Outcome, NodeError> {
         messages,
         temperature: config.temperature,
         max_tokens: config.max_tokens,
-        schema: config.schema.clone(),
+        schema: schema.clone(),
         stream: config.stream,
     };
     let completion = ask(ctx, llm, &request).await?;
@@ -187,7 +157,7 @@ pub async fn run(ctx: &Ctx<'_>, llm: &Llm) -> Result<Outcome, NodeError> {
         "usage": completion.usage,
         "cached": completion.cached,
     });
-    if let Some(schema) = &config.schema {
+    if let Some(schema) = &schema {
         let invalid = |message: String| NodeError {
             class: ErrorClass::InvalidOutput,
             message,

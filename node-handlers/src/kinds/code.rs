@@ -3,27 +3,75 @@
 //! `input.<node id>`); what the code returns is the node's output, and what
 //! it prints goes to the step's logs.
 
-use flowmesh_model::HumanDuration;
+use flowmesh_model::validate::Outputs;
+use flowmesh_model::{HumanDuration, Primitive};
 use flowmesh_sandbox::{Class, Language, Limits, LimitsOverride};
+use schemars::JsonSchema;
 use serde::Deserialize;
+use serde_json::{Value, json};
 use tracing::Instrument;
 
-use super::{Checker, Ctx};
+use super::Ctx;
+use crate::kind::{Behaviour, Execution, NodeKind, Problems};
 use crate::{CodeRequest, ErrorClass, NodeError, Outcome};
 
-#[derive(Deserialize)]
+pub struct Code;
+
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct Config {
-    language: Language,
-    source: String,
+pub struct Config {
+    pub language: Language,
+    /// The body of a function of `input`; what it returns is the output.
+    #[schemars(length(min = 1))]
+    pub source: String,
+    /// Raise or lower the defaults, up to the tenant's maxima.
     #[serde(default)]
-    limits: LimitsOverride,
+    pub limits: LimitsOverride,
 }
 
-pub async fn run(ctx: &Ctx<'_>) -> Result<Outcome, NodeError> {
+impl NodeKind for Code {
+    type Config = Config;
+    const NAME: &'static str = "code";
+    const PRIMITIVE: Primitive = Primitive::Action;
+    const DESCRIPTION: &'static str = "Runs JavaScript or Python in a sandbox; config: language, source (a function body of input), limits.";
+    const BEHAVIOUR: Behaviour = Behaviour {
+        in_engine: true,
+        sandboxed: true,
+        ..Behaviour::of(Execution::Task)
+    };
+
+    fn example() -> Value {
+        json!({
+            "language": "javascript",
+            "source": "return {total: input.trigger.body.items.length};",
+            "limits": {"wall": "2s", "memory_mb": 64}
+        })
+    }
+
+    /// Only the lower bounds here: the tenant's maxima apply when it runs.
+    fn check(config: &Config, problems: &mut Problems<'_>) -> Outputs {
+        let unbounded = Limits {
+            wall: HumanDuration::from_millis(u64::MAX / 2),
+            memory_mb: u64::MAX,
+            output_bytes: u64::MAX,
+        };
+        if let Err(over) = config.limits.resolve(&Limits::default(), &unbounded) {
+            problems.push(
+                &format!("limits.{}", over.field),
+                "invalid_value",
+                over.message,
+            );
+        }
+        Outputs::Single
+    }
+
+    async fn run(config: Config, ctx: &Ctx<'_>) -> Result<Outcome, NodeError> {
+        run(config, ctx).await
+    }
+}
+
+async fn run(config: Config, ctx: &Ctx<'_>) -> Result<Outcome, NodeError> {
     let request = ctx.request;
-    let config: Config = serde_json::from_value(request.node.config.clone())
-        .map_err(|e| NodeError::permanent(format!("invalid code config: {e}")))?;
     let input = serde_json::to_string(request.scope)
         .map_err(|e| NodeError::permanent(format!("the input is not JSON: {e}")))?;
     let call = CodeRequest {
@@ -57,58 +105,4 @@ pub async fn run(ctx: &Ctx<'_>) -> Result<Outcome, NodeError> {
             })
         }
     }
-}
-
-/// The fields of a code node's `limits`.
-const LIMITS: &[&str] = &["wall", "memory_mb", "output_bytes"];
-
-/// The config's shape; the tenant's maxima are applied when the node runs.
-pub(super) fn check(c: &mut Checker<'_>) {
-    c.one_of("language", &["javascript", "python"], "");
-    c.required_str("source");
-    let unknown: Vec<String> = c
-        .get("limits")
-        .and_then(serde_json::Value::as_object)
-        .into_iter()
-        .flat_map(|limits| limits.keys())
-        .filter(|k| !LIMITS.contains(&k.as_str()))
-        .cloned()
-        .collect();
-    for field in &unknown {
-        let mut message = format!("limits takes {}", LIMITS.join(", "));
-        if field == "network" {
-            message = format!(
-                "code has no network: outbound calls go through an http_request node (and its \
-                 SSRF guard); {message}"
-            );
-        }
-        c.push(&format!("limits.{field}"), "unknown_field", message);
-    }
-    // The known fields are checked too, without the unknown ones.
-    let known = c.get("limits").cloned().map(|mut limits| {
-        if let Some(limits) = limits.as_object_mut() {
-            limits.retain(|k, _| LIMITS.contains(&k.as_str()));
-        }
-        limits
-    });
-    match known.map(serde_json::from_value::<LimitsOverride>) {
-        None => {}
-        Some(Ok(limits)) => {
-            // Only the lower bounds here: no maxima can make these valid.
-            let unbounded = Limits {
-                wall: HumanDuration::from_millis(u64::MAX / 2),
-                memory_mb: u64::MAX,
-                output_bytes: u64::MAX,
-            };
-            if let Err(over) = limits.resolve(&Limits::default(), &unbounded) {
-                c.push(
-                    &format!("limits.{}", over.field),
-                    "invalid_value",
-                    over.message,
-                );
-            }
-        }
-        Some(Err(e)) => c.push("limits", "invalid_value", e.to_string()),
-    }
-    c.only(&["language", "source", "limits"], "a code node");
 }

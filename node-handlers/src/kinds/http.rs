@@ -1,19 +1,76 @@
 //! `http_request`: one HTTP call, rendered from templates, guarded against
 //! private addresses, with the step's idempotency key.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use flowmesh_model::{HumanDuration, Primitive};
 use reqwest::redirect::Policy;
 use reqwest::{Method, StatusCode};
+use schemars::JsonSchema;
+use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::Ctx;
+use super::{Ctx, METHOD_PATTERN, credentials};
+use crate::kind::{Behaviour, NodeKind};
 use crate::ssrf::{AllowList, Denied};
 use crate::{Error, ErrorClass, HttpOptions, NodeError, Outcome, RunRequest, SecretError};
 
 const MAX_REDIRECTS: usize = 5;
+
+pub struct HttpRequest;
+
+#[derive(Deserialize, JsonSchema)]
+pub struct Config {
+    /// An http or https URL.
+    #[schemars(length(min = 1), extend("x-flowmesh-field" = "template"))]
+    pub url: String,
+    /// GET, POST, PUT, PATCH, DELETE, HEAD or OPTIONS, in any case; GET when absent.
+    #[serde(default)]
+    #[schemars(pattern(METHOD_PATTERN))]
+    pub method: Option<String>,
+    #[serde(default)]
+    #[schemars(extend("x-flowmesh-field" = "template"))]
+    pub headers: Option<BTreeMap<String, String>>,
+    /// Added to the URL's query string.
+    #[serde(default)]
+    #[schemars(extend("x-flowmesh-field" = "template"))]
+    pub query: Option<BTreeMap<String, String>>,
+    /// Sent as JSON; every string in it is a template.
+    #[serde(default)]
+    #[schemars(extend("x-flowmesh-field" = "template"))]
+    pub body: Option<Value>,
+    /// The engine's default (30s unless configured) when absent.
+    #[serde(default)]
+    pub timeout: Option<HumanDuration>,
+    /// The id of a connection node whose secret is sent as a header.
+    #[serde(default)]
+    pub connection: Option<String>,
+}
+
+impl NodeKind for HttpRequest {
+    type Config = Config;
+    const NAME: &'static str = "http_request";
+    const PRIMITIVE: Primitive = Primitive::Action;
+    const DESCRIPTION: &'static str =
+        "Calls an HTTP API; config: method, url, headers, query, body, timeout, connection.";
+    const BEHAVIOUR: Behaviour = Behaviour::OUTSIDE_CALL;
+
+    fn example() -> Value {
+        json!({
+            "method": "POST",
+            "url": "https://api.example.com/users/{{ trigger.body.id }}",
+            "headers": {"Accept": "application/json"},
+            "body": {"email": "{{ trigger.body.email }}"},
+            "timeout": "10s"
+        })
+    }
+
+    async fn run(config: Config, ctx: &Ctx<'_>) -> Result<Outcome, NodeError> {
+        ctx.http.run(&config, ctx).await
+    }
+}
 
 pub struct HttpClient {
     client: reqwest::Client,
@@ -67,13 +124,11 @@ impl HttpClient {
         })
     }
 
-    async fn credential(request: &RunRequest<'_>) -> Result<Option<Credential>, NodeError> {
-        let Some(id) = request
-            .node
-            .config
-            .get("connection")
-            .and_then(Value::as_str)
-        else {
+    async fn credential(
+        request: &RunRequest<'_>,
+        connection: Option<&str>,
+    ) -> Result<Option<Credential>, NodeError> {
+        let Some(id) = connection else {
             return Ok(None);
         };
         let connection = request
@@ -81,12 +136,12 @@ impl HttpClient {
             .node(id)
             .filter(|n| n.primitive == Primitive::Connection)
             .ok_or_else(|| NodeError::permanent(format!("connection {id:?} does not exist")))?;
-        let secret = connection
-            .config
-            .get("secret")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
+        let credentials::Config {
+            secret,
+            header,
+            prefix,
+        } = credentials::Config::deserialize(&connection.config)
+            .map_err(|e| NodeError::permanent(format!("connection {id:?} is not valid: {e}")))?;
         let value = match request.secrets.secret(request.tenant, &secret).await {
             Ok(Some(value)) => value,
             Ok(None) => {
@@ -106,17 +161,8 @@ impl HttpClient {
                 )));
             }
         };
-        let header = connection
-            .config
-            .get("header")
-            .and_then(Value::as_str)
-            .unwrap_or("Authorization")
-            .to_owned();
-        let prefix = connection
-            .config
-            .get("prefix")
-            .and_then(Value::as_str)
-            .unwrap_or("Bearer ");
+        let header = header.unwrap_or_else(|| "Authorization".to_owned());
+        let prefix = prefix.unwrap_or_else(|| "Bearer ".to_owned());
         Ok(Some(Credential {
             header,
             value: format!("{prefix}{value}"),
@@ -124,9 +170,9 @@ impl HttpClient {
         }))
     }
 
-    pub async fn run(&self, ctx: &Ctx<'_>) -> Result<Outcome, NodeError> {
-        let credential = Self::credential(ctx.request).await?;
-        let result = self.call(ctx, credential.as_ref()).await;
+    async fn run(&self, config: &Config, ctx: &Ctx<'_>) -> Result<Outcome, NodeError> {
+        let credential = Self::credential(ctx.request, config.connection.as_deref()).await?;
+        let result = self.call(config, ctx, credential.as_ref()).await;
         // A secret must never leave through an error or an echoing server.
         match (result, &credential) {
             (Ok(Outcome::Output { value, branch }), Some(c)) => Ok(Outcome::Output {
@@ -143,18 +189,12 @@ impl HttpClient {
 
     async fn call(
         &self,
+        config: &Config,
         ctx: &Ctx<'_>,
         credential: Option<&Credential>,
     ) -> Result<Outcome, NodeError> {
-        let config = &ctx.request.node.config;
         let scope = ctx.scope();
-        let text = |field: &str| {
-            config
-                .get(field)
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-        };
-        let url_text = ctx.expr.render_text(text("url"), &scope)?;
+        let url_text = ctx.expr.render_text(&config.url, &scope)?;
         let mut url = reqwest::Url::parse(url_text.trim())
             .map_err(|e| NodeError::permanent(format!("url {url_text:?} is not a URL: {e}")))?;
         if !matches!(url.scheme(), "http" | "https") {
@@ -168,30 +208,18 @@ impl HttpClient {
             class: ErrorClass::Denied,
             message: d.to_string(),
         })?;
-        if let Some(Value::Object(query)) = config.get("query") {
+        if let Some(query) = &config.query {
             let mut pairs = url.query_pairs_mut();
             for (k, v) in query {
-                pairs.append_pair(
-                    k,
-                    &ctx.expr
-                        .render_text(v.as_str().unwrap_or_default(), &scope)?,
-                );
+                pairs.append_pair(k, &ctx.expr.render_text(v, &scope)?);
             }
         }
-        let method_text = text("method");
-        let method = if method_text.is_empty() {
-            Method::GET
-        } else {
-            Method::from_bytes(method_text.to_ascii_uppercase().as_bytes())
-                .map_err(|_| NodeError::permanent("invalid method"))?
+        let method = match config.method.as_deref() {
+            None | Some("") => Method::GET,
+            Some(text) => Method::from_bytes(text.to_ascii_uppercase().as_bytes())
+                .map_err(|_| NodeError::permanent("invalid method"))?,
         };
-        let timeout = match config.get("timeout").and_then(Value::as_str) {
-            Some(t) => t
-                .parse::<HumanDuration>()
-                .map(|d| d.0)
-                .map_err(|_| NodeError::permanent(format!("timeout {t:?} is not a duration")))?,
-            None => self.default_timeout,
-        };
+        let timeout = config.timeout.map_or(self.default_timeout, |t| t.0);
         let client = if credential.is_some() {
             &self.credentialed
         } else {
@@ -204,19 +232,13 @@ impl HttpClient {
         if let Some(traceparent) = ctx.request.traceparent {
             request = request.header("traceparent", traceparent);
         }
-        if let Some(Value::Object(headers)) = config.get("headers") {
-            for (name, template) in headers {
-                request = request.header(
-                    name.as_str(),
-                    ctx.expr
-                        .render_text(template.as_str().unwrap_or_default(), &scope)?,
-                );
-            }
+        for (name, template) in config.headers.iter().flatten() {
+            request = request.header(name.as_str(), ctx.expr.render_text(template, &scope)?);
         }
         if let Some(c) = credential {
             request = request.header(c.header.as_str(), c.value.as_str());
         }
-        if let Some(body) = config.get("body") {
+        if let Some(body) = &config.body {
             request = request.json(&ctx.expr.render_value(body, &scope)?);
         }
         let response = request.send().await.map_err(classify)?;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use flowmesh_model::graph::WorkflowGraph;
 use flowmesh_model::lifecycle::NodeTransition;
-use flowmesh_model::{IllegalTransition, NodeStatus, Primitive};
+use flowmesh_model::{IllegalTransition, Node, NodeStatus, Primitive};
 use flowmesh_store::{ExecutionRecord, StepRecord};
 use serde_json::{Map, Value};
 
@@ -151,14 +151,15 @@ impl Progress {
             })
     }
 
-    /// The execution's result: the body of the respond node that answered,
-    /// else the output of the one succeeded sink, else an object of sink outputs.
-    pub fn result(&self) -> Value {
+    /// The execution's result: the body of the node that answered the
+    /// caller (`answers_caller` says which kinds do), else the output of the
+    /// one succeeded sink, else an object of sink outputs.
+    pub fn result(&self, answers_caller: impl Fn(&Node) -> bool) -> Value {
         let succeeded = |i: usize| self.nodes[i].status == NodeStatus::Succeeded;
-        let responder = self.graph.flow_nodes().find(|&i| {
-            let n = self.graph.node(i);
-            n.primitive == Primitive::Action && n.kind == "respond" && succeeded(i)
-        });
+        let responder = self
+            .graph
+            .flow_nodes()
+            .find(|&i| succeeded(i) && answers_caller(self.graph.node(i)));
         if let Some(i) = responder {
             return self.nodes[i]
                 .output
@@ -268,7 +269,7 @@ mod tests {
         assert_eq!(p.inputs(5), vec!["a".to_owned()]);
         succeed(&mut p, 5, json!({"a": {"x": 1}}), None);
         assert!(p.is_complete());
-        assert_eq!(p.result(), json!({"a": {"x": 1}}));
+        assert_eq!(p.result(|_| false), json!({"a": {"x": 1}}));
     }
 
     #[test]

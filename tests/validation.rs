@@ -1,0 +1,139 @@
+//! The node-kind catalog and validation through the API: every kind's
+//! schema and example, and documents whose every problem comes back at once.
+
+mod common;
+
+use common::{Engine, Mode};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+/// A workflow holding one node with the config, wired as its kind allows.
+fn holding(kind: &Value) -> Value {
+    let primitive = kind["type"].as_str().unwrap();
+    let node =
+        json!({"id": "n", "type": primitive, "kind": kind["kind"], "config": kind["example"]});
+    match primitive {
+        "trigger" => json!({"name": "example", "nodes": [node]}),
+        "connection" => json!({"name": "example", "nodes": [
+            {"id": "start", "type": "trigger", "kind": "manual"}, node
+        ]}),
+        _ => json!({"name": "example", "nodes": [
+            {"id": "start", "type": "trigger", "kind": "manual"}, node
+        ], "edges": [{"from": "start", "to": "n"}]}),
+    }
+}
+
+/// Whether every top-level field of a schema says how it is read, or
+/// refers to a structure (whose fields the node handlers' tests check).
+fn annotated(schema: &Value) -> Result<(), String> {
+    let fields = schema["properties"].as_object().into_iter().flatten();
+    for (name, field) in fields {
+        let how = field["x-flowmesh-field"].as_str();
+        let refers = field.get("$ref").is_some() || field["items"].get("$ref").is_some();
+        if !refers && !matches!(how, Some("template" | "expression" | "value")) {
+            return Err(format!("{name}: {field}"));
+        }
+    }
+    Ok(())
+}
+
+async fn node_kinds(mode: Mode) {
+    let engine = Engine::start(mode).await;
+    let (status, kinds) = engine.get("/v1/node-kinds").await;
+    assert_eq!(status, StatusCode::OK, "{kinds}");
+    let kinds = kinds["items"].as_array().unwrap();
+    assert!(kinds.len() >= 17, "{kinds:?}");
+    for kind in kinds {
+        let name = kind["kind"].as_str().unwrap();
+        for field in ["type", "description", "outputs"] {
+            assert!(kind[field].is_string(), "{name}: {field}");
+        }
+        let schema = &kind["config_schema"];
+        assert_eq!(schema["type"], "object", "{name}: {schema}");
+        assert!(schema["$schema"].is_string(), "{name}: {schema}");
+        if let Err(field) = annotated(schema) {
+            panic!("{name}: {field} does not say how it is read");
+        }
+        let (status, body) = engine.post("/v1/workflows", holding(kind)).await;
+        assert_eq!(status, StatusCode::CREATED, "{name}'s example: {body}");
+    }
+    let filter = kinds.iter().find(|k| k["kind"] == "filter").unwrap();
+    assert_eq!(
+        filter["config_schema"]["properties"]["items"]["x-flowmesh-field"],
+        "expression"
+    );
+}
+both_modes!(
+    every_kind_publishes_its_schema_and_a_valid_example,
+    node_kinds
+);
+
+fn paths(body: &Value) -> Vec<String> {
+    let mut paths: Vec<String> = body["error"]["details"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{body}"))
+        .iter()
+        .map(|d| d["path"].as_str().unwrap().to_owned())
+        .collect();
+    paths.sort();
+    paths
+}
+
+async fn several_problems(mode: Mode) {
+    let engine = Engine::start(mode).await;
+    // A node that does not parse hides nothing else.
+    let (status, body) = engine
+        .post("/v1/workflows", json!({"name": "bad", "nodes": [
+            {"id": "start", "type": "trigger", "kind": "manual"},
+            {"id": "r", "type": "robot", "kind": "x"},
+            {"id": "get", "type": "action", "kind": "http_request", "config": {"url": "{{ oops", "method": "FETCH"}},
+            {"id": "f", "type": "condition", "kind": "filter", "config": {"items": "{{ get.body.items }}"}}
+        ]}))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_workflow");
+    assert_eq!(
+        paths(&body),
+        [
+            "nodes[1].type",
+            "nodes[2].config.method",
+            "nodes[2].config.url",
+            "nodes[3].config.condition"
+        ]
+    );
+
+    // Config problems do not hide a cycle, which names only its nodes.
+    let (status, body) = engine
+        .post("/v1/workflows", json!({"name": "loop", "nodes": [
+            {"id": "start", "type": "trigger", "kind": "manual"},
+            {"id": "check", "type": "condition", "kind": "if_else", "config": {"logic": "{{ user.ok }}"}},
+            {"id": "user", "type": "action", "kind": "respond", "config": {"status": 99, "body": "{{ nope"}},
+            {"id": "welcome", "type": "data", "kind": "mapping", "config": {"mapping": {}}}
+        ], "edges": [
+            {"from": "start", "to": "check"}, {"from": "check", "to": "user", "when": "true"},
+            {"from": "user", "to": "check"}, {"from": "check", "to": "welcome", "when": "false"}
+        ]}))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(
+        paths(&body),
+        ["edges", "nodes[2].config.body", "nodes[2].config.status"]
+    );
+    let cycle = body["error"]["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["code"] == "cycle")
+        .unwrap();
+    assert!(
+        cycle["message"]
+            .as_str()
+            .unwrap()
+            .contains("check → user → check"),
+        "{cycle}"
+    );
+}
+both_modes!(
+    every_problem_of_a_document_comes_back_at_once,
+    several_problems
+);
