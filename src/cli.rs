@@ -631,17 +631,6 @@ pub async fn serve(cli: &Cli) -> anyhow::Result<ExitCode> {
     let store = Store::connect(&store_options(cli))
         .await
         .context("connecting to the store")?;
-    // The platform tenant and its key are for the API: a worker, which
-    // serves none, leaves them to the gateways and prints no key.
-    if cli.roles.role().serves_requests()
-        && let Some(key) = store
-            .bootstrap(cli.admin_key.as_deref(), cli.tenancy.initial_credits)
-            .await
-            .context("creating the default tenant")?
-    {
-        // Printed once, on the terminal only: it is the only copy.
-        println!("created tenant \"default\" with admin API key: {key}");
-    }
     let bus_options = flowmesh_bus::Options {
         nats_url: cli.nats_url.clone(),
         auth: flowmesh_bus::NatsAuth {
@@ -715,6 +704,19 @@ pub async fn serve(cli: &Cli) -> anyhow::Result<ExitCode> {
         ..Default::default()
     };
     let listeners = Listeners::bind(&cli.roles, gateway_options, engine.handle()).await?;
+    // Only once the listeners hold their ports: a start that cannot bind
+    // makes no tenant, so the key printed here is never lost to a failed
+    // start. The platform tenant and its key are for the API: a worker,
+    // which serves none, leaves them to the gateways and prints no key.
+    if cli.roles.role().serves_requests()
+        && let Some(key) = store
+            .bootstrap(cli.admin_key.as_deref(), cli.tenancy.initial_credits)
+            .await
+            .context("creating the default tenant")?
+    {
+        // Printed once, on the terminal only: it is the only copy.
+        println!("created tenant \"default\" with admin API key: {key}");
+    }
     listeners.announce(cli.roles.role(), &node_id, bus.transport_name());
     listeners.serve(shutdown_signal()).await?;
     tracing::info!("shutting down: no new requests; letting running nodes finish");
