@@ -214,6 +214,15 @@ pub struct Cli {
     )]
     pub max_sync_wait: HumanDuration,
 
+    /// How long a stream ticket (`POST /v1/stream-tickets`) stays valid.
+    #[arg(
+        long,
+        env = "FLOWMESH_STREAM_TICKET_TTL",
+        default_value = "60s",
+        global = true
+    )]
+    pub stream_ticket_ttl: HumanDuration,
+
     /// How far the signed timestamp of a webhook signature (Stripe, Slack,
     /// `hmac` with a timestamp header) may be from now, either way; older
     /// requests are refused with 401, so a captured one cannot be replayed.
@@ -662,6 +671,7 @@ pub async fn serve(cli: &Cli) -> anyhow::Result<ExitCode> {
         park_after: cli.park_after,
         actor_idle_after: cli.actor_idle_after,
         max_sync_wait: cli.max_sync_wait,
+        stream_ticket_ttl: cli.stream_ticket_ttl,
         webhook_signature_tolerance: cli.webhook_signature_tolerance,
         retention_interval: cli.retention_interval,
         shutdown_grace: cli.shutdown_grace,

@@ -14,6 +14,7 @@ mod resume;
 mod retention;
 mod sandboxes;
 mod schedule;
+mod streams;
 mod templates;
 mod text;
 mod triggers;
