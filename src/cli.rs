@@ -214,6 +214,15 @@ pub struct Cli {
     )]
     pub max_sync_wait: HumanDuration,
 
+    /// How long a stream ticket (`POST /v1/stream-tickets`) stays valid.
+    #[arg(
+        long,
+        env = "FLOWMESH_STREAM_TICKET_TTL",
+        default_value = "60s",
+        global = true
+    )]
+    pub stream_ticket_ttl: HumanDuration,
+
     /// How far the signed timestamp of a webhook signature (Stripe, Slack,
     /// `hmac` with a timestamp header) may be from now, either way; older
     /// requests are refused with 401, so a captured one cannot be replayed.
@@ -630,17 +639,6 @@ pub async fn serve(cli: &Cli) -> anyhow::Result<ExitCode> {
     let store = Store::connect(&store_options(cli))
         .await
         .context("connecting to the store")?;
-    // The platform tenant and its key are for the API: a worker, which
-    // serves none, leaves them to the gateways and prints no key.
-    if cli.roles.role().serves_requests()
-        && let Some(key) = store
-            .bootstrap(cli.admin_key.as_deref(), cli.tenancy.initial_credits)
-            .await
-            .context("creating the default tenant")?
-    {
-        // Printed once, on the terminal only: it is the only copy.
-        println!("created tenant \"default\" with admin API key: {key}");
-    }
     let bus_options = flowmesh_bus::Options {
         nats_url: cli.nats_url.clone(),
         auth: flowmesh_bus::NatsAuth {
@@ -672,6 +670,7 @@ pub async fn serve(cli: &Cli) -> anyhow::Result<ExitCode> {
         park_after: cli.park_after,
         actor_idle_after: cli.actor_idle_after,
         max_sync_wait: cli.max_sync_wait,
+        stream_ticket_ttl: cli.stream_ticket_ttl,
         webhook_signature_tolerance: cli.webhook_signature_tolerance,
         retention_interval: cli.retention_interval,
         shutdown_grace: cli.shutdown_grace,
@@ -714,6 +713,19 @@ pub async fn serve(cli: &Cli) -> anyhow::Result<ExitCode> {
         ..Default::default()
     };
     let listeners = Listeners::bind(&cli.roles, gateway_options, engine.handle()).await?;
+    // Only once the listeners hold their ports: a start that cannot bind
+    // makes no tenant, so the key printed here is never lost to a failed
+    // start. The platform tenant and its key are for the API: a worker,
+    // which serves none, leaves them to the gateways and prints no key.
+    if cli.roles.role().serves_requests()
+        && let Some(key) = store
+            .bootstrap(cli.admin_key.as_deref(), cli.tenancy.initial_credits)
+            .await
+            .context("creating the default tenant")?
+    {
+        // Printed once, on the terminal only: it is the only copy.
+        println!("created tenant \"default\" with admin API key: {key}");
+    }
     listeners.announce(cli.roles.role(), &node_id, bus.transport_name());
     listeners.serve(shutdown_signal()).await?;
     tracing::info!("shutting down: no new requests; letting running nodes finish");

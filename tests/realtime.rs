@@ -7,94 +7,11 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use common::sse::{SseReader, three_steps, until_finished};
 use common::{ADMIN_KEY, Engine, Mode};
 use futures::StreamExt;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-
-/// One Server-Sent Event: its id, name and JSON data.
-#[derive(Clone, Debug, PartialEq)]
-struct Sse {
-    id: Option<String>,
-    event: String,
-    data: Value,
-}
-
-/// Reads Server-Sent Events from a response as they arrive.
-struct SseReader {
-    body: futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
-    buffer: String,
-}
-
-impl SseReader {
-    async fn open(engine: &Engine, key: &str, path: &str, last_id: Option<&str>) -> SseReader {
-        let mut request = engine.client().get(engine.url(path)).bearer_auth(key);
-        if let Some(id) = last_id {
-            request = request.header("Last-Event-ID", id);
-        }
-        let response = request.send().await.expect("stream");
-        assert_eq!(response.status(), StatusCode::OK);
-        SseReader {
-            body: response.bytes_stream().boxed(),
-            buffer: String::new(),
-        }
-    }
-
-    /// The next event (keep-alive comments skipped), within a deadline.
-    async fn next(&mut self) -> Sse {
-        tokio::time::timeout(Duration::from_secs(20), async {
-            loop {
-                if let Some(end) = self.buffer.find("\n\n") {
-                    let block: String = self.buffer.drain(..end + 2).collect();
-                    let (mut id, mut event, mut data) = (None, String::new(), String::new());
-                    for line in block.lines() {
-                        if let Some(v) = line.strip_prefix("id:") {
-                            id = Some(v.trim().to_owned());
-                        } else if let Some(v) = line.strip_prefix("event:") {
-                            event = v.trim().to_owned();
-                        } else if let Some(v) = line.strip_prefix("data:") {
-                            data.push_str(v.trim());
-                        }
-                    }
-                    if event.is_empty() {
-                        continue;
-                    }
-                    let data = serde_json::from_str(&data).expect("JSON data");
-                    return Sse { id, event, data };
-                }
-                let chunk = self
-                    .body
-                    .next()
-                    .await
-                    .expect("the stream stays open")
-                    .expect("bytes");
-                self.buffer.push_str(&String::from_utf8_lossy(&chunk));
-            }
-        })
-        .await
-        .expect("an event in time")
-    }
-}
-
-fn three_steps() -> Value {
-    json!({"name": "steps", "nodes": [
-        {"id": "start", "type": "trigger", "kind": "manual"},
-        {"id": "a", "type": "data", "kind": "mapping", "config": {"mapping": {"n": 1}}},
-        {"id": "b", "type": "data", "kind": "mapping", "config": {"mapping": {"n": 2}}}
-    ], "edges": [{"from": "start", "to": "a"}, {"from": "a", "to": "b"}]})
-}
-
-/// Events of `count` executions, read until each has finished.
-async fn until_finished(reader: &mut SseReader, count: usize) -> Vec<Sse> {
-    let mut events = Vec::new();
-    let mut finished = 0;
-    while finished < count {
-        let event = reader.next().await;
-        finished += usize::from(event.event == "execution_finished");
-        events.push(event);
-    }
-    events
-}
 
 async fn the_tenant_stream_resumes_without_gaps(mode: Mode) {
     let engine = Engine::start(mode).await;
@@ -170,17 +87,11 @@ async fn the_tenant_stream_resumes_without_gaps(mode: Mode) {
 
     // Another tenant's stream saw nothing of these: its first event is its own.
     let theirs = engine.deploy_as(&stranger, three_steps()).await;
-    let (status, body) = engine
-        .request_as(
-            &stranger,
-            reqwest::Method::POST,
-            &format!("/v1/workflows/{theirs}/executions"),
-            Some(json!({})),
-        )
+    let started = engine
+        .start_execution_as(&stranger, &theirs, json!({}))
         .await;
-    assert_eq!(status, StatusCode::ACCEPTED);
     let first = stranger_stream.next().await;
-    assert_eq!(first.data["execution_id"], body["execution_id"]);
+    assert_eq!(first.data["execution_id"], started.as_str());
 
     // A Last-Event-ID that is not one of the stream's ids is refused.
     let bad = engine

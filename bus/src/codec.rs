@@ -11,7 +11,8 @@ use crate::Error;
 /// Schema version of the model's commands and events.
 /// 2: events carry their per-execution `seq`.
 /// 3: start commands carry their cause.
-pub const SCHEMA_VERSION: u16 = 3;
+/// 4: events carry their recorded tenant-stream `position`.
+pub const SCHEMA_VERSION: u16 = 4;
 /// The encoding written today.
 pub const ENCODING: &str = "bincode2";
 
@@ -68,6 +69,7 @@ mod tests {
             execution: ExecutionId::new(),
             at_ms: 42,
             seq: 3,
+            position: 9,
             kind: EventKind::ExecutionFinished {
                 status: ExecutionStatus::Succeeded,
                 output: Some(JsonText("{\"a\":[1,2]}".into())),

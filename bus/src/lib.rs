@@ -56,7 +56,9 @@ pub struct Options {
     pub replicas: usize,
     /// Events kept, per tenant, for the slowest of the tenant's stream
     /// readers in this process (NATS: they share one consumer). A reader
-    /// further behind is cut off with [`Error::Lagged`].
+    /// further behind is cut off with [`Error::Lagged`] (NATS), or skips
+    /// what was dropped (in-process); its stream reads those from the
+    /// store's record.
     pub stream_buffer: usize,
 }
 
@@ -98,12 +100,10 @@ pub enum Error {
         #[source]
         source: Cause,
     },
-    /// A reader of a tenant's events fell further behind than the stream
-    /// buffer and was cut off; resuming after `last` is safe.
-    #[error(
-        "this reader fell {missed} events behind the tenant's stream and was cut off; resume after position {last}"
-    )]
-    Lagged { missed: u64, last: u64 },
+    /// A reader of a tenant's live events fell further behind than the
+    /// stream buffer and was cut off; it resumes from the record.
+    #[error("this reader fell {missed} events behind the tenant's stream and was cut off")]
+    Lagged { missed: u64 },
 }
 
 impl Error {
@@ -274,19 +274,15 @@ impl Bus {
         }
     }
 
-    /// Events of every execution of one tenant: those after position
-    /// `after` (still kept), or from now on.
-    pub async fn tenant_events(
-        &self,
-        tenant: TenantId,
-        after: Option<u64>,
-    ) -> Result<Events, Error> {
+    /// Live events of every execution of one tenant, from now on (the
+    /// store records them for replay).
+    pub async fn tenant_events(&self, tenant: TenantId) -> Result<Events, Error> {
         match &self.transport {
             Transport::Memory(m) => Ok(Events {
-                inner: EventsInner::Memory(m.tenant_events(tenant, after)),
+                inner: EventsInner::Memory(m.tenant_events(tenant)),
             }),
             Transport::Nats(n) => Ok(Events {
-                inner: EventsInner::Nats(Box::new(n.tenant_events(tenant, after).await?)),
+                inner: EventsInner::Nats(Box::new(n.tenant_events(tenant).await?)),
             }),
         }
     }
@@ -337,21 +333,6 @@ impl Bus {
             n.publish_plain(subject, headers, body.into()).await?;
         }
         Ok(())
-    }
-
-    /// The `seq` of an execution's newest event still kept, if any.
-    pub async fn last_event_seq(
-        &self,
-        tenant: TenantId,
-        execution: ExecutionId,
-    ) -> Result<Option<u64>, Error> {
-        let envelope = match &self.transport {
-            Transport::Memory(m) => m.last_event(execution),
-            Transport::Nats(n) => n.last_event(tenant, execution).await?,
-        };
-        envelope
-            .map(|e| e.decode::<ExecutionEvent>().map(|event| event.seq))
-            .transpose()
     }
 
     /// Flushes what is pending and closes.
@@ -506,26 +487,12 @@ enum EventsInner {
     Nats(Box<nats::EventReader>),
 }
 
-/// An event and its position in the bus: increasing across a tenant's
-/// events, the place a reconnecting reader resumes after. Readers of one
-/// execution's live events (no replay) get 0.
-#[derive(Clone, Debug)]
-pub struct Positioned {
-    pub position: u64,
-    pub event: ExecutionEvent,
-}
-
 impl Events {
     pub async fn next(&mut self) -> Option<Result<ExecutionEvent, Error>> {
-        self.next_positioned().await.map(|r| r.map(|p| p.event))
-    }
-
-    pub async fn next_positioned(&mut self) -> Option<Result<Positioned, Error>> {
-        let next = match &mut self.inner {
+        match &mut self.inner {
             EventsInner::Memory(r) => r.next().await,
             EventsInner::Nats(r) => r.next().await,
-        };
-        next.map(|r| r.map(|(position, event)| Positioned { position, event }))
+        }
     }
 }
 

@@ -15,8 +15,6 @@ use crate::{Acker, Delivery, Envelope, Error, Options};
 const FINISHED_LINGER: Duration = Duration::from_secs(60);
 /// Most events kept per execution; older ones are dropped first.
 const MAX_EVENTS_PER_EXECUTION: usize = 10_000;
-/// Events kept per tenant for reconnecting readers of its stream.
-const MAX_EVENTS_PER_TENANT: usize = 100_000;
 /// How often quiet logs are dropped.
 const PRUNE_EVERY: Duration = Duration::from_secs(5);
 
@@ -29,6 +27,9 @@ struct Inner {
     ack_wait: Duration,
     duplicate_window: Duration,
     event_max_age: Duration,
+    /// Events kept per tenant for its slowest live reader (the store
+    /// records them all for replay).
+    tenant_buffer: usize,
     queue: Mutex<Queue>,
     queue_signal: Notify,
     control: broadcast::Sender<Envelope>,
@@ -58,7 +59,8 @@ struct Entry {
 struct Logs {
     by_execution: HashMap<ExecutionId, Log>,
     by_tenant: HashMap<TenantId, TenantLog>,
-    /// Position of the next event, counted from 1 across all tenants.
+    /// Readers' cursor: the next event's place, counted from 1 across all
+    /// tenants (never shown; streams show recorded positions).
     next_position: u64,
     last_prune: Instant,
 }
@@ -73,7 +75,7 @@ struct TenantLog {
 struct Log {
     /// Told whenever an event is added.
     added: Arc<Notify>,
-    events: VecDeque<(u64, Envelope)>,
+    events: VecDeque<Envelope>,
     /// Events dropped from the front, so reader positions stay absolute.
     dropped: usize,
     last_at: Instant,
@@ -137,6 +139,7 @@ impl Memory {
                 ack_wait: options.ack_wait.0,
                 duplicate_window: options.duplicate_window.0,
                 event_max_age: options.event_max_age.0,
+                tenant_buffer: options.stream_buffer.max(1),
                 queue: Mutex::default(),
                 queue_signal: Notify::new(),
                 control: broadcast::channel(4096).0,
@@ -209,7 +212,7 @@ impl Memory {
         logs.next_position += 1;
         let max_age = self.inner.event_max_age;
         let tenant_log = logs.by_tenant.entry(event.tenant).or_default();
-        while tenant_log.events.len() >= MAX_EVENTS_PER_TENANT
+        while tenant_log.events.len() >= self.inner.tenant_buffer
             || tenant_log
                 .events
                 .front()
@@ -229,7 +232,7 @@ impl Memory {
             log.events.pop_front();
             log.dropped += 1;
         }
-        log.events.push_back((position, envelope));
+        log.events.push_back(envelope);
         log.last_at = now;
         log.finished |= event.kind.is_final();
         log.added.notify_waiters();
@@ -243,15 +246,6 @@ impl Memory {
     pub fn logs(&self) -> (usize, usize) {
         let logs = lock(&self.inner.logs);
         (logs.by_execution.len(), logs.by_tenant.len())
-    }
-
-    /// The newest event of an execution still kept.
-    pub fn last_event(&self, execution: ExecutionId) -> Option<Envelope> {
-        lock(&self.inner.logs)
-            .by_execution
-            .get(&execution)
-            .and_then(|l| l.events.back())
-            .map(|(_, e)| e.clone())
     }
 
     pub fn execution_events(&self, _tenant: TenantId, execution: ExecutionId) -> EventReader {
@@ -273,12 +267,9 @@ impl Memory {
         }
     }
 
-    /// A tenant's events after `after` (a position), or from now on.
-    pub fn tenant_events(&self, tenant: TenantId, after: Option<u64>) -> EventReader {
-        let next = match after {
-            Some(position) => position + 1,
-            None => lock(&self.inner.logs).next_position,
-        };
+    /// A tenant's events from now on.
+    pub fn tenant_events(&self, tenant: TenantId) -> EventReader {
+        let next = lock(&self.inner.logs).next_position;
         EventReader {
             inner: self.inner.clone(),
             filter: Filter::Tenant { tenant, next },
@@ -415,7 +406,7 @@ pub struct EventReader {
 const RECHECK: Duration = Duration::from_secs(1);
 
 impl EventReader {
-    pub async fn next(&mut self) -> Option<Result<(u64, ExecutionEvent), Error>> {
+    pub async fn next(&mut self) -> Option<Result<ExecutionEvent, Error>> {
         match &mut self.filter {
             Filter::Execution { execution, next } => loop {
                 // The log is the source; its signal only says something was added.
@@ -426,10 +417,9 @@ impl EventReader {
                         .entry(*execution)
                         .or_insert_with(|| Log::new(Instant::now()));
                     *next = (*next).max(log.dropped);
-                    if let Some((position, envelope)) = log.events.get(*next - log.dropped).cloned()
-                    {
+                    if let Some(envelope) = log.events.get(*next - log.dropped).cloned() {
                         *next += 1;
-                        return Some(envelope.decode().map(|e| (position, e)));
+                        return Some(envelope.decode());
                     }
                     log.added.clone()
                 };
@@ -455,7 +445,7 @@ impl EventReader {
                     let from = log.events.partition_point(|(p, _, _)| *p < *next);
                     if let Some((position, _, envelope)) = log.events.get(from).cloned() {
                         *next = position + 1;
-                        return Some(envelope.decode().map(|e| (position, e)));
+                        return Some(envelope.decode());
                     }
                     log.added.clone()
                 };

@@ -313,75 +313,16 @@ impl Nats {
         })
     }
 
-    /// A tenant's events after a stream position, or from now on, through
-    /// this process's one shared consumer of the tenant's events.
-    pub async fn tenant_events(
-        &self,
-        tenant: TenantId,
-        after: Option<u64>,
-    ) -> Result<EventReader, Error> {
+    /// A tenant's live events, through this process's one shared consumer
+    /// of the tenant's events.
+    pub async fn tenant_events(&self, tenant: TenantId) -> Result<EventReader, Error> {
         Ok(EventReader {
-            source: Source::Shared(Box::new(SharedReader::open(self, tenant, after).await?)),
+            source: Source::Shared(Box::new(SharedReader::open(self, tenant).await?)),
         })
     }
 
     pub(crate) fn hub(&self) -> &Arc<Hub> {
         &self.hub
-    }
-
-    /// The tenant's kept events from stream position `start` on, if there
-    /// are any: a consumer of the caller's own.
-    pub(crate) async fn replay(
-        &self,
-        tenant: TenantId,
-        start: u64,
-    ) -> Result<Option<consumer::push::Ordered>, Error> {
-        let stream = self
-            .js
-            .get_stream(self.subjects.event_stream())
-            .await
-            .map_err(unavailable)?;
-        let consumer = stream
-            .create_consumer(consumer::push::OrderedConfig {
-                deliver_subject: self.client.new_inbox(),
-                filter_subject: self.subjects.tenant_events(tenant),
-                deliver_policy: consumer::DeliverPolicy::ByStartSequence {
-                    start_sequence: start,
-                },
-                ..Default::default()
-            })
-            .await
-            .map_err(unavailable)?;
-        if consumer.cached_info().num_pending == 0 {
-            let name = consumer.cached_info().name.clone();
-            // Nothing to replay: the consumer goes at once.
-            let _ = stream.delete_consumer(&name).await;
-            return Ok(None);
-        }
-        consumer.messages().await.map(Some).map_err(unavailable)
-    }
-
-    /// The newest event of an execution the stream still holds.
-    pub async fn last_event(
-        &self,
-        tenant: TenantId,
-        execution: ExecutionId,
-    ) -> Result<Option<Envelope>, Error> {
-        let stream = self
-            .js
-            .get_stream(self.subjects.event_stream())
-            .await
-            .map_err(unavailable)?;
-        match stream
-            .get_last_raw_message_by_subject(&self.subjects.event(tenant, execution))
-            .await
-        {
-            Ok(message) => envelope_of(Some(&message.headers), &message.payload).map(Some),
-            Err(e) if e.kind() == jetstream::stream::LastRawMessageErrorKind::NoMessageFound => {
-                Ok(None)
-            }
-            Err(e) => Err(unavailable(e)),
-        }
     }
 
     /// Messages on the public trigger subjects, shared by every process
@@ -501,21 +442,18 @@ enum Source {
 }
 
 impl EventReader {
-    pub async fn next(&mut self) -> Option<Result<(u64, ExecutionEvent), Error>> {
+    pub async fn next(&mut self) -> Option<Result<ExecutionEvent, Error>> {
         loop {
-            let (position, decoded) = match &mut self.source {
+            let decoded = match &mut self.source {
                 Source::Ordered(messages) => match messages.next().await? {
-                    Ok(m) => {
-                        let position = m.info().map(|i| i.stream_sequence).unwrap_or(0);
-                        (position, envelope(&m))
-                    }
+                    Ok(m) => envelope(&m),
                     Err(e) => return Some(Err(unavailable(e))),
                 },
-                Source::Live(subscriber) => (0, envelope(&subscriber.next().await?)),
+                Source::Live(subscriber) => envelope(&subscriber.next().await?),
                 Source::Shared(reader) => return reader.next().await,
             };
             match decoded.and_then(|env| env.decode::<ExecutionEvent>()) {
-                Ok(event) => return Some(Ok((position, event))),
+                Ok(event) => return Some(Ok(event)),
                 Err(e) => tracing::warn!(error = %e, "skipping an undecodable event"),
             }
         }

@@ -1,8 +1,7 @@
 //! A tenant's live events, read from NATS once per process and fanned out
 //! in-process to every reader of that tenant: a thousand open streams cost
-//! one JetStream consumer, not a thousand. A reader resuming after a
-//! position replays what it missed through a consumer of its own, dropped
-//! as soon as it has caught up.
+//! one JetStream consumer, not a thousand. (A reader resuming after an
+//! event replays what it missed from the store's record.)
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
@@ -14,13 +13,12 @@ use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
 use crate::Error;
-use crate::nats::{Nats, decode_event, unavailable};
+use crate::nats::{Nats, decode_event};
 
-/// What the feed passes on: an event at its stream position, or a fault
-/// of the shared consumer.
+/// What the feed passes on: an event, or a fault of the shared consumer.
 #[derive(Clone)]
 enum Item {
-    Event(u64, Arc<ExecutionEvent>),
+    Event(Arc<ExecutionEvent>),
     Broken(Arc<dyn std::error::Error + Send + Sync>),
 }
 
@@ -126,16 +124,13 @@ impl Hub {
 async fn pump(mut messages: consumer::push::Ordered, sender: broadcast::Sender<Item>) {
     while let Some(next) = messages.next().await {
         let item = match next {
-            Ok(m) => {
-                let position = m.info().map(|i| i.stream_sequence).unwrap_or(0);
-                match decode_event(&m) {
-                    Ok(event) => Item::Event(position, Arc::new(event)),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "skipping an undecodable event");
-                        continue;
-                    }
+            Ok(m) => match decode_event(&m) {
+                Ok(event) => Item::Event(Arc::new(event)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "skipping an undecodable event");
+                    continue;
                 }
-            }
+            },
             Err(e) => Item::Broken(Arc::new(e)),
         };
         // No receiver now: the feed is being dropped.
@@ -149,82 +144,33 @@ async fn pump(mut messages: consumer::push::Ordered, sender: broadcast::Sender<I
 pub(crate) struct SharedReader {
     _feed: Arc<Feed>,
     receiver: broadcast::Receiver<Item>,
-    replay: Option<consumer::push::Ordered>,
-    /// The last position given out: the feed's events up to it came
-    /// through the replay already.
-    last: u64,
     done: bool,
 }
 
 impl SharedReader {
-    /// The tenant's events after `after`, or from now on.
-    pub async fn open(nats: &Nats, tenant: TenantId, after: Option<u64>) -> Result<Self, Error> {
-        // Joined first: whatever is published from now on reaches the
-        // receiver, so the replay below can stop once it has caught up.
+    /// The tenant's events from now on.
+    pub async fn open(nats: &Nats, tenant: TenantId) -> Result<Self, Error> {
         let (feed, receiver) = nats.hub().join(nats, tenant).await?;
-        let replay = match after {
-            Some(position) => nats.replay(tenant, position + 1).await?,
-            None => None,
-        };
         Ok(Self {
             _feed: feed,
             receiver,
-            replay,
-            last: after.unwrap_or(0),
             done: false,
         })
     }
 
-    pub async fn next(&mut self) -> Option<Result<(u64, ExecutionEvent), Error>> {
+    pub async fn next(&mut self) -> Option<Result<ExecutionEvent, Error>> {
         if self.done {
             return None;
         }
-        loop {
-            if let Some(replay) = &mut self.replay {
-                let message = match replay.next().await {
-                    Some(Ok(m)) => m,
-                    Some(Err(e)) => return Some(Err(unavailable(e))),
-                    None => {
-                        self.replay = None;
-                        continue;
-                    }
-                };
-                let info = message.info().map(|i| (i.stream_sequence, i.pending));
-                let (position, pending) = info.unwrap_or((self.last, 0));
-                if pending == 0 {
-                    // Caught up: the feed has everything after this.
-                    self.replay = None;
-                }
-                if position <= self.last {
-                    continue;
-                }
-                self.last = position;
-                match decode_event(&message) {
-                    Ok(event) => return Some(Ok((position, event))),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "skipping an undecodable event");
-                        continue;
-                    }
-                }
-            }
-            match self.receiver.recv().await {
-                Ok(Item::Event(position, _)) if position <= self.last => {}
-                Ok(Item::Event(position, event)) => {
-                    self.last = position;
-                    return Some(Ok((position, ExecutionEvent::clone(&event))));
-                }
-                Ok(Item::Broken(e)) => return Some(Err(Error::Unavailable(Box::new(e)))),
-                Err(broadcast::error::RecvError::Closed) => return None,
-                Err(broadcast::error::RecvError::Lagged(missed)) => {
-                    // Never held back for a slow reader, never buffered
-                    // without bound: it is cut off, to resume from its
-                    // last position.
-                    self.done = true;
-                    return Some(Err(Error::Lagged {
-                        missed,
-                        last: self.last,
-                    }));
-                }
+        match self.receiver.recv().await {
+            Ok(Item::Event(event)) => Some(Ok(ExecutionEvent::clone(&event))),
+            Ok(Item::Broken(e)) => Some(Err(Error::Unavailable(Box::new(e)))),
+            Err(broadcast::error::RecvError::Closed) => None,
+            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                // Never held back for a slow reader, never buffered
+                // without bound: it is cut off.
+                self.done = true;
+                Some(Err(Error::Lagged { missed }))
             }
         }
     }

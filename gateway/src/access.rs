@@ -3,7 +3,6 @@
 //! the request against the tenant's rate limit, and writes the audit record
 //! of routes that change something.
 
-use flowmesh_api::ErrorCode;
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, FromRequestParts, RawPathParams, Request, State};
@@ -11,6 +10,7 @@ use axum::http::header;
 use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use flowmesh_api::ErrorCode;
 use flowmesh_model::{Role, TenantId};
 use flowmesh_services::EngineHandle;
 use flowmesh_services::records::{AuditRecord, Principal, now_ms};
@@ -49,6 +49,9 @@ impl Access {
 pub struct Guard {
     pub access: Access,
     pub audit: Option<&'static str>,
+    /// An event stream, which also takes a stream ticket (`?ticket=`):
+    /// a browser's EventSource or WebSocket cannot send a header.
+    pub tickets: bool,
 }
 
 /// The id a handler created, for the audit record (set on the response).
@@ -95,6 +98,32 @@ fn bearer(parts: &Parts) -> Result<Option<&str>, ApiError> {
         .filter(|k| !k.is_empty())
         .map(Some)
         .ok_or_else(|| unauthorized("the Authorization header must be `Bearer <token>`"))
+}
+
+/// The stream ticket a request sends as `?ticket=`, if any.
+fn ticket(parts: &Parts) -> Option<String> {
+    let query = parts.uri.query()?;
+    serde_urlencoded::from_str::<Vec<(String, String)>>(query)
+        .ok()?
+        .into_iter()
+        .find_map(|(name, value)| (name == "ticket").then_some(value))
+}
+
+/// The caller of a route: by bearer credential, or on an event stream
+/// (`tickets`) by a stream ticket, used up by this request.
+async fn caller(state: &AppState, parts: &Parts, tickets: bool) -> Result<Principal, ApiError> {
+    let header = parts.headers.contains_key(header::AUTHORIZATION);
+    match (ticket(parts), tickets) {
+        (Some(_), true) if header => Err(ApiError::bad_request(
+            "ticket: send either a stream ticket or an Authorization header, not both",
+        )),
+        (Some(ticket), true) => Ok(state.engine.redeem_stream_ticket(&ticket).await?),
+        (Some(_), false) if !header => Err(unauthorized(
+            "a stream ticket opens an event stream only (GET /v1/events, /v1/events/ws, \
+             /v1/executions/{id}/events); send `Authorization: Bearer <token>` here",
+        )),
+        _ => authenticate(state, parts).await,
+    }
 }
 
 pub async fn authenticate(state: &AppState, parts: &Parts) -> Result<Principal, ApiError> {
@@ -158,7 +187,7 @@ pub async fn guard(
             Err(e) => return e.into_response(),
         },
         rule => {
-            let who = match authenticate(&state, &parts).await {
+            let who = match caller(&state, &parts, guard.tickets).await {
                 Ok(who) => who,
                 Err(e) => return e.into_response(),
             };

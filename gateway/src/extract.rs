@@ -1,6 +1,5 @@
 //! Request extractors that answer bad input with the JSON error envelope.
 
-use flowmesh_api::ErrorCode;
 use std::str::FromStr;
 
 use axum::extract::{FromRequest, Request};
@@ -8,6 +7,7 @@ use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use flowmesh_api::ErrorCode;
 use flowmesh_services::EngineHandle;
 
 use crate::error::ApiError;

@@ -6,12 +6,12 @@
 //! callers its `auth` refuses draw on a bucket of their own, so they cannot
 //! turn its rightful callers away.
 
-use flowmesh_api::ErrorCode;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use flowmesh_api::ErrorCode;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use serde::{Deserialize, Serialize};

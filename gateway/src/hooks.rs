@@ -2,7 +2,6 @@
 //! webhook trigger matches. Public by design: the path is the credential's
 //! place, and the tenant's slug scopes it.
 
-use flowmesh_api::ErrorCode;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
@@ -12,6 +11,7 @@ use axum::extract::{ConnectInfo, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use flowmesh_api::ErrorCode;
 use flowmesh_api::{Outcome, Until, WebhookRequest};
 use flowmesh_model::ExecutionStatus;
 use flowmesh_services::{Error, Started};

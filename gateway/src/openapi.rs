@@ -146,7 +146,7 @@ fn describe(method: &str, path: &str) -> Option<Doc> {
         ("GET", "/v1/executions/{id}/events") => Doc {
             media: "text/event-stream",
             ..doc(
-                "Server-Sent Events of one execution until it ends",
+                "Server-Sent Events of one execution, replayed from the record (after Last-Event-ID), until it ends",
                 None,
                 (200, None),
             )
@@ -214,11 +214,16 @@ fn describe(method: &str, path: &str) -> Option<Doc> {
         ("GET", "/v1/events") => Doc {
             media: "text/event-stream",
             ..doc(
-                "Every execution event of the tenant (resumable with Last-Event-ID)",
+                "Every execution event of the tenant from now on, or replayed from the record after Last-Event-ID",
                 None,
                 (200, None),
             )
         },
+        ("POST", "/v1/stream-tickets") => doc(
+            "A single-use ticket (60 s) that opens one event stream as `?ticket=`, for clients that cannot send a header",
+            None,
+            (201, Some("Object")),
+        ),
         ("GET", "/v1/events/ws") => Doc {
             media: "application/octet-stream",
             ..doc("The same events over a WebSocket", None, (101, None))

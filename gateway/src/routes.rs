@@ -1,6 +1,5 @@
 //! The route table and the API handlers.
 
-use flowmesh_api::ErrorCode;
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -10,6 +9,7 @@ use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, any, delete, get, post, put};
 use axum::{Json, Router};
+use flowmesh_api::ErrorCode;
 use flowmesh_api::Outcome as ExecutionOutcome;
 use flowmesh_api::{ResumeRequest, StartRequest, Until};
 use flowmesh_model::{ExecutionId, ExecutionStatus, Role, WorkflowDocument, WorkflowId};
@@ -43,6 +43,7 @@ const fn public(method: &'static str, path: &'static str) -> RouteInfo {
         guard: Guard {
             access: Access::Public,
             audit: None,
+            tickets: false,
         },
     }
 }
@@ -54,6 +55,7 @@ const fn role(method: &'static str, path: &'static str, role: Role) -> RouteInfo
         guard: Guard {
             access: Access::Role(role),
             audit: None,
+            tickets: false,
         },
     }
 }
@@ -62,6 +64,12 @@ impl RouteInfo {
     /// Writes an audit record named `action` for every call.
     const fn audited(mut self, action: &'static str) -> RouteInfo {
         self.guard.audit = Some(action);
+        self
+    }
+
+    /// An event stream: it also takes a stream ticket as `?ticket=`.
+    const fn streaming(mut self) -> RouteInfo {
+        self.guard.tickets = true;
         self
     }
 
@@ -150,7 +158,7 @@ fn table() -> Vec<(RouteInfo, MethodRouter<AppState>)> {
             post(resume_execution),
         ),
         (
-            role("GET", "/v1/executions/{id}/events", Viewer),
+            role("GET", "/v1/executions/{id}/events", Viewer).streaming(),
             get(sse::execution_events),
         ),
         (
@@ -211,12 +219,16 @@ fn table() -> Vec<(RouteInfo, MethodRouter<AppState>)> {
         ),
         (role("GET", "/v1/audit", Admin), get(accounts::audit)),
         (
-            role("GET", "/v1/events", Viewer),
+            role("GET", "/v1/events", Viewer).streaming(),
             get(stream::tenant_events),
         ),
         (
-            role("GET", "/v1/events/ws", Viewer),
+            role("GET", "/v1/events/ws", Viewer).streaming(),
             get(stream::tenant_events_ws),
+        ),
+        (
+            role("POST", "/v1/stream-tickets", Viewer),
+            post(stream::stream_ticket),
         ),
         (role("GET", "/v1/usage", Viewer), get(billing::usage)),
         (role("GET", "/v1/billing", Viewer), get(billing::billing)),

@@ -1,4 +1,6 @@
-//! Server-Sent Events of one execution, closing when it finishes.
+//! Server-Sent Events of one execution: its recorded events after the
+//! client's last (`Last-Event-ID`, a `seq`; from the first without one),
+//! then live ones, closing after the last event of a finished execution.
 
 use std::convert::Infallible;
 
@@ -6,17 +8,16 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use flowmesh_model::{ExecutionId, NodeStatus};
-use flowmesh_services::records::ExecutionRecord;
-use futures::stream::{self, BoxStream, StreamExt};
-use serde_json::json;
+use flowmesh_model::ExecutionId;
+use flowmesh_services::records::EventScope;
+use futures::stream;
 
 use crate::access::Auth;
 use crate::error::ApiError;
 use crate::extract::{AppState, parse_id};
+use crate::replay::{Broken, Recorded, Start};
 
-/// Events carry their per-execution `seq` as id; a client reconnecting
-/// with `Last-Event-ID` gets only the events after it.
+/// Events carry their per-execution `seq` as id.
 pub async fn execution_events(
     State(state): State<AppState>,
     Auth(who): Auth,
@@ -34,84 +35,42 @@ pub async fn execution_events(
                 ApiError::bad_request("Last-Event-ID: must be an event id of this stream")
             })?,
     };
+    let slot = state.streams.take(who.tenant)?;
+    // Subscribed before the record is read: nothing falls in between.
+    let live = state.engine.live_events(who.tenant, id).await?;
     let record = state.engine.get_execution(who.tenant, id).await?;
-    let events: BoxStream<'static, Result<Event, Infallible>> = if record.status.is_terminal() {
-        // Finished runs are told from the journal: their events may have aged out of the bus.
-        stream::iter(journal_events(&record)).map(Ok).boxed()
-    } else {
-        let slot = state.streams.take(who.tenant)?;
-        let live = state.engine.events(who.tenant, id).await?;
-        stream::unfold(
-            (live, false, slot),
-            move |(mut live, done, slot)| async move {
-                if done {
-                    return None;
-                }
-                loop {
-                    match live.next().await {
-                        Some(Ok(event)) if event.seq <= after && !event.kind.is_final() => continue,
-                        Some(Ok(event)) => {
-                            let last = event.kind.is_final();
-                            let sse = Event::default()
-                                .id(event.seq.to_string())
-                                .event(event.kind.name())
-                                .json_data(event.to_json())
-                                .unwrap_or_default();
-                            return Some((Ok(sse), (live, last, slot)));
-                        }
-                        Some(Err(e)) => {
-                            let sse = Event::default().event("error").data(e.to_string());
-                            return Some((Ok(sse), (live, true, slot)));
-                        }
-                        None => return None,
-                    }
-                }
-            },
-        )
-        .boxed()
-    };
-    Ok(Sse::new(events)
+    let last = state.engine.last_event_seq(id).await?;
+    if after > last {
+        return Err(ApiError::bad_request(format!(
+            "Last-Event-ID: {after} is not an event of this execution yet (its newest is \
+             {last}); reconnect with an id the stream sent, or without one"
+        )));
+    }
+    let events = Recorded::new(
+        state.engine.clone(),
+        live,
+        Start {
+            tenant: who.tenant,
+            scope: EventScope::Execution(id),
+            after,
+            replay: true,
+            ends: record.status.is_terminal(),
+        },
+    );
+    let stream = stream::unfold((events, slot), |(mut events, slot)| async move {
+        let sse = match events.next().await? {
+            Ok(event) => Event::default()
+                .id(event.seq.to_string())
+                .event(event.kind.name())
+                .json_data(event.to_json())
+                .unwrap_or_default(),
+            Err(Broken::Lagged(e) | Broken::Failed(e)) => Event::default().event("error").data(
+                format!("the event stream broke ({e}); reconnect with Last-Event-ID"),
+            ),
+        };
+        Some((Ok::<_, Infallible>(sse), (events, slot)))
+    });
+    Ok(Sse::new(stream)
         .keep_alive(KeepAlive::default())
         .into_response())
-}
-
-fn journal_events(record: &ExecutionRecord) -> Vec<Event> {
-    let mut out = Vec::new();
-    for step in &record.steps {
-        let (name, body) = match step.status {
-            NodeStatus::Succeeded => (
-                "node_succeeded",
-                json!({"node": step.node, "output": step.output}),
-            ),
-            NodeStatus::Failed => (
-                "node_failed",
-                json!({"node": step.node, "error": step.error}),
-            ),
-            NodeStatus::Skipped => ("node_skipped", json!({"node": step.node})),
-            _ => continue,
-        };
-        let mut body = body;
-        body["type"] = json!(name);
-        body["execution_id"] = json!(record.id);
-        out.push(
-            Event::default()
-                .event(name)
-                .json_data(body)
-                .unwrap_or_default(),
-        );
-    }
-    let finished = json!({
-        "type": "execution_finished",
-        "execution_id": record.id,
-        "status": record.status,
-        "output": record.output,
-        "error": record.error,
-    });
-    out.push(
-        Event::default()
-            .event("execution_finished")
-            .json_data(finished)
-            .unwrap_or_default(),
-    );
-    out
 }

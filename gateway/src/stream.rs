@@ -1,11 +1,13 @@
 //! The tenant's stream of every execution event, as Server-Sent Events
 //! (`GET /v1/events`) or WebSocket messages (`GET /v1/events/ws`). Each
-//! event's id is its position on the bus; a client that reconnects with
-//! the last id it saw (`Last-Event-ID`, or `?last_event_id=`) continues
-//! after it, with no gap and no repeat, as long as the bus still keeps the
-//! events it missed (an hour by default).
+//! event's id is its position in the tenant's stream, as recorded with the
+//! turn that produced it. A client that reconnects with the last id it saw
+//! (`Last-Event-ID`, or `?last_event_id=`) gets every later event from the
+//! record, then live ones, with no gap and no repeat; without one it
+//! follows from now on. A browser, which cannot send an `Authorization`
+//! header here, opens a stream with a ticket (`POST /v1/stream-tickets`,
+//! then `?ticket=`).
 
-use flowmesh_api::ErrorCode;
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
@@ -15,14 +17,16 @@ use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use flowmesh_bus::Positioned;
-use flowmesh_model::TenantId;
+use flowmesh_api::ErrorCode;
+use flowmesh_model::{ExecutionEvent, TenantId};
+use flowmesh_services::records::{EventScope, Resume};
 use futures::stream;
 use serde_json::json;
 
 use crate::access::Auth;
 use crate::error::ApiError;
 use crate::extract::AppState;
+use crate::replay::{Broken, Recorded, Start};
 
 /// Where a reconnecting client left off: the `Last-Event-ID` header or the
 /// `last_event_id` query parameter.
@@ -30,9 +34,12 @@ fn last_event_id(
     headers: &HeaderMap,
     query: &HashMap<String, String>,
 ) -> Result<Option<u64>, ApiError> {
-    if let Some(unknown) = query.keys().find(|k| k.as_str() != "last_event_id") {
+    if let Some(unknown) = query
+        .keys()
+        .find(|k| !matches!(k.as_str(), "last_event_id" | "ticket"))
+    {
         return Err(ApiError::bad_request(format!(
-            "query parameter {unknown}: unknown; the stream takes last_event_id"
+            "query parameter {unknown}: unknown; the stream takes last_event_id and ticket"
         )));
     }
     let text = match headers.get("last-event-id") {
@@ -47,6 +54,53 @@ fn last_event_id(
         })
     })
     .transpose()
+}
+
+/// The tenant's stream after `after` (checked against the record), or
+/// from now on.
+async fn open(
+    state: &AppState,
+    tenant: TenantId,
+    after: Option<u64>,
+) -> Result<Recorded, ApiError> {
+    if let Some(position) = after {
+        match state.engine.resume_at(tenant, position).await? {
+            Resume::Known => {}
+            Resume::Future { last } => {
+                return Err(ApiError::bad_request(format!(
+                    "Last-Event-ID: {position} is not an event of this stream yet (its newest is \
+                     {last}); reconnect with an id the stream sent, or without one"
+                )));
+            }
+            Resume::Purged => {
+                return Err(ApiError::new(
+                    ErrorCode::EventsPurged,
+                    format!(
+                        "Last-Event-ID: event {position} is no longer kept (its execution was \
+                         purged after the tenant's retention); reconnect with Last-Event-ID: 0 \
+                         to replay what is kept, or without one to follow from now on"
+                    ),
+                ));
+            }
+        }
+    }
+    // Subscribed before the record is read: nothing falls in between.
+    let live = state.engine.tenant_events(tenant).await?;
+    let start = match after {
+        Some(position) => position,
+        None => state.engine.last_event_position(tenant).await?,
+    };
+    Ok(Recorded::new(
+        state.engine.clone(),
+        live,
+        Start {
+            tenant,
+            scope: EventScope::Tenant,
+            after: start,
+            replay: after.is_some(),
+            ends: false,
+        },
+    ))
 }
 
 /// Open streams by tenant: each holds a connection and a reader of the
@@ -106,8 +160,15 @@ impl Drop for StreamSlot {
     }
 }
 
-fn body(p: &Positioned) -> serde_json::Value {
-    p.event.to_json()
+/// A single-use ticket that opens one event stream of the caller's tenant
+/// as `?ticket=`, with the caller's role.
+pub(crate) async fn stream_ticket(
+    State(state): State<AppState>,
+    Auth(who): Auth,
+) -> Result<Response, ApiError> {
+    let issued = state.engine.issue_stream_ticket(&who).await?;
+    let body = json!({"ticket": issued.ticket, "expires_at": issued.expires_at});
+    Ok((axum::http::StatusCode::CREATED, axum::Json(body)).into_response())
 }
 
 pub(crate) async fn tenant_events(
@@ -118,18 +179,18 @@ pub(crate) async fn tenant_events(
 ) -> Result<Response, ApiError> {
     let after = last_event_id(&headers, &query)?;
     let slot = state.streams.take(who.tenant)?;
-    let events = state.engine.tenant_events(who.tenant, after).await?;
+    let events = open(&state, who.tenant, after).await?;
     let stream = stream::unfold((events, slot), |(mut events, slot)| async move {
-        let sse = match events.next_positioned().await? {
-            Ok(p) => Event::default()
-                .id(p.position.to_string())
-                .event(p.event.kind.name())
-                .json_data(body(&p))
+        let sse = match events.next().await? {
+            Ok(event) => Event::default()
+                .id(event.position.to_string())
+                .event(event.kind.name())
+                .json_data(event.to_json())
                 .unwrap_or_default(),
-            Err(e @ flowmesh_bus::Error::Lagged { .. }) => Event::default()
+            Err(Broken::Lagged(e)) => Event::default()
                 .event("lagged")
                 .data(format!("{e}; reconnect with Last-Event-ID")),
-            Err(e) => Event::default().event("error").data(format!(
+            Err(Broken::Failed(e)) => Event::default().event("error").data(format!(
                 "the event stream broke ({e}); reconnect with Last-Event-ID"
             )),
         };
@@ -149,24 +210,29 @@ pub(crate) async fn tenant_events_ws(
 ) -> Result<Response, ApiError> {
     let after = last_event_id(&headers, &query)?;
     let slot = state.streams.take(who.tenant)?;
-    // Subscribed before the upgrade: an unreachable bus is an HTTP error.
-    let events = state.engine.tenant_events(who.tenant, after).await?;
+    // Opened before the upgrade: a bad id or an unreachable bus is an HTTP error.
+    let events = open(&state, who.tenant, after).await?;
     Ok(upgrade.on_upgrade(move |socket| async move {
         forward(socket, events).await;
         drop(slot);
     }))
 }
 
-/// Sends each event as a text message `{"id", "event"}` until either side
-/// closes; messages from the client are read only to notice a close.
-async fn forward(mut socket: WebSocket, mut events: flowmesh_bus::Events) {
+fn message(event: &ExecutionEvent) -> serde_json::Value {
+    json!({"id": event.position, "type": event.kind.name(), "event": event.to_json()})
+}
+
+/// Sends each event as a text message `{"id", "type", "event"}` until
+/// either side closes; messages from the client are read only to notice
+/// a close.
+async fn forward(mut socket: WebSocket, mut events: Recorded) {
     loop {
         tokio::select! {
-            next = events.next_positioned() => {
+            next = events.next() => {
                 let text = match next {
-                    Some(Ok(p)) => json!({"id": p.position, "type": p.event.kind.name(), "event": body(&p)}),
-                    Some(Err(e @ flowmesh_bus::Error::Lagged { .. })) => json!({"type": "lagged", "error": format!("{e}; reconnect with last_event_id")}),
-                    Some(Err(e)) => json!({"type": "error", "error": format!("the event stream broke ({e}); reconnect with last_event_id")}),
+                    Some(Ok(event)) => message(&event),
+                    Some(Err(Broken::Lagged(e))) => json!({"type": "lagged", "error": format!("{e}; reconnect with last_event_id")}),
+                    Some(Err(Broken::Failed(e))) => json!({"type": "error", "error": format!("the event stream broke ({e}); reconnect with last_event_id")}),
                     None => break,
                 };
                 if socket.send(Message::Text(text.to_string().into())).await.is_err() {

@@ -6,6 +6,7 @@
 pub mod llm;
 pub mod load;
 pub mod servers;
+pub mod sse;
 pub mod stub;
 
 use std::io::{BufRead, BufReader};
@@ -665,8 +666,18 @@ impl Engine {
 
     /// Starts an execution through the API; returns its id.
     pub async fn start_execution(&self, workflow: &str, input: Value) -> String {
+        self.start_execution_as(ADMIN_KEY, workflow, input).await
+    }
+
+    /// Starts an execution with a key of another tenant; returns its id.
+    pub async fn start_execution_as(&self, key: &str, workflow: &str, input: Value) -> String {
         let (status, body) = self
-            .post(&format!("/v1/workflows/{workflow}/executions"), input)
+            .request_as(
+                key,
+                Method::POST,
+                &format!("/v1/workflows/{workflow}/executions"),
+                Some(input),
+            )
             .await;
         assert_eq!(status, StatusCode::ACCEPTED, "start: {body}");
         body["execution_id"]

@@ -504,7 +504,7 @@ impl EngineHandle {
     }
 
     /// The events of one execution: those kept so far, then live ones.
-    pub async fn events(
+    pub(super) async fn events(
         &self,
         tenant: TenantId,
         id: ExecutionId,
@@ -512,14 +512,10 @@ impl EngineHandle {
         Ok(self.shared.bus.execution_events(tenant, id).await?)
     }
 
-    /// Every execution event of a tenant: those after bus position `after`
-    /// (a reconnecting reader's last), or from now on.
-    pub async fn tenant_events(
-        &self,
-        tenant: TenantId,
-        after: Option<u64>,
-    ) -> Result<flowmesh_bus::Events, Error> {
-        Ok(self.shared.bus.tenant_events(tenant, after).await?)
+    /// Live events of every execution of a tenant from now on (the record
+    /// has the rest).
+    pub async fn tenant_events(&self, tenant: TenantId) -> Result<flowmesh_bus::Events, Error> {
+        Ok(self.shared.bus.tenant_events(tenant).await?)
     }
 
     /// Waits (at most `timeout`, capped by the engine's limit) for an

@@ -24,6 +24,7 @@ mod runtime;
 mod sandboxes;
 mod schedule;
 mod shared;
+mod streams;
 mod templates;
 mod text;
 pub mod trace;
@@ -56,10 +57,10 @@ pub use webhooks::AuthenticatedWebhook;
 /// Records the gateway shows; re-exported so that it needs no store dependency.
 pub mod records {
     pub use flowmesh_store::{
-        AuditQuery, AuditRecord, Balance, DailyUsage, ExecutionPage, ExecutionQuery,
+        AuditQuery, AuditRecord, Balance, DailyUsage, EventScope, ExecutionPage, ExecutionQuery,
         ExecutionRecord, ExecutionSummary, InvitationInfo, KeyInfo, LedgerEntry, PLATFORM_TENANT,
-        Principal, SealingKey, SecretInfo, StepRecord, TenantInfo, TenantLimits, UserInfo,
-        WorkflowRecord, WorkflowSummary, day_of, now_ms,
+        Principal, Resume, SealingKey, SecretInfo, StepRecord, StreamTicket, TenantInfo,
+        TenantLimits, UserInfo, WorkflowRecord, WorkflowSummary, day_of, now_ms,
     };
 }
 

@@ -30,6 +30,8 @@ pub struct Options {
     pub shutdown_grace: HumanDuration,
     /// Longest a synchronous caller (`?wait=true`, responding webhooks) waits.
     pub max_sync_wait: HumanDuration,
+    /// How long a stream ticket stays valid.
+    pub stream_ticket_ttl: HumanDuration,
     /// How far the signed timestamp of a webhook signature (Stripe, Slack,
     /// `hmac` with a timestamp header) may be from now, either way; an
     /// older request is refused, so a captured one cannot be replayed later.
@@ -200,6 +202,7 @@ impl Default for Options {
             retention_interval: HumanDuration::from_millis(600_000),
             shutdown_grace: HumanDuration::from_millis(10_000),
             max_sync_wait: HumanDuration::from_millis(30_000),
+            stream_ticket_ttl: HumanDuration::from_millis(60_000),
             webhook_signature_tolerance: HumanDuration::from_millis(300_000),
             sandbox: flowmesh_sandbox::Options::default(),
             tenancy: Tenancy::default(),

@@ -1,6 +1,6 @@
-//! The end of a turn: its changes are committed in one transaction, with
-//! the in-process mark they call for, and only then announced and their
-//! attempts started.
+//! The end of a turn: its changes and its events are committed in one
+//! transaction, with the in-process mark they call for, and only then
+//! announced and their attempts started.
 
 use std::future::Future;
 use std::time::Duration;
@@ -42,9 +42,11 @@ impl ExecutionState {
             },
             Marked::Nothing | Marked::StartTurn | Marked::Stale => Mark::Clear,
         };
+        let mut events = pending.events;
         if pending.transition.is_some()
             || !steps.is_empty()
             || !pending.consumed.is_empty()
+            || !events.is_empty()
             || mark != Mark::Keep
         {
             let m = &pending.usage;
@@ -67,9 +69,18 @@ impl ExecutionState {
                 usage: Some(&usage),
                 slots: self.slots,
                 in_process: mark,
+                events: &events,
             };
             match self.write_turn(&turn).await? {
-                Committed::Written { woke } => {
+                Committed::Written {
+                    woke,
+                    first_position,
+                } => {
+                    if let Some(first) = first_position {
+                        for (event, position) in events.iter_mut().zip(first..) {
+                            event.position = position;
+                        }
+                    }
                     metrics::credits_used(self.record.tenant, usage.credits);
                     if let Some(woken) = woke {
                         self.start_woken(woken).await;
@@ -88,7 +99,7 @@ impl ExecutionState {
         if let Some(change) = &pending.transition {
             self.record.status = change.to;
         }
-        for event in pending.events {
+        for event in events {
             self.ctx.emit(event).await;
         }
         // Inline attempts are normally run before the turn ends; any left run as tasks.

@@ -66,7 +66,7 @@ pub(crate) struct ExecutionState {
     output_cap: usize,
     /// Whether starting takes one of the tenant's concurrency slots.
     slots: Slots,
-    /// `seq` of the last event this execution published.
+    /// `seq` of the last event this execution recorded.
     event_seq: u64,
     /// The in-process mark the store holds for this execution.
     marked: Marked,
@@ -144,7 +144,7 @@ impl Actor for ExecutionActor {
         } else {
             Slots::Unlimited
         };
-        let event_seq = crate::events::last_seq(&args.ctx, &args.record).await;
+        let event_seq = crate::events::last_seq(&args.ctx, &args.record).await?;
         args.ctx.mark_local(args.record.id, true);
         Ok(ExecutionState {
             ctx: args.ctx,
@@ -278,6 +278,7 @@ impl ExecutionState {
             execution: self.record.id,
             at_ms: now_ms(),
             seq: self.event_seq,
+            position: 0,
             kind,
         }
     }

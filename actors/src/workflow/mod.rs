@@ -274,26 +274,33 @@ impl WorkflowState {
             output: None,
             error: Some(message.clone()),
         };
-        if matches!(
-            self.ctx
-                .store
-                .transition_execution(&self.ctx.options.node_id, &change)
-                .await,
-            Ok(true)
-        ) {
-            let seq = crate::events::last_seq(&self.ctx, &record).await + 1;
-            let event = ExecutionEvent {
-                tenant: record.tenant,
-                workflow: record.workflow,
-                execution: id,
-                at_ms: now_ms(),
-                seq,
-                kind: EventKind::ExecutionFinished {
-                    status: to,
-                    output: None,
-                    error: Some(message),
-                },
-            };
+        let Ok(seq) = crate::events::last_seq(&self.ctx, &record).await else {
+            return;
+        };
+        let mut event = ExecutionEvent {
+            tenant: record.tenant,
+            workflow: record.workflow,
+            execution: id,
+            at_ms: now_ms(),
+            seq: seq + 1,
+            position: 0,
+            kind: EventKind::ExecutionFinished {
+                status: to,
+                output: None,
+                error: Some(message),
+            },
+        };
+        if let Ok(Some(Some(position))) = self
+            .ctx
+            .store
+            .transition_with_events(
+                &self.ctx.options.node_id,
+                &change,
+                std::slice::from_ref(&event),
+            )
+            .await
+        {
+            event.position = position;
             self.ctx.emit(event).await;
         }
     }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use flowmesh_model::{ExecutionId, ExecutionStatus, TenantId};
+use flowmesh_model::{ExecutionEvent, ExecutionId, ExecutionStatus, TenantId};
 use sqlx::any::AnyRow;
 
 use crate::credits::{Usage, append_usage};
@@ -59,6 +59,9 @@ pub struct Turn<'a> {
     pub slots: Slots,
     /// The execution's in-process mark after the turn (an end clears it).
     pub in_process: Mark<'a>,
+    /// The events the turn produced, recorded with it (their positions are
+    /// given by the store).
+    pub events: &'a [ExecutionEvent],
 }
 
 /// Whether executions of a tenant take concurrency slots.
@@ -75,8 +78,13 @@ pub enum Slots {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Committed {
     /// `woke`: the turn gave its tenant's concurrency slot back, and this
-    /// start that waited for one is due now.
-    Written { woke: Option<Woken> },
+    /// start that waited for one is due now. `first_position`: the
+    /// tenant-stream position of the turn's first event, if it had any
+    /// (the others follow it).
+    Written {
+        woke: Option<Woken>,
+        first_position: Option<u64>,
+    },
     /// Nothing was written: the writer no longer owns the execution, or
     /// another writer moved it on.
     Fenced,
@@ -381,23 +389,39 @@ impl Store {
         owner: &str,
         change: &ExecutionChange,
     ) -> Result<bool, Error> {
+        Ok(self
+            .transition_with_events(owner, change, &[])
+            .await?
+            .is_some())
+    }
+
+    /// [`Store::transition_execution`], recording `events` with it;
+    /// returns the position of the first event when it won.
+    pub async fn transition_with_events(
+        &self,
+        owner: &str,
+        change: &ExecutionChange,
+        events: &[ExecutionEvent],
+    ) -> Result<Option<Option<u64>>, Error> {
         let mut tx = self.pool.begin().await?;
         if !self
             .apply_transition(&mut tx, owner, change, Mark::Keep)
             .await?
         {
             tx.rollback().await?;
-            return Ok(false);
+            return Ok(None);
         }
+        let row = sqlx::query("SELECT tenant_id FROM executions WHERE id = $1")
+            .bind(change.id.to_string())
+            .fetch_one(&mut *tx)
+            .await?;
+        let tenant = parse(&row, "tenant_id")?;
         if change.from == ExecutionStatus::Running && change.to.is_terminal() {
-            let row = sqlx::query("SELECT tenant_id FROM executions WHERE id = $1")
-                .bind(change.id.to_string())
-                .fetch_one(&mut *tx)
-                .await?;
-            Self::give_slot(&mut tx, parse(&row, "tenant_id")?).await?;
+            Self::give_slot(&mut tx, tenant).await?;
         }
+        let first_position = crate::events::record(&mut tx, tenant, events).await?;
         tx.commit().await?;
-        Ok(true)
+        Ok(Some(first_position))
     }
 
     async fn apply_transition(
@@ -524,10 +548,15 @@ impl Store {
         if let Some(usage) = turn.usage.filter(|u| !u.is_empty()) {
             append_usage(&mut tx, turn.tenant, usage).await?;
         }
+        // Last: the tenant's position counter stays locked only briefly.
+        let first_position = crate::events::record(&mut tx, turn.tenant, turn.events).await?;
         crash_point("store::turn::before_commit");
         tx.commit().await?;
         crash_point("store::turn::committed");
-        Ok(Committed::Written { woke })
+        Ok(Committed::Written {
+            woke,
+            first_position,
+        })
     }
 
     /// Flags an execution for cancellation; returns its status then.

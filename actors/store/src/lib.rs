@@ -12,6 +12,7 @@ pub mod credentials;
 mod credits;
 mod deaths;
 mod error;
+mod events;
 mod executions;
 pub mod failpoints;
 mod limits;
@@ -23,6 +24,7 @@ mod schedules;
 mod secrets;
 mod stats;
 mod tenants;
+mod tickets;
 mod users;
 mod workflows;
 
@@ -38,6 +40,7 @@ pub use audit::{AuditQuery, AuditRecord};
 pub use credits::{Balance, Credit, DailyUsage, LedgerEntry, RefillDue, Usage, day_of};
 pub use deaths::{DeathVerdict, EngineDeath, Mark};
 pub use error::Error;
+pub use events::{EVENT_PAGE, EventScope, Resume};
 pub use executions::{ClaimRequest, Committed, Slots, Turn};
 pub use limits::{TenantLimits, Woken};
 pub use models::ModelSettings;
@@ -48,6 +51,7 @@ pub use schedules::{DueSchedule, Fire, NewSchedule};
 pub use secrets::{Resealed, SealingKey, SecretInfo, valid_secret_name};
 pub use stats::{LastRun, Unfinished, WorkflowStats};
 pub use tenants::{KeyInfo, NewKey, PLATFORM_TENANT, TenantInfo};
+pub use tickets::{Redeemed, StreamTicket};
 pub use users::{
     Acceptance, InvitationInfo, NewInvitation, NewSession, PendingInvitation, Registration,
     UserInfo, normalize_email,

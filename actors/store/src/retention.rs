@@ -81,8 +81,8 @@ impl Store {
     }
 
     /// Deletes up to `batch` finished executions past their tenant's
-    /// retention, with their journal, resumes and blob links, and the
-    /// blobs no step refers to any more; one transaction. Returns how many
+    /// retention, with their journal, resumes, recorded events and blob
+    /// links, and the blobs no step refers to any more; one transaction. Returns how many
     /// executions went.
     pub async fn purge_expired(&self, batch: u32) -> Result<usize, Error> {
         let mut tx = self.pool.begin().await?;
@@ -115,7 +115,12 @@ impl Store {
             .iter()
             .map(|row| Ok::<_, Error>((text(row, "tenant_id")?, text(row, "hash")?)))
             .collect::<Result<_, _>>()?;
-        for table in ["step_blobs", "steps", "execution_signals"] {
+        for table in [
+            "step_blobs",
+            "steps",
+            "execution_signals",
+            "execution_events",
+        ] {
             let delete = format!("DELETE FROM {table} WHERE execution_id IN ({list})");
             bind_ids(&delete, &ids).execute(&mut *tx).await?;
         }
@@ -140,7 +145,9 @@ impl Store {
     pub async fn reclaim_space(&self) -> Result<(), Error> {
         let sql = match self.backend {
             Backend::Sqlite => "PRAGMA incremental_vacuum",
-            Backend::Postgres => "VACUUM executions, steps, step_blobs, blobs, execution_signals",
+            Backend::Postgres => {
+                "VACUUM executions, steps, step_blobs, blobs, execution_signals, execution_events"
+            }
         };
         sqlx::query(sql).execute(&self.pool).await?;
         Ok(())

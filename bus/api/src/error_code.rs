@@ -40,6 +40,8 @@ pub enum ErrorCode {
     Conflict,
     /// The execution has already finished.
     AlreadyFinished,
+    /// The events asked for were purged with their executions.
+    EventsPurged,
     /// A body or input over the size limit.
     PayloadTooLarge,
     /// The tenant has no credits left.
@@ -64,7 +66,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for the error-code table and the API description.
-    pub const ALL: [ErrorCode; 25] = [
+    pub const ALL: [ErrorCode; 26] = [
         ErrorCode::BadRequest,
         ErrorCode::MalformedJson,
         ErrorCode::UnsupportedMediaType,
@@ -80,6 +82,7 @@ impl ErrorCode {
         ErrorCode::RequestTimeout,
         ErrorCode::Conflict,
         ErrorCode::AlreadyFinished,
+        ErrorCode::EventsPurged,
         ErrorCode::PayloadTooLarge,
         ErrorCode::NoCredits,
         ErrorCode::RateLimited,
@@ -110,6 +113,7 @@ impl ErrorCode {
             ErrorCode::RequestTimeout => "request_timeout",
             ErrorCode::Conflict => "conflict",
             ErrorCode::AlreadyFinished => "already_finished",
+            ErrorCode::EventsPurged => "events_purged",
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::NoCredits => "no_credits",
             ErrorCode::RateLimited => "rate_limited",

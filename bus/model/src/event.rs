@@ -14,10 +14,13 @@ pub struct ExecutionEvent {
     pub execution: ExecutionId,
     /// Milliseconds since the Unix epoch.
     pub at_ms: i64,
-    /// Order of the event within its execution: strictly increasing, and
-    /// consecutive while one process runs the execution; after a fail-over
-    /// or a long park it may jump ahead, never back.
+    /// Order of the event within its execution: 1, 2, 3, … as recorded
+    /// with the turns that produced them.
     pub seq: u64,
+    /// Position in its tenant's stream of events, given when the event is
+    /// recorded with its turn: increasing by one per event of the tenant.
+    /// 0 until recorded.
+    pub position: u64,
     pub kind: EventKind,
 }
 

@@ -33,6 +33,7 @@ fn turn<'a>(
         usage: None,
         slots: Slots::Unlimited,
         in_process,
+        events: &[],
     }
 }
 
@@ -58,7 +59,10 @@ async fn marks_follow_claims_turns_and_graceful_stops(store: &Store) {
     let starting = turn(tenant, id, Some(&start), set);
     assert_eq!(
         store.commit_turn(&starting).await.unwrap(),
-        Committed::Written { woke: None }
+        Committed::Written {
+            woke: None,
+            first_position: None
+        }
     );
     assert_eq!(mark_of(store, id).await, marked("second-run", Some("code")));
     // A running execution's claim leaves its mark alone.
@@ -83,14 +87,20 @@ async fn marks_follow_claims_turns_and_graceful_stops(store: &Store) {
     let clearing = turn(tenant, id, None, Mark::Clear);
     assert_eq!(
         store.commit_turn(&clearing).await.unwrap(),
-        Committed::Written { woke: None }
+        Committed::Written {
+            woke: None,
+            first_position: None
+        }
     );
     assert_eq!(mark_of(store, id).await, None);
     // A graceful stop is no death: its marks go with its lease.
     let marking = turn(tenant, id, None, set);
     assert_eq!(
         store.commit_turn(&marking).await.unwrap(),
-        Committed::Written { woke: None }
+        Committed::Written {
+            woke: None,
+            first_position: None
+        }
     );
     store.release_leases(OWNER).await.unwrap();
     assert_eq!(mark_of(store, id).await, None);

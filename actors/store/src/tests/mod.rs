@@ -459,10 +459,14 @@ async fn save_step(store: &Store, tenant: TenantId, step: &StepRecord) {
         usage: None,
         slots: Slots::Unlimited,
         in_process: Mark::Keep,
+        events: &[],
     };
     assert_eq!(
         store.commit_turn(&turn).await.unwrap(),
-        Committed::Written { woke: None }
+        Committed::Written {
+            woke: None,
+            first_position: None
+        }
     );
 }
 
@@ -517,10 +521,14 @@ async fn turns_are_all_or_nothing(store: &Store) {
         usage: None,
         slots: Slots::Unlimited,
         in_process: Mark::Keep,
+        events: &[],
     };
     assert_eq!(
         store.commit_turn(&turn).await.unwrap(),
-        Committed::Written { woke: None }
+        Committed::Written {
+            woke: None,
+            first_position: None
+        }
     );
     let record = store.get_execution(tenant, id).await.unwrap().unwrap();
     assert_eq!(record.status, ExecutionStatus::Running);
@@ -538,6 +546,7 @@ async fn turns_are_all_or_nothing(store: &Store) {
         usage: None,
         slots: Slots::Unlimited,
         in_process: Mark::Keep,
+        events: &[],
     };
     assert!(
         store.commit_turn(&stale).await.unwrap() == Committed::Fenced,
@@ -761,6 +770,7 @@ async fn a_database_url_of_another_kind_is_refused() {
 }
 
 mod deaths;
+mod events;
 mod parking;
 mod retention;
 mod schedules;

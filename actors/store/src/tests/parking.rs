@@ -72,6 +72,7 @@ async fn parked_executions_wake_when_due(store: &Store) {
         usage: None,
         slots: Slots::Unlimited,
         in_process: Mark::Keep,
+        events: &[],
     };
     assert!(
         store.commit_turn(&late).await.unwrap() == Committed::Fenced,
@@ -159,10 +160,14 @@ async fn resumes_are_kept_until_applied(store: &Store) {
         usage: None,
         slots: Slots::Unlimited,
         in_process: Mark::Keep,
+        events: &[],
     };
     assert_eq!(
         store.commit_turn(&apply).await.unwrap(),
-        Committed::Written { woke: None }
+        Committed::Written {
+            woke: None,
+            first_position: None
+        }
     );
     assert!(store.signals(id).await.unwrap().is_empty());
     assert_eq!(

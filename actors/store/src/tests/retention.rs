@@ -49,10 +49,14 @@ async fn large_outputs_are_stored_once_and_purged_with_their_runs(store: &Store)
             usage: None,
             slots: Slots::Unlimited,
             in_process: Mark::Keep,
+            events: &[],
         };
         assert_eq!(
             store.commit_turn(&turn).await.unwrap(),
-            Committed::Written { woke: None }
+            Committed::Written {
+                woke: None,
+                first_position: None
+            }
         );
         step.node = "small".into();
         step.output = Some(json!({"ok": true}));

@@ -224,10 +224,14 @@ async fn credits_are_charged_once_and_settled(store: &Store) {
             usage: Some(&usage),
             slots: Slots::Unlimited,
             in_process: Mark::Keep,
+            events: &[],
         };
         assert_eq!(
             store.commit_turn(&turn).await.unwrap(),
-            Committed::Written { woke: None }
+            Committed::Written {
+                woke: None,
+                first_position: None
+            }
         );
     }
     let fenced = Turn {
@@ -240,6 +244,7 @@ async fn credits_are_charged_once_and_settled(store: &Store) {
         usage: Some(&usage),
         slots: Slots::Unlimited,
         in_process: Mark::Keep,
+        events: &[],
     };
     assert_eq!(store.commit_turn(&fenced).await.unwrap(), Committed::Fenced);
     let balance = store.balance(tenant).await.unwrap();
@@ -446,7 +451,10 @@ async fn starts_take_slots_and_ends_give_them_back(store: &Store) {
     };
     assert_eq!(
         commit(&first_start).await,
-        Committed::Written { woke: None }
+        Committed::Written {
+            woke: None,
+            first_position: None
+        }
     );
     assert_eq!(commit(&second_start).await, Committed::NoSlot);
     // It waits unowned, not due for a while: the first one's end wakes it.
@@ -461,11 +469,20 @@ async fn starts_take_slots_and_ends_give_them_back(store: &Store) {
         execution: second,
         workflow,
     });
-    assert_eq!(commit(&end).await, Committed::Written { woke });
+    assert_eq!(
+        commit(&end).await,
+        Committed::Written {
+            woke,
+            first_position: None
+        }
+    );
     assert_eq!(store.claim_executions(&sweep).await.unwrap(), [second]);
     assert_eq!(
         commit(&second_start).await,
-        Committed::Written { woke: None }
+        Committed::Written {
+            woke: None,
+            first_position: None
+        }
     );
 }
 
@@ -480,6 +497,7 @@ fn slot_turn(tenant: TenantId, change: &ExecutionChange) -> Turn<'_> {
         usage: None,
         slots: Slots::Limited { instance: None },
         in_process: Mark::Keep,
+        events: &[],
     }
 }
 both_backends!(starts_take_slots_and_ends_give_them_back);
