@@ -241,49 +241,40 @@ impl Runtime for Context {
     }
 
     fn sandboxes(&self, tenant: TenantId) -> BoxFuture<'_, Result<Vec<SandboxInfo>, Error>> {
-        Box::pin(async move {
-            let root = self.running_root()?;
-            match root
-                .call(
-                    |reply| RootMsg::Tenant {
-                        tenant,
-                        msg: TenantMsg::ListSandboxes(reply),
-                    },
-                    Some(ASK_TIMEOUT),
-                )
-                .await
-            {
-                Ok(CallResult::Success(list)) => Ok(list),
-                _ => Err(Error::Unavailable(
-                    "the tenant's actor did not answer".into(),
-                )),
-            }
-        })
+        Box::pin(self.ask_tenant(tenant, TenantMsg::ListSandboxes))
     }
 
     fn stop_sandbox(&self, tenant: TenantId, id: uuid::Uuid) -> BoxFuture<'_, Result<bool, Error>> {
-        Box::pin(async move {
-            let root = self.running_root()?;
-            match root
-                .call(
-                    |reply| RootMsg::Tenant {
-                        tenant,
-                        msg: TenantMsg::StopSandbox { id, reply },
-                    },
-                    Some(ASK_TIMEOUT),
-                )
-                .await
-            {
-                Ok(CallResult::Success(stopped)) => Ok(stopped),
-                _ => Err(Error::Unavailable(
-                    "the tenant's actor did not answer".into(),
-                )),
-            }
-        })
+        Box::pin(self.ask_tenant(tenant, move |reply| TenantMsg::StopSandbox { id, reply }))
     }
 }
 
 impl Context {
+    /// Asks the tenant's actor (spawned if it has none) and waits for its
+    /// answer a bounded time.
+    async fn ask_tenant<T: Send + 'static>(
+        &self,
+        tenant: TenantId,
+        msg: impl FnOnce(ractor::RpcReplyPort<T>) -> TenantMsg,
+    ) -> Result<T, Error> {
+        let root = self.running_root()?;
+        match root
+            .call(
+                |reply| RootMsg::Tenant {
+                    tenant,
+                    msg: msg(reply),
+                },
+                Some(ASK_TIMEOUT),
+            )
+            .await
+        {
+            Ok(CallResult::Success(answer)) => Ok(answer),
+            _ => Err(Error::Unavailable(
+                "the tenant's actor did not answer".into(),
+            )),
+        }
+    }
+
     /// The actor tree, once it runs.
     fn running_root(&self) -> Result<&ActorRef<RootMsg>, Error> {
         self.root
