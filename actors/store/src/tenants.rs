@@ -206,16 +206,24 @@ impl Store {
         rows.iter().map(key_info).collect()
     }
 
-    /// Revokes a key of the tenant; a key revoked before stays as it was.
+    /// Revokes a key of the tenant, and the stream tickets it asked for;
+    /// a key revoked before stays as it was.
     pub async fn revoke_key(&self, tenant: TenantId, id: &str) -> Result<KeyInfo, Error> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "UPDATE api_keys SET revoked_at = $3 WHERE tenant_id = $1 AND id = $2 AND revoked_at IS NULL",
         )
         .bind(tenant.to_string())
         .bind(id)
         .bind(now_ms())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        sqlx::query("DELETE FROM stream_tickets WHERE tenant_id = $1 AND actor = $2")
+            .bind(tenant.to_string())
+            .bind(format!("key:{id}"))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         self.get_key(tenant, id).await
     }
 

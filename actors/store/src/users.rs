@@ -253,13 +253,24 @@ impl Store {
         Ok(None)
     }
 
-    /// Ends a session; ending one that already ended changes nothing.
+    /// Ends a session, and the stream tickets its user asked for (a ticket
+    /// does not say which of the user's sessions asked); ending one that
+    /// already ended changes nothing.
     pub async fn revoke_session(&self, session: &str) -> Result<(), Error> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
             .bind(session)
             .bind(now_ms())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        sqlx::query(
+            "DELETE FROM stream_tickets WHERE actor IN \
+             (SELECT 'user:' || user_id FROM sessions WHERE id = $1)",
+        )
+        .bind(session)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -286,8 +297,9 @@ impl Store {
     }
 
     /// Removes a user of the tenant, ends their sessions, revokes the API
-    /// keys they created (and the keys those keys created, and so on), and
-    /// withdraws the invitations any of them sent that are not accepted yet.
+    /// keys they created (and the keys those keys created, and so on),
+    /// withdraws the invitations any of them sent that are not accepted yet,
+    /// and drops the stream tickets any of them asked for.
     pub async fn remove_user(&self, tenant: TenantId, id: &str) -> Result<(), Error> {
         // The user and every key descended from them, as actors.
         const GRANTS: &str = "WITH RECURSIVE grants (actor) AS ( \
@@ -315,6 +327,14 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
+        sqlx::query(&format!(
+            "{GRANTS} DELETE FROM stream_tickets \
+             WHERE tenant_id = $2 AND actor IN (SELECT actor FROM grants)"
+        ))
+        .bind(id)
+        .bind(tenant.to_string())
+        .execute(&mut *tx)
+        .await?;
         let gone = sqlx::query("DELETE FROM users WHERE id = $1 AND tenant_id = $2")
             .bind(id)
             .bind(tenant.to_string())
