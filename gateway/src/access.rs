@@ -103,10 +103,9 @@ fn bearer(parts: &Parts) -> Result<Option<&str>, ApiError> {
 /// The stream ticket a request sends as `?ticket=`, if any.
 fn ticket(parts: &Parts) -> Option<String> {
     let query = parts.uri.query()?;
-    serde_urlencoded::from_str::<Vec<(String, String)>>(query)
+    serde_urlencoded::from_str::<crate::queries::TicketQuery>(query)
         .ok()?
-        .into_iter()
-        .find_map(|(name, value)| (name == "ticket").then_some(value))
+        .ticket
 }
 
 /// The caller of a route: by bearer credential, or on an event stream

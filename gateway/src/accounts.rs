@@ -1,11 +1,10 @@
 //! Accounts: registration, login, invitations, users, API keys, secrets
 //! and the audit log.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use axum::Json;
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use flowmesh_api::{AcceptRequest, LoginRequest, RegisterRequest};
@@ -15,7 +14,8 @@ use serde_json::json;
 use crate::access::{AuditTarget, AuditTenant, Auth};
 use crate::bodies::{Accept, Invite, Login, NewKey, PutSecret, Register};
 use crate::error::ApiError;
-use crate::extract::{AppState, JsonBytes, page_limit, typed_body};
+use crate::extract::{AppState, JsonBytes, TypedQuery, typed_body};
+use crate::queries;
 use crate::routes::ApiResult;
 
 fn session_json(s: &flowmesh_api::Session) -> serde_json::Value {
@@ -212,37 +212,16 @@ pub(crate) async fn delete_secret(
 pub(crate) async fn audit(
     State(state): State<AppState>,
     Auth(who): Auth,
-    Query(query): Query<HashMap<String, String>>,
+    TypedQuery(query): TypedQuery<queries::AuditQuery>,
 ) -> Result<Response, ApiError> {
-    const KNOWN: [&str; 7] = [
-        "actor", "action", "outcome", "since", "until", "cursor", "limit",
-    ];
-    if let Some(unknown) = query.keys().find(|k| !KNOWN.contains(&k.as_str())) {
-        return Err(ApiError::bad_request(format!(
-            "query parameter {unknown}: unknown; the audit log takes {}",
-            KNOWN.join(", ")
-        )));
-    }
-    let millis = |name: &str| -> Result<Option<i64>, ApiError> {
-        query
-            .get(name)
-            .map(|v| {
-                v.parse::<i64>().map_err(|_| {
-                    ApiError::bad_request(format!(
-                        "query parameter {name}: must be milliseconds since the Unix epoch"
-                    ))
-                })
-            })
-            .transpose()
-    };
-    let limit = page_limit(&query, 100)?;
+    let limit = query.limit.unwrap_or(100);
     let q = AuditQuery {
-        actor: query.get("actor").cloned(),
-        action: query.get("action").cloned(),
-        outcome: query.get("outcome").cloned(),
-        since: millis("since")?,
-        until: millis("until")?,
-        before: query.get("cursor").cloned(),
+        actor: query.actor,
+        action: query.action,
+        outcome: query.outcome,
+        since: query.since,
+        until: query.until,
+        before: query.cursor,
         limit,
     };
     let items = state.engine.audit_log(who.tenant, &q).await?;

@@ -1,10 +1,8 @@
 //! Credits and usage, and the instance administrators' routes (tenants,
 //! grants, limits).
 
-use std::collections::HashMap;
-
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use flowmesh_api::GrantRequest;
@@ -13,25 +11,20 @@ use serde_json::json;
 
 use crate::access::Auth;
 use crate::bodies::{AutoRefill, Grant, Limits};
-use crate::error::ApiError;
-use crate::extract::{AppState, JsonBytes, page_limit, typed_body};
+use crate::extract::{AppState, JsonBytes, TypedQuery, typed_body};
+use crate::queries::{LedgerQuery, UsageQuery};
 use crate::routes::{ApiResult, idempotency_key};
 
 /// `?from=YYYY-MM-DD&to=YYYY-MM-DD`, by default the last 30 days.
 pub(crate) async fn usage(
     State(state): State<AppState>,
     Auth(who): Auth,
-    Query(query): Query<HashMap<String, String>>,
+    TypedQuery(query): TypedQuery<UsageQuery>,
 ) -> ApiResult {
-    if let Some(unknown) = query.keys().find(|k| !["from", "to"].contains(&k.as_str())) {
-        return Err(ApiError::bad_request(format!(
-            "query parameter {unknown}: unknown; usage takes from and to"
-        )));
-    }
-    let today = day_of(now_ms());
-    let month_ago = day_of(now_ms() - 29 * 86_400_000);
-    let from = query.get("from").cloned().unwrap_or(month_ago);
-    let to = query.get("to").cloned().unwrap_or(today);
+    let from = query
+        .from
+        .unwrap_or_else(|| day_of(now_ms() - 29 * 86_400_000));
+    let to = query.to.unwrap_or_else(|| day_of(now_ms()));
     let days = state.engine.usage(who.tenant, &from, &to).await?;
     let total = days.iter().fold(
         json!({"executions": 0, "node_runs": 0, "sandbox_ms": 0, "llm_tokens": 0, "credits": 0}),
@@ -56,21 +49,13 @@ pub(crate) async fn usage(
 pub(crate) async fn billing(
     State(state): State<AppState>,
     Auth(who): Auth,
-    Query(query): Query<HashMap<String, String>>,
+    TypedQuery(query): TypedQuery<LedgerQuery>,
 ) -> ApiResult {
-    if let Some(unknown) = query
-        .keys()
-        .find(|k| !["cursor", "limit"].contains(&k.as_str()))
-    {
-        return Err(ApiError::bad_request(format!(
-            "query parameter {unknown}: unknown; billing takes cursor and limit"
-        )));
-    }
-    let limit = page_limit(&query, 50)?;
+    let limit = query.limit.unwrap_or(50);
     let balance = state.engine.balance(who.tenant).await?;
     let ledger = state
         .engine
-        .ledger(who.tenant, limit, query.get("cursor").map(String::as_str))
+        .ledger(who.tenant, limit, query.cursor.as_deref())
         .await?;
     let next_cursor = (ledger.len() == limit as usize)
         .then(|| ledger.last().map(|e| e.id.clone()))

@@ -2,7 +2,8 @@
 
 use std::str::FromStr;
 
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -185,19 +186,50 @@ pub fn typed_body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Api
     Ok(value)
 }
 
-/// The `limit` query parameter: 1 to 500, `default` when absent.
-pub fn page_limit(
-    query: &std::collections::HashMap<String, String>,
-    default: u32,
-) -> Result<u32, ApiError> {
-    match query.get("limit") {
-        Some(l) => l
-            .parse::<u32>()
-            .ok()
-            .filter(|l| (1..=500).contains(l))
-            .ok_or_else(|| {
-                ApiError::bad_request("query parameter limit: must be between 1 and 500")
-            }),
-        None => Ok(default),
+/// The query string read into `T`. A value `T` refuses is a 400 naming the
+/// parameter (`query parameter limit: must be between 1 and 500`); so is a
+/// parameter `T` does not know, when its schema allows no others.
+pub struct TypedQuery<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for TypedQuery<T>
+where
+    T: serde::de::DeserializeOwned + schemars::JsonSchema,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let query = parts.uri.query().unwrap_or_default();
+        let pairs = form_urlencoded::parse(query.as_bytes());
+        let schema = crate::queries::schema_of::<T>();
+        if schema.get("additionalProperties") == Some(&serde_json::Value::Bool(false)) {
+            let known: Vec<&String> = schema
+                .get("properties")
+                .and_then(serde_json::Value::as_object)
+                .map(|p| p.keys().collect())
+                .unwrap_or_default();
+            if let Some((unknown, _)) = pairs
+                .clone()
+                .find(|(name, _)| !known.iter().any(|k| **k == *name))
+            {
+                let known: Vec<&str> = known.iter().map(|k| k.as_str()).collect();
+                return Err(ApiError::bad_request(format!(
+                    "query parameter {unknown}: unknown; this route takes {}",
+                    known.join(", ")
+                )));
+            }
+        }
+        let de = serde_urlencoded::Deserializer::new(pairs);
+        serde_path_to_error::deserialize(de)
+            .map(TypedQuery)
+            .map_err(|e| {
+                let path = e.path().to_string();
+                let inner = e.into_inner();
+                if path == "." {
+                    ApiError::bad_request(format!("query: {inner}"))
+                } else {
+                    ApiError::bad_request(format!("query parameter {path}: {inner}"))
+                }
+            })
     }
 }

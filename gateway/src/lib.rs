@@ -13,6 +13,7 @@ mod hook_limits;
 mod hooks;
 pub mod openapi;
 mod operate;
+mod queries;
 mod replay;
 mod routes;
 mod server;

@@ -273,10 +273,14 @@ pub fn undocumented() -> Vec<String> {
         .collect()
 }
 
-fn error_schema() -> Value {
+fn error_schema(components: &mut Map<String, Value>) -> Value {
+    let code =
+        serde_json::to_value(schemars::schema_for!(flowmesh_api::ErrorCode)).unwrap_or_default();
+    let code = hoist(code, components);
+    components.insert("ErrorCode".into(), code);
     json!({"type": "object", "required": ["error"], "properties": {"error": {
         "type": "object", "required": ["code", "message"],
-        "properties": {"code": {"type": "string"}, "message": {"type": "string"}, "details": {}}
+        "properties": {"code": reference("ErrorCode"), "message": {"type": "string"}, "details": {}}
     }}})
 }
 
@@ -405,7 +409,7 @@ fn components(max_output_bytes: u64) -> Map<String, Value> {
             json!({"type": "object", "required": ["status", "message"], "properties": {
             "status": {"const": "accepted"}, "message": {"type": "string"}}}),
         ),
-        ("Error", error_schema()),
+        ("Error", error_schema(&mut c)),
         ("Object", json!({"type": "object"})),
         ("Any", json!({})),
         (
@@ -448,9 +452,10 @@ fn reference(name: &str) -> Value {
     json!({"$ref": format!("#/components/schemas/{name}")})
 }
 
-fn operation(route: &RouteInfo, d: &Doc) -> Value {
-    let path = route.path.replace("{*path}", "{path}");
-    let parameters: Vec<Value> = path
+/// The parameters of a route: its path's, its query type's (one per field,
+/// described by the field's docs) and the headers it reads.
+fn parameters(route: &RouteInfo, path: &str, components: &mut Map<String, Value>) -> Vec<Value> {
+    let mut parameters: Vec<Value> = path
         .split('/')
         .filter_map(|seg| seg.strip_prefix('{')?.strip_suffix('}'))
         .map(|name| {
@@ -461,6 +466,38 @@ fn operation(route: &RouteInfo, d: &Doc) -> Value {
             json!({"name": name, "in": "path", "required": true, "schema": schema})
         })
         .collect();
+    if let Some(query) = route.query {
+        let schema = hoist(
+            serde_json::to_value(query()).unwrap_or_default(),
+            components,
+        );
+        let required = &schema["required"];
+        let fields = schema["properties"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        parameters.extend(fields.into_iter().map(|(name, mut field)| {
+            let description = field
+                .as_object_mut()
+                .and_then(|f| f.remove("description"))
+                .unwrap_or_default();
+            let required = required
+                .as_array()
+                .is_some_and(|r| r.contains(&json!(name)));
+            json!({"name": name, "in": "query", "required": required,
+                   "description": description, "schema": field})
+        }));
+    }
+    parameters.extend(route.headers.iter().map(|h| {
+        json!({"name": h.name, "in": "header", "required": false, "description": h.description,
+               "schema": {"type": "string", "pattern": h.pattern}})
+    }));
+    parameters
+}
+
+fn operation(route: &RouteInfo, d: &Doc, components: &mut Map<String, Value>) -> Value {
+    let path = route.path.replace("{*path}", "{path}");
+    let parameters = parameters(route, &path, components);
     let mut responses = Map::new();
     let ok = match (d.ok.1, d.media) {
         (Some(schema), JSON) => {
@@ -525,6 +562,7 @@ fn operation(route: &RouteInfo, d: &Doc) -> Value {
 /// output cap (`max_output_bytes`).
 pub fn document(max_output_bytes: u64) -> Value {
     let mut paths: Map<String, Value> = Map::new();
+    let mut schemas = components(max_output_bytes);
     for route in routes() {
         let Some(d) = describe(route.method, route.path) else {
             continue;
@@ -536,7 +574,7 @@ pub fn document(max_output_bytes: u64) -> Value {
             &route.method.to_lowercase()
         };
         let item = paths.entry(path).or_insert_with(|| json!({}));
-        item[method] = operation(&route, &d);
+        item[method] = operation(&route, &d, &mut schemas);
     }
     json!({
         "openapi": "3.1.0",
@@ -547,7 +585,7 @@ pub fn document(max_output_bytes: u64) -> Value {
         },
         "paths": paths,
         "components": {
-            "schemas": components(max_output_bytes),
+            "schemas": schemas,
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
         "security": [{"bearer": []}],
@@ -572,5 +610,93 @@ mod tests {
             doc["components"]["schemas"]["Node"].is_object(),
             "the document's parts are components"
         );
+    }
+
+    fn parameter<'a>(doc: &'a Value, method: &str, path: &str, name: &str) -> &'a Value {
+        doc["paths"][path][method]["parameters"]
+            .as_array()
+            .and_then(|ps| ps.iter().find(|p| p["name"] == name))
+            .unwrap_or_else(|| panic!("{method} {path} lists no {name}"))
+    }
+
+    #[test]
+    fn every_parameter_is_listed_from_its_type() {
+        let doc = document(8 * 1024 * 1024);
+        let limit = parameter(&doc, "get", "/v1/executions", "limit");
+        assert_eq!(limit["in"], "query");
+        assert_eq!(limit["required"], false);
+        assert_eq!(limit["schema"]["maximum"], 500);
+        assert!(limit["description"].as_str().unwrap().contains("50"));
+        assert_eq!(
+            parameter(&doc, "get", "/v1/executions", "cursor")["schema"]["format"],
+            "uuid"
+        );
+        assert_eq!(
+            parameter(&doc, "get", "/v1/executions", "status")["schema"]["enum"][0],
+            "queued"
+        );
+        let wait = parameter(&doc, "post", "/v1/workflows/{id}/executions", "wait");
+        assert_eq!(wait["schema"]["type"], "boolean", "{wait}");
+        for (method, path) in [
+            ("post", "/v1/workflows/{id}/executions"),
+            ("post", "/v1/executions/{id}/resume"),
+            ("post", "/hooks/{tenant}/{path}"),
+        ] {
+            assert_eq!(
+                parameter(&doc, method, path, "Idempotency-Key")["in"],
+                "header"
+            );
+        }
+        for path in ["/v1/events", "/v1/executions/{id}/events"] {
+            assert_eq!(
+                parameter(&doc, "get", path, "Last-Event-ID")["in"],
+                "header"
+            );
+            assert_eq!(parameter(&doc, "get", path, "ticket")["in"], "query");
+        }
+        for name in ["actor", "action", "since", "until", "cursor", "limit"] {
+            parameter(&doc, "get", "/v1/audit", name);
+        }
+        for (name, format) in [("from", "date"), ("to", "date")] {
+            assert_eq!(
+                parameter(&doc, "get", "/v1/usage", name)["schema"]["format"],
+                format
+            );
+        }
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            let names = path
+                .split('/')
+                .filter_map(|seg| seg.strip_prefix('{')?.strip_suffix('}'));
+            for (method, op) in item.as_object().unwrap() {
+                for name in names.clone() {
+                    let p = parameter(&doc, method, path, name);
+                    assert_eq!((&p["in"], &p["required"]), (&json!("path"), &json!(true)));
+                }
+                let ps = op["parameters"].as_array().unwrap();
+                assert!(
+                    ps.iter()
+                        .all(|p| p["description"].is_string() || p["in"] == "path"),
+                    "{method} {path}: every query and header parameter is described"
+                );
+                assert!(
+                    ps.iter().all(|p| !p["schema"].to_string().contains("null")),
+                    "{method} {path}: an absent value is no null"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_error_code_is_the_enum_of_codes() {
+        let doc = document(8 * 1024 * 1024);
+        let schemas = &doc["components"]["schemas"];
+        assert_eq!(
+            schemas["Error"]["properties"]["error"]["properties"]["code"]["$ref"],
+            "#/components/schemas/ErrorCode"
+        );
+        let text = schemas["ErrorCode"].to_string();
+        for code in ["bad_request", "not_found", "idempotency_key_reused"] {
+            assert!(text.contains(&format!("\"{code}\"")), "{code}: {text}");
+        }
     }
 }

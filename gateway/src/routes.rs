@@ -1,9 +1,8 @@
 //! The route table and the API handlers.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
-use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Path, State};
 use axum::http::StatusCode;
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
@@ -12,7 +11,7 @@ use axum::{Json, Router};
 use flowmesh_api::ErrorCode;
 use flowmesh_api::Outcome as ExecutionOutcome;
 use flowmesh_api::{ResumeRequest, StartRequest, Until};
-use flowmesh_model::{ExecutionId, ExecutionStatus, Role, WorkflowDocument, WorkflowId};
+use flowmesh_model::{ExecutionId, HumanDuration, Role, WorkflowDocument, WorkflowId};
 use flowmesh_services::records::{ExecutionQuery, ExecutionRecord, WorkflowSummary};
 use flowmesh_services::{EngineHandle, Started};
 use serde_json::{Value, json};
@@ -22,7 +21,10 @@ use crate::Options;
 use crate::access::{self, Access, AuditTarget, Auth, Guard};
 use crate::bodies::Resume;
 use crate::error::ApiError;
-use crate::extract::{AppState, JsonBytes, page_limit, parse_id, parse_json, typed_body};
+use crate::extract::{AppState, JsonBytes, TypedQuery, parse_id, parse_json, typed_body};
+use crate::queries::{
+    AuditQuery, ExecutionsQuery, LedgerQuery, StartQuery, StreamQuery, TicketQuery, UsageQuery,
+};
 use crate::{accounts, ai, billing, hooks, operate, sse, stream};
 
 pub(crate) type ApiResult = Result<Response, ApiError>;
@@ -34,7 +36,33 @@ pub struct RouteInfo {
     pub method: &'static str,
     pub path: &'static str,
     pub guard: Guard,
+    /// The schema of the query parameters its handler reads, if any.
+    pub query: Option<fn() -> schemars::Schema>,
+    /// The request headers it reads, beside `Authorization`.
+    pub headers: &'static [Header],
 }
+
+/// A request header a route reads.
+#[derive(Clone, Copy, Debug)]
+pub struct Header {
+    pub name: &'static str,
+    pub description: &'static str,
+    /// What a value the route accepts looks like.
+    pub pattern: &'static str,
+}
+
+const IDEMPOTENCY_KEY: Header = Header {
+    name: "Idempotency-Key",
+    description: "Makes a retried request count once: the same key again answers as the first did",
+    // Visible ASCII, 1 to 255 characters, as `idempotency_key` checks.
+    pattern: "^[!-~]([ -~]{0,253}[!-~])?$",
+};
+
+const LAST_EVENT_ID: Header = Header {
+    name: "Last-Event-ID",
+    description: "The id of the last event received: the stream resumes after it",
+    pattern: "^[0-9]{1,19}$",
+};
 
 const fn public(method: &'static str, path: &'static str) -> RouteInfo {
     RouteInfo {
@@ -45,6 +73,8 @@ const fn public(method: &'static str, path: &'static str) -> RouteInfo {
             audit: None,
             tickets: false,
         },
+        query: None,
+        headers: &[],
     }
 }
 
@@ -57,6 +87,8 @@ const fn role(method: &'static str, path: &'static str, role: Role) -> RouteInfo
             audit: None,
             tickets: false,
         },
+        query: None,
+        headers: &[],
     }
 }
 
@@ -70,6 +102,17 @@ impl RouteInfo {
     /// An event stream: it also takes a stream ticket as `?ticket=`.
     const fn streaming(mut self) -> RouteInfo {
         self.guard.tickets = true;
+        self
+    }
+
+    /// Its handler reads the query parameters `T` describes.
+    fn query<T: schemars::JsonSchema>(mut self) -> RouteInfo {
+        self.query = Some(crate::queries::schema_of::<T>);
+        self
+    }
+
+    const fn headers(mut self, headers: &'static [Header]) -> RouteInfo {
+        self.headers = headers;
         self
     }
 
@@ -137,14 +180,19 @@ fn table() -> Vec<(RouteInfo, MethodRouter<AppState>)> {
             post(publish_workflow),
         ),
         (
-            role("POST", "/v1/workflows/{id}/executions", Operator),
+            role("POST", "/v1/workflows/{id}/executions", Operator)
+                .query::<StartQuery>()
+                .headers(&[IDEMPOTENCY_KEY]),
             post(start_execution),
         ),
         (
             role("GET", "/v1/workflows/{id}/stats", Viewer),
             get(operate::workflow_stats),
         ),
-        (role("GET", "/v1/executions", Viewer), get(list_executions)),
+        (
+            role("GET", "/v1/executions", Viewer).query::<ExecutionsQuery>(),
+            get(list_executions),
+        ),
         (
             role("GET", "/v1/executions/{id}", Viewer),
             get(get_execution),
@@ -154,11 +202,16 @@ fn table() -> Vec<(RouteInfo, MethodRouter<AppState>)> {
             post(cancel_execution),
         ),
         (
-            role("POST", "/v1/executions/{id}/resume", Operator).audited("execution.resume"),
+            role("POST", "/v1/executions/{id}/resume", Operator)
+                .audited("execution.resume")
+                .headers(&[IDEMPOTENCY_KEY]),
             post(resume_execution),
         ),
         (
-            role("GET", "/v1/executions/{id}/events", Viewer).streaming(),
+            role("GET", "/v1/executions/{id}/events", Viewer)
+                .streaming()
+                .query::<TicketQuery>()
+                .headers(&[LAST_EVENT_ID]),
             get(sse::execution_events),
         ),
         (
@@ -217,21 +270,36 @@ fn table() -> Vec<(RouteInfo, MethodRouter<AppState>)> {
             role("DELETE", "/v1/secrets/{name}", Admin).audited("secret.delete"),
             delete(accounts::delete_secret),
         ),
-        (role("GET", "/v1/audit", Admin), get(accounts::audit)),
         (
-            role("GET", "/v1/events", Viewer).streaming(),
+            role("GET", "/v1/audit", Admin).query::<AuditQuery>(),
+            get(accounts::audit),
+        ),
+        (
+            role("GET", "/v1/events", Viewer)
+                .streaming()
+                .query::<StreamQuery>()
+                .headers(&[LAST_EVENT_ID]),
             get(stream::tenant_events),
         ),
         (
-            role("GET", "/v1/events/ws", Viewer).streaming(),
+            role("GET", "/v1/events/ws", Viewer)
+                .streaming()
+                .query::<StreamQuery>()
+                .headers(&[LAST_EVENT_ID]),
             get(stream::tenant_events_ws),
         ),
         (
             role("POST", "/v1/stream-tickets", Viewer),
             post(stream::stream_ticket),
         ),
-        (role("GET", "/v1/usage", Viewer), get(billing::usage)),
-        (role("GET", "/v1/billing", Viewer), get(billing::billing)),
+        (
+            role("GET", "/v1/usage", Viewer).query::<UsageQuery>(),
+            get(billing::usage),
+        ),
+        (
+            role("GET", "/v1/billing", Viewer).query::<LedgerQuery>(),
+            get(billing::billing),
+        ),
         (
             role("PUT", "/v1/billing/auto-refill", Admin).audited("credits.auto_refill"),
             put(billing::put_auto_refill),
@@ -243,7 +311,8 @@ fn table() -> Vec<(RouteInfo, MethodRouter<AppState>)> {
         (
             role("POST", "/v1/admin/tenants/{slug}/credits", Admin)
                 .platform()
-                .audited("credits.grant"),
+                .audited("credits.grant")
+                .headers(&[IDEMPOTENCY_KEY]),
             post(billing::grant),
         ),
         (
@@ -253,7 +322,7 @@ fn table() -> Vec<(RouteInfo, MethodRouter<AppState>)> {
             put(billing::put_limits),
         ),
         (
-            public("ANY", "/hooks/{tenant}/{*path}"),
+            public("ANY", "/hooks/{tenant}/{*path}").headers(&[IDEMPOTENCY_KEY]),
             any(hooks::webhook),
         ),
     ]
@@ -470,27 +539,6 @@ async fn publish_workflow(
     Ok(Json(summary_json(&summary)).into_response())
 }
 
-/// `?wait=true` (and an optional `timeout`, such as `10s`) answers with the result.
-fn sync_wait(query: &HashMap<String, String>) -> Result<Option<Duration>, ApiError> {
-    match query.get("wait").map(String::as_str) {
-        None | Some("false") => Ok(None),
-        Some("true") => {
-            let timeout = match query.get("timeout") {
-                Some(t) => humantime::parse_duration(t).map_err(|e| {
-                    ApiError::bad_request(format!(
-                        "query parameter timeout: {e}; write it like 10s"
-                    ))
-                })?,
-                None => Duration::from_secs(30),
-            };
-            Ok(Some(timeout))
-        }
-        Some(other) => Err(ApiError::bad_request(format!(
-            "query parameter wait must be true or false, not {other:?}"
-        ))),
-    }
-}
-
 pub(crate) fn idempotency_key(headers: &axum::http::HeaderMap) -> Result<Option<String>, ApiError> {
     match headers.get("idempotency-key") {
         None => Ok(None),
@@ -547,12 +595,17 @@ async fn start_execution(
     State(state): State<AppState>,
     Auth(who): Auth,
     Path(id): Path<String>,
-    Query(query): Query<HashMap<String, String>>,
+    TypedQuery(query): TypedQuery<StartQuery>,
     headers: axum::http::HeaderMap,
     JsonBytes(body): JsonBytes,
 ) -> ApiResult {
     let workflow: WorkflowId = parse_id(&id, "workflow")?;
-    let wait = sync_wait(&query)?;
+    // A timeout without `wait` is checked all the same, and then unused.
+    let wait = query.wait.unwrap_or(false).then(|| {
+        query
+            .timeout
+            .map_or(Duration::from_secs(30), HumanDuration::as_duration)
+    });
     let input = parse_json(&body)?;
     let idempotency_key = idempotency_key(&headers)?;
     let started = state
@@ -630,39 +683,17 @@ async fn get_execution(
 async fn list_executions(
     State(state): State<AppState>,
     Auth(who): Auth,
-    Query(query): Query<HashMap<String, String>>,
+    TypedQuery(query): TypedQuery<ExecutionsQuery>,
 ) -> ApiResult {
-    let workflow = match query.get("workflow_id") {
-        Some(w) => Some(
-            w.parse::<WorkflowId>()
-                .map_err(|_| ApiError::bad_request("workflow_id must be a workflow id"))?,
-        ),
-        None => None,
-    };
-    let status = match query.get("status") {
-        Some(s) => Some(s.parse::<ExecutionStatus>().map_err(|_| {
-            let known: Vec<&str> = ExecutionStatus::ALL.iter().map(|s| s.as_str()).collect();
-            ApiError::bad_request(format!("status must be one of {}", known.join(", ")))
-        })?),
-        None => None,
-    };
-    let limit = page_limit(&query, 50)?;
-    let cursor = match query.get("cursor") {
-        Some(c) => Some(
-            c.parse::<ExecutionId>()
-                .map_err(|_| ApiError::bad_request("cursor must be a next_cursor value"))?,
-        ),
-        None => None,
-    };
     let page = state
         .engine
         .list_executions(
             who.tenant,
             &ExecutionQuery {
-                workflow,
-                status,
-                limit,
-                cursor,
+                workflow: query.workflow_id,
+                status: query.status,
+                limit: query.limit.unwrap_or(50),
+                cursor: query.cursor,
             },
         )
         .await?;

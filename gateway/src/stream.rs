@@ -12,8 +12,8 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 
+use axum::extract::State;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -25,35 +25,26 @@ use serde_json::json;
 
 use crate::access::Auth;
 use crate::error::ApiError;
-use crate::extract::AppState;
+use crate::extract::{AppState, TypedQuery};
+use crate::queries::StreamQuery;
 use crate::replay::{Broken, Recorded, Start};
 
 /// Where a reconnecting client left off: the `Last-Event-ID` header or the
 /// `last_event_id` query parameter.
-fn last_event_id(
-    headers: &HeaderMap,
-    query: &HashMap<String, String>,
-) -> Result<Option<u64>, ApiError> {
-    if let Some(unknown) = query
-        .keys()
-        .find(|k| !matches!(k.as_str(), "last_event_id" | "ticket"))
-    {
-        return Err(ApiError::bad_request(format!(
-            "query parameter {unknown}: unknown; the stream takes last_event_id and ticket"
-        )));
+fn last_event_id(headers: &HeaderMap, query: &StreamQuery) -> Result<Option<u64>, ApiError> {
+    match headers.get("last-event-id") {
+        Some(value) => value
+            .to_str()
+            .ok()
+            .and_then(|t| t.trim().parse::<u64>().ok())
+            .map(Some)
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "Last-Event-ID: must be an event id from this stream (a number)",
+                )
+            }),
+        None => Ok(query.last_event_id),
     }
-    let text = match headers.get("last-event-id") {
-        Some(value) => Some(value.to_str().map_err(|_| {
-            ApiError::bad_request("Last-Event-ID: must be an event id from this stream")
-        })?),
-        None => query.get("last_event_id").map(String::as_str),
-    };
-    text.map(|t| {
-        t.trim().parse::<u64>().map_err(|_| {
-            ApiError::bad_request("Last-Event-ID: must be an event id from this stream (a number)")
-        })
-    })
-    .transpose()
 }
 
 /// The tenant's stream after `after` (checked against the record), or
@@ -175,7 +166,7 @@ pub(crate) async fn tenant_events(
     State(state): State<AppState>,
     Auth(who): Auth,
     headers: HeaderMap,
-    Query(query): Query<HashMap<String, String>>,
+    TypedQuery(query): TypedQuery<StreamQuery>,
 ) -> Result<Response, ApiError> {
     let after = last_event_id(&headers, &query)?;
     let slot = state.streams.take(who.tenant)?;
@@ -205,7 +196,7 @@ pub(crate) async fn tenant_events_ws(
     State(state): State<AppState>,
     Auth(who): Auth,
     headers: HeaderMap,
-    Query(query): Query<HashMap<String, String>>,
+    TypedQuery(query): TypedQuery<StreamQuery>,
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     let after = last_event_id(&headers, &query)?;
