@@ -152,11 +152,18 @@ impl Drop for StreamSlot {
 }
 
 /// A single-use ticket that opens one event stream of the caller's tenant
-/// as `?ticket=`, with the caller's role.
+/// as `?ticket=`, with the caller's role. It takes no body: one sent is a
+/// mistake worth saying, not something to ignore.
 pub(crate) async fn stream_ticket(
     State(state): State<AppState>,
     Auth(who): Auth,
+    body: bytes::Bytes,
 ) -> Result<Response, ApiError> {
+    if !body.is_empty() {
+        return Err(ApiError::bad_request(
+            "POST /v1/stream-tickets takes no body; send the request without one",
+        ));
+    }
     let issued = state.engine.issue_stream_ticket(&who).await?;
     let body = json!({"ticket": issued.ticket, "expires_at": issued.expires_at});
     Ok((axum::http::StatusCode::CREATED, axum::Json(body)).into_response())
