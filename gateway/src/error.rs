@@ -33,10 +33,9 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
     }
 }
 
-/// `{"error": {"code", "message", "details"}}` with its status.
+/// `{"error": {"code", "message", "details"}}`; its status is its code's.
 #[derive(Debug)]
 pub struct ApiError {
-    pub status: StatusCode,
     pub code: ErrorCode,
     pub message: String,
     pub details: Value,
@@ -47,7 +46,6 @@ pub struct ApiError {
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
-            status: status_of(code),
             code,
             message: message.into(),
             details: Value::Null,
@@ -118,8 +116,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body =
             json!({"error": {"code": self.code, "message": self.message, "details": self.details}});
-        let mut response = (self.status, axum::Json(body)).into_response();
-        match self.status {
+        let status = status_of(self.code);
+        let mut response = (status, axum::Json(body)).into_response();
+        match status {
             StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS => {
                 let seconds = self.retry_after.unwrap_or(1).to_string();
                 if let Ok(value) = HeaderValue::from_str(&seconds) {

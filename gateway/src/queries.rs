@@ -225,7 +225,10 @@ mod tests {
             .await
             .map(|TypedQuery(t)| t)
             .map_err(|e| {
-                assert_eq!(e.status, axum::http::StatusCode::BAD_REQUEST);
+                assert_eq!(
+                    crate::error::status_of(e.code),
+                    axum::http::StatusCode::BAD_REQUEST
+                );
                 e.message
             })
     }
