@@ -663,25 +663,32 @@ pub async fn serve(cli: &Cli) -> anyhow::Result<ExitCode> {
             format!("node-{}", flowmesh_model::ExecutionId::new().0.simple())
         }
     });
-    let options = flowmesh_services::Options {
+    let tenancy = cli.tenancy.options();
+    let options = flowmesh_actors::Options {
         node_id: node_id.clone(),
         lease: cli.lease,
         claim_interval: cli.claim_interval,
         park_after: cli.park_after,
         actor_idle_after: cli.actor_idle_after,
+        shutdown_grace: cli.shutdown_grace,
+        sandbox: sandbox_options(cli)?,
+        public_events: true,
+        prices: tenancy.prices,
+        max_concurrent: tenancy.limits.max_concurrent,
+    };
+    let services = flowmesh_services::Options {
+        schedule_interval: cli.claim_interval,
+        cache_idle_after: cli.actor_idle_after,
         max_sync_wait: cli.max_sync_wait,
         stream_ticket_ttl: cli.stream_ticket_ttl,
         webhook_signature_tolerance: cli.webhook_signature_tolerance,
         retention_interval: cli.retention_interval,
-        shutdown_grace: cli.shutdown_grace,
-        sandbox: sandbox_options(cli)?,
-        tenancy: cli.tenancy.options(),
+        tenancy,
         schedules: flowmesh_services::ScheduleLimits {
             max_per_tenant: cli.tenant_max_schedules,
             min_interval: cli.schedule_min_interval,
         },
         role: cli.roles.role(),
-        ..Default::default()
     };
     let engine = Engine::start(EngineParts {
         store: store.clone(),
@@ -691,6 +698,7 @@ pub async fn serve(cli: &Cli) -> anyhow::Result<ExitCode> {
         sealing_key: crate::secrets_key::sealing_key(cli)?,
         payments: Arc::new(LedgerOnly),
         options,
+        services,
     })
     .await
     .context("starting the engine")?;

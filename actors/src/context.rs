@@ -10,15 +10,14 @@ use flowmesh_model::{ExecutionEvent, ExecutionId, TenantId};
 use flowmesh_node_handlers::{CodeRequest, Sandboxes};
 use flowmesh_sandbox::{Call, Class, Failure, Jail, Returned};
 use flowmesh_services::cache::{Bound, Cache};
-use flowmesh_services::{
-    Error, Options, Runtime, SandboxInfo, SettingsCache, StoreEndpoints, StoreSecrets,
-};
+use flowmesh_services::{Error, Runtime, SandboxInfo, SettingsCache, StoreEndpoints, StoreSecrets};
 use flowmesh_store::{Store, TenantSettings};
 use futures::future::BoxFuture;
 use ractor::ActorRef;
 use ractor::rpc::CallResult;
 use tokio::sync::Notify;
 
+use crate::options::Options;
 use crate::root::RootMsg;
 use crate::runner::NodeRunner;
 use crate::tenant::TenantMsg;

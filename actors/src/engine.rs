@@ -8,13 +8,14 @@ use flowmesh_bus::Bus;
 use flowmesh_node_handlers::Registry;
 use flowmesh_sandbox::Jail;
 use flowmesh_services::{
-    EngineHandle, Error, NoRuntime, Options, PaymentProvider, Runtime, SettingsCache, StoreSecrets,
+    EngineHandle, Error, NoRuntime, PaymentProvider, Runtime, SettingsCache, StoreSecrets,
 };
 use flowmesh_store::{SealingKey, Store};
 use ractor::{Actor, ActorRef};
 use tokio::task::JoinHandle;
 
 use crate::context::Context;
+use crate::options::Options;
 use crate::root::{RootActor, RootMsg};
 use crate::runner::{NodeRunner, RegistryRunner};
 
@@ -29,7 +30,10 @@ pub struct EngineParts {
     pub sealing_key: Option<SealingKey>,
     /// Pays automatic refills of credits.
     pub payments: Arc<dyn PaymentProvider>,
+    /// The actor runtime's settings (unused by a gateway but for its jail's report).
     pub options: Options,
+    /// The services' settings, the process's role among them.
+    pub services: flowmesh_services::Options,
 }
 
 /// The running engine of one process.
@@ -54,13 +58,14 @@ impl Engine {
     /// lease).
     pub async fn start(parts: EngineParts) -> Result<Engine, Error> {
         let options = parts.options;
+        let services = parts.services;
         let settings = SettingsCache::new(
             parts.store.clone(),
-            options.tenancy.max_output_bytes,
-            options.actor_idle_after.0,
+            services.tenancy.max_output_bytes,
+            services.cache_idle_after.0,
         );
         let secrets = StoreSecrets::new(parts.store.clone(), parts.sealing_key.clone());
-        let ctx = options.role.runs_executions().then(|| {
+        let ctx = services.role.runs_executions().then(|| {
             let runner = parts
                 .runner
                 .unwrap_or_else(|| Arc::new(RegistryRunner(parts.registry.clone())));
@@ -88,7 +93,7 @@ impl Engine {
             payments: parts.payments,
             settings,
             runtime,
-            options,
+            options: services,
         });
         let mut loops = Vec::new();
         let mut tree = None;

@@ -24,6 +24,7 @@ mod events;
 mod execution;
 mod idle;
 mod loops;
+mod options;
 mod root;
 mod runner;
 mod sandbox;
@@ -35,5 +36,6 @@ mod workflow;
 mod tests;
 
 pub use engine::{Engine, EngineParts};
+pub use options::Options;
 pub use runner::{NodeRunner, RegistryRunner};
 pub use supervision::{RESTART_POLICIES, RestartPolicy};

@@ -15,7 +15,9 @@ use serde_json::{Value, json};
 use crate::execution::ExecutionMsg;
 use crate::{Engine, EngineParts, NodeRunner};
 use flowmesh_api::StartRequest;
-use flowmesh_services::{EngineHandle, Options};
+use flowmesh_services::EngineHandle;
+
+use crate::Options;
 
 /// Panics on nodes whose id starts with `boom`, dawdles on those whose id
 /// starts with `slow`; runs the others normally.
@@ -56,11 +58,21 @@ async fn harness() -> Harness {
     harness_with(|registry, _| Arc::new(PanickyRunner(registry))).await
 }
 
+/// The runtime's and the services' settings of a test engine.
+#[derive(Default)]
+struct Settings {
+    runtime: Options,
+    services: flowmesh_services::Options,
+}
+
 /// These tests crash waiting executions: they keep their actors.
-fn options() -> Options {
-    Options {
-        park_after: flowmesh_model::HumanDuration::from_millis(24 * 3_600_000),
-        ..Options::default()
+fn options() -> Settings {
+    Settings {
+        runtime: Options {
+            park_after: flowmesh_model::HumanDuration::from_millis(24 * 3_600_000),
+            ..Options::default()
+        },
+        ..Settings::default()
     }
 }
 
@@ -74,7 +86,7 @@ async fn harness_with(runner: impl FnOnce(Registry, &Store) -> Arc<dyn NodeRunne
 async fn harness_from(
     runner: impl FnOnce(Registry, &Store) -> Arc<dyn NodeRunner>,
     payments: Arc<dyn flowmesh_services::PaymentProvider>,
-    options: Options,
+    settings: Settings,
 ) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let store_options = flowmesh_store::Options {
@@ -104,7 +116,8 @@ async fn harness_from(
         runner: Some(runner),
         sealing_key: None,
         payments,
-        options,
+        options: settings.runtime,
+        services: settings.services,
     })
     .await
     .unwrap();

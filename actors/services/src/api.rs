@@ -103,7 +103,7 @@ impl EngineHandle {
         let registrations = Arc::new(crate::registrations::Registrations::new(
             options.tenancy.registrations.clone(),
         ));
-        let idle = options.actor_idle_after.0;
+        let idle = options.cache_idle_after.0;
         let graphs = Bound {
             entries: GRAPHS_KEPT,
             live: None,

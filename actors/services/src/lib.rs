@@ -105,7 +105,7 @@ pub async fn spawn_loops(handle: &EngineHandle) -> Result<Vec<JoinHandle<()>>, E
 
 /// Drops what expired from every cache, however idle the process is.
 async fn sweep_caches(handle: EngineHandle) {
-    let every = cache::sweep_every(handle.shared.options.actor_idle_after.0);
+    let every = cache::sweep_every(handle.shared.options.cache_idle_after.0);
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

@@ -2,32 +2,19 @@ use flowmesh_model::HumanDuration;
 use flowmesh_store::TenantLimits;
 use serde::{Deserialize, Serialize};
 
-/// Settings of the engine's actors and loops.
+/// Settings of the application services: acceptance, accounts, billing,
+/// schedules, retention and the streams. The actor runtime has its own.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Options {
-    /// Identity of this process as the owner of execution leases. A process
-    /// restarted with the same id takes its executions back at once; with a
-    /// new id it waits for the old leases to expire.
-    pub node_id: String,
-    /// How long an execution lease lasts without renewal.
-    pub lease: HumanDuration,
-    /// How often this process looks for executions nobody owns.
-    pub claim_interval: HumanDuration,
-    /// An execution with nothing to do for longer than this (a long `wait`,
-    /// a distant retry, a wait for a resume) is parked: its state stays in
-    /// the store and its actor stops until a claim sweep takes it again.
-    pub park_after: HumanDuration,
-    /// A tenant or workflow actor with nothing to do for this long stops
-    /// (the next message for it spawns it again), and what this process
-    /// keeps for that tenant or workflow (compiled versions, its slug and
-    /// settings, its rate limiter) is let go after as long unused.
-    pub actor_idle_after: HumanDuration,
+    /// How often due schedules are looked for.
+    pub schedule_interval: HumanDuration,
+    /// What the services keep for a tenant or workflow (compiled versions,
+    /// settings, rate limiters) is let go after this long unused.
+    pub cache_idle_after: HumanDuration,
     /// How often finished executions past their tenant's retention are
     /// purged (in batches) and their space given back.
     pub retention_interval: HumanDuration,
-    /// On shutdown, how long running node attempts may take to finish.
-    pub shutdown_grace: HumanDuration,
     /// Longest a synchronous caller (`?wait=true`, responding webhooks) waits.
     pub max_sync_wait: HumanDuration,
     /// How long a stream ticket stays valid.
@@ -36,15 +23,10 @@ pub struct Options {
     /// `hmac` with a timestamp header) may be from now, either way; an
     /// older request is refused, so a captured one cannot be replayed later.
     pub webhook_signature_tolerance: HumanDuration,
-    /// Limits and settings of code nodes' sandboxes.
-    pub sandbox: flowmesh_sandbox::Options,
     /// Accounts, per-tenant limits and credits.
     pub tenancy: Tenancy,
     /// How many schedule triggers a tenant may publish, and how often each may fire.
     pub schedules: ScheduleLimits,
-    /// Also send each event as JSON to the tenant's public NATS subject
-    /// (distributed mode), for subscribers outside flowmesh.
-    pub public_events: bool,
     /// Which part of the engine this process runs.
     pub role: ProcessRole,
 }
@@ -194,20 +176,14 @@ impl Prices {
 impl Default for Options {
     fn default() -> Self {
         Self {
-            node_id: "embedded".to_owned(),
-            lease: HumanDuration::from_millis(15_000),
-            claim_interval: HumanDuration::from_millis(1_000),
-            park_after: HumanDuration::from_millis(5_000),
-            actor_idle_after: HumanDuration::from_millis(300_000),
+            schedule_interval: HumanDuration::from_millis(1_000),
+            cache_idle_after: HumanDuration::from_millis(300_000),
             retention_interval: HumanDuration::from_millis(600_000),
-            shutdown_grace: HumanDuration::from_millis(10_000),
             max_sync_wait: HumanDuration::from_millis(30_000),
             stream_ticket_ttl: HumanDuration::from_millis(60_000),
             webhook_signature_tolerance: HumanDuration::from_millis(300_000),
-            sandbox: flowmesh_sandbox::Options::default(),
             tenancy: Tenancy::default(),
             schedules: ScheduleLimits::default(),
-            public_events: true,
             role: ProcessRole::All,
         }
     }

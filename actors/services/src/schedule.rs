@@ -116,7 +116,7 @@ const MAX_ROUNDS: usize = 50;
 
 pub(super) async fn fire_schedules(handle: EngineHandle) {
     let shared = handle.shared.clone();
-    let mut tick = tokio::time::interval(shared.options.claim_interval.0);
+    let mut tick = tokio::time::interval(shared.options.schedule_interval.0);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;

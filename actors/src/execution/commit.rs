@@ -58,7 +58,7 @@ impl ExecutionState {
                 llm_tokens: m.llm_tokens,
                 credits: 0,
             };
-            usage.credits = self.ctx.options.tenancy.prices.charge(&usage);
+            usage.credits = self.ctx.options.prices.charge(&usage);
             let turn = Turn {
                 owner: &self.ctx.options.node_id,
                 tenant: self.record.tenant,

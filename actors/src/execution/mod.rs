@@ -138,7 +138,7 @@ impl Actor for ExecutionActor {
         let progress = Progress::new(args.graph, &args.record);
         let settings = args.ctx.tenant_settings(args.record.tenant).await;
         let output_cap = settings.max_output_bytes as usize;
-        let instance = args.ctx.options.tenancy.limits.max_concurrent;
+        let instance = args.ctx.options.max_concurrent;
         let slots = if settings.limits.max_concurrent.or(instance).is_some() {
             Slots::Limited { instance }
         } else {

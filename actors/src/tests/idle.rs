@@ -17,16 +17,19 @@ fn quick() -> Value {
 }
 
 async fn idle_harness(idle: Duration, rescue: Duration) -> Harness {
-    let mut options = Options {
+    let mut options = options();
+    options.runtime = Options {
         actor_idle_after: HumanDuration(idle),
         // What a lost message leaves behind is repaired by these loops;
         // with them this slow, a loss shows.
         claim_interval: HumanDuration(rescue),
         lease: HumanDuration(rescue),
-        ..options()
+        ..options.runtime
     };
+    options.services.cache_idle_after = HumanDuration(idle);
+    options.services.schedule_interval = HumanDuration(rescue);
     // So that the tenant has a rate limiter to keep.
-    options.tenancy.limits.rate_limit = Some(1_000);
+    options.services.tenancy.limits.rate_limit = Some(1_000);
     harness_from(
         |registry, _| Arc::new(RegistryRunner(registry)),
         Arc::new(flowmesh_services::LedgerOnly),

@@ -33,12 +33,15 @@ impl PaymentProvider for FlakyProvider {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refill_paid_again_after_a_failure_sends_the_same_key() {
     let provider = Arc::new(FlakyProvider::default());
-    let options = Options {
-        tenancy: flowmesh_services::Tenancy {
-            settle_interval: flowmesh_model::HumanDuration::from_millis(20),
+    let options = Settings {
+        services: flowmesh_services::Options {
+            tenancy: flowmesh_services::Tenancy {
+                settle_interval: flowmesh_model::HumanDuration::from_millis(20),
+                ..Default::default()
+            },
             ..Default::default()
         },
-        ..Options::default()
+        ..Settings::default()
     };
     let h = harness_from(
         |registry, _| Arc::new(PanickyRunner(registry)),
