@@ -541,3 +541,45 @@ both_modes!(
     a_killed_js_worker_fails_only_its_call,
     a_killed_worker_fails_only_its_call
 );
+
+/// A code node that runs out of time runs once under the default policy
+/// (running it again would loop and be billed again) and as often as its
+/// own `retry` asks.
+async fn timed_out_code_is_retried_only_when_asked(mode: Mode) {
+    let engine = Engine::start(mode).await;
+    let endless = "while (true) {}";
+    let mut default_policy = code_workflow("endless", "javascript", endless, json!({"wall": "1s"}));
+    default_policy["nodes"][1]
+        .as_object_mut()
+        .unwrap()
+        .remove("retry");
+    let workflow = engine.deploy(default_policy).await;
+    let id = engine.start_execution(&workflow, json!({})).await;
+    let execution = engine.finished(&id).await;
+    let step = node(&execution, "code");
+    assert_eq!(execution["status"], "failed", "{execution:#}");
+    assert!(
+        step["error"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("timeout:"),
+        "{step:#}"
+    );
+    assert_eq!(step["attempts"], 1, "{step:#}");
+
+    let mut asked = code_workflow(
+        "endless-retried",
+        "javascript",
+        endless,
+        json!({"wall": "1s"}),
+    );
+    asked["nodes"][1]["retry"] = json!({"max_attempts": 2, "initial_backoff": "10ms"});
+    let workflow = engine.deploy(asked).await;
+    let id = engine.start_execution(&workflow, json!({})).await;
+    let execution = engine.finished(&id).await;
+    assert_eq!(node(&execution, "code")["attempts"], 2, "{execution:#}");
+}
+both_modes!(
+    timed_out_code_is_retried_only_when_asked_for,
+    timed_out_code_is_retried_only_when_asked
+);

@@ -556,15 +556,15 @@ impl ExecutionState {
                 Ok(AfterNode::Hold)
             }
             Err(error) => {
-                let policy = self
-                    .progress
-                    .graph
-                    .node(i)
-                    .retry
-                    .clone()
-                    .unwrap_or_default();
+                let node = self.progress.graph.node(i);
+                // User code that ran out of time or took its sandbox down
+                // most likely does so again, billed each time: only a node
+                // that asks for retries gets them.
+                let retries = node.retry.is_some() || !self.ctx.runner.behaviour(node).sandboxed;
+                let policy = node.retry.clone().unwrap_or_default();
+                let retryable = error.class.is_retryable() && retries;
                 let message = format!("{}: {}", error.class.as_str(), error.message);
-                if error.class.is_retryable() && attempt < policy.max_attempts && !self.draining {
+                if retryable && attempt < policy.max_attempts && !self.draining {
                     let backoff = attempt::backoff_with_jitter(&policy, attempt + 1);
                     let at = now_ms() + backoff.as_millis() as i64;
                     self.progress.apply(i, NodeTransition::ScheduleRetry)?;
