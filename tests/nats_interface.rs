@@ -267,6 +267,76 @@ async fn replies_go_only_to_the_requesting_tenants_inbox() {
     assert!(!engine.log_text().contains("engine-password"));
 }
 
+/// Requests that wait for their workflow's response hold their slots for
+/// up to `--max-sync-wait`: one tenant sending hundreds of them holds only
+/// its own share, its excess is refused at once as retryable, and another
+/// tenant is answered meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_tenants_waiting_requests_do_not_hold_up_another_tenant() {
+    let engine = Engine::start_with(Mode::Distributed, &[("FLOWMESH_MAX_SYNC_WAIT", "60s")]).await;
+    let slow_key = engine.create_tenant("Slow Co").await;
+    let fast_key = engine.create_tenant("Fast Co").await;
+    engine
+        .deploy_as(
+            &slow_key,
+            json!({"name": "held", "nodes": [
+                {"id": "in", "type": "trigger", "kind": "nats", "config": {"subject": "held"}},
+                {"id": "hold", "type": "action", "kind": "wait_for_event", "config": {}},
+                {"id": "answer", "type": "action", "kind": "respond", "config": {"status": 200, "body": {}}}
+            ], "edges": [{"from": "in", "to": "hold"}, {"from": "hold", "to": "answer"}]}),
+        )
+        .await;
+    engine.deploy_as(&fast_key, order_flow()).await;
+    let prefix = &engine.prefix;
+    let client = |slug: &str| {
+        async_nats::ConnectOptions::new()
+            .custom_inbox_prefix(format!("{prefix}.inbox.{slug}"))
+            .request_timeout(Some(Duration::from_secs(30)))
+            .connect(&engine.servers.nats)
+    };
+    let slow = client("slow-co").await.expect("NATS");
+    let fast = client("fast-co").await.expect("NATS");
+
+    const SENT: usize = 300;
+    const HELD: usize = 32;
+    let waiting: Vec<_> = (0..SENT)
+        .map(|_| {
+            let slow = slow.clone();
+            let subject = format!("{prefix}.trigger.slow-co.held");
+            tokio::spawn(async move { slow.request(subject, "{}".into()).await })
+        })
+        .collect();
+    slow.flush().await.unwrap();
+
+    let (status, body) = request(
+        &fast,
+        format!("{prefix}.trigger.fast-co.orders.created"),
+        br#"{"id": "F-1"}"#,
+    )
+    .await;
+    assert_eq!(status.as_deref(), Some("201"), "{body}");
+
+    let mut waiting: futures::stream::FuturesUnordered<_> = waiting.into_iter().collect();
+    let mut refused = 0;
+    while let Some(request) = waiting.next().await {
+        let Ok(reply) = request.unwrap() else {
+            continue;
+        };
+        let body: Value = serde_json::from_slice(&reply.payload).expect("JSON reply");
+        assert_eq!(body["error"]["code"], "rate_limited", "{body}");
+        assert_eq!(body["error"]["retryable"], true, "{body}");
+        refused += 1;
+        if refused == SENT - HELD {
+            break;
+        }
+    }
+    assert_eq!(
+        refused,
+        SENT - HELD,
+        "all but the tenant's share are refused"
+    );
+}
+
 /// Runs `flowmesh serve` (SQLite, a NATS bus) until it gives up; its
 /// standard error.
 async fn refused_start(database: &TestDatabase, env: &[(&str, &str)]) -> String {

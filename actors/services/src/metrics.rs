@@ -65,6 +65,7 @@ pub const STARTS_DEFERRED: &str = "flowmesh_executions_deferred_total";
 pub const REQUESTS_LIMITED: &str = "flowmesh_requests_rate_limited_total";
 pub const TICKS_SKIPPED: &str = "flowmesh_schedule_ticks_skipped_total";
 pub const REFILLS_CAPPED: &str = "flowmesh_refills_capped_total";
+pub const TRIGGERS_REFUSED: &str = "flowmesh_nats_triggers_refused_total";
 
 /// Every metric the engine exports.
 pub const METRICS: &[Metric] = &[
@@ -169,6 +170,12 @@ pub const METRICS: &[Metric] = &[
         Kind::Counter,
         &["tenant"],
         "Automatic refills not paid because the tenant had reached its refills per day.",
+    ),
+    metric(
+        TRIGGERS_REFUSED,
+        Kind::Counter,
+        &["reason"],
+        "NATS trigger messages that started nothing: busy (no slot free in this process or for the tenant) or the error code.",
     ),
 ];
 
@@ -309,6 +316,10 @@ pub fn rate_limited(tenant: TenantId) {
 pub fn tick_skipped(tenant: TenantId, reason: &'static str) {
     counter!(TICKS_SKIPPED, "tenant" => bounded(tenant.to_string()), "reason" => reason)
         .increment(1);
+}
+
+pub fn trigger_refused(reason: &'static str) {
+    counter!(TRIGGERS_REFUSED, "reason" => reason).increment(1);
 }
 
 pub fn refill_capped(tenant: TenantId) {
