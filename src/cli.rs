@@ -735,7 +735,13 @@ pub async fn serve(cli: &Cli) -> anyhow::Result<ExitCode> {
         println!("created tenant \"default\" with admin API key: {key}");
     }
     listeners.announce(cli.roles.role(), &node_id, bus.transport_name());
-    listeners.serve(shutdown_signal()).await?;
+    let handle = engine.handle();
+    listeners
+        .serve(async move {
+            shutdown_signal().await;
+            handle.stop_waiting();
+        })
+        .await?;
     tracing::info!("shutting down: no new requests; letting running nodes finish");
     engine.shutdown().await;
     bus.shutdown().await;

@@ -81,6 +81,60 @@ both_modes!(
     graceful_shutdown
 );
 
+/// A caller waiting for a run's result when the process stops is answered
+/// with the execution's id (202), not a dropped connection: the execution
+/// is recorded and goes on after the restart.
+async fn a_stop_answers_waiting_callers(mode: Mode) {
+    let mut engine = Engine::start(mode).await;
+    let workflow = engine
+        .deploy(json!({"name": "held", "nodes": [
+            {"id": "start", "type": "trigger", "kind": "manual"},
+            {"id": "hold", "type": "action", "kind": "wait_for_event", "config": {}},
+            {"id": "answer", "type": "action", "kind": "respond", "config": {"status": 200, "body": {"done": true}}}
+        ], "edges": [{"from": "start", "to": "hold"}, {"from": "hold", "to": "answer"}]}))
+        .await;
+    let waiting = tokio::spawn(
+        engine
+            .client()
+            .post(engine.url(&format!(
+                "/v1/workflows/{workflow}/executions?wait=true&timeout=30s"
+            )))
+            .bearer_auth(common::ADMIN_KEY)
+            .json(&json!({}))
+            .send(),
+    );
+    let id = eventually("the run waits", Duration::from_secs(20), || async {
+        let (_, list) = engine
+            .get(&format!("/v1/executions?workflow_id={workflow}"))
+            .await;
+        let id = list["items"].get(0)?["id"].as_str()?.to_owned();
+        let run = engine.execution(&id).await;
+        (node(&run, "hold")["status"] == "waiting").then_some(id)
+    })
+    .await;
+    let status = engine.terminate().await;
+    assert!(status.success(), "graceful exit: {status}");
+    let answer = waiting
+        .await
+        .unwrap()
+        .expect("an answer, not a dropped connection");
+    assert_eq!(answer.status(), StatusCode::ACCEPTED);
+    let body: Value = answer.json().await.unwrap();
+    assert_eq!(body["execution_id"], id.as_str(), "{body}");
+
+    engine.start_again().await;
+    let (resumed, body) = engine
+        .post(&format!("/v1/executions/{id}/resume"), json!({}))
+        .await;
+    assert_eq!(resumed, StatusCode::ACCEPTED, "{body}");
+    let done = engine.finished(&id).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+}
+both_modes!(
+    a_stop_answers_waiting_callers_with_their_execution,
+    a_stop_answers_waiting_callers
+);
+
 async fn idempotent_webhook(mode: Mode) {
     let engine = Engine::start(mode).await;
     engine

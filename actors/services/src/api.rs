@@ -97,6 +97,7 @@ impl EngineHandle {
             payments: parts.payments,
             settings: parts.settings,
             runtime: parts.runtime,
+            stopping: tokio::sync::watch::Sender::new(false),
         });
         let options = &shared.options;
         let logins = crate::logins::Logins::new(options.tenancy.logins.clone());
@@ -562,10 +563,20 @@ impl EngineHandle {
             }
             Ok::<_, Error>(None)
         };
-        match tokio::time::timeout(timeout, wait).await {
-            Ok(result) => result,
-            Err(_) => Ok(None),
+        let mut stopping = self.shared.stopping.subscribe();
+        tokio::select! {
+            waited = tokio::time::timeout(timeout, wait) => waited.unwrap_or(Ok(None)),
+            // The execution is recorded and runs on: the caller learns its
+            // id now rather than losing its connection when the process exits.
+            _ = stopping.wait_for(|stopping| *stopping) => Ok(None),
         }
+    }
+
+    /// Answers every synchronous caller still waiting, and any that starts
+    /// waiting from now on, with its execution's id: called when the
+    /// process stops serving, before its connections are closed.
+    pub fn stop_waiting(&self) {
+        self.shared.stopping.send_replace(true);
     }
 }
 

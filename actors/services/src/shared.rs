@@ -28,6 +28,9 @@ pub(crate) struct Shared {
     pub settings: SettingsCache,
     /// The actor runtime of this process.
     pub runtime: Arc<dyn Runtime>,
+    /// Set when the process stops serving: synchronous callers still
+    /// waiting are answered at once with their execution's id.
+    pub stopping: tokio::sync::watch::Sender<bool>,
 }
 
 /// Secrets of the tenant an action runs for, opened from the store.
