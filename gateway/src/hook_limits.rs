@@ -148,7 +148,9 @@ impl WebhookLimits {
     pub fn admit_source(&self, source: IpAddr) -> Result<(), ApiError> {
         match self.options.per_address {
             Some(rate) => check(
-                &self.addresses.get_with(source, || bucket(rate)),
+                &self
+                    .addresses
+                    .get_with(flowmesh_services::source_block(source), || bucket(rate)),
                 "from your address",
             ),
             None => Ok(()),
@@ -204,6 +206,15 @@ mod tests {
             .count();
         assert_eq!(admitted, 5, "one address's burst");
         assert!(limits.admit_source(source("192.0.2.2")).is_ok());
+        // An IPv6 /64 is one source, whichever of its addresses calls.
+        let admitted = (0..20)
+            .filter(|n| {
+                limits
+                    .admit_source(source(&format!("2001:db8::{n}")))
+                    .is_ok()
+            })
+            .count();
+        assert_eq!(admitted, 5, "one /64's burst");
     }
 
     #[test]

@@ -83,6 +83,7 @@ fn admit(
     address: IpAddr,
     options: &ConnectionOptions,
 ) -> Option<Admitted> {
+    let address = flowmesh_services::source_block(address);
     let permit = global.clone().try_acquire_owned().ok()?;
     let mut open = per_address.0.lock().unwrap_or_else(|p| p.into_inner());
     let count = open.entry(address).or_default();
@@ -312,5 +313,24 @@ mod tests {
             "a slot came back"
         );
         assert!(per_address.0.lock().unwrap().len() <= 2);
+    }
+
+    #[test]
+    fn addresses_of_one_ipv6_64_share_their_cap() {
+        let options = ConnectionOptions {
+            max_connections: 10,
+            max_per_address: 2,
+            ..Default::default()
+        };
+        let global = Arc::new(Semaphore::new(10));
+        let per_address = Arc::new(PerAddress::default());
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let _one = admit(&global, &per_address, ip("2001:db8::1"), &options).unwrap();
+        let _two = admit(&global, &per_address, ip("2001:db8::2"), &options).unwrap();
+        assert!(
+            admit(&global, &per_address, ip("2001:db8::3"), &options).is_none(),
+            "a third address of the same /64"
+        );
+        assert!(admit(&global, &per_address, ip("2001:db8:0:1::1"), &options).is_some());
     }
 }

@@ -6,6 +6,7 @@
 //! needs from the runtime of its own process goes through [`Runtime`].
 
 mod accounts;
+mod addresses;
 mod admission;
 mod api;
 mod billing;
@@ -38,6 +39,7 @@ use flowmesh_node_handlers::Registry;
 use flowmesh_store::{SealingKey, Store};
 use tokio::task::JoinHandle;
 
+pub use addresses::source_block;
 pub use api::{EngineHandle, Readiness, Started};
 pub use billing::{LedgerOnly, PaymentProvider};
 pub use error::{Cause, Error};

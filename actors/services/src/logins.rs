@@ -109,7 +109,9 @@ impl Logins {
     /// take it back. Accounts are counted by their email as the store finds
     /// them, however it is spelled.
     pub fn admit(&self, email: &str, source: Option<IpAddr>) -> Result<(), Error> {
-        let Some(ip) = source else { return Ok(()) };
+        let Some(ip) = source.map(crate::source_block) else {
+            return Ok(());
+        };
         let pair = (flowmesh_store::normalize_email(email), ip);
         count(&self.pairs, pair.clone(), self.options.pair_failures, self)?;
         if let Err(refused) = count(&self.addresses, ip, self.options.address_failures, self) {
@@ -122,7 +124,9 @@ impl Logins {
     /// Admits an attempt that names no account (an invitation token): only
     /// its address is counted.
     pub fn admit_address(&self, source: Option<IpAddr>) -> Result<(), Error> {
-        let Some(ip) = source else { return Ok(()) };
+        let Some(ip) = source.map(crate::source_block) else {
+            return Ok(());
+        };
         count(&self.addresses, ip, self.options.address_failures, self)
     }
 
@@ -130,7 +134,9 @@ impl Logins {
     /// now, not from its admission (a hash may take a while).
     pub fn failed(&self, email: Option<&str>, source: Option<IpAddr>) {
         metrics::counter!("flowmesh_login_failures_total").increment(1);
-        let Some(ip) = source else { return };
+        let Some(ip) = source.map(crate::source_block) else {
+            return;
+        };
         if let Some(email) = email {
             let pair = (flowmesh_store::normalize_email(email), ip);
             self.restamp(&self.pairs, pair, self.options.pair_failures);
@@ -157,7 +163,7 @@ impl Logins {
     /// A successful login clears its pair and takes its attempt back from
     /// its address.
     pub fn succeeded(&self, email: &str, source: Option<IpAddr>) {
-        if let Some(ip) = source {
+        if let Some(ip) = source.map(crate::source_block) {
             self.pairs
                 .invalidate(&(flowmesh_store::normalize_email(email), ip));
             uncount(&self.addresses, ip, self.options.address_failures);
@@ -167,7 +173,9 @@ impl Logins {
     /// Takes back an admitted attempt that ended without an answer on the
     /// password (the engine was busy or failed).
     pub fn refund(&self, email: Option<&str>, source: Option<IpAddr>) {
-        let Some(ip) = source else { return };
+        let Some(ip) = source.map(crate::source_block) else {
+            return;
+        };
         if let Some(email) = email {
             uncount(
                 &self.pairs,
@@ -278,6 +286,16 @@ mod tests {
         }
         assert!(logins.admit("bob@example.com", attacker).is_err());
         assert!(logins.admit("bob@example.com", victim).is_ok());
+    }
+
+    #[test]
+    fn new_addresses_of_one_ipv6_64_do_not_reset_the_count() {
+        let logins = logins();
+        let from = |n: u32| Some(format!("2001:db8::{n}").parse().unwrap());
+        for n in 0..3 {
+            assert!(logins.admit("ada@example.com", from(n)).is_ok());
+        }
+        assert!(logins.admit("ada@example.com", from(99)).is_err());
     }
 
     #[test]

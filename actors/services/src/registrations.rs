@@ -46,14 +46,6 @@ pub(crate) struct Registrations {
     windows: moka::sync::Cache<IpAddr, Window>,
 }
 
-/// The address a limit counts: IPv6 by its /64.
-fn counted(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V4(_) => ip,
-        IpAddr::V6(v6) => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
-    }
-}
-
 impl Registrations {
     pub fn new(limit: RegistrationLimit) -> Self {
         Self {
@@ -81,7 +73,7 @@ impl Registrations {
         if per_address == 0 {
             return Ok(());
         }
-        let key = counted(ip);
+        let key = crate::source_block(ip);
         let now = Instant::now();
         let window = self.limit.window.0;
         let mut refused = None;
