@@ -633,7 +633,12 @@ pub async fn serve(cli: &Cli) -> anyhow::Result<ExitCode> {
              (or DATABASE_URL); SQLite in the data directory serves the embedded mode only"
         );
     }
-    cli.roles.check(cli.nats_url.is_some())?;
+    cli.roles.check(cli.nats_url.is_some(), cli.listen)?;
+    if !cli.roles.role().serves_requests() && cli.admin_key.is_some() {
+        tracing::warn!(
+            "--admin-key is ignored by a worker: gateways make the platform tenant and its key"
+        );
+    }
     // Before SQLite opens its files: it gives -wal and -shm the database's mode.
     crate::data_dir::tighten(&cli.data_dir)?;
     let store = Store::connect(&store_options(cli))

@@ -49,14 +49,21 @@ impl RoleArgs {
 
     /// Refuses a split role without NATS, the only way gateways and
     /// workers meet (that NATS comes with a shared store is checked for
-    /// every role).
-    pub fn check(&self, nats: bool) -> anyhow::Result<()> {
+    /// every role), and an operations listener on the API's own address.
+    pub fn check(&self, nats: bool, listen: SocketAddr) -> anyhow::Result<()> {
         let role = self.role();
         if role != ProcessRole::All && !nats {
             bail!(
                 "--role {} needs --nats-url (FLOWMESH_NATS_URL): without NATS the bus is \
                  in-process, and an embedded process runs every role (--role all)",
                 role.name()
+            );
+        }
+        if role.serves_requests() && self.ops_listen == Some(listen) {
+            bail!(
+                "--ops-listen {listen} is also --listen: the operations listener needs an \
+                 address of its own (or leave --ops-listen unset to serve /health, /ready \
+                 and /metrics on the API's)"
             );
         }
         Ok(())
@@ -159,6 +166,9 @@ impl Listeners {
 mod tests {
     use super::*;
 
+    const LISTEN: SocketAddr =
+        SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 8080);
+
     fn args(role: RoleArg) -> RoleArgs {
         RoleArgs {
             role,
@@ -169,11 +179,29 @@ mod tests {
     #[test]
     fn split_roles_need_nats() {
         for role in [RoleArg::Gateway, RoleArg::Worker] {
-            let refused = args(role).check(false).unwrap_err().to_string();
+            let refused = args(role).check(false, LISTEN).unwrap_err().to_string();
             assert!(refused.contains("--nats-url"), "{refused}");
             assert!(refused.contains("--role all"), "{refused}");
-            args(role).check(true).unwrap();
+            args(role).check(true, LISTEN).unwrap();
         }
-        args(RoleArg::All).check(false).unwrap();
+        args(RoleArg::All).check(false, LISTEN).unwrap();
+    }
+
+    #[test]
+    fn the_operations_listener_needs_an_address_of_its_own() {
+        for role in [RoleArg::All, RoleArg::Gateway] {
+            let same = RoleArgs {
+                ops_listen: Some(LISTEN),
+                ..args(role)
+            };
+            let refused = same.check(true, LISTEN).unwrap_err().to_string();
+            assert!(refused.contains("--ops-listen"), "{refused}");
+        }
+        // A worker has no API: its operations listener may take --listen's address.
+        let worker = RoleArgs {
+            ops_listen: Some(LISTEN),
+            ..args(RoleArg::Worker)
+        };
+        worker.check(true, LISTEN).unwrap();
     }
 }
