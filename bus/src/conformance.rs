@@ -337,8 +337,9 @@ async fn a_tenant_feed_goes_with_its_last_reader() {
     cleanup(&options).await;
 }
 
-/// The in-process bus drops the logs of executions and tenants gone quiet
-/// past the events' lifetime, even when nothing is published afterwards.
+/// The in-process bus keeps a tenant's events only while its stream has a
+/// reader, and drops the logs of executions gone quiet past the events'
+/// lifetime, even when nothing is published afterwards.
 #[tokio::test]
 async fn quiet_logs_go_without_new_events() {
     let options = Options {
@@ -349,13 +350,29 @@ async fn quiet_logs_go_without_new_events() {
     let crate::Transport::Memory(memory) = &bus.transport else {
         unreachable!("in-process");
     };
+    let read = TenantId::new();
+    let mut reader = bus.tenant_events(read).await.unwrap();
     for _ in 0..10 {
         let tenant = TenantId::new();
         bus.publish_event(&event(tenant, ExecutionId::new(), 1))
             .await
             .unwrap();
     }
-    assert_eq!(memory.logs(), (10, 10));
+    assert_eq!(
+        memory.logs(),
+        (10, 1),
+        "no tenant log kept for tenants nobody reads"
+    );
+    bus.publish_event(&event(read, ExecutionId::new(), 1))
+        .await
+        .unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(5), reader.next())
+        .await
+        .expect("the reader's event")
+        .expect("open")
+        .unwrap();
+    assert_eq!(got.tenant, read);
+    drop(reader);
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     while memory.logs() != (0, 0) {

@@ -68,8 +68,19 @@ struct Logs {
 #[derive(Default)]
 struct TenantLog {
     added: Arc<Notify>,
+    /// Held by each live reader of the tenant's stream. Readers start at
+    /// the next event (replay reads the store), so a tenant nobody reads
+    /// keeps no events: with thousands of tenants, an hour of their
+    /// events would be memory nobody can ask for.
+    readers: Arc<()>,
     /// (position, when, event), in position order.
     events: VecDeque<(u64, Instant, Envelope)>,
+}
+
+impl TenantLog {
+    fn is_read(&self) -> bool {
+        Arc::strong_count(&self.readers) > 1
+    }
 }
 
 struct Log {
@@ -111,7 +122,7 @@ impl Logs {
             {
                 l.events.pop_front();
             }
-            !l.events.is_empty() || Arc::strong_count(&l.added) > 1
+            l.is_read() || Arc::strong_count(&l.added) > 1
         });
         self.last_prune = now;
     }
@@ -211,19 +222,24 @@ impl Memory {
         let position = logs.next_position;
         logs.next_position += 1;
         let max_age = self.inner.event_max_age;
-        let tenant_log = logs.by_tenant.entry(event.tenant).or_default();
-        while tenant_log.events.len() >= self.inner.tenant_buffer
-            || tenant_log
-                .events
-                .front()
-                .is_some_and(|(_, at, _)| now.duration_since(*at) > max_age)
+        if let Some(tenant_log) = logs
+            .by_tenant
+            .get_mut(&event.tenant)
+            .filter(|l| l.is_read())
         {
-            tenant_log.events.pop_front();
+            while tenant_log.events.len() >= self.inner.tenant_buffer
+                || tenant_log
+                    .events
+                    .front()
+                    .is_some_and(|(_, at, _)| now.duration_since(*at) > max_age)
+            {
+                tenant_log.events.pop_front();
+            }
+            tenant_log
+                .events
+                .push_back((position, now, envelope.clone()));
+            tenant_log.added.notify_waiters();
         }
-        tenant_log
-            .events
-            .push_back((position, now, envelope.clone()));
-        tenant_log.added.notify_waiters();
         let log = logs
             .by_execution
             .entry(event.execution)
@@ -252,6 +268,7 @@ impl Memory {
         EventReader {
             inner: self.inner.clone(),
             filter: Filter::Execution { execution, next: 0 },
+            _reader: None,
         }
     }
 
@@ -264,15 +281,19 @@ impl Memory {
         EventReader {
             inner: self.inner.clone(),
             filter: Filter::Execution { execution, next },
+            _reader: None,
         }
     }
 
     /// A tenant's events from now on.
     pub fn tenant_events(&self, tenant: TenantId) -> EventReader {
-        let next = lock(&self.inner.logs).next_position;
+        let mut logs = lock(&self.inner.logs);
+        let next = logs.next_position;
+        let reader = logs.by_tenant.entry(tenant).or_default().readers.clone();
         EventReader {
             inner: self.inner.clone(),
             filter: Filter::Tenant { tenant, next },
+            _reader: Some(reader),
         }
     }
 }
@@ -399,6 +420,8 @@ enum Filter {
 pub struct EventReader {
     inner: Arc<Inner>,
     filter: Filter,
+    /// A tenant reader's hold on its tenant's log (see [`TenantLog`]).
+    _reader: Option<Arc<()>>,
 }
 
 /// Longest a reader of one execution waits before looking at its log again
