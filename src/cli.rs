@@ -695,12 +695,16 @@ pub async fn serve(cli: &Cli) -> anyhow::Result<ExitCode> {
         },
         role: cli.roles.role(),
     };
+    let sealing_key = crate::secrets_key::sealing_key(cli)?;
+    if let Some(key) = &sealing_key {
+        crate::secrets_key::check_opens_stored(&store, key).await?;
+    }
     let engine = Engine::start(EngineParts {
         store: store.clone(),
         bus: bus.clone(),
         registry: registry(cli)?,
         runner: None,
-        sealing_key: crate::secrets_key::sealing_key(cli)?,
+        sealing_key,
         payments: Arc::new(LedgerOnly),
         options,
         services,

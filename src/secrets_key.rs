@@ -49,6 +49,24 @@ fn write_key(path: &Path, key: &SealingKey) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Refuses a key that does not open the secrets already in the store: a
+/// process given another key than its peers would seal secrets they cannot
+/// open, and fail every run that uses one of theirs.
+pub async fn check_opens_stored(store: &Store, key: &SealingKey) -> anyhow::Result<()> {
+    let opens = store
+        .key_opens_secrets(key)
+        .await
+        .context("checking the secrets key against the store")?;
+    if opens == Some(false) {
+        bail!(
+            "the secrets key (FLOWMESH_SECRETS_KEY) does not open the secrets in the store: \
+             they were sealed with another key. Give every process the same key (after \
+             `flowmesh secrets rotate`, the new one)"
+        );
+    }
+    Ok(())
+}
+
 /// The key sealing secrets: given, or (embedded) kept in the data directory.
 pub fn sealing_key(cli: &Cli) -> anyhow::Result<Option<SealingKey>> {
     if let Some(text) = given(cli) {

@@ -220,16 +220,9 @@ async fn rotation(mode: Mode) {
         assert!(said.contains("2 were already"), "{said}");
     }
 
-    // The old key opens nothing any more.
-    engine
-        .restart_with("FLOWMESH_SECRETS_KEY", old_key.trim())
-        .await;
-    for (key, workflow, _) in &tenants {
-        let done = engine.run_as(key, workflow, json!({})).await;
-        assert_eq!(done["status"], "failed", "{done:#}");
-        let error = common::node(&done, "call")["error"].to_string();
-        assert!(error.contains("does not open"), "{error}");
-    }
+    // The old key opens nothing any more: a process given it refuses to start.
+    let refused = refused_with_key(&engine, old_key.trim(), Path::new(&data)).await;
+    assert!(!refused.contains(old_key.trim()), "the key in the message");
     let log = engine.log_text();
     for (_, _, value) in &tenants {
         assert!(!log.contains(value.as_str()), "a secret in the log");
@@ -238,3 +231,51 @@ async fn rotation(mode: Mode) {
 }
 
 both_modes!(secrets_survive_a_key_rotation, rotation);
+
+/// Runs `flowmesh serve` on `engine`'s store (embedded: in `data`) with
+/// the secrets key `key`, which must be refused; returns what it said.
+async fn refused_with_key(engine: &Engine, key: &str, data: &Path) -> String {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_flowmesh"));
+    command
+        .arg("serve")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("FLOWMESH_LISTEN", "127.0.0.1:0")
+        .env("FLOWMESH_DATA_DIR", data)
+        .env("FLOWMESH_SECRETS_KEY", key)
+        .kill_on_drop(true);
+    if let Some(database) = &engine.database {
+        command
+            .env(
+                "DATABASE_URL",
+                format!("{}/{database}", engine.servers.postgres),
+            )
+            .env("FLOWMESH_NATS_URL", &engine.servers.nats)
+            .env("FLOWMESH_BUS_PREFIX", &engine.prefix);
+    }
+    let out = tokio::time::timeout(std::time::Duration::from_secs(60), command.output())
+        .await
+        .expect("the process gives up in time")
+        .expect("the process runs");
+    assert!(!out.status.success(), "a process with another key started");
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        said.contains("FLOWMESH_SECRETS_KEY") && said.contains("does not open"),
+        "{said}"
+    );
+    said
+}
+
+/// A process given another secrets key than the one that sealed the
+/// secrets in its store refuses to start, saying which setting is wrong,
+/// instead of sealing secrets its peers cannot open and failing runs later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_that_opens_no_stored_secret_is_refused_at_start() {
+    let mut engine = Engine::start(Mode::Distributed).await;
+    engine.put_secret("api_token", "s3cret").await;
+    let other = "b3RoZXItc2VjcmV0cy1rZXktMDEyMzQ1Njc4OWFiY2Q=";
+    refused_with_key(&engine, other, engine.data_dir()).await;
+    // The right key still starts.
+    engine.terminate().await;
+    engine.start_again().await;
+}

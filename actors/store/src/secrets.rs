@@ -179,6 +179,31 @@ impl Store {
             .transpose()
     }
 
+    /// Whether `key` opens the secrets already sealed (a few of the most
+    /// recent, since a rotation seals them all anew): `None` when there are
+    /// none, so nothing can be told yet.
+    pub async fn key_opens_secrets(&self, key: &SealingKey) -> Result<Option<bool>, Error> {
+        let rows = sqlx::query(
+            "SELECT tenant_id, name, nonce, sealed FROM secrets ORDER BY updated_at DESC LIMIT 3",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        for row in &rows {
+            let tenant: TenantId = crate::parse(row, "tenant_id")?;
+            let name = text(row, "name")?;
+            if key
+                .open(tenant, &name, &text(row, "nonce")?, &text(row, "sealed")?)
+                .is_ok()
+            {
+                return Ok(Some(true));
+            }
+        }
+        Ok(Some(false))
+    }
+
     /// Seals every tenant's secret under `new`, in one transaction: either
     /// all of them move to the new key or none does. A secret that opens
     /// only with `new` is left as it is, so a rotation can be run again
