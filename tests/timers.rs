@@ -220,6 +220,7 @@ async fn cancel_parked(mode: Mode) {
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     let done = engine.finished(&id).await;
     assert_eq!(done["status"], "cancelled", "{done}");
+    assert_eq!(node(&done, "approve")["status"], "cancelled", "{done:#}");
 }
 both_modes!(a_parked_execution_can_be_cancelled, cancel_parked);
 

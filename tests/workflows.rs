@@ -213,6 +213,8 @@ async fn cancellation(mode: Mode) {
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     let done = engine.finished(&id).await;
     assert_eq!(done["status"], "cancelled");
+    assert_eq!(node(&done, "pause")["status"], "cancelled", "{done:#}");
+    assert_eq!(node(&done, "pause")["error"], Value::Null, "{done:#}");
     assert_eq!(node(&done, "after")["status"], "skipped");
     let (status, body) = engine
         .post(&format!("/v1/executions/{id}/cancel"), json!({}))

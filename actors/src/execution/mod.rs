@@ -685,12 +685,18 @@ impl ExecutionState {
         }
         self.pending.attempts.clear();
         self.pending.inline.clear();
+        let end = match t {
+            ExecutionTransition::Cancel => NodeTransition::Cancel,
+            _ => NodeTransition::Abort,
+        };
         for i in self.progress.graph.flow_nodes().collect::<Vec<_>>() {
             if !self.progress.nodes[i].status.is_terminal() {
-                let status = self.progress.apply(i, NodeTransition::Abort)?;
+                let status = self.progress.apply(i, end)?;
                 if status == NodeStatus::Failed {
                     self.progress.nodes[i].error =
                         Some("abandoned: the execution ended first".into());
+                }
+                if matches!(status, NodeStatus::Failed | NodeStatus::Cancelled) {
                     self.progress.nodes[i].finished_at = Some(now_ms());
                 }
                 self.save(i);

@@ -119,6 +119,8 @@ pub enum NodeStatus {
     Succeeded,
     Failed,
     Skipped,
+    /// Was running, retrying or waiting when its execution was cancelled.
+    Cancelled,
 }
 
 str_enum!(NodeStatus {
@@ -129,6 +131,7 @@ str_enum!(NodeStatus {
     Succeeded => "succeeded",
     Failed => "failed",
     Skipped => "skipped",
+    Cancelled => "cancelled",
 });
 
 /// What can happen to a node.
@@ -145,8 +148,10 @@ pub enum NodeTransition {
     Wait,
     /// The node's branch was not taken.
     Skip,
-    /// The execution ended (cancelled, timed out, failed elsewhere) before the node did.
+    /// The execution ended (timed out, failed elsewhere) before the node did.
     Abort,
+    /// The execution was cancelled before the node ended.
+    Cancel,
 }
 
 str_enum!(NodeTransition {
@@ -157,13 +162,17 @@ str_enum!(NodeTransition {
     Wait => "wait",
     Skip => "skip",
     Abort => "abort",
+    Cancel => "cancel",
 });
 
 impl NodeStatus {
     pub fn is_terminal(self) -> bool {
         matches!(
             self,
-            NodeStatus::Succeeded | NodeStatus::Failed | NodeStatus::Skipped
+            NodeStatus::Succeeded
+                | NodeStatus::Failed
+                | NodeStatus::Skipped
+                | NodeStatus::Cancelled
         )
     }
 
@@ -178,8 +187,9 @@ impl NodeStatus {
             (S::Running, T::ScheduleRetry) => Ok(S::Retrying),
             (S::Running, T::Wait) => Ok(S::Waiting),
             (S::Pending, T::Skip) => Ok(S::Skipped),
-            (S::Pending, T::Abort) => Ok(S::Skipped),
+            (S::Pending, T::Abort | T::Cancel) => Ok(S::Skipped),
             (S::Running | S::Waiting | S::Retrying, T::Abort) => Ok(S::Failed),
+            (S::Running | S::Waiting | S::Retrying, T::Cancel) => Ok(S::Cancelled),
             _ => Err(IllegalTransition {
                 from: self.as_str(),
                 transition: t.as_str(),
@@ -256,6 +266,10 @@ mod tests {
             (S::Pending, T::Abort, S::Skipped),
             (S::Running, T::Abort, S::Failed),
             (S::Retrying, T::Abort, S::Failed),
+            (S::Pending, T::Cancel, S::Skipped),
+            (S::Running, T::Cancel, S::Cancelled),
+            (S::Waiting, T::Cancel, S::Cancelled),
+            (S::Retrying, T::Cancel, S::Cancelled),
         ];
         check_table(S::ALL, T::ALL, &legal, S::apply);
     }
