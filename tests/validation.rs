@@ -189,9 +189,15 @@ async fn unknown_names(mode: Mode) {
         ],
         "{body}"
     );
-    assert_eq!(found[0].2, "unknown name `usr`; known here: trigger, start, get");
+    assert_eq!(
+        found[0].2,
+        "unknown name `usr`; known here: trigger, start, get"
+    );
     assert!(
-        found[1].2.starts_with("unknown filter `uppr`; known filters: ") && found[1].2.contains("upper"),
+        found[1]
+            .2
+            .starts_with("unknown filter `uppr`; known filters: ")
+            && found[1].2.contains("upper"),
         "{}",
         found[1].2
     );
@@ -199,7 +205,11 @@ async fn unknown_names(mode: Mode) {
         found[2].2,
         "`later` is not upstream of this node: it has no output yet when this node runs"
     );
-    assert!(found[3].2.starts_with("unknown function `ghost`"), "{}", found[3].2);
+    assert!(
+        found[3].2.starts_with("unknown function `ghost`"),
+        "{}",
+        found[3].2
+    );
 }
 both_modes!(
     unknown_names_filters_and_functions_are_refused_at_save,

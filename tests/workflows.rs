@@ -310,7 +310,10 @@ async fn typo_fails_the_run(mode: Mode) {
         ], "edges": [{"from": "start", "to": "greet"}]}))
         .await;
     let id = engine
-        .start_execution(&workflow, json!({"email": "ada@example.com", "name": "Ada"}))
+        .start_execution(
+            &workflow,
+            json!({"email": "ada@example.com", "name": "Ada"}),
+        )
         .await;
     let done = engine.finished(&id).await;
     assert_eq!(done["status"], "failed", "{done}");
@@ -320,7 +323,10 @@ async fn typo_fails_the_run(mode: Mode) {
         "{done}"
     );
 }
-both_modes!(a_typo_in_a_template_fails_the_run_naming_the_field, typo_fails_the_run);
+both_modes!(
+    a_typo_in_a_template_fails_the_run_naming_the_field,
+    typo_fails_the_run
+);
 
 /// Optional fields are read with `default`, `is defined` or a truth test;
 /// on the other branch a misspelt field fails the run.
@@ -389,4 +395,7 @@ async fn after_a_skipped_branch(mode: Mode) {
         json!({"size": "small", "large": null, "large_is_none": true})
     );
 }
-both_modes!(a_node_after_a_branch_reads_the_skipped_node_as_null, after_a_skipped_branch);
+both_modes!(
+    a_node_after_a_branch_reads_the_skipped_node_as_null,
+    after_a_skipped_branch
+);

@@ -107,7 +107,9 @@ impl<'a> Names<'a> {
     /// in document order.
     pub fn bound(&self) -> impl Iterator<Item = &str> {
         let upstream = self.upstream.ids.iter().enumerate();
-        let nodes = upstream.filter(|(i, _)| self.reaches[*i]).map(|(_, id)| *id);
+        let nodes = upstream
+            .filter(|(i, _)| self.reaches[*i])
+            .map(|(_, id)| *id);
         self.bound.iter().copied().chain(nodes)
     }
 }

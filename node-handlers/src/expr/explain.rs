@@ -202,7 +202,14 @@ fn missing(chain: &Chain, scope: &MjValue) -> Option<String> {
                 push_step(&mut path, step);
                 value = next;
             }
-            _ => return Some(nothing_at(&path, step, &value, i == 0 && chain.root != "trigger")),
+            _ => {
+                return Some(nothing_at(
+                    &path,
+                    step,
+                    &value,
+                    i == 0 && chain.root != "trigger",
+                ));
+            }
         }
     }
     None
@@ -225,9 +232,9 @@ fn nothing_at(path: &str, step: &Step, value: &MjValue, a_node: bool) -> String 
             1 => format!("{path} has no {what}; it is an array of 1 item"),
             n => format!("{path} has no {what}; it is an array of {n} items"),
         },
-        ValueKind::None if a_node => format!(
-            "{path} is null (as a skipped node's output is), so it has no {what}"
-        ),
+        ValueKind::None if a_node => {
+            format!("{path} is null (as a skipped node's output is), so it has no {what}")
+        }
         kind => format!("{path} is {}, so it has no {what}", kind_name(kind)),
     }
 }

@@ -214,25 +214,40 @@ impl Expressions {
     /// error), then what it reads against `names`.
     pub fn check_expression(&self, expr: &str, names: &Names<'_>) -> Result<Vec<Problem>, String> {
         let expr = bare(expr);
-        let compiled = self.env.compile_expression(expr).map_err(|e| e.to_string())?;
+        let compiled = self
+            .env
+            .compile_expression(expr)
+            .map_err(|e| e.to_string())?;
         let parsed = machinery::parse_expr(expr).map_err(|e| e.to_string())?;
         let mut code = CodeGenerator::new("<expression>", expr);
         code.compile_expr(&parsed);
         let (instructions, _) = code.finish();
         let undeclared = compiled.undeclared_variables(false);
-        Ok(names::problems(&self.env, &undeclared, [&instructions], names))
+        Ok(names::problems(
+            &self.env,
+            &undeclared,
+            [&instructions],
+            names,
+        ))
     }
 
     /// Checks a template: its syntax (the error), then what it reads
     /// against `names`.
-    pub fn check_template(&self, template: &str, names: &Names<'_>) -> Result<Vec<Problem>, String> {
+    pub fn check_template(
+        &self,
+        template: &str,
+        names: &Names<'_>,
+    ) -> Result<Vec<Problem>, String> {
         if !is_template(template) {
             return Ok(Vec::new());
         }
         if let Some(expr) = lone_expression(template) {
             return self.check_expression(expr, names);
         }
-        let compiled = self.env.template_from_str(template).map_err(|e| e.to_string())?;
+        let compiled = self
+            .env
+            .template_from_str(template)
+            .map_err(|e| e.to_string())?;
         let code = machinery::get_compiled_template(&compiled);
         let undeclared = compiled.undeclared_variables(false);
         let all = std::iter::once(&code.instructions).chain(code.blocks.values());

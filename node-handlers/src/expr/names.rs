@@ -38,52 +38,26 @@ pub(super) fn problems<'a>(
     let mut called = HashSet::new();
     for instructions in code {
         for instruction in (0..).map_while(|pc| instructions.get(pc)) {
-            match *instruction {
-                Instruction::ApplyFilter(name, ..)
-                    if seen.insert(("filter", name)) && !env.filter_names().any(|f| f == name) =>
-                {
-                    out.push(Problem::new(
-                        "unknown_filter",
-                        format!(
-                            "unknown filter `{name}`; known filters: {}",
-                            env.filter_names().collect::<Vec<_>>().join(", ")
-                        ),
-                    ));
-                }
-                Instruction::PerformTest(name, ..)
-                    if seen.insert(("test", name)) && !env.test_names().any(|t| t == name) =>
-                {
-                    out.push(Problem::new(
-                        "unknown_test",
-                        format!(
-                            "unknown test `{name}`; known tests: {}",
-                            env.test_names().collect::<Vec<_>>().join(", ")
-                        ),
-                    ));
-                }
+            let (kind, name) = match *instruction {
+                Instruction::ApplyFilter(name, ..) => (Callable::Filter, name),
+                Instruction::PerformTest(name, ..) => (Callable::Test, name),
                 // A function the text does not define (a macro) must be
                 // one of the environment's.
-                Instruction::CallFunction(name, _)
-                    if undeclared.contains(name) && called.insert(name) =>
-                {
-                    if !is_global(env, name) {
-                        out.push(Problem::new(
-                            "unknown_function",
-                            format!(
-                                "unknown function `{name}`; known functions: {}",
-                                env.globals().map(|(g, _)| g).collect::<Vec<_>>().join(", ")
-                            ),
-                        ));
-                    }
+                Instruction::CallFunction(name, _) if undeclared.contains(name) => {
+                    called.insert(name);
+                    (Callable::Function, name)
                 }
-                _ => {}
+                _ => continue,
+            };
+            if seen.insert((kind, name)) && !kind.known(env).any(|k| k == name) {
+                out.push(kind.unknown(env, name));
             }
         }
     }
     let mut roots: Vec<&str> = undeclared
         .iter()
         .map(String::as_str)
-        .filter(|name| !called.contains(name) && !is_global(env, name))
+        .filter(|name| !called.contains(name) && !Callable::Function.known(env).any(|g| g == *name))
         .collect();
     roots.sort_unstable();
     for name in roots {
@@ -112,6 +86,37 @@ pub(super) fn problems<'a>(
     out
 }
 
-fn is_global(env: &Environment, name: &str) -> bool {
-    env.globals().any(|(global, _)| global == name)
+/// What a text calls by name.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum Callable {
+    Filter,
+    Test,
+    Function,
+}
+
+impl Callable {
+    /// The environment's, in order.
+    fn known<'e>(self, env: &'e Environment) -> Box<dyn Iterator<Item = &'e str> + 'e> {
+        match self {
+            Callable::Filter => Box::new(env.filter_names()),
+            Callable::Test => Box::new(env.test_names()),
+            Callable::Function => Box::new(env.globals().map(|(name, _)| name)),
+        }
+    }
+
+    fn unknown(self, env: &Environment, name: &str) -> Problem {
+        let (code, what) = match self {
+            Callable::Filter => ("unknown_filter", "filter"),
+            Callable::Test => ("unknown_test", "test"),
+            Callable::Function => ("unknown_function", "function"),
+        };
+        let known: Vec<&str> = self.known(env).collect();
+        Problem::new(
+            code,
+            format!(
+                "unknown {what} `{name}`; known {what}s: {}",
+                known.join(", ")
+            ),
+        )
+    }
 }

@@ -288,7 +288,10 @@ fn an_expression_wrapped_in_braces_is_the_same_expression() {
     let c = scope(json!({"get": {"body": {"items": [1, 2]}}}));
     let graph = upstream_of_n("get");
     let names = graph.names(2);
-    assert_eq!(e.check_expression("{{ get.body.items }}", &names), Ok(vec![]));
+    assert_eq!(
+        e.check_expression("{{ get.body.items }}", &names),
+        Ok(vec![])
+    );
     assert_eq!(e.eval("{{ get.body.items }}", &c).unwrap(), json!([1, 2]));
     assert_eq!(e.eval("get.body.items", &c).unwrap(), json!([1, 2]));
     assert!(e.truthy("{{- get.body.items | length > 1 -}}", &c).unwrap());
@@ -297,7 +300,6 @@ fn an_expression_wrapped_in_braces_is_the_same_expression() {
             .is_err()
     );
 }
-
 
 /// The (code, message) of each problem of a template.
 fn problems(template: &str) -> Vec<(&'static str, String)> {
@@ -376,7 +378,12 @@ fn every_problem_of_a_text_is_found_at_once() {
         .collect();
     assert_eq!(
         codes,
-        ["unknown_filter", "unknown_function", "not_upstream", "unknown_name"]
+        [
+            "unknown_filter",
+            "unknown_function",
+            "not_upstream",
+            "unknown_name"
+        ]
     );
 }
 

@@ -86,36 +86,59 @@ fn long_listings_are_cut() {
     let mut body: serde_json::Map<String, Value> =
         (0..15).map(|i| (format!("f{i:02}"), json!(i))).collect();
     body.insert(long.clone(), json!(0));
-    let scope = Scope::new(json!({"trigger": {"body": body}}).as_object().unwrap(), 1 << 20);
+    let scope = Scope::new(
+        json!({"trigger": {"body": body}}).as_object().unwrap(),
+        1 << 20,
+    );
     let e = Expressions::new(10_000);
     let err = e.eval("trigger.body.nope", &scope).unwrap_err();
     assert_eq!(
         err.message,
         "trigger.body has no field \"nope\"; it has: f00, f01, f02, f03, f04, f05, f06, f07, f08, f09, … (6 more)"
     );
-    let err = e.eval(&format!("trigger.body.{long}.y"), &scope).unwrap_err();
+    let err = e
+        .eval(&format!("trigger.body.{long}.y"), &scope)
+        .unwrap_err();
     assert_eq!(
         err.message,
-        format!("trigger.body.{}… is a number, so it has no field \"y\"", "x".repeat(40))
+        format!(
+            "trigger.body.{}… is a number, so it has no field \"y\"",
+            "x".repeat(40)
+        )
     );
 }
 
 #[test]
 fn optional_fields_are_tested_or_defaulted() {
-    assert_eq!(rendered("{{ trigger.body.emial | default('none') }}"), json!("none"));
-    assert_eq!(rendered("{{ trigger.body.emial is defined }}"), json!(false));
+    assert_eq!(
+        rendered("{{ trigger.body.emial | default('none') }}"),
+        json!("none")
+    );
+    assert_eq!(
+        rendered("{{ trigger.body.emial is defined }}"),
+        json!(false)
+    );
     assert_eq!(
         rendered("{% if trigger.body.emial %}yes{% else %}no{% endif %}"),
         json!("no")
     );
-    assert_eq!(rendered("{{ trigger.body.emial or 'none' }}"), json!("none"));
-    assert_eq!(rendered("{{ skipped.body | default('skipped') }}"), json!("skipped"));
+    assert_eq!(
+        rendered("{{ trigger.body.emial or 'none' }}"),
+        json!("none")
+    );
+    assert_eq!(
+        rendered("{{ skipped.body | default('skipped') }}"),
+        json!("skipped")
+    );
     assert_eq!(rendered("{{ skipped }}"), Value::Null);
     assert_eq!(rendered("{{ trigger.body.name if false }}"), Value::Null);
     let e = Expressions::new(10_000);
     assert!(!e.truthy("trigger.body.emial", &scope()).unwrap());
     let err = e.truthy("trigger.body.emial.x", &scope()).unwrap_err();
-    assert_eq!(err.message, format!("trigger.body has no field \"emial\"; {FIELDS}"));
+    assert_eq!(
+        err.message,
+        format!("trigger.body has no field \"emial\"; {FIELDS}")
+    );
 }
 
 #[test]
