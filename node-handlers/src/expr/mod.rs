@@ -260,15 +260,12 @@ fn holds_undefined(value: &MjValue, depth: usize) -> bool {
     if depth > MAX_DEPTH || !matches!(value.kind(), ValueKind::Seq | ValueKind::Map) {
         return false;
     }
-    let Ok(items) = value.try_iter() else {
+    let Ok(mut items) = value.try_iter() else {
         return false;
     };
-    items.into_iter().any(|item| {
+    items.any(|item| {
         let held = match value.kind() {
-            ValueKind::Map => match value.get_item(&item) {
-                Ok(held) => held,
-                Err(_) => return false,
-            },
+            ValueKind::Map => value.get_item(&item).unwrap_or(MjValue::from(())),
             _ => item,
         };
         held.is_undefined() || holds_undefined(&held, depth + 1)
