@@ -22,7 +22,7 @@ fn approval(stub: &StubServer, timeout: Option<&str>) -> Value {
         {"id": "start", "type": "trigger", "kind": "manual"},
         {"id": "approve", "type": "action", "kind": "wait_for_event", "config": config},
         {"id": "notify", "type": "action", "kind": "http_request", "config": {"method": "POST", "url": stub.url("/ok/notify"),
-         "body": {"approved": "{{ approve.payload.approved }}", "by": "{{ approve.payload.by }}"}}}
+         "body": {"approved": "{{ approve.payload.approved | default(none) }}", "by": "{{ approve.payload.by | default(none) }}"}}}
     ], "edges": [{"from": "start", "to": "approve"}, {"from": "approve", "to": "notify"}]})
 }
 

@@ -98,7 +98,9 @@ async fn several_problems(mode: Mode) {
             "nodes[1].type",
             "nodes[2].config.method",
             "nodes[2].config.url",
-            "nodes[3].config.condition"
+            "nodes[3].config.condition",
+            // `get` is not upstream of `f`: nothing leads from it there.
+            "nodes[3].config.items"
         ]
     );
 
@@ -136,4 +138,80 @@ async fn several_problems(mode: Mode) {
 both_modes!(
     every_problem_of_a_document_comes_back_at_once,
     several_problems
+);
+
+/// The (path, code, message) of every problem of a refused document.
+fn details(body: &Value) -> Vec<(String, String, String)> {
+    let mut found: Vec<(String, String, String)> = body["error"]["details"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{body}"))
+        .iter()
+        .map(|d| {
+            let text = |key: &str| d[key].as_str().unwrap_or_default().to_owned();
+            (text("path"), text("code"), text("message"))
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+async fn unknown_names(mode: Mode) {
+    let engine = Engine::start(mode).await;
+    let (status, body) = engine
+        .post("/v1/workflows", json!({"name": "names", "nodes": [
+            {"id": "start", "type": "trigger", "kind": "manual"},
+            {"id": "get", "type": "action", "kind": "http_request", "config": {"url": "https://api.example.com/users"}},
+            {"id": "shape", "type": "data", "kind": "mapping", "config": {"mapping": {
+                "email": "{{ usr.email }}", "name": "{{ trigger.body.name | uppr }}", "next": "{{ later.id }}",
+                "ok": "{% for u in get.body.users %}{{ u.email | lower }}{% endfor %}"}}},
+            {"id": "keep", "type": "condition", "kind": "filter", "config": {
+                "items": "{{ get.body.users }}", "condition": "item.active and ghost(item)"}},
+            {"id": "later", "type": "data", "kind": "mapping", "config": {"mapping": {"n": "{{ keep | length }}"}}}
+        ], "edges": [
+            {"from": "start", "to": "get"}, {"from": "get", "to": "shape"},
+            {"from": "shape", "to": "keep"}, {"from": "keep", "to": "later"}
+        ]}))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_workflow");
+    let found = details(&body);
+    let at: Vec<(&str, &str)> = found
+        .iter()
+        .map(|(path, code, _)| (path.as_str(), code.as_str()))
+        .collect();
+    assert_eq!(
+        at,
+        [
+            ("nodes[2].config.mapping.email", "unknown_name"),
+            ("nodes[2].config.mapping.name", "unknown_filter"),
+            ("nodes[2].config.mapping.next", "not_upstream"),
+            ("nodes[3].config.condition", "unknown_function"),
+        ],
+        "{body}"
+    );
+    assert_eq!(
+        found[0].2,
+        "unknown name `usr`; known here: trigger, start, get"
+    );
+    assert!(
+        found[1]
+            .2
+            .starts_with("unknown filter `uppr`; known filters: ")
+            && found[1].2.contains("upper"),
+        "{}",
+        found[1].2
+    );
+    assert_eq!(
+        found[2].2,
+        "`later` is not upstream of this node: it has no output yet when this node runs"
+    );
+    assert!(
+        found[3].2.starts_with("unknown function `ghost`"),
+        "{}",
+        found[3].2
+    );
+}
+both_modes!(
+    unknown_names_filters_and_functions_are_refused_at_save,
+    unknown_names
 );

@@ -301,3 +301,103 @@ both_modes!(
     secrets_reach_actions_but_never_the_journal_or_events,
     secrets_stay_secret
 );
+
+async fn typo_fails_the_run(mode: Mode) {
+    let engine = Engine::start(mode).await;
+    let workflow = engine
+        .deploy(json!({"name": "typo", "nodes": [
+            {"id": "start", "type": "trigger", "kind": "manual"},
+            {"id": "greet", "type": "data", "kind": "mapping", "config": {"mapping": {
+                "to": "{{ trigger.body.emial }}", "text": "Hello {{ trigger.body.name }}!"}}}
+        ], "edges": [{"from": "start", "to": "greet"}]}))
+        .await;
+    let id = engine
+        .start_execution(
+            &workflow,
+            json!({"email": "ada@example.com", "name": "Ada"}),
+        )
+        .await;
+    let done = engine.finished(&id).await;
+    assert_eq!(done["status"], "failed", "{done}");
+    let error = node(&done, "greet")["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("trigger.body has no field \"emial\"; it has: email, name"),
+        "{done}"
+    );
+}
+both_modes!(
+    a_typo_in_a_template_fails_the_run_naming_the_field,
+    typo_fails_the_run
+);
+
+/// Optional fields are read with `default`, `is defined` or a truth test;
+/// on the other branch a misspelt field fails the run.
+async fn optional_fields(mode: Mode) {
+    let engine = Engine::start(mode).await;
+    let workflow = engine
+        .deploy(json!({"name": "optional", "nodes": [
+            {"id": "start", "type": "trigger", "kind": "manual"},
+            {"id": "has_phone", "type": "condition", "kind": "if_else", "config": {"logic": "trigger.body.phone"}},
+            {"id": "shape", "type": "data", "kind": "mapping", "config": {"mapping": {
+                "phone": "{{ trigger.body.phone | default(none) }}",
+                "name": "{{ trigger.body.name | default('there') }}",
+                "known": "{{ trigger.body.phone is defined }}",
+                "text": "Hi{% if trigger.body.name %} {{ trigger.body.name }}{% endif %}!"}}},
+            {"id": "call", "type": "data", "kind": "mapping", "config": {"mapping": {
+                "number": "{{ trigger.body.phone.nubmer }}"}}}
+        ], "edges": [
+            {"from": "start", "to": "has_phone"},
+            {"from": "has_phone", "to": "shape", "when": "false"},
+            {"from": "has_phone", "to": "call", "when": "true"}
+        ]}))
+        .await;
+    let id = engine.start_execution(&workflow, json!({})).await;
+    let done = engine.finished(&id).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(
+        done["output"],
+        json!({"phone": null, "name": "there", "known": false, "text": "Hi!"})
+    );
+    let id = engine
+        .start_execution(&workflow, json!({"phone": {"number": "555"}}))
+        .await;
+    let done = engine.finished(&id).await;
+    assert_eq!(done["status"], "failed", "{done}");
+    let error = node(&done, "call")["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("trigger.body.phone has no field \"nubmer\"; it has: number"),
+        "{done}"
+    );
+}
+both_modes!(missing_fields_may_be_defaulted_or_tested, optional_fields);
+
+async fn after_a_skipped_branch(mode: Mode) {
+    let engine = Engine::start(mode).await;
+    let workflow = engine
+        .deploy(json!({"name": "branches", "nodes": [
+            {"id": "start", "type": "trigger", "kind": "manual"},
+            {"id": "big", "type": "condition", "kind": "if_else", "config": {"logic": "trigger.body.n > 10"}},
+            {"id": "large", "type": "data", "kind": "mapping", "config": {"mapping": {"size": "large"}}},
+            {"id": "small", "type": "data", "kind": "mapping", "config": {"mapping": {"size": "small"}}},
+            {"id": "after", "type": "data", "kind": "mapping", "config": {"mapping": {
+                "size": "{{ large.size if large else small.size }}",
+                "large": "{{ large }}", "large_is_none": "{{ large is none }}"}}}
+        ], "edges": [
+            {"from": "start", "to": "big"},
+            {"from": "big", "to": "large", "when": "true"}, {"from": "big", "to": "small", "when": "false"},
+            {"from": "large", "to": "after"}, {"from": "small", "to": "after"}
+        ]}))
+        .await;
+    let id = engine.start_execution(&workflow, json!({"n": 3})).await;
+    let done = engine.finished(&id).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(node(&done, "large")["status"], "skipped");
+    assert_eq!(
+        done["output"],
+        json!({"size": "small", "large": null, "large_is_none": true})
+    );
+}
+both_modes!(
+    a_node_after_a_branch_reads_the_skipped_node_as_null,
+    after_a_skipped_branch
+);

@@ -6,6 +6,7 @@
 use std::future::Future;
 use std::marker::PhantomData;
 
+use flowmesh_model::names::Names;
 use flowmesh_model::validate::{Outputs, ValidationError};
 use flowmesh_model::{Primitive, SchemaCheck};
 use futures::future::BoxFuture;
@@ -14,7 +15,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize as _, Serialize};
 use serde_json::{Map, Value};
 
-use crate::expr::Expressions;
+use crate::expr::{Expressions, Problem};
 use crate::kinds::Ctx;
 use crate::schedule::{self, Schedule};
 use crate::webhook_auth::{self, WebhookAuth};
@@ -25,6 +26,10 @@ use crate::{NodeError, Outcome};
 /// wholly wrapped in `{{ … }}` is the same expression) or `value` (taken
 /// as written).
 pub const FIELD: &str = "x-flowmesh-field";
+
+/// The schema keyword listing the names a template or expression field may
+/// read besides the node's scope (a filter's condition reads `item`).
+pub const BINDS: &str = "x-flowmesh-binds";
 
 /// How the engine runs a node of a kind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -215,17 +220,21 @@ pub trait Kind: Send + Sync {
     fn primitive(&self) -> Primitive;
     fn info(&self) -> KindInfo;
     fn behaviour(&self) -> Behaviour;
-    /// Checks a config against the schema, the annotated fields' syntax,
-    /// then the kind's own rules; every problem is pushed under `path`.
-    fn check(
-        &self,
-        expr: &Expressions,
-        config: &Value,
-        path: &str,
-        errors: &mut Vec<ValidationError>,
-    ) -> Outputs;
+    /// Checks a config against the schema, the annotated fields' syntax
+    /// and names, then the kind's own rules.
+    fn check(&self, config: &Value, checking: Checking<'_>) -> Outputs;
     fn trigger(&self, config: &Value) -> Option<Trigger>;
     fn run<'a>(&'a self, ctx: &'a Ctx<'a>) -> BoxFuture<'a, Result<Outcome, NodeError>>;
+}
+
+/// What checking a node's config needs, and where its problems go.
+pub struct Checking<'a> {
+    pub expr: &'a Expressions,
+    /// The node's path (`nodes[3]`): problems are pushed below it.
+    pub path: &'a str,
+    /// What the node's templates and expressions may read.
+    pub names: &'a Names<'a>,
+    pub errors: &'a mut Vec<ValidationError>,
 }
 
 struct Registered<K> {
@@ -269,19 +278,25 @@ impl<K: NodeKind> Kind for Registered<K> {
         K::BEHAVIOUR
     }
 
-    fn check(
-        &self,
-        expr: &Expressions,
-        config: &Value,
-        path: &str,
-        errors: &mut Vec<ValidationError>,
-    ) -> Outputs {
+    fn check(&self, config: &Value, checking: Checking<'_>) -> Outputs {
+        let Checking {
+            expr,
+            path,
+            names,
+            errors,
+        } = checking;
         let path = format!("{path}.config");
         let before = errors.len();
         self.schema.check(config, &path, errors);
         let schema_ok = errors.len() == before;
         let root = self.schema.schema();
-        Fields { expr, root, errors }.walk(root, config, &path);
+        let mut fields = Fields {
+            expr,
+            root,
+            names,
+            errors,
+        };
+        fields.walk(root, config, &path);
         if !schema_ok {
             return Outputs::Unchecked;
         }
@@ -351,32 +366,38 @@ fn annotate_values(schema: &mut Value) {
     }
 }
 
-/// Checks the syntax of the fields a schema marks as templates or
-/// expressions, wherever they are in a config.
-struct Fields<'a> {
+/// Checks the fields a schema marks as templates or expressions, wherever
+/// they are in a config: their syntax, then what they read.
+struct Fields<'a, 'e> {
     expr: &'a Expressions,
     root: &'a Value,
-    errors: &'a mut Vec<ValidationError>,
+    names: &'a Names<'a>,
+    errors: &'e mut Vec<ValidationError>,
 }
 
-impl<'a> Fields<'a> {
+impl<'a> Fields<'a, '_> {
     fn walk(&mut self, schema: &'a Value, value: &Value, path: &str) {
         let schema = match schema.get("$ref") {
             Some(_) => self.resolve_root(schema),
             None => schema,
         };
-        match schema.get(FIELD).and_then(Value::as_str) {
-            Some("template") => return self.templates(value, path),
-            Some("expression") => {
-                if let Value::String(text) = value
-                    && let Err(e) = self.expr.check_expression(text)
-                {
-                    self.errors
-                        .push(ValidationError::new(path, "invalid_expression", e));
-                }
-                return;
+        let how = schema.get(FIELD).and_then(Value::as_str);
+        if matches!(how, Some("template" | "expression")) {
+            let mut names = self.names.clone();
+            let binds = schema.get(BINDS).and_then(Value::as_array);
+            for name in binds.into_iter().flatten().filter_map(Value::as_str) {
+                names.bind(name);
             }
-            _ => {}
+            match how {
+                Some("template") => self.templates(value, path, &names),
+                _ => {
+                    if let Value::String(text) = value {
+                        let checked = self.expr.check_expression(text, &names);
+                        self.push(path, "invalid_expression", checked);
+                    }
+                }
+            }
+            return;
         }
         let branches = schema.get("anyOf").and_then(Value::as_array);
         for branch in branches.into_iter().flatten() {
@@ -418,26 +439,38 @@ impl<'a> Fields<'a> {
         }
     }
 
-    /// Every string inside `value` must be a valid template.
-    fn templates(&mut self, value: &Value, path: &str) {
+    /// Every string inside `value` must be a valid template, reading
+    /// only `names`.
+    fn templates(&mut self, value: &Value, path: &str, names: &Names<'_>) {
         match value {
             Value::String(s) => {
-                if let Err(e) = self.expr.check_template(s) {
-                    self.errors
-                        .push(ValidationError::new(path, "invalid_template", e));
-                }
+                let checked = self.expr.check_template(s, names);
+                self.push(path, "invalid_template", checked);
             }
             Value::Array(items) => {
                 for (i, item) in items.iter().enumerate() {
-                    self.templates(item, &format!("{path}[{i}]"));
+                    self.templates(item, &format!("{path}[{i}]"), names);
                 }
             }
             Value::Object(map) => {
                 for (k, v) in map {
-                    self.templates(v, &format!("{path}.{k}"));
+                    self.templates(v, &format!("{path}.{k}"), names);
                 }
             }
             _ => {}
+        }
+    }
+
+    /// A field's problems: its syntax error (under `invalid`), or every
+    /// problem with what it reads.
+    fn push(&mut self, path: &str, invalid: &str, checked: Result<Vec<Problem>, String>) {
+        match checked {
+            Err(e) => self.errors.push(ValidationError::new(path, invalid, e)),
+            Ok(problems) => self.errors.extend(
+                problems
+                    .into_iter()
+                    .map(|p| ValidationError::new(path, p.code, p.message)),
+            ),
         }
     }
 }

@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use flowmesh_model::names::Names;
 use flowmesh_model::validate::{KindCatalog, Outputs, ValidationError};
 use flowmesh_model::{HumanDuration, Node, Primitive, TenantId, WorkflowDocument, WorkflowGraph};
 pub use flowmesh_sandbox::{Class as SandboxClass, Failure, Language, LimitsOverride, Returned};
@@ -425,9 +426,21 @@ impl Registry {
 }
 
 impl KindCatalog for Registry {
-    fn check(&self, node: &Node, path: &str, errors: &mut Vec<ValidationError>) -> Option<Outputs> {
+    fn check(
+        &self,
+        node: &Node,
+        path: &str,
+        names: &Names<'_>,
+        errors: &mut Vec<ValidationError>,
+    ) -> Option<Outputs> {
         let kind = self.kind_of(node)?;
-        Some(kind.check(&self.inner.expr, &node.config, path, errors))
+        let checking = kind::Checking {
+            expr: &self.inner.expr,
+            path,
+            names,
+            errors,
+        };
+        Some(kind.check(&node.config, checking))
     }
 
     fn kinds(&self, primitive: Primitive) -> Vec<String> {

@@ -1,6 +1,7 @@
 //! The node kinds' configs: their published schemas and examples, and
 //! validation that reports every problem at once, at its path.
 
+use flowmesh_model::names::Upstream;
 use flowmesh_model::validate::{KindCatalog, check_json};
 use flowmesh_model::{Node, Primitive};
 use flowmesh_node_handlers::kind::FIELD;
@@ -22,11 +23,22 @@ fn node(primitive: Primitive, kind: &str, config: Value) -> Node {
     }
 }
 
-/// The (path, code) of every problem of one node's config.
+/// The (path, code) of every problem of one node's config, as the node
+/// `n` after `get`, `a` and `x`.
 fn problems(registry: &Registry, node: &Node) -> Vec<(String, String)> {
+    let graph = Upstream::new(
+        ["start", "get", "a", "x", "n", "later"],
+        [
+            ("start", "get"),
+            ("get", "a"),
+            ("a", "x"),
+            ("x", "n"),
+            ("n", "later"),
+        ],
+    );
     let mut errors = Vec::new();
     registry
-        .check(node, "nodes[3]", &mut errors)
+        .check(node, "nodes[3]", &graph.names(4), &mut errors)
         .expect("a known kind");
     let mut found: Vec<(String, String)> = errors.into_iter().map(|e| (e.path, e.code)).collect();
     found.sort();
@@ -145,6 +157,34 @@ fn expression_fields_take_an_expression_bare_or_in_braces() {
     assert_eq!(
         problems(&registry, &broken),
         pairs(&[("nodes[3].config.logic", "invalid_expression")])
+    );
+}
+
+#[test]
+fn a_filter_s_condition_reads_item_and_its_items_do_not() {
+    let registry = registry();
+    let schema = registry
+        .kinds()
+        .into_iter()
+        .find(|k| k.kind == "filter")
+        .unwrap()
+        .config_schema;
+    assert_eq!(
+        schema["properties"]["condition"]["x-flowmesh-binds"],
+        json!(["item"])
+    );
+    let filter = node(
+        Primitive::Condition,
+        "filter",
+        json!({"items": "item.list", "condition": "item.ok and later.ok | uppr"}),
+    );
+    assert_eq!(
+        problems(&registry, &filter),
+        pairs(&[
+            ("nodes[3].config.condition", "not_upstream"),
+            ("nodes[3].config.condition", "unknown_filter"),
+            ("nodes[3].config.items", "unknown_name"),
+        ])
     );
 }
 

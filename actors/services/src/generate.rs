@@ -73,9 +73,14 @@ fn instructions(kinds: &[KindInfo], schema: &Value) -> String {
     text.push_str(
         "\nStrings in a node's config may hold templates such as {{ trigger.body.email }}: \
          `trigger` is what started the run (trigger.body is the input) and every upstream \
-         node's output is there by its id; an http_request's output is {status, headers, \
-         body}. Conditions take expressions without braces. Edges go from a node to the next; \
-         an edge out of a condition names the output it follows in `output`. Every node id is \
+         node's output is there by its id (null when a condition skipped that node); an \
+         http_request's output is {status, headers, body}. A template may name only these \
+         (and `item` in a filter's condition), and minijinja's own filters. Using a field \
+         that is not there fails the run, so give an optional field a default \
+         ({{ trigger.body.phone | default(none) }}, {{ trigger.body.name | default('there') }}) \
+         or test it first (`trigger.body.phone is defined`, {% if trigger.body.phone %}). \
+         Conditions take expressions without braces. Edges go from a node to the next; \
+         an edge out of a condition names the output it follows in `when`. Every node id is \
          unique, every node is reachable from the trigger, and there is one trigger. Secrets \
          are never written into a workflow: an action refers to a connection node naming a \
          secret.\n\nAnswer with one JSON object only: {\"workflow\": <the document>, \

@@ -11,6 +11,7 @@ pub mod graph;
 pub mod ids;
 pub mod json;
 pub mod lifecycle;
+pub mod names;
 pub mod schema;
 pub mod validate;
 

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::document::{Node, Primitive, WorkflowDocument};
+use crate::names::{Names, Upstream};
 use crate::schema::SchemaCheck;
 
 /// Most nodes one workflow may have.
@@ -94,8 +95,15 @@ pub enum Outputs {
 /// The node kinds an engine knows, and how to check their configuration.
 pub trait KindCatalog {
     /// Checks `node.config`, pushing problems located under `path`
-    /// (`nodes[i]`). Returns `None` when the kind is unknown for the primitive.
-    fn check(&self, node: &Node, path: &str, errors: &mut Vec<ValidationError>) -> Option<Outputs>;
+    /// (`nodes[i]`); its templates and expressions may read `names`.
+    /// Returns `None` when the kind is unknown for the primitive.
+    fn check(
+        &self,
+        node: &Node,
+        path: &str,
+        names: &Names<'_>,
+        errors: &mut Vec<ValidationError>,
+    ) -> Option<Outputs>;
 
     /// The kinds known for a primitive, for error messages.
     fn kinds(&self, primitive: Primitive) -> Vec<String>;
@@ -125,9 +133,24 @@ pub fn check_json(
     let mut errors = Vec::new();
     document_schema().check(&value, "", &mut errors);
     let nodes = value.get("nodes").and_then(Value::as_array);
+    let edges = value.get("edges").and_then(Value::as_array);
+    let upstream = Upstream::new(
+        nodes
+            .into_iter()
+            .flatten()
+            .map(|n| string_field(n, "id").unwrap_or_default()),
+        edges
+            .into_iter()
+            .flatten()
+            .filter_map(|e| Some((string_field(e, "from")?, string_field(e, "to")?))),
+    );
     for (i, node) in nodes.into_iter().flatten().enumerate() {
         if let Ok(node) = Node::deserialize(node) {
-            check_node(&node, &format!("nodes[{i}]"), catalog, &mut errors);
+            let at = Place {
+                path: &format!("nodes[{i}]"),
+                names: &upstream.names(i),
+            };
+            check_node(&node, &at, catalog, &mut errors);
         }
     }
     if errors.is_empty() {
@@ -145,18 +168,29 @@ fn document_schema() -> &'static SchemaCheck {
     &CHECK
 }
 
+/// A string field of a JSON object.
+fn string_field<'v>(value: &'v Value, key: &str) -> Option<&'v str> {
+    value.get(key)?.as_str()
+}
+
+/// Where a node is checked: its path, and the names it may read.
+struct Place<'a> {
+    path: &'a str,
+    names: &'a Names<'a>,
+}
+
 /// A node's kind and config, as the catalog sees them; `None` when the
 /// kind is unknown.
 fn check_node(
     node: &Node,
-    path: &str,
+    at: &Place<'_>,
     catalog: &dyn KindCatalog,
     errors: &mut Vec<ValidationError>,
 ) -> Option<Outputs> {
-    let known = catalog.check(node, path, errors);
+    let known = catalog.check(node, at.path, at.names, errors);
     if known.is_none() {
         errors.push(ValidationError::new(
-            format!("{path}.kind"),
+            format!("{}.kind", at.path),
             "unknown_kind",
             format!(
                 "{:?} is not a known {} kind; known kinds: {}",
@@ -202,6 +236,10 @@ pub fn validate(doc: &WorkflowDocument, catalog: &dyn KindCatalog) -> Result<(),
 
     let mut index: HashMap<&str, usize> = HashMap::new();
     let mut outputs: Vec<Option<Outputs>> = Vec::with_capacity(doc.nodes.len());
+    let upstream = Upstream::new(
+        doc.nodes.iter().map(|n| n.id.as_str()),
+        doc.edges.iter().map(|e| (e.from.as_str(), e.to.as_str())),
+    );
     for (i, node) in doc.nodes.iter().enumerate() {
         let path = format!("nodes[{i}]");
         check_node_id(&node.id, &format!("{path}.id"), &mut errors);
@@ -215,7 +253,11 @@ pub fn validate(doc: &WorkflowDocument, catalog: &dyn KindCatalog) -> Result<(),
         if let Some(retry) = &node.retry {
             check_retry(retry, &format!("{path}.retry"), &mut errors);
         }
-        outputs.push(check_node(node, &path, catalog, &mut errors));
+        let at = Place {
+            path: &path,
+            names: &upstream.names(i),
+        };
+        outputs.push(check_node(node, &at, catalog, &mut errors));
     }
     if !doc.nodes.is_empty() && !doc.nodes.iter().any(|n| n.primitive == Primitive::Trigger) {
         errors.push(ValidationError::new(
@@ -537,6 +579,7 @@ mod tests {
             &self,
             node: &Node,
             path: &str,
+            _: &Names<'_>,
             errors: &mut Vec<ValidationError>,
         ) -> Option<Outputs> {
             match (node.primitive, node.kind.as_str()) {

@@ -3,13 +3,26 @@
 //! what the node may output (fuel counts instructions, and one instruction
 //! can repeat a string a million times), and Python-style string methods
 //! (`email.endswith('@example.com')`) from minijinja-contrib.
+//!
+//! An undefined value (a name or field that is not there) is an error
+//! wherever it is used, naming what is missing and what exists there; `is
+//! defined`, the `default` filter and truth tests may still take one
+//! (minijinja's semi-strict undefined). Before a text runs, the names it
+//! reads, its filters, tests and functions are checked (`names`).
 
+mod explain;
+mod names;
+
+use flowmesh_model::names::Names;
 use minijinja::budget::{self, Limits};
-use minijinja::value::Value as MjValue;
-use minijinja::{AutoEscape, Environment, ErrorKind, State, UndefinedBehavior};
+use minijinja::machinery::{self, CodeGenerator};
+use minijinja::value::{Value as MjValue, ValueKind};
+use minijinja::{AutoEscape, Environment, Error, ErrorKind, State, UndefinedBehavior};
 use serde_json::{Map, Value};
 
 use crate::{ErrorClass, NodeError};
+use explain::Source;
+pub use names::Problem;
 
 /// All the values one evaluation builds may add up to this many times the
 /// limit of one value.
@@ -40,7 +53,7 @@ impl Scope {
     }
 }
 
-fn error(e: minijinja::Error) -> NodeError {
+fn error(e: Error) -> NodeError {
     match e.kind() {
         ErrorKind::OutOfFuel => {
             NodeError::permanent("the expression ran out of its computation budget")
@@ -52,6 +65,9 @@ fn error(e: minijinja::Error) -> NodeError {
                 e.detail().unwrap_or("the template built too large a value")
             ),
         },
+        ErrorKind::UndefinedError => {
+            NodeError::permanent(e.detail().map_or_else(|| e.to_string(), str::to_owned))
+        }
         _ => NodeError::permanent(e.to_string()),
     }
 }
@@ -75,12 +91,18 @@ fn is_template(s: &str) -> bool {
     s.contains("{{") || s.contains("{%") || s.contains("{#")
 }
 
+/// Deepest a value is searched for an undefined value it holds.
+const MAX_DEPTH: usize = 64;
+
 impl Expressions {
     pub fn new(fuel: u64) -> Self {
         let mut env = Environment::new();
         env.set_fuel(Some(fuel));
         env.set_auto_escape_callback(|_| AutoEscape::None);
-        env.set_undefined_behavior(UndefinedBehavior::Chainable);
+        env.set_undefined_behavior(UndefinedBehavior::SemiStrict);
+        // Undefined values remember the lookup they came from, which the
+        // error names; only errors pay for it.
+        env.set_debug(true);
         env.set_unknown_method_callback(bounded_methods);
         env.set_recursion_limit(64);
         Self { env }
@@ -88,15 +110,19 @@ impl Expressions {
 
     /// Evaluates an expression (bare, or wholly in `{{ … }}`) to JSON.
     pub fn eval(&self, expr: &str, scope: &Scope) -> Result<Value, NodeError> {
-        budget::with_limits(scope.limits, || self.eval_json(bare(expr), scope)).map_err(error)
+        let expr = bare(expr);
+        budget::with_limits(scope.limits, || self.eval_json(expr, scope)).map_err(error)
     }
 
-    /// Evaluates an expression for its truth (Python rules: empty is false).
+    /// Evaluates an expression for its truth (Python rules: empty is false;
+    /// an undefined value is false).
     pub fn truthy(&self, expr: &str, scope: &Scope) -> Result<bool, NodeError> {
+        let expr = bare(expr);
         budget::with_limits(scope.limits, || {
-            let compiled = self.env.compile_expression(bare(expr))?;
+            let compiled = self.env.compile_expression(expr)?;
             Ok(compiled.eval(scope.value.clone())?.is_true())
         })
+        .map_err(|e| self.explained(e, Source::Expression, scope))
         .map_err(error)
     }
 
@@ -106,12 +132,12 @@ impl Expressions {
         budget::with_limits(scope.limits, || self.render_each(value, scope)).map_err(error)
     }
 
-    fn render_each(&self, value: &Value, scope: &Scope) -> Result<Value, minijinja::Error> {
+    fn render_each(&self, value: &Value, scope: &Scope) -> Result<Value, Error> {
         match value {
             Value::String(s) if is_template(s) => match lone_expression(s) {
                 Some(expr) => self.eval_json(expr, scope),
                 None => {
-                    let text = self.env.render_str(s, scope.value.clone())?;
+                    let text = self.render(s, scope)?;
                     budget::charge(text.len())?;
                     Ok(Value::String(text))
                 }
@@ -124,15 +150,56 @@ impl Expressions {
             Value::Object(map) => map
                 .iter()
                 .map(|(k, v)| Ok((k.clone(), self.render_each(v, scope)?)))
-                .collect::<Result<Map<_, _>, minijinja::Error>>()
+                .collect::<Result<Map<_, _>, Error>>()
                 .map(Value::Object),
             other => Ok(other.clone()),
         }
     }
 
-    fn eval_json(&self, expr: &str, scope: &Scope) -> Result<Value, minijinja::Error> {
-        let compiled = self.env.compile_expression(expr)?;
-        to_json(&compiled.eval(scope.value.clone())?)
+    fn render(&self, template: &str, scope: &Scope) -> Result<String, Error> {
+        self.env
+            .render_str(template, scope.value.clone())
+            .map_err(|e| self.explained(e, Source::Template(template), scope))
+    }
+
+    /// An expression's value as JSON. An undefined value is an error, but
+    /// for the silent one of an `if` without `else` (null).
+    fn eval_json(&self, expr: &str, scope: &Scope) -> Result<Value, Error> {
+        let evaluated = self
+            .env
+            .compile_expression(expr)
+            .and_then(|compiled| compiled.eval(scope.value.clone()));
+        let value = evaluated.map_err(|e| self.explained(e, Source::Expression, scope))?;
+        if value.is_undefined() {
+            return self.printed(expr, scope).map(|()| Value::Null);
+        }
+        let json = to_json(&value)?;
+        if holds_undefined(&value, 0) {
+            let missing = explain::first_missing(expr, &scope.value).unwrap_or_else(|| {
+                format!("the value of `{expr}` holds an undefined value; every value it holds must be defined")
+            });
+            return Err(Error::new(ErrorKind::UndefinedError, missing));
+        }
+        Ok(json)
+    }
+
+    /// Prints an expression whose value is undefined, for minijinja to say
+    /// which lookup found nothing (it names it when the value is used).
+    fn printed(&self, expr: &str, scope: &Scope) -> Result<(), Error> {
+        match self.render(&format!("{{{{ {expr} }}}}"), scope) {
+            Ok(_) => Ok(()),
+            // `}}` inside a string of the expression.
+            Err(e) if e.kind() == ErrorKind::SyntaxError => Err(self.explained(
+                Error::new(ErrorKind::UndefinedError, format!("`{expr}` is undefined")),
+                Source::Expression,
+                scope,
+            )),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn explained(&self, e: Error, source: Source, scope: &Scope) -> Error {
+        explain::explain(&self.env, e, source, &scope.value)
     }
 
     /// Renders a template to text.
@@ -140,32 +207,69 @@ impl Expressions {
         if !is_template(template) {
             return Ok(template.to_owned());
         }
-        budget::with_limits(scope.limits, || {
-            self.env.render_str(template, scope.value.clone())
-        })
-        .map_err(error)
+        budget::with_limits(scope.limits, || self.render(template, scope)).map_err(error)
     }
 
-    pub fn check_expression(&self, expr: &str) -> Result<(), String> {
-        self.env
-            .compile_expression(bare(expr))
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+    /// Checks an expression (bare, or wholly in `{{ … }}`): its syntax (the
+    /// error), then what it reads against `names`.
+    pub fn check_expression(&self, expr: &str, names: &Names<'_>) -> Result<Vec<Problem>, String> {
+        let expr = bare(expr);
+        let compiled = self
+            .env
+            .compile_expression(expr)
+            .map_err(|e| e.to_string())?;
+        let parsed = machinery::parse_expr(expr).map_err(|e| e.to_string())?;
+        let mut code = CodeGenerator::new("<expression>", expr);
+        code.compile_expr(&parsed);
+        let (instructions, _) = code.finish();
+        let undeclared = compiled.undeclared_variables(false);
+        Ok(names::problems(
+            &self.env,
+            &undeclared,
+            [&instructions],
+            names,
+        ))
     }
 
-    pub fn check_template(&self, template: &str) -> Result<(), String> {
+    /// Checks a template: its syntax (the error), then what it reads
+    /// against `names`.
+    pub fn check_template(
+        &self,
+        template: &str,
+        names: &Names<'_>,
+    ) -> Result<Vec<Problem>, String> {
         if !is_template(template) {
-            return Ok(());
+            return Ok(Vec::new());
         }
-        match lone_expression(template) {
-            Some(expr) => self.check_expression(expr),
-            None => self
-                .env
-                .template_from_str(template)
-                .map(|_| ())
-                .map_err(|e| e.to_string()),
+        if let Some(expr) = lone_expression(template) {
+            return self.check_expression(expr, names);
         }
+        let compiled = self
+            .env
+            .template_from_str(template)
+            .map_err(|e| e.to_string())?;
+        let code = machinery::get_compiled_template(&compiled);
+        let undeclared = compiled.undeclared_variables(false);
+        let all = std::iter::once(&code.instructions).chain(code.blocks.values());
+        Ok(names::problems(&self.env, &undeclared, all, names))
     }
+}
+
+/// Whether a value holds an undefined value, down to [`MAX_DEPTH`].
+fn holds_undefined(value: &MjValue, depth: usize) -> bool {
+    if depth > MAX_DEPTH || !matches!(value.kind(), ValueKind::Seq | ValueKind::Map) {
+        return false;
+    }
+    let Ok(mut items) = value.try_iter() else {
+        return false;
+    };
+    items.any(|item| {
+        let held = match value.kind() {
+            ValueKind::Map => value.get_item(&item).unwrap_or(MjValue::from(())),
+            _ => item,
+        };
+        held.is_undefined() || holds_undefined(&held, depth + 1)
+    })
 }
 
 /// The Python string methods of minijinja-contrib, with those that can
@@ -176,7 +280,7 @@ fn bounded_methods(
     value: &MjValue,
     method: &str,
     args: &[MjValue],
-) -> Result<MjValue, minijinja::Error> {
+) -> Result<MjValue, Error> {
     if let Some(s) = value.as_str() {
         match (method, args) {
             ("replace", [old, new, rest @ ..]) => {
@@ -197,7 +301,7 @@ fn bounded_methods(
 }
 
 /// `str.join`, written within the size limit as it grows.
-fn join(separator: &str, items: &MjValue) -> Result<MjValue, minijinja::Error> {
+fn join(separator: &str, items: &MjValue) -> Result<MjValue, Error> {
     let mut out = budget::Limited::new(String::new());
     for (i, item) in items.try_iter()?.checked().enumerate() {
         let item = item?;
@@ -230,12 +334,9 @@ impl std::io::Write for Measure {
 
 /// A value as JSON; its JSON text is measured first, so a lazy value (a
 /// repeated list of long strings) is refused before it is expanded.
-fn to_json(value: &MjValue) -> Result<Value, minijinja::Error> {
-    if value.is_undefined() {
-        return Ok(Value::Null);
-    }
+fn to_json(value: &MjValue) -> Result<Value, Error> {
     let cannot = |e: serde_json::Error| {
-        minijinja::Error::new(
+        Error::new(
             ErrorKind::BadSerialization,
             format!("the value cannot be JSON: {e}"),
         )

@@ -1,6 +1,7 @@
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use flowmesh_model::names::Upstream;
 use serde_json::json;
 
 use super::*;
@@ -40,13 +41,13 @@ fn lone_expressions_keep_their_type_and_templates_render_text() {
     let out = e
         .render_value(
             &json!({"double": "{{ trigger.body.n * 2 }}", "name": "{{ trigger.body.name | upper }}!",
-                    "tags": "{{ trigger.body.tags }}", "missing": "[{{ trigger.body.nope.deeper }}]", "plain": 5}),
+                    "tags": "{{ trigger.body.tags }}", "plain": 5}),
             &c,
         )
         .unwrap();
     assert_eq!(
         out,
-        json!({"double": 42, "name": "ADA!", "tags": ["a"], "missing": "[]", "plain": 5})
+        json!({"double": 42, "name": "ADA!", "tags": ["a"], "plain": 5})
     );
 }
 
@@ -59,13 +60,20 @@ fn runaway_templates_run_out_of_fuel() {
     assert_eq!(err.class, ErrorClass::Permanent);
 }
 
+/// The names a node reads when `name` is upstream of it.
+fn upstream_of_n(name: &str) -> Upstream<'_> {
+    Upstream::new(["start", name, "n"], [("start", name), (name, "n")])
+}
+
 #[test]
 fn syntax_errors_are_found_before_running() {
     let e = Expressions::new(10_000);
-    assert!(e.check_template("{{ unclosed").is_err());
-    assert!(e.check_template("{% if %}").is_err());
-    assert!(e.check_expression("a ==").is_err());
-    assert!(e.check_template("hello {{ name }}").is_ok());
+    let graph = upstream_of_n("name");
+    let names = graph.names(2);
+    assert!(e.check_template("{{ unclosed", &names).is_err());
+    assert!(e.check_template("{% if %}", &names).is_err());
+    assert!(e.check_expression("a ==", &names).is_err());
+    assert_eq!(e.check_template("hello {{ name }}", &names), Ok(vec![]));
 }
 
 #[test]
@@ -278,12 +286,118 @@ fn every_string_of_a_mapping_shares_one_budget() {
 fn an_expression_wrapped_in_braces_is_the_same_expression() {
     let e = Expressions::new(10_000);
     let c = scope(json!({"get": {"body": {"items": [1, 2]}}}));
-    assert_eq!(e.check_expression("{{ get.body.items }}"), Ok(()));
+    let graph = upstream_of_n("get");
+    let names = graph.names(2);
+    assert_eq!(
+        e.check_expression("{{ get.body.items }}", &names),
+        Ok(vec![])
+    );
     assert_eq!(e.eval("{{ get.body.items }}", &c).unwrap(), json!([1, 2]));
     assert_eq!(e.eval("get.body.items", &c).unwrap(), json!([1, 2]));
     assert!(e.truthy("{{- get.body.items | length > 1 -}}", &c).unwrap());
     assert!(
-        e.check_expression("{{ get.body.items }} + {{ x }}")
+        e.check_expression("{{ get.body.items }} + {{ x }}", &names)
             .is_err()
     );
+}
+
+/// The (code, message) of each problem of a template.
+fn problems(template: &str) -> Vec<(&'static str, String)> {
+    let e = Expressions::new(10_000);
+    let graph = Upstream::new(
+        ["start", "get", "n", "other"],
+        [("start", "get"), ("get", "n")],
+    );
+    let mut names = graph.names(2);
+    names.bind("item");
+    e.check_template(template, &names)
+        .unwrap_or_else(|err| panic!("{template}: {err}"))
+        .into_iter()
+        .map(|p| (p.code, p.message))
+        .collect()
+}
+
+#[test]
+fn names_that_are_not_bound_where_the_node_runs_are_refused() {
+    assert_eq!(
+        problems("{{ usr.email }}"),
+        [(
+            "unknown_name",
+            "unknown name `usr`; known here: trigger, item, start, get".to_owned()
+        )]
+    );
+    assert_eq!(
+        problems("{{ other.body }}"),
+        [(
+            "not_upstream",
+            "`other` is not upstream of this node: it has no output yet when this node runs"
+                .to_owned()
+        )]
+    );
+    assert_eq!(
+        problems("{{ n.body }}"),
+        [(
+            "not_upstream",
+            "`n` is this node: it has no output while it runs".to_owned()
+        )]
+    );
+}
+
+#[test]
+fn unknown_filters_tests_and_functions_are_refused_with_the_known_ones() {
+    let found = problems("{{ get.body | uppr }}");
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].0, "unknown_filter");
+    assert!(
+        found[0]
+            .1
+            .starts_with("unknown filter `uppr`; known filters: abs, "),
+        "{}",
+        found[0].1
+    );
+    assert!(found[0].1.contains(", upper, "), "{}", found[0].1);
+    let found = problems("{% if get.body is evn %}x{% endif %}");
+    assert_eq!(found[0].0, "unknown_test");
+    assert!(found[0].1.contains("known tests: "), "{}", found[0].1);
+    assert!(found[0].1.contains(", even, "), "{}", found[0].1);
+    assert_eq!(
+        problems("{{ frobnicate(get) }}"),
+        [(
+            "unknown_function",
+            "unknown function `frobnicate`; known functions: debug, dict, namespace, range"
+                .to_owned()
+        )]
+    );
+}
+
+#[test]
+fn every_problem_of_a_text_is_found_at_once() {
+    let codes: Vec<&str> = problems("{{ usr.email | uppr }} {{ other }} {{ nope() }}")
+        .into_iter()
+        .map(|(code, _)| code)
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            "unknown_filter",
+            "unknown_function",
+            "not_upstream",
+            "unknown_name"
+        ]
+    );
+}
+
+#[test]
+fn names_a_text_binds_itself_and_the_environment_s_are_allowed() {
+    for template in [
+        "{% for x in get.body.items %}{{ x.id }} {{ loop.index }}{% endfor %}",
+        "{% set total = get.body.n + 1 %}{{ total }}",
+        "{% macro greet(who) %}hi {{ who }}{% endmacro %}{{ greet(trigger.body.name) }}",
+        "{% set ns = namespace(n=0) %}{{ range(3) | list }} {{ dict(a=1) }} {{ ns.n }}",
+        "{{ item.total > 1 and start is defined }}",
+        "{{ trigger.body.x | default('none') | upper }}",
+        "{{ get.body.name.endswith('a') }}",
+    ] {
+        assert_eq!(problems(template), [], "{template}");
+    }
 }

@@ -18,7 +18,10 @@ pub struct Config {
     #[schemars(length(min = 1), extend("x-flowmesh-field" = "expression"))]
     pub items: String,
     /// Read for each item, bound as `item`.
-    #[schemars(length(min = 1), extend("x-flowmesh-field" = "expression"))]
+    #[schemars(
+        length(min = 1),
+        extend("x-flowmesh-field" = "expression", "x-flowmesh-binds" = ["item"])
+    )]
     pub condition: String,
 }
 

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use flowmesh_model::graph::WorkflowGraph;
 use flowmesh_model::lifecycle::NodeTransition;
+use flowmesh_model::names::TRIGGER;
 use flowmesh_model::{IllegalTransition, Node, NodeStatus, Primitive};
 use flowmesh_store::{ExecutionRecord, StepRecord};
 use serde_json::{Map, Value};
@@ -114,19 +115,20 @@ impl Progress {
             .collect()
     }
 
-    /// What expressions see: the trigger data and every succeeded node's output.
+    /// What expressions see: the trigger data, every succeeded node's
+    /// output, and null for every skipped node (so that a node after a
+    /// branch may name the one not taken: its value is null, not undefined).
     pub fn scope(&self) -> Map<String, Value> {
         let mut scope = Map::new();
         for (i, state) in self.nodes.iter().enumerate() {
             let node = self.graph.node(i);
-            let Some(output) = &state.output else {
-                continue;
+            let output = match (state.status, &state.output) {
+                (NodeStatus::Succeeded, Some(output)) => output,
+                (NodeStatus::Skipped, _) => &Value::Null,
+                _ => continue,
             };
-            if state.status != NodeStatus::Succeeded {
-                continue;
-            }
-            if node.primitive == Primitive::Trigger {
-                scope.insert("trigger".to_owned(), output.clone());
+            if node.primitive == Primitive::Trigger && state.status == NodeStatus::Succeeded {
+                scope.insert(TRIGGER.to_owned(), output.clone());
             }
             scope.insert(node.id.clone(), output.clone());
         }
@@ -267,6 +269,8 @@ mod tests {
         succeed(&mut p, 2, json!({"x": 1}), None);
         assert_eq!(p.decide(), vec![Decision::Run(5)]);
         assert_eq!(p.inputs(5), vec!["a".to_owned()]);
+        assert_eq!(p.scope()["b"], Value::Null, "skipped: null");
+        assert_eq!(p.scope()["after_b"], Value::Null);
         succeed(&mut p, 5, json!({"a": {"x": 1}}), None);
         assert!(p.is_complete());
         assert_eq!(p.result(|_| false), json!({"a": {"x": 1}}));
@@ -293,6 +297,7 @@ mod tests {
         assert_eq!(p.decide(), vec![Decision::Skip(2), Decision::Run(3)]);
         assert_eq!(p.scope()["trigger"], json!({"body": {"n": 1}}));
         assert_eq!(p.scope()["c"], json!({"result": false}));
+        assert!(!p.scope().contains_key("b"), "pending: not in scope");
     }
 
     #[test]

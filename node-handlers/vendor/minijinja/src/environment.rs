@@ -780,6 +780,21 @@ impl<'source> Environment<'source> {
             .map(|(key, value)| (key as &str, value.clone()))
     }
 
+    /// Returns the names of all filters, in order.
+    ///
+    /// Added to this vendored copy: a template is checked for unknown
+    /// filters before it runs.
+    pub fn filter_names(&self) -> impl Iterator<Item = &str> {
+        self.filters.keys().map(|key| key as &str)
+    }
+
+    /// Returns the names of all tests, in order.
+    ///
+    /// Added to this vendored copy, like [`filter_names`](Self::filter_names).
+    pub fn test_names(&self) -> impl Iterator<Item = &str> {
+        self.tests.keys().map(|key| key as &str)
+    }
+
     /// Returns an empty [`State`] for testing purposes and similar.
     pub fn empty_state(&self) -> State<'_, '_> {
         State::new_for_env(self)
