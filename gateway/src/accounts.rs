@@ -8,38 +8,28 @@ use axum::extract::{ConnectInfo, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use flowmesh_api::{AcceptRequest, LoginRequest, RegisterRequest};
-use flowmesh_services::records::AuditQuery;
-use serde_json::json;
+use flowmesh_services::records::{AuditQuery, AuditRecord, KeyInfo, SecretInfo, UserInfo};
 
 use crate::access::{AuditTarget, AuditTenant, Auth};
+use crate::answers::{
+    Accepted, Invitation, Items, Me, NewApiKey, Page, Pending, SecretStored, Session, TenantRef,
+};
 use crate::bodies::{Accept, Invite, Login, NewKey, PutSecret, Register};
 use crate::error::ApiError;
 use crate::extract::{AppState, JsonBytes, TypedQuery, typed_body};
 use crate::queries;
 use crate::routes::ApiResult;
 
-fn session_json(s: &flowmesh_api::Session) -> serde_json::Value {
-    json!({
-        "token": s.token,
-        "expires_at": s.expires_at,
-        "tenant": {"id": s.tenant, "slug": s.tenant_slug},
-        "role": s.role,
-    })
-}
-
 /// What registration and invitation acceptance answer, whether or not the
 /// email already had an account: they never tell who has one.
 fn sign_in_next() -> Response {
-    (
-        StatusCode::ACCEPTED,
-        Json(json!({
-            "status": "accepted",
-            "message": "sign in with POST /v1/auth/login using this email and password; \
-                        if the email already had an account, nothing was created and its \
-                        own password still applies",
-        })),
-    )
-        .into_response()
+    let body = Pending {
+        status: Accepted::Accepted,
+        message: "sign in with POST /v1/auth/login using this email and password; \
+                  if the email already had an account, nothing was created and its \
+                  own password still applies",
+    };
+    (StatusCode::ACCEPTED, Json(body)).into_response()
 }
 
 pub(crate) async fn register(
@@ -71,7 +61,7 @@ pub(crate) async fn login(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     JsonBytes(body): JsonBytes,
-) -> ApiResult {
+) -> Result<Json<Session>, ApiError> {
     let l: Login = typed_body(&body)?;
     let session = state
         .engine
@@ -81,12 +71,15 @@ pub(crate) async fn login(
             source: Some(peer.ip()),
         })
         .await?;
-    Ok(Json(session_json(&session)).into_response())
+    Ok(Json(Session::from(session)))
 }
 
-pub(crate) async fn logout(State(state): State<AppState>, Auth(who): Auth) -> ApiResult {
+pub(crate) async fn logout(
+    State(state): State<AppState>,
+    Auth(who): Auth,
+) -> Result<StatusCode, ApiError> {
     state.engine.logout(&who).await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
+    Ok(StatusCode::NO_CONTENT)
 }
 
 pub(crate) async fn accept(
@@ -108,12 +101,15 @@ pub(crate) async fn accept(
     Ok(response)
 }
 
-pub(crate) async fn me(Auth(who): Auth) -> Json<serde_json::Value> {
-    Json(json!({
-        "tenant": {"id": who.tenant, "slug": who.tenant_slug},
-        "role": who.role,
-        "actor": who.actor,
-    }))
+pub(crate) async fn me(Auth(who): Auth) -> Json<Me> {
+    Json(Me {
+        tenant: TenantRef {
+            id: who.tenant,
+            slug: who.tenant_slug,
+        },
+        role: who.role,
+        actor: who.actor,
+    })
 }
 
 pub(crate) async fn invite(
@@ -123,27 +119,27 @@ pub(crate) async fn invite(
 ) -> ApiResult {
     let i: Invite = typed_body(&body)?;
     let (info, token) = state.engine.invite(&who, &i.email, i.role).await?;
-    let mut response = (
-        StatusCode::CREATED,
-        Json(json!({"id": info.id, "email": info.email, "role": info.role, "expires_at": info.expires_at, "token": token})),
-    )
-        .into_response();
-    response.extensions_mut().insert(AuditTarget(info.id));
+    let target = AuditTarget(info.id.clone());
+    let mut response = (StatusCode::CREATED, Json(Invitation { info, token })).into_response();
+    response.extensions_mut().insert(target);
     Ok(response)
 }
 
-pub(crate) async fn users(State(state): State<AppState>, Auth(who): Auth) -> ApiResult {
+pub(crate) async fn users(
+    State(state): State<AppState>,
+    Auth(who): Auth,
+) -> Result<Json<Items<UserInfo>>, ApiError> {
     let items = state.engine.users(who.tenant).await?;
-    Ok(Json(json!({"items": items})).into_response())
+    Ok(Json(Items { items }))
 }
 
 pub(crate) async fn remove_user(
     State(state): State<AppState>,
     Auth(who): Auth,
     Path(id): Path<String>,
-) -> ApiResult {
+) -> Result<StatusCode, ApiError> {
     state.engine.remove_user(&who, &id).await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
+    Ok(StatusCode::NO_CONTENT)
 }
 
 pub(crate) async fn create_key(
@@ -153,32 +149,35 @@ pub(crate) async fn create_key(
 ) -> ApiResult {
     let k: NewKey = typed_body(&body)?;
     let (info, key) = state.engine.create_key(&who, &k.name, k.role).await?;
-    let mut response = (
-        StatusCode::CREATED,
-        Json(json!({"id": info.id, "name": info.name, "prefix": info.prefix, "role": info.role, "created_at": info.created_at, "created_by": info.created_by, "key": key})),
-    )
-        .into_response();
-    response.extensions_mut().insert(AuditTarget(info.id));
+    let target = AuditTarget(info.id.clone());
+    let mut response = (StatusCode::CREATED, Json(NewApiKey::new(info, key))).into_response();
+    response.extensions_mut().insert(target);
     Ok(response)
 }
 
-pub(crate) async fn keys(State(state): State<AppState>, Auth(who): Auth) -> ApiResult {
+pub(crate) async fn keys(
+    State(state): State<AppState>,
+    Auth(who): Auth,
+) -> Result<Json<Items<KeyInfo>>, ApiError> {
     let items = state.engine.keys(who.tenant).await?;
-    Ok(Json(json!({"items": items})).into_response())
+    Ok(Json(Items { items }))
 }
 
 pub(crate) async fn revoke_key(
     State(state): State<AppState>,
     Auth(who): Auth,
     Path(id): Path<String>,
-) -> ApiResult {
+) -> Result<Json<KeyInfo>, ApiError> {
     let info = state.engine.revoke_key(&who, &id).await?;
-    Ok(Json(info).into_response())
+    Ok(Json(info))
 }
 
-pub(crate) async fn secrets(State(state): State<AppState>, Auth(who): Auth) -> ApiResult {
+pub(crate) async fn secrets(
+    State(state): State<AppState>,
+    Auth(who): Auth,
+) -> Result<Json<Items<SecretInfo>>, ApiError> {
     let items = state.engine.secrets(who.tenant).await?;
-    Ok(Json(json!({"items": items})).into_response())
+    Ok(Json(Items { items }))
 }
 
 /// `PUT /v1/secrets/{name}` with `{"value": "..."}`; the value is never shown again.
@@ -187,7 +186,7 @@ pub(crate) async fn put_secret(
     Auth(who): Auth,
     Path(name): Path<String>,
     JsonBytes(body): JsonBytes,
-) -> ApiResult {
+) -> Result<(StatusCode, Json<SecretStored>), ApiError> {
     let p: PutSecret = typed_body(&body)?;
     let created = state.engine.put_secret(who.tenant, &name, &p.value).await?;
     let status = if created {
@@ -195,16 +194,16 @@ pub(crate) async fn put_secret(
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(json!({"name": name, "created": created}))).into_response())
+    Ok((status, Json(SecretStored { name, created })))
 }
 
 pub(crate) async fn delete_secret(
     State(state): State<AppState>,
     Auth(who): Auth,
     Path(name): Path<String>,
-) -> ApiResult {
+) -> Result<StatusCode, ApiError> {
     state.engine.delete_secret(who.tenant, &name).await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Filters: `actor`, `action` (or a prefix ending in `.`), `outcome`,
@@ -213,7 +212,7 @@ pub(crate) async fn audit(
     State(state): State<AppState>,
     Auth(who): Auth,
     TypedQuery(query): TypedQuery<queries::AuditQuery>,
-) -> Result<Response, ApiError> {
+) -> Result<Json<Page<AuditRecord>>, ApiError> {
     let limit = query.limit.unwrap_or(100);
     let q = AuditQuery {
         actor: query.actor,
@@ -228,5 +227,5 @@ pub(crate) async fn audit(
     let next_cursor = (items.len() == limit as usize)
         .then(|| items.last().map(|r| r.id.clone()))
         .flatten();
-    Ok(Json(json!({"items": items, "next_cursor": next_cursor})).into_response())
+    Ok(Json(Page { items, next_cursor }))
 }

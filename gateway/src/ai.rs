@@ -6,12 +6,14 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use flowmesh_api::{GenerateRequest, InstantiateRequest};
-use serde_json::{Value, json};
+use flowmesh_services::Template;
 
 use crate::access::{AuditTarget, Auth};
+use crate::answers::{Generated, Items, ModelEndpoint, Workflow, WorkflowSummary};
 use crate::bodies;
+use crate::error::ApiError;
 use crate::extract::{AppState, JsonBytes, typed_body};
-use crate::routes::{ApiResult, summary_json};
+use crate::routes::ApiResult;
 
 /// Repair rounds when the request names none.
 const DEFAULT_REPAIRS: i64 = 2;
@@ -34,26 +36,25 @@ pub(crate) async fn generate(
                 .clamp(0, MAX_REPAIRS) as u32,
         })
         .await?;
-    let mut workflow = summary_json(&generated.workflow);
-    workflow["document"] = json!(generated.document);
-    let mut response = (
-        StatusCode::CREATED,
-        Json(json!({
-            "workflow": workflow,
-            "explanation": generated.explanation,
-            "rounds": generated.rounds,
-            "usage": generated.usage,
-        })),
-    )
-        .into_response();
-    response
-        .extensions_mut()
-        .insert(AuditTarget(generated.workflow.id.to_string()));
+    let target = AuditTarget(generated.workflow.id.to_string());
+    let body = Generated {
+        workflow: Workflow {
+            summary: WorkflowSummary::from(&generated.workflow),
+            document: generated.document,
+        },
+        explanation: generated.explanation,
+        rounds: generated.rounds,
+        usage: generated.usage,
+    };
+    let mut response = (StatusCode::CREATED, Json(body)).into_response();
+    response.extensions_mut().insert(target);
     Ok(response)
 }
 
-pub(crate) async fn templates(State(state): State<AppState>, _: Auth) -> ApiResult {
-    Ok(Json(json!({"items": state.engine.templates()})).into_response())
+pub(crate) async fn templates(State(state): State<AppState>, _: Auth) -> Json<Items<Template>> {
+    Json(Items {
+        items: state.engine.templates().to_vec(),
+    })
 }
 
 pub(crate) async fn instantiate(
@@ -72,8 +73,10 @@ pub(crate) async fn instantiate(
             name: body.name,
         })
         .await?;
-    let mut workflow = summary_json(&summary);
-    workflow["document"] = json!(document);
+    let workflow = Workflow {
+        summary: WorkflowSummary::from(&summary),
+        document,
+    };
     let mut response = (StatusCode::CREATED, Json(workflow)).into_response();
     response
         .extensions_mut()
@@ -81,27 +84,19 @@ pub(crate) async fn instantiate(
     Ok(response)
 }
 
-fn settings_json(s: &flowmesh_services::ModelSettings) -> Value {
-    json!({
-        "base_url": s.base_url,
-        "model": s.model,
-        "api_key_secret": s.api_key_secret,
-    })
-}
-
 pub(crate) async fn get_model_settings(
     State(state): State<AppState>,
     Auth(who): Auth,
-) -> ApiResult {
+) -> Result<Json<ModelEndpoint>, ApiError> {
     let settings = state.engine.model_settings(who.tenant).await?;
-    Ok(Json(settings_json(&settings)).into_response())
+    Ok(Json(ModelEndpoint::from(settings)))
 }
 
 pub(crate) async fn put_model_settings(
     State(state): State<AppState>,
     Auth(who): Auth,
     JsonBytes(body): JsonBytes,
-) -> ApiResult {
+) -> Result<Json<ModelEndpoint>, ApiError> {
     let body: bodies::ModelSettings = typed_body(&body)?;
     let settings = state
         .engine
@@ -114,5 +109,5 @@ pub(crate) async fn put_model_settings(
             },
         )
         .await?;
-    Ok(Json(settings_json(&settings)).into_response())
+    Ok(Json(ModelEndpoint::from(settings)))
 }

@@ -4,44 +4,33 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::IntoResponse;
 use flowmesh_api::GrantRequest;
-use flowmesh_services::records::{TenantLimits, day_of, now_ms};
-use serde_json::json;
+use flowmesh_services::records::{LedgerEntry, TenantInfo, TenantLimits, day_of, now_ms};
 
 use crate::access::Auth;
+use crate::answers::{AutoRefillSet, Billing, Items, Refill, UsageReport, UsageTotal};
 use crate::bodies::{AutoRefill, Grant, Limits};
-use crate::extract::{AppState, JsonBytes, TypedQuery, typed_body};
+use crate::error::ApiError;
+use crate::extract::{AppState, JsonBytes, TypedQuery, idempotency_key, typed_body};
 use crate::queries::{LedgerQuery, UsageQuery};
-use crate::routes::{ApiResult, idempotency_key};
 
 /// `?from=YYYY-MM-DD&to=YYYY-MM-DD`, by default the last 30 days.
 pub(crate) async fn usage(
     State(state): State<AppState>,
     Auth(who): Auth,
     TypedQuery(query): TypedQuery<UsageQuery>,
-) -> ApiResult {
+) -> Result<Json<UsageReport>, ApiError> {
     let from = query
         .from
         .unwrap_or_else(|| day_of(now_ms() - 29 * 86_400_000));
     let to = query.to.unwrap_or_else(|| day_of(now_ms()));
-    let days = state.engine.usage(who.tenant, &from, &to).await?;
-    let total = days.iter().fold(
-        json!({"executions": 0, "node_runs": 0, "sandbox_ms": 0, "llm_tokens": 0, "credits": 0}),
-        |mut t, d| {
-            for (k, v) in [
-                ("executions", d.executions),
-                ("node_runs", d.node_runs),
-                ("sandbox_ms", d.sandbox_ms),
-                ("llm_tokens", d.llm_tokens),
-                ("credits", d.credits),
-            ] {
-                t[k] = json!(t[k].as_i64().unwrap_or(0) + v);
-            }
-            t
-        },
-    );
-    Ok(Json(json!({"from": from, "to": to, "total": total, "items": days})).into_response())
+    let items = state.engine.usage(who.tenant, &from, &to).await?;
+    Ok(Json(UsageReport {
+        from,
+        to,
+        total: UsageTotal::of(&items),
+        items,
+    }))
 }
 
 /// The balance, the automatic refill, and the newest ledger entries
@@ -50,7 +39,7 @@ pub(crate) async fn billing(
     State(state): State<AppState>,
     Auth(who): Auth,
     TypedQuery(query): TypedQuery<LedgerQuery>,
-) -> ApiResult {
+) -> Result<Json<Billing>, ApiError> {
     let limit = query.limit.unwrap_or(50);
     let balance = state.engine.balance(who.tenant).await?;
     let ledger = state
@@ -61,17 +50,16 @@ pub(crate) async fn billing(
         .then(|| ledger.last().map(|e| e.id.clone()))
         .flatten();
     let auto_refill = match (balance.refill_threshold, balance.refill_amount) {
-        (Some(threshold), Some(amount)) => json!({"threshold": threshold, "amount": amount}),
-        _ => serde_json::Value::Null,
+        (Some(threshold), Some(amount)) => Some(Refill { threshold, amount }),
+        _ => None,
     };
-    Ok(Json(json!({
-        "balance": balance.balance,
-        "pending": balance.pending,
-        "auto_refill": auto_refill,
-        "ledger": ledger,
-        "next_cursor": next_cursor,
+    Ok(Json(Billing {
+        balance: balance.balance,
+        pending: balance.pending,
+        auto_refill,
+        ledger,
+        next_cursor,
     }))
-    .into_response())
 }
 
 /// `PUT /v1/billing/auto-refill` with `{"threshold", "amount"}`, or `null` to turn it off.
@@ -79,22 +67,25 @@ pub(crate) async fn put_auto_refill(
     State(state): State<AppState>,
     Auth(who): Auth,
     JsonBytes(body): JsonBytes,
-) -> ApiResult {
+) -> Result<Json<AutoRefillSet>, ApiError> {
     let refill: Option<AutoRefill> = typed_body(&body)?;
     state
         .engine
         .set_auto_refill(who.tenant, refill.as_ref().map(|r| (r.threshold, r.amount)))
         .await?;
-    let body = refill.map_or(
-        serde_json::Value::Null,
-        |r| json!({"threshold": r.threshold, "amount": r.amount}),
-    );
-    Ok(Json(json!({"auto_refill": body})).into_response())
+    Ok(Json(AutoRefillSet {
+        auto_refill: refill.map(|r| Refill {
+            threshold: r.threshold,
+            amount: r.amount,
+        }),
+    }))
 }
 
-pub(crate) async fn tenants(State(state): State<AppState>) -> ApiResult {
+pub(crate) async fn tenants(
+    State(state): State<AppState>,
+) -> Result<Json<Items<TenantInfo>>, ApiError> {
     let items = state.engine.tenants().await?;
-    Ok(Json(json!({"items": items})).into_response())
+    Ok(Json(Items { items }))
 }
 
 /// `POST /v1/admin/tenants/{slug}/credits` with `{"amount", "note"}`; an
@@ -105,7 +96,7 @@ pub(crate) async fn grant(
     Path(slug): Path<String>,
     headers: HeaderMap,
     JsonBytes(body): JsonBytes,
-) -> ApiResult {
+) -> Result<(StatusCode, Json<LedgerEntry>), ApiError> {
     let g: Grant = typed_body(&body)?;
     let entry = state
         .engine
@@ -117,7 +108,7 @@ pub(crate) async fn grant(
             actor: who.actor,
         })
         .await?;
-    Ok((StatusCode::CREATED, Json(entry)).into_response())
+    Ok((StatusCode::CREATED, Json(entry)))
 }
 
 /// `PUT /v1/admin/tenants/{slug}/limits` with `rate_limit`,
@@ -127,7 +118,7 @@ pub(crate) async fn put_limits(
     State(state): State<AppState>,
     Path(slug): Path<String>,
     JsonBytes(body): JsonBytes,
-) -> ApiResult {
+) -> Result<Json<TenantLimits>, ApiError> {
     let l: Limits = typed_body(&body)?;
     let limits = TenantLimits {
         rate_limit: l.rate_limit,
@@ -135,5 +126,5 @@ pub(crate) async fn put_limits(
         max_payload_bytes: l.max_payload_bytes,
     };
     state.engine.set_limits(&slug, limits).await?;
-    Ok(Json(limits).into_response())
+    Ok(Json(limits))
 }

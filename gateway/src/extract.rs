@@ -156,6 +156,24 @@ pub async fn refuse_nul_in_url(request: Request, next: Next) -> Response {
     next.run(request).await
 }
 
+/// The `Idempotency-Key` header, if sent: visible ASCII, 1 to 255 characters.
+pub fn idempotency_key(headers: &axum::http::HeaderMap) -> Result<Option<String>, ApiError> {
+    match headers.get("idempotency-key") {
+        None => Ok(None),
+        Some(v) => {
+            let key = v.to_str().map_err(|_| {
+                ApiError::bad_request("the Idempotency-Key header must be visible ASCII")
+            })?;
+            if key.is_empty() || key.len() > 255 {
+                return Err(ApiError::bad_request(
+                    "the Idempotency-Key header must hold 1 to 255 characters",
+                ));
+            }
+            Ok(Some(key.to_owned()))
+        }
+    }
+}
+
 /// An id in the path; one that cannot exist is simply not found.
 pub fn parse_id<T: FromStr>(text: &str, what: &str) -> Result<T, ApiError> {
     text.parse().map_err(|_| ApiError::not_found(what))

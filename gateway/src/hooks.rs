@@ -17,10 +17,10 @@ use flowmesh_model::ExecutionStatus;
 use flowmesh_services::{Error, Started};
 use serde_json::{Map, Value, json};
 
+use crate::answers;
 use crate::error::ApiError;
-use crate::extract::{AppState, is_json, parse_json, read_body, refuse_nul};
+use crate::extract::{AppState, idempotency_key, is_json, parse_json, read_body, refuse_nul};
 use crate::hook_limits::{Caller, WebhookRoute};
-use crate::routes::idempotency_key;
 
 pub async fn webhook(
     State(state): State<AppState>,
@@ -115,11 +115,8 @@ pub async fn webhook(
 /// The documented answer when the workflow has not answered (yet): 202 with
 /// the execution id, never the run's internal data.
 fn accepted(started: &Started) -> Response {
-    (
-        StatusCode::ACCEPTED,
-        Json(json!({"execution_id": started.execution})),
-    )
-        .into_response()
+    let body = answers::Started::new(started.execution);
+    (StatusCode::ACCEPTED, Json(body)).into_response()
 }
 
 /// 401 with one message whatever failed (a missing header, a bad

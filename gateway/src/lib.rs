@@ -5,20 +5,24 @@
 mod access;
 mod accounts;
 mod ai;
+mod answers;
 mod billing;
 mod bodies;
 mod error;
+mod executions;
 mod extract;
 mod hook_limits;
 mod hooks;
 pub mod openapi;
 mod operate;
+mod operations;
 mod queries;
 mod replay;
 mod routes;
 mod server;
 mod sse;
 mod stream;
+mod workflows;
 
 use std::net::SocketAddr;
 

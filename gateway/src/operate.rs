@@ -1,37 +1,40 @@
-//! Routes for operators: workflow statistics, execution logs, re-runs.
+//! Routes for operators: workflow statistics, execution logs, re-runs,
+//! the tenant's settings and its live sandboxes.
 
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::IntoResponse;
-use flowmesh_api::{RerunRequest, Settings};
+use flowmesh_api::{ErrorCode, RerunRequest, Settings};
 use flowmesh_model::{ExecutionId, WorkflowId};
-use serde_json::json;
+use flowmesh_services::{SandboxInfo, WorkflowStats};
 
 use crate::access::Auth;
+use crate::answers::{Items, Logs, Rerunning};
 use crate::bodies::{self, Rerun};
 use crate::error::ApiError;
 use crate::extract::{AppState, JsonBytes, parse_id, typed_body};
-use crate::routes::ApiResult;
 
 pub(crate) async fn workflow_stats(
     State(state): State<AppState>,
     Auth(who): Auth,
     Path(id): Path<String>,
-) -> ApiResult {
+) -> Result<Json<WorkflowStats>, ApiError> {
     let workflow: WorkflowId = parse_id(&id, "workflow")?;
     let stats = state.engine.workflow_stats(who.tenant, workflow).await?;
-    Ok(Json(stats).into_response())
+    Ok(Json(stats))
 }
 
 pub(crate) async fn execution_logs(
     State(state): State<AppState>,
     Auth(who): Auth,
     Path(id): Path<String>,
-) -> ApiResult {
+) -> Result<Json<Logs>, ApiError> {
     let execution: ExecutionId = parse_id(&id, "execution")?;
     let nodes = state.engine.execution_logs(who.tenant, execution).await?;
-    Ok(Json(json!({"execution_id": execution, "nodes": nodes})).into_response())
+    Ok(Json(Logs {
+        execution_id: execution,
+        nodes,
+    }))
 }
 
 /// `{"from_node": "...", "input_override": {...}}`; 202 with the new id.
@@ -40,7 +43,7 @@ pub(crate) async fn rerun(
     Auth(who): Auth,
     Path(id): Path<String>,
     JsonBytes(body): JsonBytes,
-) -> ApiResult {
+) -> Result<(StatusCode, Json<Rerunning>), ApiError> {
     let execution: ExecutionId = parse_id(&id, "execution")?;
     let body: Rerun = typed_body(&body)?;
     let new = state
@@ -54,14 +57,19 @@ pub(crate) async fn rerun(
         .await?;
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({"execution_id": new, "rerun_of": execution})),
-    )
-        .into_response())
+        Json(Rerunning {
+            execution_id: new,
+            rerun_of: execution,
+        }),
+    ))
 }
 
-pub(crate) async fn get_settings(State(state): State<AppState>, Auth(who): Auth) -> ApiResult {
+pub(crate) async fn get_settings(
+    State(state): State<AppState>,
+    Auth(who): Auth,
+) -> Result<Json<Settings>, ApiError> {
     let settings = state.engine.settings(who.tenant).await?;
-    Ok(Json(settings).into_response())
+    Ok(Json(settings))
 }
 
 /// `{"retention": "30d", "max_output_bytes": 8388608}`, both required.
@@ -69,7 +77,7 @@ pub(crate) async fn put_settings(
     State(state): State<AppState>,
     Auth(who): Auth,
     JsonBytes(body): JsonBytes,
-) -> ApiResult {
+) -> Result<Json<Settings>, ApiError> {
     let body: bodies::Settings = typed_body(&body)?;
     let settings = Settings {
         retention: body
@@ -79,5 +87,24 @@ pub(crate) async fn put_settings(
         max_output_bytes: body.max_output_bytes,
     };
     state.engine.set_settings(who.tenant, &settings).await?;
-    Ok(Json(settings).into_response())
+    Ok(Json(settings))
+}
+
+pub(crate) async fn sandboxes(
+    State(state): State<AppState>,
+    Auth(who): Auth,
+) -> Result<Json<Items<SandboxInfo>>, ApiError> {
+    let items = state.engine.sandboxes(who.tenant).await?;
+    Ok(Json(Items { items }))
+}
+
+pub(crate) async fn delete_sandbox(
+    State(state): State<AppState>,
+    Auth(who): Auth,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let id = uuid::Uuid::parse_str(&id)
+        .map_err(|_| ApiError::new(ErrorCode::NotFound, "sandbox not found"))?;
+    state.engine.delete_sandbox(who.tenant, id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

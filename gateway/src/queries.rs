@@ -96,6 +96,12 @@ fn uuid_schema(_: &mut SchemaGenerator) -> Schema {
     json_schema!({"type": "string", "format": "uuid"})
 }
 
+/// A duration as a query takes it, such as `10s` or `2m` (the longer forms
+/// a document takes, such as `1h 30m`, are read too).
+fn duration_schema(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({"type": "string", "pattern": "^[1-9][0-9]{0,2}(ms|s|m|h|d)$"})
+}
+
 /// What `limit` says about itself wherever it appears.
 fn limit_schema(_: &mut SchemaGenerator) -> Schema {
     json_schema!({"type": "integer", "minimum": PAGE.start(), "maximum": PAGE.end()})
@@ -111,6 +117,7 @@ pub struct StartQuery {
     pub wait: Option<bool>,
     /// How long a waiting start waits (30s when absent).
     #[serde(default, deserialize_with = "timeout")]
+    #[schemars(schema_with = "duration_schema")]
     pub timeout: Option<HumanDuration>,
 }
 

@@ -165,8 +165,7 @@ pub(crate) async fn stream_ticket(
         ));
     }
     let issued = state.engine.issue_stream_ticket(&who).await?;
-    let body = json!({"ticket": issued.ticket, "expires_at": issued.expires_at});
-    Ok((axum::http::StatusCode::CREATED, axum::Json(body)).into_response())
+    Ok((axum::http::StatusCode::CREATED, axum::Json(issued)).into_response())
 }
 
 pub(crate) async fn tenant_events(

@@ -43,6 +43,8 @@ pub use addresses::source_block;
 pub use api::{EngineHandle, Readiness, Started};
 pub use billing::{LedgerOnly, PaymentProvider};
 pub use error::{Cause, Error};
+pub use flowmesh_node_handlers::llm::Usage as ModelUsage;
+pub use flowmesh_sandbox::Jail;
 pub use flowmesh_store::ModelSettings;
 pub use generate::{Generated, MAX_PROMPT_CHARS};
 pub use logins::LoginOptions;
@@ -60,9 +62,9 @@ pub use webhooks::AuthenticatedWebhook;
 pub mod records {
     pub use flowmesh_store::{
         AuditQuery, AuditRecord, Balance, DailyUsage, EventScope, ExecutionPage, ExecutionQuery,
-        ExecutionRecord, ExecutionSummary, InvitationInfo, KeyInfo, LedgerEntry, PLATFORM_TENANT,
-        Principal, Resume, SealingKey, SecretInfo, StepRecord, StreamTicket, TenantInfo,
-        TenantLimits, UserInfo, WorkflowRecord, WorkflowSummary, day_of, now_ms,
+        ExecutionRecord, ExecutionSummary, InvitationInfo, KeyInfo, LedgerEntry, Origin,
+        PLATFORM_TENANT, Principal, Resume, SealingKey, SecretInfo, StepRecord, StreamTicket,
+        TenantInfo, TenantLimits, UserInfo, WorkflowRecord, WorkflowSummary, day_of, now_ms,
     };
 }
 

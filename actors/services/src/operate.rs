@@ -28,7 +28,7 @@ const SENSITIVE: [&str; 8] = [
     "x-api-key",
 ];
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct WorkflowStats {
     pub total: i64,
     pub by_status: BTreeMap<String, i64>,
@@ -40,7 +40,7 @@ pub struct WorkflowStats {
     pub last_run: Option<LastRunView>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct LastRunView {
     pub execution_id: ExecutionId,
     pub status: String,

@@ -10,9 +10,10 @@ use serde::Serialize;
 use crate::error::Error;
 
 /// What operators see of a live sandbox.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct SandboxInfo {
     /// For `DELETE /v1/sandboxes/{id}`.
+    #[schemars(with = "String", extend("format" = "uuid"))]
     pub id: uuid::Uuid,
     pub language: Language,
     pub created_at: i64,

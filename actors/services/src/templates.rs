@@ -38,7 +38,7 @@ const FILES: &[(&str, &str)] = templates![
     "webhook-to-slack",
 ];
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ParameterType {
     String,
@@ -48,7 +48,7 @@ pub enum ParameterType {
     Boolean,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Parameter {
     pub name: String,
@@ -61,7 +61,7 @@ pub struct Parameter {
     pub default: Option<Value>,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Template {
     pub id: String,
@@ -69,7 +69,9 @@ pub struct Template {
     pub description: String,
     pub category: String,
     pub parameters: Vec<Parameter>,
-    /// The document, with `${parameter}` placeholders.
+    /// The document, with `${parameter}` placeholders: a workflow document
+    /// once instantiated, free-form until then.
+    #[schemars(with = "Map<String, Value>")]
     pub workflow: Value,
 }
 

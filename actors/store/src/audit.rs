@@ -6,7 +6,7 @@ use sqlx::any::AnyRow;
 
 use crate::{Error, Store, int, opt_text, text};
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct AuditRecord {
     pub id: String,
     pub at: i64,

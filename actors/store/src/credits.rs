@@ -47,7 +47,7 @@ pub struct Balance {
     pub refill_amount: Option<i64>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct LedgerEntry {
     pub id: String,
     pub at: i64,
@@ -73,7 +73,7 @@ pub struct Credit<'a> {
     pub note: Option<&'a str>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct DailyUsage {
     pub day: String,
     pub workflow_id: String,

@@ -23,7 +23,9 @@ pub struct Woken {
 }
 
 /// A tenant's own limits; none means the instance default.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub struct TenantLimits {
     /// API requests and webhook calls per second (a burst of twice that).
     pub rate_limit: Option<i64>,

@@ -106,7 +106,7 @@ pub struct Resealed {
 }
 
 /// A secret as listed: never its value.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct SecretInfo {
     pub name: String,
     pub created_at: i64,

@@ -11,7 +11,7 @@ use crate::{Error, Principal, Store, now_ms, opt_int, opt_text, parse, text};
 pub const PLATFORM_TENANT: &str = "default";
 
 /// An API key as listed: never the key itself.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, schemars::JsonSchema)]
 pub struct KeyInfo {
     pub id: String,
     pub name: String,
@@ -50,7 +50,7 @@ const KEY_COLUMNS: &str =
     "id, name, prefix, role, created_at, revoked_at, created_by, creator_role";
 
 /// A tenant as the instance's administrators see it.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, schemars::JsonSchema)]
 pub struct TenantInfo {
     pub id: TenantId,
     pub slug: String,

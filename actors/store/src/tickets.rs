@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::{Error, Principal, Store, credentials, int, now_ms, parse, text};
 
 /// A ticket as issued: the only time it is seen in clear.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, schemars::JsonSchema)]
 pub struct StreamTicket {
     pub ticket: String,
     /// Milliseconds since the Unix epoch.

@@ -26,7 +26,7 @@ pub struct NewSession {
     pub principal: Principal,
 }
 
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, schemars::JsonSchema)]
 pub struct UserInfo {
     pub id: String,
     pub email: String,
@@ -43,7 +43,7 @@ pub struct NewInvitation<'a> {
     pub expires_at: i64,
 }
 
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, schemars::JsonSchema)]
 pub struct InvitationInfo {
     pub id: String,
     pub email: String,

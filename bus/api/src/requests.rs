@@ -4,6 +4,7 @@
 
 use bytes::Bytes;
 use flowmesh_model::{ExecutionId, ExecutionStatus, HumanDuration, Role, TenantId, WorkflowId};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -114,7 +115,7 @@ pub struct GenerateRequest {
 }
 
 /// One node's part of an execution, as its logs show it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct NodeLog {
     pub node: String,
     pub kind: String,
@@ -155,13 +156,26 @@ pub struct ResumeRequest {
 }
 
 /// A tenant's settings as the API shows and takes them.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "TenantSettings")]
 pub struct Settings {
-    /// How long finished executions and their logs are kept ("30d").
+    /// How long finished executions and their logs are kept (read as
+    /// "30d", written back as "30days").
+    #[schemars(schema_with = "written_duration")]
     pub retention: HumanDuration,
     /// Largest output of one node, in bytes of JSON.
     pub max_output_bytes: u64,
+}
+
+/// A duration as it is written back: whole units from years down to
+/// nanoseconds, largest first (`30days`, `1h 30m`, `250ms`).
+fn written_duration(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "string",
+        "pattern": "^[0-9]+[a-z]+( [0-9]+[a-z]+)*$",
+        "examples": ["30days", "1h 30m", "250ms"]
+    })
 }
 
 /// Instantiate a template for a tenant.

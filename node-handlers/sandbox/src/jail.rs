@@ -62,7 +62,7 @@ impl Default for JailOptions {
 }
 
 /// What to do with code where the host cannot jail it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum WithoutJail {
     /// Refuse it (the default).
@@ -73,7 +73,7 @@ pub enum WithoutJail {
 }
 
 /// The namespaces the probe found its jailed process in.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, schemars::JsonSchema)]
 pub struct Namespaces {
     pub user: bool,
     pub pid: bool,
@@ -85,7 +85,7 @@ pub struct Namespaces {
 }
 
 /// What the host offers sandboxed processes, found once at start-up by a real probe.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct Jail {
     /// bubblewrap's version, if it ran.
     pub bwrap: Option<String>,

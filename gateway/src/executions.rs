@@ -1,0 +1,199 @@
+//! Executions: starting one, reading them, cancelling and resuming.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use flowmesh_api::ErrorCode;
+use flowmesh_api::Outcome as ExecutionOutcome;
+use flowmesh_api::{ResumeRequest, StartRequest, Until};
+use flowmesh_model::{ExecutionId, ExecutionStatus, HumanDuration, WorkflowId};
+use flowmesh_services::records::ExecutionQuery;
+
+use crate::access::Auth;
+use crate::answers::{Cancelling, Execution, ExecutionItem, Finished, Page, Resumed, Started};
+use crate::bodies::Resume;
+use crate::error::ApiError;
+use crate::extract::{
+    AppState, JsonBytes, TypedQuery, idempotency_key, parse_id, parse_json, typed_body,
+};
+use crate::queries::{ExecutionsQuery, StartQuery};
+use crate::routes::ApiResult;
+
+/// The answer to a synchronous caller once the execution finished or responded.
+fn outcome_response(
+    started: &flowmesh_services::Started,
+    outcome: Option<ExecutionOutcome>,
+) -> Response {
+    match outcome {
+        Some(ExecutionOutcome::Responded {
+            status,
+            headers,
+            body,
+        }) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+            let mut response = (status, Json(body)).into_response();
+            for (name, value) in headers {
+                if let (Ok(name), Ok(value)) = (
+                    axum::http::HeaderName::from_bytes(name.as_bytes()),
+                    axum::http::HeaderValue::from_str(&value),
+                ) {
+                    response.headers_mut().insert(name, value);
+                }
+            }
+            response
+        }
+        Some(ExecutionOutcome::Finished {
+            status,
+            output,
+            error,
+        }) => {
+            let body = Finished {
+                execution_id: started.execution,
+                status,
+                output,
+                error,
+            };
+            (StatusCode::OK, Json(body)).into_response()
+        }
+        None => {
+            let body = Started {
+                execution_id: started.execution,
+                status: Some(ExecutionStatus::Running),
+            };
+            (StatusCode::ACCEPTED, Json(body)).into_response()
+        }
+    }
+}
+
+pub(crate) async fn start(
+    State(state): State<AppState>,
+    Auth(who): Auth,
+    Path(id): Path<String>,
+    TypedQuery(query): TypedQuery<StartQuery>,
+    headers: axum::http::HeaderMap,
+    JsonBytes(body): JsonBytes,
+) -> ApiResult {
+    let workflow: WorkflowId = parse_id(&id, "workflow")?;
+    // A timeout without `wait` is checked all the same, and then unused.
+    let wait = query.wait.unwrap_or(false).then(|| {
+        query
+            .timeout
+            .map_or(Duration::from_secs(30), HumanDuration::as_duration)
+    });
+    let input = parse_json(&body)?;
+    let idempotency_key = idempotency_key(&headers)?;
+    let started = state
+        .engine
+        .start_execution(StartRequest {
+            tenant: who.tenant,
+            workflow,
+            input,
+            idempotency_key,
+            wait: wait.is_some(),
+        })
+        .await?;
+    match wait {
+        None => Ok((StatusCode::ACCEPTED, Json(Started::new(started.execution))).into_response()),
+        Some(timeout) => {
+            let outcome = state
+                .engine
+                .await_outcome(&started, Until::Finished, timeout)
+                .await?;
+            Ok(outcome_response(&started, outcome))
+        }
+    }
+}
+
+pub(crate) async fn read(
+    State(state): State<AppState>,
+    Auth(who): Auth,
+    Path(id): Path<String>,
+) -> Result<Json<Execution>, ApiError> {
+    let id: ExecutionId = parse_id(&id, "execution")?;
+    let record = state.engine.get_execution(who.tenant, id).await?;
+    Ok(Json(Execution::from(&record)))
+}
+
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    Auth(who): Auth,
+    TypedQuery(query): TypedQuery<ExecutionsQuery>,
+) -> Result<Json<Page<ExecutionItem>>, ApiError> {
+    let page = state
+        .engine
+        .list_executions(
+            who.tenant,
+            &ExecutionQuery {
+                workflow: query.workflow_id,
+                status: query.status,
+                limit: query.limit.unwrap_or(50),
+                cursor: query.cursor,
+            },
+        )
+        .await?;
+    Ok(Json(Page {
+        items: page.items.iter().map(ExecutionItem::from).collect(),
+        next_cursor: page.next_cursor.map(|c| c.to_string()),
+    }))
+}
+
+pub(crate) async fn cancel(
+    State(state): State<AppState>,
+    Auth(who): Auth,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<Cancelling>), ApiError> {
+    let id: ExecutionId = parse_id(&id, "execution")?;
+    let status = state.engine.cancel_execution(who.tenant, id).await?;
+    if status.is_terminal() {
+        return Err(ApiError::new(
+            ErrorCode::AlreadyFinished,
+            format!("the execution already ended as {status}"),
+        ));
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Cancelling {
+            execution_id: id,
+            status,
+            cancel_requested: true,
+        }),
+    ))
+}
+
+/// `{"node": "...", "payload": ...}`, both optional.
+pub(crate) async fn resume(
+    State(state): State<AppState>,
+    Auth(who): Auth,
+    Path(id): Path<String>,
+    headers: axum::http::HeaderMap,
+    JsonBytes(body): JsonBytes,
+) -> Result<(StatusCode, Json<Resumed>), ApiError> {
+    let execution: ExecutionId = parse_id(&id, "execution")?;
+    let idempotency_key = idempotency_key(&headers)?;
+    let body: Resume = if body.is_empty() {
+        Resume::default()
+    } else {
+        typed_body(&body)?
+    };
+    let node = state
+        .engine
+        .resume_execution(ResumeRequest {
+            tenant: who.tenant,
+            execution,
+            node: body.node,
+            payload: body.payload,
+            idempotency_key,
+        })
+        .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Resumed {
+            execution_id: execution,
+            node,
+            resumed: true,
+        }),
+    ))
+}
