@@ -54,8 +54,11 @@ async fn the_api_keeps_its_openapi_contract() {
                 "40",
                 "--request-timeout",
                 "10",
+                // One worker: Python 3.11 can fail compiling a pattern in
+                // two threads at once ("AST constructor recursion depth
+                // mismatch"), which would fail a run for nothing the API did.
                 "--workers",
-                "2",
+                "1",
             ])
             .args(seed.iter().flat_map(|s| ["--seed", s.as_str()]))
             .args(["--report", "junit", "--report-dir"])
