@@ -59,7 +59,8 @@ impl RoleArgs {
                 role.name()
             );
         }
-        if role.serves_requests() && self.ops_listen == Some(listen) {
+        // Port 0 asks the system for a free port: two of those never collide.
+        if role.serves_requests() && listen.port() != 0 && self.ops_listen == Some(listen) {
             bail!(
                 "--ops-listen {listen} is also --listen: the operations listener needs an \
                  address of its own (or leave --ops-listen unset to serve /health, /ready \

@@ -202,10 +202,25 @@ async fn a_gateway_runs_nothing_and_a_worker_serves_no_api() {
     }
     assert_eq!(held_here(&gateway).await, 0);
 
-    // The gateway's API has no operations routes: they are on their own listener.
+    // A caller waiting for a result nobody runs is told where it stands.
+    let (status, waited) = gateway
+        .post(
+            &format!("/v1/workflows/{workflow}/executions?wait=true&timeout=1s"),
+            json!({"n": 1}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{waited}");
+    assert_eq!(waited["status"], "queued", "{waited}");
+
+    // The gateway's API has no operations routes: they are on their own
+    // listener, and its description does not list them.
     for path in ["/health", "/ready", "/metrics"] {
         let (status, _) = get(&gateway, &gateway.url(path), METRICS_TOKEN).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{path} on the gateway's API");
+    }
+    let (_, described) = gateway.get("/openapi.json").await;
+    for path in ["/health", "/ready", "/metrics"] {
+        assert!(described["paths"].get(path).is_none(), "{path} described");
     }
 
     let worker = gateway

@@ -224,7 +224,8 @@ pub struct Generated {
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct Started {
     pub execution_id: ExecutionId,
-    /// `running`: a waiting start whose `timeout` passed first.
+    /// Where a waiting start stands when its `timeout` passed first:
+    /// `queued` until a process takes it up, then `running`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<ExecutionStatus>,
 }

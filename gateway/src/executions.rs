@@ -22,10 +22,12 @@ use crate::extract::{
 use crate::queries::{ExecutionsQuery, StartQuery};
 use crate::routes::ApiResult;
 
-/// The answer to a synchronous caller once the execution finished or responded.
+/// The answer to a synchronous caller once the execution finished or
+/// responded, or where it `still` stands when the wait ran out first.
 fn outcome_response(
     started: &flowmesh_services::Started,
     outcome: Option<ExecutionOutcome>,
+    still: ExecutionStatus,
 ) -> Response {
     match outcome {
         Some(ExecutionOutcome::Responded {
@@ -61,7 +63,7 @@ fn outcome_response(
         None => {
             let body = Started {
                 execution_id: started.execution,
-                status: Some(ExecutionStatus::Running),
+                status: Some(still),
             };
             (StatusCode::ACCEPTED, Json(body)).into_response()
         }
@@ -102,7 +104,19 @@ pub(crate) async fn start(
                 .engine
                 .await_outcome(&started, Until::Finished, timeout)
                 .await?;
-            Ok(outcome_response(&started, outcome))
+            // Queued when no process has taken it up yet (a worker is
+            // busy or none runs), running or waiting once one has.
+            let still = match outcome {
+                Some(_) => ExecutionStatus::Running,
+                None => {
+                    state
+                        .engine
+                        .get_execution(started.tenant, started.execution)
+                        .await?
+                        .status
+                }
+            };
+            Ok(outcome_response(&started, outcome, still))
         }
     }
 }

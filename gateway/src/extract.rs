@@ -22,6 +22,8 @@ pub struct AppState {
     pub webhook_limits: std::sync::Arc<crate::hook_limits::WebhookLimits>,
     /// The SHA-256 digest of the token `GET /metrics` requires; none: not served.
     pub metrics_token: Option<[u8; 32]>,
+    /// The routes this listener serves, which its API description lists.
+    pub surface: crate::Surface,
 }
 
 /// A JSON request body: the right content type, within the size limit.

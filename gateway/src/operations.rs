@@ -53,5 +53,6 @@ pub(crate) async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Re
 pub(crate) async fn openapi(State(state): State<AppState>) -> Json<OpenApiDocument> {
     Json(OpenApiDocument(crate::openapi::document(
         state.engine.output_cap(),
+        state.surface,
     )))
 }

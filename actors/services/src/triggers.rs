@@ -188,10 +188,16 @@ async fn handle_one(handle: &EngineHandle, message: &TriggerMessage) {
                     200,
                     json!({"execution_id": started.execution, "status": status, "output": output, "error": error}),
                 )),
-                Ok(None) => Ok((
-                    202,
-                    json!({"execution_id": started.execution, "status": "running"}),
-                )),
+                // Where it stands: queued until a process takes it up.
+                Ok(None) => handle
+                    .get_execution(started.tenant, started.execution)
+                    .await
+                    .map(|record| {
+                        (
+                            202,
+                            json!({"execution_id": started.execution, "status": record.status}),
+                        )
+                    }),
                 Err(e) => Err(e),
             }
         }

@@ -9,6 +9,7 @@ mod tests;
 
 use serde_json::{Map, Value, json};
 
+use crate::Surface;
 use crate::access::Access;
 use crate::routes::{Content, RouteInfo, routes};
 pub(crate) use schemas::request_schemas;
@@ -116,8 +117,8 @@ fn operation(route: &RouteInfo, schemas: &mut Schemas, hoisted: &mut Map<String,
 
 /// The whole description, stating this instance's bound on a tenant's
 /// output cap (`max_output_bytes`).
-pub fn document(max_output_bytes: u64) -> Value {
-    let (document, conflicts) = build(max_output_bytes);
+pub fn document(max_output_bytes: u64, surface: Surface) -> Value {
+    let (document, conflicts) = build(max_output_bytes, surface);
     if !conflicts.is_empty() {
         tracing::error!(?conflicts, "request and answer schemas share these names");
     }
@@ -126,11 +127,11 @@ pub fn document(max_output_bytes: u64) -> Value {
 
 /// The description, and the component names that requests and answers
 /// gave to different schemas (a test keeps them apart).
-fn build(max_output_bytes: u64) -> (Value, Vec<String>) {
+fn build(max_output_bytes: u64, surface: Surface) -> (Value, Vec<String>) {
     let mut paths: Map<String, Value> = Map::new();
     let mut schemas = Schemas::new();
     let mut hoisted = Map::new();
-    for route in routes() {
+    for route in routes().into_iter().filter(|r| surface.serves(r.path)) {
         let path = route.path.replace("{*path}", "{path}");
         let method = if route.method == "ANY" {
             "post"

@@ -268,6 +268,7 @@ pub fn router(engine: EngineHandle, options: &Options) -> Router {
             .as_deref()
             .filter(|t| !t.is_empty())
             .map(access::token_digest),
+        surface: options.surface,
     };
     let mut router = Router::new();
     for (info, handler) in table::table() {
