@@ -231,6 +231,19 @@ async fn metrics_move(mode: Mode) {
     let limited = scrape(&engine).await;
     assert!(sample(&limited, "flowmesh_executions_deferred_total", &[]) >= 1.0);
     assert!(sample(&limited, "flowmesh_requests_rate_limited_total", &[]) >= 1.0);
+    // A NATS message for no published trigger starts nothing and is counted
+    // (embedded mode has no NATS interface).
+    if mode == Mode::Distributed {
+        let nats = async_nats::connect(&engine.servers.nats).await.expect("NATS");
+        let subject = format!("{}.trigger.nobody-here.orders", engine.prefix);
+        nats.publish(subject, "{}".into()).await.unwrap();
+        nats.flush().await.unwrap();
+        eventually("a refused trigger message", Duration::from_secs(20), || async {
+            let text = scrape(&engine).await;
+            (sample(&text, "flowmesh_nats_triggers_refused_total", &[]) >= 1.0).then_some(())
+        })
+        .await;
+    }
     // Nothing runs any more: no execution actor is left.
     let idle = eventually(
         "no execution in flight",
@@ -246,6 +259,9 @@ async fn metrics_move(mode: Mode) {
         0.0
     );
     for metric in METRICS {
+        if mode == Mode::Embedded && metric.name == "flowmesh_nats_triggers_refused_total" {
+            continue;
+        }
         assert!(
             idle.contains(&format!("# TYPE {} ", metric.name)),
             "{} is never exported",
