@@ -2,6 +2,7 @@
 //! 127.0.0.1:8080 with an in-process bus and SQLite under ./flowmesh-data;
 //! given a NATS URL and a Postgres URL it runs distributed.
 
+mod args;
 mod cli;
 mod data_dir;
 mod roles;
@@ -13,7 +14,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use cli::{Cli, Commands, SecretsCommand};
+use args::{Cli, Commands, SecretsCommand};
 
 /// jemalloc, whose background thread gives memory back to the system once
 /// freed, even while the engine idles: with glibc's malloc, what a burst of
@@ -61,7 +62,7 @@ fn report(e: &anyhow::Error) -> String {
 }
 
 async fn engine(cli: &Cli) -> anyhow::Result<ExitCode> {
-    let _telemetry = telemetry::init(cli.log_format);
+    let _telemetry = telemetry::init(cli.log_format());
     // Only the engine: a sandbox worker lives no longer than its sandbox.
     if let Err(e) = tikv_jemalloc_ctl::background_thread::write(true) {
         tracing::warn!(error = %e, "freed memory is given back to the system only while allocating");
@@ -70,11 +71,17 @@ async fn engine(cli: &Cli) -> anyhow::Result<ExitCode> {
     flowmesh_store::failpoints::arm();
     flowmesh_services::metrics::install();
     match &cli.command {
-        Some(Commands::Migrate) => cli::migrate(cli).await,
-        Some(Commands::Validate { file }) => cli::validate(cli, file),
+        Some(Commands::Migrate { store, .. }) => cli::migrate(store).await,
+        Some(Commands::Validate { file, maxima }) => cli::validate(file, maxima),
         Some(Commands::Secrets {
-            command: SecretsCommand::Rotate { new_secrets_key },
-        }) => secrets_key::rotate(cli, new_secrets_key.as_deref()).await,
-        _ => cli::serve(cli).await,
+            command:
+                SecretsCommand::Rotate {
+                    secrets,
+                    new_secrets_key,
+                    ..
+                },
+        }) => secrets_key::rotate(secrets, new_secrets_key.as_deref()).await,
+        Some(Commands::Serve(serve)) => cli::serve(serve).await,
+        None | Some(Commands::SandboxWorker { .. }) => cli::serve(&cli.serve).await,
     }
 }

@@ -15,19 +15,13 @@ pub struct RoleArgs {
     /// triggers; runs no executions) or worker (executions, their sandboxes
     /// and the loops that keep time; no API). Gateways and workers need
     /// NATS and PostgreSQL.
-    #[arg(
-        long,
-        env = "FLOWMESH_ROLE",
-        value_enum,
-        default_value = "all",
-        global = true
-    )]
+    #[arg(long, env = "FLOWMESH_ROLE", value_enum, default_value = "all")]
     pub role: RoleArg,
 
     /// Serve /health, /ready and /metrics on this address instead of the
     /// API's. A worker, which has no API, serves them on --listen when
     /// this is unset.
-    #[arg(long, env = "FLOWMESH_OPS_LISTEN", global = true)]
+    #[arg(long, env = "FLOWMESH_OPS_LISTEN")]
     pub ops_listen: Option<SocketAddr>,
 }
 

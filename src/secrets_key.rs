@@ -18,14 +18,15 @@ use anyhow::{Context as _, bail};
 use flowmesh_services::records::SealingKey;
 use flowmesh_store::Store;
 
-use crate::cli::{Cli, store_options};
+use crate::args::SecretsArgs;
+use crate::cli::store_options;
 
 const KEY_FILE: &str = "secrets.key";
 const PENDING_FILE: &str = "secrets.key.new";
 
 /// The key given in the settings; an empty one counts as none.
-fn given(cli: &Cli) -> Option<&str> {
-    cli.secrets_key.as_deref().filter(|k| !k.trim().is_empty())
+fn given(args: &SecretsArgs) -> Option<&str> {
+    args.secrets_key.as_deref().filter(|k| !k.trim().is_empty())
 }
 
 fn read_key(path: &Path) -> anyhow::Result<SealingKey> {
@@ -68,19 +69,19 @@ pub async fn check_opens_stored(store: &Store, key: &SealingKey) -> anyhow::Resu
 }
 
 /// The key sealing secrets: given, or (embedded) kept in the data directory.
-pub fn sealing_key(cli: &Cli) -> anyhow::Result<Option<SealingKey>> {
-    if let Some(text) = given(cli) {
+pub fn sealing_key(args: &SecretsArgs) -> anyhow::Result<Option<SealingKey>> {
+    if let Some(text) = given(args) {
         return Ok(Some(SealingKey::from_base64(text)?));
     }
-    if cli.database_url.is_some() {
+    if args.store.database_url.is_some() {
         tracing::warn!("FLOWMESH_SECRETS_KEY is not set: the secrets API is off");
         return Ok(None);
     }
-    let path = cli.data_dir.join(KEY_FILE);
-    if cli.data_dir.join(PENDING_FILE).exists() {
+    let path = args.store.data_dir.join(KEY_FILE);
+    if args.store.data_dir.join(PENDING_FILE).exists() {
         bail!(
             "a rotation of the secrets key did not finish ({} exists): run `flowmesh secrets rotate` again",
-            cli.data_dir.join(PENDING_FILE).display()
+            args.store.data_dir.join(PENDING_FILE).display()
         );
     }
     match read_key(&path) {
@@ -90,7 +91,7 @@ pub fn sealing_key(cli: &Cli) -> anyhow::Result<Option<SealingKey>> {
                 .is_some_and(|io| io.kind() == std::io::ErrorKind::NotFound) =>
         {
             let key = SealingKey::generate();
-            std::fs::create_dir_all(&cli.data_dir)?;
+            std::fs::create_dir_all(&args.store.data_dir)?;
             write_key(&path, &key)?;
             tracing::info!(path = %path.display(), "made a key for secrets; back it up with the database");
             Ok(Some(key))
@@ -114,12 +115,12 @@ enum Rotation {
     },
 }
 
-fn plan(cli: &Cli, new: Option<&str>) -> anyhow::Result<Rotation> {
+fn plan(args: &SecretsArgs, new: Option<&str>) -> anyhow::Result<Rotation> {
     let new = new.filter(|k| !k.trim().is_empty());
     let parse_new = |text: &str| {
         SealingKey::from_base64(text).context("the new secrets key (--new-secrets-key)")
     };
-    if let Some(old) = given(cli) {
+    if let Some(old) = given(args) {
         let old =
             SealingKey::from_base64(old).context("the current secrets key (--secrets-key)")?;
         let Some(new) = new else {
@@ -132,13 +133,13 @@ fn plan(cli: &Cli, new: Option<&str>) -> anyhow::Result<Rotation> {
             new: parse_new(new)?,
         });
     }
-    if cli.database_url.is_some() {
+    if args.store.database_url.is_some() {
         bail!(
             "give the current key with --secrets-key (FLOWMESH_SECRETS_KEY) and the new one with --new-secrets-key"
         );
     }
-    let key = cli.data_dir.join(KEY_FILE);
-    let pending = cli.data_dir.join(PENDING_FILE);
+    let key = args.store.data_dir.join(KEY_FILE);
+    let pending = args.store.data_dir.join(PENDING_FILE);
     let old = read_key(&key).context("no secrets key to rotate")?;
     let created = !pending.exists();
     let new = if !created {
@@ -170,16 +171,16 @@ fn plan(cli: &Cli, new: Option<&str>) -> anyhow::Result<Rotation> {
 }
 
 /// `flowmesh secrets rotate`: every tenant's secret sealed under a new key.
-pub async fn rotate(cli: &Cli, new: Option<&str>) -> anyhow::Result<ExitCode> {
-    crate::data_dir::tighten(&cli.data_dir)?;
-    let rotation = plan(cli, new)?;
+pub async fn rotate(args: &SecretsArgs, new: Option<&str>) -> anyhow::Result<ExitCode> {
+    crate::data_dir::tighten(&args.store.data_dir)?;
+    let rotation = plan(args, new)?;
     let (old, new) = match &rotation {
         Rotation::Given { old, new } | Rotation::File { old, new, .. } => (old, new),
     };
     if old.to_base64() == new.to_base64() {
         bail!("the new secrets key is the current one");
     }
-    let store = Store::connect(&store_options(cli))
+    let store = Store::connect(&store_options(&args.store))
         .await
         .context("connecting to the store")?;
     let done = store.reseal_secrets(old, new).await;

@@ -18,7 +18,7 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
-use crate::cli::LogFormat;
+use crate::args::LogFormat;
 
 /// Flushes the traces still buffered when dropped (at exit).
 pub struct Telemetry {

@@ -137,6 +137,62 @@ async fn generates_drafts(mode: Mode) {
 
 both_modes!(generate_a_workflow_from_a_description, generates_drafts);
 
+/// A model that ignores the structured-output request: a bare workflow
+/// document is taken (and validated as usual); anything else is named.
+async fn answers_out_of_shape(mode: Mode) {
+    let llm = LlmServer::start("generate").await;
+    let engine = engine_with(mode, &llm).await;
+    let key = engine.create_tenant("bare").await;
+    let generate = |prompt: &str| {
+        let body = json!({"prompt": prompt, "repairs": 0});
+        let (engine, key) = (&engine, key.as_str());
+        async move {
+            engine
+                .request_as(key, Method::POST, "/v1/workflows/generate", Some(body))
+                .await
+        }
+    };
+    let (status, body) = generate("Greet every new signup by name").await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["rounds"], 1, "{body}");
+    assert_eq!(
+        body["workflow"]["document"]["name"], "Greet signups",
+        "{body}"
+    );
+    assert_eq!(
+        body["workflow"]["document"]["nodes"][1]["kind"], "respond",
+        "{body}"
+    );
+
+    for (prompt, path, code, says) in [
+        (
+            "Tidy my inbox",
+            "workflow",
+            "required",
+            "the answer has no `workflow` (the document, or null when it cannot be built); it has: result, steps",
+        ),
+        (
+            "List the steps",
+            "",
+            "invalid_answer",
+            "the answer is a list, not an object {\"workflow\": <the document>, \"explanation\": <text>}",
+        ),
+    ] {
+        let (status, body) = generate(prompt).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(body["error"]["code"], "not_generated");
+        let errors = &body["error"]["details"]["errors"];
+        assert_eq!(errors[0]["path"], path, "{body}");
+        assert_eq!(errors[0]["code"], code, "{body}");
+        assert_eq!(errors[0]["message"], says, "{body}");
+    }
+}
+
+both_modes!(
+    a_bare_workflow_from_the_model_is_taken_and_other_answers_named,
+    answers_out_of_shape
+);
+
 fn ai_workflow(config: Value) -> Value {
     json!({"name": "ai", "nodes": [
         {"id": "start", "type": "trigger", "kind": "manual"},

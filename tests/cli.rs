@@ -30,6 +30,90 @@ fn help_lists_every_setting() {
     }
 }
 
+/// The help of `args`.
+fn help(args: &[&str]) -> String {
+    let out = flowmesh().args(args).arg("--help").output().unwrap();
+    assert!(out.status.success(), "{args:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn each_command_lists_only_the_settings_it_uses() {
+    let server_only = [
+        "--listen",
+        "--role",
+        "--nats-url",
+        "--lease",
+        "--registration",
+        "--tenant-max-schedules",
+        "--python",
+        "--sandbox-tenant-maxima",
+        "--metrics-token",
+        "FLOWMESH_OPS_LISTEN",
+    ];
+    let commands: [(&[&str], &[&str]); 4] = [
+        (&["validate"], &["<FILE>", "--sandbox-maxima"]),
+        (
+            &["migrate"],
+            &["--data-dir", "--database-url", "--log-format"],
+        ),
+        (
+            &["secrets", "rotate"],
+            &[
+                "--data-dir",
+                "--database-url",
+                "--secrets-key",
+                "--new-secrets-key",
+            ],
+        ),
+        (
+            &["serve"],
+            &[
+                "--listen",
+                "--role",
+                "--registration",
+                "--sandbox-maxima",
+                "--data-dir",
+            ],
+        ),
+    ];
+    for (command, uses) in commands {
+        let text = help(command);
+        for flag in uses {
+            assert!(
+                text.contains(flag),
+                "{flag} missing from {command:?} --help"
+            );
+        }
+        if command != ["serve"] {
+            for flag in server_only {
+                assert!(!text.contains(flag), "{command:?} --help lists {flag}");
+            }
+        }
+    }
+    let validate = help(&["validate"]);
+    for flag in [
+        "--data-dir",
+        "--database-url",
+        "--log-format",
+        "--secrets-key",
+    ] {
+        assert!(!validate.contains(flag), "validate --help lists {flag}");
+    }
+    // A setting is given after its command: one before it is refused, not
+    // silently left unused.
+    let out = flowmesh()
+        .args(["--data-dir", "elsewhere", "migrate"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = flowmesh()
+        .args(["migrate", "--listen", "127.0.0.1:1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
 #[test]
 fn validate_accepts_the_example_and_locates_problems() {
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/examples/signup.json");

@@ -374,6 +374,63 @@ async fn stats_logs_and_rerun(mode: Mode) {
 }
 both_modes!(statistics_logs_and_reruns, stats_logs_and_rerun);
 
+/// A re-run takes new trigger data under `trigger` or under the id of the
+/// trigger that started the execution: both names read it.
+async fn rerun_trigger_data(mode: Mode) {
+    let engine = Engine::start(mode).await;
+    let workflow = engine
+        .deploy(json!({"name": "shapes", "nodes": [
+            {"id": "start", "type": "trigger", "kind": "manual"},
+            {"id": "hook", "type": "trigger", "kind": "webhook", "config": {"path": "shapes"}},
+            {"id": "shape", "type": "data", "kind": "mapping", "config": {"mapping": {"n": "{{ trigger.body.n }}"}}},
+            {"id": "out", "type": "data", "kind": "mapping", "config": {"mapping": {
+                "by_name": "{{ trigger.body.n }}", "by_id": "{{ start.body.n }}", "shaped": "{{ shape.n }}"}}}
+        ], "edges": [{"from": "start", "to": "shape"}, {"from": "hook", "to": "shape"},
+                     {"from": "shape", "to": "out"}]}))
+        .await;
+    let first = engine.start_execution(&workflow, json!({"n": 1})).await;
+    engine.finished(&first).await;
+    let rerun = |input_override: serde_json::Value| {
+        let path = format!("/v1/executions/{first}/rerun");
+        let body = json!({"from_node": "out", "input_override": input_override});
+        let engine = &engine;
+        async move { engine.post(&path, body).await }
+    };
+    for by in ["start", "trigger"] {
+        let (status, body) = rerun(json!({by: {"body": {"n": 7}}})).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{by}: {body}");
+        let done = engine
+            .finished(body["execution_id"].as_str().unwrap())
+            .await;
+        assert_eq!(done["status"], "succeeded", "{done}");
+        assert_eq!(
+            common::node(&done, "out")["output"],
+            json!({"by_name": 7, "by_id": 7, "shaped": 1}),
+            "{by}: the new trigger data, and the recorded output upstream"
+        );
+    }
+    // The trigger that did not start the run has no output to replace, and
+    // the trigger data is given once.
+    for (input_override, named) in [
+        (json!({"hook": {"body": {"n": 7}}}), "input_override.hook"),
+        (
+            json!({"start": {"body": {"n": 7}}, "trigger": {"body": {"n": 8}}}),
+            "input_override.start",
+        ),
+    ] {
+        let (status, body) = rerun(input_override).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert!(
+            common::error_message(&body).starts_with(named),
+            "{named}: {body}"
+        );
+    }
+}
+both_modes!(
+    a_rerun_takes_new_trigger_data_by_either_name,
+    rerun_trigger_data
+);
+
 /// JSON logs carry the ids of what they are about, and never a secret.
 async fn logs_carry_ids_not_secrets(mode: Mode) {
     let stub = StubServer::start().await;

@@ -210,19 +210,25 @@ async fn hostile_code_is_contained(mode: Mode) {
         node(&execution, "code")["output"],
         json!(["undefined", "undefined", "undefined"])
     );
-    // Limits beyond the tenant's maxima are refused, not granted.
-    let (execution, _) = run_code(
-        &engine,
-        "javascript",
-        "return 1",
-        json!({"memory_mb": 100000}),
-    )
-    .await;
-    let error = node(&execution, "code")["error"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    assert!(error.starts_with("denied: limits.memory_mb"), "{error}");
+    // Limits beyond the tenant's maxima are refused, not granted: when the
+    // workflow is saved (and, should the maxima have changed since, when
+    // it runs).
+    let (status, body) = engine
+        .post(
+            "/v1/workflows",
+            code_workflow(
+                "greedy",
+                "javascript",
+                "return 1",
+                json!({"memory_mb": 100000}),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(
+        body["error"]["details"][0]["path"],
+        "nodes[1].config.limits.memory_mb"
+    );
 }
 both_modes!(
     hostile_code_is_contained_and_classified,

@@ -155,6 +155,14 @@ fn details(body: &Value) -> Vec<(String, String, String)> {
     found
 }
 
+/// The (path, code) of each problem `details` found.
+fn at(found: &[(String, String, String)]) -> Vec<(&str, &str)> {
+    found
+        .iter()
+        .map(|(path, code, _)| (path.as_str(), code.as_str()))
+        .collect()
+}
+
 async fn unknown_names(mode: Mode) {
     let engine = Engine::start(mode).await;
     let (status, body) = engine
@@ -175,12 +183,8 @@ async fn unknown_names(mode: Mode) {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert_eq!(body["error"]["code"], "invalid_workflow");
     let found = details(&body);
-    let at: Vec<(&str, &str)> = found
-        .iter()
-        .map(|(path, code, _)| (path.as_str(), code.as_str()))
-        .collect();
     assert_eq!(
-        at,
+        at(&found),
         [
             ("nodes[2].config.mapping.email", "unknown_name"),
             ("nodes[2].config.mapping.name", "unknown_filter"),
@@ -214,4 +218,92 @@ async fn unknown_names(mode: Mode) {
 both_modes!(
     unknown_names_filters_and_functions_are_refused_at_save,
     unknown_names
+);
+
+/// A workflow whose code node has `source` and `limits`, beside an
+/// `http_request` whose url does not compile.
+fn with_code(source: &str, limits: Value) -> Value {
+    json!({"name": "code", "nodes": [
+        {"id": "start", "type": "trigger", "kind": "manual"},
+        {"id": "score", "type": "action", "kind": "code", "config": {
+            "language": "javascript", "source": source, "limits": limits}},
+        {"id": "send", "type": "action", "kind": "http_request", "config": {"url": "{{ oops"}}
+    ], "edges": [{"from": "start", "to": "score"}, {"from": "score", "to": "send"}]})
+}
+
+async fn code_checked_when_saved(mode: Mode) {
+    let roomy = r#"{"roomy": {"wall": "60s", "memory_mb": 2048, "output_bytes": 16777216}}"#;
+    let engine = Engine::start_with(mode, &[("FLOWMESH_SANDBOX_TENANT_MAXIMA", roomy)]).await;
+    let broken = "const total = input.trigger.body.items.length;\nreturn {total: total +};";
+    let (status, body) = engine
+        .post(
+            "/v1/workflows",
+            with_code(broken, json!({"memory_mb": 1024})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let found = details(&body);
+    assert_eq!(
+        at(&found),
+        [
+            ("nodes[1].config.limits.memory_mb", "over_limit"),
+            ("nodes[1].config.source", "invalid_code"),
+            ("nodes[2].config.url", "invalid_template"),
+        ],
+        "{body}"
+    );
+    assert_eq!(found[0].2, "1024 MiB is more than the allowed 512 MiB");
+    assert_eq!(
+        found[1].2,
+        "the JavaScript does not parse: line 2, column 23: unexpected token in expression: '}'"
+    );
+
+    // A new version is checked the same way.
+    let fine = "return {total: input.trigger.body.items.length};";
+    let mut document = with_code(fine, json!({"memory_mb": 256}));
+    document["nodes"][2]["config"]["url"] = json!("https://example.com/{{ score.total }}");
+    let id = engine.deploy(document.clone()).await;
+    document["nodes"][1]["config"]["source"] = json!("return (");
+    document["nodes"][1]["config"]["limits"] = json!({"wall": "2m"});
+    let (status, body) = engine
+        .request(
+            reqwest::Method::PUT,
+            &format!("/v1/workflows/{id}"),
+            Some(document.clone()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let paths: Vec<String> = details(&body).into_iter().map(|(p, _, _)| p).collect();
+    assert_eq!(
+        paths,
+        ["nodes[1].config.limits.wall", "nodes[1].config.source"]
+    );
+
+    // A tenant with maxima of its own is held to them, not the instance's.
+    document["nodes"][1]["config"]["source"] = json!(fine);
+    document["nodes"][1]["config"]["limits"] = json!({"memory_mb": 1024, "wall": "45s"});
+    let key = engine.create_tenant("roomy").await;
+    let (status, body) = engine
+        .request_as(
+            &key,
+            reqwest::Method::POST,
+            "/v1/workflows",
+            Some(document.clone()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let other = engine.create_tenant("cramped").await;
+    let (status, body) = engine
+        .request_as(
+            &other,
+            reqwest::Method::POST,
+            "/v1/workflows",
+            Some(document),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+}
+both_modes!(
+    code_that_does_not_parse_or_asks_too_much_is_refused_at_save,
+    code_checked_when_saved
 );

@@ -93,6 +93,7 @@ impl Engine {
             payments: parts.payments,
             settings,
             runtime,
+            sandbox: options.sandbox.clone(),
             options: services,
         });
         let mut loops = Vec::new();

@@ -9,6 +9,7 @@ use std::marker::PhantomData;
 use flowmesh_model::names::Names;
 use flowmesh_model::validate::{Outputs, ValidationError};
 use flowmesh_model::{Primitive, SchemaCheck};
+use flowmesh_sandbox::Limits;
 use futures::future::BoxFuture;
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
@@ -140,13 +141,39 @@ impl Trigger {
     }
 }
 
+/// What a document is checked against besides its own rules: the limits
+/// where it will run (the instance's, or its tenant's own).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Bounds {
+    /// A code node's limits where it sets none.
+    pub code_defaults: Limits,
+    /// The most a code node may ask for.
+    pub code_maxima: Limits,
+}
+
+impl Default for Bounds {
+    /// An instance's without settings of its own.
+    fn default() -> Self {
+        Bounds {
+            code_defaults: Limits::default(),
+            code_maxima: Limits::maxima(),
+        }
+    }
+}
+
 /// Problems a kind finds in its typed config, beyond what its schema says.
 pub struct Problems<'a> {
     path: String,
+    bounds: &'a Bounds,
     errors: &'a mut Vec<ValidationError>,
 }
 
 impl Problems<'_> {
+    /// The limits the document is checked against.
+    pub fn bounds(&self) -> &Bounds {
+        self.bounds
+    }
+
     /// A problem at `field` (below the node's `config`; empty for the config).
     pub fn push(&mut self, field: &str, code: &str, message: impl Into<String>) {
         let path = match field {
@@ -234,6 +261,7 @@ pub struct Checking<'a> {
     pub path: &'a str,
     /// What the node's templates and expressions may read.
     pub names: &'a Names<'a>,
+    pub bounds: &'a Bounds,
     pub errors: &'a mut Vec<ValidationError>,
 }
 
@@ -283,6 +311,7 @@ impl<K: NodeKind> Kind for Registered<K> {
             expr,
             path,
             names,
+            bounds,
             errors,
         } = checking;
         let path = format!("{path}.config");
@@ -301,7 +330,14 @@ impl<K: NodeKind> Kind for Registered<K> {
             return Outputs::Unchecked;
         }
         match serde_path_to_error::deserialize::<_, K::Config>(config) {
-            Ok(typed) => K::check(&typed, &mut Problems { path, errors }),
+            Ok(typed) => K::check(
+                &typed,
+                &mut Problems {
+                    path,
+                    bounds,
+                    errors,
+                },
+            ),
             Err(e) => {
                 let at = e.path().to_string();
                 let at = if at == "." {

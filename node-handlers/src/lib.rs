@@ -22,7 +22,7 @@ use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-pub use kind::{Behaviour, Execution, KindInfo, NATS_ROUTE, NodeKind, Trigger};
+pub use kind::{Behaviour, Bounds, Execution, KindInfo, NATS_ROUTE, NodeKind, Trigger};
 
 /// Settings of the node handlers.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -425,6 +425,53 @@ impl Registry {
     }
 }
 
+impl Registry {
+    /// The node kinds, checking documents against `bounds`.
+    pub fn bounded<'a>(&'a self, bounds: &'a Bounds) -> Bounded<'a> {
+        Bounded {
+            registry: self,
+            bounds,
+        }
+    }
+}
+
+/// The node kinds checking documents against the limits where they will run.
+pub struct Bounded<'a> {
+    registry: &'a Registry,
+    bounds: &'a Bounds,
+}
+
+impl KindCatalog for Bounded<'_> {
+    fn check(
+        &self,
+        node: &Node,
+        path: &str,
+        names: &Names<'_>,
+        errors: &mut Vec<ValidationError>,
+    ) -> Option<Outputs> {
+        let kind = self.registry.kind_of(node)?;
+        let checking = kind::Checking {
+            expr: &self.registry.inner.expr,
+            path,
+            names,
+            bounds: self.bounds,
+            errors,
+        };
+        Some(kind.check(&node.config, checking))
+    }
+
+    fn kinds(&self, primitive: Primitive) -> Vec<String> {
+        self.registry
+            .inner
+            .kinds
+            .iter()
+            .filter(|k| k.primitive() == primitive)
+            .map(|k| k.name().to_owned())
+            .collect()
+    }
+}
+
+/// Checks against the bounds of an instance without settings of its own.
 impl KindCatalog for Registry {
     fn check(
         &self,
@@ -433,22 +480,11 @@ impl KindCatalog for Registry {
         names: &Names<'_>,
         errors: &mut Vec<ValidationError>,
     ) -> Option<Outputs> {
-        let kind = self.kind_of(node)?;
-        let checking = kind::Checking {
-            expr: &self.inner.expr,
-            path,
-            names,
-            errors,
-        };
-        Some(kind.check(&node.config, checking))
+        self.bounded(&Bounds::default())
+            .check(node, path, names, errors)
     }
 
     fn kinds(&self, primitive: Primitive) -> Vec<String> {
-        self.inner
-            .kinds
-            .iter()
-            .filter(|k| k.primitive() == primitive)
-            .map(|k| k.name().to_owned())
-            .collect()
+        self.bounded(&Bounds::default()).kinds(primitive)
     }
 }

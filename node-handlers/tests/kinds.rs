@@ -3,9 +3,10 @@
 
 use flowmesh_model::names::Upstream;
 use flowmesh_model::validate::{KindCatalog, check_json};
-use flowmesh_model::{Node, Primitive};
+use flowmesh_model::{HumanDuration, Node, Primitive};
 use flowmesh_node_handlers::kind::FIELD;
-use flowmesh_node_handlers::{Options, Registry};
+use flowmesh_node_handlers::{Bounds, Options, Registry};
+use flowmesh_sandbox::Limits;
 use serde_json::{Value, json};
 
 fn registry() -> Registry {
@@ -293,4 +294,68 @@ fn a_document_that_does_not_parse_still_has_its_configs_checked() {
             ("nodes[3].config.url", "invalid_template"),
         ])
     );
+}
+
+/// Every problem of a document with its message, checked against `bounds`.
+fn checked(text: &Value, bounds: &Bounds) -> Vec<(String, String, String)> {
+    let text = text.to_string();
+    let registry = registry();
+    let errors = match check_json(text.as_bytes(), &registry.bounded(bounds)) {
+        Ok(_) => Vec::new(),
+        Err(e) => e.errors,
+    };
+    let mut found: Vec<_> = errors
+        .into_iter()
+        .map(|e| (e.path, e.code, e.message))
+        .collect();
+    found.sort();
+    found
+}
+
+#[test]
+fn code_is_parsed_and_its_limits_bounded_when_saved() {
+    let document = json!({"name": "code", "nodes": [
+        {"id": "t", "type": "trigger", "kind": "manual"},
+        {"id": "ok", "type": "action", "kind": "code", "config": {
+            "language": "javascript", "source": "return {n: input.trigger.body.n};"}},
+        {"id": "js", "type": "action", "kind": "code", "config": {
+            "language": "javascript", "source": "const a = 1;\nreturn (a +;",
+            "limits": {"memory_mb": 4096, "wall": "1m"}}},
+        {"id": "py", "type": "action", "kind": "code", "config": {
+            "language": "python", "source": "return (", "limits": {"output_bytes": 33554432}}},
+        {"id": "h", "type": "action", "kind": "http_request", "config": {"url": "{{ oops"}}
+    ], "edges": [{"from": "t", "to": "ok"}, {"from": "ok", "to": "js"},
+                 {"from": "js", "to": "py"}, {"from": "py", "to": "h"}]});
+    let found = checked(&document, &Bounds::default());
+    let at: Vec<(&str, &str)> = found
+        .iter()
+        .map(|(path, code, _)| (path.as_str(), code.as_str()))
+        .collect();
+    assert_eq!(
+        at,
+        [
+            ("nodes[2].config.limits.memory_mb", "over_limit"),
+            ("nodes[2].config.limits.wall", "over_limit"),
+            ("nodes[2].config.source", "invalid_code"),
+            ("nodes[3].config.limits.output_bytes", "over_limit"),
+            ("nodes[4].config.url", "invalid_template"),
+        ]
+    );
+    assert_eq!(found[0].2, "4096 MiB is more than the allowed 512 MiB");
+    assert_eq!(
+        found[2].2,
+        "the JavaScript does not parse: line 2, column 12: unexpected token in expression: ';'"
+    );
+    // A tenant's own maxima are what its documents are checked against.
+    let generous = Bounds {
+        code_maxima: Limits {
+            wall: HumanDuration::from_millis(120_000),
+            memory_mb: 8_192,
+            output_bytes: 64 << 20,
+        },
+        ..Bounds::default()
+    };
+    let found = checked(&document, &generous);
+    let paths: Vec<&str> = found.iter().map(|(path, _, _)| path.as_str()).collect();
+    assert_eq!(paths, ["nodes[2].config.source", "nodes[4].config.url"]);
 }

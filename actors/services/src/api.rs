@@ -10,7 +10,7 @@ use flowmesh_model::validate::check_json;
 use flowmesh_model::{
     Command, EventKind, ExecutionId, ExecutionStatus, TenantId, WorkflowDocument, WorkflowId,
 };
-use flowmesh_node_handlers::{KindInfo, NATS_ROUTE, Registry};
+use flowmesh_node_handlers::{Bounds, KindInfo, NATS_ROUTE, Registry};
 use flowmesh_store::{
     ExecutionPage, ExecutionQuery, ExecutionRecord, NewExecution, Publish, WorkflowRecord,
     WorkflowSummary, now_ms,
@@ -97,6 +97,7 @@ impl EngineHandle {
             payments: parts.payments,
             settings: parts.settings,
             runtime: parts.runtime,
+            sandbox: parts.sandbox,
             stopping: tokio::sync::watch::Sender::new(false),
         });
         let options = &shared.options;
@@ -156,9 +157,34 @@ impl EngineHandle {
         self.registry.kinds()
     }
 
-    /// Parses and validates a workflow document, listing every problem.
-    pub fn check_document(&self, body: &[u8]) -> Result<WorkflowDocument, Error> {
-        check_json(body, &self.registry).map_err(|e| match e.errors.first() {
+    /// The limits a tenant's workflows are checked against when saved: its
+    /// own maxima, or the instance's.
+    pub(super) async fn bounds(&self, tenant: TenantId) -> Result<Bounds, Error> {
+        let sandbox = &self.shared.sandbox;
+        // Most instances set no tenant maxima: no lookup then.
+        let slug = match sandbox.tenant_maxima.is_empty() {
+            true => None,
+            false => self.shared.store.tenant_slug(tenant).await?,
+        };
+        Ok(Bounds {
+            code_defaults: sandbox.defaults.clone(),
+            code_maxima: match &slug {
+                Some(slug) => sandbox.maxima_for(slug),
+                None => &sandbox.maxima,
+            }
+            .clone(),
+        })
+    }
+
+    /// Parses and validates a tenant's workflow document, listing every
+    /// problem.
+    pub async fn check_document(
+        &self,
+        tenant: TenantId,
+        body: &[u8],
+    ) -> Result<WorkflowDocument, Error> {
+        let bounds = self.bounds(tenant).await?;
+        check_json(body, &self.registry.bounded(&bounds)).map_err(|e| match e.errors.first() {
             Some(first) if first.code == "malformed_json" => {
                 Error::Malformed(first.message.clone().into())
             }
@@ -171,7 +197,7 @@ impl EngineHandle {
         tenant: TenantId,
         body: &[u8],
     ) -> Result<WorkflowSummary, Error> {
-        let document = self.check_document(body)?;
+        let document = self.check_document(tenant, body).await?;
         Ok(self.shared.store.create_workflow(tenant, &document).await?)
     }
 
@@ -197,7 +223,7 @@ impl EngineHandle {
         id: WorkflowId,
         body: &[u8],
     ) -> Result<WorkflowSummary, Error> {
-        let document = self.check_document(body)?;
+        let document = self.check_document(tenant, body).await?;
         self.shared
             .store
             .update_workflow(tenant, id, &document)

@@ -5,7 +5,7 @@
 //! The result is a draft, never published.
 
 use flowmesh_api::GenerateRequest;
-use flowmesh_model::validate::{ValidationError, validate};
+use flowmesh_model::validate::{KindCatalog, ValidationError, validate};
 use flowmesh_model::{TenantId, WorkflowDocument};
 use flowmesh_node_handlers::KindInfo;
 use flowmesh_node_handlers::llm::{self, Call, ChatRequest, Message, Usage};
@@ -93,7 +93,10 @@ fn instructions(kinds: &[KindInfo], schema: &Value) -> String {
 }
 
 /// Why an answer is not a valid workflow, by location.
-fn problems(handle: &EngineHandle, answer: &str) -> Result<(WorkflowDocument, String), Problem> {
+fn problems(
+    catalog: &dyn KindCatalog,
+    answer: &str,
+) -> Result<(WorkflowDocument, String), Problem> {
     let value: Value = match flowmesh_node_handlers::llm::answer_json(answer) {
         Ok(value) => value,
         Err(e) => {
@@ -104,16 +107,57 @@ fn problems(handle: &EngineHandle, answer: &str) -> Result<(WorkflowDocument, St
             )]));
         }
     };
-    let explanation = value["explanation"].as_str().unwrap_or_default().to_owned();
-    let workflow = &value["workflow"];
-    if workflow.is_null() {
-        return Err(Problem::Refused(explanation));
-    }
+    let (workflow, explanation) = carried(value)?;
     let text = workflow.to_string();
     let document = WorkflowDocument::from_json(text.as_bytes())
         .map_err(|e| Problem::Invalid(prefixed(e.errors)))?;
-    validate(&document, handle.registry()).map_err(|e| Problem::Invalid(prefixed(e.errors)))?;
+    validate(&document, catalog).map_err(|e| Problem::Invalid(prefixed(e.errors)))?;
     Ok((document, explanation))
+}
+
+/// The workflow and the explanation an answer carries: the object asked
+/// for, or a bare workflow document (from a model that ignored the
+/// structured-output request), taken as it is.
+fn carried(value: Value) -> Result<(Value, String), Problem> {
+    let shape = |what: &str| {
+        Problem::Invalid(vec![ValidationError::new(
+            "",
+            "invalid_answer",
+            format!(
+                "the answer is {what}, not an object {{\"workflow\": <the document>, \"explanation\": <text>}}"
+            ),
+        )])
+    };
+    let mut answer = match value {
+        Value::Object(answer) => answer,
+        Value::Array(_) => return Err(shape("a list")),
+        Value::String(_) => return Err(shape("a string")),
+        Value::Number(_) | Value::Bool(_) | Value::Null => return Err(shape("a single value")),
+    };
+    let explanation = answer
+        .get("explanation")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    match answer.remove("workflow") {
+        Some(Value::Null) => Err(Problem::Refused(explanation)),
+        Some(workflow) => Ok((workflow, explanation)),
+        None if answer.contains_key("nodes") => Ok((Value::Object(answer), String::new())),
+        None => {
+            let fields: Vec<&str> = answer.keys().map(String::as_str).collect();
+            Err(Problem::Invalid(vec![ValidationError::new(
+                "workflow",
+                "required",
+                format!(
+                    "the answer has no `workflow` (the document, or null when it cannot be built){}",
+                    match fields.is_empty() {
+                        true => String::new(),
+                        false => format!("; it has: {}", fields.join(", ")),
+                    }
+                ),
+            )]))
+        }
+    }
 }
 
 /// Locations inside the answer's `workflow`.
@@ -161,6 +205,8 @@ impl EngineHandle {
             )));
         }
         self.admit_start(request.tenant, prompt.len()).await?;
+        let bounds = self.bounds(request.tenant).await?;
+        let catalog = self.registry().bounded(&bounds);
         let schema = answer_schema();
         let mut chat = ChatRequest {
             messages: vec![
@@ -190,7 +236,7 @@ impl EngineHandle {
                 Err(e) => break Err(upstream(e)),
             };
             usage.add(answer.usage);
-            match problems(self, &answer.content) {
+            match problems(&catalog, &answer.content) {
                 Ok(found) => break Ok(found),
                 Err(Problem::Refused(explanation)) => {
                     break Err(Error::NotGenerated {

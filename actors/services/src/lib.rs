@@ -81,6 +81,9 @@ pub struct Parts {
     /// Shared with the runtime, so that a change is seen by both at once.
     pub settings: SettingsCache,
     pub runtime: Arc<dyn Runtime>,
+    /// The sandboxes' settings: the code limits saved workflows are checked
+    /// against (the runtime's own, so that both apply the same).
+    pub sandbox: flowmesh_sandbox::Options,
     pub options: Options,
 }
 

@@ -4,10 +4,12 @@
 use flowmesh_api::{NodeLog, RerunRequest};
 use std::collections::{BTreeMap, BTreeSet};
 
+use flowmesh_model::graph::WorkflowGraph;
+use flowmesh_model::names::TRIGGER;
 use flowmesh_model::{Command, ExecutionId, NodeStatus, Primitive, TenantId, WorkflowId};
-use flowmesh_store::{LastRun, NewExecution, Origin, StepRecord, now_ms};
+use flowmesh_store::{ExecutionRecord, LastRun, NewExecution, Origin, StepRecord, now_ms};
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::EngineHandle;
 use crate::error::Error;
@@ -209,6 +211,7 @@ impl EngineHandle {
                 )));
             }
         }
+        let trigger_override = trigger_override(&graph, &record, &request.input_override)?;
         let progress = Progress::new(graph.clone(), &record);
         let id = ExecutionId::new();
         let mut steps = Vec::new();
@@ -231,9 +234,7 @@ impl EngineHandle {
             }
             steps.push(step);
         }
-        let trigger = request
-            .input_override
-            .get("trigger")
+        let trigger = trigger_override
             .cloned()
             .unwrap_or_else(|| record.trigger.clone());
         // Admitted like a start: the trigger data and every override are the
@@ -241,7 +242,12 @@ impl EngineHandle {
         let overridden: usize = request
             .input_override
             .iter()
-            .filter(|(key, _)| key.as_str() != "trigger")
+            .filter(|(key, _)| {
+                graph
+                    .index
+                    .get(key.as_str())
+                    .is_some_and(|&i| graph.node(i).primitive != Primitive::Trigger)
+            })
             .map(|(_, value)| value.to_string().len())
             .sum();
         let payload_bytes = trigger.to_string().len() + overridden;
@@ -273,5 +279,37 @@ impl EngineHandle {
             tracing::warn!(execution = %id, error = %e, "start command not published; the claim sweep will start it");
         }
         Ok(id)
+    }
+}
+
+/// The new trigger data a re-run's overrides give: under `trigger`, or
+/// under the id of the trigger node that started the execution (its output
+/// is the trigger data, read by either name). Another trigger did not
+/// start it, so it has no output to replace.
+fn trigger_override<'a>(
+    graph: &WorkflowGraph,
+    record: &ExecutionRecord,
+    overrides: &'a Map<String, Value>,
+) -> Result<Option<&'a Value>, Error> {
+    let started = record.trigger_node.as_str();
+    for (key, _) in overrides {
+        let other_trigger = key != started
+            && graph
+                .index
+                .get(key.as_str())
+                .is_some_and(|&i| graph.node(i).primitive == Primitive::Trigger);
+        if other_trigger {
+            return Err(Error::BadRequest(format!(
+                "input_override.{key}: {key} is a trigger that did not start this execution \
+                 ({started} did); to re-run with other trigger data, override \"trigger\""
+            )));
+        }
+    }
+    match (overrides.get(TRIGGER), overrides.get(started)) {
+        (Some(_), Some(_)) => Err(Error::BadRequest(format!(
+            "input_override.{started}: the trigger data, which input_override.trigger \
+             also gives; give one of them"
+        ))),
+        (by_name, by_id) => Ok(by_name.or(by_id)),
     }
 }

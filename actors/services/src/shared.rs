@@ -28,6 +28,9 @@ pub(crate) struct Shared {
     pub settings: SettingsCache,
     /// The actor runtime of this process.
     pub runtime: Arc<dyn Runtime>,
+    /// Code nodes' limits: the defaults and the maxima, the instance's and
+    /// particular tenants'.
+    pub sandbox: flowmesh_sandbox::Options,
     /// Set when the process stops serving: synchronous callers still
     /// waiting are answered at once with their execution's id.
     pub stopping: tokio::sync::watch::Sender<bool>,

@@ -210,7 +210,9 @@ impl EngineHandle {
             }
             document["name"] = Value::String(name);
         }
-        let document = self.check_document(document.to_string().as_bytes())?;
+        let document = self
+            .check_document(request.tenant, document.to_string().as_bytes())
+            .await?;
         let summary = self
             .shared
             .store

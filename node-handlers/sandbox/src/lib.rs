@@ -28,7 +28,7 @@ use serde_json::Value;
 
 pub use jail::{Jail, JailOptions, JailSpec, Namespaces, WithoutJail};
 pub use js::worker::{self, Answer, Request};
-pub use js::{JsEngine, JsSandbox, JsStart};
+pub use js::{JsEngine, JsSandbox, JsStart, SyntaxError, check_javascript};
 pub use limits::{Limits, LimitsOverride};
 pub use python::PythonSandbox;
 

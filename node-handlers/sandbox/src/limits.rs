@@ -58,55 +58,70 @@ pub struct LimitsOverride {
 pub struct OverLimit {
     pub field: &'static str,
     pub message: String,
+    /// Above the maxima (rather than below what works at all).
+    pub above_maximum: bool,
 }
 
 impl LimitsOverride {
-    /// The limits of a call: the defaults, overridden, each checked against
-    /// the maxima.
-    pub fn resolve(&self, defaults: &Limits, maxima: &Limits) -> Result<Limits, OverLimit> {
-        let limits = Limits {
+    /// The limits of a call: the defaults, overridden.
+    fn apply(&self, defaults: &Limits) -> Limits {
+        Limits {
             wall: self.wall.unwrap_or(defaults.wall),
             memory_mb: self.memory_mb.unwrap_or(defaults.memory_mb),
             output_bytes: self.output_bytes.unwrap_or(defaults.output_bytes),
-        };
+        }
+    }
+
+    /// Every limit of a call (the defaults, overridden) that is beyond the
+    /// maxima or below what works.
+    pub fn problems(&self, defaults: &Limits, maxima: &Limits) -> Vec<OverLimit> {
+        let limits = self.apply(defaults);
         let over = |field, asked: String, max: String| OverLimit {
             field,
             message: format!("{asked} is more than the allowed {max}"),
+            above_maximum: true,
         };
+        let under = |field, message: &str| OverLimit {
+            field,
+            message: message.to_owned(),
+            above_maximum: false,
+        };
+        let mut problems = Vec::new();
         if limits.wall.0 > maxima.wall.0 {
-            return Err(over(
+            problems.push(over(
                 "wall",
                 limits.wall.to_string(),
                 maxima.wall.to_string(),
             ));
-        }
-        if limits.wall.0.is_zero() {
-            return Err(OverLimit {
-                field: "wall",
-                message: "must be more than zero".into(),
-            });
+        } else if limits.wall.0.is_zero() {
+            problems.push(under("wall", "must be more than zero"));
         }
         if limits.memory_mb > maxima.memory_mb {
-            return Err(over(
+            problems.push(over(
                 "memory_mb",
                 format!("{} MiB", limits.memory_mb),
                 format!("{} MiB", maxima.memory_mb),
             ));
-        }
-        if limits.memory_mb < 8 {
-            return Err(OverLimit {
-                field: "memory_mb",
-                message: "must be at least 8 MiB".into(),
-            });
+        } else if limits.memory_mb < 8 {
+            problems.push(under("memory_mb", "must be at least 8 MiB"));
         }
         if limits.output_bytes > maxima.output_bytes {
-            return Err(over(
+            problems.push(over(
                 "output_bytes",
                 format!("{} bytes", limits.output_bytes),
                 format!("{} bytes", maxima.output_bytes),
             ));
         }
-        Ok(limits)
+        problems
+    }
+
+    /// The limits of a call: the defaults, overridden, each checked against
+    /// the maxima.
+    pub fn resolve(&self, defaults: &Limits, maxima: &Limits) -> Result<Limits, OverLimit> {
+        match self.problems(defaults, maxima).into_iter().next() {
+            Some(problem) => Err(problem),
+            None => Ok(self.apply(defaults)),
+        }
     }
 }
 
@@ -149,6 +164,24 @@ mod tests {
         ] {
             assert_eq!(asked.resolve(&defaults, &maxima).unwrap_err().field, field);
         }
+    }
+
+    #[test]
+    fn every_limit_out_of_bounds_is_named_with_its_maximum() {
+        let asked = LimitsOverride {
+            wall: Some(HumanDuration::from_millis(0)),
+            memory_mb: Some(4_096),
+            output_bytes: Some(1 << 30),
+        };
+        let problems = asked.problems(&Limits::default(), &Limits::maxima());
+        let fields: Vec<_> = problems.iter().map(|p| p.field).collect();
+        assert_eq!(fields, ["wall", "memory_mb", "output_bytes"]);
+        assert!(!problems[0].above_maximum);
+        assert_eq!(
+            problems[1].message,
+            "4096 MiB is more than the allowed 512 MiB"
+        );
+        assert!(problems[1].above_maximum);
     }
 
     #[test]

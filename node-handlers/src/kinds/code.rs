@@ -3,16 +3,16 @@
 //! `input.<node id>`); what the code returns is the node's output, and what
 //! it prints goes to the step's logs.
 
+use flowmesh_model::Primitive;
 use flowmesh_model::validate::Outputs;
-use flowmesh_model::{HumanDuration, Primitive};
-use flowmesh_sandbox::{Class, Language, Limits, LimitsOverride};
+use flowmesh_sandbox::{Class, Language, LimitsOverride};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tracing::Instrument;
 
 use super::Ctx;
-use crate::kind::{Behaviour, Execution, NodeKind, Problems};
+use crate::kind::{Behaviour, Bounds, Execution, NodeKind, Problems};
 use crate::{CodeRequest, ErrorClass, NodeError, Outcome};
 
 pub struct Code;
@@ -48,18 +48,31 @@ impl NodeKind for Code {
         })
     }
 
-    /// Only the lower bounds here: the tenant's maxima apply when it runs.
+    /// Limits within the bounds where the workflow will run (checked again
+    /// when it runs: the maxima may have changed since), and JavaScript
+    /// that parses. Python is parsed when it runs: only its interpreter
+    /// parses it, and that runs only in the jail of a process that runs
+    /// executions.
     fn check(config: &Config, problems: &mut Problems<'_>) -> Outputs {
-        let unbounded = Limits {
-            wall: HumanDuration::from_millis(u64::MAX / 2),
-            memory_mb: u64::MAX,
-            output_bytes: u64::MAX,
-        };
-        if let Err(over) = config.limits.resolve(&Limits::default(), &unbounded) {
+        let Bounds {
+            code_defaults,
+            code_maxima,
+        } = problems.bounds().clone();
+        for over in config.limits.problems(&code_defaults, &code_maxima) {
+            let code = if over.above_maximum {
+                "over_limit"
+            } else {
+                "invalid_value"
+            };
+            problems.push(&format!("limits.{}", over.field), code, over.message);
+        }
+        if config.language == Language::Javascript
+            && let Err(e) = flowmesh_sandbox::check_javascript(&config.source)
+        {
             problems.push(
-                &format!("limits.{}", over.field),
-                "invalid_value",
-                over.message,
+                "source",
+                "invalid_code",
+                format!("the JavaScript does not parse: {e}"),
             );
         }
         Outputs::Single

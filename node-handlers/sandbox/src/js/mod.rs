@@ -5,6 +5,7 @@
 //! one: a built-in that ignores QuickJS's interrupt handler stops with it.
 
 mod quickjs;
+mod syntax;
 pub mod worker;
 
 use std::os::unix::process::ExitStatusExt;
@@ -18,6 +19,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout};
 
 pub use quickjs::JsEngine;
+pub use syntax::{SyntaxError, check_javascript};
 use worker::{Answer, MAX_REQUEST_BYTES, READY, Request};
 
 use crate::{Call, Class, Failure, Jail, JailSpec, Returned, Usage, tree_rss};

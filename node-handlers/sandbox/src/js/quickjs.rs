@@ -74,9 +74,12 @@ impl JsEngine {
     }
 }
 
+/// The line of the wrapped script on which the user's source begins.
+pub(super) const SOURCE_LINE: u32 = 2;
+
 /// The wrapper around the user's function body: `input` is parsed from JSON
 /// inside the sandbox, and the result leaves it as JSON text.
-fn script(source: &str) -> String {
+pub(super) fn script(source: &str) -> String {
     format!(
         "(() => {{ const input = JSON.parse(globalThis.__flowmesh_input); \
          delete globalThis.__flowmesh_input; \
