@@ -234,14 +234,20 @@ async fn metrics_move(mode: Mode) {
     // A NATS message for no published trigger starts nothing and is counted
     // (embedded mode has no NATS interface).
     if mode == Mode::Distributed {
-        let nats = async_nats::connect(&engine.servers.nats).await.expect("NATS");
+        let nats = async_nats::connect(&engine.servers.nats)
+            .await
+            .expect("NATS");
         let subject = format!("{}.trigger.nobody-here.orders", engine.prefix);
         nats.publish(subject, "{}".into()).await.unwrap();
         nats.flush().await.unwrap();
-        eventually("a refused trigger message", Duration::from_secs(20), || async {
-            let text = scrape(&engine).await;
-            (sample(&text, "flowmesh_nats_triggers_refused_total", &[]) >= 1.0).then_some(())
-        })
+        eventually(
+            "a refused trigger message",
+            Duration::from_secs(20),
+            || async {
+                let text = scrape(&engine).await;
+                (sample(&text, "flowmesh_nats_triggers_refused_total", &[]) >= 1.0).then_some(())
+            },
+        )
         .await;
     }
     // Nothing runs any more: no execution actor is left.
