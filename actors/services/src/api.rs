@@ -184,7 +184,15 @@ impl EngineHandle {
         body: &[u8],
     ) -> Result<WorkflowDocument, Error> {
         let bounds = self.bounds(tenant).await?;
-        check_json(body, &self.registry.bounded(&bounds)).map_err(|e| match e.errors.first() {
+        // Off the request threads: a large document's templates and code
+        // take milliseconds to compile, which would hold up other requests.
+        let registry = self.registry.clone();
+        let body = body.to_vec();
+        let checked =
+            tokio::task::spawn_blocking(move || check_json(&body, &registry.bounded(&bounds)))
+                .await
+                .map_err(|e| Error::Internal(Box::new(e)))?;
+        checked.map_err(|e| match e.errors.first() {
             Some(first) if first.code == "malformed_json" => {
                 Error::Malformed(first.message.clone().into())
             }
