@@ -788,6 +788,7 @@ async fn a_database_url_of_another_kind_is_refused() {
 
 mod deaths;
 mod events;
+mod lifecycle;
 mod parking;
 mod retention;
 mod schedules;
