@@ -192,7 +192,11 @@ async fn tenants_never_see_each_other(mode: Mode) {
             } else {
                 "alice_token"
             };
-            let path = route.path.replace("{id}", &id).replace("{name}", name);
+            let path = route
+                .path
+                .replace("{id}", &id)
+                .replace("{name}", name)
+                .replace("{version}", "1");
             // A body each route accepts, so that only whose ids they are decides.
             let body = match (route.method, route.path) {
                 ("PUT", "/v1/workflows/{id}") => workflow("bob-flow", "b"),

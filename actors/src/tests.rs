@@ -138,7 +138,10 @@ impl Harness {
             .await
             .unwrap()
             .id;
-        self.handle.publish_workflow(self.tenant, id).await.unwrap();
+        self.handle
+            .publish_workflow(self.tenant, id, None)
+            .await
+            .unwrap();
         id
     }
 

@@ -209,6 +209,25 @@ pub struct Workflow {
     pub document: WorkflowDocument,
 }
 
+/// One version of a workflow, in its list.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct WorkflowVersion {
+    pub version: i64,
+    pub created_at: i64,
+    /// Whether executions start from this version.
+    pub published: bool,
+}
+
+/// One version of a workflow and its document.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct WorkflowVersionDocument {
+    pub workflow_id: WorkflowId,
+    #[serde(flatten)]
+    pub version: WorkflowVersion,
+    #[schemars(schema_with = "workflow_document")]
+    pub document: WorkflowDocument,
+}
+
 /// A draft generated from a description.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct Generated {

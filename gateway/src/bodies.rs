@@ -51,6 +51,16 @@ mod whole {
     }
 }
 
+/// `POST /v1/workflows/{id}/publish`: which version to publish.
+#[derive(Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Publish {
+    /// An earlier version rolls back to it; the latest when absent.
+    #[schemars(range(min = 1, max = 9_007_199_254_740_992i64))]
+    #[serde(default, deserialize_with = "whole::option")]
+    pub version: Option<i64>,
+}
+
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Register {

@@ -22,6 +22,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         ErrorCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
         ErrorCode::Conflict | ErrorCode::AlreadyFinished => StatusCode::CONFLICT,
+        ErrorCode::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
         ErrorCode::EventsPurged => StatusCode::GONE,
         ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::NoCredits => StatusCode::PAYMENT_REQUIRED,
@@ -99,6 +100,7 @@ impl From<Error> for ApiError {
             Error::Upstream(e) => ApiError::new(code, e.to_string()),
             Error::Conflict(m)
             | Error::BadRequest(m)
+            | Error::Stale(m)
             | Error::Unauthorized(m)
             | Error::Forbidden(m)
             | Error::NoCredits(m)

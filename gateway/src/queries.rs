@@ -74,6 +74,19 @@ fn execution_cursor<'de, D: Deserializer<'de>>(d: D) -> Result<Option<ExecutionI
     parsed(d, "must be a next_cursor value")
 }
 
+fn version_cursor<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    let cursor: Option<i64> = parsed(d, "must be a next_cursor value")?;
+    cursor
+        .filter(|v| *v >= 1)
+        .map(Some)
+        .ok_or_else(|| serde::de::Error::custom("must be a next_cursor value"))
+}
+
+/// A version number, as a cursor gives it.
+fn version_schema(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({"type": "string", "pattern": "^[1-9][0-9]{0,17}$"})
+}
+
 fn status<'de, D: Deserializer<'de>>(d: D) -> Result<Option<ExecutionStatus>, D::Error> {
     let known: Vec<&str> = ExecutionStatus::ALL.iter().map(|s| s.as_str()).collect();
     parsed(d, &format!("must be one of {}", known.join(", ")))
@@ -161,6 +174,20 @@ pub struct AuditQuery {
     /// The `next_cursor` of the previous page.
     pub cursor: Option<String>,
     /// Page size (100 when absent).
+    #[serde(default, deserialize_with = "limit")]
+    #[schemars(schema_with = "limit_schema")]
+    pub limit: Option<u32>,
+}
+
+/// `GET /v1/workflows/{id}/versions`, newest first.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VersionsQuery {
+    /// The `next_cursor` of the previous page.
+    #[serde(default, deserialize_with = "version_cursor")]
+    #[schemars(schema_with = "version_schema")]
+    pub cursor: Option<i64>,
+    /// Page size (50 when absent).
     #[serde(default, deserialize_with = "limit")]
     #[schemars(schema_with = "limit_schema")]
     pub limit: Option<u32>,

@@ -3,14 +3,21 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use flowmesh_model::{WorkflowDocument, WorkflowId};
+use flowmesh_services::SaveRequest;
+use flowmesh_services::records::VersionsQuery;
 
 use crate::access::{AuditTarget, Auth};
-use crate::answers::{Items, JsonSchemaDocument, NodeKind, Workflow, WorkflowSummary};
+use crate::answers::{
+    Items, JsonSchemaDocument, NodeKind, Page, Workflow, WorkflowSummary, WorkflowVersion,
+    WorkflowVersionDocument,
+};
+use crate::bodies;
 use crate::error::ApiError;
-use crate::extract::{AppState, JsonBytes, parse_id};
+use crate::extract::{AppState, JsonBytes, TypedQuery, parse_id, typed_body};
+use crate::queries;
 use crate::routes::ApiResult;
 
 pub(crate) async fn schema() -> Json<JsonSchemaDocument> {
@@ -44,6 +51,7 @@ pub(crate) async fn create(
     response
         .extensions_mut()
         .insert(AuditTarget(summary.id.to_string()));
+    with_etag(&mut response, summary.latest_version);
     Ok(response)
 }
 
@@ -61,28 +69,76 @@ pub(crate) async fn list(
     Ok(Json(Items { items }))
 }
 
+/// The latest version as an entity tag: what `If-Match` sends back.
+fn with_etag(response: &mut Response, version: i64) {
+    if let Ok(value) = HeaderValue::from_str(&format!("\"{version}\"")) {
+        response.headers_mut().insert(header::ETAG, value);
+    }
+}
+
 pub(crate) async fn read(
     State(state): State<AppState>,
     Auth(who): Auth,
     Path(id): Path<String>,
-) -> Result<Json<Workflow>, ApiError> {
+) -> ApiResult {
     let id: WorkflowId = parse_id(&id, "workflow")?;
     let record = state.engine.get_workflow(who.tenant, id).await?;
-    Ok(Json(Workflow {
+    let mut response = Json(Workflow {
         summary: WorkflowSummary::from(&record.summary),
         document: record.document,
-    }))
+    })
+    .into_response();
+    with_etag(&mut response, record.summary.latest_version);
+    Ok(response)
+}
+
+/// The version an edit was made on, from `If-Match`: a version number,
+/// bare or quoted as the `ETag` gives it; `*` (any) checks nothing.
+fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
+    let Some(value) = headers.get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let must = || {
+        ApiError::bad_request(
+            "If-Match: must be the version the edit was made on, as the ETag gives it (such as \"3\")",
+        )
+    };
+    let text = value.to_str().map_err(|_| must())?;
+    if text == "*" {
+        return Ok(None);
+    }
+    let bare = text
+        .strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .unwrap_or(text);
+    // Digits only, no leading zero: the ETag's own form.
+    if bare.starts_with('0') || !bare.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(must());
+    }
+    bare.parse::<i64>().map(Some).map_err(|_| must())
 }
 
 pub(crate) async fn update(
     State(state): State<AppState>,
     Auth(who): Auth,
     Path(id): Path<String>,
+    headers: HeaderMap,
     JsonBytes(body): JsonBytes,
-) -> Result<Json<WorkflowSummary>, ApiError> {
+) -> ApiResult {
     let id: WorkflowId = parse_id(&id, "workflow")?;
-    let summary = state.engine.update_workflow(who.tenant, id, &body).await?;
-    Ok(Json(WorkflowSummary::from(&summary)))
+    let expected = if_match(&headers)?;
+    let summary = state
+        .engine
+        .update_workflow(SaveRequest {
+            tenant: who.tenant,
+            workflow: id,
+            body: &body,
+            expected,
+        })
+        .await?;
+    let mut response = Json(WorkflowSummary::from(&summary)).into_response();
+    with_etag(&mut response, summary.latest_version);
+    Ok(response)
 }
 
 pub(crate) async fn delete(
@@ -99,8 +155,87 @@ pub(crate) async fn publish(
     State(state): State<AppState>,
     Auth(who): Auth,
     Path(id): Path<String>,
+    JsonBytes(body): JsonBytes,
 ) -> Result<Json<WorkflowSummary>, ApiError> {
     let id: WorkflowId = parse_id(&id, "workflow")?;
-    let summary = state.engine.publish_workflow(who.tenant, id).await?;
+    let body: bodies::Publish = if body.is_empty() {
+        bodies::Publish::default()
+    } else {
+        typed_body(&body)?
+    };
+    if body.version.is_some_and(|v| v < 1) {
+        return Err(ApiError::bad_request("version: must be 1 or more"));
+    }
+    let summary = state
+        .engine
+        .publish_workflow(who.tenant, id, body.version)
+        .await?;
     Ok(Json(WorkflowSummary::from(&summary)))
+}
+
+pub(crate) async fn unpublish(
+    State(state): State<AppState>,
+    Auth(who): Auth,
+    Path(id): Path<String>,
+) -> Result<Json<WorkflowSummary>, ApiError> {
+    let id: WorkflowId = parse_id(&id, "workflow")?;
+    let summary = state.engine.unpublish_workflow(who.tenant, id).await?;
+    Ok(Json(WorkflowSummary::from(&summary)))
+}
+
+pub(crate) async fn versions(
+    State(state): State<AppState>,
+    Auth(who): Auth,
+    Path(id): Path<String>,
+    TypedQuery(query): TypedQuery<queries::VersionsQuery>,
+) -> Result<Json<Page<WorkflowVersion>>, ApiError> {
+    let id: WorkflowId = parse_id(&id, "workflow")?;
+    let limit = query.limit.unwrap_or(50);
+    let (workflow, versions) = state
+        .engine
+        .workflow_versions(&VersionsQuery {
+            tenant: who.tenant,
+            workflow: id,
+            before: query.cursor,
+            limit,
+        })
+        .await?;
+    let next_cursor = (versions.len() == limit as usize)
+        .then(|| versions.last().map(|v| v.version.to_string()))
+        .flatten();
+    let items = versions
+        .into_iter()
+        .map(|v| WorkflowVersion {
+            version: v.version,
+            created_at: v.created_at,
+            published: workflow.published_version == Some(v.version),
+        })
+        .collect();
+    Ok(Json(Page { items, next_cursor }))
+}
+
+pub(crate) async fn version(
+    State(state): State<AppState>,
+    Auth(who): Auth,
+    Path((id, version)): Path<(String, String)>,
+) -> Result<Json<WorkflowVersionDocument>, ApiError> {
+    let id: WorkflowId = parse_id(&id, "workflow")?;
+    let version = version
+        .parse::<i64>()
+        .ok()
+        .filter(|v| *v >= 1)
+        .ok_or_else(|| ApiError::bad_request("version: must be a version number (1 or more)"))?;
+    let record = state
+        .engine
+        .workflow_version(who.tenant, id, version)
+        .await?;
+    Ok(Json(WorkflowVersionDocument {
+        workflow_id: id,
+        version: WorkflowVersion {
+            version,
+            created_at: record.created_at,
+            published: record.workflow.published_version == Some(version),
+        },
+        document: record.document,
+    }))
 }

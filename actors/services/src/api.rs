@@ -12,8 +12,8 @@ use flowmesh_model::{
 };
 use flowmesh_node_handlers::{Bounds, KindInfo, NATS_ROUTE, Registry};
 use flowmesh_store::{
-    ExecutionPage, ExecutionQuery, ExecutionRecord, NewExecution, Publish, WorkflowRecord,
-    WorkflowSummary, now_ms,
+    ExecutionPage, ExecutionQuery, ExecutionRecord, NewExecution, WorkflowRecord, WorkflowSummary,
+    now_ms,
 };
 use serde_json::{Value, json};
 
@@ -225,60 +225,12 @@ impl EngineHandle {
             .ok_or(Error::NotFound("workflow"))
     }
 
-    pub async fn update_workflow(
-        &self,
-        tenant: TenantId,
-        id: WorkflowId,
-        body: &[u8],
-    ) -> Result<WorkflowSummary, Error> {
-        let document = self.check_document(tenant, body).await?;
-        self.shared
-            .store
-            .update_workflow(tenant, id, &document)
-            .await?
-            .ok_or(Error::NotFound("workflow"))
-    }
-
     pub async fn delete_workflow(&self, tenant: TenantId, id: WorkflowId) -> Result<(), Error> {
         if self.shared.store.delete_workflow(tenant, id).await? {
             Ok(())
         } else {
             Err(Error::NotFound("workflow"))
         }
-    }
-
-    /// Publishes the latest version; its webhook and schedule triggers
-    /// start serving.
-    pub async fn publish_workflow(
-        &self,
-        tenant: TenantId,
-        id: WorkflowId,
-    ) -> Result<WorkflowSummary, Error> {
-        let record = self.get_workflow(tenant, id).await?;
-        let nodes = &record.document.nodes;
-        let routes: Vec<(String, String)> = nodes
-            .iter()
-            .filter_map(|n| self.registry.route(n))
-            .collect();
-        let publishing = crate::schedule::Publishing {
-            registry: &self.registry,
-            tenant,
-            workflow: id,
-            nodes,
-            now: now_ms(),
-        };
-        let schedules = crate::schedule::schedules_to_publish(&self.shared, &publishing).await?;
-        let publish = Publish {
-            tenant,
-            workflow: id,
-            routes: &routes,
-            schedules: &schedules,
-        };
-        self.shared
-            .store
-            .publish_workflow(&publish)
-            .await?
-            .ok_or(Error::NotFound("workflow"))
     }
 
     pub(super) async fn graph(

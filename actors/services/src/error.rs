@@ -24,6 +24,10 @@ pub enum Error {
     /// The request is understood but not acceptable as given.
     #[error("{0}")]
     BadRequest(String),
+    /// The request was made on a version that is no longer the latest
+    /// (`If-Match`). Retrying will not help: read again and redo the edit.
+    #[error("{0}")]
+    Stale(String),
     /// No valid credential, or a login that did not match. Retrying with the
     /// same credential will not help.
     #[error("{0}")]
@@ -91,6 +95,7 @@ impl Error {
             Error::Invalid(_) => ErrorCode::InvalidWorkflow,
             Error::Conflict(_) => ErrorCode::Conflict,
             Error::BadRequest(_) => ErrorCode::BadRequest,
+            Error::Stale(_) => ErrorCode::PreconditionFailed,
             Error::Unauthorized(_) => ErrorCode::Unauthorized,
             Error::Unauthenticated { .. } => ErrorCode::Unauthenticated,
             Error::Forbidden(_) => ErrorCode::Forbidden,

@@ -31,6 +31,7 @@ mod text;
 pub mod trace;
 mod triggers;
 mod webhooks;
+mod workflows;
 
 use std::sync::Arc;
 
@@ -57,6 +58,7 @@ pub use templates::{Parameter, ParameterType, Template};
 pub use text::VISIBLE;
 pub(crate) use text::blank;
 pub use webhooks::AuthenticatedWebhook;
+pub use workflows::{SaveRequest, VersionRecord};
 
 /// Records the gateway shows; re-exported so that it needs no store dependency.
 pub mod records {
@@ -64,7 +66,8 @@ pub mod records {
         AuditQuery, AuditRecord, Balance, DailyUsage, EventScope, ExecutionPage, ExecutionQuery,
         ExecutionRecord, ExecutionSummary, InvitationInfo, KeyInfo, LedgerEntry, Origin,
         PLATFORM_TENANT, Principal, Resume, SealingKey, SecretInfo, StepRecord, StreamTicket,
-        TenantInfo, TenantLimits, UserInfo, WorkflowRecord, WorkflowSummary, day_of, now_ms,
+        TenantInfo, TenantLimits, UserInfo, VersionInfo, VersionsQuery, WorkflowRecord,
+        WorkflowSummary, day_of, now_ms,
     };
 }
 

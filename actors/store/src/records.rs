@@ -168,12 +168,52 @@ pub struct ExecutionSummary {
     pub finished_at: Option<i64>,
 }
 
-/// Publishing a workflow's latest version, with what its triggers serve.
+/// Publishing one of a workflow's versions, with what its triggers serve.
 #[derive(Clone, Copy, Debug)]
 pub struct Publish<'a> {
     pub tenant: TenantId,
     pub workflow: WorkflowId,
+    pub version: i64,
     /// Webhook routes: (METHOD, path).
     pub routes: &'a [(String, String)],
     pub schedules: &'a [crate::NewSchedule],
+}
+
+/// Saving a new version of a workflow.
+#[derive(Clone, Copy, Debug)]
+pub struct Update<'a> {
+    pub tenant: TenantId,
+    pub workflow: WorkflowId,
+    pub document: &'a WorkflowDocument,
+    /// The version the edit was made on: the save is refused unless it is
+    /// still the latest (none: saved whatever came before).
+    pub expected: Option<i64>,
+}
+
+/// What saving a new version came to.
+#[derive(Clone, Debug)]
+pub enum Updated {
+    Saved(WorkflowSummary),
+    /// Another version was saved after the one the edit was made on.
+    Stale {
+        latest: i64,
+    },
+    NotFound,
+}
+
+/// One version of a workflow, as its list shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VersionInfo {
+    pub version: i64,
+    pub created_at: i64,
+}
+
+/// A page of a workflow's versions, newest first.
+#[derive(Clone, Copy, Debug)]
+pub struct VersionsQuery {
+    pub tenant: TenantId,
+    pub workflow: WorkflowId,
+    /// Versions below this one (the previous page's last).
+    pub before: Option<i64>,
+    pub limit: u32,
 }

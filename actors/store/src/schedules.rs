@@ -116,17 +116,13 @@ impl Store {
     }
 }
 
-/// Replaces the schedules of a workflow being published at `version`.
-pub(crate) async fn replace_schedules(
+/// Records the schedules of a workflow being published (those of the
+/// version published before are already dropped).
+pub(crate) async fn insert_schedules(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     publish: &Publish<'_>,
-    version: i64,
 ) -> Result<(), Error> {
     let (tenant, workflow) = (publish.tenant, publish.workflow);
-    sqlx::query("DELETE FROM schedules WHERE workflow_id = $1")
-        .bind(workflow.to_string())
-        .execute(&mut **tx)
-        .await?;
     for s in publish.schedules {
         sqlx::query(
             "INSERT INTO schedules (workflow_id, node, tenant_id, version, cron, timezone, missed, next_at) \
@@ -135,7 +131,7 @@ pub(crate) async fn replace_schedules(
         .bind(workflow.to_string())
         .bind(&s.node)
         .bind(tenant.to_string())
-        .bind(version)
+        .bind(publish.version)
         .bind(&s.cron)
         .bind(&s.timezone)
         .bind(&s.missed)

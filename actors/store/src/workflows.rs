@@ -5,8 +5,8 @@ use flowmesh_model::{TenantId, WorkflowDocument, WorkflowId};
 use sqlx::any::AnyRow;
 
 use crate::{
-    Error, Publish, Store, WorkflowRecord, WorkflowSummary, int, now_ms, opt_int, opt_text, parse,
-    text,
+    Error, Publish, Store, Update, Updated, VersionInfo, VersionsQuery, WorkflowRecord,
+    WorkflowSummary, int, now_ms, opt_int, opt_text, parse, text,
 };
 
 /// What a trigger's route leads to: the tenant its slug names, and the
@@ -108,36 +108,113 @@ impl Store {
         .transpose()
     }
 
-    /// Adds a draft version; the published version keeps running.
-    pub async fn update_workflow(
-        &self,
-        tenant: TenantId,
-        id: WorkflowId,
-        doc: &WorkflowDocument,
-    ) -> Result<Option<WorkflowSummary>, Error> {
+    /// Adds a draft version; the published version keeps running. With an
+    /// expected version, the check and the save are one statement, so of
+    /// two edits of the same version only the first is saved.
+    pub async fn update_workflow(&self, update: &Update<'_>) -> Result<Updated, Error> {
+        let (tenant, id) = (update.tenant, update.workflow);
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
         let row = sqlx::query(&format!(
             "UPDATE workflows SET latest_version = latest_version + 1, name = $3, updated_at = $4 \
-             WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL RETURNING {SUMMARY_COLUMNS}"
+             WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL \
+             AND ($5 IS NULL OR latest_version = $5) RETURNING {SUMMARY_COLUMNS}"
         ))
         .bind(id.to_string())
         .bind(tenant.to_string())
-        .bind(&doc.name)
+        .bind(&update.document.name)
         .bind(now)
+        .bind(update.expected)
         .fetch_optional(&mut *tx)
         .await?;
-        let Some(row) = row else { return Ok(None) };
+        let Some(row) = row else {
+            tx.rollback().await?;
+            return Ok(match self.get_summary(tenant, id).await? {
+                Some(current) => Updated::Stale {
+                    latest: current.latest_version,
+                },
+                None => Updated::NotFound,
+            });
+        };
         let updated = summary(&row)?;
         sqlx::query("INSERT INTO workflow_versions (workflow_id, version, document, created_at) VALUES ($1, $2, $3, $4)")
             .bind(id.to_string())
             .bind(updated.latest_version)
-            .bind(document_text(doc)?)
+            .bind(document_text(update.document)?)
             .bind(now)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(Some(updated))
+        Ok(Updated::Saved(updated))
+    }
+
+    async fn get_summary(
+        &self,
+        tenant: TenantId,
+        id: WorkflowId,
+    ) -> Result<Option<WorkflowSummary>, Error> {
+        let row = sqlx::query(&format!(
+            "SELECT {SUMMARY_COLUMNS} FROM workflows WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL"
+        ))
+        .bind(id.to_string())
+        .bind(tenant.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(summary).transpose()
+    }
+
+    /// A page of a workflow's versions, newest first, with the workflow
+    /// (none: no such workflow).
+    pub async fn workflow_versions(
+        &self,
+        q: &VersionsQuery,
+    ) -> Result<Option<(WorkflowSummary, Vec<VersionInfo>)>, Error> {
+        let Some(workflow) = self.get_summary(q.tenant, q.workflow).await? else {
+            return Ok(None);
+        };
+        let rows = sqlx::query(
+            "SELECT version, created_at FROM workflow_versions \
+             WHERE workflow_id = $1 AND ($2 IS NULL OR version < $2) \
+             ORDER BY version DESC LIMIT $3",
+        )
+        .bind(q.workflow.to_string())
+        .bind(q.before)
+        .bind(i64::from(q.limit.clamp(1, 500)))
+        .fetch_all(&self.pool)
+        .await?;
+        let versions = rows
+            .iter()
+            .map(|row| {
+                Ok(VersionInfo {
+                    version: int(row, "version")?,
+                    created_at: int(row, "created_at")?,
+                })
+            })
+            .collect::<Result<_, Error>>()?;
+        Ok(Some((workflow, versions)))
+    }
+
+    /// One version of a tenant's workflow: the workflow, the version's
+    /// document and when it was saved.
+    pub async fn tenant_workflow_version(
+        &self,
+        tenant: TenantId,
+        id: WorkflowId,
+        version: i64,
+    ) -> Result<Option<(WorkflowSummary, WorkflowDocument, i64)>, Error> {
+        let row = sqlx::query(
+            "SELECT w.id, w.name, w.latest_version, w.published_version, w.created_at, w.updated_at, \
+             v.document, v.created_at AS saved_at \
+             FROM workflows w JOIN workflow_versions v ON v.workflow_id = w.id AND v.version = $3 \
+             WHERE w.id = $1 AND w.tenant_id = $2 AND w.deleted_at IS NULL",
+        )
+        .bind(id.to_string())
+        .bind(tenant.to_string())
+        .bind(version)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| Ok((summary(&row)?, document(&row)?, int(&row, "saved_at")?)))
+            .transpose()
     }
 
     /// Deletes a workflow (its history stays for the executions that ran it)
@@ -154,22 +231,14 @@ impl Store {
         .await?
         .rows_affected();
         if deleted == 1 {
-            for table in ["webhook_routes", "schedules"] {
-                sqlx::query(&format!(
-                    "DELETE FROM {table} WHERE workflow_id = $1 AND tenant_id = $2"
-                ))
-                .bind(id.to_string())
-                .bind(tenant.to_string())
-                .execute(&mut *tx)
-                .await?;
-            }
+            clear_triggers(&mut tx, id).await?;
         }
         tx.commit().await?;
         Ok(deleted == 1)
     }
 
-    /// Publishes the latest version; its webhook routes and schedules
-    /// replace those of the version published before.
+    /// Publishes a version (an earlier one too: a rollback); its webhook
+    /// routes and schedules replace those of the version published before.
     pub async fn publish_workflow(
         &self,
         publish: &Publish<'_>,
@@ -177,20 +246,19 @@ impl Store {
         let (tenant, id) = (publish.tenant, publish.workflow);
         let mut tx = self.pool.begin().await?;
         let row = sqlx::query(&format!(
-            "UPDATE workflows SET published_version = latest_version, updated_at = $3 \
-             WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL RETURNING {SUMMARY_COLUMNS}"
+            "UPDATE workflows SET published_version = $4, updated_at = $3 \
+             WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL AND latest_version >= $4 \
+             RETURNING {SUMMARY_COLUMNS}"
         ))
         .bind(id.to_string())
         .bind(tenant.to_string())
         .bind(now_ms())
+        .bind(publish.version)
         .fetch_optional(&mut *tx)
         .await?;
         let Some(row) = row else { return Ok(None) };
         let summary = summary(&row)?;
-        sqlx::query("DELETE FROM webhook_routes WHERE workflow_id = $1")
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await?;
+        clear_triggers(&mut tx, id).await?;
         for (method, path) in publish.routes {
             let holder = sqlx::query("SELECT workflow_id FROM webhook_routes WHERE tenant_id = $1 AND method = $2 AND path = $3")
                 .bind(tenant.to_string())
@@ -212,8 +280,32 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
-        let version = summary.published_version.unwrap_or(summary.latest_version);
-        crate::schedules::replace_schedules(&mut tx, publish, version).await?;
+        crate::schedules::insert_schedules(&mut tx, publish).await?;
+        tx.commit().await?;
+        Ok(Some(summary))
+    }
+
+    /// Takes a workflow out of service: no version is published, and its
+    /// webhook routes, NATS subjects and schedules are freed. Its versions
+    /// and executions stay.
+    pub async fn unpublish_workflow(
+        &self,
+        tenant: TenantId,
+        id: WorkflowId,
+    ) -> Result<Option<WorkflowSummary>, Error> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(&format!(
+            "UPDATE workflows SET published_version = NULL, updated_at = $3 \
+             WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL RETURNING {SUMMARY_COLUMNS}"
+        ))
+        .bind(id.to_string())
+        .bind(tenant.to_string())
+        .bind(now_ms())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let summary = summary(&row)?;
+        clear_triggers(&mut tx, id).await?;
         tx.commit().await?;
         Ok(Some(summary))
     }
@@ -266,4 +358,19 @@ impl Store {
             workflow,
         }))
     }
+}
+
+/// Frees a workflow's webhook routes (NATS subjects among them) and drops
+/// its schedules.
+async fn clear_triggers(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    id: WorkflowId,
+) -> Result<(), Error> {
+    for table in ["webhook_routes", "schedules"] {
+        sqlx::query(&format!("DELETE FROM {table} WHERE workflow_id = $1"))
+            .bind(id.to_string())
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
 }

@@ -40,6 +40,9 @@ pub enum ErrorCode {
     Conflict,
     /// The execution has already finished.
     AlreadyFinished,
+    /// The request was made on a version another one has replaced since
+    /// (`If-Match`).
+    PreconditionFailed,
     /// The events asked for were purged with their executions.
     EventsPurged,
     /// A body or input over the size limit.
@@ -66,7 +69,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for the error-code table and the API description.
-    pub const ALL: [ErrorCode; 26] = [
+    pub const ALL: [ErrorCode; 27] = [
         ErrorCode::BadRequest,
         ErrorCode::MalformedJson,
         ErrorCode::UnsupportedMediaType,
@@ -82,6 +85,7 @@ impl ErrorCode {
         ErrorCode::RequestTimeout,
         ErrorCode::Conflict,
         ErrorCode::AlreadyFinished,
+        ErrorCode::PreconditionFailed,
         ErrorCode::EventsPurged,
         ErrorCode::PayloadTooLarge,
         ErrorCode::NoCredits,
@@ -113,6 +117,7 @@ impl ErrorCode {
             ErrorCode::RequestTimeout => "request_timeout",
             ErrorCode::Conflict => "conflict",
             ErrorCode::AlreadyFinished => "already_finished",
+            ErrorCode::PreconditionFailed => "precondition_failed",
             ErrorCode::EventsPurged => "events_purged",
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::NoCredits => "no_credits",

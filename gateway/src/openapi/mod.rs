@@ -30,6 +30,7 @@ fn parameters(route: &RouteInfo, path: &str, components: &mut Map<String, Value>
         .map(|name| {
             let schema = match name {
                 "name" => json!({"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,128}$"}),
+                "version" => json!({"type": "integer", "minimum": 1, "maximum": i64::MAX}),
                 _ => json!({"type": "string"}),
             };
             json!({"name": name, "in": "path", "required": true, "schema": schema})

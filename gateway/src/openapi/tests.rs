@@ -295,6 +295,32 @@ fn real_answers_conform_to_their_schemas() {
         200,
         Workflow {
             summary: WorkflowSummary::from(&summary),
+            document: document.clone(),
+        },
+    );
+    let version = || WorkflowVersion {
+        version: 2,
+        created_at: 1,
+        published: true,
+    };
+    conforms(
+        &doc,
+        "get",
+        "/v1/workflows/{id}/versions",
+        200,
+        Page {
+            items: vec![version()],
+            next_cursor: Some("2".into()),
+        },
+    );
+    conforms(
+        &doc,
+        "get",
+        "/v1/workflows/{id}/versions/{version}",
+        200,
+        WorkflowVersionDocument {
+            workflow_id: summary.id,
+            version: version(),
             document,
         },
     );

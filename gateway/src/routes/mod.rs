@@ -94,6 +94,12 @@ const IDEMPOTENCY_KEY: Header = Header {
     pattern: "^[!-~]([ -~]{0,253}[!-~])?$",
 };
 
+const IF_MATCH: Header = Header {
+    name: "If-Match",
+    description: "The version the edit was made on, as the workflow's ETag gives it (`*`: any)",
+    pattern: "^(\\*|[1-9][0-9]{0,17}|\"[1-9][0-9]{0,17}\")$",
+};
+
 const LAST_EVENT_ID: Header = Header {
     name: "Last-Event-ID",
     description: "The id of the last event received: the stream resumes after it",

@@ -10,12 +10,13 @@ use flowmesh_services::records::{
 use flowmesh_services::{SandboxInfo, Template, WorkflowStats};
 use serde_json::{Map, Value};
 
-use super::{IDEMPOTENCY_KEY, LAST_EVENT_ID, RouteInfo, public, role};
+use super::{IDEMPOTENCY_KEY, IF_MATCH, LAST_EVENT_ID, RouteInfo, public, role};
 use crate::answers::*;
 use crate::bodies;
 use crate::extract::AppState;
 use crate::queries::{
     AuditQuery, ExecutionsQuery, LedgerQuery, StartQuery, StreamQuery, TicketQuery, UsageQuery,
+    VersionsQuery,
 };
 use crate::{
     accounts, ai, billing, executions, hooks, operate, operations, sse, stream, workflows,
@@ -156,10 +157,17 @@ pub(super) fn table() -> Vec<(RouteInfo, MethodRouter<AppState>)> {
             get(workflows::read),
         ),
         (
-            role("PUT", "/v1/workflows/{id}", Editor, "Save a new draft version")
-                .answers::<WorkflowSummary>(200)
-                .body::<WorkflowDocument>()
-                .audited("workflow.update"),
+            role(
+                "PUT",
+                "/v1/workflows/{id}",
+                Editor,
+                "Save a new draft version (with `If-Match`, only over that version: 412 when another was saved since)",
+            )
+            .answers::<WorkflowSummary>(200)
+            .body::<WorkflowDocument>()
+            .fails_with(&[412])
+            .headers(&[IF_MATCH])
+            .audited("workflow.update"),
             put(workflows::update),
         ),
         (
@@ -173,11 +181,44 @@ pub(super) fn table() -> Vec<(RouteInfo, MethodRouter<AppState>)> {
                 "POST",
                 "/v1/workflows/{id}/publish",
                 Editor,
-                "Publish the latest version",
+                "Publish the latest version, or the one named (an earlier one: a rollback)",
             )
             .answers::<WorkflowSummary>(200)
+            .optional_body::<bodies::Publish>()
             .audited("workflow.publish"),
             post(workflows::publish),
+        ),
+        (
+            role(
+                "POST",
+                "/v1/workflows/{id}/unpublish",
+                Editor,
+                "Take the workflow out of service: its triggers stop; running executions go on",
+            )
+            .answers::<WorkflowSummary>(200)
+            .audited("workflow.unpublish"),
+            post(workflows::unpublish),
+        ),
+        (
+            role(
+                "GET",
+                "/v1/workflows/{id}/versions",
+                Viewer,
+                "A workflow's versions, newest first, and which is published",
+            )
+            .answers::<Page<WorkflowVersion>>(200)
+            .query::<VersionsQuery>(),
+            get(workflows::versions),
+        ),
+        (
+            role(
+                "GET",
+                "/v1/workflows/{id}/versions/{version}",
+                Viewer,
+                "One version of a workflow and its document",
+            )
+            .answers::<WorkflowVersionDocument>(200),
+            get(workflows::version),
         ),
         (
             role(

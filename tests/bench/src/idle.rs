@@ -149,6 +149,7 @@ async fn seed(engine: &Engine, tenants: usize) -> anyhow::Result<Vec<Seeded>> {
                 let publish = Publish {
                     tenant,
                     workflow,
+                    version: 1,
                     routes: &[],
                     schedules: &[],
                 };

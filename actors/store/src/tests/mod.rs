@@ -12,7 +12,7 @@ use sqlx::Connection;
 
 use crate::{
     ClaimRequest, Error, ExecutionChange, ExecutionQuery, NewExecution, Options, Publish, Route,
-    StepRecord, Store, Turn,
+    StepRecord, Store, Turn, Update, Updated,
 };
 
 const POSTGRES_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -169,28 +169,34 @@ async fn workflows_versions_and_routes(store: &Store) {
         .await
         .unwrap();
     assert_eq!((w.latest_version, w.published_version), (1, None));
-    let v2 = store
-        .update_workflow(tenant, w.id, &doc("one", "orders/v2"))
+    let v2 = match store
+        .update_workflow(&update(tenant, w.id, &doc("one", "orders/v2")))
         .await
         .unwrap()
-        .unwrap();
+    {
+        Updated::Saved(v2) => v2,
+        other => panic!("not saved: {other:?}"),
+    };
     assert_eq!(v2.latest_version, 2);
     assert!(
         store.get_workflow(stranger, w.id).await.unwrap().is_none(),
         "tenants never see each other"
     );
-    assert!(
+    assert!(matches!(
         store
-            .update_workflow(stranger, w.id, &doc("x", "x"))
+            .update_workflow(&update(stranger, w.id, &doc("x", "x")))
             .await
-            .unwrap()
-            .is_none()
-    );
+            .unwrap(),
+        Updated::NotFound
+    ));
     assert!(!store.delete_workflow(stranger, w.id).await.unwrap());
 
     let routes = vec![("POST".to_owned(), "orders/v2".to_owned())];
     let published = store
-        .publish_workflow(&publish(tenant, w.id, &routes))
+        .publish_workflow(&Publish {
+            version: 2,
+            ..publish(tenant, w.id, &routes)
+        })
         .await
         .unwrap()
         .unwrap();
@@ -409,10 +415,21 @@ async fn executions_and_journal(store: &Store) {
 }
 both_backends!(executions_and_journal);
 
+fn update(tenant: TenantId, workflow: WorkflowId, document: &WorkflowDocument) -> Update<'_> {
+    Update {
+        tenant,
+        workflow,
+        document,
+        expected: None,
+    }
+}
+
+/// Publishing the first version.
 fn publish(tenant: TenantId, workflow: WorkflowId, routes: &[(String, String)]) -> Publish<'_> {
     Publish {
         tenant,
         workflow,
+        version: 1,
         routes,
         schedules: &[],
     }
@@ -771,6 +788,7 @@ async fn a_database_url_of_another_kind_is_refused() {
 
 mod deaths;
 mod events;
+mod lifecycle;
 mod parking;
 mod retention;
 mod schedules;
