@@ -309,3 +309,42 @@ both_modes!(
     registrations_are_limited_per_address,
     registrations_per_address
 );
+
+/// The instance's administrators see each tenant's credits left and its
+/// own limits in the tenant list.
+async fn admins_see_balances_and_limits(mode: Mode) {
+    let engine = Engine::start(mode).await;
+    engine.create_tenant("Metered").await;
+    let (_, before) = engine.get("/v1/admin/tenants").await;
+    let metered = |list: &Value| {
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["slug"] == "metered")
+            .cloned()
+            .expect("the tenant is listed")
+    };
+    let start = metered(&before)["balance"].as_i64().expect("a balance");
+    let (status, body) = engine
+        .post("/v1/admin/tenants/metered/credits", json!({"amount": 500}))
+        .await;
+    assert!(status.is_success(), "{body}");
+    let limits = json!({"rate_limit": 7, "max_concurrent": 2, "max_payload_bytes": null});
+    let (status, body) = engine
+        .request(
+            Method::PUT,
+            "/v1/admin/tenants/metered/limits",
+            Some(limits.clone()),
+        )
+        .await;
+    assert!(status.is_success(), "{body}");
+    let (_, after) = engine.get("/v1/admin/tenants").await;
+    let listed = metered(&after);
+    assert_eq!(listed["balance"], start + 500, "{listed}");
+    assert_eq!(listed["limits"], limits, "{listed}");
+}
+both_modes!(
+    administrators_see_each_tenants_balance_and_limits,
+    admins_see_balances_and_limits
+);

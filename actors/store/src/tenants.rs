@@ -56,6 +56,10 @@ pub struct TenantInfo {
     pub slug: String,
     pub name: String,
     pub created_at: i64,
+    /// Credits left: the settled balance minus usage not settled yet.
+    pub balance: i64,
+    /// Its own limits; none means the instance default.
+    pub limits: crate::TenantLimits,
 }
 
 /// Lowercase ASCII letters and digits, runs of anything else as one `-`.
@@ -373,9 +377,16 @@ impl Store {
 
     /// Every tenant, for the instance's administrators.
     pub async fn list_tenants(&self) -> Result<Vec<TenantInfo>, Error> {
-        let rows = sqlx::query("SELECT id, slug, name, created_at FROM tenants ORDER BY slug")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT t.id AS id, t.slug AS slug, t.name AS name, t.created_at AS created_at, \
+             t.rate_limit AS rate_limit, t.max_concurrent AS max_concurrent, \
+             t.max_payload_bytes AS max_payload_bytes, \
+             CAST(COALESCE(a.balance, 0) - COALESCE((SELECT SUM(u.credits) FROM usage_events u \
+                  WHERE u.tenant_id = t.id), 0) AS BIGINT) AS balance \
+             FROM tenants t LEFT JOIN credit_accounts a ON a.tenant_id = t.id ORDER BY t.slug",
+        )
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter()
             .map(|row| {
                 Ok(TenantInfo {
@@ -383,6 +394,12 @@ impl Store {
                     slug: text(row, "slug")?,
                     name: text(row, "name")?,
                     created_at: crate::int(row, "created_at")?,
+                    balance: crate::int(row, "balance")?,
+                    limits: crate::TenantLimits {
+                        rate_limit: crate::opt_int(row, "rate_limit")?,
+                        max_concurrent: crate::opt_int(row, "max_concurrent")?,
+                        max_payload_bytes: crate::opt_int(row, "max_payload_bytes")?,
+                    },
                 })
             })
             .collect()
