@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use flowmesh_api::ErrorCode;
 use flowmesh_api::Outcome as ExecutionOutcome;
 use flowmesh_api::{ResumeRequest, StartRequest, Until};
-use flowmesh_model::{ExecutionId, ExecutionStatus, HumanDuration, WorkflowId};
+use flowmesh_model::{ExecutionId, HumanDuration, WorkflowId};
 use flowmesh_services::records::ExecutionQuery;
 
 use crate::access::Auth;
@@ -23,18 +23,14 @@ use crate::queries::{ExecutionsQuery, StartQuery};
 use crate::routes::ApiResult;
 
 /// The answer to a synchronous caller once the execution finished or
-/// responded, or where it `still` stands when the wait ran out first.
-fn outcome_response(
-    started: &flowmesh_services::Started,
-    outcome: Option<ExecutionOutcome>,
-    still: ExecutionStatus,
-) -> Response {
+/// responded.
+fn outcome_response(started: &flowmesh_services::Started, outcome: ExecutionOutcome) -> Response {
     match outcome {
-        Some(ExecutionOutcome::Responded {
+        ExecutionOutcome::Responded {
             status,
             headers,
             body,
-        }) => {
+        } => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
             let mut response = (status, Json(body)).into_response();
             for (name, value) in headers {
@@ -47,11 +43,11 @@ fn outcome_response(
             }
             response
         }
-        Some(ExecutionOutcome::Finished {
+        ExecutionOutcome::Finished {
             status,
             output,
             error,
-        }) => {
+        } => {
             let body = Finished {
                 execution_id: started.execution,
                 status,
@@ -59,13 +55,6 @@ fn outcome_response(
                 error,
             };
             (StatusCode::OK, Json(body)).into_response()
-        }
-        None => {
-            let body = Started {
-                execution_id: started.execution,
-                status: Some(still),
-            };
-            (StatusCode::ACCEPTED, Json(body)).into_response()
         }
     }
 }
@@ -104,19 +93,21 @@ pub(crate) async fn start(
                 .engine
                 .await_outcome(&started, Until::Finished, timeout)
                 .await?;
-            // Queued when no process has taken it up yet (a worker is
-            // busy or none runs), running or waiting once one has.
-            let still = match outcome {
-                Some(_) => ExecutionStatus::Running,
-                None => {
-                    state
-                        .engine
-                        .get_execution(started.tenant, started.execution)
-                        .await?
-                        .status
-                }
+            if let Some(outcome) = outcome {
+                return Ok(outcome_response(&started, outcome));
+            }
+            // The wait ran out: queued when no process has taken it up yet
+            // (a worker is busy or none runs), running once one has.
+            let still = state
+                .engine
+                .get_execution(started.tenant, started.execution)
+                .await?
+                .status;
+            let body = Started {
+                execution_id: started.execution,
+                status: Some(still),
             };
-            Ok(outcome_response(&started, outcome, still))
+            Ok((StatusCode::ACCEPTED, Json(body)).into_response())
         }
     }
 }
