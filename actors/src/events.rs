@@ -13,5 +13,8 @@ pub(crate) async fn last_seq(
     if record.status == ExecutionStatus::Queued {
         return Ok(0);
     }
+    if let Some(seq) = record.last_event_seq {
+        return Ok(seq);
+    }
     ctx.store.last_event_seq(record.id).await
 }

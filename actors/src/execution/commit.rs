@@ -107,7 +107,7 @@ impl ExecutionState {
             self.spawn_attempt(myself, i, attempt);
         }
         if pending.check_signals {
-            let _ = myself.cast(ExecutionMsg::CheckSignals);
+            self.signals_due = myself.cast(ExecutionMsg::CheckSignals).is_ok();
         }
         Ok(true)
     }

@@ -74,6 +74,9 @@ pub(crate) struct ExecutionState {
     /// [`deaths::WINDOW`] ago: each in-process node is journaled running,
     /// under a mark of its own, before it runs.
     careful: bool,
+    /// A check of the stored resumes is on its way: parking before it
+    /// would be refused by the store for the very resume that woke it.
+    signals_due: bool,
     _live: metrics::Live,
 }
 
@@ -160,6 +163,7 @@ impl Actor for ExecutionActor {
             event_seq,
             marked: Marked::Nothing,
             careful: false,
+            signals_due: false,
             _live: metrics::Live::new("execution"),
         })
     }

@@ -77,6 +77,7 @@ impl ExecutionState {
         &mut self,
         myself: &ActorRef<ExecutionMsg>,
     ) -> Result<(), ActorProcessingErr> {
+        self.signals_due = false;
         if self.record.status.is_terminal() {
             return Ok(());
         }
@@ -126,6 +127,7 @@ impl ExecutionState {
         myself: &ActorRef<ExecutionMsg>,
     ) -> Result<(), ActorProcessingErr> {
         if self.draining
+            || self.signals_due
             || self.record.status != ExecutionStatus::Running
             || !self.running.is_empty()
             || !self.pending.is_empty()

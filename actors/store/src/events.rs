@@ -4,7 +4,7 @@
 use flowmesh_model::{ExecutionEvent, ExecutionId, TenantId};
 use futures::TryStreamExt;
 
-use crate::{Error, Store, int, opt_int, text};
+use crate::{Backend, Error, Store, int, opt_int, text};
 
 /// Most events one page of a replay holds.
 pub const EVENT_PAGE: usize = 100;
@@ -32,66 +32,79 @@ pub enum Resume {
     Purged,
 }
 
-/// Columns of one recorded event.
-const EVENT_COLUMNS: usize = 5;
+/// Columns of one recorded event in the statement that writes it.
+const EVENT_COLUMNS: usize = 4;
 
 /// Records a turn's events; returns the position of the first. The
 /// tenant's counter row stays locked until the turn commits, so a reader
 /// that sees a position sees every lower one committed too.
+///
+/// One round trip for the counter and the events: the store's one
+/// connection (SQLite) or its network hop (PostgreSQL) is what a turn
+/// waits on most. A recorded event's `position` is its column, set when
+/// it is read, so the statement can number the events itself.
 pub(crate) async fn record(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    backend: Backend,
     tenant: TenantId,
     events: &[ExecutionEvent],
 ) -> Result<Option<u64>, Error> {
     if events.is_empty() {
         return Ok(None);
     }
-    let count = events.len() as i64;
-    let row = sqlx::query(
-        "INSERT INTO event_positions (tenant_id, last_position) VALUES ($1, $2) \
-         ON CONFLICT (tenant_id) DO UPDATE SET last_position = event_positions.last_position + $2 \
-         RETURNING last_position",
-    )
-    .bind(tenant.to_string())
-    .bind(count)
-    .fetch_one(&mut **tx)
-    .await?;
-    let first = int(&row, "last_position")? - count + 1;
-    // One statement for the turn's events: a round trip each would cost
-    // the store's one connection (SQLite) most of a turn's time.
     let rows: Vec<String> = (0..events.len())
         .map(|r| {
-            let at = r * EVENT_COLUMNS;
+            let at = 2 + r * EVENT_COLUMNS;
             format!(
-                "(${}, ${}, ${}, ${}, ${})",
+                "(CAST(${} AS BIGINT), ${}, CAST(${} AS BIGINT), ${})",
                 at + 1,
                 at + 2,
                 at + 3,
-                at + 4,
-                at + 5
+                at + 4
             )
         })
         .collect();
-    let sql = format!(
-        "INSERT INTO execution_events (tenant_id, position, execution_id, seq, event) VALUES {}",
+    let upsert = "INSERT INTO event_positions (tenant_id, last_position) VALUES ($1, $2) \
+         ON CONFLICT (tenant_id) DO UPDATE SET last_position = event_positions.last_position + $2";
+    let values = format!(
+        "v (k, execution_id, seq, event) AS (VALUES {})",
         rows.join(", ")
     );
-    let mut query = sqlx::query(&sql);
-    for (i, event) in events.iter().enumerate() {
-        let position = first + i as i64;
-        let mut recorded = event.clone();
-        recorded.position = position as u64;
-        let body = serde_json::to_string(&recorded)
+    let insert = "INSERT INTO execution_events (tenant_id, position, execution_id, seq, event) \
+         SELECT $1, p.last_position - $2 + v.k, v.execution_id, v.seq, v.event";
+    let sql = match backend {
+        // SQLite has no writing common table expression, but runs the
+        // statements of one query string in order, in one round trip.
+        Backend::Sqlite => format!(
+            "{upsert}; WITH {values} {insert} FROM event_positions p, v \
+             WHERE p.tenant_id = $1 RETURNING position"
+        ),
+        Backend::Postgres => format!(
+            "WITH p AS ({upsert} RETURNING last_position), {values} {insert} FROM p, v \
+             RETURNING position"
+        ),
+    };
+    let mut query = sqlx::query(&sql)
+        .bind(tenant.to_string())
+        .bind(events.len() as i64);
+    for (k, event) in events.iter().enumerate() {
+        let body = serde_json::to_string(event)
             .map_err(|e| Error::Invalid(format!("an event cannot be written as JSON: {e}")))?;
         query = query
-            .bind(tenant.to_string())
-            .bind(position)
+            .bind(k as i64 + 1)
             .bind(event.execution.to_string())
             .bind(event.seq as i64)
             .bind(body);
     }
-    query.execute(&mut **tx).await?;
-    Ok(Some(first as u64))
+    let mut first = None;
+    for row in query.fetch_all(&mut **tx).await? {
+        let position = int(&row, "position")? as u64;
+        first = Some(first.map_or(position, |f: u64| f.min(position)));
+    }
+    match first {
+        Some(first) => Ok(Some(first)),
+        None => Err(Error::Corrupt("recorded events got no position".into())),
+    }
 }
 
 impl Store {
@@ -106,12 +119,12 @@ impl Store {
     ) -> Result<Vec<ExecutionEvent>, Error> {
         let (sql, key) = match scope {
             EventScope::Tenant => (
-                "SELECT event FROM execution_events WHERE tenant_id = $1 AND position > $2 \
+                "SELECT position, event FROM execution_events WHERE tenant_id = $1 AND position > $2 \
                  ORDER BY position LIMIT $3",
                 tenant.to_string(),
             ),
             EventScope::Execution(execution) => (
-                "SELECT event FROM execution_events WHERE execution_id = $1 AND seq > $2 \
+                "SELECT position, event FROM execution_events WHERE execution_id = $1 AND seq > $2 \
                  AND tenant_id = $4 ORDER BY seq LIMIT $3",
                 execution.to_string(),
             ),
@@ -130,10 +143,10 @@ impl Store {
         {
             let body = text(&row, "event")?;
             bytes += body.len();
-            page.push(
-                serde_json::from_str(&body)
-                    .map_err(|e| Error::unreadable("a recorded event", e))?,
-            );
+            let mut event: ExecutionEvent = serde_json::from_str(&body)
+                .map_err(|e| Error::unreadable("a recorded event", e))?;
+            event.position = int(&row, "position")? as u64;
+            page.push(event);
         }
         Ok(page)
     }

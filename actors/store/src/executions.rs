@@ -237,6 +237,7 @@ fn execution(row: &AnyRow, steps: Vec<StepRecord>) -> Result<ExecutionRecord, Er
             node: opt_text(row, "in_process_node").ok().flatten(),
         }),
         engine_death_at: opt_int(row, "engine_death_at")?,
+        last_event_seq: None,
     })
 }
 
@@ -419,7 +420,7 @@ impl Store {
         if change.from == ExecutionStatus::Running && change.to.is_terminal() {
             Self::give_slot(&mut tx, tenant).await?;
         }
-        let first_position = crate::events::record(&mut tx, tenant, events).await?;
+        let first_position = crate::events::record(&mut tx, self.backend, tenant, events).await?;
         tx.commit().await?;
         Ok(Some(first_position))
     }
@@ -549,7 +550,8 @@ impl Store {
             append_usage(&mut tx, turn.tenant, usage).await?;
         }
         // Last: the tenant's position counter stays locked only briefly.
-        let first_position = crate::events::record(&mut tx, turn.tenant, turn.events).await?;
+        let first_position =
+            crate::events::record(&mut tx, self.backend, turn.tenant, turn.events).await?;
         crash_point("store::turn::before_commit");
         tx.commit().await?;
         crash_point("store::turn::committed");
@@ -665,7 +667,8 @@ impl Store {
     ) -> Result<Option<ExecutionRecord>, Error> {
         let row = sqlx::query(&format!(
             "UPDATE executions SET owner = $2, {} WHERE id = $1 AND {ACTIVE} \
-             AND (owner = $2 OR owner IS NULL OR owner IN ({})) RETURNING *",
+             AND (owner = $2 OR owner IS NULL OR owner IN ({})) RETURNING *, \
+             (SELECT MAX(seq) FROM execution_events e WHERE e.execution_id = executions.id) AS last_event_seq",
             claim_mark("$4"),
             expired_owners("$3")
         ))
@@ -685,7 +688,9 @@ impl Store {
         } else {
             self.steps(id).await?
         };
-        execution(&row, steps).map(Some)
+        let mut record = execution(&row, steps)?;
+        record.last_event_seq = Some(opt_int(&row, "last_event_seq")?.unwrap_or(0) as u64);
+        Ok(Some(record))
     }
 
     /// The unfinished executions `owner` holds.

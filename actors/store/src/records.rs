@@ -98,6 +98,11 @@ pub struct ExecutionRecord {
     /// When an engine last died while this execution ran in-process work.
     #[serde(skip)]
     pub engine_death_at: Option<i64>,
+    /// The `seq` of its newest recorded event, where the query that loaded
+    /// the record read it too (a claim does, so a starting actor need not
+    /// ask again).
+    #[serde(skip)]
+    pub last_event_seq: Option<u64>,
 }
 
 /// A mark that an execution's owner may be running in-process work

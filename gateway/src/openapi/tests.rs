@@ -369,6 +369,7 @@ fn real_answers_conform_to_their_schemas() {
         }],
         in_process: None,
         engine_death_at: None,
+        last_event_seq: None,
     };
     conforms(
         &doc,

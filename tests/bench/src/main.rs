@@ -49,6 +49,9 @@ enum Commands {
     Parked {
         #[arg(long, default_value_t = 100_000)]
         executions: usize,
+        /// Only this setup: `embedded` or `distributed`.
+        #[arg(long, value_parser = ["embedded", "distributed"])]
+        only: Option<String>,
     },
     /// Only the fairness scenario, embedded and distributed, at full size
     /// (or `--quick`); prints JSON.
@@ -232,13 +235,16 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&code_node)?);
             return Ok(());
         }
-        Commands::Parked { executions } => {
+        Commands::Parked { executions, only } => {
             engine::binary()?;
             let plan = Plan {
                 parked: executions,
                 ..Plan::new(true)
             };
-            for target in Target::local() {
+            let targets = Target::local()
+                .into_iter()
+                .filter(|t| only.as_deref().is_none_or(|name| t.mode.name() == name));
+            for target in targets {
                 eprintln!("[{}] parked", target.mode.name());
                 let mut engine = Engine::start(&target, "127.0.0.1").await?;
                 let parked = scenarios::parked(&mut engine, &plan).await?;

@@ -228,6 +228,7 @@ mod tests {
             steps,
             in_process: None,
             engine_death_at: None,
+            last_event_seq: None,
         }
     }
 
