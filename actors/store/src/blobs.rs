@@ -84,7 +84,7 @@ impl Store {
              WHERE sb.execution_id = $1",
         )
         .bind(execution.to_string())
-        .fetch_all(&self.pool)
+        .fetch_all(self.reader())
         .await?;
         let mut data = HashMap::new();
         for row in &rows {

@@ -14,7 +14,8 @@ use flowmesh_model::{TenantId, WorkflowId};
 use serde::Serialize;
 use sqlx::any::AnyRow;
 
-use crate::{Error, Store, int, now_ms, opt_int, opt_text, text};
+use crate::batch::Batch;
+use crate::{Backend, Error, Store, int, now_ms, opt_int, opt_text, text};
 
 /// What one turn of an execution used, and its price.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -140,25 +141,36 @@ where
 
 pub(crate) async fn append_usage(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    backend: Backend,
     tenant: TenantId,
     usage: &Usage,
 ) -> Result<(), Error> {
-    sqlx::query(
-        "INSERT INTO usage_events (id, tenant_id, workflow_id, at, executions, node_runs, sandbox_ms, llm_tokens, credits) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-    )
-    .bind(uuid::Uuid::now_v7().to_string())
-    .bind(tenant.to_string())
-    .bind(usage.workflow.to_string())
-    .bind(now_ms())
-    .bind(usage.executions)
-    .bind(usage.node_runs)
-    .bind(usage.sandbox_ms)
-    .bind(usage.llm_tokens)
-    .bind(usage.credits)
-    .execute(&mut **tx)
-    .await?;
+    let mut batch = Batch::new(backend);
+    add_usage(&mut batch, tenant, usage);
+    batch.run(tx).await?;
     Ok(())
+}
+
+/// Adds the statement that appends `usage` to the tenant's usage events.
+pub(crate) fn add_usage(batch: &mut Batch, tenant: TenantId, usage: &Usage) {
+    batch.statement(|b| {
+        let values = [
+            b.bind(uuid::Uuid::now_v7().to_string()),
+            b.bind(tenant.to_string()),
+            b.bind(usage.workflow.to_string()),
+            b.bind(now_ms()),
+            b.bind(usage.executions),
+            b.bind(usage.node_runs),
+            b.bind(usage.sandbox_ms),
+            b.bind(usage.llm_tokens),
+            b.bind(usage.credits),
+        ];
+        format!(
+            "INSERT INTO usage_events (id, tenant_id, workflow_id, at, executions, node_runs, sandbox_ms, llm_tokens, credits) \
+             VALUES ({})",
+            values.join(", ")
+        )
+    });
 }
 
 async fn add_ledger(

@@ -4,6 +4,9 @@
 use flowmesh_model::{ExecutionEvent, ExecutionId, TenantId};
 use futures::TryStreamExt;
 
+use sqlx::any::AnyRow;
+
+use crate::batch::{Batch, Binder};
 use crate::{Backend, Error, Store, int, opt_int, text};
 
 /// Most events one page of a replay holds.
@@ -32,79 +35,115 @@ pub enum Resume {
     Purged,
 }
 
-/// Columns of one recorded event in the statement that writes it.
-const EVENT_COLUMNS: usize = 4;
-
-/// Records a turn's events; returns the position of the first. The
-/// tenant's counter row stays locked until the turn commits, so a reader
-/// that sees a position sees every lower one committed too.
-///
-/// One round trip for the counter and the events: the store's one
-/// connection (SQLite) or its network hop (PostgreSQL) is what a turn
-/// waits on most. A recorded event's `position` is its column, set when
-/// it is read, so the statement can number the events itself.
+/// Records a turn's events; returns the position of the first.
 pub(crate) async fn record(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     backend: Backend,
     tenant: TenantId,
     events: &[ExecutionEvent],
 ) -> Result<Option<u64>, Error> {
+    let mut batch = Batch::new(backend);
+    add_record(&mut batch, backend, tenant, events)?;
+    first_position(&batch.run(tx).await?, events.len())
+}
+
+/// Adds what records a turn's events; their positions come back as the
+/// batch's rows (see [`first_position`]). The tenant's counter row stays
+/// locked until the turn commits, so a reader that sees a position sees
+/// every lower one committed too.
+///
+/// The counter and the events take one statement on PostgreSQL (a writing
+/// common table expression); SQLite has none, but runs both statements of
+/// the batch in one round trip. A recorded event's `position` is its
+/// column, set when it is read, so the statement can number the events.
+pub(crate) fn add_record(
+    batch: &mut Batch,
+    backend: Backend,
+    tenant: TenantId,
+    events: &[ExecutionEvent],
+) -> Result<(), Error> {
     if events.is_empty() {
-        return Ok(None);
+        return Ok(());
     }
-    let rows: Vec<String> = (0..events.len())
-        .map(|r| {
-            let at = 2 + r * EVENT_COLUMNS;
-            format!(
-                "(CAST(${} AS BIGINT), ${}, CAST(${} AS BIGINT), ${})",
-                at + 1,
-                at + 2,
-                at + 3,
-                at + 4
-            )
-        })
-        .collect();
-    let upsert = "INSERT INTO event_positions (tenant_id, last_position) VALUES ($1, $2) \
-         ON CONFLICT (tenant_id) DO UPDATE SET last_position = event_positions.last_position + $2";
-    let values = format!(
-        "v (k, execution_id, seq, event) AS (VALUES {})",
-        rows.join(", ")
-    );
-    let insert = "INSERT INTO execution_events (tenant_id, position, execution_id, seq, event) \
-         SELECT $1, p.last_position - $2 + v.k, v.execution_id, v.seq, v.event";
-    let sql = match backend {
-        // SQLite has no writing common table expression, but runs the
-        // statements of one query string in order, in one round trip.
-        Backend::Sqlite => format!(
-            "{upsert}; WITH {values} {insert} FROM event_positions p, v \
-             WHERE p.tenant_id = $1 RETURNING position"
-        ),
-        Backend::Postgres => format!(
-            "WITH p AS ({upsert} RETURNING last_position), {values} {insert} FROM p, v \
-             RETURNING position"
-        ),
+    let mut bodies = Vec::with_capacity(events.len());
+    for event in events {
+        bodies.push(
+            serde_json::to_string(event)
+                .map_err(|e| Error::Invalid(format!("an event cannot be written as JSON: {e}")))?,
+        );
+    }
+    let count = events.len() as i64;
+    let upsert = |b: &mut Binder<'_>| {
+        let (tenant, count) = (b.bind(tenant.to_string()), b.bind(count));
+        let sql = format!(
+            "INSERT INTO event_positions (tenant_id, last_position) VALUES ({tenant}, {count}) \
+             ON CONFLICT (tenant_id) DO UPDATE SET last_position = event_positions.last_position + {count}"
+        );
+        (sql, tenant, count)
     };
-    let mut query = sqlx::query(&sql)
-        .bind(tenant.to_string())
-        .bind(events.len() as i64);
-    for (k, event) in events.iter().enumerate() {
-        let body = serde_json::to_string(event)
-            .map_err(|e| Error::Invalid(format!("an event cannot be written as JSON: {e}")))?;
-        query = query
-            .bind(k as i64 + 1)
-            .bind(event.execution.to_string())
-            .bind(event.seq as i64)
-            .bind(body);
+    let values = |b: &mut Binder<'_>| {
+        let rows: Vec<String> = events
+            .iter()
+            .zip(&bodies)
+            .enumerate()
+            .map(|(k, (event, body))| {
+                format!(
+                    "(CAST({} AS BIGINT), {}, CAST({} AS BIGINT), {})",
+                    b.bind(k as i64 + 1),
+                    b.bind(event.execution.to_string()),
+                    b.bind(event.seq as i64),
+                    b.bind(body.clone())
+                )
+            })
+            .collect();
+        format!(
+            "v (k, execution_id, seq, event) AS (VALUES {})",
+            rows.join(", ")
+        )
+    };
+    let insert = |tenant: &str, count: &str| {
+        format!(
+            "INSERT INTO execution_events (tenant_id, position, execution_id, seq, event) \
+             SELECT {tenant}, p.last_position - {count} + v.k, v.execution_id, v.seq, v.event"
+        )
+    };
+    match backend {
+        Backend::Sqlite => {
+            batch.statement(|b| upsert(b).0);
+            batch.statement(|b| {
+                let (tenant, count) = (b.bind(tenant.to_string()), b.bind(count));
+                format!(
+                    "WITH {} {} FROM event_positions p, v WHERE p.tenant_id = {tenant} \
+                     RETURNING position",
+                    values(b),
+                    insert(&tenant, &count)
+                )
+            });
+        }
+        Backend::Postgres => batch.statement(|b| {
+            let (upsert, tenant, count) = upsert(b);
+            format!(
+                "WITH p AS ({upsert} RETURNING last_position), {} {} FROM p, v RETURNING position",
+                values(b),
+                insert(&tenant, &count)
+            )
+        }),
     }
+    Ok(())
+}
+
+/// The position of the first of the `recorded` events a batch recorded
+/// (its rows are the events' positions); none when it recorded none.
+pub(crate) fn first_position(rows: &[AnyRow], recorded: usize) -> Result<Option<u64>, Error> {
     let mut first = None;
-    for row in query.fetch_all(&mut **tx).await? {
-        let position = int(&row, "position")? as u64;
+    for row in rows {
+        let position = int(row, "position")? as u64;
         first = Some(first.map_or(position, |f: u64| f.min(position)));
     }
-    match first {
-        Some(first) => Ok(Some(first)),
-        None => Err(Error::Corrupt("recorded events got no position".into())),
+    if recorded > 0 && first.is_none() {
+        return Err(Error::Corrupt("recorded events got no position".into()));
     }
+    Ok(first)
 }
 
 impl Store {
@@ -136,7 +175,7 @@ impl Store {
         if let EventScope::Execution(_) = scope {
             query = query.bind(tenant.to_string());
         }
-        let mut rows = query.fetch(&self.pool);
+        let mut rows = query.fetch(self.reader());
         let (mut page, mut bytes) = (Vec::new(), 0);
         while bytes < PAGE_BYTES
             && let Some(row) = rows.try_next().await?
@@ -155,7 +194,7 @@ impl Store {
     pub async fn last_event_position(&self, tenant: TenantId) -> Result<u64, Error> {
         let row = sqlx::query("SELECT last_position FROM event_positions WHERE tenant_id = $1")
             .bind(tenant.to_string())
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.reader())
             .await?;
         Ok(match row {
             Some(row) => int(&row, "last_position")? as u64,
@@ -177,7 +216,7 @@ impl Store {
         )
         .bind(tenant.to_string())
         .bind(position as i64)
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.reader())
         .await?;
         Ok(match found {
             Some(_) => Resume::Known,
@@ -190,7 +229,7 @@ impl Store {
         let row =
             sqlx::query("SELECT MAX(seq) AS seq FROM execution_events WHERE execution_id = $1")
                 .bind(execution.to_string())
-                .fetch_one(&self.pool)
+                .fetch_one(self.reader())
                 .await?;
         Ok(opt_int(&row, "seq")?.unwrap_or(0) as u64)
     }

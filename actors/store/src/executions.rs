@@ -5,12 +5,13 @@ use std::time::Duration;
 use flowmesh_model::{ExecutionEvent, ExecutionId, ExecutionStatus, TenantId};
 use sqlx::any::AnyRow;
 
-use crate::credits::{Usage, append_usage};
+use crate::batch::Batch;
+use crate::credits::{Usage, add_usage};
 use crate::deaths::{Mark, claim_mark};
 use crate::failpoints::crash_point;
 
 use crate::{
-    Created, Error, ExecutionChange, ExecutionPage, ExecutionQuery, ExecutionRecord,
+    Backend, Created, Error, ExecutionChange, ExecutionPage, ExecutionQuery, ExecutionRecord,
     ExecutionSummary, InProcess, NewExecution, Origin, StepRecord, Store, Woken, int, json, now_ms,
     opt_int, opt_text, parse, text,
 };
@@ -36,8 +37,7 @@ pub struct ClaimRequest<'a> {
     pub lookahead: Duration,
 }
 
-/// Columns of a step, and steps written by one statement.
-const STEP_COLUMNS: usize = 12;
+/// Steps written by one statement.
 const STEPS_PER_STATEMENT: usize = 64;
 
 /// What one turn of an execution changes, written atomically by its owner.
@@ -129,6 +129,23 @@ where
 /// Inserts or replaces steps; the steps of one call have distinct nodes.
 async fn upsert_steps(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    backend: Backend,
+    tenant: TenantId,
+    steps: &[StepRecord],
+) -> Result<(), Error> {
+    let mut batch = Batch::new(backend);
+    for chunk in steps.chunks(STEPS_PER_STATEMENT) {
+        add_steps(tx, &mut batch, tenant, chunk).await?;
+    }
+    batch.run(tx).await?;
+    Ok(())
+}
+
+/// Adds a statement that inserts or replaces `steps` (at most
+/// [`STEPS_PER_STATEMENT`]); a large output is written to its blob first.
+async fn add_steps(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    batch: &mut Batch,
     tenant: TenantId,
     steps: &[StepRecord],
 ) -> Result<(), Error> {
@@ -136,43 +153,40 @@ async fn upsert_steps(
     for step in steps {
         outputs.push(crate::blobs::output_column(tx, tenant, step).await?);
     }
-    let rows: Vec<String> = (0..steps.len())
-        .map(|r| {
-            let params: Vec<String> = (1..=STEP_COLUMNS)
-                .map(|c| format!("${}", r * STEP_COLUMNS + c))
-                .collect();
-            format!("({})", params.join(", "))
-        })
-        .collect();
-    let sql = format!(
-        "INSERT INTO steps (execution_id, node, status, attempts, input, output, branch, error, started_at, \
-         finished_at, wake_at, logs) VALUES {} \
-         ON CONFLICT (execution_id, node) DO UPDATE SET status = excluded.status, attempts = excluded.attempts, \
-         input = excluded.input, output = excluded.output, branch = excluded.branch, error = excluded.error, \
-         started_at = excluded.started_at, finished_at = excluded.finished_at, wake_at = excluded.wake_at, \
-         logs = excluded.logs",
-        rows.join(", ")
-    );
-    let mut query = sqlx::query(&sql);
-    for (step, output) in steps.iter().zip(outputs) {
-        query = query
-            .bind(step.execution.to_string())
-            .bind(step.node.clone())
-            .bind(step.status.as_str())
-            .bind(i64::from(step.attempts))
-            .bind(to_json(&step.input))
-            .bind(output)
-            .bind(step.branch.clone())
-            .bind(step.error.clone())
-            .bind(step.started_at)
-            .bind(step.finished_at)
-            .bind(step.wake_at)
-            .bind(
-                (!step.logs.is_empty())
-                    .then(|| serde_json::Value::from(step.logs.clone()).to_string()),
-            );
-    }
-    query.execute(&mut **tx).await?;
+    batch.statement(|b| {
+        let rows: Vec<String> = steps
+            .iter()
+            .zip(&outputs)
+            .map(|(step, output)| {
+                let logs = (!step.logs.is_empty())
+                    .then(|| serde_json::Value::from(step.logs.clone()).to_string());
+                let params = [
+                    b.bind(step.execution.to_string()),
+                    b.bind(step.node.clone()),
+                    b.bind(step.status.as_str()),
+                    b.bind(i64::from(step.attempts)),
+                    b.bind(to_json(&step.input)),
+                    b.bind(output.clone()),
+                    b.bind(step.branch.clone()),
+                    b.bind(step.error.clone()),
+                    b.bind(step.started_at),
+                    b.bind(step.finished_at),
+                    b.bind(step.wake_at),
+                    b.bind(logs),
+                ];
+                format!("({})", params.join(", "))
+            })
+            .collect();
+        format!(
+            "INSERT INTO steps (execution_id, node, status, attempts, input, output, branch, error, started_at, \
+             finished_at, wake_at, logs) VALUES {} \
+             ON CONFLICT (execution_id, node) DO UPDATE SET status = excluded.status, attempts = excluded.attempts, \
+             input = excluded.input, output = excluded.output, branch = excluded.branch, error = excluded.error, \
+             started_at = excluded.started_at, finished_at = excluded.finished_at, wake_at = excluded.wake_at, \
+             logs = excluded.logs",
+            rows.join(", ")
+        )
+    });
     Ok(())
 }
 
@@ -251,9 +265,7 @@ impl Store {
             let mut tx = self.pool.begin().await?;
             let inserted = insert_execution(&mut *tx, new).await?;
             if inserted == 1 {
-                for chunk in new.steps.chunks(STEPS_PER_STATEMENT) {
-                    upsert_steps(&mut tx, new.tenant, chunk).await?;
-                }
+                upsert_steps(&mut tx, self.backend, new.tenant, &new.steps).await?;
             }
             tx.commit().await?;
             inserted
@@ -292,7 +304,7 @@ impl Store {
              ORDER BY CASE WHEN started_at IS NULL THEN 1 ELSE 0 END, started_at, node",
         )
         .bind(id.to_string())
-        .fetch_all(&self.pool)
+        .fetch_all(self.reader())
         .await?;
         let mut steps = rows.iter().map(step).collect::<Result<Vec<_>, _>>()?;
         self.resolve_blobs(id, &mut steps).await?;
@@ -307,7 +319,7 @@ impl Store {
         let row = sqlx::query("SELECT * FROM executions WHERE id = $1 AND tenant_id = $2")
             .bind(id.to_string())
             .bind(tenant.to_string())
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.reader())
             .await?;
         match row {
             Some(row) => Ok(Some(execution(&row, self.steps(id).await?)?)),
@@ -358,7 +370,7 @@ impl Store {
         for b in binds {
             q = q.bind(b);
         }
-        let rows = q.fetch_all(&self.pool).await?;
+        let rows = q.fetch_all(self.reader()).await?;
         let mut items = rows
             .iter()
             .map(|row| {
@@ -537,21 +549,26 @@ impl Store {
             tx.rollback().await?;
             return Ok(Committed::Fenced);
         }
+        // The rest of the turn in one batch: with SQLite one round trip.
+        let mut batch = Batch::new(self.backend);
         for chunk in turn.steps.chunks(STEPS_PER_STATEMENT) {
-            upsert_steps(&mut tx, turn.tenant, chunk).await?;
+            add_steps(&mut tx, &mut batch, turn.tenant, chunk).await?;
         }
         for id in turn.consumed_signals {
-            sqlx::query("DELETE FROM execution_signals WHERE id = $1")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+            batch.statement(|b| {
+                format!(
+                    "DELETE FROM execution_signals WHERE id = {}",
+                    b.bind(id.clone())
+                )
+            });
         }
         if let Some(usage) = turn.usage.filter(|u| !u.is_empty()) {
-            append_usage(&mut tx, turn.tenant, usage).await?;
+            add_usage(&mut batch, turn.tenant, usage);
         }
         // Last: the tenant's position counter stays locked only briefly.
+        crate::events::add_record(&mut batch, self.backend, turn.tenant, turn.events)?;
         let first_position =
-            crate::events::record(&mut tx, self.backend, turn.tenant, turn.events).await?;
+            crate::events::first_position(&batch.run(&mut tx).await?, turn.events.len())?;
         crash_point("store::turn::before_commit");
         tx.commit().await?;
         crash_point("store::turn::committed");

@@ -7,6 +7,7 @@
 //! every write that could race is a compare-and-set or a unique insert.
 
 mod audit;
+mod batch;
 pub mod blobs;
 pub mod credentials;
 mod credits;
@@ -121,8 +122,16 @@ impl Backend {
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: AnyPool,
+    /// Where reads that need no transaction go: with SQLite, connections of
+    /// their own (WAL lets them read beside the one writer), so that a read
+    /// never waits behind another request's transaction on the writer's
+    /// connection; with PostgreSQL, the same pool.
+    readers: AnyPool,
     backend: Backend,
 }
+
+/// Read-only SQLite connections beside the writer's one.
+const SQLITE_READERS: u32 = 2;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -151,6 +160,7 @@ impl Store {
                     .connect(url)
                     .await?;
                 Store {
+                    readers: pool.clone(),
                     pool,
                     backend: Backend::Postgres,
                 }
@@ -194,14 +204,32 @@ impl Store {
                     })
                     .connect(&url)
                     .await?;
+                let readers = AnyPoolOptions::new()
+                    .max_connections(SQLITE_READERS)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .test_before_acquire(false)
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            conn.execute("PRAGMA query_only = ON; PRAGMA busy_timeout = 5000;")
+                                .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect_lazy(&url)?;
                 Store {
                     pool,
+                    readers,
                     backend: Backend::Sqlite,
                 }
             }
         };
         store.migrate().await?;
         Ok(store)
+    }
+
+    /// The pool for a read that needs no transaction.
+    fn reader(&self) -> &AnyPool {
+        &self.readers
     }
 
     /// Applies pending migrations; safe to run from several processes at once.
@@ -219,6 +247,7 @@ impl Store {
     }
 
     pub async fn close(&self) {
+        self.readers.close().await;
         self.pool.close().await;
     }
 }

@@ -56,7 +56,7 @@ impl Store {
     /// Meters usage that belongs to no execution, in its own transaction.
     pub async fn record_usage(&self, tenant: TenantId, usage: &Usage) -> Result<(), Error> {
         let mut tx = self.pool.begin().await?;
-        append_usage(&mut tx, tenant, usage).await?;
+        append_usage(&mut tx, self.backend, tenant, usage).await?;
         tx.commit().await?;
         Ok(())
     }

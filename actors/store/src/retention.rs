@@ -46,7 +46,7 @@ impl Store {
              FROM tenants WHERE id = $1",
         )
         .bind(tenant.to_string())
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.reader())
         .await?;
         row.map(|row| {
             Ok(TenantSettings {

@@ -312,7 +312,7 @@ impl Store {
         )
         .bind(credentials::prefix(credential))
         .bind(short)
-        .fetch_all(&self.pool)
+        .fetch_all(self.reader())
         .await?;
         for row in rows {
             if credentials::matches(credential, &text(&row, "hash")?) {
@@ -332,7 +332,7 @@ impl Store {
     pub async fn tenant_slug(&self, tenant: TenantId) -> Result<Option<String>, Error> {
         let row = sqlx::query("SELECT slug FROM tenants WHERE id = $1")
             .bind(tenant.to_string())
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.reader())
             .await?;
         row.map(|row| text(&row, "slug")).transpose()
     }

@@ -237,7 +237,7 @@ impl Store {
         )
         .bind(credentials::prefix(token))
         .bind(now_ms())
-        .fetch_all(&self.pool)
+        .fetch_all(self.reader())
         .await?;
         for row in rows {
             if credentials::matches(token, &text(&row, "hash")?) {

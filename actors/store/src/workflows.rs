@@ -344,7 +344,7 @@ impl Store {
         .bind(slug)
         .bind(method)
         .bind(path)
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.reader())
         .await?;
         let Some(row) = row else {
             return Ok(None);

@@ -176,3 +176,64 @@ async fn events_are_recorded_with_their_turn_and_replayed(store: &Store) {
     );
 }
 both_backends!(events_are_recorded_with_their_turn_and_replayed);
+
+/// A turn whose statements take more parameters than one SQLite query
+/// string may number is written whole, its events numbered in order.
+async fn a_turn_larger_than_one_query_is_written_whole(store: &Store) {
+    let (tenant, id) = one_execution(store).await;
+    let steps: Vec<StepRecord> = (0..3_000)
+        .map(|n| StepRecord {
+            execution: id,
+            node: format!("n{n:04}"),
+            status: NodeStatus::Succeeded,
+            attempts: 1,
+            input: None,
+            output: Some(serde_json::json!({"n": n})),
+            branch: None,
+            error: None,
+            started_at: Some(n),
+            finished_at: Some(n),
+            wake_at: None,
+            logs: Vec::new(),
+        })
+        .collect();
+    let recorded = events(tenant, id, 1..501);
+    let turn = Turn {
+        owner: OWNER,
+        tenant,
+        execution: id,
+        transition: None,
+        steps: &steps,
+        consumed_signals: &[],
+        usage: None,
+        slots: Slots::Unlimited,
+        in_process: Mark::Keep,
+        events: &recorded,
+    };
+    assert_eq!(
+        store.commit_turn(&turn).await.unwrap(),
+        Committed::Written {
+            woke: None,
+            first_position: Some(1)
+        }
+    );
+    let record = store.get_execution(tenant, id).await.unwrap().unwrap();
+    assert_eq!(record.steps.len(), 3_000);
+    assert_eq!(
+        record.steps[2_999].output,
+        Some(serde_json::json!({"n": 2_999}))
+    );
+    assert_eq!(store.last_event_position(tenant).await.unwrap(), 500);
+    let mut after = 0;
+    while let Some(last) = store
+        .events_after(tenant, EventScope::Tenant, after)
+        .await
+        .unwrap()
+        .last()
+    {
+        assert_eq!(last.seq, last.position);
+        after = last.position;
+    }
+    assert_eq!(after, 500);
+}
+both_backends!(a_turn_larger_than_one_query_is_written_whole);
