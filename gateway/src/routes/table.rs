@@ -79,7 +79,7 @@ pub(super) fn table() -> Vec<(RouteInfo, MethodRouter<AppState>)> {
             public(
                 "POST",
                 "/v1/auth/accept",
-                "Accept an invitation, then sign in (the same answer whether or not the email has an account)",
+                "Accept an invitation, then sign in (an email with an account joins with its own password)",
             )
             .answers::<Pending>(202)
             .body::<bodies::Accept>()
@@ -336,7 +336,7 @@ pub(super) fn table() -> Vec<(RouteInfo, MethodRouter<AppState>)> {
                 "PUT",
                 "/v1/settings",
                 Admin,
-                "Change the tenant's retention and output cap",
+                "Change the tenant's retention or output cap (fields left out are kept; null: the default)",
             )
             .answers::<flowmesh_api::Settings>(200)
             .body::<bodies::Settings>()
