@@ -410,14 +410,24 @@ pub(super) fn table() -> Vec<(RouteInfo, MethodRouter<AppState>)> {
             delete(accounts::revoke_key),
         ),
         (
-            role("GET", "/v1/users", Admin, "List the tenant's users")
-                .answers::<Items<UserInfo>>(200),
+            role(
+                "GET",
+                "/v1/users",
+                Admin,
+                "List the tenant's members, with their role here",
+            )
+            .answers::<Items<UserInfo>>(200),
             get(accounts::users),
         ),
         (
-            role("DELETE", "/v1/users/{id}", Admin, "Remove a user")
-                .no_content()
-                .audited("user.remove"),
+            role(
+                "DELETE",
+                "/v1/users/{id}",
+                Admin,
+                "Remove a user from the tenant (their other tenants keep them)",
+            )
+            .no_content()
+            .audited("user.remove"),
             delete(accounts::remove_user),
         ),
         (
