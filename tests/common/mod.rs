@@ -514,6 +514,19 @@ impl Engine {
         self.request(Method::POST, path, Some(body)).await
     }
 
+    /// A POST without credentials (registration, login, invitations).
+    pub async fn post_public(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        let resp = self
+            .http
+            .post(self.url(path))
+            .json(&body)
+            .send()
+            .await
+            .expect("post");
+        let status = resp.status();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
     /// The metrics text of `GET /metrics`.
     pub async fn metrics_text(&self) -> String {
         let resp = self.metrics().await;

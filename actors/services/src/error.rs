@@ -24,6 +24,10 @@ pub enum Error {
     /// The request is understood but not acceptable as given.
     #[error("{0}")]
     BadRequest(String),
+    /// The right password for a user of several tenants, and no tenant
+    /// named; these are the user's. Retrying with one of them named helps.
+    #[error("this account belongs to several tenants; name one of them as \"tenant\" (its id)")]
+    TenantRequired(Vec<flowmesh_store::MemberTenant>),
     /// The request was made on a version that is no longer the latest
     /// (`If-Match`). Retrying will not help: read again and redo the edit.
     #[error("{0}")]
@@ -95,6 +99,7 @@ impl Error {
             Error::Invalid(_) => ErrorCode::InvalidWorkflow,
             Error::Conflict(_) => ErrorCode::Conflict,
             Error::BadRequest(_) => ErrorCode::BadRequest,
+            Error::TenantRequired(_) => ErrorCode::TenantRequired,
             Error::Stale(_) => ErrorCode::PreconditionFailed,
             Error::Unauthorized(_) => ErrorCode::Unauthorized,
             Error::Unauthenticated { .. } => ErrorCode::Unauthenticated,

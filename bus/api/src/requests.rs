@@ -24,11 +24,15 @@ pub struct RegisterRequest {
 pub struct LoginRequest<'a> {
     pub email: &'a str,
     pub password: &'a str,
+    /// The tenant to open the session for; needed when the user belongs
+    /// to several.
+    pub tenant: Option<TenantId>,
     pub source: Option<std::net::IpAddr>,
 }
 
-/// `POST /v1/auth/accept`: the invitation's token, the new password, and
-/// from where (made-up tokens are delayed per address).
+/// `POST /v1/auth/accept`: the invitation's token, the password (of the
+/// email's account when it has one, else of the new one), and from where
+/// (made-up tokens are delayed per address).
 #[derive(Clone, Copy, Debug)]
 pub struct AcceptRequest<'a> {
     pub token: &'a str,
@@ -166,6 +170,15 @@ pub struct Settings {
     pub retention: HumanDuration,
     /// Largest output of one node, in bytes of JSON.
     pub max_output_bytes: u64,
+}
+
+/// A change to a tenant's settings (`PUT /v1/settings`). Each field:
+/// `None` (absent) keeps it, `Some(None)` (null) resets it to its default,
+/// `Some(Some(v))` sets it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SettingsUpdate {
+    pub retention: Option<Option<HumanDuration>>,
+    pub max_output_bytes: Option<Option<u64>>,
 }
 
 /// A duration as it is written back: whole units from years down to

@@ -79,7 +79,7 @@ pub(super) fn table() -> Vec<(RouteInfo, MethodRouter<AppState>)> {
             public(
                 "POST",
                 "/v1/auth/accept",
-                "Accept an invitation, then sign in (the same answer whether or not the email has an account)",
+                "Accept an invitation, then sign in (an email with an account joins with its own password)",
             )
             .answers::<Pending>(202)
             .body::<bodies::Accept>()
@@ -336,7 +336,7 @@ pub(super) fn table() -> Vec<(RouteInfo, MethodRouter<AppState>)> {
                 "PUT",
                 "/v1/settings",
                 Admin,
-                "Change the tenant's retention and output cap",
+                "Change the tenant's retention or output cap (fields left out are kept; null: the default)",
             )
             .answers::<flowmesh_api::Settings>(200)
             .body::<bodies::Settings>()
@@ -410,14 +410,24 @@ pub(super) fn table() -> Vec<(RouteInfo, MethodRouter<AppState>)> {
             delete(accounts::revoke_key),
         ),
         (
-            role("GET", "/v1/users", Admin, "List the tenant's users")
-                .answers::<Items<UserInfo>>(200),
+            role(
+                "GET",
+                "/v1/users",
+                Admin,
+                "List the tenant's members, with their role here",
+            )
+            .answers::<Items<UserInfo>>(200),
             get(accounts::users),
         ),
         (
-            role("DELETE", "/v1/users/{id}", Admin, "Remove a user")
-                .no_content()
-                .audited("user.remove"),
+            role(
+                "DELETE",
+                "/v1/users/{id}",
+                Admin,
+                "Remove a user from the tenant (their other tenants keep them)",
+            )
+            .no_content()
+            .audited("user.remove"),
             delete(accounts::remove_user),
         ),
         (
