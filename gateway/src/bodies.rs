@@ -176,6 +176,46 @@ pub struct Rerun {
     /// Outputs to use instead of the recorded ones, by node id.
     #[serde(default)]
     pub input_override: Option<Map<String, Value>>,
+    /// The version to run: a number, or `"published"` for the one published
+    /// now (the original execution's when absent).
+    #[serde(default)]
+    pub version: Option<RerunVersion>,
+}
+
+/// A version number, or `"published"`.
+#[derive(Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum RerunVersion {
+    Number(#[schemars(range(min = 1))] i64),
+    Published(Published),
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Published {
+    Published,
+}
+
+impl RerunVersion {
+    pub fn into_api(self) -> flowmesh_api::RerunVersion {
+        match self {
+            RerunVersion::Number(n) => flowmesh_api::RerunVersion::Number(n),
+            RerunVersion::Published(Published::Published) => flowmesh_api::RerunVersion::Published,
+        }
+    }
+}
+
+/// A test run of one version: `{"input": ..., "mocks": ...}`, both optional.
+#[derive(Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TestRun {
+    /// The input, which becomes `trigger.body`.
+    #[serde(default)]
+    pub input: Option<Map<String, Value>>,
+    /// Outputs of action or data nodes, by node id: those nodes are not run
+    /// and their mock is their output.
+    #[serde(default)]
+    pub mocks: Option<Map<String, Value>>,
 }
 
 /// The tenant's data settings (as `flowmesh_api::Settings` reads them).
