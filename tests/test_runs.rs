@@ -396,5 +396,9 @@ async fn rerun_on_newer(mode: Mode) {
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     let (status, body) = rerun(json!({"from_node": "second", "version": "latest"})).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        error_message(&body).starts_with("version: must be a version number"),
+        "{body}"
+    );
 }
 both_modes!(a_failed_run_is_rerun_on_a_newer_version, rerun_on_newer);
