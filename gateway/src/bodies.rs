@@ -189,6 +189,63 @@ pub struct Rerun {
     /// Outputs to use instead of the recorded ones, by node id.
     #[serde(default)]
     pub input_override: Option<Map<String, Value>>,
+    /// The version to run: a number, or `"published"` for the one published
+    /// now (the original execution's when absent).
+    #[serde(default, deserialize_with = "rerun_version")]
+    pub version: Option<RerunVersion>,
+}
+
+/// A version number, or `"published"`.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+pub enum RerunVersion {
+    Number(#[schemars(range(min = 1))] i64),
+    Published(Published),
+}
+
+#[derive(JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Published {
+    Published,
+}
+
+/// Read by hand so that a wrong value is named plainly, not as "no variant
+/// of an untagged enum matched".
+fn rerun_version<'de, D: Deserializer<'de>>(d: D) -> Result<Option<RerunVersion>, D::Error> {
+    match Value::deserialize(d)? {
+        Value::Null => Ok(None),
+        Value::String(s) if s == "published" => {
+            Ok(Some(RerunVersion::Published(Published::Published)))
+        }
+        Value::Number(n) if n.as_i64().is_some_and(|v| v >= 1) => {
+            Ok(n.as_i64().map(RerunVersion::Number))
+        }
+        other => Err(serde::de::Error::custom(format!(
+            "must be a version number (1 or more) or \"published\", not {other}"
+        ))),
+    }
+}
+
+impl RerunVersion {
+    pub fn into_api(self) -> flowmesh_api::RerunVersion {
+        match self {
+            RerunVersion::Number(n) => flowmesh_api::RerunVersion::Number(n),
+            RerunVersion::Published(Published::Published) => flowmesh_api::RerunVersion::Published,
+        }
+    }
+}
+
+/// A test run of one version: `{"input": ..., "mocks": ...}`, both optional.
+#[derive(Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TestRun {
+    /// The input, which becomes `trigger.body`.
+    #[serde(default)]
+    pub input: Option<Map<String, Value>>,
+    /// Outputs of action or data nodes, by node id: those nodes are not run
+    /// and their mock is their output.
+    #[serde(default)]
+    pub mocks: Option<Map<String, Value>>,
 }
 
 /// A change to the tenant's data settings: a field left out keeps its

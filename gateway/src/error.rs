@@ -78,6 +78,9 @@ impl From<Error> for ApiError {
             Error::Invalid(errors) => {
                 ApiError::new(code, errors.to_string()).with_details(json!(errors.errors))
             }
+            Error::Field(error) => {
+                ApiError::new(code, error.to_string()).with_details(json!([error]))
+            }
             e @ Error::RateLimited { retry_after } => {
                 let mut error = ApiError::new(code, e.to_string());
                 error.retry_after = Some(retry_after.as_secs_f64().ceil().max(1.0) as u64);

@@ -53,6 +53,7 @@ pub(crate) async fn rerun(
             execution,
             from_node: body.from_node,
             input_override: body.input_override.unwrap_or_default(),
+            version: body.version.map(bodies::RerunVersion::into_api),
         })
         .await?;
     Ok((

@@ -67,6 +67,10 @@ pub enum Error {
         field: &'static str,
         message: String,
     },
+    /// A field of the request that cannot be taken as given, at its JSON
+    /// path (`mocks.fetch`). Retrying will not help.
+    #[error("{0}")]
+    Field(flowmesh_model::validate::ValidationError),
     /// This instance is not set up for the request. Retrying will not help.
     #[error("{0}")]
     Unconfigured(String),
@@ -96,7 +100,7 @@ impl Error {
         match self {
             Error::NotFound(_) => ErrorCode::NotFound,
             Error::Malformed(_) => ErrorCode::MalformedJson,
-            Error::Invalid(_) => ErrorCode::InvalidWorkflow,
+            Error::Invalid(_) | Error::Field(_) => ErrorCode::InvalidWorkflow,
             Error::Conflict(_) => ErrorCode::Conflict,
             Error::BadRequest(_) => ErrorCode::BadRequest,
             Error::TenantRequired(_) => ErrorCode::TenantRequired,

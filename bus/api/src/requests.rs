@@ -62,6 +62,20 @@ pub struct StartRequest {
     pub wait: bool,
 }
 
+/// Test-run one version of a workflow, published or not.
+#[derive(Clone, Debug)]
+pub struct TestRunRequest {
+    pub tenant: TenantId,
+    pub workflow: WorkflowId,
+    pub version: i64,
+    /// Becomes `trigger.body`.
+    pub input: Value,
+    /// Outputs of nodes that are not run, by node id.
+    pub mocks: Map<String, Value>,
+    /// The caller will wait for the result (`?wait=true`).
+    pub wait: bool,
+}
+
 /// What a synchronous caller waits for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Until {
@@ -133,6 +147,8 @@ pub struct NodeLog {
     pub error: Option<String>,
     /// What the node printed (code nodes).
     pub lines: Vec<String>,
+    /// A test run's mock was its output: it did not run.
+    pub mocked: bool,
 }
 
 /// Re-run an execution from one of its nodes.
@@ -144,6 +160,16 @@ pub struct RerunRequest {
     /// Replacements for recorded outputs, by upstream node id (`trigger`
     /// for the trigger data).
     pub input_override: Map<String, Value>,
+    /// The version to run; the original execution's when none.
+    pub version: Option<RerunVersion>,
+}
+
+/// Which version a re-run runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RerunVersion {
+    Number(i64),
+    /// The version published when the re-run is asked for.
+    Published,
 }
 
 /// A resume of an execution waiting at a `wait_for_event` node.

@@ -238,6 +238,21 @@ pub(super) fn table() -> Vec<(RouteInfo, MethodRouter<AppState>)> {
         ),
         (
             role(
+                "POST",
+                "/v1/workflows/{id}/versions/{version}/executions",
+                Operator,
+                "Test-run one version, published or not, with mocked nodes (`{\"input\", \"mocks\"}`; charged like a start; `?wait=true` as for a start)",
+            )
+            .answers::<Started>(202)
+            .or_answers::<Finished>(200)
+            .or_the_workflows_answer()
+            .optional_body::<bodies::TestRun>()
+            .query::<StartQuery>()
+            .audited("execution.test_run"),
+            post(executions::test_run),
+        ),
+        (
+            role(
                 "GET",
                 "/v1/workflows/{id}/stats",
                 Viewer,
