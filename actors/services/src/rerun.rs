@@ -149,12 +149,13 @@ impl EngineHandle {
             .sum();
         let payload_bytes = trigger.to_string().len() + overridden;
         // A test run's re-run is a test run with its mocks, less those of
-        // nodes the version it runs does not have.
+        // nodes the version it runs does not have or cannot mock (an id
+        // that is a condition there would be given no branch).
         let test = record.test.as_ref().map(|test| TestRun {
             mocks: test
                 .mocks
                 .iter()
-                .filter(|(node, _)| graph.index.contains_key(node.as_str()))
+                .filter(|(node, _)| crate::test_runs::mockable(&graph, node))
                 .map(|(node, mock)| (node.clone(), mock.clone()))
                 .collect(),
         });

@@ -83,9 +83,18 @@ pub(crate) fn refuse_mocks(request: &StartRequest) -> Result<(), Error> {
     Ok(())
 }
 
-/// Each mock must name an action or data node of the version: a trigger's
-/// output is the input, a condition chooses a branch a mock cannot give,
-/// and a connection never runs.
+/// Whether a node of `graph` may be mocked: an action or data node. A
+/// trigger's output is the input, a condition chooses a branch a mock
+/// cannot give, and a connection never runs.
+pub(crate) fn mockable(graph: &WorkflowGraph, id: &str) -> bool {
+    graph
+        .index
+        .get(id)
+        .is_some_and(|&i| matches!(graph.node(i).primitive, Primitive::Action | Primitive::Data))
+}
+
+/// Each mock must name an action or data node of the version (see
+/// [`mockable`]).
 pub(crate) fn check_mocks(
     graph: &WorkflowGraph,
     mocks: &Map<String, Value>,
