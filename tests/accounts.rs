@@ -22,23 +22,9 @@ async fn login(engine: &Engine, email: &str, password: &str) -> (StatusCode, Val
         .await
 }
 
-/// Invites `email` with `role`; returns the invitation's token.
-async fn invite(engine: &Engine, owner: &str, email: &str, role: &str) -> String {
-    let (status, body) = engine
-        .request_as(
-            owner,
-            Method::POST,
-            "/v1/invitations",
-            Some(json!({"email": email, "role": role})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    body["token"].as_str().unwrap().to_owned()
-}
-
 /// A user of the owner's tenant with `role`, signed in: (session, user id).
 async fn member(engine: &Engine, owner: &str, email: &str, role: &str) -> (String, String) {
-    let token = invite(engine, owner, email, role).await;
+    let token = engine.invitation_as(owner, email, role).await;
     let (status, body) = engine
         .post_public(
             "/v1/auth/accept",
@@ -224,7 +210,7 @@ async fn accounts_are_not_revealed(mode: Mode) {
     let inviter = engine.create_tenant("Curious").await;
     let mut answers = Vec::new();
     for email in ["first@known.example.com", "fresh@curious.example.com"] {
-        let token = invite(&engine, &inviter, email, "viewer").await;
+        let token = engine.invitation_as(&inviter, email, "viewer").await;
         answers.push(
             engine
                 .post_public(

@@ -29,12 +29,6 @@ async fn invite(engine: &Engine, owner: &str, email: &str, role: &str) -> (Statu
         .await
 }
 
-async fn invitation(engine: &Engine, owner: &str, email: &str, role: &str) -> String {
-    let (status, body) = invite(engine, owner, email, role).await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    body["token"].as_str().unwrap().to_owned()
-}
-
 async fn accept(engine: &Engine, token: &str, password: &str) -> (StatusCode, Value) {
     engine
         .post_public(
@@ -98,7 +92,7 @@ async fn one_account_in_two_tenants(mode: Mode) {
     engine.deploy_as(&beta_owner, manual("beta's")).await;
 
     // A new account in Alpha signs in without naming it.
-    let token = invitation(&engine, &alpha_owner, EMAIL, "editor").await;
+    let token = engine.invitation_as(&alpha_owner, EMAIL, "editor").await;
     let (status, body) = accept(&engine, &token, PASSWORD).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     let (status, session) = login(&engine, json!({"email": EMAIL, "password": PASSWORD})).await;
@@ -107,7 +101,9 @@ async fn one_account_in_two_tenants(mode: Mode) {
 
     // Beta invites the same email: a wrong password adds nothing, and the
     // invitation stays usable; the account's password joins it.
-    let token = invitation(&engine, &beta_owner, &EMAIL.to_uppercase(), "viewer").await;
+    let token = engine
+        .invitation_as(&beta_owner, &EMAIL.to_uppercase(), "viewer")
+        .await;
     let (status, body) = accept(&engine, &token, "not the account's password").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     assert_eq!(body["error"]["code"], "unauthorized");
@@ -241,8 +237,8 @@ both_modes!(one_account_in_two_tenants, one_account_in_two_tenants);
 async fn a_member_cannot_join_twice(mode: Mode) {
     let engine = Engine::start(mode).await;
     let owner = engine.create_tenant("Twice").await;
-    let first = invitation(&engine, &owner, EMAIL, "viewer").await;
-    let second = invitation(&engine, &owner, EMAIL, "admin").await;
+    let first = engine.invitation_as(&owner, EMAIL, "viewer").await;
+    let second = engine.invitation_as(&owner, EMAIL, "admin").await;
     let (status, body) = accept(&engine, &first, PASSWORD).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     let (status, body) = accept(&engine, &second, PASSWORD).await;

@@ -616,6 +616,21 @@ impl Engine {
         session["token"].as_str().expect("token").to_owned()
     }
 
+    /// A new invitation of `owner`'s tenant for `email` with `role`; its
+    /// token.
+    pub async fn invitation_as(&self, owner: &str, email: &str, role: &str) -> String {
+        let (status, body) = self
+            .request_as(
+                owner,
+                Method::POST,
+                "/v1/invitations",
+                Some(json!({"email": email, "role": role})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "invite: {body}");
+        body["token"].as_str().expect("token").to_owned()
+    }
+
     /// The engine's metrics, read with the instance's metrics token.
     pub async fn metrics(&self) -> reqwest::Response {
         self.http

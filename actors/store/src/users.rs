@@ -403,9 +403,10 @@ impl Store {
     /// Removes a user from the tenant: ends their sessions there, revokes
     /// the API keys they created there (and the keys those keys created,
     /// and so on), withdraws the invitations any of them sent that are not
-    /// accepted yet, and drops the stream tickets any of them asked for
-    /// there. Their other memberships stay; a user left with none is
-    /// deleted, so that the email may be registered or invited afresh.
+    /// accepted yet and those of the tenant for the user's email, and drops
+    /// the stream tickets any of them asked for there. Their other
+    /// memberships stay; a user left with none is deleted, so that the
+    /// email may be registered or invited afresh.
     pub async fn remove_user(&self, tenant: TenantId, id: &str) -> Result<(), Error> {
         // The user and every key descended from them, as actors.
         const GRANTS: &str = "WITH RECURSIVE grants (actor) AS ( \
@@ -433,6 +434,18 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
+        // Invitations of this tenant for the removed person's email, left
+        // pending while they were a member, would let them back in.
+        sqlx::query(
+            "UPDATE invitations SET expires_at = $3 \
+             WHERE tenant_id = $2 AND accepted_at IS NULL AND expires_at > $3 \
+             AND email = (SELECT email FROM users WHERE id = $1)",
+        )
+        .bind(id)
+        .bind(tenant.to_string())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
         sqlx::query(&format!(
             "{GRANTS} DELETE FROM stream_tickets \
              WHERE tenant_id = $2 AND actor IN (SELECT actor FROM grants)"
