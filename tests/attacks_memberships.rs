@@ -18,19 +18,18 @@ async fn accept(engine: &Engine, token: &str) -> (StatusCode, Value) {
         .await
 }
 
-/// The members of `owner`'s tenant: (id, email, role).
-async fn members(engine: &Engine, owner: &str) -> Vec<(String, String, String)> {
+/// The id of the member of `owner`'s tenant with `email`, if any.
+async fn member_id(engine: &Engine, owner: &str, email: &str) -> Option<String> {
     let (status, body) = engine
         .request_as(owner, Method::GET, "/v1/users", None)
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let field = |u: &Value, f: &str| u[f].as_str().unwrap().to_owned();
     body["items"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|u| (field(u, "id"), field(u, "email"), field(u, "role")))
-        .collect()
+        .find(|u| u["email"] == email)
+        .map(|u| u["id"].as_str().unwrap().to_owned())
 }
 
 /// A second invitation for an email, left pending while its person was a
@@ -55,11 +54,7 @@ async fn removal_withdraws_invitations_for_the_removed(mode: Mode) {
             .await;
         let (status, body) = accept(&engine, &first).await;
         assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-        let (id, _, _) = members(&engine, &owner)
-            .await
-            .into_iter()
-            .find(|(_, e, _)| *e == email)
-            .expect("a member");
+        let id = member_id(&engine, &owner, &email).await.expect("a member");
         let (status, body) = engine
             .request_as(&owner, Method::DELETE, &format!("/v1/users/{id}"), None)
             .await;
@@ -68,10 +63,7 @@ async fn removal_withdraws_invitations_for_the_removed(mode: Mode) {
         let (status, body) = accept(&engine, &stale).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{keeps_account}: {body}");
         assert!(
-            !members(&engine, &owner)
-                .await
-                .iter()
-                .any(|(_, e, _)| *e == email),
+            member_id(&engine, &owner, &email).await.is_none(),
             "{keeps_account}: the removed person is back"
         );
     }
@@ -80,3 +72,48 @@ both_modes!(
     removal_withdraws_invitations_for_the_removed,
     removal_withdraws_invitations_for_the_removed
 );
+
+/// An account removed from its last tenant while it accepts an invitation
+/// with its password: the acceptance is refused clearly, never a 500, and
+/// nothing is left half-made.
+async fn accepting_while_removed(mode: Mode) {
+    let engine = Engine::start(mode).await;
+    let last = engine.create_tenant("Last").await;
+    let joining = engine.create_tenant("Joining").await;
+    for round in 0..3 {
+        let email = format!("{round}-{EMAIL}");
+        let token = engine.invitation_as(&last, &email, "viewer").await;
+        let (status, body) = accept(&engine, &token).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        let id = member_id(&engine, &last, &email).await.expect("a member");
+        let token = engine.invitation_as(&joining, &email, "viewer").await;
+        let path = format!("/v1/users/{id}");
+        let ((status, body), (removed, _)) = tokio::join!(
+            accept(&engine, &token),
+            engine.request_as(&last, Method::DELETE, &path, None)
+        );
+        assert_eq!(removed, StatusCode::NO_CONTENT);
+        match status {
+            StatusCode::ACCEPTED => {}
+            // The account went first: the invitation is still good, for
+            // a new account.
+            StatusCode::CONFLICT => {
+                let (status, body) = accept(&engine, &token).await;
+                assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+            }
+            other => panic!("{other} {body}"),
+        }
+        assert!(
+            member_id(&engine, &joining, &email).await.is_some(),
+            "round {round}: the acceptance was lost"
+        );
+        let (status, body) = engine
+            .post_public(
+                "/v1/auth/login",
+                json!({"email": email, "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "round {round}: {body}");
+    }
+}
+both_modes!(accepting_while_removed, accepting_while_removed);

@@ -212,6 +212,21 @@ impl Store {
         Ok(inserted == 1)
     }
 
+    /// Holds a user's row until the transaction ends, so that a new
+    /// membership and a removal from their last tenant (which deletes the
+    /// account) happen one after the other; false when the account is gone.
+    async fn hold_user(
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        user: &str,
+    ) -> Result<bool, Error> {
+        let held = sqlx::query("UPDATE users SET email = email WHERE id = $1")
+            .bind(user)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+        Ok(held == 1)
+    }
+
     /// The id and password hash of the user an email belongs to.
     async fn user_by_email(&self, email: &str) -> Result<Option<(String, String)>, Error> {
         let row = sqlx::query("SELECT id, password_hash FROM users WHERE email = $1")
@@ -414,6 +429,9 @@ impl Store {
                 UNION SELECT 'key:' || k.id FROM api_keys k JOIN grants g ON k.created_by = g.actor \
                 WHERE k.tenant_id = $2)";
         let mut tx = self.pool.begin().await?;
+        if !Self::hold_user(&mut tx, id).await? {
+            return Err(Error::NotFound);
+        }
         sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND tenant_id = $2")
             .bind(id)
             .bind(tenant.to_string())
@@ -574,16 +592,26 @@ impl Store {
             return Err(Error::NotFound);
         }
         let user = match joining {
-            Ok(user) => Some(user),
-            Err(hash) => {
-                Self::insert_user(&mut tx, invitation.tenant, &invitation.email, &hash).await?
+            Ok(user) if Self::hold_user(&mut tx, &user).await? => user,
+            Ok(_) => {
+                tx.rollback().await?;
+                return Err(Error::Conflict(
+                    "the account was deleted meanwhile (removed from its last tenant); \
+                     accept again with a new password"
+                        .into(),
+                ));
             }
-        };
-        let Some(user) = user else {
-            tx.rollback().await?;
-            return Err(Error::Conflict(
-                "the email got an account meanwhile; accept again with its password".into(),
-            ));
+            Err(hash) => {
+                let Some(user) =
+                    Self::insert_user(&mut tx, invitation.tenant, &invitation.email, &hash).await?
+                else {
+                    tx.rollback().await?;
+                    return Err(Error::Conflict(
+                        "the email got an account meanwhile; accept again with its password".into(),
+                    ));
+                };
+                user
+            }
         };
         if !Self::insert_membership(&mut tx, &user, invitation.tenant, invitation.role).await? {
             tx.rollback().await?;
