@@ -86,3 +86,84 @@ async fn rerun_mock_on_a_condition(mode: Mode) {
     assert_eq!(node(&again, "yes")["status"], "skipped", "{again}");
 }
 both_modes!(a_rerun_does_not_mock_a_condition, rerun_mock_on_a_condition);
+
+/// Another tenant's workflow cannot be test-run or re-run by id, a version
+/// out of range or of the wrong type is refused plainly, and settings that
+/// go past the instance's bounds are refused: never a 500.
+async fn hostile_ids_and_numbers(mode: Mode) {
+    let stub = StubServer::start().await;
+    let engine = Engine::start(mode).await;
+    let other = engine.create_tenant("Prying").await;
+    let workflow = engine.deploy(gated(&stub, true)).await;
+    let execution = engine.start_execution(&workflow, json!({})).await;
+    engine.finished(&execution).await;
+
+    let as_other = |method: Method, path: String, body: Value| {
+        let (engine, other) = (&engine, &other);
+        async move { engine.request_as(other, method, &path, Some(body)).await }
+    };
+    let test_path =
+        |version: &str| format!("/v1/workflows/{workflow}/versions/{version}/executions");
+    let (status, body) = as_other(Method::POST, test_path("1"), json!({})).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let rerun = format!("/v1/executions/{execution}/rerun");
+    let (status, body) = as_other(Method::POST, rerun.clone(), json!({"from_node": "gate"})).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+
+    for version in ["0", "-1", "99999999999999999999", "1.5", "latest"] {
+        let (status, body) = engine.post(&test_path(version), json!({})).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{version}: {body}");
+    }
+    let (status, body) = engine
+        .post(&test_path("9223372036854775807"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    for version in [
+        json!(0),
+        json!(-3),
+        json!(1.5),
+        json!(true),
+        json!([1]),
+        json!("Published"),
+    ] {
+        let (status, body) = engine
+            .post(&rerun, json!({"from_node": "gate", "version": version}))
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{version}: {body}");
+    }
+    let (status, body) = engine
+        .post(&rerun, json!({"from_node": "gate", "version": i64::MAX}))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+
+    for settings in [
+        json!({"retention": "-1d"}),
+        json!({"retention": "0s"}),
+        json!({"retention": "99999999999999999999999d"}),
+        json!({"retention": 30}),
+        json!({"max_output_bytes": -1}),
+        json!({"max_output_bytes": 1e300}),
+        json!({"max_output_bytes": 1}),
+        json!({"limits": {"max_concurrent": 1000000}}),
+    ] {
+        let (status, body) = engine
+            .request(Method::PUT, "/v1/settings", Some(settings.clone()))
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{settings}: {body}");
+    }
+    let (status, body) = engine
+        .request(
+            Method::PUT,
+            "/v1/settings",
+            Some(json!({"max_output_bytes": 256u64 * 1024 * 1024})),
+        )
+        .await;
+    assert!(
+        status.is_client_error(),
+        "over the instance's cap: {status} {body}"
+    );
+    let (status, body) = engine.get("/v1/settings").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["retention"], "30days", "{body}");
+}
+both_modes!(hostile_ids_and_numbers, hostile_ids_and_numbers);
