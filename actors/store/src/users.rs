@@ -579,6 +579,18 @@ impl Store {
             None => Err(hash_password(a.password).await?),
         };
         let mut tx = self.pool.begin().await?;
+        // The account first, as a removal holds it first too: taking them in
+        // one order keeps the two from waiting on each other.
+        if let Ok(user) = &joining
+            && !Self::hold_user(&mut tx, user).await?
+        {
+            tx.rollback().await?;
+            return Err(Error::Conflict(
+                "the account was deleted meanwhile (removed from its last tenant); \
+                 accept again with a new password"
+                    .into(),
+            ));
+        }
         let taken = sqlx::query(
             "UPDATE invitations SET accepted_at = $2 \
              WHERE id = $1 AND accepted_at IS NULL AND expires_at > $2",
@@ -592,15 +604,7 @@ impl Store {
             return Err(Error::NotFound);
         }
         let user = match joining {
-            Ok(user) if Self::hold_user(&mut tx, &user).await? => user,
-            Ok(_) => {
-                tx.rollback().await?;
-                return Err(Error::Conflict(
-                    "the account was deleted meanwhile (removed from its last tenant); \
-                     accept again with a new password"
-                        .into(),
-                ));
-            }
+            Ok(user) => user,
             Err(hash) => {
                 let Some(user) =
                     Self::insert_user(&mut tx, invitation.tenant, &invitation.email, &hash).await?
