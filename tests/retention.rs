@@ -34,7 +34,7 @@ async fn data_stays_in_bounds(mode: Mode) {
         json!({"retention": "0s", "max_output_bytes": 300000}),
         json!({"retention": "1h", "max_output_bytes": 10}),
         json!({"retention": "soon", "max_output_bytes": 300000}),
-        json!({"retention": "1h"}),
+        json!({"retention": "1h", "colour": "blue"}),
     ] {
         let (status, _) = engine
             .request(Method::PUT, "/v1/settings", Some(bad.clone()))
@@ -156,3 +156,45 @@ both_modes!(
     output_caps_are_bounded_by_the_instance,
     output_caps_obey_the_instance
 );
+
+/// A change names only the settings it changes: those left out keep their
+/// values, a null goes back to the default, an unknown field is refused.
+async fn settings_change_in_part(mode: Mode) {
+    let engine = Engine::start(mode).await;
+    let put = |body: Value| engine.request(Method::PUT, "/v1/settings", Some(body));
+    let (_, defaults) = engine.get("/v1/settings").await;
+    let (status, body) = put(json!({"max_output_bytes": 4096})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["max_output_bytes"], 4096);
+    assert_eq!(body["retention"], defaults["retention"], "kept");
+    let (status, body) = put(json!({"retention": "1h"})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["retention"], "1h");
+    assert_eq!(body["max_output_bytes"], 4096, "kept");
+    let (_, read) = engine.get("/v1/settings").await;
+    assert_eq!(read, body, "stored as answered");
+
+    let (status, body) = put(json!({})).await;
+    assert_eq!((status, &body), (StatusCode::OK, &read), "nothing changes");
+    let (status, body) = put(json!({"max_output_bytes": null})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["max_output_bytes"], defaults["max_output_bytes"]);
+    assert_eq!(body["retention"], "1h", "kept");
+    let (status, body) = put(json!({"retention": null})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, defaults);
+
+    for (bad, field) in [
+        (json!({"retention": "1h", "colour": "blue"}), "colour"),
+        (json!({"max_output_bytes": "big"}), "max_output_bytes"),
+        (json!({"retention": 5}), "retention"),
+    ] {
+        let (status, body) = put(bad.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains(field), "{bad}: {message}");
+    }
+    let (_, after) = engine.get("/v1/settings").await;
+    assert_eq!(after, defaults, "a refused change changes nothing");
+}
+both_modes!(settings_change_in_part, settings_change_in_part);

@@ -175,6 +175,7 @@ impl Harness {
             origin: None,
             steps: Vec::new(),
             traceparent: None,
+            test: None,
         };
         self.store.create_execution(&new).await.unwrap().id
     }

@@ -20,14 +20,13 @@ use crate::extract::{AppState, JsonBytes, TypedQuery, typed_body};
 use crate::queries;
 use crate::routes::ApiResult;
 
-/// What registration and invitation acceptance answer, whether or not the
-/// email already had an account: they never tell who has one.
-fn sign_in_next() -> Response {
+/// What registration and invitation acceptance answer; registration
+/// answers the same whether or not the email already had an account, so it
+/// never tells who has one.
+fn sign_in_next(message: &'static str) -> Response {
     let body = Pending {
         status: Accepted::Accepted,
-        message: "sign in with POST /v1/auth/login using this email and password; \
-                  if the email already had an account, nothing was created and its \
-                  own password still applies",
+        message,
     };
     (StatusCode::ACCEPTED, Json(body)).into_response()
 }
@@ -47,7 +46,11 @@ pub(crate) async fn register(
             source: Some(peer.ip()),
         })
         .await?;
-    let mut response = sign_in_next();
+    let mut response = sign_in_next(
+        "sign in with POST /v1/auth/login using this email and password; \
+         if the email already had an account, nothing was created and its \
+         own password still applies",
+    );
     if let Some(tenant) = created {
         response.extensions_mut().insert(AuditTenant(tenant));
         response
@@ -68,6 +71,7 @@ pub(crate) async fn login(
         .login(LoginRequest {
             email: &l.email,
             password: &l.password,
+            tenant: l.tenant,
             source: Some(peer.ip()),
         })
         .await?;
@@ -96,7 +100,10 @@ pub(crate) async fn accept(
             source: Some(peer.ip()),
         })
         .await?;
-    let mut response = sign_in_next();
+    let mut response = sign_in_next(
+        "sign in with POST /v1/auth/login using this email and password; \
+         name this tenant (\"tenant\": its id) when the account belongs to several",
+    );
     response.extensions_mut().insert(AuditTenant(tenant));
     Ok(response)
 }

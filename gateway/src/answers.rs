@@ -278,6 +278,8 @@ pub struct ExecutionItem {
     pub status: ExecutionStatus,
     pub created_at: i64,
     pub finished_at: Option<i64>,
+    /// A test run: started by hand on any version, perhaps with mocks.
+    pub test: bool,
 }
 
 impl From<&ExecutionSummary> for ExecutionItem {
@@ -289,6 +291,7 @@ impl From<&ExecutionSummary> for ExecutionItem {
             status: e.status,
             created_at: e.created_at,
             finished_at: e.finished_at,
+            test: e.test,
         }
     }
 }
@@ -311,6 +314,8 @@ pub struct Execution {
     pub finished_at: Option<i64>,
     /// The execution this one re-runs, and from which node.
     pub rerun_of: Option<RerunOf>,
+    /// A test run: started by hand on any version, perhaps with mocks.
+    pub test: bool,
     pub nodes: Vec<NodeState>,
 }
 
@@ -337,10 +342,12 @@ pub struct NodeState {
     pub wake_at: Option<i64>,
     /// What the node printed (code nodes).
     pub logs: Vec<String>,
+    /// A test run's mock was its output: it did not run.
+    pub mocked: bool,
 }
 
-impl From<&StepRecord> for NodeState {
-    fn from(s: &StepRecord) -> NodeState {
+impl NodeState {
+    fn of(r: &ExecutionRecord, s: &StepRecord) -> NodeState {
         NodeState {
             node: s.node.clone(),
             status: s.status,
@@ -352,6 +359,7 @@ impl From<&StepRecord> for NodeState {
             finished_at: s.finished_at,
             wake_at: s.wake_at,
             logs: s.logs.clone(),
+            mocked: flowmesh_services::mocked(r, s),
         }
     }
 }
@@ -374,7 +382,8 @@ impl From<&ExecutionRecord> for Execution {
                 execution_id: o.execution,
                 from_node: o.node.clone(),
             }),
-            nodes: r.steps.iter().map(NodeState::from).collect(),
+            test: r.test.is_some(),
+            nodes: r.steps.iter().map(|s| NodeState::of(r, s)).collect(),
         }
     }
 }

@@ -43,11 +43,18 @@ mod whole {
         }
     }
 
-    pub fn u64<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-        let n = i64(d)?;
-        u64::try_from(n).map_err(|_| {
-            serde::de::Error::custom(format!("expected a number of 0 or more, got {n}"))
-        })
+    /// A whole number of 0 or more, or null, told apart from a field left
+    /// out (see `present`).
+    pub fn present_u64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<u64>>, D::Error> {
+        let n = option(d)?;
+        let n = n
+            .map(|n| {
+                u64::try_from(n).map_err(|_| {
+                    serde::de::Error::custom(format!("expected a number of 0 or more, got {n}"))
+                })
+            })
+            .transpose()?;
+        Ok(Some(n))
     }
 }
 
@@ -81,6 +88,10 @@ pub struct Register {
 pub struct Login {
     pub email: String,
     pub password: String,
+    /// The id of the tenant to open the session for; needed only when the
+    /// account belongs to several (without it, the answer lists them).
+    #[serde(default)]
+    pub tenant: Option<flowmesh_model::TenantId>,
 }
 
 #[derive(Deserialize, JsonSchema)]
@@ -88,6 +99,8 @@ pub struct Login {
 pub struct Accept {
     /// The invitation's token.
     pub token: String,
+    /// The password of the email's account when it has one (an invitation
+    /// never replaces it); else the password of the new account.
     #[schemars(length(min = 10, max = 1024))]
     pub password: String,
 }
@@ -176,20 +189,89 @@ pub struct Rerun {
     /// Outputs to use instead of the recorded ones, by node id.
     #[serde(default)]
     pub input_override: Option<Map<String, Value>>,
+    /// The version to run: a number, or `"published"` for the one published
+    /// now (the original execution's when absent).
+    #[serde(default, deserialize_with = "rerun_version")]
+    pub version: Option<RerunVersion>,
 }
 
-/// The tenant's data settings (as `flowmesh_api::Settings` reads them).
+/// A version number, or `"published"`.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+pub enum RerunVersion {
+    Number(#[schemars(range(min = 1))] i64),
+    Published(Published),
+}
+
+#[derive(JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Published {
+    Published,
+}
+
+/// Read by hand so that a wrong value is named plainly, not as "no variant
+/// of an untagged enum matched".
+fn rerun_version<'de, D: Deserializer<'de>>(d: D) -> Result<Option<RerunVersion>, D::Error> {
+    match Value::deserialize(d)? {
+        Value::Null => Ok(None),
+        Value::String(s) if s == "published" => {
+            Ok(Some(RerunVersion::Published(Published::Published)))
+        }
+        Value::Number(n) if n.as_i64().is_some_and(|v| v >= 1) => {
+            Ok(n.as_i64().map(RerunVersion::Number))
+        }
+        other => Err(serde::de::Error::custom(format!(
+            "must be a version number (1 or more) or \"published\", not {other}"
+        ))),
+    }
+}
+
+impl RerunVersion {
+    pub fn into_api(self) -> flowmesh_api::RerunVersion {
+        match self {
+            RerunVersion::Number(n) => flowmesh_api::RerunVersion::Number(n),
+            RerunVersion::Published(Published::Published) => flowmesh_api::RerunVersion::Published,
+        }
+    }
+}
+
+/// A test run of one version: `{"input": ..., "mocks": ...}`, both optional.
+#[derive(Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TestRun {
+    /// The input, which becomes `trigger.body`.
+    #[serde(default)]
+    pub input: Option<Map<String, Value>>,
+    /// Outputs of action or data nodes, by node id: those nodes are not run
+    /// and their mock is their output.
+    #[serde(default)]
+    pub mocks: Option<Map<String, Value>>,
+}
+
+/// A change to the tenant's data settings: a field left out keeps its
+/// value, a field set to null goes back to its default.
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
-    /// How long finished executions are kept, such as `30d` (at most 3650d).
+    /// How long finished executions are kept, such as `30d` (at most
+    /// 3650d); null: the default, 30 days.
     #[schemars(pattern(r"^[1-9][0-9]{0,2}(ms|s|m|h|d)$"))]
-    pub retention: String,
+    #[serde(default, deserialize_with = "present")]
+    pub retention: Option<Option<String>>,
     /// Largest output of one node, in bytes (1 KiB to the instance's cap,
-    /// `--tenant-max-output-bytes`, which the served document states).
+    /// `--tenant-max-output-bytes`, which the served document states);
+    /// null: the default, 8 MiB or the instance's cap if lower.
     #[schemars(range(min = 1024))]
-    #[serde(deserialize_with = "whole::u64")]
-    pub max_output_bytes: u64,
+    #[serde(default, deserialize_with = "whole::present_u64")]
+    pub max_output_bytes: Option<Option<u64>>,
+}
+
+/// A field that may be null, told apart from one left out (which
+/// `#[serde(default)]` makes `None`).
+fn present<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
 }
 
 /// Describe a workflow in plain language.

@@ -21,7 +21,9 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::NotFound => StatusCode::NOT_FOUND,
         ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         ErrorCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
-        ErrorCode::Conflict | ErrorCode::AlreadyFinished => StatusCode::CONFLICT,
+        ErrorCode::Conflict | ErrorCode::TenantRequired | ErrorCode::AlreadyFinished => {
+            StatusCode::CONFLICT
+        }
         ErrorCode::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
         ErrorCode::EventsPurged => StatusCode::GONE,
         ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -76,10 +78,17 @@ impl From<Error> for ApiError {
             Error::Invalid(errors) => {
                 ApiError::new(code, errors.to_string()).with_details(json!(errors.errors))
             }
+            Error::Field(error) => {
+                ApiError::new(code, error.to_string()).with_details(json!([error]))
+            }
             e @ Error::RateLimited { retry_after } => {
                 let mut error = ApiError::new(code, e.to_string());
                 error.retry_after = Some(retry_after.as_secs_f64().ceil().max(1.0) as u64);
                 error
+            }
+            Error::TenantRequired(ref tenants) => {
+                let details = json!({"tenants": tenants});
+                ApiError::new(code, e.to_string()).with_details(details)
             }
             e @ Error::OverLimit { field, .. } => {
                 ApiError::new(code, e.to_string()).with_details(json!({"field": field}))

@@ -8,16 +8,18 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use flowmesh_api::ErrorCode;
 use flowmesh_api::Outcome as ExecutionOutcome;
-use flowmesh_api::{ResumeRequest, StartRequest, Until};
+use flowmesh_api::{ResumeRequest, StartRequest, TestRunRequest, Until};
 use flowmesh_model::{ExecutionId, HumanDuration, WorkflowId};
 use flowmesh_services::records::ExecutionQuery;
+use serde_json::Value;
 
 use crate::access::Auth;
 use crate::answers::{Cancelling, Execution, ExecutionItem, Finished, Page, Resumed, Started};
-use crate::bodies::Resume;
+use crate::bodies::{Resume, TestRun};
 use crate::error::ApiError;
 use crate::extract::{
-    AppState, JsonBytes, TypedQuery, idempotency_key, parse_id, parse_json, typed_body,
+    AppState, JsonBytes, TypedQuery, idempotency_key, parse_id, parse_json, parse_version,
+    typed_body,
 };
 use crate::queries::{ExecutionsQuery, StartQuery};
 use crate::routes::ApiResult;
@@ -68,12 +70,7 @@ pub(crate) async fn start(
     JsonBytes(body): JsonBytes,
 ) -> ApiResult {
     let workflow: WorkflowId = parse_id(&id, "workflow")?;
-    // A timeout without `wait` is checked all the same, and then unused.
-    let wait = query.wait.unwrap_or(false).then(|| {
-        query
-            .timeout
-            .map_or(Duration::from_secs(30), HumanDuration::as_duration)
-    });
+    let wait = wait_of(&query);
     let input = parse_json(&body)?;
     let idempotency_key = idempotency_key(&headers)?;
     let started = state
@@ -86,6 +83,55 @@ pub(crate) async fn start(
             wait: wait.is_some(),
         })
         .await?;
+    answer_start(&state, started, wait).await
+}
+
+/// `{"input": ..., "mocks": ...}` on one version, published or not.
+pub(crate) async fn test_run(
+    State(state): State<AppState>,
+    Auth(who): Auth,
+    Path((id, version)): Path<(String, String)>,
+    TypedQuery(query): TypedQuery<StartQuery>,
+    JsonBytes(body): JsonBytes,
+) -> ApiResult {
+    let workflow: WorkflowId = parse_id(&id, "workflow")?;
+    let version = parse_version(&version)?;
+    let wait = wait_of(&query);
+    let body: TestRun = if body.is_empty() {
+        TestRun::default()
+    } else {
+        typed_body(&body)?
+    };
+    let started = state
+        .engine
+        .test_run(TestRunRequest {
+            tenant: who.tenant,
+            workflow,
+            version,
+            input: Value::Object(body.input.unwrap_or_default()),
+            mocks: body.mocks.unwrap_or_default(),
+            wait: wait.is_some(),
+        })
+        .await?;
+    answer_start(&state, started, wait).await
+}
+
+/// How long a start waits for its result: none unless `wait=true`. A
+/// timeout without `wait` is checked all the same, and then unused.
+fn wait_of(query: &StartQuery) -> Option<Duration> {
+    query.wait.unwrap_or(false).then(|| {
+        query
+            .timeout
+            .map_or(Duration::from_secs(30), HumanDuration::as_duration)
+    })
+}
+
+/// 202 at once, or the result once it came within `wait`.
+async fn answer_start(
+    state: &AppState,
+    started: flowmesh_services::Started,
+    wait: Option<Duration>,
+) -> ApiResult {
     match wait {
         None => Ok((StatusCode::ACCEPTED, Json(Started::new(started.execution))).into_response()),
         Some(timeout) => {
@@ -134,6 +180,7 @@ pub(crate) async fn list(
             &ExecutionQuery {
                 workflow: query.workflow_id,
                 status: query.status,
+                test: query.test,
                 limit: query.limit.unwrap_or(50),
                 cursor: query.cursor,
             },

@@ -181,6 +181,14 @@ pub fn parse_id<T: FromStr>(text: &str, what: &str) -> Result<T, ApiError> {
     text.parse().map_err(|_| ApiError::not_found(what))
 }
 
+/// A version number in the path (1 or more).
+pub fn parse_version(text: &str) -> Result<i64, ApiError> {
+    text.parse::<i64>()
+        .ok()
+        .filter(|v| *v >= 1)
+        .ok_or_else(|| ApiError::bad_request("version: must be a version number (1 or more)"))
+}
+
 /// A JSON body read into `T`; a problem is a 400 naming where it is
 /// (`tenant: invalid type: integer, expected a string`).
 pub fn typed_body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {

@@ -4,7 +4,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use flowmesh_api::{ErrorCode, RerunRequest, Settings};
+use flowmesh_api::{ErrorCode, RerunRequest, Settings, SettingsUpdate};
 use flowmesh_model::{ExecutionId, WorkflowId};
 use flowmesh_services::{SandboxInfo, WorkflowStats};
 
@@ -53,6 +53,7 @@ pub(crate) async fn rerun(
             execution,
             from_node: body.from_node,
             input_override: body.input_override.unwrap_or_default(),
+            version: body.version.map(bodies::RerunVersion::into_api),
         })
         .await?;
     Ok((
@@ -72,22 +73,24 @@ pub(crate) async fn get_settings(
     Ok(Json(settings))
 }
 
-/// `{"retention": "30d", "max_output_bytes": 8388608}`, both required.
+/// `{"retention": "30d", "max_output_bytes": 8388608}`, each optional (left
+/// out: kept; null: the default); answers every setting.
 pub(crate) async fn put_settings(
     State(state): State<AppState>,
     Auth(who): Auth,
     JsonBytes(body): JsonBytes,
 ) -> Result<Json<Settings>, ApiError> {
     let body: bodies::Settings = typed_body(&body)?;
-    let settings = Settings {
-        retention: body
-            .retention
-            .parse()
-            .map_err(|e| ApiError::bad_request(format!("retention: {e}; write it like 30d")))?,
+    let retention = body
+        .retention
+        .map(|r| r.map(|r| r.parse()).transpose())
+        .transpose()
+        .map_err(|e| ApiError::bad_request(format!("retention: {e}; write it like 30d")))?;
+    let update = SettingsUpdate {
+        retention,
         max_output_bytes: body.max_output_bytes,
     };
-    state.engine.set_settings(who.tenant, &settings).await?;
-    Ok(Json(settings))
+    Ok(Json(state.engine.set_settings(who.tenant, update).await?))
 }
 
 pub(crate) async fn sandboxes(

@@ -52,6 +52,7 @@ fn limit<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
         .ok_or_else(|| serde::de::Error::custom("must be between 1 and 500"))
 }
 
+/// `true` or `false`.
 fn wait<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
     match String::deserialize(d)?.as_str() {
         "true" => Ok(Some(true)),
@@ -145,6 +146,9 @@ pub struct ExecutionsQuery {
     #[serde(default, deserialize_with = "status")]
     #[schemars(schema_with = "status_schema")]
     pub status: Option<ExecutionStatus>,
+    /// `true`: only test runs; `false`: only the others.
+    #[serde(default, deserialize_with = "wait")]
+    pub test: Option<bool>,
     /// Page size (50 when absent).
     #[serde(default, deserialize_with = "limit")]
     #[schemars(schema_with = "limit_schema")]

@@ -16,7 +16,7 @@ use crate::answers::{
 };
 use crate::bodies;
 use crate::error::ApiError;
-use crate::extract::{AppState, JsonBytes, TypedQuery, parse_id, typed_body};
+use crate::extract::{AppState, JsonBytes, TypedQuery, parse_id, parse_version, typed_body};
 use crate::queries;
 use crate::routes::ApiResult;
 
@@ -220,11 +220,7 @@ pub(crate) async fn version(
     Path((id, version)): Path<(String, String)>,
 ) -> Result<Json<WorkflowVersionDocument>, ApiError> {
     let id: WorkflowId = parse_id(&id, "workflow")?;
-    let version = version
-        .parse::<i64>()
-        .ok()
-        .filter(|v| *v >= 1)
-        .ok_or_else(|| ApiError::bad_request("version: must be a version number (1 or more)"))?;
+    let version = parse_version(&version)?;
     let record = state
         .engine
         .workflow_version(who.tenant, id, version)

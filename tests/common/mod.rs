@@ -514,6 +514,19 @@ impl Engine {
         self.request(Method::POST, path, Some(body)).await
     }
 
+    /// A POST without credentials (registration, login, invitations).
+    pub async fn post_public(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        let resp = self
+            .http
+            .post(self.url(path))
+            .json(&body)
+            .send()
+            .await
+            .expect("post");
+        let status = resp.status();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
     /// The metrics text of `GET /metrics`.
     pub async fn metrics_text(&self) -> String {
         let resp = self.metrics().await;
@@ -601,6 +614,21 @@ impl Engine {
         assert_eq!(resp.status(), StatusCode::OK, "sign in to {name}");
         let session: Value = resp.json().await.expect("session");
         session["token"].as_str().expect("token").to_owned()
+    }
+
+    /// A new invitation of `owner`'s tenant for `email` with `role`; its
+    /// token.
+    pub async fn invitation_as(&self, owner: &str, email: &str, role: &str) -> String {
+        let (status, body) = self
+            .request_as(
+                owner,
+                Method::POST,
+                "/v1/invitations",
+                Some(json!({"email": email, "role": role})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "invite: {body}");
+        body["token"].as_str().expect("token").to_owned()
     }
 
     /// The engine's metrics, read with the instance's metrics token.

@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use flowmesh_model::{Role, TenantId};
 use flowmesh_store::{
-    Acceptance, AuditQuery, AuditRecord, InvitationInfo, KeyInfo, NewInvitation, NewKey, Principal,
-    Registration, SecretInfo, UserInfo, credentials, now_ms, valid_secret_name,
+    Acceptance, Accepted, AuditQuery, AuditRecord, InvitationInfo, KeyInfo, LoginAttempt,
+    LoginOutcome, NewInvitation, NewKey, Principal, Registration, SecretInfo, UserInfo,
+    credentials, now_ms, valid_secret_name,
 };
 
 use super::api::EngineHandle;
@@ -165,10 +166,11 @@ impl EngineHandle {
         let LoginRequest {
             email,
             password,
+            tenant,
             source,
         } = request;
         self.logins.admit(email, source)?;
-        match self.open_session(email, password).await {
+        match self.open_session(email, password, tenant).await {
             Ok(Some(session)) => {
                 self.logins.succeeded(email, source);
                 Ok(session)
@@ -179,6 +181,11 @@ impl EngineHandle {
                     "unknown email or wrong password".into(),
                 ))
             }
+            // The password was right: no failure to count.
+            Err(e @ Error::TenantRequired(_)) => {
+                self.logins.succeeded(email, source);
+                Err(e)
+            }
             Err(e) => {
                 self.logins.refund(Some(email), source);
                 Err(e)
@@ -186,12 +193,27 @@ impl EngineHandle {
         }
     }
 
-    /// A session for a known email and password; none otherwise.
-    async fn open_session(&self, email: &str, password: &str) -> Result<Option<Session>, Error> {
+    /// A session for a known email and password, in the tenant named or the
+    /// user's only one; none otherwise (a tenant the user is not a member
+    /// of is refused like a wrong password).
+    async fn open_session(
+        &self,
+        email: &str,
+        password: &str,
+        tenant: Option<TenantId>,
+    ) -> Result<Option<Session>, Error> {
         let expires_at = now_ms() + self.shared.options.tenancy.session_ttl.0.as_millis() as i64;
         let _slot = self.logins.hashing_slot().await?;
-        let Some(session) = self.shared.store.login(email, password, expires_at).await? else {
-            return Ok(None);
+        let attempt = LoginAttempt {
+            email,
+            password,
+            tenant,
+            expires_at,
+        };
+        let session = match self.shared.store.login(attempt).await? {
+            LoginOutcome::Opened(session) => session,
+            LoginOutcome::Refused => return Ok(None),
+            LoginOutcome::ChooseTenant(tenants) => return Err(Error::TenantRequired(tenants)),
         };
         Ok(Some(Session {
             token: session.token,
@@ -234,13 +256,14 @@ impl EngineHandle {
             .await?)
     }
 
-    /// Uses an invitation: its email joins the inviting tenant unless it
-    /// is a user already. The answer is the same either way (the invited
-    /// person then signs in), so an invitation cannot tell who has an
-    /// account. Returns the inviting tenant. The token is looked up before
-    /// any password is hashed, so made-up tokens cost no share of the
-    /// hashing pool, and they count as failures of their address, delayed
-    /// like failed logins.
+    /// Uses an invitation: its email joins the inviting tenant, as a new
+    /// user with the password given, or, when the email has an account,
+    /// only with that account's password (401 otherwise, counted like a
+    /// failed login of the account, so an invitation is no way around the
+    /// login's delays). Returns the inviting tenant. The token is looked
+    /// up before any password is hashed, so made-up tokens cost no share
+    /// of the hashing pool, and they count as failures of their address,
+    /// delayed like failed logins.
     pub async fn accept_invitation(&self, request: AcceptRequest<'_>) -> Result<TenantId, Error> {
         let AcceptRequest {
             token,
@@ -254,20 +277,45 @@ impl EngineHandle {
             self.logins.failed(None, source);
             return Err(unknown());
         };
-        // A real token is no failure of its address.
+        // A real token is no failure of its address; its password is
+        // counted as a login of its email.
         self.logins.refund(None, source);
-        let _slot = self.logins.hashing_slot().await?;
-        self.shared
-            .store
-            .accept_invitation(Acceptance {
-                invitation: &invitation,
-                password,
-            })
-            .await
-            .map_err(|e| match e {
-                flowmesh_store::Error::NotFound => unknown(),
-                other => other.into(),
-            })
+        let email = invitation.email();
+        self.logins.admit(email, source)?;
+        let accepted = match self.logins.hashing_slot().await {
+            Ok(_slot) => {
+                self.shared
+                    .store
+                    .accept_invitation(Acceptance {
+                        invitation: &invitation,
+                        password,
+                    })
+                    .await
+            }
+            Err(busy) => {
+                self.logins.refund(Some(email), source);
+                return Err(busy);
+            }
+        };
+        match accepted {
+            Ok(Accepted::Joined(tenant)) => {
+                self.logins.succeeded(email, source);
+                Ok(tenant)
+            }
+            Ok(Accepted::WrongPassword) => {
+                self.logins.failed(Some(email), source);
+                Err(Error::Unauthorized(
+                    "this email has an account: accept with its password".into(),
+                ))
+            }
+            Err(e) => {
+                self.logins.refund(Some(email), source);
+                Err(match e {
+                    flowmesh_store::Error::NotFound => unknown(),
+                    other => other.into(),
+                })
+            }
+        }
     }
 
     pub async fn users(&self, tenant: TenantId) -> Result<Vec<UserInfo>, Error> {

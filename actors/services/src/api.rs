@@ -255,6 +255,7 @@ impl EngineHandle {
 
     /// Starts the published version of a workflow with `input` as the trigger body.
     pub async fn start_execution(&self, request: StartRequest) -> Result<Started, Error> {
+        crate::test_runs::refuse_mocks(&request)?;
         let record = self.get_workflow(request.tenant, request.workflow).await?;
         let version = record.summary.published_version.ok_or_else(|| {
             Error::Conflict("the workflow has no published version; publish it first".into())
@@ -279,6 +280,7 @@ impl EngineHandle {
             idempotency_key: request.idempotency_key,
             request: fingerprint,
             watch: request.wait,
+            test: None,
         })
         .await
     }
@@ -321,6 +323,7 @@ impl EngineHandle {
             idempotency_key: message.idempotency_key.clone(),
             request: fingerprint,
             watch,
+            test: None,
         })
         .await
     }
@@ -360,7 +363,12 @@ impl EngineHandle {
     /// run. If the bus is down the execution is still accepted: a claim sweep
     /// picks up executions nobody started.
     pub(super) async fn accept(&self, accept: Accept) -> Result<Started, Error> {
-        let payload_bytes = accept.data.to_string().len();
+        // Mocks are the caller's input as much as the trigger data.
+        let payload_bytes = accept.data.to_string().len()
+            + accept
+                .test
+                .as_ref()
+                .map_or(0, |t| Value::from(t.mocks.clone()).to_string().len());
         let id = ExecutionId::new();
         let deadline_ms = accept
             .graph
@@ -384,6 +392,7 @@ impl EngineHandle {
             origin: None,
             steps: Vec::new(),
             traceparent: traceparent.clone(),
+            test: accept.test,
         };
         let created = self.create_admitted(&new, payload_bytes).await?;
         crash_point("engine::accept::recorded");
@@ -601,6 +610,8 @@ pub(super) struct Accept {
     pub request: Fingerprint,
     /// Subscribe to the execution's events before asking for it to run.
     pub watch: bool,
+    /// Set for a test run.
+    pub test: Option<flowmesh_store::TestRun>,
 }
 
 /// The parts of a request that make it the same request again: a repeat

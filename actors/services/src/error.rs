@@ -24,6 +24,10 @@ pub enum Error {
     /// The request is understood but not acceptable as given.
     #[error("{0}")]
     BadRequest(String),
+    /// The right password for a user of several tenants, and no tenant
+    /// named; these are the user's. Retrying with one of them named helps.
+    #[error("this account belongs to several tenants; name one of them as \"tenant\" (its id)")]
+    TenantRequired(Vec<flowmesh_store::MemberTenant>),
     /// The request was made on a version that is no longer the latest
     /// (`If-Match`). Retrying will not help: read again and redo the edit.
     #[error("{0}")]
@@ -63,6 +67,10 @@ pub enum Error {
         field: &'static str,
         message: String,
     },
+    /// A field of the request that cannot be taken as given, at its JSON
+    /// path (`mocks.fetch`). Retrying will not help.
+    #[error("{0}")]
+    Field(flowmesh_model::validate::ValidationError),
     /// This instance is not set up for the request. Retrying will not help.
     #[error("{0}")]
     Unconfigured(String),
@@ -92,9 +100,10 @@ impl Error {
         match self {
             Error::NotFound(_) => ErrorCode::NotFound,
             Error::Malformed(_) => ErrorCode::MalformedJson,
-            Error::Invalid(_) => ErrorCode::InvalidWorkflow,
+            Error::Invalid(_) | Error::Field(_) => ErrorCode::InvalidWorkflow,
             Error::Conflict(_) => ErrorCode::Conflict,
             Error::BadRequest(_) => ErrorCode::BadRequest,
+            Error::TenantRequired(_) => ErrorCode::TenantRequired,
             Error::Stale(_) => ErrorCode::PreconditionFailed,
             Error::Unauthorized(_) => ErrorCode::Unauthorized,
             Error::Unauthenticated { .. } => ErrorCode::Unauthenticated,

@@ -19,6 +19,7 @@ mod operate;
 mod options;
 pub mod progress;
 mod registrations;
+mod rerun;
 mod resume;
 mod retention;
 mod runtime;
@@ -27,6 +28,7 @@ mod schedule;
 mod shared;
 mod streams;
 mod templates;
+mod test_runs;
 mod text;
 pub mod trace;
 mod triggers;
@@ -49,7 +51,7 @@ pub use flowmesh_sandbox::Jail;
 pub use flowmesh_store::ModelSettings;
 pub use generate::{Generated, MAX_PROMPT_CHARS};
 pub use logins::LoginOptions;
-pub use operate::WorkflowStats;
+pub use operate::{WorkflowStats, mocked};
 pub use options::{Options, Prices, ProcessRole, ScheduleLimits, Tenancy};
 pub use registrations::RegistrationLimit;
 pub use runtime::{NoRuntime, Runtime, SandboxInfo};
@@ -66,7 +68,7 @@ pub mod records {
         AuditQuery, AuditRecord, Balance, DailyUsage, EventScope, ExecutionPage, ExecutionQuery,
         ExecutionRecord, ExecutionSummary, InvitationInfo, KeyInfo, LedgerEntry, Origin,
         PLATFORM_TENANT, Principal, Resume, SealingKey, SecretInfo, StepRecord, StreamTicket,
-        TenantInfo, TenantLimits, UserInfo, VersionInfo, VersionsQuery, WorkflowRecord,
+        TenantInfo, TenantLimits, TestRun, UserInfo, VersionInfo, VersionsQuery, WorkflowRecord,
         WorkflowSummary, day_of, now_ms,
     };
 }

@@ -1,15 +1,12 @@
-//! Looking into executions: statistics per workflow, an execution's logs,
-//! and re-running an execution from one of its nodes.
+//! Looking into executions: statistics per workflow and an execution's logs.
 
-use flowmesh_api::{NodeLog, RerunRequest};
-use std::collections::{BTreeMap, BTreeSet};
+use flowmesh_api::NodeLog;
+use std::collections::BTreeMap;
 
-use flowmesh_model::graph::WorkflowGraph;
-use flowmesh_model::names::TRIGGER;
-use flowmesh_model::{Command, ExecutionId, NodeStatus, Primitive, TenantId, WorkflowId};
-use flowmesh_store::{ExecutionRecord, LastRun, NewExecution, Origin, StepRecord, now_ms};
+use flowmesh_model::{ExecutionId, NodeStatus, Primitive, TenantId, WorkflowId};
+use flowmesh_store::LastRun;
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::EngineHandle;
 use crate::error::Error;
@@ -48,6 +45,15 @@ pub struct LastRunView {
     pub status: String,
     pub created_at: i64,
     pub finished_at: Option<i64>,
+}
+
+/// Whether a test run's mock was a node's output.
+pub fn mocked(record: &flowmesh_store::ExecutionRecord, step: &flowmesh_store::StepRecord) -> bool {
+    step.status == NodeStatus::Succeeded
+        && record
+            .test
+            .as_ref()
+            .is_some_and(|test| test.mocks.contains_key(&step.node))
 }
 
 fn percentile(sorted: &[i64], p: f64) -> Option<i64> {
@@ -166,150 +172,9 @@ impl EngineHandle {
                     output: step.output.as_ref().map(redact),
                     error: step.error.clone(),
                     lines: step.logs.clone(),
+                    mocked: mocked(&record, step),
                 }
             })
             .collect())
-    }
-
-    /// A new execution of the same pinned version that reuses the recorded
-    /// outputs of every node upstream of `from_node` and runs from there.
-    pub async fn rerun(&self, request: RerunRequest) -> Result<ExecutionId, Error> {
-        let record = self
-            .get_execution(request.tenant, request.execution)
-            .await?;
-        if !record.status.is_terminal() {
-            return Err(Error::Conflict(
-                "the execution is still running; re-run it once it has ended".into(),
-            ));
-        }
-        let graph = self.graph(record.workflow, record.version).await?;
-        let from = request.from_node.as_str();
-        let start = match graph.index.get(from) {
-            Some(&i) if graph.node(i).primitive != Primitive::Trigger => i,
-            _ => {
-                return Err(Error::BadRequest(format!(
-                    "from_node: {from:?} is not an action, condition or data node of this workflow"
-                )));
-            }
-        };
-        // Every node upstream of from_node, transitively.
-        let mut upstream = BTreeSet::new();
-        let mut todo = vec![start];
-        while let Some(i) = todo.pop() {
-            for link in &graph.incoming[i] {
-                if upstream.insert(link.node) {
-                    todo.push(link.node);
-                }
-            }
-        }
-        for key in request.input_override.keys() {
-            let known =
-                key == "trigger" || graph.index.get(key).is_some_and(|i| upstream.contains(i));
-            if !known {
-                return Err(Error::BadRequest(format!(
-                    "input_override.{key}: not a node upstream of {from} (nor \"trigger\")"
-                )));
-            }
-        }
-        let trigger_override = trigger_override(&graph, &record, &request.input_override)?;
-        let progress = Progress::new(graph.clone(), &record);
-        let id = ExecutionId::new();
-        let mut steps = Vec::new();
-        for &i in &upstream {
-            let node = graph.node(i);
-            if node.primitive == Primitive::Trigger {
-                continue;
-            }
-            let original = &progress.nodes[i];
-            if !matches!(original.status, NodeStatus::Succeeded | NodeStatus::Skipped) {
-                return Err(Error::Conflict(format!(
-                    "node {} upstream of {from} did not succeed in the original run ({}); re-run from it instead",
-                    node.id, original.status
-                )));
-            }
-            let mut step: StepRecord = original.clone();
-            step.execution = id;
-            if let Some(output) = request.input_override.get(&node.id) {
-                step.output = Some(output.clone());
-            }
-            steps.push(step);
-        }
-        let trigger = trigger_override
-            .cloned()
-            .unwrap_or_else(|| record.trigger.clone());
-        // Admitted like a start: the trigger data and every override are the
-        // caller's input to the new execution.
-        let overridden: usize = request
-            .input_override
-            .iter()
-            .filter(|(key, _)| {
-                graph
-                    .index
-                    .get(key.as_str())
-                    .is_some_and(|&i| graph.node(i).primitive != Primitive::Trigger)
-            })
-            .map(|(_, value)| value.to_string().len())
-            .sum();
-        let payload_bytes = trigger.to_string().len() + overridden;
-        let new = NewExecution {
-            id,
-            tenant: record.tenant,
-            workflow: record.workflow,
-            version: record.version,
-            trigger_node: record.trigger_node.clone(),
-            trigger,
-            idempotency_key: None,
-            fingerprint: None,
-            deadline_ms: graph
-                .document
-                .settings
-                .timeout
-                .map(|t| now_ms() + t.0.as_millis() as i64),
-            origin: Some(Origin {
-                execution: record.id,
-                node: request.from_node.clone(),
-            }),
-            steps,
-            traceparent: crate::trace::traceparent_of(&tracing::Span::current()),
-        };
-        self.create_admitted(&new, payload_bytes).await?;
-        crate::metrics::execution_started(record.tenant, record.workflow);
-        let command = Command::start(record.tenant, record.workflow, id);
-        if let Err(e) = self.shared.bus.publish_command(&command, None).await {
-            tracing::warn!(execution = %id, error = %e, "start command not published; the claim sweep will start it");
-        }
-        Ok(id)
-    }
-}
-
-/// The new trigger data a re-run's overrides give: under `trigger`, or
-/// under the id of the trigger node that started the execution (its output
-/// is the trigger data, read by either name). Another trigger did not
-/// start it, so it has no output to replace.
-fn trigger_override<'a>(
-    graph: &WorkflowGraph,
-    record: &ExecutionRecord,
-    overrides: &'a Map<String, Value>,
-) -> Result<Option<&'a Value>, Error> {
-    let started = record.trigger_node.as_str();
-    for (key, _) in overrides {
-        let other_trigger = key != started
-            && graph
-                .index
-                .get(key.as_str())
-                .is_some_and(|&i| graph.node(i).primitive == Primitive::Trigger);
-        if other_trigger {
-            return Err(Error::BadRequest(format!(
-                "input_override.{key}: {key} is a trigger that did not start this execution \
-                 ({started} did); to re-run with other trigger data, override \"trigger\""
-            )));
-        }
-    }
-    match (overrides.get(TRIGGER), overrides.get(started)) {
-        (Some(_), Some(_)) => Err(Error::BadRequest(format!(
-            "input_override.{started}: the trigger data, which input_override.trigger \
-             also gives; give one of them"
-        ))),
-        (by_name, by_id) => Ok(by_name.or(by_id)),
     }
 }

@@ -3,11 +3,11 @@
 //! given back. Every process that runs executions runs it; a batch is one
 //! transaction, so processes purging at once only share the work.
 
-use flowmesh_api::Settings;
+use flowmesh_api::{Settings, SettingsUpdate};
 use std::sync::Arc;
 
 use flowmesh_model::{HumanDuration, TenantId};
-use flowmesh_store::TenantSettings;
+use flowmesh_store::SettingsChange;
 
 use super::EngineHandle;
 use crate::error::Error;
@@ -65,15 +65,43 @@ impl EngineHandle {
         })
     }
 
-    /// Changes a tenant's settings; every process follows within seconds.
-    pub async fn set_settings(&self, tenant: TenantId, settings: &Settings) -> Result<(), Error> {
-        let retention = settings.retention.0.as_millis();
-        if retention == 0 || retention > MAX_RETENTION_MS {
-            return Err(Error::BadRequest(
-                "retention: must be between 1ms and 3650d".into(),
-            ));
+    /// Changes the settings an update names (the others keep their
+    /// values; a null resets one to its default) and returns them all;
+    /// every process follows within seconds.
+    pub async fn set_settings(
+        &self,
+        tenant: TenantId,
+        update: SettingsUpdate,
+    ) -> Result<Settings, Error> {
+        if let Some(Some(retention)) = update.retention {
+            let retention = retention.0.as_millis();
+            if retention == 0 || retention > MAX_RETENTION_MS {
+                return Err(Error::BadRequest(
+                    "retention: must be between 1ms and 3650d".into(),
+                ));
+            }
         }
-        if !OUTPUT_BYTES.contains(&settings.max_output_bytes) {
+        if let Some(Some(bytes)) = update.max_output_bytes {
+            self.check_output_bytes(bytes)?;
+        }
+        let change = SettingsChange {
+            retention_ms: update.retention.map(|r| r.map(|r| r.0.as_millis() as i64)),
+            max_output_bytes: update.max_output_bytes.map(|b| b.map(|b| b as i64)),
+        };
+        if !self
+            .shared
+            .store
+            .set_tenant_settings(tenant, &change)
+            .await?
+        {
+            return Err(Error::NotFound("tenant"));
+        }
+        self.shared.settings.forget(tenant);
+        self.settings(tenant).await
+    }
+
+    fn check_output_bytes(&self, bytes: u64) -> Result<(), Error> {
+        if !OUTPUT_BYTES.contains(&bytes) {
             return Err(Error::BadRequest(format!(
                 "max_output_bytes: must be between {} and {}",
                 OUTPUT_BYTES.start(),
@@ -81,31 +109,14 @@ impl EngineHandle {
             )));
         }
         let cap = self.output_cap();
-        if settings.max_output_bytes > cap {
+        if bytes > cap {
             return Err(Error::OverLimit {
                 field: "max_output_bytes",
                 message: format!(
-                    "{} is over this instance's cap of {cap} bytes; choose at most {cap}",
-                    settings.max_output_bytes
+                    "{bytes} is over this instance's cap of {cap} bytes; choose at most {cap}"
                 ),
             });
         }
-        let stored = TenantSettings {
-            retention_ms: retention as i64,
-            max_output_bytes: settings.max_output_bytes as i64,
-            // Limits are the instance administrators'; this write leaves them.
-            limits: Default::default(),
-        };
-        if self
-            .shared
-            .store
-            .set_tenant_settings(tenant, &stored)
-            .await?
-        {
-            self.shared.settings.forget(tenant);
-            Ok(())
-        } else {
-            Err(Error::NotFound("tenant"))
-        }
+        Ok(())
     }
 }

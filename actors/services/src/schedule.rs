@@ -267,5 +267,6 @@ async fn new_execution(
         origin: None,
         steps: Vec::new(),
         traceparent: crate::trace::traceparent_of(&tick),
+        test: None,
     })
 }

@@ -126,6 +126,7 @@ impl EngineHandle {
             idempotency_key,
             request,
             watch,
+            test: None,
         })
         .await
     }

@@ -43,6 +43,9 @@ use flowmesh_services::metrics;
 
 pub(crate) struct ExecutionActor;
 
+/// The log line of a mocked node's step (logs show it as `mocked: true`).
+pub(crate) const MOCKED_LOG: &str = "mocked: the test run's mock is this node's output";
+
 pub(crate) struct ExecutionArgs {
     pub ctx: Arc<Context>,
     pub graph: Arc<WorkflowGraph>,
@@ -90,6 +93,8 @@ struct Pending {
     attempts: Vec<(usize, u32)>,
     /// Attempts of pure, instant kinds, run within the turn itself.
     inline: Vec<(usize, u32)>,
+    /// Attempts of a test run's mocked nodes, whose mock is their output.
+    mocked: Vec<(usize, u32)>,
     /// The inline node that is to run once this commit has marked it.
     mark_inline: Option<usize>,
     /// Resumes applied by this turn, deleted with it.
@@ -315,7 +320,11 @@ impl ExecutionState {
             self.pending.usage.executions = 1;
             self.stage_transition(ExecutionTransition::Start, None, None)?;
             self.save_trigger_step();
-            self.emit(EventKind::ExecutionStarted);
+            self.emit(if self.record.test.is_some() {
+                EventKind::TestRunStarted
+            } else {
+                EventKind::ExecutionStarted
+            });
         }
         if let Some(deadline) = self.record.deadline_ms {
             let left = deadline - now_ms();
@@ -398,10 +407,18 @@ impl ExecutionState {
             return Ok(());
         }
         loop {
+            for (i, attempt) in std::mem::take(&mut self.pending.mocked) {
+                if let AfterNode::Fail(error) = self.record_mock(myself, i, attempt)? {
+                    return self
+                        .finish(myself, ExecutionTransition::Fail, Some(error))
+                        .await;
+                }
+            }
             for (i, attempt) in std::mem::take(&mut self.pending.inline) {
                 if !self.mark_before(myself, i).await? {
                     return Ok(());
                 }
+                self.pending.usage.node_runs += 1;
                 let result = self.run_inline(i).await;
                 if let AfterNode::Fail(error) = self.record_result(myself, i, attempt, result)? {
                     return self
@@ -410,7 +427,10 @@ impl ExecutionState {
                 }
             }
             let decisions = self.progress.decide();
-            if decisions.is_empty() && self.pending.inline.is_empty() {
+            if decisions.is_empty()
+                && self.pending.inline.is_empty()
+                && self.pending.mocked.is_empty()
+            {
                 break;
             }
             for decision in decisions {
@@ -463,7 +483,9 @@ impl ExecutionState {
             node: self.progress.graph.node(i).id.clone(),
             attempt,
         });
-        if self
+        if self.mock(i).is_some() {
+            self.pending.mocked.push((i, attempt));
+        } else if self
             .ctx
             .runner
             .behaviour(self.progress.graph.node(i))
@@ -480,7 +502,36 @@ impl ExecutionState {
     fn rerun_node(&mut self, i: usize) {
         let attempt = self.progress.nodes[i].attempts.max(1);
         self.progress.nodes[i].attempts = attempt;
-        self.pending.attempts.push((i, attempt));
+        if self.mock(i).is_some() {
+            self.pending.mocked.push((i, attempt));
+        } else {
+            self.pending.attempts.push((i, attempt));
+        }
+    }
+
+    /// A test run's mock of a node: its output, instead of running it.
+    fn mock(&self, i: usize) -> Option<&Value> {
+        let test = self.record.test.as_ref()?;
+        test.mocks.get(&self.progress.graph.node(i).id)
+    }
+
+    /// Journals a mocked node as succeeded with its mock (within the
+    /// tenant's output cap, as any output), noting that it was mocked.
+    fn record_mock(
+        &mut self,
+        myself: &ActorRef<ExecutionMsg>,
+        i: usize,
+        attempt: u32,
+    ) -> Result<AfterNode, ActorProcessingErr> {
+        let Some(value) = self.mock(i).cloned() else {
+            return Ok(AfterNode::Advance);
+        };
+        self.progress.nodes[i].logs = vec![MOCKED_LOG.to_owned()];
+        let result = Ok(Outcome::Output {
+            value,
+            branch: None,
+        });
+        self.record_result(myself, i, attempt, result)
     }
 
     fn set_timer(&mut self, myself: &ActorRef<ExecutionMsg>, i: usize, at_ms: i64) {
@@ -508,6 +559,7 @@ impl ExecutionState {
             return Ok(());
         }
         self.running.remove(&i);
+        self.pending.usage.node_runs += 1;
         self.progress.nodes[i].logs = logs;
         match self.record_result(myself, i, attempt, result)? {
             AfterNode::Advance => self.advance(myself).await,
@@ -527,7 +579,6 @@ impl ExecutionState {
         attempt: u32,
         result: Result<Outcome, NodeError>,
     ) -> Result<AfterNode, ActorProcessingErr> {
-        self.pending.usage.node_runs += 1;
         let node_id = self.progress.graph.node(i).id.clone();
         let result = self.within_output_cap(result);
         match result {
@@ -689,6 +740,7 @@ impl ExecutionState {
         }
         self.pending.attempts.clear();
         self.pending.inline.clear();
+        self.pending.mocked.clear();
         let end = match t {
             ExecutionTransition::Cancel => NodeTransition::Cancel,
             _ => NodeTransition::Abort,

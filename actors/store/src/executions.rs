@@ -12,8 +12,8 @@ use crate::failpoints::crash_point;
 
 use crate::{
     Backend, Created, Error, ExecutionChange, ExecutionPage, ExecutionQuery, ExecutionRecord,
-    ExecutionSummary, InProcess, NewExecution, Origin, StepRecord, Store, Woken, int, json, now_ms,
-    opt_int, opt_text, parse, text,
+    ExecutionSummary, InProcess, NewExecution, Origin, StepRecord, Store, TestRun, Woken, int,
+    json, now_ms, opt_int, opt_text, parse, text,
 };
 
 const ACTIVE: &str = "status IN ('queued', 'running')";
@@ -102,8 +102,8 @@ where
     let now = now_ms();
     let inserted = sqlx::query(
         "INSERT INTO executions (id, tenant_id, workflow_id, version, status, trigger_node, trigger_data, \
-         idempotency_key, deadline_ms, created_at, wake_at, origin_id, origin_node, traceparent, request_fingerprint) \
-         VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+         idempotency_key, deadline_ms, created_at, wake_at, origin_id, origin_node, traceparent, request_fingerprint, test, mocks) \
+         VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
          ON CONFLICT DO NOTHING",
     )
     .bind(new.id.to_string())
@@ -120,6 +120,12 @@ where
     .bind(new.origin.as_ref().map(|o| o.node.clone()))
     .bind(new.traceparent.clone())
     .bind(new.fingerprint.clone())
+    .bind(i64::from(new.test.is_some()))
+    .bind(
+        new.test
+            .as_ref()
+            .map(|t| serde_json::Value::from(t.mocks.clone()).to_string()),
+    )
     .execute(executor)
     .await?
     .rows_affected();
@@ -245,6 +251,19 @@ fn execution(row: &AnyRow, steps: Vec<StepRecord>) -> Result<ExecutionRecord, Er
             None => None,
         },
         traceparent: opt_text(row, "traceparent")?,
+        test: if int(row, "test")? != 0 {
+            Some(TestRun {
+                mocks: json(row, "mocks")?
+                    .map(|mocks| match mocks {
+                        serde_json::Value::Object(map) => Ok(map),
+                        _ => Err(Error::Corrupt("mocks".into())),
+                    })
+                    .transpose()?
+                    .unwrap_or_default(),
+            })
+        } else {
+            None
+        },
         steps,
         in_process: opt_text(row, "in_process_by")?.map(|by| InProcess {
             by,
@@ -350,7 +369,7 @@ impl Store {
             n => n.min(500),
         } as i64;
         let mut sql = String::from(
-            "SELECT id, workflow_id, version, status, created_at, finished_at FROM executions WHERE tenant_id = $1",
+            "SELECT id, workflow_id, version, status, created_at, finished_at, test FROM executions WHERE tenant_id = $1",
         );
         let mut binds = vec![tenant.to_string()];
         if let Some(workflow) = query.workflow {
@@ -360,6 +379,13 @@ impl Store {
         if let Some(status) = query.status {
             binds.push(status.as_str().to_owned());
             sql.push_str(&format!(" AND status = ${}", binds.len()));
+        }
+        if let Some(test) = query.test {
+            sql.push_str(if test {
+                " AND test <> 0"
+            } else {
+                " AND test = 0"
+            });
         }
         if let Some(cursor) = query.cursor {
             binds.push(cursor.to_string());
@@ -381,6 +407,7 @@ impl Store {
                     status: parse(row, "status")?,
                     created_at: int(row, "created_at")?,
                     finished_at: opt_int(row, "finished_at")?,
+                    test: int(row, "test")? != 0,
                 })
             })
             .collect::<Result<Vec<_>, Error>>()?;

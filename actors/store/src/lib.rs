@@ -47,15 +47,17 @@ pub use limits::{TenantLimits, Woken};
 pub use models::ModelSettings;
 pub use parking::{NewSignal, Park, Signal, SignalAdded};
 pub use records::*;
-pub use retention::{DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_RETENTION_MS, TenantSettings};
+pub use retention::{
+    DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_RETENTION_MS, SettingsChange, TenantSettings,
+};
 pub use schedules::{DueSchedule, Fire, NewSchedule};
 pub use secrets::{Resealed, SealingKey, SecretInfo, valid_secret_name};
 pub use stats::{LastRun, Unfinished, WorkflowStats};
 pub use tenants::{KeyInfo, NewKey, PLATFORM_TENANT, TenantInfo};
 pub use tickets::{Redeemed, StreamTicket};
 pub use users::{
-    Acceptance, InvitationInfo, NewInvitation, NewSession, PendingInvitation, Registration,
-    UserInfo, normalize_email,
+    Acceptance, Accepted, InvitationInfo, LoginAttempt, LoginOutcome, MemberTenant, NewInvitation,
+    NewSession, PendingInvitation, Registration, UserInfo, normalize_email,
 };
 pub use workflows::Route;
 

@@ -4,7 +4,7 @@ use flowmesh_model::{
     ExecutionId, ExecutionStatus, NodeStatus, Role, TenantId, WorkflowDocument, WorkflowId,
 };
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 /// Who a request comes from: a user's session or an API key, within
 /// one tenant.
@@ -57,6 +57,15 @@ pub struct NewExecution {
     pub steps: Vec<StepRecord>,
     /// The W3C trace context the run belongs to.
     pub traceparent: Option<String>,
+    /// Set for a test run.
+    pub test: Option<TestRun>,
+}
+
+/// What makes an execution a test run: started by hand on any version, and
+/// the outputs of the nodes that are not run, by node id.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct TestRun {
+    pub mocks: Map<String, Value>,
 }
 
 /// Where a re-run came from.
@@ -91,6 +100,8 @@ pub struct ExecutionRecord {
     pub finished_at: Option<i64>,
     pub origin: Option<Origin>,
     pub traceparent: Option<String>,
+    /// Set for a test run.
+    pub test: Option<TestRun>,
     pub steps: Vec<StepRecord>,
     /// In-process work its owner marked as possibly running.
     #[serde(skip)]
@@ -151,6 +162,8 @@ pub struct ExecutionChange {
 pub struct ExecutionQuery {
     pub workflow: Option<WorkflowId>,
     pub status: Option<ExecutionStatus>,
+    /// Only test runs (true) or only the others (false).
+    pub test: Option<bool>,
     /// 1 to 500; 0 means 50.
     pub limit: u32,
     /// The last id of the previous page.
@@ -171,6 +184,7 @@ pub struct ExecutionSummary {
     pub status: ExecutionStatus,
     pub created_at: i64,
     pub finished_at: Option<i64>,
+    pub test: bool,
 }
 
 /// Publishing one of a workflow's versions, with what its triggers serve.

@@ -32,6 +32,14 @@ impl Default for TenantSettings {
     }
 }
 
+/// A change to a tenant's settings. Each field: `None` keeps it,
+/// `Some(None)` resets it to its default, `Some(Some(v))` sets it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SettingsChange {
+    pub retention_ms: Option<Option<i64>>,
+    pub max_output_bytes: Option<Option<i64>>,
+}
+
 fn bind_ids<'q>(
     sql: &'q str,
     ids: &'q [String],
@@ -63,20 +71,31 @@ impl Store {
         .transpose()
     }
 
+    /// Changes the fields a change names, in one statement, so changes of
+    /// different fields made at once both stay; false when there is no
+    /// such tenant.
     pub async fn set_tenant_settings(
         &self,
         tenant: TenantId,
-        settings: &TenantSettings,
+        change: &SettingsChange,
     ) -> Result<bool, Error> {
-        let updated = sqlx::query(
-            "UPDATE tenants SET retention_ms = $2, max_output_bytes = $3 WHERE id = $1",
-        )
-        .bind(tenant.to_string())
-        .bind(settings.retention_ms)
-        .bind(settings.max_output_bytes)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
+        // A NULL column is the default.
+        let mut sets = vec!["id = id".to_owned()];
+        let mut values = Vec::new();
+        for (column, field) in [
+            ("retention_ms", change.retention_ms),
+            ("max_output_bytes", change.max_output_bytes),
+        ] {
+            if let Some(value) = field {
+                values.push(value);
+                sets.push(format!("{column} = ${}", values.len() + 1));
+            }
+        }
+        let sql = format!("UPDATE tenants SET {} WHERE id = $1", sets.join(", "));
+        let query = values
+            .into_iter()
+            .fold(sqlx::query(&sql).bind(tenant.to_string()), |q, v| q.bind(v));
+        let updated = query.execute(&self.pool).await?.rows_affected();
         Ok(updated == 1)
     }
 

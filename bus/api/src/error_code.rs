@@ -38,6 +38,9 @@ pub enum ErrorCode {
     RequestTimeout,
     /// The request conflicts with current state.
     Conflict,
+    /// A login of a user of several tenants that names none; `details`
+    /// lists them.
+    TenantRequired,
     /// The execution has already finished.
     AlreadyFinished,
     /// The request was made on a version another one has replaced since
@@ -69,7 +72,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for the error-code table and the API description.
-    pub const ALL: [ErrorCode; 27] = [
+    pub const ALL: [ErrorCode; 28] = [
         ErrorCode::BadRequest,
         ErrorCode::MalformedJson,
         ErrorCode::UnsupportedMediaType,
@@ -84,6 +87,7 @@ impl ErrorCode {
         ErrorCode::MethodNotAllowed,
         ErrorCode::RequestTimeout,
         ErrorCode::Conflict,
+        ErrorCode::TenantRequired,
         ErrorCode::AlreadyFinished,
         ErrorCode::PreconditionFailed,
         ErrorCode::EventsPurged,
@@ -116,6 +120,7 @@ impl ErrorCode {
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::RequestTimeout => "request_timeout",
             ErrorCode::Conflict => "conflict",
+            ErrorCode::TenantRequired => "tenant_required",
             ErrorCode::AlreadyFinished => "already_finished",
             ErrorCode::PreconditionFailed => "precondition_failed",
             ErrorCode::EventsPurged => "events_purged",

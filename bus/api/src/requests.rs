@@ -24,11 +24,15 @@ pub struct RegisterRequest {
 pub struct LoginRequest<'a> {
     pub email: &'a str,
     pub password: &'a str,
+    /// The tenant to open the session for; needed when the user belongs
+    /// to several.
+    pub tenant: Option<TenantId>,
     pub source: Option<std::net::IpAddr>,
 }
 
-/// `POST /v1/auth/accept`: the invitation's token, the new password, and
-/// from where (made-up tokens are delayed per address).
+/// `POST /v1/auth/accept`: the invitation's token, the password (of the
+/// email's account when it has one, else of the new one), and from where
+/// (made-up tokens are delayed per address).
 #[derive(Clone, Copy, Debug)]
 pub struct AcceptRequest<'a> {
     pub token: &'a str,
@@ -54,6 +58,20 @@ pub struct StartRequest {
     /// Becomes `trigger.body`.
     pub input: Value,
     pub idempotency_key: Option<String>,
+    /// The caller will wait for the result (`?wait=true`).
+    pub wait: bool,
+}
+
+/// Test-run one version of a workflow, published or not.
+#[derive(Clone, Debug)]
+pub struct TestRunRequest {
+    pub tenant: TenantId,
+    pub workflow: WorkflowId,
+    pub version: i64,
+    /// Becomes `trigger.body`.
+    pub input: Value,
+    /// Outputs of nodes that are not run, by node id.
+    pub mocks: Map<String, Value>,
     /// The caller will wait for the result (`?wait=true`).
     pub wait: bool,
 }
@@ -129,6 +147,8 @@ pub struct NodeLog {
     pub error: Option<String>,
     /// What the node printed (code nodes).
     pub lines: Vec<String>,
+    /// A test run's mock was its output: it did not run.
+    pub mocked: bool,
 }
 
 /// Re-run an execution from one of its nodes.
@@ -140,6 +160,16 @@ pub struct RerunRequest {
     /// Replacements for recorded outputs, by upstream node id (`trigger`
     /// for the trigger data).
     pub input_override: Map<String, Value>,
+    /// The version to run; the original execution's when none.
+    pub version: Option<RerunVersion>,
+}
+
+/// Which version a re-run runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RerunVersion {
+    Number(i64),
+    /// The version published when the re-run is asked for.
+    Published,
 }
 
 /// A resume of an execution waiting at a `wait_for_event` node.
@@ -166,6 +196,15 @@ pub struct Settings {
     pub retention: HumanDuration,
     /// Largest output of one node, in bytes of JSON.
     pub max_output_bytes: u64,
+}
+
+/// A change to a tenant's settings (`PUT /v1/settings`). Each field:
+/// `None` (absent) keeps it, `Some(None)` (null) resets it to its default,
+/// `Some(Some(v))` sets it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SettingsUpdate {
+    pub retention: Option<Option<HumanDuration>>,
+    pub max_output_bytes: Option<Option<u64>>,
 }
 
 /// A duration as it is written back: whole units from years down to

@@ -66,13 +66,17 @@ pub enum EventKind {
         output: Option<JsonText>,
         error: Option<String>,
     },
+    /// A test run started: `execution_started` with `test: true`. A variant
+    /// of its own (last, so that encoded events keep their numbers) because
+    /// recorded `ExecutionStarted` events have no field to add it to.
+    TestRunStarted,
 }
 
 impl EventKind {
     /// The name used as the SSE `event:` field and in JSON.
     pub fn name(&self) -> &'static str {
         match self {
-            EventKind::ExecutionStarted => "execution_started",
+            EventKind::ExecutionStarted | EventKind::TestRunStarted => "execution_started",
             EventKind::NodeStarted { .. } => "node_started",
             EventKind::NodeSucceeded { .. } => "node_succeeded",
             EventKind::NodeRetrying { .. } => "node_retrying",
@@ -94,7 +98,8 @@ impl ExecutionEvent {
     pub fn to_json(&self) -> serde_json::Value {
         use serde_json::json;
         let mut body = match &self.kind {
-            EventKind::ExecutionStarted => json!({}),
+            EventKind::ExecutionStarted => json!({"test": false}),
+            EventKind::TestRunStarted => json!({"test": true}),
             EventKind::NodeStarted { node, attempt } => json!({"node": node, "attempt": attempt}),
             EventKind::NodeSucceeded { node, output } => {
                 json!({"node": node, "output": output.to_value()})

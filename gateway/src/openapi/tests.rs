@@ -353,6 +353,7 @@ fn real_answers_conform_to_their_schemas() {
             node: "hook".into(),
         }),
         traceparent: None,
+        test: Some(records::TestRun::default()),
         steps: vec![StepRecord {
             execution,
             node: "hook".into(),
@@ -391,6 +392,7 @@ fn real_answers_conform_to_their_schemas() {
                 status: ExecutionStatus::Succeeded,
                 created_at: 1,
                 finished_at: Some(3),
+                test: false,
             })],
             next_cursor: Some(execution.to_string()),
         },

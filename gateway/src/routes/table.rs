@@ -79,7 +79,7 @@ pub(super) fn table() -> Vec<(RouteInfo, MethodRouter<AppState>)> {
             public(
                 "POST",
                 "/v1/auth/accept",
-                "Accept an invitation, then sign in (the same answer whether or not the email has an account)",
+                "Accept an invitation, then sign in (an email with an account joins with its own password)",
             )
             .answers::<Pending>(202)
             .body::<bodies::Accept>()
@@ -238,6 +238,21 @@ pub(super) fn table() -> Vec<(RouteInfo, MethodRouter<AppState>)> {
         ),
         (
             role(
+                "POST",
+                "/v1/workflows/{id}/versions/{version}/executions",
+                Operator,
+                "Test-run one version, published or not, with mocked nodes (`{\"input\", \"mocks\"}`; charged like a start; `?wait=true` as for a start)",
+            )
+            .answers::<Started>(202)
+            .or_answers::<Finished>(200)
+            .or_the_workflows_answer()
+            .optional_body::<bodies::TestRun>()
+            .query::<StartQuery>()
+            .audited("execution.test_run"),
+            post(executions::test_run),
+        ),
+        (
+            role(
                 "GET",
                 "/v1/workflows/{id}/stats",
                 Viewer,
@@ -336,7 +351,7 @@ pub(super) fn table() -> Vec<(RouteInfo, MethodRouter<AppState>)> {
                 "PUT",
                 "/v1/settings",
                 Admin,
-                "Change the tenant's retention and output cap",
+                "Change the tenant's retention or output cap (fields left out are kept; null: the default)",
             )
             .answers::<flowmesh_api::Settings>(200)
             .body::<bodies::Settings>()
@@ -410,14 +425,24 @@ pub(super) fn table() -> Vec<(RouteInfo, MethodRouter<AppState>)> {
             delete(accounts::revoke_key),
         ),
         (
-            role("GET", "/v1/users", Admin, "List the tenant's users")
-                .answers::<Items<UserInfo>>(200),
+            role(
+                "GET",
+                "/v1/users",
+                Admin,
+                "List the tenant's members, with their role here",
+            )
+            .answers::<Items<UserInfo>>(200),
             get(accounts::users),
         ),
         (
-            role("DELETE", "/v1/users/{id}", Admin, "Remove a user")
-                .no_content()
-                .audited("user.remove"),
+            role(
+                "DELETE",
+                "/v1/users/{id}",
+                Admin,
+                "Remove a user from the tenant (their other tenants keep them)",
+            )
+            .no_content()
+            .audited("user.remove"),
             delete(accounts::remove_user),
         ),
         (

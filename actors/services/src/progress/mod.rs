@@ -225,6 +225,7 @@ mod tests {
             finished_at: None,
             origin: None,
             traceparent: None,
+            test: None,
             steps,
             in_process: None,
             engine_death_at: None,

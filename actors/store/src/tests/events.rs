@@ -4,7 +4,7 @@
 use flowmesh_model::{EventKind, ExecutionEvent};
 
 use super::*;
-use crate::{EVENT_PAGE, EventScope, Resume, TenantSettings, now_ms};
+use crate::{EVENT_PAGE, EventScope, Resume, SettingsChange, now_ms};
 
 fn events(
     tenant: TenantId,
@@ -147,9 +147,9 @@ async fn events_are_recorded_with_their_turn_and_replayed(store: &Store) {
             .unwrap(),
         Some(Some(last + 1))
     );
-    let short = TenantSettings {
-        retention_ms: 0,
-        ..TenantSettings::default()
+    let short = SettingsChange {
+        retention_ms: Some(Some(0)),
+        ..SettingsChange::default()
     };
     assert!(store.set_tenant_settings(tenant, &short).await.unwrap());
     let deadline = now_ms() + 1;

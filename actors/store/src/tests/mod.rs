@@ -117,6 +117,7 @@ fn new_execution(tenant: TenantId, workflow: WorkflowId, key: Option<&str>) -> N
         origin: None,
         steps: Vec::new(),
         traceparent: None,
+        test: None,
     }
 }
 
@@ -593,6 +594,7 @@ async fn paging_and_filters(store: &Store) {
     let query = |cursor| ExecutionQuery {
         workflow: Some(w.id),
         status: None,
+        test: None,
         limit: 2,
         cursor,
     };

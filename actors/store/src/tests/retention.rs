@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::{Committed, Slots};
-use crate::{TenantSettings, now_ms};
+use crate::{SettingsChange, TenantSettings, now_ms};
 
 async fn count(store: &Store, sql: &str) -> i64 {
     let row = sqlx::query(sql).fetch_one(&store.pool).await.unwrap();
@@ -84,12 +84,16 @@ async fn large_outputs_are_stored_once_and_purged_with_their_runs(store: &Store)
         0,
         "kept 30 days by default"
     );
-    let short = TenantSettings {
+    let short = SettingsChange {
+        retention_ms: Some(Some(0)),
+        ..SettingsChange::default()
+    };
+    assert!(store.set_tenant_settings(tenant, &short).await.unwrap());
+    let kept = TenantSettings {
         retention_ms: 0,
         ..TenantSettings::default()
     };
-    assert!(store.set_tenant_settings(tenant, &short).await.unwrap());
-    assert_eq!(store.tenant_settings(tenant).await.unwrap(), Some(short));
+    assert_eq!(store.tenant_settings(tenant).await.unwrap(), Some(kept));
     // Finished "in the past" as far as a zero retention goes.
     let deadline = now_ms() + 1;
     while now_ms() <= deadline {

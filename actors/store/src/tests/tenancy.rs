@@ -3,10 +3,33 @@
 
 use super::*;
 use crate::{
-    Acceptance, AuditQuery, AuditRecord, ClaimRequest, Committed, Credit, NewInvitation, NewKey,
-    Registration, SealingKey, Slots, TenantLimits, Usage, Woken, now_ms,
+    Acceptance, Accepted, AuditQuery, AuditRecord, ClaimRequest, Committed, Credit, LoginAttempt,
+    LoginOutcome, NewInvitation, NewKey, NewSession, Registration, SealingKey, Slots, TenantLimits,
+    Usage, Woken, now_ms,
 };
 use flowmesh_model::Role;
+
+fn attempt<'a>(email: &'a str, password: &'a str, expires_at: i64) -> LoginAttempt<'a> {
+    LoginAttempt {
+        email,
+        password,
+        tenant: None,
+        expires_at,
+    }
+}
+
+impl LoginOutcome {
+    fn opened(self) -> NewSession {
+        match self {
+            LoginOutcome::Opened(session) => session,
+            other => panic!("not opened: {other:?}"),
+        }
+    }
+
+    fn refused(self) -> bool {
+        matches!(self, LoginOutcome::Refused)
+    }
+}
 
 async fn accounts_sessions_and_invitations(store: &Store) {
     let (tenant, slug) = store
@@ -40,23 +63,23 @@ async fn accounts_sessions_and_invitations(store: &Store) {
     let later = now_ms() + 60_000;
     assert!(
         store
-            .login("ada@example.com", "wrong", later)
+            .login(attempt("ada@example.com", "wrong", later))
             .await
             .unwrap()
-            .is_none()
+            .refused()
     );
     assert!(
         store
-            .login("nobody@example.com", "x", later)
+            .login(attempt("nobody@example.com", "x", later))
             .await
             .unwrap()
-            .is_none()
+            .refused()
     );
     let session = store
-        .login("ADA@example.com", "correct horse battery", later)
+        .login(attempt("ADA@example.com", "correct horse battery", later))
         .await
         .unwrap()
-        .unwrap();
+        .opened();
     let who = store.authenticate(&session.token).await.unwrap().unwrap();
     assert_eq!((who.tenant, who.role), (tenant, Role::Owner));
     store
@@ -65,10 +88,14 @@ async fn accounts_sessions_and_invitations(store: &Store) {
         .unwrap();
     assert!(store.authenticate(&session.token).await.unwrap().is_none());
     let expired = store
-        .login("ada@example.com", "correct horse battery", now_ms() - 1)
+        .login(attempt(
+            "ada@example.com",
+            "correct horse battery",
+            now_ms() - 1,
+        ))
         .await
         .unwrap()
-        .unwrap();
+        .opened();
     assert!(store.authenticate(&expired.token).await.unwrap().is_none());
 
     let (_, token) = store
@@ -88,7 +115,7 @@ async fn accounts_sessions_and_invitations(store: &Store) {
     };
     assert_eq!(
         store.accept_invitation(accept.clone()).await.unwrap(),
-        tenant
+        Accepted::Joined(tenant)
     );
     assert!(
         matches!(store.accept_invitation(accept).await, Err(Error::NotFound)),
@@ -100,10 +127,10 @@ async fn accounts_sessions_and_invitations(store: &Store) {
     let bob = users.iter().find(|u| u.email == "bob@example.com").unwrap();
     assert_eq!(bob.role, Role::Editor);
     let bobs = store
-        .login("bob@example.com", "bobs password", later)
+        .login(attempt("bob@example.com", "bobs password", later))
         .await
         .unwrap()
-        .unwrap();
+        .opened();
     // Bob's key, a key that key made, and one of Ada's.
     let bob_principal = store.authenticate(&bobs.token).await.unwrap().unwrap();
     let (_, bobs_key) = store
@@ -126,10 +153,10 @@ async fn accounts_sessions_and_invitations(store: &Store) {
         .await
         .unwrap();
     let ada = store
-        .login("ada@example.com", "correct horse battery", later)
+        .login(attempt("ada@example.com", "correct horse battery", later))
         .await
         .unwrap()
-        .unwrap()
+        .opened()
         .principal;
     let (_, adas_key) = store
         .create_key(NewKey {
@@ -537,3 +564,92 @@ async fn sandbox_numbers_are_assigned_once_and_never_shared(store: &Store) {
     assert_eq!(store.sandbox_number(tenants[0]).await.unwrap(), first[0]);
 }
 both_backends!(sandbox_numbers_are_assigned_once_and_never_shared);
+
+/// A database of users from before memberships, migrated: each user is a
+/// member of its tenant with its role, and its session still works.
+async fn users_become_members(url: &str, data_dir: &std::path::Path) {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(url).await.unwrap();
+    let before = sqlx::migrate::Migrator {
+        migrations: crate::MIGRATOR
+            .migrations
+            .iter()
+            .filter(|m| m.version < 18)
+            .cloned()
+            .collect::<Vec<_>>()
+            .into(),
+        ..sqlx::migrate::Migrator::DEFAULT
+    };
+    before.run(&pool).await.unwrap();
+    let tenant = TenantId::new();
+    let token = "fms_oldsession0000";
+    for sql in [
+        "INSERT INTO tenants (id, slug, name, created_at) VALUES ($1, 'old', 'Old', 1)",
+        "INSERT INTO users (id, tenant_id, email, password_hash, role, created_at) \
+         VALUES ('u1', $1, 'old@example.com', 'x', 'editor', 7)",
+    ] {
+        sqlx::query(sql)
+            .bind(tenant.to_string())
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    sqlx::query(
+        "INSERT INTO sessions (id, user_id, tenant_id, prefix, hash, created_at, expires_at) \
+         VALUES ('s1', 'u1', $1, $2, $3, 1, $4)",
+    )
+    .bind(tenant.to_string())
+    .bind(crate::credentials::prefix(token))
+    .bind(crate::credentials::digest(token))
+    .bind(now_ms() + 60_000)
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    let store = Store::connect(&Options {
+        database_url: url.starts_with("postgres").then(|| url.to_owned()),
+        data_dir: data_dir.to_owned(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let users = store.list_users(tenant).await.unwrap();
+    assert_eq!(users.len(), 1);
+    assert_eq!(
+        (users[0].email.as_str(), users[0].role, users[0].created_at),
+        ("old@example.com", Role::Editor, 7)
+    );
+    let who = store.authenticate(token).await.unwrap().unwrap();
+    assert_eq!((who.tenant, who.role), (tenant, Role::Editor));
+    store.close().await;
+}
+
+#[tokio::test]
+async fn users_become_members_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("flowmesh.db").display()
+    );
+    users_become_members(&url, dir.path()).await;
+}
+
+#[tokio::test]
+async fn users_become_members_postgres() {
+    let name = format!("flowmesh_t_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = sqlx::PgConnection::connect(POSTGRES_ADMIN).await.unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    users_become_members(
+        &format!("postgres://postgres@127.0.0.1:5432/{name}"),
+        dir.path(),
+    )
+    .await;
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+}
