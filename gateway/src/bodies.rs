@@ -217,13 +217,22 @@ fn rerun_version<'de, D: Deserializer<'de>>(d: D) -> Result<Option<RerunVersion>
         Value::String(s) if s == "published" => {
             Ok(Some(RerunVersion::Published(Published::Published)))
         }
-        Value::Number(n) if n.as_i64().is_some_and(|v| v >= 1) => {
-            Ok(n.as_i64().map(RerunVersion::Number))
+        // A whole number, also written as `5.0` (JSON Schema's integer).
+        Value::Number(n) if whole_at_least_one(&n).is_some() => {
+            Ok(whole_at_least_one(&n).map(RerunVersion::Number))
         }
         other => Err(serde::de::Error::custom(format!(
             "must be a version number (1 or more) or \"published\", not {other}"
         ))),
     }
+}
+
+fn whole_at_least_one(n: &serde_json::Number) -> Option<i64> {
+    let whole = match n.as_i64() {
+        Some(v) => v,
+        None => whole::i64(n.clone()).ok()?,
+    };
+    (whole >= 1).then_some(whole)
 }
 
 impl RerunVersion {
@@ -314,4 +323,40 @@ pub struct ModelSettings {
     #[serde(default)]
     #[schemars(pattern(r"^[A-Za-z0-9_.-]{1,128}$"))]
     pub api_key_secret: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn version(v: Value) -> Result<Option<i64>, String> {
+        serde_json::from_value::<Rerun>(json!({"from_node": "a", "version": v}))
+            .map(|r| {
+                r.version.map(|v| match v {
+                    RerunVersion::Number(n) => n,
+                    RerunVersion::Published(_) => 0,
+                })
+            })
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_rerun_version_is_a_whole_number_of_one_or_more_or_published() {
+        assert_eq!(version(json!(3)), Ok(Some(3)));
+        // JSON Schema's integer: a number with no fraction.
+        assert_eq!(version(json!(345188.0)), Ok(Some(345188)));
+        assert_eq!(version(json!("published")), Ok(Some(0)));
+        assert_eq!(version(Value::Null), Ok(None));
+        for bad in [
+            json!(0),
+            json!(-3),
+            json!(1.5),
+            json!(1e300),
+            json!("Published"),
+            json!(true),
+        ] {
+            assert!(version(bad.clone()).is_err(), "{bad} was accepted");
+        }
+    }
 }
