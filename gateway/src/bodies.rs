@@ -218,8 +218,8 @@ fn rerun_version<'de, D: Deserializer<'de>>(d: D) -> Result<Option<RerunVersion>
             Ok(Some(RerunVersion::Published(Published::Published)))
         }
         // A whole number, also written as `5.0` (JSON Schema's integer).
-        Value::Number(n) if whole_at_least_one(&n).is_some() => {
-            Ok(whole_at_least_one(&n).map(RerunVersion::Number))
+        Value::Number(ref n) if let Some(v) = whole_at_least_one(n) => {
+            Ok(Some(RerunVersion::Number(v)))
         }
         other => Err(serde::de::Error::custom(format!(
             "must be a version number (1 or more) or \"published\", not {other}"
@@ -228,11 +228,7 @@ fn rerun_version<'de, D: Deserializer<'de>>(d: D) -> Result<Option<RerunVersion>
 }
 
 fn whole_at_least_one(n: &serde_json::Number) -> Option<i64> {
-    let whole = match n.as_i64() {
-        Some(v) => v,
-        None => whole::i64(n.clone()).ok()?,
-    };
-    (whole >= 1).then_some(whole)
+    whole::i64(n.clone()).ok().filter(|&v| v >= 1)
 }
 
 impl RerunVersion {
