@@ -225,6 +225,13 @@ pub struct ServeArgs {
     #[arg(long, env = "FLOWMESH_PARK_AFTER", default_value = "5s")]
     pub park_after: HumanDuration,
 
+    /// A process that runs executions runs those it accepts itself, at
+    /// once, while it has fewer live executions than this; beyond it (and
+    /// with 0, always) they go through the bus to whichever process takes
+    /// them.
+    #[arg(long, env = "FLOWMESH_MAX_STARTED_HERE", default_value_t = 1_000)]
+    pub max_started_here: usize,
+
     /// A tenant or workflow actor with nothing to do for this long stops
     /// (the next message spawns it again), and what the process keeps for
     /// that tenant or workflow goes after as long unused.

@@ -176,6 +176,7 @@ pub async fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         public_events: true,
         prices: tenancy.prices,
         max_concurrent: tenancy.limits.max_concurrent,
+        max_started_here: args.max_started_here,
     };
     let services = flowmesh_services::Options {
         schedule_interval: args.claim_interval,

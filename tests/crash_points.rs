@@ -18,9 +18,17 @@ async fn crash_at(point: &str, mode: Mode) {
     let stub = StubServer::start().await;
     let armed = format!("{point}=1*return");
     // Waits of 300 ms park at once, so parking has its boundary crossed too.
+    // A start command is consumed only when accepted executions go
+    // through the bus.
+    let through_bus = if point == "engine::command::started" {
+        "0"
+    } else {
+        "1000"
+    };
     let env = [
         ("FAILPOINTS", armed.as_str()),
         ("FLOWMESH_PARK_AFTER", "100ms"),
+        ("FLOWMESH_MAX_STARTED_HERE", through_bus),
     ];
     let mut engine = Engine::start_with(mode, &env).await;
     let workflow = engine.deploy(chain(&stub)).await;

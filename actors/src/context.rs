@@ -11,7 +11,7 @@ use flowmesh_node_handlers::{CodeRequest, Sandboxes};
 use flowmesh_sandbox::{Call, Class, Failure, Jail, Returned};
 use flowmesh_services::cache::{Bound, Cache};
 use flowmesh_services::{Error, Runtime, SandboxInfo, SettingsCache, StoreEndpoints, StoreSecrets};
-use flowmesh_store::{Store, TenantSettings};
+use flowmesh_store::{Claim, ExecutionRecord, Store, TenantSettings};
 use futures::future::BoxFuture;
 use ractor::ActorRef;
 use ractor::rpc::CallResult;
@@ -21,6 +21,7 @@ use crate::options::Options;
 use crate::root::RootMsg;
 use crate::runner::NodeRunner;
 use crate::tenant::TenantMsg;
+use crate::workflow::WorkflowMsg;
 
 /// What the actors of one process share: the store and the bus they work
 /// through, and what is local to this process (its executions, its
@@ -115,6 +116,7 @@ impl Context {
             local.insert(id);
         } else {
             local.remove(&id);
+            self.bus.left_here(id);
             self.execution_left.notify_waiters();
         }
         flowmesh_services::metrics::in_flight(local.len());
@@ -237,6 +239,35 @@ impl Runtime for Context {
 
     fn is_draining(&self) -> bool {
         Context::is_draining(self)
+    }
+
+    fn claim_here(&self) -> Option<Claim> {
+        if self.is_draining()
+            || self.root.get().is_none()
+            || self.local_count() >= self.options.max_started_here
+        {
+            return None;
+        }
+        Some(Claim {
+            owner: self.options.node_id.clone(),
+            incarnation: self.incarnation.clone(),
+        })
+    }
+
+    fn run_here(&self, record: ExecutionRecord) {
+        let Some(root) = self.root.get() else {
+            return;
+        };
+        let (tenant, workflow) = (record.tenant, record.workflow);
+        let msg = WorkflowMsg::Start {
+            record: Box::new(record),
+            reply: None,
+        };
+        let _ = root.cast(RootMsg::Route {
+            tenant,
+            workflow,
+            msg,
+        });
     }
 
     fn sandboxes(&self, tenant: TenantId) -> BoxFuture<'_, Result<Vec<SandboxInfo>, Error>> {

@@ -18,7 +18,7 @@ use tracing::Instrument;
 use crate::context::Context;
 use crate::root::RootMsg;
 use crate::workflow::WorkflowMsg;
-use flowmesh_services::{Error, metrics};
+use flowmesh_services::{Error, Runtime, metrics};
 
 /// Commands handled at once by one process.
 const MAX_CONCURRENT_STARTS: usize = 256;
@@ -38,9 +38,9 @@ pub(crate) async fn spawn_all(
     Ok(vec![
         tokio::spawn(consume_commands(ctx.clone(), root.clone(), commands)),
         tokio::spawn(consume_control(ctx.clone(), root.clone(), control)),
-        tokio::spawn(claim_unowned(ctx.clone(), root.clone())),
+        tokio::spawn(claim_unowned(ctx.clone())),
         tokio::spawn(sweep_caches(ctx.clone())),
-        tokio::spawn(keep_lease(ctx, root)),
+        tokio::spawn(keep_lease(ctx)),
     ])
 }
 
@@ -182,7 +182,7 @@ async fn consume_control(
 /// Picks up executions nobody owns: left by a crashed process, accepted while
 /// the bus was down, or whose start command was lost. At start-up it first
 /// resumes what this node id held before a restart.
-async fn claim_unowned(ctx: Arc<Context>, root: ActorRef<RootMsg>) {
+async fn claim_unowned(ctx: Arc<Context>) {
     // The first tick is at once; a failed start-up listing is tried again
     // at the next.
     let mut tick = tokio::time::interval(ctx.options.claim_interval.0);
@@ -194,7 +194,7 @@ async fn claim_unowned(ctx: Arc<Context>, root: ActorRef<RootMsg>) {
             match ctx.store.owned_executions(&ctx.options.node_id).await {
                 Ok(owned) => {
                     let here = owned.into_iter().filter(|id| !ctx.is_local(*id));
-                    resume(&ctx, &root, here).await;
+                    resume(&ctx, here).await;
                     resumed = true;
                 }
                 Err(e) => {
@@ -204,15 +204,12 @@ async fn claim_unowned(ctx: Arc<Context>, root: ActorRef<RootMsg>) {
             }
         }
         // Batch after batch while there is a backlog.
-        while sweep(&ctx, &root)
-            .await
-            .is_some_and(|n| n >= CLAIM_BATCH as usize)
-        {}
+        while sweep(&ctx).await.is_some_and(|n| n >= CLAIM_BATCH as usize) {}
     }
 }
 
 /// One claim and the resumption of what it got; `None` if the claim failed.
-async fn sweep(ctx: &Context, root: &ActorRef<RootMsg>) -> Option<usize> {
+async fn sweep(ctx: &Context) -> Option<usize> {
     let request = ClaimRequest {
         owner: &ctx.options.node_id,
         incarnation: &ctx.incarnation,
@@ -233,35 +230,15 @@ async fn sweep(ctx: &Context, root: &ActorRef<RootMsg>) -> Option<usize> {
     if count > 0 {
         tracing::debug!(count, "claimed executions nobody owned");
     }
-    resume(
-        ctx,
-        root,
-        claimed.into_iter().filter(|id| !ctx.is_local(*id)),
-    )
-    .await;
+    resume(ctx, claimed.into_iter().filter(|id| !ctx.is_local(*id))).await;
     Some(count)
 }
 
 /// Loads executions this process holds and starts their actors.
-async fn resume(
-    ctx: &Context,
-    root: &ActorRef<RootMsg>,
-    ids: impl Iterator<Item = flowmesh_model::ExecutionId>,
-) {
+async fn resume(ctx: &Context, ids: impl Iterator<Item = flowmesh_model::ExecutionId>) {
     for id in ids {
         match ctx.store.load_execution(id).await {
-            Ok(Some(record)) => {
-                let (tenant, workflow) = (record.tenant, record.workflow);
-                let msg = WorkflowMsg::Start {
-                    record: Box::new(record),
-                    reply: None,
-                };
-                let _ = root.cast(RootMsg::Route {
-                    tenant,
-                    workflow,
-                    msg,
-                });
-            }
+            Ok(Some(record)) => Runtime::run_here(ctx, record),
             Ok(None) => {}
             Err(e) => {
                 tracing::warn!(execution = %id, error = %e, "could not load a claimed execution")
@@ -274,7 +251,7 @@ async fn resume(
 /// of its length, and repairs what a lost message left behind: executions
 /// it owns without an actor for them, seen so twice in a row (a start in
 /// progress is never seen so twice), get their actor.
-async fn keep_lease(ctx: Arc<Context>, root: ActorRef<RootMsg>) {
+async fn keep_lease(ctx: Arc<Context>) {
     let period = ctx.options.lease.0 / 3;
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     let mut orphans_before = std::collections::HashSet::new();
@@ -307,7 +284,7 @@ async fn keep_lease(ctx: Arc<Context>, root: ActorRef<RootMsg>) {
                 "executions owned here had no actor; resuming them"
             );
         }
-        resume(&ctx, &root, lost.into_iter()).await;
+        resume(&ctx, lost.into_iter()).await;
         orphans_before = orphans;
     }
 }

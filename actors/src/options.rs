@@ -35,6 +35,11 @@ pub struct Options {
     /// Running executions per tenant for tenants without a limit of their
     /// own (none: unlimited).
     pub max_concurrent: Option<i64>,
+    /// Executions this process accepts (a webhook, an API start, a NATS
+    /// message) run here at once, without a bus round trip or a claim,
+    /// while it has fewer live executions than this; beyond it they go
+    /// through the bus to whichever process takes them.
+    pub max_started_here: usize,
 }
 
 impl Default for Options {
@@ -50,6 +55,7 @@ impl Default for Options {
             public_events: true,
             prices: Prices::default(),
             max_concurrent: None,
+            max_started_here: 1_000,
         }
     }
 }

@@ -18,6 +18,7 @@
 
 mod auth;
 pub mod codec;
+mod local;
 mod memory;
 mod nats;
 mod shared;
@@ -152,6 +153,8 @@ enum Transport {
 #[derive(Clone)]
 pub struct Bus {
     transport: Transport,
+    /// Watchers of executions running in this process.
+    here: local::LocalWatches,
 }
 
 impl Bus {
@@ -168,7 +171,10 @@ impl Bus {
             None => Transport::Memory(memory::Memory::new(options)),
             Some(url) => Transport::Nats(Box::new(nats::Nats::connect(url, options).await?)),
         };
-        Ok(Bus { transport })
+        Ok(Bus {
+            transport,
+            here: local::LocalWatches::default(),
+        })
     }
 
     pub fn transport_name(&self) -> &'static str {
@@ -230,6 +236,7 @@ impl Bus {
     }
 
     pub async fn publish_event(&self, event: &ExecutionEvent) -> Result<(), Error> {
+        self.here.deliver(event);
         let envelope = Envelope::new(event, None, None)?;
         match &self.transport {
             Transport::Memory(m) => {
@@ -272,6 +279,22 @@ impl Bus {
                 inner: EventsInner::Nats(Box::new(n.watch(tenant, execution).await?)),
             }),
         }
+    }
+
+    /// Live events of one execution that runs in this process, from now
+    /// on, handed over by [`Bus::publish_event`] without a trip through
+    /// NATS. The stream ends when the execution leaves the process
+    /// ([`Bus::left_here`]) or the reader falls too far behind: what
+    /// follows is then read with [`Bus::execution_events`].
+    pub fn watch_here(&self, execution: ExecutionId) -> Events {
+        Events {
+            inner: EventsInner::Here(self.here.watch(execution)),
+        }
+    }
+
+    /// An execution stopped running in this process: its watchers' streams end.
+    pub fn left_here(&self, execution: ExecutionId) {
+        self.here.left(execution);
     }
 
     /// Live events of every execution of one tenant, from now on (the
@@ -485,11 +508,13 @@ pub struct Events {
 enum EventsInner {
     Memory(memory::EventReader),
     Nats(Box<nats::EventReader>),
+    Here(tokio::sync::mpsc::Receiver<ExecutionEvent>),
 }
 
 impl Events {
     pub async fn next(&mut self) -> Option<Result<ExecutionEvent, Error>> {
         match &mut self.inner {
+            EventsInner::Here(r) => r.recv().await.map(Ok),
             EventsInner::Memory(r) => r.next().await,
             EventsInner::Nats(r) => r.next().await,
         }

@@ -120,8 +120,8 @@ impl EngineHandle {
         })
     }
 
-    /// Admits, then records, a new execution: every way an execution starts
-    /// but a schedule tick (created with its tick, see `schedule`) comes here.
+    /// Admits, then records, a new execution that runs wherever it is
+    /// claimed (a re-run; `accept` admits its own, to claim them here).
     pub(super) async fn create_admitted(
         &self,
         new: &NewExecution,

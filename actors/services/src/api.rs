@@ -394,13 +394,24 @@ impl EngineHandle {
             traceparent: traceparent.clone(),
             test: accept.test,
         };
-        let created = self.create_admitted(&new, payload_bytes).await?;
+        self.admit_start(new.tenant, payload_bytes).await?;
+        let (created, here) = match self.shared.runtime.claim_here() {
+            Some(claim) => {
+                self.shared
+                    .store
+                    .create_claimed_execution(&new, &claim)
+                    .await?
+            }
+            None => (self.shared.store.create_execution(&new).await?, None),
+        };
         crash_point("engine::accept::recorded");
         if created.created {
             metrics::execution_started(accept.tenant, accept.workflow);
         }
         let watch = Watch::default();
-        if accept.watch && created.created {
+        if accept.watch && here.is_some() {
+            *watch.0.lock().await = Some(self.shared.bus.watch_here(created.id));
+        } else if accept.watch && created.created {
             match self
                 .shared
                 .bus
@@ -413,6 +424,17 @@ impl EngineHandle {
                 }
             }
         }
+        if let Some(record) = here {
+            hop.in_scope(|| self.shared.runtime.run_here(record));
+            metrics::execution_placed("here");
+            return Ok(Started {
+                tenant: accept.tenant,
+                execution: created.id,
+                created: created.created,
+                responds: self.registry.responds(&accept.graph),
+                watch,
+            });
+        }
         let command = Command::start(accept.tenant, accept.workflow, created.id);
         let started = std::time::Instant::now();
         let published = self
@@ -422,8 +444,11 @@ impl EngineHandle {
             .instrument(hop)
             .await;
         metrics::bus_publish("command", started.elapsed());
-        if let Err(e) = published {
-            tracing::warn!(execution = %created.id, error = %e, "start command not published; the claim sweep will start it");
+        match published {
+            Ok(()) => metrics::execution_placed("bus"),
+            Err(e) => {
+                tracing::warn!(execution = %created.id, error = %e, "start command not published; the claim sweep will start it")
+            }
         }
         Ok(Started {
             tenant: accept.tenant,
@@ -524,12 +549,23 @@ impl EngineHandle {
     ) -> Result<Option<Outcome>, Error> {
         let timeout = timeout.min(self.shared.options.max_sync_wait.0);
         let watched = started.watch.0.lock().await.take();
+        let mut replayed = watched.is_none();
         let mut events = match watched {
             Some(events) => events,
             None => self.events(started.tenant, started.execution).await?,
         };
         let wait = async {
-            while let Some(event) = events.next().await {
+            loop {
+                let Some(event) = events.next().await else {
+                    if replayed {
+                        return Ok::<_, Error>(None);
+                    }
+                    // The live watch ended early (the execution moved on
+                    // elsewhere): the record has what it missed.
+                    events = self.events(started.tenant, started.execution).await?;
+                    replayed = true;
+                    continue;
+                };
                 match event?.kind {
                     EventKind::Responded {
                         status,
@@ -556,7 +592,6 @@ impl EngineHandle {
                     _ => {}
                 }
             }
-            Ok::<_, Error>(None)
         };
         let mut stopping = self.shared.stopping.subscribe();
         tokio::select! {

@@ -49,6 +49,7 @@ const fn metric(
 }
 
 pub const EXECUTIONS_STARTED: &str = "flowmesh_executions_started_total";
+pub const EXECUTIONS_PLACED: &str = "flowmesh_executions_placed_total";
 pub const EXECUTIONS_FINISHED: &str = "flowmesh_executions_finished_total";
 pub const EXECUTIONS_IN_FLIGHT: &str = "flowmesh_executions_in_flight";
 pub const EXECUTIONS_PARKED: &str = "flowmesh_executions_parked_total";
@@ -74,6 +75,12 @@ pub const METRICS: &[Metric] = &[
         Kind::Counter,
         &["tenant", "workflow"],
         "Executions accepted (created; a repeated idempotency key does not count).",
+    ),
+    metric(
+        EXECUTIONS_PLACED,
+        Kind::Counter,
+        &["path"],
+        "Executions accepted here, by how they were sent to run: here (at once, by this process) or bus (a start command for whichever process takes it).",
     ),
     metric(
         EXECUTIONS_FINISHED,
@@ -234,6 +241,11 @@ fn bounded(value: String) -> String {
 
 pub fn execution_started(tenant: TenantId, workflow: WorkflowId) {
     counter!(EXECUTIONS_STARTED, "tenant" => bounded(tenant.to_string()), "workflow" => bounded(workflow.to_string())).increment(1);
+}
+
+/// Where an accepted execution was sent to run: `here` or `bus`.
+pub fn execution_placed(path: &'static str) {
+    counter!(EXECUTIONS_PLACED, "path" => path).increment(1);
 }
 
 pub fn execution_finished(tenant: TenantId, workflow: WorkflowId, status: ExecutionStatus) {

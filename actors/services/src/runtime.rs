@@ -4,6 +4,7 @@
 
 use flowmesh_model::TenantId;
 use flowmesh_sandbox::{Jail, Language};
+use flowmesh_store::{Claim, ExecutionRecord};
 use futures::future::BoxFuture;
 use serde::Serialize;
 
@@ -36,6 +37,17 @@ pub trait Runtime: Send + Sync + 'static {
     /// Whether the process is shutting down (no new work is taken).
     fn is_draining(&self) -> bool;
 
+    /// The claim under which an execution this process accepts runs here
+    /// at once (no bus round trip, no claim of its own); `None` when it
+    /// runs no executions, is draining or has enough of them, and the
+    /// execution goes through the bus to whichever process takes it.
+    fn claim_here(&self) -> Option<Claim>;
+
+    /// Starts an execution recorded under [`Runtime::claim_here`]'s claim.
+    /// Should the start be lost, the lease keeper finds the execution
+    /// owned here without an actor and starts it.
+    fn run_here(&self, record: ExecutionRecord);
+
     /// The tenant's live sandboxes here.
     fn sandboxes(&self, tenant: TenantId) -> BoxFuture<'_, Result<Vec<SandboxInfo>, Error>>;
 
@@ -60,6 +72,14 @@ impl Runtime for NoRuntime {
 
     fn is_draining(&self) -> bool {
         false
+    }
+
+    fn claim_here(&self) -> Option<Claim> {
+        None
+    }
+
+    fn run_here(&self, record: ExecutionRecord) {
+        tracing::warn!(execution = %record.id, "a process without actors was asked to run an execution; it waits for the claim sweep");
     }
 
     fn sandboxes(&self, _: TenantId) -> BoxFuture<'_, Result<Vec<SandboxInfo>, Error>> {

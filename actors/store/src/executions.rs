@@ -37,6 +37,15 @@ pub struct ClaimRequest<'a> {
     pub lookahead: Duration,
 }
 
+/// The process that records an execution and claims it at once.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Claim {
+    /// The process's node id, whose lease covers the execution.
+    pub owner: String,
+    /// Its run: the execution is marked for it (see [`Mark`]).
+    pub incarnation: String,
+}
+
 /// Steps written by one statement.
 const STEPS_PER_STATEMENT: usize = 64;
 
@@ -95,15 +104,20 @@ pub enum Committed {
 
 /// Inserts a queued execution unless its id or idempotency key exists;
 /// returns the rows inserted (0 or 1).
-pub(crate) async fn insert_execution<'e, E>(executor: E, new: &NewExecution) -> Result<u64, Error>
+pub(crate) async fn insert_execution<'e, E>(
+    executor: E,
+    new: &NewExecution,
+    claim: Option<&Claim>,
+    now: i64,
+) -> Result<u64, Error>
 where
     E: sqlx::Executor<'e, Database = sqlx::Any>,
 {
-    let now = now_ms();
     let inserted = sqlx::query(
         "INSERT INTO executions (id, tenant_id, workflow_id, version, status, trigger_node, trigger_data, \
-         idempotency_key, deadline_ms, created_at, wake_at, origin_id, origin_node, traceparent, request_fingerprint, test, mocks) \
-         VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
+         idempotency_key, deadline_ms, created_at, wake_at, origin_id, origin_node, traceparent, request_fingerprint, test, mocks, \
+         owner, in_process_by) \
+         VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) \
          ON CONFLICT DO NOTHING",
     )
     .bind(new.id.to_string())
@@ -126,6 +140,8 @@ where
             .as_ref()
             .map(|t| serde_json::Value::from(t.mocks.clone()).to_string()),
     )
+    .bind(claim.map(|c| c.owner.clone()))
+    .bind(claim.map(|c| c.incarnation.clone()))
     .execute(executor)
     .await?
     .rows_affected();
@@ -278,11 +294,61 @@ impl Store {
     /// Inserts a queued execution, or finds the one its idempotency key
     /// already started for the same workflow, trigger node and request.
     pub async fn create_execution(&self, new: &NewExecution) -> Result<Created, Error> {
+        self.insert(new, None, now_ms()).await
+    }
+
+    /// Records a new execution already claimed by `claim`, the process
+    /// that accepted it and runs it at once: no claim of its own follows.
+    /// Returns the record to start it from when it was created (not when
+    /// an idempotency key found an earlier execution, which runs where it
+    /// was accepted or is claimed as any other).
+    pub async fn create_claimed_execution(
+        &self,
+        new: &NewExecution,
+        claim: &Claim,
+    ) -> Result<(Created, Option<ExecutionRecord>), Error> {
+        let now = now_ms();
+        let created = self.insert(new, Some(claim), now).await?;
+        let record = created.created.then(|| ExecutionRecord {
+            id: new.id,
+            tenant: new.tenant,
+            workflow: new.workflow,
+            version: new.version,
+            status: ExecutionStatus::Queued,
+            trigger_node: new.trigger_node.clone(),
+            trigger: new.trigger.clone(),
+            output: None,
+            error: None,
+            cancel_requested: false,
+            deadline_ms: new.deadline_ms,
+            created_at: now,
+            started_at: None,
+            finished_at: None,
+            origin: new.origin.clone(),
+            traceparent: new.traceparent.clone(),
+            test: new.test.clone(),
+            steps: new.steps.clone(),
+            in_process: Some(InProcess {
+                by: claim.incarnation.clone(),
+                node: None,
+            }),
+            engine_death_at: None,
+            last_event_seq: Some(0),
+        });
+        Ok((created, record))
+    }
+
+    async fn insert(
+        &self,
+        new: &NewExecution,
+        claim: Option<&Claim>,
+        now: i64,
+    ) -> Result<Created, Error> {
         let inserted = if new.steps.is_empty() {
-            insert_execution(&self.pool, new).await?
+            insert_execution(&self.pool, new, claim, now).await?
         } else {
             let mut tx = self.pool.begin().await?;
-            let inserted = insert_execution(&mut *tx, new).await?;
+            let inserted = insert_execution(&mut *tx, new, claim, now).await?;
             if inserted == 1 {
                 upsert_steps(&mut tx, self.backend, new.tenant, &new.steps).await?;
             }

@@ -42,7 +42,7 @@ pub use credits::{Balance, Credit, DailyUsage, LedgerEntry, RefillDue, Usage, da
 pub use deaths::{DeathVerdict, EngineDeath, Mark};
 pub use error::Error;
 pub use events::{EVENT_PAGE, EventScope, Resume};
-pub use executions::{ClaimRequest, Committed, Slots, Turn};
+pub use executions::{Claim, ClaimRequest, Committed, Slots, Turn};
 pub use limits::{TenantLimits, Woken};
 pub use models::ModelSettings;
 pub use parking::{NewSignal, Park, Signal, SignalAdded};
