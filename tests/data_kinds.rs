@@ -171,10 +171,12 @@ async fn bad_configs_refused(mode: Mode) {
             {"id": "r", "type": "data", "kind": "regex",
              "config": {"text": "trigger.body.note", "pattern": "(unclosed", "mode": "replace"}},
             {"id": "v", "type": "data", "kind": "schema_validate",
-             "config": {"value": "trigger.body", "schema": {"properties": {"age": {"type": "integr"}}}}}
+             "config": {"value": "trigger.body", "schema": {"properties": {"age": {"type": "integr"}}}}},
+            {"id": "deep", "type": "data", "kind": "json_path",
+             "config": {"value": "trigger.body", "query": "$..a..b..c"}}
         ], "edges": [
             {"from": "start", "to": "s"}, {"from": "s", "to": "a"}, {"from": "a", "to": "j"},
-            {"from": "j", "to": "r"}, {"from": "r", "to": "v"}
+            {"from": "j", "to": "r"}, {"from": "r", "to": "v"}, {"from": "v", "to": "deep"}
         ]}))
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
@@ -190,6 +192,7 @@ async fn bad_configs_refused(mode: Mode) {
                 "nodes[5].config.schema.properties.age.type",
                 "invalid_schema"
             ),
+            ("nodes[6].config.query", "too_costly"),
         ])
     );
     let message = |path: &str| {

@@ -34,19 +34,15 @@ impl NodeKind for JsonPath {
     }
 
     fn check(config: &Config, problems: &mut Problems<'_>) -> Outputs {
-        if let Err(e) = serde_json_path::JsonPath::parse(&config.query) {
-            problems.push(
-                "query",
-                "invalid_query",
-                format!("not a JSONPath query: {e}"),
-            );
+        if let Err(refused) = parse(&config.query) {
+            problems.push("query", refused.code, refused.message);
         }
         Outputs::Single
     }
 
     async fn run(config: Config, ctx: &Ctx<'_>) -> Result<Outcome, NodeError> {
-        let query = serde_json_path::JsonPath::parse(&config.query)
-            .map_err(|e| NodeError::permanent(format!("config.query: {e}")))?;
+        let query = parse(&config.query)
+            .map_err(|e| NodeError::permanent(format!("config.query: {}", e.message)))?;
         let value = ctx.expr.eval(&config.value, &ctx.scope())?;
         let mut budget = OutputBudget::new(ctx);
         let mut matches = Vec::new();
@@ -57,6 +53,83 @@ impl NodeKind for JsonPath {
         let first = matches.first().cloned().unwrap_or(Value::Null);
         output(json!({"matches": matches, "first": first}))
     }
+}
+
+/// Most descendant segments (`..`) in a query: each one multiplies the
+/// work by the depth of the value.
+pub const MAX_DESCENDANTS: usize = 2;
+
+/// Why a query is refused.
+struct Refused {
+    code: &'static str,
+    message: String,
+}
+
+/// A query that parses and whose work grows at most with the size of the
+/// value times its depth.
+fn parse(query: &str) -> Result<serde_json_path::JsonPath, Refused> {
+    let parsed = serde_json_path::JsonPath::parse(query).map_err(|e| Refused {
+        code: "invalid_query",
+        message: format!("not a JSONPath query: {e}"),
+    })?;
+    match too_costly(query) {
+        Some(why) => Err(Refused {
+            code: "too_costly",
+            message: why.to_owned(),
+        }),
+        None => Ok(parsed),
+    }
+}
+
+/// What in a query (one that parses) makes its work grow faster than its
+/// value: too many descendant segments, or the root read inside a filter,
+/// once per node the filter tests.
+fn too_costly(query: &str) -> Option<&'static str> {
+    let mut quote = None;
+    let mut escaped = false;
+    // For each open bracket, whether it holds a filter selector.
+    let mut brackets: Vec<bool> = Vec::new();
+    let mut descendants = 0;
+    let mut previous = None;
+    for c in query.chars() {
+        if let Some(q) = quote {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                _ if c == q => quote = None,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '\'' | '"' => quote = Some(c),
+            '[' => brackets.push(false),
+            ']' => {
+                brackets.pop();
+            }
+            '?' => {
+                if let Some(filter) = brackets.last_mut() {
+                    *filter = true;
+                }
+            }
+            '$' if brackets.contains(&true) => {
+                return Some(
+                    "a filter may read the node it tests (`@`) but not the root (`$`), which it would read again for every node",
+                );
+            }
+            // A third `.` after `..` is no new segment (and does not parse).
+            '.' if previous == Some('.') => {
+                descendants += 1;
+                previous = None;
+                continue;
+            }
+            _ => {}
+        }
+        previous = Some(c);
+    }
+    (descendants > MAX_DESCENDANTS).then_some(
+        "at most 2 descendant segments (`..`) in a query: each one multiplies the work by the depth of the value",
+    )
 }
 
 #[cfg(test)]
@@ -102,13 +175,13 @@ mod tests {
         assert_eq!(none.unwrap(), json!({"matches": [], "first": null}));
         let scalar = run("json_path", json!({"value": "42", "query": "$"}), &shop()).await;
         assert_eq!(scalar.unwrap(), json!({"matches": [42], "first": 42}));
-        let regex = run(
+        let functions = run(
             "json_path",
-            json!({"value": "fetch.body", "query": "$.orders[?match(@.id, '[ab]')].total"}),
+            json!({"value": "fetch.body", "query": "$.orders[?length(@.lines) > 0].total"}),
             &shop(),
         )
         .await;
-        assert_eq!(regex.unwrap()["matches"], json!([50, 150]));
+        assert_eq!(functions.unwrap()["matches"], json!([50, 150]));
     }
 
     #[tokio::test]
@@ -125,6 +198,35 @@ mod tests {
     }
 
     #[test]
+    fn a_query_whose_work_outgrows_its_value_is_refused() {
+        for query in [
+            "$..a..b..c",
+            "$..[?@..[?@..x]]",
+            "$.orders[?@.total > $.limit]",
+            "$[0, ?count($..*) > 1]",
+        ] {
+            assert_eq!(
+                problems("json_path", json!({"value": "fetch.body", "query": query})),
+                [("nodes[1].config.query".to_owned(), "too_costly".to_owned())],
+                "{query}"
+            );
+        }
+        for query in [
+            "$..a..b",
+            "$..[?@..x]",
+            "$.orders[?@.note == '$..x..y..z']",
+            "$['a..b..c..d']",
+            "$.orders[?@.tags[?@ == 'x']].id",
+        ] {
+            assert_eq!(
+                problems("json_path", json!({"value": "fetch.body", "query": query})),
+                [],
+                "{query}"
+            );
+        }
+    }
+
+    #[test]
     fn an_invalid_query_is_refused_with_the_parser_s_message() {
         let found = explained(
             "json_path",
@@ -137,16 +239,17 @@ mod tests {
             ("nodes[1].config.query", "invalid_query")
         );
         assert!(message.starts_with("not a JSONPath query: "), "{message}");
-        assert_eq!(
-            problems(
-                "json_path",
-                json!({"value": "fetch.body", "query": "orders"})
-            ),
-            [(
-                "nodes[1].config.query".to_owned(),
-                "invalid_query".to_owned()
-            )]
-        );
+        // The `regex` kind matches text; `match` and `search` are left out.
+        for query in ["orders", "$.orders[?match(@.id, 'a.*')]"] {
+            assert_eq!(
+                problems("json_path", json!({"value": "fetch.body", "query": query})),
+                [(
+                    "nodes[1].config.query".to_owned(),
+                    "invalid_query".to_owned()
+                )],
+                "{query}"
+            );
+        }
         // The query is checked once the config has the shape its schema says.
         assert_eq!(
             problems("json_path", json!({"value": 5, "query": "orders"})),
