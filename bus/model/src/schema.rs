@@ -146,7 +146,7 @@ fn join(path: &str, tail: &str) -> String {
 }
 
 /// Renders a JSON pointer into `instance` as `nodes[3].config.url`.
-fn json_path(instance: &Value, pointer: &str) -> String {
+pub fn json_path(instance: &Value, pointer: &str) -> String {
     let mut out = String::new();
     let mut at = Some(instance);
     for segment in pointer.split('/').skip(1) {

@@ -16,8 +16,19 @@ use crate::schema::SchemaCheck;
 pub const MAX_NODES: usize = 1_000;
 /// Most characters in a node id or workflow name.
 pub const MAX_NAME_CHARS: usize = 200;
-/// Names expressions reserve; node ids may not take them.
-pub const RESERVED_IDS: [&str; 4] = ["trigger", "input", "secrets", "loop"];
+/// Names expressions reserve (what started the run, a loop's item and
+/// index, the execution and workflow, variables); node ids may not take them.
+pub const RESERVED_IDS: [&str; 9] = [
+    "trigger",
+    "input",
+    "secrets",
+    "item",
+    "index",
+    "loop",
+    "execution",
+    "workflow",
+    "vars",
+];
 
 /// One problem, located by its JSON path (for example `nodes[3].config.url`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -777,5 +788,25 @@ mod tests {
                 ("nodes[0].retry.multiplier", "out_of_range"),
             ])
         );
+    }
+
+    #[test]
+    fn every_name_expressions_bind_is_refused_as_a_node_id() {
+        for name in ["item", "index", "loop", "execution", "workflow", "vars"] {
+            let doc = json!({"name": "x", "nodes": [
+                {"id": "t", "type": "trigger", "kind": "manual"},
+                {"id": name, "type": "data", "kind": "mapping"}
+            ], "edges": [{"from": "t", "to": name}]});
+            assert_eq!(
+                check(doc),
+                pairs(&[("nodes[1].id", "reserved_id")]),
+                "{name}"
+            );
+        }
+        let doc = json!({"name": "x", "nodes": [
+            {"id": "t", "type": "trigger", "kind": "manual"},
+            {"id": "items", "type": "data", "kind": "mapping"}
+        ], "edges": [{"from": "t", "to": "items"}]});
+        assert_eq!(check(doc), vec![]);
     }
 }

@@ -87,7 +87,7 @@ fn bare(expr: &str) -> &str {
     lone_expression(expr).unwrap_or(expr)
 }
 
-fn is_template(s: &str) -> bool {
+pub(crate) fn is_template(s: &str) -> bool {
     s.contains("{{") || s.contains("{%") || s.contains("{#")
 }
 

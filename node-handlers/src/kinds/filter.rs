@@ -5,7 +5,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Ctx, output};
+use super::{Ctx, items, output};
 use crate::expr::Scope;
 use crate::kind::{Behaviour, NodeKind};
 use crate::{NodeError, Outcome};
@@ -38,13 +38,7 @@ impl NodeKind for Filter {
     }
 
     async fn run(config: Config, ctx: &Ctx<'_>) -> Result<Outcome, NodeError> {
-        let items = ctx.expr.eval(&config.items, &ctx.scope())?;
-        let Value::Array(items) = items else {
-            return Err(NodeError::permanent(format!(
-                "config.items must give an array, not {}",
-                kind_of(&items)
-            )));
-        };
+        let items = items(ctx, &config.items)?;
         let mut kept = Vec::new();
         let mut item_scope = ctx.request.scope.clone();
         for item in items {
@@ -55,16 +49,5 @@ impl NodeKind for Filter {
             }
         }
         output(Value::Array(kept))
-    }
-}
-
-fn kind_of(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
