@@ -15,6 +15,7 @@
 mod attempt;
 mod commit;
 mod deaths;
+mod failure;
 mod messages;
 mod waiting;
 
@@ -24,7 +25,7 @@ use std::time::Duration;
 
 use flowmesh_model::graph::WorkflowGraph;
 use flowmesh_model::lifecycle::{ExecutionTransition, NodeTransition};
-use flowmesh_model::{EventKind, ExecutionEvent, ExecutionStatus, JsonText, NodeStatus};
+use flowmesh_model::{EventKind, ExecutionEvent, ExecutionStatus, JsonText, NodeStatus, OnError};
 use flowmesh_node_handlers::{NodeError, Outcome};
 use flowmesh_store::{ExecutionChange, ExecutionRecord, Slots, now_ms};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
@@ -618,7 +619,7 @@ impl ExecutionState {
                 let retries = node.retry.is_some() || !self.ctx.runner.behaviour(node).sandboxed;
                 let policy = node.retry.clone().unwrap_or_default();
                 let retryable = error.class.is_retryable() && retries;
-                let message = format!("{}: {}", error.class.as_str(), error.message);
+                let message = error.describe();
                 if retryable && attempt < policy.max_attempts && !self.draining {
                     let backoff = attempt::backoff_with_jitter(&policy, attempt + 1);
                     let at = now_ms() + backoff.as_millis() as i64;
@@ -639,16 +640,7 @@ impl ExecutionState {
                     // Shutting down: leave the attempt to be run again at the next start.
                     Ok(AfterNode::Hold)
                 } else {
-                    self.progress.apply(i, NodeTransition::Fail)?;
-                    let state = &mut self.progress.nodes[i];
-                    state.error = Some(message.clone());
-                    state.finished_at = Some(now_ms());
-                    self.save(i);
-                    self.emit(EventKind::NodeFailed {
-                        node: node_id.clone(),
-                        error: message.clone(),
-                    });
-                    Ok(AfterNode::Fail(format!("node {node_id} failed: {message}")))
+                    self.node_failed(i, &error, error.class.is_retryable())
                 }
             }
         }
@@ -680,6 +672,9 @@ impl ExecutionState {
         branch: Option<String>,
     ) -> Result<AfterNode, ActorProcessingErr> {
         self.progress.apply(i, NodeTransition::Succeed)?;
+        // A node routing its failures takes its `success` edges.
+        let routes = self.progress.graph.node(i).on_error == OnError::Route;
+        let branch = branch.or_else(|| routes.then(|| OnError::SUCCESS.to_owned()));
         let state = &mut self.progress.nodes[i];
         state.output = Some(output.clone());
         state.branch = branch;
