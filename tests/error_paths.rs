@@ -13,28 +13,32 @@ fn three_attempts() -> Value {
     json!({"max_attempts": 3, "initial_backoff": "10ms", "max_backoff": "10ms", "jitter": false})
 }
 
+/// Deploys a workflow, runs it once with `input`, and returns the ended execution.
+async fn run_once(engine: &Engine, document: Value, input: Value) -> Value {
+    let workflow = engine.deploy(document).await;
+    let id = engine.start_execution(&workflow, input).await;
+    engine.finished(&id).await
+}
+
 async fn route_runs_the_error_branch_after_every_retry(mode: Mode) {
     let stub = StubServer::start().await;
     let engine = Engine::start(mode).await;
-    let workflow = engine
-        .deploy(json!({"name": "routed", "nodes": [
-            {"id": "start", "type": "trigger", "kind": "manual"},
-            {"id": "call", "type": "action", "kind": "http_request", "on_error": "route",
-             "retry": three_attempts(), "config": {"url": stub.url("/flaky/down/100")}},
-            {"id": "report", "type": "action", "kind": "http_request", "config": {
-                "method": "POST", "url": stub.url("/ok/report"),
-                "body": {"code": "{{ call.error.code }}", "attempts": "{{ call.error.attempts }}"}}},
-            {"id": "used", "type": "data", "kind": "mapping", "config": {"mapping": {"status": "{{ call.status }}"}}},
-            {"id": "checked", "type": "data", "kind": "mapping", "config": {"mapping": {"ok": true}}}
-        ], "edges": [
-            {"from": "start", "to": "call"},
-            {"from": "call", "to": "report", "when": "error"},
-            {"from": "call", "to": "used"},
-            {"from": "call", "to": "checked", "when": "success"}
-        ]}))
-        .await;
-    let id = engine.start_execution(&workflow, json!({})).await;
-    let done = engine.finished(&id).await;
+    let document = json!({"name": "routed", "nodes": [
+        {"id": "start", "type": "trigger", "kind": "manual"},
+        {"id": "call", "type": "action", "kind": "http_request", "on_error": "route",
+         "retry": three_attempts(), "config": {"url": stub.url("/flaky/down/100")}},
+        {"id": "report", "type": "action", "kind": "http_request", "config": {
+            "method": "POST", "url": stub.url("/ok/report"),
+            "body": {"code": "{{ call.error.code }}", "attempts": "{{ call.error.attempts }}"}}},
+        {"id": "used", "type": "data", "kind": "mapping", "config": {"mapping": {"status": "{{ call.status }}"}}},
+        {"id": "checked", "type": "data", "kind": "mapping", "config": {"mapping": {"ok": true}}}
+    ], "edges": [
+        {"from": "start", "to": "call"},
+        {"from": "call", "to": "report", "when": "error"},
+        {"from": "call", "to": "used"},
+        {"from": "call", "to": "checked", "when": "success"}
+    ]});
+    let done = run_once(&engine, document, json!({})).await;
     assert_eq!(done["status"], "succeeded", "{done}");
     let paths: Vec<String> = stub.hits("/").into_iter().map(|h| h.path).collect();
     assert_eq!(
@@ -61,21 +65,18 @@ both_modes!(
 async fn route_takes_the_success_edges_when_the_node_succeeds(mode: Mode) {
     let stub = StubServer::start().await;
     let engine = Engine::start(mode).await;
-    let workflow = engine
-        .deploy(json!({"name": "routed", "nodes": [
-            {"id": "start", "type": "trigger", "kind": "manual"},
-            {"id": "call", "type": "action", "kind": "http_request", "on_error": "route",
-             "config": {"url": stub.url("/ok/up")}},
-            {"id": "handled", "type": "data", "kind": "mapping", "config": {"mapping": {"handled": true}}},
-            {"id": "used", "type": "data", "kind": "mapping", "config": {"mapping": {"name": "{{ call.body.name }}"}}}
-        ], "edges": [
-            {"from": "start", "to": "call"},
-            {"from": "call", "to": "handled", "when": "error"},
-            {"from": "call", "to": "used", "when": "success"}
-        ]}))
-        .await;
-    let id = engine.start_execution(&workflow, json!({})).await;
-    let done = engine.finished(&id).await;
+    let document = json!({"name": "routed", "nodes": [
+        {"id": "start", "type": "trigger", "kind": "manual"},
+        {"id": "call", "type": "action", "kind": "http_request", "on_error": "route",
+         "config": {"url": stub.url("/ok/up")}},
+        {"id": "handled", "type": "data", "kind": "mapping", "config": {"mapping": {"handled": true}}},
+        {"id": "used", "type": "data", "kind": "mapping", "config": {"mapping": {"name": "{{ call.body.name }}"}}}
+    ], "edges": [
+        {"from": "start", "to": "call"},
+        {"from": "call", "to": "handled", "when": "error"},
+        {"from": "call", "to": "used", "when": "success"}
+    ]});
+    let done = run_once(&engine, document, json!({})).await;
     assert_eq!(done["status"], "succeeded", "{done}");
     assert_eq!(done["output"], json!({"name": "up"}));
     assert_eq!(node(&done, "handled")["status"], "skipped");
@@ -88,14 +89,13 @@ both_modes!(
 async fn continue_hands_on_the_error_after_three_attempts(mode: Mode) {
     let stub = StubServer::start().await;
     let engine = Engine::start(mode).await;
-    let workflow = engine
-        .deploy(json!({"name": "continued", "nodes": [
+    let document = json!({"name": "continued", "nodes": [
             {"id": "start", "type": "trigger", "kind": "manual"},
             {"id": "call", "type": "action", "kind": "http_request", "on_error": "continue",
              "retry": three_attempts(), "config": {"url": stub.url("/flaky/gone/100")}},
             {"id": "after", "type": "data", "kind": "mapping", "config": {"mapping": {"seen": "{{ call.error.code }}"}}}
-        ], "edges": [{"from": "start", "to": "call"}, {"from": "call", "to": "after"}]}))
-        .await;
+        ], "edges": [{"from": "start", "to": "call"}, {"from": "call", "to": "after"}]});
+    let workflow = engine.deploy(document).await;
     let id = engine.start_execution(&workflow, json!({})).await;
     let done = engine.finished(&id).await;
     assert_eq!(done["status"], "succeeded", "{done}");
