@@ -244,3 +244,28 @@ both_modes!(
     misplaced_error_paths_are_refused_at_their_paths,
     misplaced_error_paths_are_refused_at_their_paths
 );
+
+async fn a_resume_that_never_comes_can_be_routed(mode: Mode) {
+    let engine = Engine::start(mode).await;
+    let document = json!({"name": "approval", "nodes": [
+        {"id": "start", "type": "trigger", "kind": "manual"},
+        {"id": "approve", "type": "action", "kind": "wait_for_event", "on_error": "route",
+         "config": {"timeout": "50ms"}},
+        {"id": "expired", "type": "data", "kind": "mapping",
+         "config": {"mapping": {"why": "{{ approve.error.code }}", "retryable": "{{ approve.error.retryable }}"}}},
+        {"id": "approved", "type": "data", "kind": "mapping", "config": {"mapping": {"ok": true}}}
+    ], "edges": [
+        {"from": "start", "to": "approve"},
+        {"from": "approve", "to": "expired", "when": "error"},
+        {"from": "approve", "to": "approved"}
+    ]});
+    let done = run_once(&engine, document, json!({})).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["output"], json!({"why": "timeout", "retryable": false}));
+    assert_eq!(node(&done, "approve")["status"], "failed");
+    assert_eq!(node(&done, "approved")["status"], "skipped");
+}
+both_modes!(
+    a_resume_that_never_comes_can_be_routed,
+    a_resume_that_never_comes_can_be_routed
+);
