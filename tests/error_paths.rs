@@ -261,11 +261,37 @@ async fn a_resume_that_never_comes_can_be_routed(mode: Mode) {
     ]});
     let done = run_once(&engine, document, json!({})).await;
     assert_eq!(done["status"], "succeeded", "{done}");
-    assert_eq!(done["output"], json!({"why": "timeout", "retryable": false}));
+    assert_eq!(
+        done["output"],
+        json!({"why": "timeout", "retryable": false})
+    );
     assert_eq!(node(&done, "approve")["status"], "failed");
     assert_eq!(node(&done, "approved")["status"], "skipped");
 }
 both_modes!(
     a_resume_that_never_comes_can_be_routed,
     a_resume_that_never_comes_can_be_routed
+);
+
+/// The example of the README's "Error paths", exactly as written there.
+const README_EXAMPLE: &str = include_str!("../docs/examples/error_paths.json");
+
+async fn the_readme_example_rejects_with_its_message(mode: Mode) {
+    assert!(
+        include_str!("../README.md").contains(README_EXAMPLE),
+        "the README shows docs/examples/error_paths.json as it is"
+    );
+    let engine = Engine::start(mode).await;
+    let document: Value = serde_json::from_str(README_EXAMPLE).expect("the example parses");
+    let done = run_once(&engine, document, json!({"amount": -5})).await;
+    assert_eq!(done["status"], "failed", "{done}");
+    assert_eq!(
+        done["error"],
+        "node reject failed: invalid_amount: amount must be positive, got -5"
+    );
+    assert_eq!(node(&done, "charge")["status"], "skipped");
+}
+both_modes!(
+    the_readme_example_rejects_with_its_message,
+    the_readme_example_rejects_with_its_message
 );
