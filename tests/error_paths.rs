@@ -3,9 +3,11 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::stub::StubServer;
 use common::{Engine, Mode, node};
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 /// Three attempts, 10 ms apart: quick, and each one seen by the stub.
@@ -294,4 +296,144 @@ async fn the_readme_example_rejects_with_its_message(mode: Mode) {
 both_modes!(
     the_readme_example_rejects_with_its_message,
     the_readme_example_rejects_with_its_message
+);
+
+/// The executions of a workflow, newest first.
+async fn executions_of(engine: &Engine, workflow: &str) -> Vec<Value> {
+    let (status, body) = engine
+        .get(&format!("/v1/executions?workflow_id={workflow}"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["items"].as_array().cloned().unwrap_or_default()
+}
+
+/// The one execution of a workflow, once it has ended.
+async fn its_one_run(engine: &Engine, workflow: &str) -> Value {
+    let id = common::eventually("a run of the handler", Duration::from_secs(30), || async {
+        let runs = executions_of(engine, workflow).await;
+        runs.first()?["id"].as_str().map(str::to_owned)
+    })
+    .await;
+    engine.finished(&id).await
+}
+
+/// A handler that reports its input to the stub, then fails; its own
+/// `on_error_workflow` is itself.
+async fn deploy_failing_handler(engine: &Engine, stub: &StubServer) -> String {
+    let handler = |settings: Value| {
+        json!({"name": "handler", "settings": settings, "nodes": [
+            {"id": "start", "type": "trigger", "kind": "manual"},
+            {"id": "report", "type": "action", "kind": "http_request", "config": {
+                "method": "POST", "url": stub.url("/ok/handled"), "body": "{{ trigger.body }}"}},
+            {"id": "boom", "type": "action", "kind": "fail", "config": {"message": "the handler failed too"}}
+        ], "edges": [{"from": "start", "to": "report"}, {"from": "report", "to": "boom"}]})
+    };
+    let id = engine.deploy(handler(json!({}))).await;
+    let path = format!("/v1/workflows/{id}");
+    let (status, body) = engine
+        .request(
+            Method::PUT,
+            &path,
+            Some(handler(json!({"on_error_workflow": id}))),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = engine.post(&format!("{path}/publish"), json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    id
+}
+
+async fn a_failed_run_starts_its_handler_whose_failure_starts_none(mode: Mode) {
+    let stub = StubServer::start().await;
+    let engine = Engine::start(mode).await;
+    let handler = deploy_failing_handler(&engine, &stub).await;
+    let workflow = engine
+        .deploy(json!({"name": "guarded", "settings": {"on_error_workflow": handler}, "nodes": [
+            {"id": "start", "type": "trigger", "kind": "manual"},
+            {"id": "reject", "type": "action", "kind": "fail", "config": {"message": "bad order {{ trigger.body.order }}"}}
+        ], "edges": [{"from": "start", "to": "reject"}]}))
+        .await;
+    let id = engine.start_execution(&workflow, json!({"order": 7})).await;
+    let done = engine.finished(&id).await;
+    assert_eq!(done["status"], "failed", "{done}");
+
+    let handled = its_one_run(&engine, &handler).await;
+    assert_eq!(handled["status"], "failed", "{handled}");
+    let input = &stub.hits("/ok/handled")[0].body;
+    assert_eq!(
+        input,
+        &json!({
+            "failed_node": "reject",
+            "error": "node reject failed: bad order 7",
+            "execution": {"id": id, "status": "failed"},
+            "workflow": {"id": workflow, "version": 1},
+            "trigger": {"body": {"order": 7}, "headers": {}, "query": {}}
+        })
+    );
+    // The handler's end is written with any handler it starts: none.
+    assert_eq!(executions_of(&engine, &handler).await.len(), 1);
+    assert_eq!(stub.hits("/ok/handled").len(), 1);
+}
+both_modes!(
+    a_failed_run_starts_its_handler_whose_failure_starts_none,
+    a_failed_run_starts_its_handler_whose_failure_starts_none
+);
+
+async fn a_timed_out_run_starts_its_handler(mode: Mode) {
+    let engine = Engine::start(mode).await;
+    let handler = engine
+        .deploy(json!({"name": "handler", "nodes": [
+            {"id": "start", "type": "trigger", "kind": "manual"},
+            {"id": "note", "type": "data", "kind": "mapping", "config": {"mapping": {
+                "status": "{{ trigger.body.execution.status }}", "node": "{{ trigger.body.failed_node }}"}}}
+        ], "edges": [{"from": "start", "to": "note"}]}))
+        .await;
+    let workflow = engine
+        .deploy(json!({"name": "slow", "settings": {"timeout": "300ms", "on_error_workflow": handler}, "nodes": [
+            {"id": "start", "type": "trigger", "kind": "manual"},
+            {"id": "pause", "type": "action", "kind": "wait", "config": {"duration": "1h"}}
+        ], "edges": [{"from": "start", "to": "pause"}]}))
+        .await;
+    let id = engine.start_execution(&workflow, json!({})).await;
+    let done = engine.finished(&id).await;
+    assert_eq!(done["status"], "timed_out", "{done}");
+    let handled = its_one_run(&engine, &handler).await;
+    assert_eq!(handled["status"], "succeeded", "{handled}");
+    assert_eq!(
+        handled["output"],
+        json!({"status": "timed_out", "node": null})
+    );
+}
+both_modes!(
+    a_timed_out_run_starts_its_handler,
+    a_timed_out_run_starts_its_handler
+);
+
+async fn the_handler_is_a_workflow_of_the_same_tenant(mode: Mode) {
+    let engine = Engine::start(mode).await;
+    let other = engine.create_tenant("other handlers").await;
+    let theirs = engine
+        .deploy_as(
+            &other,
+            json!({"name": "theirs", "nodes": [
+            {"id": "start", "type": "trigger", "kind": "manual"}]}),
+        )
+        .await;
+    for handler in [theirs.as_str(), "not-an-id"] {
+        let (status, body) = engine
+            .post(
+                "/v1/workflows",
+                json!({"name": "guarded", "settings": {"on_error_workflow": handler}, "nodes": [
+                {"id": "start", "type": "trigger", "kind": "manual"}]}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        let found = details(&body);
+        assert_eq!(found.len(), 1, "{body}");
+        assert_eq!(found[0].0, "settings.on_error_workflow", "{body}");
+    }
+}
+both_modes!(
+    the_handler_is_a_workflow_of_the_same_tenant,
+    the_handler_is_a_workflow_of_the_same_tenant
 );

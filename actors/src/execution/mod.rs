@@ -16,6 +16,7 @@ mod attempt;
 mod commit;
 mod deaths;
 mod failure;
+mod handler;
 mod messages;
 mod waiting;
 
@@ -104,6 +105,8 @@ struct Pending {
     check_signals: bool,
     /// What the turn used: executions started, attempts ended, sandbox time.
     usage: Metered,
+    /// The failure handler the run's end starts, recorded with it.
+    handler: Option<flowmesh_store::NewExecution>,
 }
 
 #[derive(Default)]
@@ -730,6 +733,7 @@ impl ExecutionState {
         if self.record.status.is_terminal() {
             return Ok(());
         }
+        let handler = self.failure_handler(t, error.as_deref()).await;
         for (_, task) in self.running.drain().chain(self.timers.drain()) {
             task.abort();
         }
@@ -754,6 +758,7 @@ impl ExecutionState {
             }
         }
         self.stage_transition(t, output.clone(), error.clone())?;
+        self.pending.handler = handler.clone();
         let status = self.pending.transition.as_ref().map(|c| c.to);
         self.emit(EventKind::ExecutionFinished {
             status: status.unwrap_or(self.record.status),
@@ -766,6 +771,9 @@ impl ExecutionState {
             && let Some(status) = status
         {
             metrics::execution_finished(self.record.tenant, self.record.workflow, status);
+            if let Some(handler) = &handler {
+                self.start_handler(handler).await;
+            }
         }
         myself.stop(None);
         Ok(())

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::duration::HumanDuration;
+use crate::ids::WorkflowId;
 use crate::on_error::OnError;
 use crate::validate::{ValidationError, ValidationErrors};
 
@@ -37,6 +38,11 @@ pub struct ExecutionSettings {
     /// An execution still running after this long is stopped as `timed_out`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<HumanDuration>,
+    /// A workflow of the same tenant started on every run that ends failed
+    /// or timed out, with what failed as its input. A run it starts starts
+    /// no other when it fails in turn.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_error_workflow: Option<WorkflowId>,
 }
 
 impl ExecutionSettings {

@@ -242,6 +242,7 @@ mod tests {
             origin: None,
             traceparent: None,
             test: None,
+            handles: None,
             steps,
             in_process: None,
             engine_death_at: None,
