@@ -35,22 +35,26 @@ impl ExecutionState {
         let skipped = |why: &str| {
             tracing::warn!(execution = %self.record.id, handler = %handler, "failure handler not started: {why}");
         };
-        let version = match store.get_workflow(tenant, handler).await {
-            Ok(Some(found)) => found.summary.published_version,
-            Ok(None) => {
-                skipped("the workflow is gone");
-                return None;
-            }
+        let found = self
+            .patiently("get_workflow", || store.get_workflow(tenant, handler))
+            .await;
+        let version = match found {
+            Ok(found) => found.and_then(|w| w.summary.published_version),
             Err(e) => {
                 skipped(&e.to_string());
                 return None;
             }
         };
         let Some(version) = version else {
-            skipped("the workflow has no published version");
+            skipped("the workflow is gone or has no published version");
             return None;
         };
-        let document = match store.workflow_version(handler, version).await {
+        let document = self
+            .patiently("workflow_version", || {
+                store.workflow_version(handler, version)
+            })
+            .await;
+        let document = match document {
             Ok(Some(document)) => document,
             Ok(None) => {
                 skipped("its published version is gone");
