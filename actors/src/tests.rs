@@ -176,6 +176,7 @@ impl Harness {
             steps: Vec::new(),
             traceparent: None,
             test: None,
+            handles: None,
         };
         self.store.create_execution(&new).await.unwrap().id
     }

@@ -69,6 +69,9 @@ pub struct Behaviour {
     pub answers_caller: bool,
     /// Waits for a resume through the API, parked meanwhile.
     pub awaits_resume: bool,
+    /// Its failure is the workflow's verdict on its run: neither retried
+    /// nor handled by `on_error` (which is refused on it).
+    pub ends_run: bool,
 }
 
 impl Behaviour {
@@ -80,6 +83,7 @@ impl Behaviour {
             sandboxed: false,
             answers_caller: false,
             awaits_resume: false,
+            ends_run: false,
         }
     }
 

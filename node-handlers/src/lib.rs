@@ -16,7 +16,9 @@ use std::time::Duration;
 
 use flowmesh_model::names::Names;
 use flowmesh_model::validate::{KindCatalog, Outputs, ValidationError};
-use flowmesh_model::{HumanDuration, Node, Primitive, TenantId, WorkflowDocument, WorkflowGraph};
+use flowmesh_model::{
+    HumanDuration, Node, OnError, Primitive, TenantId, WorkflowDocument, WorkflowGraph,
+};
 pub use flowmesh_sandbox::{Class as SandboxClass, Failure, Language, LimitsOverride, Returned};
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
@@ -124,6 +126,9 @@ pub enum ErrorClass {
     /// A language model's answer did not have the required shape; another
     /// attempt may well get one that has.
     InvalidOutput,
+    /// The workflow ended itself (a `fail` node): never retried, never
+    /// handled by `on_error`.
+    Raised,
 }
 
 impl ErrorClass {
@@ -147,6 +152,7 @@ impl ErrorClass {
             ErrorClass::OutputTooLarge => "output_too_large",
             ErrorClass::Crashed => "crashed",
             ErrorClass::InvalidOutput => "invalid_output",
+            ErrorClass::Raised => "raised",
         }
     }
 }
@@ -164,6 +170,15 @@ impl NodeError {
         Self {
             class: ErrorClass::Permanent,
             message: message.into(),
+        }
+    }
+
+    /// How the journal shows it: `class: message`, or the message alone
+    /// for a failure the workflow raised, whose message names its own code.
+    pub fn describe(&self) -> String {
+        match self.class {
+            ErrorClass::Raised => self.message.clone(),
+            class => format!("{}: {}", class.as_str(), self.message),
         }
     }
 }
@@ -450,6 +465,16 @@ impl KindCatalog for Bounded<'_> {
         errors: &mut Vec<ValidationError>,
     ) -> Option<Outputs> {
         let kind = self.registry.kind_of(node)?;
+        if kind.behaviour().ends_run && node.on_error != OnError::Fail {
+            errors.push(ValidationError::new(
+                format!("{path}.on_error"),
+                "unexpected",
+                format!(
+                    "{:?} ends the run on purpose; on_error does not apply to it",
+                    node.kind
+                ),
+            ));
+        }
         let checking = kind::Checking {
             expr: &self.registry.inner.expr,
             path,

@@ -289,6 +289,23 @@ async fn conditions_and_data_kinds_behave() {
     );
 }
 
+#[tokio::test]
+async fn a_fail_node_raises_its_rendered_message() {
+    let registry = registry(&[]);
+    let doc = document(json!([
+        {"id": "coded", "type": "action", "kind": "fail",
+         "config": {"message": "amount {{ trigger.body.n }} is too small", "code": "too_small"}},
+        {"id": "plain", "type": "action", "kind": "fail", "config": {"message": "no"}}
+    ]));
+    let s = scope(json!({"trigger": {"body": {"n": 3}}}));
+    let error = run(&registry, &doc, "coded", &s).await.unwrap_err();
+    assert_eq!(error.class, ErrorClass::Raised);
+    assert!(!error.class.is_retryable());
+    assert_eq!(error.describe(), "too_small: amount 3 is too small");
+    let error = run(&registry, &doc, "plain", &s).await.unwrap_err();
+    assert_eq!(error.describe(), "no");
+}
+
 #[derive(Clone, Default)]
 struct Seen(Arc<Mutex<Vec<(String, HeaderMap, Value)>>>);
 

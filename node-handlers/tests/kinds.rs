@@ -3,7 +3,7 @@
 
 use flowmesh_model::names::Upstream;
 use flowmesh_model::validate::{KindCatalog, check_json};
-use flowmesh_model::{HumanDuration, Node, Primitive};
+use flowmesh_model::{HumanDuration, Node, OnError, Primitive};
 use flowmesh_node_handlers::kind::FIELD;
 use flowmesh_node_handlers::{Bounds, Options, Registry};
 use flowmesh_sandbox::Limits;
@@ -21,6 +21,7 @@ fn node(primitive: Primitive, kind: &str, config: Value) -> Node {
         config,
         retry: None,
         timeout: None,
+        on_error: Default::default(),
     }
 }
 
@@ -77,7 +78,7 @@ fn properties(schema: &Value) -> Vec<(String, Value)> {
 fn every_example_validates_and_every_field_says_how_it_is_read() {
     let registry = registry();
     let kinds = registry.kinds();
-    assert_eq!(kinds.len(), 22);
+    assert_eq!(kinds.len(), 23);
     for info in kinds {
         let example = node(info.primitive, info.kind, info.example.clone());
         assert_eq!(problems(&registry, &example), vec![], "{}", info.kind);
@@ -358,4 +359,16 @@ fn code_is_parsed_and_its_limits_bounded_when_saved() {
     let found = checked(&document, &generous);
     let paths: Vec<&str> = found.iter().map(|(path, _, _)| path.as_str()).collect();
     assert_eq!(paths, ["nodes[2].config.source", "nodes[4].config.url"]);
+}
+
+#[test]
+fn on_error_is_refused_on_a_fail_node() {
+    let registry = registry();
+    let mut fail = node(Primitive::Action, "fail", json!({"message": "no"}));
+    assert_eq!(problems(&registry, &fail), vec![]);
+    fail.on_error = OnError::Route;
+    assert_eq!(
+        problems(&registry, &fail),
+        pairs(&[("nodes[3].on_error", "unexpected")])
+    );
 }

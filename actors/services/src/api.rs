@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use flowmesh_model::graph::WorkflowGraph;
-use flowmesh_model::validate::check_json;
+use flowmesh_model::validate::{ValidationError, ValidationErrors, check_json};
 use flowmesh_model::{
     Command, EventKind, ExecutionId, ExecutionStatus, TenantId, WorkflowDocument, WorkflowId,
 };
@@ -192,12 +192,27 @@ impl EngineHandle {
             tokio::task::spawn_blocking(move || check_json(&body, &registry.bounded(&bounds)))
                 .await
                 .map_err(|e| Error::Internal(Box::new(e)))?;
-        checked.map_err(|e| match e.errors.first() {
+        let document = checked.map_err(|e| match e.errors.first() {
             Some(first) if first.code == "malformed_json" => {
                 Error::Malformed(first.message.clone().into())
             }
             _ => Error::Invalid(e),
-        })
+        })?;
+        if let Some(handler) = document.settings.on_error_workflow
+            && self
+                .shared
+                .store
+                .get_workflow(tenant, handler)
+                .await?
+                .is_none()
+        {
+            return Err(Error::Invalid(ValidationErrors::one(ValidationError::new(
+                "settings.on_error_workflow",
+                "unknown_workflow",
+                format!("this tenant has no workflow {handler}"),
+            ))));
+        }
+        Ok(document)
     }
 
     pub async fn create_workflow(
@@ -393,6 +408,7 @@ impl EngineHandle {
             steps: Vec::new(),
             traceparent: traceparent.clone(),
             test: accept.test,
+            handles: None,
         };
         self.admit_start(new.tenant, payload_bytes).await?;
         let (created, here) = match self.shared.runtime.claim_here() {

@@ -180,6 +180,8 @@ impl EngineHandle {
             steps,
             traceparent: crate::trace::traceparent_of(&tracing::Span::current()),
             test,
+            // A handler's re-run is a handler still: it starts none.
+            handles: record.handles,
         };
         self.create_admitted(&new, payload_bytes).await?;
         crate::metrics::execution_started(record.tenant, record.workflow);

@@ -268,5 +268,6 @@ async fn new_execution(
         steps: Vec::new(),
         traceparent: crate::trace::traceparent_of(&tick),
         test: None,
+        handles: None,
     })
 }

@@ -70,6 +70,7 @@ impl ExecutionState {
                 slots: self.slots,
                 in_process: mark,
                 events: &events,
+                handler: pending.handler.as_ref(),
             };
             match self.write_turn(&turn).await? {
                 Committed::Written {

@@ -15,6 +15,8 @@
 mod attempt;
 mod commit;
 mod deaths;
+mod failure;
+mod handler;
 mod messages;
 mod waiting;
 
@@ -24,7 +26,7 @@ use std::time::Duration;
 
 use flowmesh_model::graph::WorkflowGraph;
 use flowmesh_model::lifecycle::{ExecutionTransition, NodeTransition};
-use flowmesh_model::{EventKind, ExecutionEvent, ExecutionStatus, JsonText, NodeStatus};
+use flowmesh_model::{EventKind, ExecutionEvent, ExecutionStatus, JsonText, NodeStatus, OnError};
 use flowmesh_node_handlers::{NodeError, Outcome};
 use flowmesh_store::{ExecutionChange, ExecutionRecord, Slots, now_ms};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
@@ -103,6 +105,8 @@ struct Pending {
     check_signals: bool,
     /// What the turn used: executions started, attempts ended, sandbox time.
     usage: Metered,
+    /// The failure handler the run's end starts, recorded with it.
+    handler: Option<flowmesh_store::NewExecution>,
 }
 
 #[derive(Default)]
@@ -618,7 +622,7 @@ impl ExecutionState {
                 let retries = node.retry.is_some() || !self.ctx.runner.behaviour(node).sandboxed;
                 let policy = node.retry.clone().unwrap_or_default();
                 let retryable = error.class.is_retryable() && retries;
-                let message = format!("{}: {}", error.class.as_str(), error.message);
+                let message = error.describe();
                 if retryable && attempt < policy.max_attempts && !self.draining {
                     let backoff = attempt::backoff_with_jitter(&policy, attempt + 1);
                     let at = now_ms() + backoff.as_millis() as i64;
@@ -639,16 +643,7 @@ impl ExecutionState {
                     // Shutting down: leave the attempt to be run again at the next start.
                     Ok(AfterNode::Hold)
                 } else {
-                    self.progress.apply(i, NodeTransition::Fail)?;
-                    let state = &mut self.progress.nodes[i];
-                    state.error = Some(message.clone());
-                    state.finished_at = Some(now_ms());
-                    self.save(i);
-                    self.emit(EventKind::NodeFailed {
-                        node: node_id.clone(),
-                        error: message.clone(),
-                    });
-                    Ok(AfterNode::Fail(format!("node {node_id} failed: {message}")))
+                    self.node_failed(i, &error, error.class.is_retryable())
                 }
             }
         }
@@ -680,6 +675,9 @@ impl ExecutionState {
         branch: Option<String>,
     ) -> Result<AfterNode, ActorProcessingErr> {
         self.progress.apply(i, NodeTransition::Succeed)?;
+        // A node routing its failures takes its `success` edges.
+        let routes = self.progress.graph.node(i).on_error == OnError::Route;
+        let branch = branch.or_else(|| routes.then(|| OnError::SUCCESS.to_owned()));
         let state = &mut self.progress.nodes[i];
         state.output = Some(output.clone());
         state.branch = branch;
@@ -735,6 +733,7 @@ impl ExecutionState {
         if self.record.status.is_terminal() {
             return Ok(());
         }
+        let handler = self.failure_handler(t, error.as_deref()).await;
         for (_, task) in self.running.drain().chain(self.timers.drain()) {
             task.abort();
         }
@@ -759,6 +758,7 @@ impl ExecutionState {
             }
         }
         self.stage_transition(t, output.clone(), error.clone())?;
+        self.pending.handler = handler.clone();
         let status = self.pending.transition.as_ref().map(|c| c.to);
         self.emit(EventKind::ExecutionFinished {
             status: status.unwrap_or(self.record.status),
@@ -771,6 +771,9 @@ impl ExecutionState {
             && let Some(status) = status
         {
             metrics::execution_finished(self.record.tenant, self.record.workflow, status);
+            if let Some(handler) = &handler {
+                self.start_handler(handler).await;
+            }
         }
         myself.stop(None);
         Ok(())

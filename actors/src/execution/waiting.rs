@@ -5,12 +5,13 @@ use std::time::Duration;
 
 use flowmesh_model::lifecycle::{ExecutionTransition, NodeTransition};
 use flowmesh_model::{EventKind, ExecutionStatus, NodeStatus};
+use flowmesh_node_handlers::{ErrorClass, NodeError};
 use flowmesh_store::failpoints::crash_point;
 use flowmesh_store::{Park, now_ms};
 use ractor::{ActorProcessingErr, ActorRef};
 use serde_json::json;
 
-use super::{ExecutionMsg, ExecutionState};
+use super::{AfterNode, ExecutionMsg, ExecutionState};
 
 impl ExecutionState {
     pub(super) fn is_event_wait(&self, i: usize) -> bool {
@@ -48,21 +49,18 @@ impl ExecutionState {
         i: usize,
     ) -> Result<(), ActorProcessingErr> {
         if self.is_event_wait(i) {
-            let message = "timeout: no resume arrived before the wait's timeout".to_owned();
-            self.progress.apply(i, NodeTransition::Fail)?;
-            let state = &mut self.progress.nodes[i];
-            state.error = Some(message.clone());
-            state.finished_at = Some(now_ms());
-            self.save(i);
-            let node = self.progress.graph.node(i).id.clone();
-            self.emit(EventKind::NodeFailed {
-                node: node.clone(),
-                error: message.clone(),
-            });
-            let error = format!("node {node} failed: {message}");
-            return self
-                .finish(myself, ExecutionTransition::Fail, Some(error))
-                .await;
+            let error = NodeError {
+                class: ErrorClass::Timeout,
+                message: "no resume arrived before the wait's timeout".into(),
+            };
+            // Waiting again would not make the resume come.
+            return match self.node_failed(i, &error, false)? {
+                AfterNode::Fail(error) => {
+                    self.finish(myself, ExecutionTransition::Fail, Some(error))
+                        .await
+                }
+                AfterNode::Advance | AfterNode::Hold => self.advance(myself).await,
+            };
         }
         let started = self.progress.nodes[i].started_at;
         let waited = started.map(|s| now_ms() - s).unwrap_or_default();

@@ -71,6 +71,9 @@ pub struct Turn<'a> {
     /// The events the turn produced, recorded with it (their positions are
     /// given by the store).
     pub events: &'a [ExecutionEvent],
+    /// The run an end by failure starts (`on_error_workflow`), recorded
+    /// with the end so that neither is lost without the other.
+    pub handler: Option<&'a NewExecution>,
 }
 
 /// Whether executions of a tenant take concurrency slots.
@@ -116,8 +119,8 @@ where
     let inserted = sqlx::query(
         "INSERT INTO executions (id, tenant_id, workflow_id, version, status, trigger_node, trigger_data, \
          idempotency_key, deadline_ms, created_at, wake_at, origin_id, origin_node, traceparent, request_fingerprint, test, mocks, \
-         owner, in_process_by) \
-         VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) \
+         handles_id, owner, in_process_by) \
+         VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) \
          ON CONFLICT DO NOTHING",
     )
     .bind(new.id.to_string())
@@ -140,6 +143,7 @@ where
             .as_ref()
             .map(|t| serde_json::Value::from(t.mocks.clone()).to_string()),
     )
+    .bind(new.handles.map(|h| h.to_string()))
     .bind(claim.map(|c| c.owner.clone()))
     .bind(claim.map(|c| c.incarnation.clone()))
     .execute(executor)
@@ -267,6 +271,9 @@ fn execution(row: &AnyRow, steps: Vec<StepRecord>) -> Result<ExecutionRecord, Er
             None => None,
         },
         traceparent: opt_text(row, "traceparent")?,
+        handles: opt_text(row, "handles_id")?
+            .map(|id| id.parse().map_err(|_| Error::Corrupt("handles_id".into())))
+            .transpose()?,
         test: if int(row, "test")? != 0 {
             Some(TestRun {
                 mocks: json(row, "mocks")?
@@ -641,6 +648,10 @@ impl Store {
         if !owned {
             tx.rollback().await?;
             return Ok(Committed::Fenced);
+        }
+        if let Some(handler) = turn.handler {
+            // Its idempotency key makes a second end's handler a no-op.
+            insert_execution(&mut *tx, handler, None, now_ms()).await?;
         }
         // The rest of the turn in one batch: with SQLite one round trip.
         let mut batch = Batch::new(self.backend);

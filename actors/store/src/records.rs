@@ -59,6 +59,8 @@ pub struct NewExecution {
     pub traceparent: Option<String>,
     /// Set for a test run.
     pub test: Option<TestRun>,
+    /// The execution whose failure this run handles (`on_error_workflow`).
+    pub handles: Option<ExecutionId>,
 }
 
 /// What makes an execution a test run: started by hand on any version, and
@@ -102,6 +104,9 @@ pub struct ExecutionRecord {
     pub traceparent: Option<String>,
     /// Set for a test run.
     pub test: Option<TestRun>,
+    /// The execution whose failure this run handles (`on_error_workflow`).
+    #[serde(skip)]
+    pub handles: Option<ExecutionId>,
     pub steps: Vec<StepRecord>,
     /// In-process work its owner marked as possibly running.
     #[serde(skip)]

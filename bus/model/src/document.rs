@@ -5,6 +5,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::duration::HumanDuration;
+use crate::ids::WorkflowId;
+use crate::on_error::OnError;
 use crate::validate::{ValidationError, ValidationErrors};
 
 /// Largest accepted document, in bytes of JSON.
@@ -36,6 +38,11 @@ pub struct ExecutionSettings {
     /// An execution still running after this long is stopped as `timed_out`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<HumanDuration>,
+    /// A workflow of the same tenant started on every run that ends failed
+    /// or timed out, with what failed as its input. A run it starts starts
+    /// no other when it fails in turn.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_error_workflow: Option<WorkflowId>,
 }
 
 impl ExecutionSettings {
@@ -100,20 +107,25 @@ pub struct Node {
     /// Limit for one attempt of this node.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<HumanDuration>,
+    /// What a failure does once the retry policy is exhausted.
+    #[serde(default, skip_serializing_if = "OnError::is_default")]
+    pub on_error: OnError,
 }
 
 fn empty_object() -> Value {
     Value::Object(Default::default())
 }
 
-/// A directed edge. `when` names the output of a condition node that takes it.
+/// A directed edge. `when` names the output of the source that takes it: a
+/// condition's branch, or `error` / `success` of a node with `on_error: route`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Edge {
     pub from: String,
     pub to: String,
     /// For edges leaving a condition: the output (`"true"`, `"false"`, a switch
-    /// case or `"default"`) on which the edge is taken.
+    /// case or `"default"`) on which the edge is taken. For edges leaving a
+    /// node with `on_error: route`: `"error"` or `"success"` (the default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub when: Option<String>,
 }

@@ -12,6 +12,7 @@ pub mod ids;
 pub mod json;
 pub mod lifecycle;
 pub mod names;
+pub mod on_error;
 pub mod schema;
 pub mod validate;
 
@@ -24,5 +25,6 @@ pub use graph::WorkflowGraph;
 pub use ids::{ExecutionId, TenantId, WorkflowId};
 pub use json::JsonText;
 pub use lifecycle::{ExecutionStatus, IllegalTransition, NodeStatus};
+pub use on_error::OnError;
 pub use schema::SchemaCheck;
 pub use validate::{KindCatalog, ValidationError, ValidationErrors};

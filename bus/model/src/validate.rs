@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use crate::document::{Node, Primitive, WorkflowDocument};
 use crate::names::{Names, Upstream};
+use crate::on_error;
 use crate::schema::SchemaCheck;
 
 /// Most nodes one workflow may have.
@@ -264,6 +265,7 @@ pub fn validate(doc: &WorkflowDocument, catalog: &dyn KindCatalog) -> Result<(),
         if let Some(retry) = &node.retry {
             check_retry(retry, &format!("{path}.retry"), &mut errors);
         }
+        errors.extend(on_error::check_node(node, &format!("{path}.on_error")));
         let at = Place {
             path: &path,
             names: &upstream.names(i),
@@ -459,11 +461,13 @@ fn check_edges(
                     names.join(", ")
                 ),
             )),
-            (Some(Outputs::Single), Some(_)) => errors.push(ValidationError::new(
-                format!("{path}.when"),
-                "unexpected",
-                format!("{:?} has a single output; remove `when`", edge.from),
-            )),
+            (Some(Outputs::Single), Some(when)) => {
+                errors.extend(on_error::check_branch(
+                    &doc.nodes[from],
+                    when,
+                    &format!("{path}.when"),
+                ));
+            }
             _ => {}
         }
     }

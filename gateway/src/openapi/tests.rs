@@ -354,6 +354,7 @@ fn real_answers_conform_to_their_schemas() {
         }),
         traceparent: None,
         test: Some(records::TestRun::default()),
+        handles: None,
         steps: vec![StepRecord {
             execution,
             node: "hook".into(),

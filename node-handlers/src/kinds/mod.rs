@@ -6,6 +6,7 @@ pub mod aggregate;
 pub mod ai;
 pub mod code;
 pub mod credentials;
+pub mod fail;
 pub mod filter;
 pub mod http;
 pub mod if_else;
@@ -46,6 +47,7 @@ pub(crate) fn all() -> Vec<Box<dyn Kind>> {
         registered::<ai::Ai>(),
         registered::<agents::Agents>(),
         registered::<respond::Respond>(),
+        registered::<fail::Fail>(),
         registered::<wait::Wait>(),
         registered::<wait_for_event::WaitForEvent>(),
         registered::<if_else::IfElse>(),

@@ -1,6 +1,7 @@
-//! A property test of the execution state machine: random graphs, and
-//! random sequences of decisions, attempt results (duplicated, stale,
-//! reordered), retries and crashes that rebuild progress from the journal.
+//! A property test of the execution state machine: random graphs (actions
+//! failing, continuing or routing on error), and random sequences of
+//! decisions, attempt results (duplicated, stale, reordered), retries and
+//! crashes that rebuild progress from the journal.
 //! It follows the actor's rules for what a delivery may change, and checks
 //! that no transition is ever illegal, that the journal never takes back a
 //! settled node, and that every run can still be driven to its end.
@@ -10,7 +11,7 @@ use std::sync::Arc;
 
 use flowmesh_model::graph::WorkflowGraph;
 use flowmesh_model::lifecycle::NodeTransition;
-use flowmesh_model::{NodeStatus, WorkflowDocument};
+use flowmesh_model::{NodeStatus, OnError, WorkflowDocument};
 use flowmesh_store::{ExecutionRecord, StepRecord};
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -36,27 +37,43 @@ enum Op {
     Crash,
 }
 
-/// Node `i` (after the trigger): a condition or an action, and its parents
-/// (indexes into the nodes before it; 0 is the trigger) with edge labels.
+/// Node `i` (after the trigger): a condition or an action with what its
+/// failure does, and its parents (indexes into the nodes before it; 0 is
+/// the trigger) with edge labels.
 #[derive(Clone, Debug)]
 struct NodeSpec {
     condition: bool,
-    parents: Vec<(usize, bool)>,
+    on_error: OnError,
+    parents: Vec<(usize, u8)>,
+}
+
+fn on_error() -> impl Strategy<Value = OnError> {
+    prop_oneof![
+        Just(OnError::Fail),
+        Just(OnError::Continue),
+        Just(OnError::Route)
+    ]
 }
 
 fn graph_strategy() -> impl Strategy<Value = Vec<NodeSpec>> {
     prop::collection::vec(
         (
             any::<bool>(),
-            prop::collection::vec((any::<usize>(), any::<bool>()), 1..3),
+            on_error(),
+            prop::collection::vec((any::<usize>(), any::<u8>()), 1..3),
         ),
         1..7,
     )
     .prop_map(|raw| {
         raw.into_iter()
             .enumerate()
-            .map(|(i, (condition, parents))| NodeSpec {
+            .map(|(i, (condition, on_error, parents))| NodeSpec {
                 condition,
+                // Conditions name their branches on their edges: no route.
+                on_error: match (condition, on_error) {
+                    (true, OnError::Route) => OnError::Fail,
+                    (_, on_error) => on_error,
+                },
                 // Parents come before the node: the graph is acyclic.
                 parents: parents
                     .into_iter()
@@ -84,6 +101,7 @@ fn document(specs: &[NodeSpec]) -> WorkflowDocument {
         } else {
             json!({"id": id(i), "type": "action", "kind": "http_request", "config": {"url": "http://x"}})
         });
+        nodes[i]["on_error"] = json!(spec.on_error.as_str());
         let mut seen = Vec::new();
         for &(p, label) in &spec.parents {
             if seen.contains(&p) {
@@ -91,8 +109,16 @@ fn document(specs: &[NodeSpec]) -> WorkflowDocument {
             }
             seen.push(p);
             let mut edge = json!({"from": id(p), "to": id(i)});
-            if p > 0 && specs[p - 1].condition {
-                edge["when"] = json!(label.to_string());
+            let parent = (p > 0).then(|| &specs[p - 1]);
+            if parent.is_some_and(|s| s.condition) {
+                edge["when"] = json!((label % 2 == 0).to_string());
+            } else if parent.is_some_and(|s| s.on_error == OnError::Route) {
+                // Plain (success), error or success.
+                match label % 3 {
+                    1 => edge["when"] = json!(OnError::ERROR),
+                    2 => edge["when"] = json!(OnError::SUCCESS),
+                    _ => {}
+                }
             }
             edges.push(edge);
         }
@@ -202,18 +228,33 @@ impl Sim {
         if node.status != NodeStatus::Running || node.attempts != attempt {
             return;
         }
+        let on_error = self.graph.node(i).on_error;
+        let output = json!({"node": i, "attempt": attempt});
         match result {
             Result_::Ok(branch) => {
                 self.progress.apply(i, NodeTransition::Succeed).unwrap();
-                self.progress.nodes[i].output = Some(json!({"node": i, "attempt": attempt}));
+                self.progress.nodes[i].output = Some(output);
                 if self.graph.node(i).kind == "if_else" {
                     self.progress.nodes[i].branch = Some(branch.to_string());
+                } else if on_error == OnError::Route {
+                    self.progress.nodes[i].branch = Some(OnError::SUCCESS.into());
                 }
             }
             Result_::Transient if attempt < MAX_ATTEMPTS => {
                 self.progress
                     .apply(i, NodeTransition::ScheduleRetry)
                     .unwrap();
+            }
+            // Retries spent: the error object stands in for the output.
+            Result_::Transient | Result_::Permanent if on_error == OnError::Continue => {
+                self.progress.apply(i, NodeTransition::Succeed).unwrap();
+                self.progress.nodes[i].output = Some(output);
+            }
+            Result_::Transient | Result_::Permanent if on_error == OnError::Route => {
+                self.progress.apply(i, NodeTransition::Fail).unwrap();
+                self.progress.nodes[i].output = Some(output);
+                self.progress.nodes[i].branch = Some(OnError::ERROR.into());
+                assert!(self.progress.is_routed_failure(i));
             }
             Result_::Transient | Result_::Permanent => {
                 self.progress.apply(i, NodeTransition::Fail).unwrap();
@@ -242,7 +283,9 @@ impl Sim {
                     step.node
                 );
             }
-            if step.status == NodeStatus::Succeeded && self.graph.index[&step.node] > 0 {
+            let routed = step.status == NodeStatus::Failed && step.output.is_some();
+            if (step.status == NodeStatus::Succeeded || routed) && self.graph.index[&step.node] > 0
+            {
                 // The journal keeps the result of the attempt it counts.
                 let output = step
                     .output
@@ -303,10 +346,19 @@ proptest! {
         }
         sim.finish();
         if !sim.failed {
+            // Failures that on_error continued or routed do not fail the run.
             for i in sim.graph.flow_nodes() {
                 let status = sim.progress.nodes[i].status;
-                prop_assert!(matches!(status, NodeStatus::Succeeded | NodeStatus::Skipped), "{status}");
+                let settled = matches!(status, NodeStatus::Succeeded | NodeStatus::Skipped);
+                prop_assert!(settled || sim.progress.is_routed_failure(i), "{status}");
             }
+            prop_assert_eq!(sim.progress.first_failure(), None);
+        } else {
+            let ended_it = |i: usize| {
+                sim.progress.nodes[i].status == NodeStatus::Failed
+                    && sim.graph.node(i).on_error == OnError::Fail
+            };
+            prop_assert!(sim.graph.flow_nodes().any(ended_it), "only on_error: fail ends a run");
         }
         // What the journal says is what a reload sees.
         let steps: Vec<StepRecord> = sim.journal.values().cloned().collect();

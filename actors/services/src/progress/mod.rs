@@ -6,7 +6,7 @@ use std::sync::Arc;
 use flowmesh_model::graph::WorkflowGraph;
 use flowmesh_model::lifecycle::NodeTransition;
 use flowmesh_model::names::TRIGGER;
-use flowmesh_model::{IllegalTransition, Node, NodeStatus, Primitive};
+use flowmesh_model::{IllegalTransition, Node, NodeStatus, OnError, Primitive};
 use flowmesh_store::{ExecutionRecord, StepRecord};
 use serde_json::{Map, Value};
 
@@ -72,10 +72,23 @@ impl Progress {
         Ok(next)
     }
 
+    /// A succeeded node takes its edges without `when` and those naming its
+    /// branch; a failed one only those naming its branch, which only a
+    /// failure routed by `on_error` has (`error`).
     fn edge_taken(&self, from: usize, when: Option<&str>) -> bool {
         let source = &self.nodes[from];
-        source.status == NodeStatus::Succeeded
-            && when.is_none_or(|w| source.branch.as_deref() == Some(w))
+        let names_branch = || when.is_some() && source.branch.as_deref() == when;
+        match source.status {
+            NodeStatus::Succeeded => when.is_none() || names_branch(),
+            NodeStatus::Failed => names_branch(),
+            _ => false,
+        }
+    }
+
+    /// Whether node `i` failed and `on_error: route` took its failure.
+    pub fn is_routed_failure(&self, i: usize) -> bool {
+        let state = &self.nodes[i];
+        state.status == NodeStatus::Failed && state.branch.as_deref() == Some(OnError::ERROR)
     }
 
     /// Pending flow nodes whose predecessors are all settled: run those with
@@ -116,14 +129,16 @@ impl Progress {
     }
 
     /// What expressions see: the trigger data, every succeeded node's
-    /// output, and null for every skipped node (so that a node after a
-    /// branch may name the one not taken: its value is null, not undefined).
+    /// output, the error object of every routed failure, and null for
+    /// every skipped node (so that a node after a branch may name the one
+    /// not taken: its value is null, not undefined).
     pub fn scope(&self) -> Map<String, Value> {
         let mut scope = Map::new();
         for (i, state) in self.nodes.iter().enumerate() {
             let node = self.graph.node(i);
             let output = match (state.status, &state.output) {
                 (NodeStatus::Succeeded, Some(output)) => output,
+                (NodeStatus::Failed, Some(output)) if self.is_routed_failure(i) => output,
                 (NodeStatus::Skipped, _) => &Value::Null,
                 _ => continue,
             };
@@ -141,10 +156,11 @@ impl Progress {
             .all(|i| self.nodes[i].status.is_terminal())
     }
 
+    /// The first failure that fails the execution: a routed one does not.
     pub fn first_failure(&self) -> Option<(String, String)> {
         self.graph
             .flow_nodes()
-            .find(|&i| self.nodes[i].status == NodeStatus::Failed)
+            .find(|&i| self.nodes[i].status == NodeStatus::Failed && !self.is_routed_failure(i))
             .map(|i| {
                 (
                     self.graph.node(i).id.clone(),
@@ -226,6 +242,7 @@ mod tests {
             origin: None,
             traceparent: None,
             test: None,
+            handles: None,
             steps,
             in_process: None,
             engine_death_at: None,
@@ -300,6 +317,78 @@ mod tests {
         assert_eq!(p.scope()["trigger"], json!({"body": {"n": 1}}));
         assert_eq!(p.scope()["c"], json!({"result": false}));
         assert!(!p.scope().contains_key("b"), "pending: not in scope");
+    }
+
+    /// `t → a (on_error: route)`, `a → ok` plain, `a → handled` on error,
+    /// `a → also_ok` on success, then `after` reading both sides.
+    fn routed() -> Arc<WorkflowGraph> {
+        graph(json!({"name": "r", "nodes": [
+            {"id": "t", "type": "trigger", "kind": "manual"},
+            {"id": "a", "type": "action", "kind": "http_request", "on_error": "route"},
+            {"id": "ok", "type": "data", "kind": "mapping"},
+            {"id": "handled", "type": "data", "kind": "mapping"},
+            {"id": "also_ok", "type": "data", "kind": "mapping"},
+            {"id": "after", "type": "data", "kind": "merge"}
+        ], "edges": [
+            {"from": "t", "to": "a"},
+            {"from": "a", "to": "ok"},
+            {"from": "a", "to": "handled", "when": "error"},
+            {"from": "a", "to": "also_ok", "when": "success"},
+            {"from": "ok", "to": "after"},
+            {"from": "handled", "to": "after"}
+        ]}))
+    }
+
+    #[test]
+    fn a_routed_failure_takes_only_its_error_edges_and_does_not_fail_the_run() {
+        let mut p = Progress::new(routed(), &record(json!({}), vec![]));
+        p.apply(1, NodeTransition::Start).unwrap();
+        p.apply(1, NodeTransition::Fail).unwrap();
+        let error = json!({"error": {"code": "transient", "message": "503", "retryable": true, "attempts": 3}});
+        p.nodes[1].output = Some(error.clone());
+        p.nodes[1].branch = Some(OnError::ERROR.into());
+        assert!(p.is_routed_failure(1));
+        assert_eq!(
+            p.decide(),
+            vec![Decision::Skip(2), Decision::Run(3), Decision::Skip(4)]
+        );
+        assert_eq!(p.inputs(3), vec!["a".to_owned()]);
+        assert_eq!(p.scope()["a"], error, "the error branch reads the error");
+        p.apply(2, NodeTransition::Skip).unwrap();
+        p.apply(4, NodeTransition::Skip).unwrap();
+        succeed(&mut p, 3, json!({"handled": true}), None);
+        assert_eq!(p.decide(), vec![Decision::Run(5)]);
+        succeed(&mut p, 5, json!({}), None);
+        assert!(p.is_complete());
+        assert_eq!(p.first_failure(), None);
+    }
+
+    #[test]
+    fn a_routing_node_that_succeeds_takes_its_plain_and_success_edges() {
+        let mut p = Progress::new(routed(), &record(json!({}), vec![]));
+        succeed(&mut p, 1, json!({"status": 200}), Some(OnError::SUCCESS));
+        assert_eq!(
+            p.decide(),
+            vec![Decision::Run(2), Decision::Skip(3), Decision::Run(4)]
+        );
+    }
+
+    #[test]
+    fn an_unrouted_failure_takes_no_edge_and_fails_the_run() {
+        let mut p = Progress::new(routed(), &record(json!({}), vec![]));
+        p.apply(1, NodeTransition::Start).unwrap();
+        p.apply(1, NodeTransition::Fail).unwrap();
+        p.nodes[1].error = Some("permanent: 404".into());
+        assert!(!p.is_routed_failure(1));
+        assert!(!p.scope().contains_key("a"));
+        assert_eq!(
+            p.decide(),
+            vec![Decision::Skip(2), Decision::Skip(3), Decision::Skip(4)]
+        );
+        assert_eq!(
+            p.first_failure(),
+            Some(("a".to_owned(), "permanent: 404".to_owned()))
+        );
     }
 
     #[test]

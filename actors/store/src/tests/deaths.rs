@@ -34,6 +34,7 @@ fn turn<'a>(
         slots: Slots::Unlimited,
         in_process,
         events: &[],
+        handler: None,
     }
 }
 

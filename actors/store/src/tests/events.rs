@@ -44,6 +44,7 @@ async fn record_as(
         slots: Slots::Unlimited,
         in_process: Mark::Keep,
         events,
+        handler: None,
     };
     store.commit_turn(&turn).await.unwrap()
 }
@@ -209,6 +210,7 @@ async fn a_turn_larger_than_one_query_is_written_whole(store: &Store) {
         slots: Slots::Unlimited,
         in_process: Mark::Keep,
         events: &recorded,
+        handler: None,
     };
     assert_eq!(
         store.commit_turn(&turn).await.unwrap(),

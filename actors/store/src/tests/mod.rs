@@ -118,6 +118,7 @@ fn new_execution(tenant: TenantId, workflow: WorkflowId, key: Option<&str>) -> N
         steps: Vec::new(),
         traceparent: None,
         test: None,
+        handles: None,
     }
 }
 
@@ -478,6 +479,7 @@ async fn save_step(store: &Store, tenant: TenantId, step: &StepRecord) {
         slots: Slots::Unlimited,
         in_process: Mark::Keep,
         events: &[],
+        handler: None,
     };
     assert_eq!(
         store.commit_turn(&turn).await.unwrap(),
@@ -540,6 +542,7 @@ async fn turns_are_all_or_nothing(store: &Store) {
         slots: Slots::Unlimited,
         in_process: Mark::Keep,
         events: &[],
+        handler: None,
     };
     assert_eq!(
         store.commit_turn(&turn).await.unwrap(),
@@ -565,6 +568,7 @@ async fn turns_are_all_or_nothing(store: &Store) {
         slots: Slots::Unlimited,
         in_process: Mark::Keep,
         events: &[],
+        handler: None,
     };
     assert!(
         store.commit_turn(&stale).await.unwrap() == Committed::Fenced,

@@ -73,6 +73,7 @@ async fn parked_executions_wake_when_due(store: &Store) {
         slots: Slots::Unlimited,
         in_process: Mark::Keep,
         events: &[],
+        handler: None,
     };
     assert!(
         store.commit_turn(&late).await.unwrap() == Committed::Fenced,
@@ -161,6 +162,7 @@ async fn resumes_are_kept_until_applied(store: &Store) {
         slots: Slots::Unlimited,
         in_process: Mark::Keep,
         events: &[],
+        handler: None,
     };
     assert_eq!(
         store.commit_turn(&apply).await.unwrap(),

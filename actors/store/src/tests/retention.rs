@@ -50,6 +50,7 @@ async fn large_outputs_are_stored_once_and_purged_with_their_runs(store: &Store)
             slots: Slots::Unlimited,
             in_process: Mark::Keep,
             events: &[],
+            handler: None,
         };
         assert_eq!(
             store.commit_turn(&turn).await.unwrap(),

@@ -252,6 +252,7 @@ async fn credits_are_charged_once_and_settled(store: &Store) {
             slots: Slots::Unlimited,
             in_process: Mark::Keep,
             events: &[],
+            handler: None,
         };
         assert_eq!(
             store.commit_turn(&turn).await.unwrap(),
@@ -272,6 +273,7 @@ async fn credits_are_charged_once_and_settled(store: &Store) {
         slots: Slots::Unlimited,
         in_process: Mark::Keep,
         events: &[],
+        handler: None,
     };
     assert_eq!(store.commit_turn(&fenced).await.unwrap(), Committed::Fenced);
     let balance = store.balance(tenant).await.unwrap();
@@ -525,6 +527,7 @@ fn slot_turn(tenant: TenantId, change: &ExecutionChange) -> Turn<'_> {
         slots: Slots::Limited { instance: None },
         in_process: Mark::Keep,
         events: &[],
+        handler: None,
     }
 }
 both_backends!(starts_take_slots_and_ends_give_them_back);

@@ -1,0 +1,112 @@
+//! The failure handler: a run that ends failed or timed out starts its
+//! workflow's `on_error_workflow` with what failed as its input. The
+//! handler's execution is recorded in the turn that ends the run, so that
+//! neither is lost without the other (a lost start command leaves it to
+//! the claim sweep), and its idempotency key makes it one per run. A run
+//! that is itself a handler, or a test run, starts none.
+
+use flowmesh_model::lifecycle::ExecutionTransition;
+use flowmesh_model::{Command, ExecutionId, WorkflowGraph};
+use flowmesh_store::{NewExecution, now_ms};
+use serde_json::json;
+
+use super::ExecutionState;
+use flowmesh_services::metrics;
+
+impl ExecutionState {
+    /// The handler run this end starts, if the workflow names one that
+    /// can start: published, with a trigger.
+    pub(super) async fn failure_handler(
+        &self,
+        t: ExecutionTransition,
+        error: Option<&str>,
+    ) -> Option<NewExecution> {
+        let status = match t {
+            ExecutionTransition::Fail => "failed",
+            ExecutionTransition::TimeOut => "timed_out",
+            _ => return None,
+        };
+        let handler = self.progress.graph.document.settings.on_error_workflow?;
+        if self.record.handles.is_some() || self.record.test.is_some() {
+            return None;
+        }
+        let tenant = self.record.tenant;
+        let store = &self.ctx.store;
+        let skipped = |why: &str| {
+            tracing::warn!(execution = %self.record.id, handler = %handler, "failure handler not started: {why}");
+        };
+        let found = self
+            .patiently("get_workflow", || store.get_workflow(tenant, handler))
+            .await;
+        let version = match found {
+            Ok(found) => found.and_then(|w| w.summary.published_version),
+            Err(e) => {
+                skipped(&e.to_string());
+                return None;
+            }
+        };
+        let Some(version) = version else {
+            skipped("the workflow is gone or has no published version");
+            return None;
+        };
+        let document = self
+            .patiently("workflow_version", || {
+                store.workflow_version(handler, version)
+            })
+            .await;
+        let document = match document {
+            Ok(Some(document)) => document,
+            Ok(None) => {
+                skipped("its published version is gone");
+                return None;
+            }
+            Err(e) => {
+                skipped(&e.to_string());
+                return None;
+            }
+        };
+        let deadline_ms = document
+            .settings
+            .timeout
+            .map(|t| now_ms() + t.0.as_millis() as i64);
+        let graph = WorkflowGraph::new(document);
+        // Its first trigger, with the input as the body, as an API start.
+        let Some(trigger) = graph.find_trigger(|_| true) else {
+            skipped("the workflow has no trigger");
+            return None;
+        };
+        let input = json!({
+            "failed_node": self.progress.first_failure().map(|(node, _)| node),
+            "error": error,
+            "execution": {"id": self.record.id, "status": status},
+            "workflow": {"id": self.record.workflow, "version": self.record.version},
+            "trigger": self.record.trigger,
+        });
+        Some(NewExecution {
+            id: ExecutionId::new(),
+            tenant,
+            workflow: handler,
+            version,
+            trigger_node: graph.node(trigger).id.clone(),
+            trigger: json!({"body": input, "headers": {}, "query": {}}),
+            idempotency_key: Some(format!("on_error:{}", self.record.id)),
+            fingerprint: None,
+            deadline_ms,
+            origin: None,
+            steps: Vec::new(),
+            traceparent: self.record.traceparent.clone(),
+            test: None,
+            handles: Some(self.record.id),
+        })
+    }
+
+    /// Asks for the handler recorded with the end to run; if the command
+    /// is lost, the claim sweep starts it.
+    pub(super) async fn start_handler(&self, handler: &NewExecution) {
+        metrics::execution_started(handler.tenant, handler.workflow);
+        let command = Command::start(handler.tenant, handler.workflow, handler.id);
+        if let Err(e) = self.ctx.bus.publish_command(&command, None).await {
+            tracing::warn!(execution = %handler.id, error = %e, "start command for a failure handler not published; the claim sweep starts it");
+        }
+    }
+}
