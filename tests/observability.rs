@@ -43,6 +43,9 @@ async fn metrics_move(mode: Mode) {
         ("FLOWMESH_MAX_REFILLS_PER_DAY", "0"),
         // Its schedule ticks every second.
         ("FLOWMESH_SCHEDULE_MIN_INTERVAL", "1s"),
+        // Starts go through the bus, so that its metrics move too (the
+        // placement tests count starts run where they were accepted).
+        ("FLOWMESH_MAX_STARTED_HERE", "0"),
     ];
     let engine = Engine::start_with(mode, &env).await;
     // Every settlement wants a refill, and the cap (0) stops each.

@@ -86,6 +86,8 @@ async fn one_trace_links_the_request_the_bus_and_every_node() {
         ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
         ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
         ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        // Every start crosses the bus (one run here is traced below).
+        ("FLOWMESH_MAX_STARTED_HERE", "0"),
     ];
     let engine = Engine::start_with(Mode::Distributed, &env).await;
     let workflow = engine
@@ -181,4 +183,44 @@ async fn one_trace_links_the_request_the_bus_and_every_node() {
     assert_eq!(sent.split('-').nth(1), Some(nats_trace), "{sent}");
     let wanted = ["nats trigger", "bus.publish", "bus.consume", "node call"];
     all_exported(&spans, nats_trace, &wanted).await;
+}
+
+/// A run handed to the actors of the process that accepted it joins the
+/// caller's trace as well, without a bus hop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_started_where_it_was_accepted_joins_the_callers_trace() {
+    let (endpoint, spans) = receiver().await;
+    let stub = StubServer::start().await;
+    let env = [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
+        ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+    ];
+    let engine = Engine::start_with(Mode::Distributed, &env).await;
+    let workflow = engine
+        .deploy(json!({"name": "traced here", "nodes": [
+            {"id": "start", "type": "trigger", "kind": "manual"},
+            {"id": "fetch", "type": "action", "kind": "http_request", "config": {"url": stub.url("/ok/here")}}
+        ], "edges": [{"from": "start", "to": "fetch"}]}))
+        .await;
+    let trace_id = "5ce0e9a56015fec5aadfa328ae398115";
+    run_with(
+        &engine,
+        &workflow,
+        &format!("00-{trace_id}-ab42124a3c573678-01"),
+    )
+    .await;
+    let wanted = [
+        "POST /v1/workflows/{id}/executions",
+        "execution.hand_over",
+        "workflow.start",
+        "execution.turn",
+        "node fetch",
+    ];
+    all_exported(&spans, trace_id, &wanted).await;
+    let sent = stub.hits("/ok/here")[0]
+        .traceparent
+        .clone()
+        .unwrap_or_default();
+    assert_eq!(sent.split('-').nth(1), Some(trace_id), "{sent}");
 }

@@ -391,8 +391,15 @@ impl EngineHandle {
             .settings
             .timeout
             .map(|t| now_ms() + t.0.as_millis() as i64);
-        // The hop onto the bus; the run's later spans hang under it.
-        let hop = tracing::info_span!("bus.publish", otel.kind = "producer", message = "start_execution", execution = %id);
+        let claim = self.shared.runtime.claim_here();
+        // The hand-over (onto the bus, or to this process's actors); the
+        // run's later spans hang under it.
+        let hop = match claim {
+            Some(_) => tracing::info_span!("execution.hand_over", execution = %id),
+            None => {
+                tracing::info_span!("bus.publish", otel.kind = "producer", message = "start_execution", execution = %id)
+            }
+        };
         let traceparent = crate::trace::traceparent_of(&hop);
         let new = NewExecution {
             id,
@@ -411,7 +418,7 @@ impl EngineHandle {
             handles: None,
         };
         self.admit_start(new.tenant, payload_bytes).await?;
-        let (created, here) = match self.shared.runtime.claim_here() {
+        let (created, here) = match claim {
             Some(claim) => {
                 self.shared
                     .store

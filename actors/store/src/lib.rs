@@ -6,6 +6,7 @@
 //! [`Backend`]. Many engine processes may share one PostgreSQL database, so
 //! every write that could race is a compare-and-set or a unique insert.
 
+mod accept;
 mod audit;
 mod batch;
 pub mod blobs;
@@ -37,12 +38,13 @@ use serde::{Deserialize, Serialize};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
 
+pub use accept::Claim;
 pub use audit::{AuditQuery, AuditRecord};
 pub use credits::{Balance, Credit, DailyUsage, LedgerEntry, RefillDue, Usage, day_of};
 pub use deaths::{DeathVerdict, EngineDeath, Mark};
 pub use error::Error;
 pub use events::{EVENT_PAGE, EventScope, Resume};
-pub use executions::{Claim, ClaimRequest, Committed, Slots, Turn};
+pub use executions::{ClaimRequest, Committed, Slots, Turn};
 pub use limits::{TenantLimits, Woken};
 pub use models::ModelSettings;
 pub use parking::{NewSignal, Park, Signal, SignalAdded};

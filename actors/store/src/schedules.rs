@@ -109,7 +109,7 @@ impl Store {
             return Ok(false);
         }
         if let Some(new) = fire.execution {
-            crate::executions::insert_execution(&mut *tx, new, None, crate::now_ms()).await?;
+            crate::accept::insert_execution(&mut *tx, new, None, crate::now_ms()).await?;
         }
         tx.commit().await?;
         Ok(true)

@@ -8,6 +8,7 @@ use axum::routing::post;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::closed::{self, Closed};
 use crate::engine::POSTGRES;
 use crate::load::{self, Summary};
 
@@ -17,6 +18,9 @@ const ACK_WINDOW: usize = 1_000;
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Limits {
     pub http_bare_axum: Option<Summary>,
+    /// Bare axum driven by wrk at 32 connections (none without wrk).
+    #[serde(default)]
+    pub http_bare_axum_closed: Option<Closed>,
     pub jetstream: JetStream,
     /// The same against the harness's flushing NATS server, when there is one.
     pub jetstream_flushed: Option<JetStream>,
@@ -57,6 +61,12 @@ pub async fn http(rates: &[f64], duration: Duration) -> anyhow::Result<Option<Su
     })
     .await;
     Ok(best)
+}
+
+/// The same handler driven closed-loop by wrk; `Err` says why not.
+pub async fn http_closed(duration: Duration) -> anyhow::Result<Closed, String> {
+    let url = bare_server().await.map_err(|e| e.to_string())?;
+    closed::run(&url, duration).await
 }
 
 #[derive(Debug, Serialize, Deserialize)]

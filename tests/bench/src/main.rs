@@ -1,6 +1,7 @@
 //! `flowmesh-bench`: runs every scenario in both modes beside the measured
 //! limits of this machine, and writes JSON and a markdown table.
 
+mod closed;
 mod code;
 mod engine;
 mod fairness;
@@ -117,6 +118,9 @@ pub struct Plan {
     /// Each quiet tenant's rate in the fairness scenario.
     #[serde(default)]
     pub fair_rate: f64,
+    /// Length of each closed-loop run (bare axum, and webhook-sync in each setup).
+    #[serde(default)]
+    pub closed_loop: Duration,
 }
 
 impl Plan {
@@ -136,6 +140,7 @@ impl Plan {
                 code_cold: 10,
                 code_warm: 50,
                 fair_rate: 10.0,
+                closed_loop: Duration::from_secs(2),
             }
         } else {
             Plan {
@@ -152,6 +157,7 @@ impl Plan {
                 code_cold: 100,
                 code_warm: 1_000,
                 fair_rate: 25.0,
+                closed_loop: Duration::from_secs(10),
             }
         }
     }
@@ -337,6 +343,13 @@ async fn main() -> anyhow::Result<()> {
     };
     eprintln!("limits");
     let http_bare_axum = limits::http(&plan.rates, plan.step_duration).await?;
+    let http_bare_axum_closed = match limits::http_closed(plan.closed_loop).await {
+        Ok(closed) => Some(closed),
+        Err(why) => {
+            skipped.push(format!("closed-loop runs: {why}"));
+            None
+        }
+    };
     let jetstream = limits::jetstream(engine::NATS_URL, plan.limit_messages).await?;
     let jetstream_flushed = match &flushed {
         Some(server) => Some(limits::jetstream(&server.url, plan.limit_messages).await?),
@@ -348,6 +361,7 @@ async fn main() -> anyhow::Result<()> {
         limits::sqlite(plan.limit_rows).await?;
     let limits = limits::Limits {
         http_bare_axum,
+        http_bare_axum_closed,
         jetstream,
         jetstream_flushed,
         postgres_synchronous_commit: limits::postgres_synchronous_commit().await?,

@@ -37,6 +37,18 @@ impl Machine {
     }
 }
 
+/// Requests per second with p50 / p99, and errors if any.
+fn closed_figure(c: &crate::closed::Closed) -> String {
+    let errors = match c.errors {
+        0 => String::new(),
+        n => format!(", {n} errors"),
+    };
+    format!(
+        "{:.0}/s, p50 / p99 {:.1} / {:.1} ms{errors}",
+        c.requests_per_s, c.p50_ms, c.p99_ms
+    )
+}
+
 fn ratio(value: f64, limit: f64) -> String {
     if limit > 0.0 {
         format!("{:.1}%", 100.0 * value / limit)
@@ -64,10 +76,20 @@ pub fn markdown(r: &Results) -> String {
             "full"
         }
     ));
+    let closed_limit = l.http_bare_axum_closed.as_ref();
     let mut limits = vec![(
         "bare axum, highest rate with p99 < 100 ms".to_owned(),
         format!("{http_limit:.0}/s"),
     )];
+    if let Some(c) = closed_limit {
+        limits.push((
+            format!(
+                "bare axum, closed loop at {} connections (wrk)",
+                c.connections
+            ),
+            closed_figure(c),
+        ));
+    }
     let mut jetstreams = vec![("", &l.jetstream)];
     if let Some(flushed) = &l.jetstream_flushed {
         jetstreams.push((" (sync_interval: always)", flushed));
@@ -130,6 +152,23 @@ pub fn markdown(r: &Results) -> String {
             None => "below the lowest step".to_owned(),
         },
     ));
+    if let Some(limit) = closed_limit {
+        out.push_str(&row(
+            "webhook-sync",
+            &format!(
+                "closed loop at {} connections (share of bare axum's)",
+                limit.connections
+            ),
+            &|m| match &m.webhook_sync.closed {
+                Some(c) => format!(
+                    "{} ({})",
+                    closed_figure(c),
+                    ratio(c.requests_per_s, limit.requests_per_s)
+                ),
+                None => "not run".to_owned(),
+            },
+        ));
+    }
     out.push_str(&row("webhook-sync", "p50 / p99 at the fixed rate", &|m| {
         let s = &m.webhook_sync.fixed_rate;
         format!(

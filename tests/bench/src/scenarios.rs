@@ -82,6 +82,9 @@ pub struct WebhookSync {
     pub highest_rate_under_100ms: Option<Summary>,
     pub steps: Vec<Summary>,
     pub fixed_rate: Summary,
+    /// Driven closed-loop by wrk at 32 connections (none without wrk).
+    #[serde(default)]
+    pub closed: Option<crate::closed::Closed>,
 }
 
 pub async fn webhook_sync(engine: &Engine, plan: &Plan) -> anyhow::Result<WebhookSync> {
@@ -98,10 +101,15 @@ pub async fn webhook_sync(engine: &Engine, plan: &Plan) -> anyhow::Result<Webhoo
     };
     let fixed_rate = load::fixed_rate(plan.fixed_rate, plan.step_duration, send.clone()).await;
     let (best, steps) = load::highest_rate(&plan.rates, plan.step_duration, 100.0, send).await;
+    // Without wrk the run says so once, with the bare axum figure.
+    let closed = crate::closed::run(&engine.url("/hooks/default/signup"), plan.closed_loop)
+        .await
+        .ok();
     Ok(WebhookSync {
         highest_rate_under_100ms: best,
         steps,
         fixed_rate,
+        closed,
     })
 }
 
