@@ -64,6 +64,21 @@ async fn all_exported(spans: &Spans, trace_id: &str, wanted: &[&str]) {
     .await;
 }
 
+/// A distributed engine exporting its spans to a local receiver, and a
+/// stub for its nodes to call.
+async fn traced(extra: &[(&str, &str)]) -> (Engine, Spans, StubServer) {
+    let (endpoint, spans) = receiver().await;
+    let stub = StubServer::start().await;
+    let mut env = vec![
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
+        ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+    ];
+    env.extend_from_slice(extra);
+    let engine = Engine::start_with(Mode::Distributed, &env).await;
+    (engine, spans, stub)
+}
+
 /// Runs the workflow to its end, sending `traceparent`.
 async fn run_with(engine: &Engine, workflow: &str, traceparent: &str) {
     let resp = engine
@@ -80,16 +95,9 @@ async fn run_with(engine: &Engine, workflow: &str, traceparent: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_trace_links_the_request_the_bus_and_every_node() {
-    let (endpoint, spans) = receiver().await;
-    let stub = StubServer::start().await;
-    let env = [
-        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
-        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
-        ("OTEL_BSP_SCHEDULE_DELAY", "100"),
-        // Every start crosses the bus (one run here is traced below).
-        ("FLOWMESH_MAX_STARTED_HERE", "0"),
-    ];
-    let engine = Engine::start_with(Mode::Distributed, &env).await;
+    // Every start crosses the bus (a run handed over in the process is
+    // traced below).
+    let (engine, spans, stub) = traced(&[("FLOWMESH_MAX_STARTED_HERE", "0")]).await;
     let workflow = engine
         .deploy(json!({"name": "traced", "nodes": [
             {"id": "start", "type": "trigger", "kind": "manual"},
@@ -189,14 +197,7 @@ async fn one_trace_links_the_request_the_bus_and_every_node() {
 /// caller's trace as well, without a bus hop.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_started_where_it_was_accepted_joins_the_callers_trace() {
-    let (endpoint, spans) = receiver().await;
-    let stub = StubServer::start().await;
-    let env = [
-        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
-        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
-        ("OTEL_BSP_SCHEDULE_DELAY", "100"),
-    ];
-    let engine = Engine::start_with(Mode::Distributed, &env).await;
+    let (engine, spans, stub) = traced(&[]).await;
     let workflow = engine
         .deploy(json!({"name": "traced here", "nodes": [
             {"id": "start", "type": "trigger", "kind": "manual"},
