@@ -48,6 +48,7 @@ fn node(registry: &Registry, kind: &str, config: Value) -> Node {
         config,
         retry: None,
         timeout: None,
+        on_error: Default::default(),
     }
 }
 
