@@ -447,30 +447,14 @@ impl EngineHandle {
                 }
             }
         }
-        if let Some(record) = here {
-            hop.in_scope(|| self.shared.runtime.run_here(record));
-            metrics::execution_placed("here");
-            return Ok(Started {
-                tenant: accept.tenant,
-                execution: created.id,
-                created: created.created,
-                responds: self.registry.responds(&accept.graph),
-                watch,
-            });
-        }
-        let command = Command::start(accept.tenant, accept.workflow, created.id);
-        let started = std::time::Instant::now();
-        let published = self
-            .shared
-            .bus
-            .publish_command(&command, traceparent.as_deref())
-            .instrument(hop)
-            .await;
-        metrics::bus_publish("command", started.elapsed());
-        match published {
-            Ok(()) => metrics::execution_placed("bus"),
-            Err(e) => {
-                tracing::warn!(execution = %created.id, error = %e, "start command not published; the claim sweep will start it")
+        match here {
+            Some(record) => {
+                hop.in_scope(|| self.shared.runtime.run_here(record));
+                metrics::execution_placed("here");
+            }
+            None => {
+                let command = Command::start(accept.tenant, accept.workflow, created.id);
+                self.publish_start(&command, hop, traceparent).await
             }
         }
         Ok(Started {
@@ -480,6 +464,31 @@ impl EngineHandle {
             responds: self.registry.responds(&accept.graph),
             watch,
         })
+    }
+
+    /// Sends the start command of an accepted execution; a lost one is
+    /// made up for by the claim sweep.
+    async fn publish_start(
+        &self,
+        command: &Command,
+        hop: tracing::Span,
+        traceparent: Option<String>,
+    ) {
+        let execution = command.execution();
+        let started = std::time::Instant::now();
+        let published = self
+            .shared
+            .bus
+            .publish_command(command, traceparent.as_deref())
+            .instrument(hop)
+            .await;
+        metrics::bus_publish("command", started.elapsed());
+        match published {
+            Ok(()) => metrics::execution_placed("bus"),
+            Err(e) => {
+                tracing::warn!(%execution, error = %e, "start command not published; the claim sweep will start it")
+            }
+        }
     }
 
     pub async fn get_execution(
