@@ -68,6 +68,19 @@ enum Commands {
     Webhook {
         #[arg(long)]
         quick: bool,
+        /// Only this setup: `embedded` or `distributed`.
+        #[arg(long, value_parser = ["embedded", "distributed"])]
+        only: Option<String>,
+    },
+    /// Only the saturation scenario (ten-node chains started through the
+    /// API as fast as they finish), embedded and distributed, at full size
+    /// (or `--quick`); prints JSON.
+    Saturation {
+        #[arg(long)]
+        quick: bool,
+        /// Only this setup: `embedded` or `distributed`.
+        #[arg(long, value_parser = ["embedded", "distributed"])]
+        only: Option<String>,
     },
     /// Only the code-node overhead (one small call in each sandbox, cold
     /// and warm); prints JSON.
@@ -190,6 +203,13 @@ pub struct Results {
     pub skipped: Vec<String>,
 }
 
+/// The local setups, or only the one named.
+fn only_targets(only: Option<&str>) -> impl Iterator<Item = Target> {
+    Target::local()
+        .into_iter()
+        .filter(move |t| only.is_none_or(|name| t.mode.name() == name))
+}
+
 async fn run_mode(target: &Target, plan: &Plan) -> anyhow::Result<ModeResults> {
     let mode = target.mode;
     let (sink_url, sink) = scenarios::Sink::start().await?;
@@ -247,9 +267,7 @@ async fn main() -> anyhow::Result<()> {
                 parked: executions,
                 ..Plan::new(true)
             };
-            let targets = Target::local()
-                .into_iter()
-                .filter(|t| only.as_deref().is_none_or(|name| t.mode.name() == name));
+            let targets = only_targets(only.as_deref());
             for target in targets {
                 eprintln!("[{}] parked", target.mode.name());
                 let mut engine = Engine::start(&target, "127.0.0.1").await?;
@@ -266,9 +284,7 @@ async fn main() -> anyhow::Result<()> {
             engine::binary()?;
             let plan = Plan::new(quick);
             let (sink_url, _sink) = scenarios::Sink::start().await?;
-            let targets = Target::local()
-                .into_iter()
-                .filter(|t| only.as_deref().is_none_or(|name| t.mode.name() == name));
+            let targets = only_targets(only.as_deref());
             for target in targets {
                 eprintln!("[{}] fairness", target.mode.name());
                 let engine = Engine::start(&target, "127.0.0.1").await?;
@@ -281,13 +297,28 @@ async fn main() -> anyhow::Result<()> {
             }
             return Ok(());
         }
-        Commands::Webhook { quick } => {
+        Commands::Webhook { quick, only } => {
             engine::binary()?;
             let plan = Plan::new(quick);
-            for target in Target::local() {
+            for target in only_targets(only.as_deref()) {
                 eprintln!("[{}] webhook-sync", target.mode.name());
                 let engine = Engine::start(&target, "127.0.0.1").await?;
                 let result = scenarios::webhook_sync(&engine, &plan).await?;
+                println!(
+                    "{}: {}",
+                    target.mode.name(),
+                    serde_json::to_string(&result)?
+                );
+            }
+            return Ok(());
+        }
+        Commands::Saturation { quick, only } => {
+            engine::binary()?;
+            let plan = Plan::new(quick);
+            for target in only_targets(only.as_deref()) {
+                eprintln!("[{}] saturation", target.mode.name());
+                let engine = Engine::start(&target, "127.0.0.1").await?;
+                let result = scenarios::saturation(&engine, &plan).await?;
                 println!(
                     "{}: {}",
                     target.mode.name(),
@@ -303,9 +334,7 @@ async fn main() -> anyhow::Result<()> {
         } => {
             engine::binary()?;
             let mut all_within = true;
-            let targets = Target::local()
-                .into_iter()
-                .filter(|t| only.as_deref().is_none_or(|name| t.mode.name() == name));
+            let targets = only_targets(only.as_deref());
             for target in targets {
                 eprintln!("[{}] idle-memory", target.mode.name());
                 let result = idle::idle_memory(&target, tenants, idle_after_s).await?;
