@@ -232,6 +232,17 @@ pub struct ServeArgs {
     #[arg(long, env = "FLOWMESH_MAX_STARTED_HERE", default_value_t = 1_000)]
     pub max_started_here: usize,
 
+    /// Live executions a process that runs executions holds at most; past
+    /// it, start commands wait on the bus and claim sweeps take nothing.
+    #[arg(long, env = "FLOWMESH_MAX_EXECUTIONS_HERE", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_executions_here: u64,
+
+    /// Accepted executions that may wait on the bus for a process to run
+    /// them; past it, new starts (API, webhooks, NATS triggers) are refused
+    /// with 503 and Retry-After before anything is recorded.
+    #[arg(long, env = "FLOWMESH_MAX_QUEUED_STARTS", default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_queued_starts: u64,
+
     /// A tenant or workflow actor with nothing to do for this long stops
     /// (the next message spawns it again), and what the process keeps for
     /// that tenant or workflow goes after as long unused.

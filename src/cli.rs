@@ -177,6 +177,7 @@ pub async fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         prices: tenancy.prices,
         max_concurrent: tenancy.limits.max_concurrent,
         max_started_here: args.max_started_here,
+        max_executions_here: usize::try_from(args.max_executions_here).unwrap_or(usize::MAX),
     };
     let services = flowmesh_services::Options {
         schedule_interval: args.claim_interval,
@@ -191,6 +192,7 @@ pub async fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
             min_interval: args.schedule_min_interval,
         },
         role: args.roles.role(),
+        max_queued_starts: args.max_queued_starts,
     };
     let sealing_key = crate::secrets_key::sealing_key(&args.secrets)?;
     if let Some(key) = &sealing_key {

@@ -56,6 +56,10 @@ pub(crate) struct Context {
     slugs: Cache<TenantId, String>,
 }
 
+/// How often a process at its bound of live executions looks again for
+/// room, should it miss the notice of an execution leaving.
+const ROOM_RECHECK: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Most tenants whose slug is kept.
 const TENANTS_KEPT: u64 = 100_000;
 /// How long the services wait for a tenant actor's answer.
@@ -139,6 +143,22 @@ impl Context {
 
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::SeqCst)
+    }
+
+    /// Waits until this process holds fewer live executions, with the
+    /// starts under way (`starting` reads them), than its bound.
+    pub async fn room(&self, starting: impl Fn() -> usize) {
+        loop {
+            let left = self.execution_left.notified();
+            tokio::pin!(left);
+            left.as_mut().enable();
+            if self.local_count() + starting() < self.options.max_executions_here {
+                return;
+            }
+            // A start that ends gives no notice; nor does one missed
+            // between the count and the wait: they cost this much.
+            let _ = tokio::time::timeout(ROOM_RECHECK, left).await;
+        }
     }
 
     /// Waits until no execution actor is left in this process.
@@ -244,7 +264,8 @@ impl Runtime for Context {
     fn claim_here(&self) -> Option<Claim> {
         if self.is_draining()
             || self.root.get().is_none()
-            || self.local_count() >= self.options.max_started_here
+            || self.local_count()
+                >= (self.options.max_started_here).min(self.options.max_executions_here)
         {
             return None;
         }

@@ -50,7 +50,15 @@ async fn consume_commands(
     mut commands: flowmesh_bus::Commands,
 ) {
     let permits = Arc::new(Semaphore::new(MAX_CONCURRENT_STARTS));
-    while let Some(next) = commands.next().await {
+    loop {
+        // What this process cannot run yet stays on the bus, for another
+        // process to take and for acceptance to see (and shed past its own
+        // bound) instead of piling up here.
+        ctx.room(|| MAX_CONCURRENT_STARTS - permits.available_permits())
+            .await;
+        let Some(next) = commands.next().await else {
+            return;
+        };
         let delivery = match next {
             Ok(delivery) => delivery,
             Err(e) => {
@@ -203,17 +211,26 @@ async fn claim_unowned(ctx: Arc<Context>) {
                 }
             }
         }
-        // Batch after batch while there is a backlog.
+        // Batch after batch while there is a backlog (and room for it).
         while sweep(&ctx).await.is_some_and(|n| n >= CLAIM_BATCH as usize) {}
     }
 }
 
-/// One claim and the resumption of what it got; `None` if the claim failed.
+/// One claim, within the room this process has for live executions, and
+/// the resumption of what it got; `None` if the claim failed.
 async fn sweep(ctx: &Context) -> Option<usize> {
+    let room = ctx
+        .options
+        .max_executions_here
+        .saturating_sub(ctx.local_count());
+    let limit = CLAIM_BATCH.min(u32::try_from(room).unwrap_or(u32::MAX));
+    if limit == 0 {
+        return Some(0);
+    }
     let request = ClaimRequest {
         owner: &ctx.options.node_id,
         incarnation: &ctx.incarnation,
-        limit: CLAIM_BATCH,
+        limit,
         lookahead: ctx.options.claim_interval.0 * 2,
     };
     let started = std::time::Instant::now();

@@ -40,6 +40,10 @@ pub struct Options {
     /// while it has fewer live executions than this; beyond it they go
     /// through the bus to whichever process takes them.
     pub max_started_here: usize,
+    /// Live executions this process holds at most, however they came
+    /// (accepted here, start commands, claim sweeps): past it, start
+    /// commands wait on the bus and sweeps claim nothing.
+    pub max_executions_here: usize,
 }
 
 impl Default for Options {
@@ -56,6 +60,7 @@ impl Default for Options {
             prices: Prices::default(),
             max_concurrent: None,
             max_started_here: 1_000,
+            max_executions_here: 10_000,
         }
     }
 }

@@ -211,6 +211,15 @@ impl Bus {
         }
     }
 
+    /// Start commands waiting for a process to take them, or taken and not
+    /// yet acknowledged: the backlog of accepted executions not yet running.
+    pub async fn queued_starts(&self) -> Result<u64, Error> {
+        match &self.transport {
+            Transport::Memory(m) => Ok(m.queued_commands()),
+            Transport::Nats(n) => n.queued_commands().await,
+        }
+    }
+
     /// Start commands, shared with every other process (work queue).
     pub async fn commands(&self) -> Result<Commands, Error> {
         match &self.transport {

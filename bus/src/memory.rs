@@ -204,6 +204,12 @@ impl Memory {
         self.inner.queue_signal.notify_one();
     }
 
+    /// Start commands held and not yet acknowledged.
+    pub fn queued_commands(&self) -> u64 {
+        let q = lock(&self.inner.queue);
+        (q.ready.len() + q.inflight.len()) as u64
+    }
+
     pub fn commands(&self) -> CommandReader {
         CommandReader {
             inner: self.inner.clone(),

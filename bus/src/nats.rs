@@ -236,6 +236,17 @@ impl Nats {
         Ok(())
     }
 
+    /// Start commands held and not yet acknowledged (a work queue keeps a
+    /// message until it is acknowledged).
+    pub async fn queued_commands(&self) -> Result<u64, Error> {
+        let stream = self
+            .js
+            .get_stream(self.subjects.command_stream())
+            .await
+            .map_err(unavailable)?;
+        Ok(stream.cached_info().state.messages)
+    }
+
     pub async fn commands(&self) -> Result<CommandReader, Error> {
         let stream = self
             .js

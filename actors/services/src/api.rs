@@ -99,6 +99,7 @@ impl EngineHandle {
             runtime: parts.runtime,
             sandbox: parts.sandbox,
             stopping: tokio::sync::watch::Sender::new(false),
+            backlog: crate::capacity::Backlog::default(),
         });
         let options = &shared.options;
         let logins = crate::logins::Logins::new(options.tenancy.logins.clone());
@@ -392,6 +393,11 @@ impl EngineHandle {
             .timeout
             .map(|t| now_ms() + t.0.as_millis() as i64);
         let claim = self.shared.runtime.claim_here();
+        // What runs here at once never waits in the queue.
+        if claim.is_none() {
+            let bound = self.shared.options.max_queued_starts;
+            self.shared.backlog.admit(bound)?;
+        }
         // The hand-over (onto the bus, or to this process's actors); the
         // run's later spans hang under it.
         let hop = match claim {

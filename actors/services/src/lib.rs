@@ -11,6 +11,7 @@ mod admission;
 mod api;
 mod billing;
 pub mod cache;
+mod capacity;
 mod error;
 mod generate;
 mod logins;
@@ -107,6 +108,9 @@ pub async fn spawn_loops(handle: &EngineHandle) -> Result<Vec<JoinHandle<()>>, E
         loops.push(tokio::spawn(billing::settle(shared.clone())));
     }
     loops.push(tokio::spawn(sweep_caches(handle.clone())));
+    if role.serves_requests() {
+        loops.push(tokio::spawn(capacity::watch_queue(shared.clone())));
+    }
     if role.serves_requests()
         && let Some(triggers) = shared.bus.triggers().await?
     {

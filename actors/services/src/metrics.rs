@@ -51,6 +51,8 @@ const fn metric(
 pub const EXECUTIONS_STARTED: &str = "flowmesh_executions_started_total";
 pub const EXECUTIONS_PLACED: &str = "flowmesh_executions_placed_total";
 pub const EXECUTIONS_FINISHED: &str = "flowmesh_executions_finished_total";
+pub const STARTS_QUEUED: &str = "flowmesh_starts_queued";
+pub const STARTS_SHED: &str = "flowmesh_starts_shed_total";
 pub const EXECUTIONS_IN_FLIGHT: &str = "flowmesh_executions_in_flight";
 pub const EXECUTIONS_PARKED: &str = "flowmesh_executions_parked_total";
 pub const EXECUTIONS_UNFINISHED: &str = "flowmesh_executions_unfinished";
@@ -81,6 +83,18 @@ pub const METRICS: &[Metric] = &[
         Kind::Counter,
         &["path"],
         "Executions accepted here, by how they were sent to run: here (at once, by this process) or bus (a start command for whichever process takes it).",
+    ),
+    metric(
+        STARTS_QUEUED,
+        Kind::Gauge,
+        &[],
+        "Accepted executions waiting on the bus for a process to run them (or taken and not yet started), as this process last read it.",
+    ),
+    metric(
+        STARTS_SHED,
+        Kind::Counter,
+        &[],
+        "Starts refused with 503 because the engine was past capacity: as many executions waited on the bus as --max-queued-starts allows.",
     ),
     metric(
         EXECUTIONS_FINISHED,
@@ -246,6 +260,20 @@ pub fn execution_started(tenant: TenantId, workflow: WorkflowId) {
 /// Where an accepted execution was sent to run: `here` or `bus`.
 pub fn execution_placed(path: &'static str) {
     counter!(EXECUTIONS_PLACED, "path" => path).increment(1);
+}
+
+pub fn starts_queued(count: u64) {
+    gauge!(STARTS_QUEUED).set(count as f64);
+}
+
+pub fn start_shed() {
+    counter!(STARTS_SHED).increment(1);
+}
+
+/// Exports the shed counter before any refusal, so that its rate exists
+/// (as zero) wherever starts are accepted.
+pub fn starts_shed_exported() {
+    counter!(STARTS_SHED).increment(0);
 }
 
 pub fn execution_finished(tenant: TenantId, workflow: WorkflowId, status: ExecutionStatus) {

@@ -29,6 +29,9 @@ pub struct Options {
     pub schedules: ScheduleLimits,
     /// Which part of the engine this process runs.
     pub role: ProcessRole,
+    /// Accepted executions that may wait on the bus for a process to run
+    /// them; past it, new starts are refused (503 with Retry-After).
+    pub max_queued_starts: u64,
 }
 
 /// The part of the engine one process runs. Gateways and workers split a
@@ -185,6 +188,7 @@ impl Default for Options {
             tenancy: Tenancy::default(),
             schedules: ScheduleLimits::default(),
             role: ProcessRole::All,
+            max_queued_starts: 2_000,
         }
     }
 }

@@ -34,6 +34,8 @@ pub(crate) struct Shared {
     /// Set when the process stops serving: synchronous callers still
     /// waiting are answered at once with their execution's id.
     pub stopping: tokio::sync::watch::Sender<bool>,
+    /// The start queue's depth, for shedding starts past capacity.
+    pub backlog: crate::capacity::Backlog,
 }
 
 /// Secrets of the tenant an action runs for, opened from the store.

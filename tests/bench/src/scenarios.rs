@@ -170,6 +170,16 @@ pub struct Saturation {
 
 /// Starts `n` executions with `concurrency` clients as fast as accepted.
 /// Starts `n` executions, `concurrency` at a time; returns their ids.
+/// How long a 503 asks its caller to wait (one second without a header).
+fn retry_after(resp: &reqwest::Response) -> Duration {
+    let seconds = resp
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok()?.parse().ok())
+        .unwrap_or(1);
+    Duration::from_secs(seconds)
+}
+
 async fn start_many(
     engine: &Engine,
     workflow: &str,
@@ -184,12 +194,20 @@ async fn start_many(
         clients.push(tokio::spawn(async move {
             let mut ids = Vec::new();
             while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < n {
-                let resp = http
-                    .post(&url)
-                    .bearer_auth(KEY)
-                    .json(&json!({}))
-                    .send()
-                    .await?;
+                let resp = loop {
+                    let resp = http
+                        .post(&url)
+                        .bearer_auth(KEY)
+                        .json(&json!({}))
+                        .send()
+                        .await?;
+                    // Past capacity the engine sheds starts: send again
+                    // when it says to, as a well-behaved client does.
+                    if resp.status() != reqwest::StatusCode::SERVICE_UNAVAILABLE {
+                        break resp;
+                    }
+                    tokio::time::sleep(retry_after(&resp)).await;
+                };
                 if !resp.status().is_success() {
                     bail!("start refused: {}", resp.status());
                 }
