@@ -130,3 +130,28 @@ both_modes!(
     a_synchronous_answer_after_parking_still_arrives,
     answer_after_parking
 );
+
+/// Starts that arrive together are bounded as those that arrive one by
+/// one: a place here is taken when a start is claimed, not once its actor
+/// runs, so no more than `--max-started-here` of a burst run here.
+async fn bound_under_a_burst(mode: Mode) {
+    const BOUND: usize = 3;
+    const BURST: i64 = 40;
+    let bound = BOUND.to_string();
+    let engine = Engine::start_with(mode, &[("FLOWMESH_MAX_STARTED_HERE", bound.as_str())]).await;
+    // Long enough that none ends (nor parks) before the burst is accepted.
+    let workflow = engine.deploy(pausing("3s")).await;
+    let starts = (0..BURST).map(|n| {
+        let (engine, workflow) = (&engine, &workflow);
+        async move { (n, engine.start_execution(workflow, json!({"n": n})).await) }
+    });
+    let ids = futures::future::join_all(starts).await;
+    let (here, bus) = placed(&engine).await;
+    assert_eq!(here + bus, BURST as f64);
+    assert!(
+        here <= BOUND as f64,
+        "{here} of a burst of {BURST} ran here, past the bound of {BOUND}"
+    );
+    all_succeed(&engine, &ids).await;
+}
+both_modes!(a_burst_of_starts_keeps_the_bound, bound_under_a_burst);

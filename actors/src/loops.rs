@@ -18,7 +18,7 @@ use tracing::Instrument;
 use crate::context::Context;
 use crate::root::RootMsg;
 use crate::workflow::WorkflowMsg;
-use flowmesh_services::{Error, Runtime, metrics};
+use flowmesh_services::{Error, metrics};
 
 /// Commands handled at once by one process.
 const MAX_CONCURRENT_STARTS: usize = 256;
@@ -134,6 +134,7 @@ async fn route_start(root: &ActorRef<RootMsg>, record: ExecutionRecord) -> Resul
             msg: WorkflowMsg::Start {
                 record: Box::new(record),
                 reply: Some(reply),
+                place: None,
             },
         },
         Some(Duration::from_secs(30)),
@@ -238,7 +239,7 @@ async fn sweep(ctx: &Context) -> Option<usize> {
 async fn resume(ctx: &Context, ids: impl Iterator<Item = flowmesh_model::ExecutionId>) {
     for id in ids {
         match ctx.store.load_execution(id).await {
-            Ok(Some(record)) => Runtime::run_here(ctx, record),
+            Ok(Some(record)) => ctx.start_here(record, None),
             Ok(None) => {}
             Err(e) => {
                 tracing::warn!(execution = %id, error = %e, "could not load a claimed execution")

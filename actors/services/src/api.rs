@@ -418,11 +418,11 @@ impl EngineHandle {
             handles: None,
         };
         self.admit_start(new.tenant, payload_bytes).await?;
-        let (created, here) = match claim {
+        let (created, here) = match &claim {
             Some(claim) => {
                 self.shared
                     .store
-                    .create_claimed_execution(&new, &claim)
+                    .create_claimed_execution(&new, &claim.claim)
                     .await?
             }
             None => (self.shared.store.create_execution(&new).await?, None),
@@ -447,9 +447,9 @@ impl EngineHandle {
                 }
             }
         }
-        match here {
-            Some(record) => {
-                hop.in_scope(|| self.shared.runtime.run_here(record));
+        match here.zip(claim) {
+            Some((record, claim)) => {
+                hop.in_scope(|| self.shared.runtime.run_here(record, claim.place));
                 metrics::execution_placed("here");
             }
             None => {

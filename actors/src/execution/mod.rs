@@ -55,6 +55,8 @@ pub(crate) struct ExecutionArgs {
     /// Who waits for the start to be durable (a start command, acknowledged
     /// then): answered once the first turn is committed.
     pub started: Option<RpcReplyPort<Result<(), flowmesh_services::Error>>>,
+    /// The place its acceptance took here (see [`flowmesh_services::Place`]).
+    pub place: Option<flowmesh_services::Place>,
 }
 
 pub(crate) struct ExecutionState {
@@ -158,6 +160,8 @@ impl Actor for ExecutionActor {
         };
         let event_seq = crate::events::last_seq(&args.ctx, &args.record).await?;
         args.ctx.mark_local(args.record.id, true);
+        // Counted as here from now on: the place it came in is given back.
+        drop(args.place);
         Ok(ExecutionState {
             ctx: args.ctx,
             record: args.record,
