@@ -377,3 +377,47 @@ async fn a_synchronous_caller_is_answered_while_the_bus_is_away() {
         assert_eq!(done["status"], "succeeded", "{done:#}");
     }
 }
+
+/// `chain`'s outside calls with short slow calls between them, and no
+/// wait: nodes end (and the next start) all the time.
+fn busy_chain(stub: &common::stub::StubServer) -> Value {
+    let call = |id: &str, path: &str| {
+        json!({"id": id, "type": "action", "kind": "http_request",
+               "config": {"method": "POST", "url": stub.url(path), "body": {"run": "{{ trigger.body.run }}"}}})
+    };
+    json!({"name": "busy chain", "nodes": [
+        {"id": "start", "type": "trigger", "kind": "manual"},
+        call("a", "/ok/a"), call("s1", "/slow/20"), call("b", "/ok/b"),
+        call("s2", "/slow/20"), call("c", "/ok/c")
+    ], "edges": [{"from": "start", "to": "a"}, {"from": "a", "to": "s1"}, {"from": "s1", "to": "b"},
+                 {"from": "b", "to": "s2"}, {"from": "s2", "to": "c"}]})
+}
+
+/// A graceful stop while starts are accepted and run here: the process
+/// drains and exits in time (an execution handed over or ending a node as
+/// draining begins starts nothing and steps aside), and after the restart
+/// every accepted execution finishes with each effect journaled once.
+async fn stop_under_load(mode: Mode) {
+    use common::load::{Targets, accept_all, all_finished, check_effects, succeeded};
+    const RUNS: usize = 200;
+    let stub = common::stub::StubServer::start().await;
+    let mut engine = Engine::start(mode).await;
+    let workflow = engine.deploy(busy_chain(&stub)).await;
+    let targets: Targets = std::sync::Arc::new(tokio::sync::RwLock::new(vec![engine.base.clone()]));
+    let load = tokio::spawn(accept_all(targets.clone(), workflow.clone(), RUNS, 32));
+    eventually("some finished", Duration::from_secs(60), || async {
+        (succeeded(&engine, &workflow).await >= RUNS / 5).then_some(())
+    })
+    .await;
+    let status = engine.terminate().await;
+    assert!(status.success(), "graceful exit: {status}");
+    engine.start_again().await;
+    *targets.write().await = vec![engine.base.clone()];
+    let (ids, _) = load.await.expect("load");
+    let finished = all_finished(&engine, &ids, Duration::from_secs(120)).await;
+    check_effects(&stub, &finished);
+}
+both_modes!(
+    a_graceful_stop_under_load_drains_and_loses_nothing,
+    stop_under_load
+);

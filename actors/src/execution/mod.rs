@@ -189,6 +189,11 @@ impl Actor for ExecutionActor {
         let turn = state.turn_span();
         state.begin(&myself).instrument(turn.clone()).await?;
         state.end_turn(&myself).instrument(turn).await?;
+        // Started as draining began (handed over just before): it steps
+        // aside at once, as a running one does once its attempts end.
+        if state.draining {
+            state.stop_if_drained(&myself);
+        }
         // Committed (or found finished, owned elsewhere, or left waiting for
         // a slot): the start is durable. A failed turn drops the reply
         // instead, and the start command is delivered again.
@@ -415,6 +420,11 @@ impl ExecutionState {
             return Ok(());
         }
         loop {
+            // A start refused for draining leaves its node pending, to be
+            // decided again forever: nothing more starts here.
+            if self.draining {
+                return Ok(());
+            }
             for (i, attempt) in std::mem::take(&mut self.pending.mocked) {
                 if let AfterNode::Fail(error) = self.record_mock(myself, i, attempt)? {
                     return self
