@@ -1,7 +1,7 @@
 //! What every actor of one engine process shares.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -10,7 +10,9 @@ use flowmesh_model::{ExecutionEvent, ExecutionId, TenantId};
 use flowmesh_node_handlers::{CodeRequest, Sandboxes};
 use flowmesh_sandbox::{Call, Class, Failure, Jail, Returned};
 use flowmesh_services::cache::{Bound, Cache};
-use flowmesh_services::{Error, Runtime, SandboxInfo, SettingsCache, StoreEndpoints, StoreSecrets};
+use flowmesh_services::{
+    Error, HereClaim, Place, Runtime, SandboxInfo, SettingsCache, StoreEndpoints, StoreSecrets,
+};
 use flowmesh_store::{Claim, ExecutionRecord, Store, TenantSettings};
 use futures::future::BoxFuture;
 use ractor::ActorRef;
@@ -46,6 +48,9 @@ pub(crate) struct Context {
     pub root: OnceLock<ActorRef<RootMsg>>,
     /// Executions with a live actor in this process.
     local: Mutex<HashSet<ExecutionId>>,
+    /// Places of accepted executions handed to the actors here whose actor
+    /// does not run yet.
+    arriving: Arc<AtomicUsize>,
     /// Set on shutdown: executions start no new node attempts.
     draining: AtomicBool,
     /// Signalled whenever an execution actor leaves this process.
@@ -90,6 +95,7 @@ impl Context {
             incarnation: uuid::Uuid::new_v4().simple().to_string(),
             root: OnceLock::new(),
             local: Mutex::default(),
+            arriving: Arc::default(),
             draining: AtomicBool::new(false),
             execution_left: Notify::new(),
             settings: parts.settings,
@@ -145,6 +151,12 @@ impl Context {
         self.draining.load(Ordering::SeqCst)
     }
 
+    /// Live executions here, with those accepted here on their way to
+    /// their actor.
+    pub fn held(&self) -> usize {
+        self.local_count() + self.arriving.load(Ordering::SeqCst)
+    }
+
     /// Waits until this process holds fewer live executions, with the
     /// starts under way (`starting` reads them), than its bound.
     pub async fn room(&self, starting: impl Fn() -> usize) {
@@ -152,7 +164,7 @@ impl Context {
             let left = self.execution_left.notified();
             tokio::pin!(left);
             left.as_mut().enable();
-            if self.local_count() + starting() < self.options.max_executions_here {
+            if self.held() + starting() < self.options.max_executions_here {
                 return;
             }
             // A start that ends gives no notice; nor does one missed
@@ -261,34 +273,33 @@ impl Runtime for Context {
         Context::is_draining(self)
     }
 
-    fn claim_here(&self) -> Option<Claim> {
-        if self.is_draining()
-            || self.root.get().is_none()
-            || self.local_count()
-                >= (self.options.max_started_here).min(self.options.max_executions_here)
-        {
+    fn claim_here(&self) -> Option<HereClaim> {
+        if self.is_draining() || self.root.get().is_none() {
             return None;
         }
-        Some(Claim {
-            owner: self.options.node_id.clone(),
-            incarnation: self.incarnation.clone(),
+        // Counted and taken under the lock of the executions here, so that
+        // claims made at once see each other's places.
+        let local = self.local.lock().unwrap_or_else(|p| p.into_inner());
+        let bound = self
+            .options
+            .max_started_here
+            .min(self.options.max_executions_here);
+        if local.len() + self.arriving.load(Ordering::SeqCst) >= bound {
+            return None;
+        }
+        let place = Place::take(&self.arriving);
+        drop(local);
+        Some(HereClaim {
+            claim: Claim {
+                owner: self.options.node_id.clone(),
+                incarnation: self.incarnation.clone(),
+            },
+            place,
         })
     }
 
-    fn run_here(&self, record: ExecutionRecord) {
-        let Some(root) = self.root.get() else {
-            return;
-        };
-        let (tenant, workflow) = (record.tenant, record.workflow);
-        let msg = WorkflowMsg::Start {
-            record: Box::new(record),
-            reply: None,
-        };
-        let _ = root.cast(RootMsg::Route {
-            tenant,
-            workflow,
-            msg,
-        });
+    fn run_here(&self, record: ExecutionRecord, place: Place) {
+        self.start_here(record, Some(place));
     }
 
     fn sandboxes(&self, tenant: TenantId) -> BoxFuture<'_, Result<Vec<SandboxInfo>, Error>> {
@@ -301,6 +312,25 @@ impl Runtime for Context {
 }
 
 impl Context {
+    /// Hands an execution this process holds to its actors, without
+    /// waiting; `place` is the one its acceptance took here, if any.
+    pub fn start_here(&self, record: ExecutionRecord, place: Option<Place>) {
+        let Some(root) = self.root.get() else {
+            return;
+        };
+        let (tenant, workflow) = (record.tenant, record.workflow);
+        let msg = WorkflowMsg::Start {
+            record: Box::new(record),
+            reply: None,
+            place,
+        };
+        let _ = root.cast(RootMsg::Route {
+            tenant,
+            workflow,
+            msg,
+        });
+    }
+
     /// Asks the tenant's actor (spawned if it has none) and waits for its
     /// answer a bounded time.
     async fn ask_tenant<T: Send + 'static>(

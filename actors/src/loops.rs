@@ -18,7 +18,7 @@ use tracing::Instrument;
 use crate::context::Context;
 use crate::root::RootMsg;
 use crate::workflow::WorkflowMsg;
-use flowmesh_services::{Error, Runtime, metrics};
+use flowmesh_services::{Error, metrics};
 
 /// Commands handled at once by one process.
 const MAX_CONCURRENT_STARTS: usize = 256;
@@ -142,6 +142,7 @@ async fn route_start(root: &ActorRef<RootMsg>, record: ExecutionRecord) -> Resul
             msg: WorkflowMsg::Start {
                 record: Box::new(record),
                 reply: Some(reply),
+                place: None,
             },
         },
         Some(Duration::from_secs(30)),
@@ -219,10 +220,7 @@ async fn claim_unowned(ctx: Arc<Context>) {
 /// One claim, within the room this process has for live executions, and
 /// the resumption of what it got; `None` if the claim failed.
 async fn sweep(ctx: &Context) -> Option<usize> {
-    let room = ctx
-        .options
-        .max_executions_here
-        .saturating_sub(ctx.local_count());
+    let room = ctx.options.max_executions_here.saturating_sub(ctx.held());
     let limit = CLAIM_BATCH.min(u32::try_from(room).unwrap_or(u32::MAX));
     if limit == 0 {
         return Some(0);
@@ -255,7 +253,7 @@ async fn sweep(ctx: &Context) -> Option<usize> {
 async fn resume(ctx: &Context, ids: impl Iterator<Item = flowmesh_model::ExecutionId>) {
     for id in ids {
         match ctx.store.load_execution(id).await {
-            Ok(Some(record)) => Runtime::run_here(ctx, record),
+            Ok(Some(record)) => ctx.start_here(record, None),
             Ok(None) => {}
             Err(e) => {
                 tracing::warn!(execution = %id, error = %e, "could not load a claimed execution")

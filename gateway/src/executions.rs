@@ -138,7 +138,7 @@ async fn answer_start(
             let outcome = state
                 .engine
                 .await_outcome(&started, Until::Finished, timeout)
-                .await?;
+                .await;
             if let Some(outcome) = outcome {
                 return Ok(outcome_response(&started, outcome));
             }

@@ -85,8 +85,7 @@ pub async fn webhook(
     let outcome = state
         .engine
         .await_outcome(&started, Until::Responded, std::time::Duration::MAX)
-        .await
-        .map_err(public_error)?;
+        .await;
     let answer = match outcome {
         Some(Outcome::Responded {
             status,

@@ -424,11 +424,11 @@ impl EngineHandle {
             handles: None,
         };
         self.admit_start(new.tenant, payload_bytes).await?;
-        let (created, here) = match claim {
+        let (created, here) = match &claim {
             Some(claim) => {
                 self.shared
                     .store
-                    .create_claimed_execution(&new, &claim)
+                    .create_claimed_execution(&new, &claim.claim)
                     .await?
             }
             None => (self.shared.store.create_execution(&new).await?, None),
@@ -453,9 +453,9 @@ impl EngineHandle {
                 }
             }
         }
-        match here {
-            Some(record) => {
-                hop.in_scope(|| self.shared.runtime.run_here(record));
+        match here.zip(claim) {
+            Some((record, claim)) => {
+                hop.in_scope(|| self.shared.runtime.run_here(record, claim.place));
                 metrics::execution_placed("here");
             }
             None => {
@@ -578,54 +578,62 @@ impl EngineHandle {
     }
 
     /// Waits (at most `timeout`, capped by the engine's limit) for an
-    /// execution to respond or finish. `None` when it did not in time.
+    /// execution to respond or finish. `None` when it did not in time, or
+    /// when its events cannot be read now: the execution is accepted all
+    /// the same, and its caller is answered with its id, never told to
+    /// send it again.
     pub async fn await_outcome(
         &self,
         started: &Started,
         until: Until,
         timeout: Duration,
-    ) -> Result<Option<Outcome>, Error> {
+    ) -> Option<Outcome> {
         let timeout = timeout.min(self.shared.options.max_sync_wait.0);
         let watched = started.watch.0.lock().await.take();
         let mut replayed = watched.is_none();
-        let mut events = match watched {
-            Some(events) => events,
-            None => self.events(started.tenant, started.execution).await?,
-        };
         let wait = async {
+            let mut events = match watched {
+                Some(events) => events,
+                None => self.replay(started).await?,
+            };
             loop {
                 let Some(event) = events.next().await else {
                     if replayed {
-                        return Ok::<_, Error>(None);
+                        return None;
                     }
                     // The live watch ended early (the execution moved on
                     // elsewhere): the record has what it missed.
-                    events = self.events(started.tenant, started.execution).await?;
+                    events = self.replay(started).await?;
                     replayed = true;
                     continue;
                 };
-                match event?.kind {
+                let event = event
+                    .inspect_err(|e| {
+                        tracing::warn!(execution = %started.execution, error = %e, "lost the events of a waited-for execution; its caller gets its id")
+                    })
+                    .ok()?;
+                match event.kind {
                     EventKind::Responded {
                         status,
                         headers,
                         body,
                     } if until == Until::Responded => {
-                        return Ok(Some(Outcome::Responded {
+                        return Some(Outcome::Responded {
                             status,
                             headers,
                             body: body.to_value(),
-                        }));
+                        });
                     }
                     EventKind::ExecutionFinished {
                         status,
                         output,
                         error,
                     } => {
-                        return Ok(Some(Outcome::Finished {
+                        return Some(Outcome::Finished {
                             status,
                             output: output.map(|o| o.to_value()),
                             error,
-                        }));
+                        });
                     }
                     _ => {}
                 }
@@ -633,11 +641,22 @@ impl EngineHandle {
         };
         let mut stopping = self.shared.stopping.subscribe();
         tokio::select! {
-            waited = tokio::time::timeout(timeout, wait) => waited.unwrap_or(Ok(None)),
+            waited = tokio::time::timeout(timeout, wait) => waited.ok().flatten(),
             // The execution is recorded and runs on: the caller learns its
             // id now rather than losing its connection when the process exits.
-            _ = stopping.wait_for(|stopping| *stopping) => Ok(None),
+            _ = stopping.wait_for(|stopping| *stopping) => None,
         }
+    }
+
+    /// A waited-for execution's events from its start; `None` when the bus
+    /// cannot give them now.
+    async fn replay(&self, started: &Started) -> Option<flowmesh_bus::Events> {
+        self.events(started.tenant, started.execution)
+            .await
+            .inspect_err(|e| {
+                tracing::warn!(execution = %started.execution, error = %e, "cannot read the events of a waited-for execution; its caller gets its id")
+            })
+            .ok()
     }
 
     /// Answers every synchronous caller still waiting, and any that starts

@@ -55,7 +55,7 @@ pub use logins::LoginOptions;
 pub use operate::{WorkflowStats, mocked};
 pub use options::{Options, Prices, ProcessRole, ScheduleLimits, Tenancy};
 pub use registrations::RegistrationLimit;
-pub use runtime::{NoRuntime, Runtime, SandboxInfo};
+pub use runtime::{HereClaim, NoRuntime, Place, Runtime, SandboxInfo};
 pub use shared::{SettingsCache, StoreEndpoints, StoreSecrets};
 pub use templates::{Parameter, ParameterType, Template};
 pub use text::VISIBLE;

@@ -2,6 +2,9 @@
 //! process. The runtime implements [`Runtime`]; a process that runs no
 //! actors answers with [`NoRuntime`].
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use flowmesh_model::TenantId;
 use flowmesh_sandbox::{Jail, Language};
 use flowmesh_store::{Claim, ExecutionRecord};
@@ -26,6 +29,33 @@ pub struct SandboxInfo {
     pub busy_ms: u64,
 }
 
+/// A place among the executions this process runs, taken with the claim
+/// of an accepted execution and carried by its start to its actor: starts
+/// accepted together count against the bound before any of their actors
+/// runs. Given back when dropped (its actor runs and counts itself, or the
+/// start was not made or was lost).
+pub struct Place(Arc<AtomicUsize>);
+
+impl Place {
+    /// Takes one more of the places counted by `taken`.
+    pub fn take(taken: &Arc<AtomicUsize>) -> Place {
+        taken.fetch_add(1, Ordering::SeqCst);
+        Place(taken.clone())
+    }
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// What an execution accepted to run here is recorded under, and its place.
+pub struct HereClaim {
+    pub claim: Claim,
+    pub place: Place,
+}
+
 /// The actor runtime of this process, as the services see it.
 pub trait Runtime: Send + Sync + 'static {
     /// Executions with a live actor here.
@@ -41,12 +71,13 @@ pub trait Runtime: Send + Sync + 'static {
     /// at once (no bus round trip, no claim of its own); `None` when it
     /// runs no executions, is draining or has enough of them, and the
     /// execution goes through the bus to whichever process takes it.
-    fn claim_here(&self) -> Option<Claim>;
+    fn claim_here(&self) -> Option<HereClaim>;
 
-    /// Starts an execution recorded under [`Runtime::claim_here`]'s claim.
+    /// Starts an execution recorded under [`Runtime::claim_here`]'s claim,
+    /// in the place taken with it.
     /// Should the start be lost, the lease keeper finds the execution
     /// owned here without an actor and starts it.
-    fn run_here(&self, record: ExecutionRecord);
+    fn run_here(&self, record: ExecutionRecord, place: Place);
 
     /// The tenant's live sandboxes here.
     fn sandboxes(&self, tenant: TenantId) -> BoxFuture<'_, Result<Vec<SandboxInfo>, Error>>;
@@ -74,11 +105,11 @@ impl Runtime for NoRuntime {
         false
     }
 
-    fn claim_here(&self) -> Option<Claim> {
+    fn claim_here(&self) -> Option<HereClaim> {
         None
     }
 
-    fn run_here(&self, record: ExecutionRecord) {
+    fn run_here(&self, record: ExecutionRecord, _: Place) {
         tracing::warn!(execution = %record.id, "a process without actors was asked to run an execution; it waits for the claim sweep");
     }
 

@@ -179,17 +179,17 @@ async fn handle_one(handle: &EngineHandle, message: &TriggerMessage) {
         Ok(started) if message.reply.is_some() && started.responds => {
             let wait = handle.shared.options.max_sync_wait.0;
             match handle.await_outcome(&started, Until::Responded, wait).await {
-                Ok(Some(Outcome::Responded { status, body, .. })) => Ok((status, body)),
-                Ok(Some(Outcome::Finished {
+                Some(Outcome::Responded { status, body, .. }) => Ok((status, body)),
+                Some(Outcome::Finished {
                     status,
                     output,
                     error,
-                })) => Ok((
+                }) => Ok((
                     200,
                     json!({"execution_id": started.execution, "status": status, "output": output, "error": error}),
                 )),
                 // Where it stands: queued until a process takes it up.
-                Ok(None) => handle
+                None => handle
                     .get_execution(started.tenant, started.execution)
                     .await
                     .map(|record| {
@@ -198,7 +198,6 @@ async fn handle_one(handle: &EngineHandle, message: &TriggerMessage) {
                             json!({"execution_id": started.execution, "status": record.status}),
                         )
                     }),
-                Err(e) => Err(e),
             }
         }
         Ok(started) => Ok((202, json!({"execution_id": started.execution}))),

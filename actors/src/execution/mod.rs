@@ -55,6 +55,8 @@ pub(crate) struct ExecutionArgs {
     /// Who waits for the start to be durable (a start command, acknowledged
     /// then): answered once the first turn is committed.
     pub started: Option<RpcReplyPort<Result<(), flowmesh_services::Error>>>,
+    /// The place its acceptance took here (see [`flowmesh_services::Place`]).
+    pub place: Option<flowmesh_services::Place>,
 }
 
 pub(crate) struct ExecutionState {
@@ -158,6 +160,8 @@ impl Actor for ExecutionActor {
         };
         let event_seq = crate::events::last_seq(&args.ctx, &args.record).await?;
         args.ctx.mark_local(args.record.id, true);
+        // Counted as here from now on: the place it came in is given back.
+        drop(args.place);
         Ok(ExecutionState {
             ctx: args.ctx,
             record: args.record,
@@ -185,6 +189,11 @@ impl Actor for ExecutionActor {
         let turn = state.turn_span();
         state.begin(&myself).instrument(turn.clone()).await?;
         state.end_turn(&myself).instrument(turn).await?;
+        // Started as draining began (handed over just before): it steps
+        // aside at once, as a running one does once its attempts end.
+        if state.draining {
+            state.stop_if_drained(&myself);
+        }
         // Committed (or found finished, owned elsewhere, or left waiting for
         // a slot): the start is durable. A failed turn drops the reply
         // instead, and the start command is delivered again.
@@ -411,6 +420,11 @@ impl ExecutionState {
             return Ok(());
         }
         loop {
+            // A start refused for draining leaves its node pending, to be
+            // decided again forever: nothing more starts here.
+            if self.draining {
+                return Ok(());
+            }
             for (i, attempt) in std::mem::take(&mut self.pending.mocked) {
                 if let AfterNode::Fail(error) = self.record_mock(myself, i, attempt)? {
                     return self

@@ -99,6 +99,7 @@ async fn starts_racing_idle_stops_are_all_answered() {
                             msg: WorkflowMsg::Start {
                                 record: Box::new(record.clone()),
                                 reply: Some(reply),
+                                place: None,
                             },
                         },
                         Some(Duration::from_secs(10)),

@@ -2,7 +2,7 @@ use flowmesh_model::ExecutionId;
 use flowmesh_store::ExecutionRecord;
 use ractor::RpcReplyPort;
 
-use flowmesh_services::Error;
+use flowmesh_services::{Error, Place};
 
 pub enum WorkflowMsg {
     /// Run (or resume) an execution this process has just claimed, as the
@@ -11,6 +11,8 @@ pub enum WorkflowMsg {
     Start {
         record: Box<ExecutionRecord>,
         reply: Option<RpcReplyPort<Result<(), Error>>>,
+        /// The place its acceptance took here, held until its actor runs.
+        place: Option<Place>,
     },
     /// Cancel an execution if it runs here.
     Cancel { execution: ExecutionId },

@@ -21,7 +21,7 @@ use crate::execution::{ExecutionActor, ExecutionArgs, ExecutionMsg};
 use crate::idle::Idleness;
 use crate::supervision::{RestartHistory, policy};
 use crate::tenant::TenantMsg;
-use flowmesh_services::Error;
+use flowmesh_services::{Error, Place};
 
 pub(crate) struct WorkflowActor;
 
@@ -77,7 +77,11 @@ impl Actor for WorkflowActor {
             state.idle.handled();
         }
         match msg {
-            WorkflowMsg::Start { record, reply } => {
+            WorkflowMsg::Start {
+                record,
+                reply,
+                place,
+            } => {
                 let execution = record.id;
                 let span = tracing::info_span!(
                     "workflow.start",
@@ -89,7 +93,7 @@ impl Actor for WorkflowActor {
                 // A new actor takes the reply, to send once its first turn is in.
                 let mut reply = reply;
                 let result = state
-                    .start(&myself, *record, &mut reply)
+                    .start(&myself, *record, &mut reply, place)
                     .instrument(span)
                     .await;
                 match (reply, result) {
@@ -224,17 +228,19 @@ impl WorkflowState {
             .load_execution(id)
             .await?
             .ok_or(Error::NotFound("execution"))?;
-        self.start(myself, record, &mut None).await
+        self.start(myself, record, &mut None, None).await
     }
 
     /// Spawns the execution's actor unless it has one here or is finished.
     /// A new actor takes `reply`, to answer once its first turn is
-    /// committed (a failed spawn drops it, which its caller hears).
+    /// committed (a failed spawn drops it, which its caller hears), and
+    /// `place`, to give back once it counts as here.
     async fn start(
         &mut self,
         myself: &ActorRef<WorkflowMsg>,
         record: ExecutionRecord,
         reply: &mut Option<RpcReplyPort<Result<(), Error>>>,
+        place: Option<Place>,
     ) -> Result<(), Error> {
         let id = record.id;
         if self.executions.contains_key(&id) || record.status.is_terminal() {
@@ -246,6 +252,7 @@ impl WorkflowState {
             graph,
             record,
             started: reply.take(),
+            place,
         };
         // Named so that an execution's actor can be found (and is unique) in the process.
         let name = format!("execution:{id}");
