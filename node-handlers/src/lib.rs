@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use flowmesh_model::for_each::ForEachConfig;
 use flowmesh_model::names::Names;
 use flowmesh_model::validate::{KindCatalog, Outputs, ValidationError};
 use flowmesh_model::{
@@ -475,10 +476,16 @@ impl KindCatalog for Bounded<'_> {
                 ),
             ));
         }
+        // A loop's `result` reads its body's nodes.
+        let body = ForEachConfig::of(node);
+        let mut names = names.clone();
+        for inner in body.iter().flat_map(|c| &c.body.nodes) {
+            names.bind(&inner.id);
+        }
         let checking = kind::Checking {
             expr: &self.registry.inner.expr,
             path,
-            names,
+            names: &names,
             bounds: self.bounds,
             errors,
         };

@@ -7,6 +7,7 @@ pub mod command;
 pub mod document;
 pub mod duration;
 pub mod event;
+pub mod for_each;
 pub mod graph;
 pub mod ids;
 pub mod json;

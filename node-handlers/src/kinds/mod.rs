@@ -8,6 +8,7 @@ pub mod code;
 pub mod credentials;
 pub mod fail;
 pub mod filter;
+pub mod for_each;
 pub mod http;
 pub mod if_else;
 pub mod json_path;
@@ -50,6 +51,7 @@ pub(crate) fn all() -> Vec<Box<dyn Kind>> {
         registered::<fail::Fail>(),
         registered::<wait::Wait>(),
         registered::<wait_for_event::WaitForEvent>(),
+        registered::<for_each::ForEach>(),
         registered::<if_else::IfElse>(),
         registered::<switch::Switch>(),
         registered::<filter::Filter>(),
