@@ -395,3 +395,47 @@ async fn listed(mode: Mode) {
     assert_eq!(listed["example"]["body"]["nodes"][0]["id"], "charge");
 }
 both_modes!(node_kinds_list_for_each, listed);
+
+async fn output_cap(mode: Mode) {
+    let engine = Engine::start(mode).await;
+    let cap = json!({"max_output_bytes": 300000});
+    let (status, body) = engine
+        .request(reqwest::Method::PUT, "/v1/settings", Some(cap))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let body = json!({"nodes": [{"id": "pad", "type": "data", "kind": "mapping",
+        "config": {"mapping": {"text": "{{ 'x' * 100000 }}"}}}]});
+    let whole = engine
+        .deploy(looped("trigger.body", body.clone(), json!({})))
+        .await;
+    let id = engine.start_execution(&whole, json!([1, 2, 3, 4])).await;
+    let done = engine.finished(&id).await;
+    assert_eq!(done["status"], "failed", "{done}");
+    let error = node(&done, "each")["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(error.starts_with("output_too_large:"), "{error}");
+    let ran = steps(&done, "each[");
+    assert_eq!(ran.len(), 4, "the items ran first: {done}");
+    assert!(ran.iter().all(|s| s["status"] == "succeeded"));
+
+    let small = engine
+        .deploy(looped(
+            "trigger.body",
+            body,
+            json!({"result": "pad.text | length"}),
+        ))
+        .await;
+    let id = engine.start_execution(&small, json!([1, 2, 3, 4])).await;
+    let done = engine.finished(&id).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(
+        done["output"]["results"],
+        json!([100000, 100000, 100000, 100000])
+    );
+}
+both_modes!(
+    results_over_the_output_cap_fail_the_loop_after_its_items,
+    output_cap
+);
