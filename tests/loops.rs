@@ -40,6 +40,19 @@ fn steps<'a>(done: &'a Value, prefix: &str) -> Vec<&'a Value> {
         .collect()
 }
 
+/// Runs `workflow` on `input`, which must fail at `at`: the execution,
+/// and that node's error.
+async fn failed(engine: &Engine, workflow: &str, input: Value, at: &str) -> (Value, String) {
+    let id = engine.start_execution(workflow, input).await;
+    let done = engine.finished(&id).await;
+    assert_eq!(done["status"], "failed", "{done}");
+    let error = node(&done, at)["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    (done, error)
+}
+
 async fn pure_body(mode: Mode) {
     let engine = Engine::start(mode).await;
     let body = json!({"nodes": [
@@ -144,13 +157,7 @@ async fn bad_items(mode: Mode) {
             json!({"max_items": 3}),
         ))
         .await;
-    let id = engine.start_execution(&bounded, json!([1, 2, 3, 4])).await;
-    let done = engine.finished(&id).await;
-    assert_eq!(done["status"], "failed", "{done}");
-    let error = node(&done, "each")["error"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let (done, error) = failed(&engine, &bounded, json!([1, 2, 3, 4]), "each").await;
     assert!(
         error.contains("gave 4 items, over max_items (3)"),
         "{error}"
@@ -158,15 +165,7 @@ async fn bad_items(mode: Mode) {
     assert!(steps(&done, "each[").is_empty(), "no item ran: {done}");
     assert!(stub.hits("/ok").is_empty());
 
-    let id = engine
-        .start_execution(&bounded, json!({"not": "a list"}))
-        .await;
-    let done = engine.finished(&id).await;
-    assert_eq!(done["status"], "failed", "{done}");
-    let error = node(&done, "each")["error"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let (_, error) = failed(&engine, &bounded, json!({"not": "a list"}), "each").await;
     assert!(error.contains("must give an array"), "{error}");
 }
 both_modes!(
@@ -408,13 +407,7 @@ async fn output_cap(mode: Mode) {
     let whole = engine
         .deploy(looped("trigger.body", body.clone(), json!({})))
         .await;
-    let id = engine.start_execution(&whole, json!([1, 2, 3, 4])).await;
-    let done = engine.finished(&id).await;
-    assert_eq!(done["status"], "failed", "{done}");
-    let error = node(&done, "each")["error"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let (done, error) = failed(&engine, &whole, json!([1, 2, 3, 4]), "each").await;
     assert!(error.starts_with("output_too_large:"), "{error}");
     let ran = steps(&done, "each[");
     assert_eq!(ran.len(), 4, "the items ran first: {done}");
@@ -438,4 +431,114 @@ async fn output_cap(mode: Mode) {
 both_modes!(
     results_over_the_output_cap_fail_the_loop_after_its_items,
     output_cap
+);
+
+/// `start → w`, a `while` with this body and config besides.
+fn repeated(body: Value, config: Value) -> Value {
+    let mut config = config;
+    config["body"] = body;
+    json!({"name": "while", "nodes": [
+        {"id": "start", "type": "trigger", "kind": "manual"},
+        {"id": "w", "type": "action", "kind": "while", "config": config}
+    ], "edges": [{"from": "start", "to": "w"}]})
+}
+
+async fn while_loops(mode: Mode) {
+    let stub = StubServer::start().await;
+    let engine = Engine::start(mode).await;
+    let body = json!({"nodes": [{"id": "step", "type": "data", "kind": "mapping",
+        "config": {"mapping": {"add": "{{ state.n + trigger.body.by }}", "at": "{{ index }}"}}}]});
+    let summing = engine
+        .deploy(repeated(
+            body.clone(),
+            json!({
+                "state": "{'n': 0, 'sum': 0}",
+                "next_state": "{'n': state.n + 1, 'sum': state.sum + step.add}",
+                "until": "state.n >= 4",
+                "max_iterations": 10
+            }),
+        ))
+        .await;
+    let id = engine.start_execution(&summing, json!({"by": 1})).await;
+    let done = engine.finished(&id).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(
+        done["output"],
+        json!({"state": {"n": 4, "sum": 10}, "iterations": 4})
+    );
+    assert_eq!(steps(&done, "w[").len(), 4, "{done}");
+    assert_eq!(
+        node(&done, "w[3].step")["output"],
+        json!({"add": 4, "at": 3})
+    );
+
+    let endless = engine
+        .deploy(repeated(
+            body,
+            json!({
+                "state": "{'n': 0}", "next_state": "{'n': state.n + 1}",
+                "until": "false", "max_iterations": 3
+            }),
+        ))
+        .await;
+    let (done, error) = failed(&engine, &endless, json!({"by": 1}), "w").await;
+    assert!(
+        error.starts_with("loop_exhausted: `until` did not hold after max_iterations (3)"),
+        "{error}"
+    );
+    assert_eq!(steps(&done, "w[").len(), 3, "{done}");
+
+    let slow_call = json!({"nodes": [{"id": "call", "type": "action", "kind": "http_request",
+        "config": {"url": stub.url("/slow/100"), "query": {"n": "{{ state }}"}}}]});
+    let slow = engine
+        .deploy(repeated(
+            slow_call,
+            json!({
+                "state": "0", "next_state": "state + 1", "until": "false",
+                "max_iterations": 10000, "max_duration": "300ms"
+            }),
+        ))
+        .await;
+    let (done, error) = failed(&engine, &slow, json!({}), "w").await;
+    assert!(
+        error.starts_with("loop_exhausted: `until` did not hold within max_duration (300ms)"),
+        "{error}"
+    );
+    let ran = steps(&done, "w[").len();
+    assert!(
+        (3..=5).contains(&ran),
+        "{ran} iterations of 100 ms in 300 ms: {done}"
+    );
+}
+both_modes!(
+    a_while_repeats_until_its_condition_or_fails_exhausted,
+    while_loops
+);
+
+async fn unbounded_while(mode: Mode) {
+    let engine = Engine::start(mode).await;
+    let (status, body) = engine
+        .post(
+            "/v1/workflows",
+            repeated(
+                json!({"nodes": [{"id": "step", "type": "data", "kind": "mapping",
+                "config": {"mapping": {"n": "{{ state }}"}}}]}),
+                json!({"state": "0", "next_state": "state + 1", "until": "state > 3"}),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let details = body["error"]["details"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(details.len(), 1, "{body}");
+    assert_eq!(
+        details[0]["path"], "nodes[1].config.max_iterations",
+        "{body}"
+    );
+}
+both_modes!(
+    a_while_without_max_iterations_is_refused_at_its_path,
+    unbounded_while
 );

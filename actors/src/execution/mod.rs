@@ -625,6 +625,11 @@ impl ExecutionState {
                 self.start_waiting(myself, i, Some(duration))?;
                 Ok(AfterNode::Hold)
             }
+            Ok(Outcome::Repeat { state }) => {
+                self.progress.push_state(i, state);
+                self.save(i);
+                Ok(AfterNode::Advance)
+            }
             Ok(Outcome::AwaitResume { timeout }) => {
                 self.start_waiting(myself, i, timeout)?;
                 self.pending.check_signals = true;

@@ -15,6 +15,7 @@ use crate::validate::{
     KindCatalog, Place, ValidationError, check_cycles, check_edges, check_node, check_node_id,
     check_retry, successors,
 };
+use crate::while_loop::{STATE, WhileConfig};
 
 /// The kind's name.
 pub const FOR_EACH: &str = "for_each";
@@ -89,17 +90,54 @@ fn default_max_items() -> u32 {
     DEFAULT_MAX_ITEMS
 }
 
+/// What the engine needs of a loop node (`for_each` or `while`) to run
+/// its body.
+#[derive(Clone, Debug)]
+pub struct LoopSpec {
+    pub body: Body,
+    /// Iterations run at once.
+    pub concurrency: u32,
+    /// Whether a failed iteration stops the loop.
+    pub stop_on_failure: bool,
+    /// The name an iteration's value is bound to: `item`, or `state`.
+    pub binds: &'static str,
+    /// Whether only the last iteration is handed to the kind once the
+    /// started ones settle (a `while` decides from it alone).
+    pub last_only: bool,
+}
+
+impl LoopSpec {
+    pub fn of(node: &Node) -> Option<Self> {
+        if let Some(config) = ForEachConfig::of(node) {
+            return Some(LoopSpec {
+                body: config.body,
+                concurrency: config.concurrency.max(1),
+                stop_on_failure: config.on_item_error == OnItemError::Fail,
+                binds: ITEM,
+                last_only: false,
+            });
+        }
+        WhileConfig::of(node).map(|config| LoopSpec {
+            body: config.body,
+            concurrency: 1,
+            stop_on_failure: true,
+            binds: STATE,
+            last_only: true,
+        })
+    }
+
+    /// The body as a graph of its own, to walk like a workflow's.
+    pub fn body_graph(&self) -> WorkflowGraph {
+        WorkflowGraph::from_parts(self.body.nodes.clone(), self.body.edges.clone())
+    }
+}
+
 impl ForEachConfig {
     /// The config of a `for_each` node, if the node is one whose config reads.
     pub fn of(node: &Node) -> Option<Self> {
         (node.kind == FOR_EACH)
             .then(|| serde_json::from_value(node.config.clone()).ok())
             .flatten()
-    }
-
-    /// The body as a graph of its own, to walk like a workflow's.
-    pub fn body_graph(&self) -> WorkflowGraph {
-        WorkflowGraph::from_parts(self.body.nodes.clone(), self.body.edges.clone())
     }
 }
 
@@ -112,14 +150,15 @@ pub(crate) struct Within<'a> {
 }
 
 /// Checks a loop's body as a workflow of its own whose nodes also read the
-/// loop's scope, `item` and `index`; `taken` holds the ids used so far.
+/// loop's scope, `item` (or `state`) and `index`; `taken` holds the ids
+/// used so far.
 pub(crate) fn check_body(
-    config: &ForEachConfig,
+    spec: &LoopSpec,
     within: &Within<'_>,
     taken: &mut HashSet<String>,
     errors: &mut Vec<ValidationError>,
 ) {
-    let body = &config.body;
+    let body = &spec.body;
     let path = format!("{}.config.body", within.path);
     if body.nodes.is_empty() {
         errors.push(ValidationError::new(
@@ -163,9 +202,9 @@ pub(crate) fn check_body(
         for name in within.outer {
             names.bind(name);
         }
-        names.bind(ITEM);
+        names.bind(spec.binds);
         names.bind(INDEX);
-        let inner = ForEachConfig::of(node);
+        let inner = LoopSpec::of(node);
         let deeper: Vec<String> = names.bound().map(str::to_owned).collect();
         let place = Place {
             path: &at,
@@ -211,6 +250,6 @@ mod tests {
         assert_eq!(config.concurrency, 1);
         assert_eq!(config.max_items, DEFAULT_MAX_ITEMS);
         assert_eq!(config.on_item_error, OnItemError::Fail);
-        assert_eq!(config.body_graph().len(), 1);
+        assert_eq!(LoopSpec::of(&node).unwrap().body_graph().len(), 1);
     }
 }

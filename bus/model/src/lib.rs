@@ -16,6 +16,7 @@ pub mod names;
 pub mod on_error;
 pub mod schema;
 pub mod validate;
+pub mod while_loop;
 
 pub use access::Role;
 pub use command::{Command, StartCause};

@@ -271,7 +271,7 @@ pub fn validate(doc: &WorkflowDocument, catalog: &dyn KindCatalog) -> Result<(),
         }
         errors.extend(on_error::check_node(node, &format!("{path}.on_error")));
         let names = upstream.names(i);
-        let body = for_each::ForEachConfig::of(node);
+        let body = for_each::LoopSpec::of(node);
         // A loop's body sees the loop's scope.
         let outer: Vec<String> = names.bound().map(str::to_owned).collect();
         let at = Place {

@@ -25,6 +25,7 @@ pub mod switch;
 pub mod wait;
 pub mod wait_for_event;
 pub mod webhook;
+pub mod while_loop;
 
 #[cfg(test)]
 mod testing;
@@ -52,6 +53,7 @@ pub(crate) fn all() -> Vec<Box<dyn Kind>> {
         registered::<wait::Wait>(),
         registered::<wait_for_event::WaitForEvent>(),
         registered::<for_each::ForEach>(),
+        registered::<while_loop::While>(),
         registered::<if_else::IfElse>(),
         registered::<switch::Switch>(),
         registered::<filter::Filter>(),

@@ -1,6 +1,7 @@
-//! Loops: a `for_each` node's iterations as entries of their own. Once its
-//! items are known (journaled with its step, so a replay never evaluates
-//! them again), the loop starts iterations up to its concurrency; each
+//! Loops: a `for_each` or `while` node's iterations as entries of their
+//! own. Once its items are known (journaled with its step, so a replay
+//! never evaluates them again; a `while`'s are its states, one added after
+//! each iteration), the loop starts iterations up to its concurrency; each
 //! adds one entry per body node, keyed by its scope (`each[3].charge`,
 //! `outer[1].inner[2].node`). Rebuilt from the journal, a loop gets back
 //! the iterations that had started, so that finished ones never run again.
@@ -8,7 +9,7 @@
 use std::sync::Arc;
 
 use flowmesh_model::NodeStatus;
-use flowmesh_model::for_each::{ForEachConfig, INDEX, ITEM, LOOP, OnItemError};
+use flowmesh_model::for_each::{INDEX, ITEM, LOOP, LoopSpec};
 use flowmesh_model::graph::WorkflowGraph;
 use serde_json::{Map, Value, json};
 
@@ -29,7 +30,7 @@ pub struct Frame {
 
 /// A loop whose items are known.
 pub(super) struct Loop {
-    config: ForEachConfig,
+    spec: LoopSpec,
     body: Arc<WorkflowGraph>,
     items: Vec<Value>,
     /// The frame of each iteration that has started, by index.
@@ -52,20 +53,31 @@ impl Progress {
 
     /// Records loop `i`'s items with its step, ready to start iterations.
     pub fn set_items(&mut self, i: usize, items: Vec<Value>) {
-        let Some(config) = ForEachConfig::of(self.node(i)) else {
+        let Some(spec) = LoopSpec::of(self.node(i)) else {
             return;
         };
         self.nodes[i].input = Some(json!({ ITEMS: items }));
-        let body = Arc::new(config.body_graph());
+        let body = Arc::new(spec.body_graph());
         self.loops.insert(
             i,
             Loop {
-                config,
+                spec,
                 body,
                 started: vec![None; items.len()],
                 items,
             },
         );
+    }
+
+    /// Adds a `while`'s state after its last iteration: the next one starts
+    /// with it.
+    pub fn push_state(&mut self, i: usize, state: Value) {
+        let Some(lp) = self.loops.get_mut(&i) else {
+            return;
+        };
+        lp.items.push(state);
+        lp.started.push(None);
+        self.nodes[i].input = Some(json!({ ITEMS: lp.items }));
     }
 
     /// Gives back loops their items and started iterations, from the
@@ -110,11 +122,11 @@ impl Progress {
                 let lp = &self.loops[&l];
                 let frames = || lp.started.iter().flatten();
                 let unsettled = frames().filter(|f| !self.settled(f)).count();
-                let stop = lp.config.on_item_error == OnItemError::Fail
+                let stop = lp.spec.stop_on_failure
                     && frames().any(|f| self.settled(f) && self.failure(f).is_some());
                 let next = lp.started.iter().position(Option::is_none);
                 match next {
-                    Some(k) if !stop && unsettled < lp.config.concurrency.max(1) as usize => {
+                    Some(k) if !stop && unsettled < lp.spec.concurrency as usize => {
                         self.start_iteration(l, k);
                         admitted = true;
                     }
@@ -206,8 +218,7 @@ impl Progress {
             let frames = || lp.started.iter().flatten();
             let all_settled = frames().all(|f| self.settled(f));
             let complete = lp.started.iter().all(Option::is_some);
-            let stopped = lp.config.on_item_error == OnItemError::Fail
-                && frames().any(|f| self.failure(f).is_some());
+            let stopped = lp.spec.stop_on_failure && frames().any(|f| self.failure(f).is_some());
             (all_settled && (complete || stopped)).then_some(l)
         })
     }
@@ -221,16 +232,24 @@ impl Progress {
         if let Some(lp) = self.loops.get(&i)
             && self.finished_loops().any(|l| l == i)
         {
-            let iterations: Vec<Value> = lp
-                .started
-                .iter()
-                .flatten()
+            let started = lp.started.iter().flatten();
+            // A `while` decides from its last iteration alone.
+            let skip = match lp.spec.last_only {
+                true => lp.started.iter().flatten().count().saturating_sub(1),
+                false => 0,
+            };
+            let iterations: Vec<Value> = started
+                .skip(skip)
                 .map(|f| match self.failure(f) {
                     Some(error) => json!({"index": f.index, "error": error}),
                     None => json!({"index": f.index, "scope": self.iteration_scope(f)}),
                 })
                 .collect();
-            scope.insert(LOOP.to_owned(), json!({ "iterations": iterations }));
+            let started_at = self.nodes[i].started_at;
+            scope.insert(
+                LOOP.to_owned(),
+                json!({ "iterations": iterations, "started_at": started_at }),
+            );
         }
         scope
     }
@@ -244,7 +263,11 @@ impl Progress {
 
     fn iteration_scope(&self, frame: &Frame) -> Map<String, Value> {
         let mut scope = self.base_scope(frame.owner);
-        scope.insert(ITEM.to_owned(), frame.item.clone());
+        let binds = self
+            .loops
+            .get(&frame.owner)
+            .map_or(ITEM, |lp| lp.spec.binds);
+        scope.insert(binds.to_owned(), frame.item.clone());
         scope.insert(INDEX.to_owned(), json!(frame.index));
         self.add_outputs(self.members(frame), &mut scope);
         scope

@@ -230,3 +230,39 @@ fn nested_loops_key_their_steps_by_both_scopes() {
         Some(json!({"node": "outer[0].inner[0].x"}))
     );
 }
+
+#[test]
+fn a_while_runs_one_iteration_per_state_and_hands_on_only_its_last() {
+    let graph = Arc::new(WorkflowGraph::new(
+        WorkflowDocument::from_value(json!({"name": "w", "nodes": [
+            {"id": "t", "type": "trigger", "kind": "manual"},
+            {"id": "w", "type": "action", "kind": "while", "config": {
+                "state": "0", "next_state": "state + 1", "until": "state > 1",
+                "max_iterations": 5,
+                "body": {"nodes": [{"id": "x", "type": "data", "kind": "mapping"}]}}}
+        ], "edges": [{"from": "t", "to": "w"}]}))
+        .unwrap(),
+    ));
+    let mut p = started(graph.clone(), vec![json!(0)]);
+    assert!(p.admit());
+    let x0 = entry(&p, "w[0].x");
+    assert_eq!(p.scope_of(x0)["state"], json!(0));
+    assert!(!p.scope_of(x0).contains_key("item"));
+    succeed(&mut p, "w[0].x");
+    assert_eq!(p.decide(), vec![Decision::Finish(1)]);
+    p.push_state(1, json!(1));
+    assert!(p.admit());
+    assert!(!p.decide().contains(&Decision::Finish(1)));
+    succeed(&mut p, "w[1].x");
+    let iterations = p.scope_of(1)["loop"]["iterations"].clone();
+    assert_eq!(iterations.as_array().map(Vec::len), Some(1), "{iterations}");
+    assert_eq!(iterations[0]["index"], json!(1));
+    assert_eq!(iterations[0]["scope"]["state"], json!(1));
+    let back = reloaded(graph, &p);
+    assert_eq!(back.nodes[1].input, Some(json!({"items": [0, 1]})));
+    assert_eq!(
+        back.nodes[entry(&back, "w[1].x")].status,
+        NodeStatus::Succeeded
+    );
+    assert_eq!(back.decide(), vec![Decision::Finish(1)]);
+}
