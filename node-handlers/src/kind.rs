@@ -45,9 +45,10 @@ pub enum Execution {
     Inline,
     /// Run as a task of its own, whose result the execution awaits.
     Task,
-    /// A body of nodes that the engine itself runs node by node (the coming
-    /// `for_each`, `while` and `call_workflow`). No kind is composite yet:
-    /// the engine gains the scheduling of such bodies with the first one.
+    /// A body of nodes that the engine itself runs node by node (`for_each`).
+    /// The kind runs within the execution's turn twice: when the node
+    /// starts (reading what to run), and once its body has settled (with
+    /// what it gave, to build the output).
     Composite,
 }
 
@@ -107,6 +108,12 @@ impl Behaviour {
 
     pub fn is_inline(&self) -> bool {
         self.execution == Execution::Inline
+    }
+
+    /// Whether the execution runs it within its own turn: inline kinds,
+    /// and composite ones, whose bodies it runs node by node.
+    pub fn runs_in_turn(&self) -> bool {
+        matches!(self.execution, Execution::Inline | Execution::Composite)
     }
 }
 

@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use flowmesh_model::for_each::LoopSpec;
 use flowmesh_model::names::Names;
 use flowmesh_model::validate::{KindCatalog, Outputs, ValidationError};
 use flowmesh_model::{
@@ -129,6 +130,9 @@ pub enum ErrorClass {
     /// The workflow ended itself (a `fail` node): never retried, never
     /// handled by `on_error`.
     Raised,
+    /// A `while` reached its `max_iterations` or `max_duration` before its
+    /// `until` held.
+    LoopExhausted,
 }
 
 impl ErrorClass {
@@ -153,6 +157,7 @@ impl ErrorClass {
             ErrorClass::Crashed => "crashed",
             ErrorClass::InvalidOutput => "invalid_output",
             ErrorClass::Raised => "raised",
+            ErrorClass::LoopExhausted => "loop_exhausted",
         }
     }
 }
@@ -202,6 +207,8 @@ pub enum Outcome {
     /// Wait (durably) for a resume through the API; its payload becomes
     /// the output. Without one in `timeout`, the node fails.
     AwaitResume { timeout: Option<Duration> },
+    /// A `while` goes on: its next iteration starts from this state.
+    Repeat { state: Value },
 }
 
 /// Where secrets come from.
@@ -475,10 +482,16 @@ impl KindCatalog for Bounded<'_> {
                 ),
             ));
         }
+        // A loop's `result` (`next_state`, `until`) reads its body's nodes.
+        let body = LoopSpec::of(node);
+        let mut names = names.clone();
+        for inner in body.iter().flat_map(|c| &c.body.nodes) {
+            names.bind(&inner.id);
+        }
         let checking = kind::Checking {
             expr: &self.registry.inner.expr,
             path,
-            names,
+            names: &names,
             bounds: self.bounds,
             errors,
         };

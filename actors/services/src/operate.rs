@@ -134,13 +134,13 @@ impl EngineHandle {
     ) -> Result<Vec<NodeLog>, Error> {
         let record = self.get_execution(tenant, id).await?;
         let graph = self.graph(record.workflow, record.version).await?;
-        let progress = Progress::new(graph.clone(), &record);
-        let mut order: Vec<usize> = graph.flow_nodes().collect();
+        let progress = Progress::new(graph, &record);
+        let mut order: Vec<usize> = progress.entries().collect();
         // The trigger first (its output is what started the run), then the
         // nodes in the order they started.
         order.sort_by_key(|&i| {
             let step = &progress.nodes[i];
-            let trigger = graph.node(i).primitive == Primitive::Trigger;
+            let trigger = progress.node(i).primitive == Primitive::Trigger;
             (
                 !trigger,
                 step.started_at.is_none(),
@@ -153,17 +153,16 @@ impl EngineHandle {
             .map(|i| {
                 let step = &progress.nodes[i];
                 let input = progress
-                    .inputs(i)
+                    .input_entries(i)
                     .into_iter()
-                    .filter_map(|from| {
-                        let j = graph.index[&from];
+                    .filter_map(|j| {
                         let output = progress.nodes[j].output.as_ref()?;
-                        Some((from, redact(output)))
+                        Some((progress.node(j).id.clone(), redact(output)))
                     })
                     .collect();
                 NodeLog {
                     node: step.node.clone(),
-                    kind: graph.node(i).kind.clone(),
+                    kind: progress.node(i).kind.clone(),
                     status: step.status.as_str().to_owned(),
                     attempts: step.attempts,
                     started_at: step.started_at,

@@ -358,7 +358,7 @@ mod tests {
                 }
             })
             .collect();
-        Progress { graph, nodes }
+        Progress::of_steps(graph, nodes)
     }
 
     fn reused_ids(new: &WorkflowGraph) -> BTreeSet<String> {

@@ -5,7 +5,7 @@
 use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
-use flowmesh_model::RetryPolicy;
+use flowmesh_model::{Node, RetryPolicy};
 use flowmesh_node_handlers::{ErrorClass, LogSink, NodeError, Outcome, RunRequest, TokenMeter};
 use flowmesh_store::failpoints::crash_point;
 use futures::FutureExt;
@@ -24,7 +24,7 @@ const DEFAULT_NODE_TIMEOUT: Duration = Duration::from_secs(300);
 struct Attempt {
     tenant: flowmesh_model::TenantId,
     graph: std::sync::Arc<flowmesh_model::graph::WorkflowGraph>,
-    node: usize,
+    node: Node,
     scope: Map<String, Value>,
     /// The tenant's cap on one node's output, in bytes.
     max_output_bytes: usize,
@@ -54,7 +54,7 @@ impl Attempt {
             .run_logged(ctx, &logs, &meter)
             .instrument(self.span.clone())
             .await;
-        let node = self.graph.node(self.node);
+        let node = &self.node;
         let outcome = match &result {
             Ok(_) => "ok",
             Err(e) => e.class.as_str(),
@@ -89,7 +89,7 @@ impl Attempt {
     ) -> Result<Outcome, NodeError> {
         let request = RunRequest {
             tenant: self.tenant,
-            node: self.graph.node(self.node),
+            node: &self.node,
             document: &self.graph.document,
             scope: &self.scope,
             max_output_bytes: self.max_output_bytes,
@@ -123,11 +123,12 @@ impl Attempt {
 impl ExecutionState {
     fn attempt(&self, i: usize) -> Attempt {
         let graph = self.progress.graph.clone();
-        let node = graph.node(i);
+        let node = self.progress.node(i).clone();
+        let key = &self.progress.nodes[i].node;
         let span = tracing::info_span!(
             "node",
-            otel.name = %format!("node {}", node.id),
-            node = %node.id,
+            otel.name = %format!("node {key}"),
+            node = %key,
             kind = %node.kind,
             attempt = self.progress.nodes[i].attempts,
             tenant = %self.record.tenant,
@@ -140,12 +141,15 @@ impl ExecutionState {
             span,
             traceparent,
             tenant: self.record.tenant,
-            idempotency_key: format!("{}:{}", self.record.id, node.id),
+            idempotency_key: match self.progress.frame(i) {
+                None => format!("{}:{}", self.record.id, node.id),
+                Some(frame) => format!("{}:{}:{}", self.record.id, frame.key, node.id),
+            },
             timeout: node.timeout.map(|t| t.0).unwrap_or(DEFAULT_NODE_TIMEOUT),
-            scope: self.progress.scope(),
+            scope: self.progress.scope_of(i),
             max_output_bytes: self.output_cap,
             inputs: self.progress.inputs(i),
-            node: i,
+            node,
             graph,
         }
     }
@@ -158,11 +162,7 @@ impl ExecutionState {
         attempt: u32,
     ) {
         let run = self.attempt(i);
-        let sandboxed = self
-            .ctx
-            .runner
-            .behaviour(self.progress.graph.node(i))
-            .sandboxed;
+        let sandboxed = self.ctx.runner.behaviour(self.progress.node(i)).sandboxed;
         let ctx = self.ctx.clone();
         let reply = myself.clone();
         let task = tokio::spawn(async move {
@@ -184,6 +184,28 @@ impl ExecutionState {
             });
         });
         self.running.insert(i, task.abort_handle());
+    }
+
+    /// An output over the tenant's cap fails the node (no retry: the same
+    /// call would give the same output) instead of bloating the store.
+    pub(super) fn within_output_cap(
+        &self,
+        result: Result<Outcome, NodeError>,
+    ) -> Result<Outcome, NodeError> {
+        let Ok(Outcome::Output { value, .. }) = &result else {
+            return result;
+        };
+        let size = serde_json::to_vec(value).map_or(0, |v| v.len());
+        if size <= self.output_cap {
+            return result;
+        }
+        Err(NodeError {
+            class: flowmesh_node_handlers::ErrorClass::OutputTooLarge,
+            message: format!(
+                "the output is {size} bytes, over this tenant's cap of {} bytes; return less (select the fields you need) or raise max_output_bytes in the tenant's settings",
+                self.output_cap
+            ),
+        })
     }
 
     /// Runs an attempt of a pure, instant kind within the current turn.

@@ -122,15 +122,10 @@ impl ExecutionState {
             .keys()
             .chain(self.pending.attempts.iter().map(|(i, _)| i))
             .copied()
-            .filter(|&i| {
-                self.ctx
-                    .runner
-                    .behaviour(self.progress.graph.node(i))
-                    .in_engine
-            })
+            .filter(|&i| self.ctx.runner.behaviour(self.progress.node(i)).in_engine)
             .min();
         match self.pending.mark_inline.or(running) {
-            Some(i) => Marked::Node(self.progress.graph.node(i).id.clone()),
+            Some(i) => Marked::Node(self.progress.nodes[i].node.clone()),
             None => Marked::Nothing,
         }
     }

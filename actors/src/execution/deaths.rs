@@ -97,11 +97,11 @@ impl ExecutionState {
     fn first_in_process(&self) -> Option<String> {
         self.progress.decide().into_iter().find_map(|d| match d {
             Decision::Run(i) => {
-                let node = self.progress.graph.node(i);
-                let behaviour = self.ctx.runner.behaviour(node);
-                (behaviour.is_inline() && behaviour.in_engine).then(|| node.id.clone())
+                let behaviour = self.ctx.runner.behaviour(self.progress.node(i));
+                let key = &self.progress.nodes[i].node;
+                (behaviour.runs_in_turn() && behaviour.in_engine).then(|| key.clone())
             }
-            Decision::Skip(_) => None,
+            Decision::Skip(_) | Decision::Finish(_) => None,
         })
     }
 
@@ -115,7 +115,7 @@ impl ExecutionState {
             "the engine stopped twice within {} minutes while node `{node}` was running; the execution was failed instead of resumed again",
             WINDOW.as_secs() / 60
         );
-        if let Some(&i) = self.progress.graph.index.get(node) {
+        if let Some(&i) = self.progress.index.get(node) {
             let now = now_ms();
             if matches!(
                 self.progress.nodes[i].status,
@@ -150,14 +150,13 @@ impl ExecutionState {
         myself: &ActorRef<ExecutionMsg>,
         i: usize,
     ) -> Result<bool, ActorProcessingErr> {
-        let node = self.progress.graph.node(i);
-        if !self.ctx.runner.behaviour(node).in_engine {
+        if !self.ctx.runner.behaviour(self.progress.node(i)).in_engine {
             return Ok(true);
         }
         let covered = match &self.marked {
             Marked::Nothing | Marked::Stale => false,
             Marked::StartTurn => !self.careful,
-            Marked::Node(marked) => !self.careful || *marked == node.id,
+            Marked::Node(marked) => !self.careful || *marked == self.progress.nodes[i].node,
         };
         if covered {
             return Ok(true);

@@ -22,8 +22,8 @@ impl ExecutionState {
         error: &NodeError,
         retryable: bool,
     ) -> Result<AfterNode, ActorProcessingErr> {
-        let node = self.progress.graph.node(i);
-        let node_id = node.id.clone();
+        let node = self.progress.node(i);
+        let node_id = self.progress.nodes[i].node.clone();
         // A workflow's own verdict (a `fail` node) is never swallowed.
         let on_error = match error.class {
             ErrorClass::Raised => OnError::Fail,
@@ -35,6 +35,11 @@ impl ExecutionState {
             OnError::Fail => {
                 self.progress.apply(i, NodeTransition::Fail)?;
                 self.end_failed(i, message.clone(), None);
+                // Within a loop's body, the failure is its iteration's:
+                // the loop makes of it what its on_item_error says.
+                if self.progress.frame(i).is_some() && error.class != ErrorClass::Raised {
+                    return Ok(AfterNode::Advance);
+                }
                 Ok(AfterNode::Fail(format!("node {node_id} failed: {message}")))
             }
             OnError::Continue => {
@@ -74,7 +79,7 @@ impl ExecutionState {
         }
         state.output = routed;
         self.save(i);
-        let node = self.progress.graph.node(i).id.clone();
+        let node = self.progress.nodes[i].node.clone();
         self.emit(EventKind::NodeFailed {
             node,
             error: message,

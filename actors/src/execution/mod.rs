@@ -17,6 +17,7 @@ mod commit;
 mod deaths;
 mod failure;
 mod handler;
+mod loops;
 mod messages;
 mod waiting;
 
@@ -444,6 +445,7 @@ impl ExecutionState {
                         .await;
                 }
             }
+            self.progress.admit();
             let decisions = self.progress.decide();
             if decisions.is_empty()
                 && self.pending.inline.is_empty()
@@ -457,10 +459,15 @@ impl ExecutionState {
                         self.progress.apply(i, NodeTransition::Skip)?;
                         self.save(i);
                         self.emit(EventKind::NodeSkipped {
-                            node: self.progress.graph.node(i).id.clone(),
+                            node: self.progress.nodes[i].node.clone(),
                         });
                     }
                     Decision::Run(i) => self.start_node(i)?,
+                    // Its output is built within the turn, from its iterations.
+                    Decision::Finish(i) => {
+                        let attempt = self.progress.nodes[i].attempts;
+                        self.pending.inline.push((i, attempt));
+                    }
                 }
             }
         }
@@ -498,7 +505,7 @@ impl ExecutionState {
         let attempt = state.attempts;
         self.save(i);
         self.emit(EventKind::NodeStarted {
-            node: self.progress.graph.node(i).id.clone(),
+            node: self.progress.nodes[i].node.clone(),
             attempt,
         });
         if self.mock(i).is_some() {
@@ -506,8 +513,8 @@ impl ExecutionState {
         } else if self
             .ctx
             .runner
-            .behaviour(self.progress.graph.node(i))
-            .is_inline()
+            .behaviour(self.progress.node(i))
+            .runs_in_turn()
         {
             self.pending.inline.push((i, attempt));
         } else {
@@ -518,6 +525,10 @@ impl ExecutionState {
 
     /// Re-runs an attempt the journal shows as started but not finished.
     fn rerun_node(&mut self, i: usize) {
+        if self.progress.is_looping(i) {
+            // Its items are known: its iterations carry on instead.
+            return;
+        }
         let attempt = self.progress.nodes[i].attempts.max(1);
         self.progress.nodes[i].attempts = attempt;
         if self.mock(i).is_some() {
@@ -530,7 +541,7 @@ impl ExecutionState {
     /// A test run's mock of a node: its output, instead of running it.
     fn mock(&self, i: usize) -> Option<&Value> {
         let test = self.record.test.as_ref()?;
-        test.mocks.get(&self.progress.graph.node(i).id)
+        test.mocks.get(&self.progress.nodes[i].node)
     }
 
     /// Journals a mocked node as succeeded with its mock (within the
@@ -597,7 +608,12 @@ impl ExecutionState {
         attempt: u32,
         result: Result<Outcome, NodeError>,
     ) -> Result<AfterNode, ActorProcessingErr> {
-        let node_id = self.progress.graph.node(i).id.clone();
+        if let Some(items) = self.loop_items(i, &result) {
+            self.progress.set_items(i, items);
+            self.save(i);
+            return Ok(AfterNode::Advance);
+        }
+        let node_id = self.progress.nodes[i].node.clone();
         let result = self.within_output_cap(result);
         match result {
             Ok(Outcome::Output { value, branch }) => self.succeed(i, value, branch),
@@ -623,13 +639,18 @@ impl ExecutionState {
                 self.start_waiting(myself, i, Some(duration))?;
                 Ok(AfterNode::Hold)
             }
+            Ok(Outcome::Repeat { state }) => {
+                self.progress.push_state(i, state);
+                self.save(i);
+                Ok(AfterNode::Advance)
+            }
             Ok(Outcome::AwaitResume { timeout }) => {
                 self.start_waiting(myself, i, timeout)?;
                 self.pending.check_signals = true;
                 Ok(AfterNode::Hold)
             }
             Err(error) => {
-                let node = self.progress.graph.node(i);
+                let node = self.progress.node(i);
                 // User code that ran out of time or took its sandbox down
                 // most likely does so again, billed each time: only a node
                 // that asks for retries gets them.
@@ -641,7 +662,7 @@ impl ExecutionState {
                     let backoff = attempt::backoff_with_jitter(&policy, attempt + 1);
                     let at = now_ms() + backoff.as_millis() as i64;
                     self.progress.apply(i, NodeTransition::ScheduleRetry)?;
-                    metrics::node_retry(&self.progress.graph.node(i).kind);
+                    metrics::node_retry(&self.progress.node(i).kind);
                     self.progress.nodes[i].wake_at = Some(at);
                     self.progress.nodes[i].error = Some(message.clone());
                     self.save(i);
@@ -663,25 +684,6 @@ impl ExecutionState {
         }
     }
 
-    /// An output over the tenant's cap fails the node (no retry: the same
-    /// call would give the same output) instead of bloating the store.
-    fn within_output_cap(&self, result: Result<Outcome, NodeError>) -> Result<Outcome, NodeError> {
-        let Ok(Outcome::Output { value, .. }) = &result else {
-            return result;
-        };
-        let size = serde_json::to_vec(value).map_or(0, |v| v.len());
-        if size <= self.output_cap {
-            return result;
-        }
-        Err(NodeError {
-            class: flowmesh_node_handlers::ErrorClass::OutputTooLarge,
-            message: format!(
-                "the output is {size} bytes, over this tenant's cap of {} bytes; return less (select the fields you need) or raise max_output_bytes in the tenant's settings",
-                self.output_cap
-            ),
-        })
-    }
-
     fn succeed(
         &mut self,
         i: usize,
@@ -690,7 +692,7 @@ impl ExecutionState {
     ) -> Result<AfterNode, ActorProcessingErr> {
         self.progress.apply(i, NodeTransition::Succeed)?;
         // A node routing its failures takes its `success` edges.
-        let routes = self.progress.graph.node(i).on_error == OnError::Route;
+        let routes = self.progress.node(i).on_error == OnError::Route;
         let branch = branch.or_else(|| routes.then(|| OnError::SUCCESS.to_owned()));
         let state = &mut self.progress.nodes[i];
         state.output = Some(output.clone());
@@ -698,7 +700,7 @@ impl ExecutionState {
         state.finished_at = Some(now_ms());
         state.wake_at = None;
         self.save(i);
-        let node = self.progress.graph.node(i).id.clone();
+        let node = self.progress.nodes[i].node.clone();
         self.emit(EventKind::NodeSucceeded {
             node,
             output: JsonText::from_value(&output),
@@ -758,7 +760,7 @@ impl ExecutionState {
             ExecutionTransition::Cancel => NodeTransition::Cancel,
             _ => NodeTransition::Abort,
         };
-        for i in self.progress.graph.flow_nodes().collect::<Vec<_>>() {
+        for i in self.progress.entries().collect::<Vec<_>>() {
             if !self.progress.nodes[i].status.is_terminal() {
                 let status = self.progress.apply(i, end)?;
                 if status == NodeStatus::Failed {

@@ -15,7 +15,7 @@ use super::{AfterNode, ExecutionMsg, ExecutionState};
 
 impl ExecutionState {
     pub(super) fn is_event_wait(&self, i: usize) -> bool {
-        let node = self.progress.graph.node(i);
+        let node = self.progress.node(i);
         self.ctx.runner.behaviour(node).awaits_resume
     }
 
@@ -30,7 +30,7 @@ impl ExecutionState {
         let until = duration.map(|d| now_ms() + d.as_millis() as i64);
         self.progress.nodes[i].wake_at = until;
         self.save(i);
-        let node = self.progress.graph.node(i).id.clone();
+        let node = self.progress.nodes[i].node.clone();
         self.emit(EventKind::NodeWaiting {
             node,
             until_ms: until,
@@ -90,7 +90,7 @@ impl ExecutionState {
         };
         let mut resumed = false;
         for signal in signals {
-            let Some(&i) = self.progress.graph.index.get(&signal.node) else {
+            let Some(&i) = self.progress.index.get(&signal.node) else {
                 self.pending.consumed.push(signal.id);
                 continue;
             };

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use crate::document::{Node, Primitive, WorkflowDocument};
+use crate::document::{Edge, Node, Primitive, WorkflowDocument};
 
 /// One end of an edge, seen from the other end.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -52,6 +52,17 @@ impl WorkflowGraph {
             incoming,
             outgoing,
         }
+    }
+
+    /// The graph of nodes and edges outside a document (a loop's body).
+    pub fn from_parts(nodes: Vec<Node>, edges: Vec<Edge>) -> Self {
+        Self::new(WorkflowDocument {
+            name: String::new(),
+            description: None,
+            nodes,
+            edges,
+            settings: Default::default(),
+        })
     }
 
     pub fn node(&self, i: usize) -> &Node {

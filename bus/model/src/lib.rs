@@ -7,6 +7,7 @@ pub mod command;
 pub mod document;
 pub mod duration;
 pub mod event;
+pub mod for_each;
 pub mod graph;
 pub mod ids;
 pub mod json;
@@ -15,6 +16,7 @@ pub mod names;
 pub mod on_error;
 pub mod schema;
 pub mod validate;
+pub mod while_loop;
 
 pub use access::Role;
 pub use command::{Command, StartCause};

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::document::{Node, Primitive, WorkflowDocument};
+use crate::for_each;
 use crate::names::{Names, Upstream};
 use crate::on_error;
 use crate::schema::SchemaCheck;
@@ -186,14 +187,14 @@ fn string_field<'v>(value: &'v Value, key: &str) -> Option<&'v str> {
 }
 
 /// Where a node is checked: its path, and the names it may read.
-struct Place<'a> {
-    path: &'a str,
-    names: &'a Names<'a>,
+pub(crate) struct Place<'a> {
+    pub path: &'a str,
+    pub names: &'a Names<'a>,
 }
 
 /// A node's kind and config, as the catalog sees them; `None` when the
 /// kind is unknown.
-fn check_node(
+pub(crate) fn check_node(
     node: &Node,
     at: &Place<'_>,
     catalog: &dyn KindCatalog,
@@ -252,6 +253,9 @@ pub fn validate(doc: &WorkflowDocument, catalog: &dyn KindCatalog) -> Result<(),
         doc.nodes.iter().map(|n| n.id.as_str()),
         doc.edges.iter().map(|e| (e.from.as_str(), e.to.as_str())),
     );
+    // Ids are unique across the document, loop bodies included: a body
+    // reads the outer scope beside its own nodes.
+    let mut taken: HashSet<String> = doc.nodes.iter().map(|n| n.id.clone()).collect();
     for (i, node) in doc.nodes.iter().enumerate() {
         let path = format!("nodes[{i}]");
         check_node_id(&node.id, &format!("{path}.id"), &mut errors);
@@ -266,11 +270,23 @@ pub fn validate(doc: &WorkflowDocument, catalog: &dyn KindCatalog) -> Result<(),
             check_retry(retry, &format!("{path}.retry"), &mut errors);
         }
         errors.extend(on_error::check_node(node, &format!("{path}.on_error")));
+        let names = upstream.names(i);
+        let body = for_each::LoopSpec::of(node);
+        // A loop's body sees the loop's scope.
+        let outer: Vec<String> = names.bound().map(str::to_owned).collect();
         let at = Place {
             path: &path,
-            names: &upstream.names(i),
+            names: &names,
         };
         outputs.push(check_node(node, &at, catalog, &mut errors));
+        if let Some(body) = &body {
+            let within = for_each::Within {
+                path: &path,
+                outer: &outer,
+                catalog,
+            };
+            for_each::check_body(body, &within, &mut taken, &mut errors);
+        }
     }
     if !doc.nodes.is_empty() && !doc.nodes.iter().any(|n| n.primitive == Primitive::Trigger) {
         errors.push(ValidationError::new(
@@ -281,23 +297,11 @@ pub fn validate(doc: &WorkflowDocument, catalog: &dyn KindCatalog) -> Result<(),
     }
 
     check_connections(doc, &index, &mut errors);
-    check_edges(doc, &index, &outputs, &mut errors);
+    check_edges(doc, &index, &outputs, "", &mut errors);
     // A cycle is reported beside other problems; unreachable nodes only
     // when nothing else is wrong, as a broken edge makes them so.
     let successors = successors(doc, &index);
-    let cycles = cycles(&successors);
-    for cycle in &cycles {
-        let names: Vec<&str> = cycle.iter().map(|&i| doc.nodes[i].id.as_str()).collect();
-        errors.push(ValidationError::new(
-            "edges",
-            "cycle",
-            format!(
-                "the edges form a cycle: {} → {}; a workflow must be acyclic",
-                names.join(" → "),
-                names[0]
-            ),
-        ));
-    }
+    check_cycles(doc, &successors, "", &mut errors);
     if errors.is_empty() {
         check_reachable(doc, &successors, &mut errors);
     }
@@ -308,7 +312,7 @@ pub fn validate(doc: &WorkflowDocument, catalog: &dyn KindCatalog) -> Result<(),
     }
 }
 
-fn check_node_id(id: &str, path: &str, errors: &mut Vec<ValidationError>) {
+pub(crate) fn check_node_id(id: &str, path: &str, errors: &mut Vec<ValidationError>) {
     let mut chars = id.chars();
     let well_formed = matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
@@ -328,7 +332,11 @@ fn check_node_id(id: &str, path: &str, errors: &mut Vec<ValidationError>) {
     }
 }
 
-fn check_retry(retry: &crate::RetryPolicy, path: &str, errors: &mut Vec<ValidationError>) {
+pub(crate) fn check_retry(
+    retry: &crate::RetryPolicy,
+    path: &str,
+    errors: &mut Vec<ValidationError>,
+) {
     if retry.max_attempts == 0 || retry.max_attempts > crate::RetryPolicy::MAX_ATTEMPTS {
         errors.push(ValidationError::new(
             format!("{path}.max_attempts"),
@@ -376,15 +384,18 @@ fn check_connections(
     }
 }
 
-fn check_edges(
+/// Checks the edges of a document (or of a loop's body, whose edges are at
+/// `prefix`, for example `nodes[2].config.body.`).
+pub(crate) fn check_edges(
     doc: &WorkflowDocument,
     index: &HashMap<&str, usize>,
     outputs: &[Option<Outputs>],
+    prefix: &str,
     errors: &mut Vec<ValidationError>,
 ) {
     let mut seen = HashSet::new();
     for (i, edge) in doc.edges.iter().enumerate() {
-        let path = format!("edges[{i}]");
+        let path = format!("{prefix}edges[{i}]");
         let from = index.get(edge.from.as_str()).copied();
         let to = index.get(edge.to.as_str()).copied();
         if from.is_none() {
@@ -473,8 +484,29 @@ fn check_edges(
     }
 }
 
+/// Reports each cycle of a document (or of a loop's body, at `prefix`).
+pub(crate) fn check_cycles(
+    doc: &WorkflowDocument,
+    successors: &[Vec<usize>],
+    prefix: &str,
+    errors: &mut Vec<ValidationError>,
+) {
+    for cycle in &cycles(successors) {
+        let names: Vec<&str> = cycle.iter().map(|&i| doc.nodes[i].id.as_str()).collect();
+        errors.push(ValidationError::new(
+            format!("{prefix}edges"),
+            "cycle",
+            format!(
+                "the edges form a cycle: {} → {}; a workflow must be acyclic",
+                names.join(" → "),
+                names[0]
+            ),
+        ));
+    }
+}
+
 /// The successors of each node, along the edges whose ends exist.
-fn successors(doc: &WorkflowDocument, index: &HashMap<&str, usize>) -> Vec<Vec<usize>> {
+pub(crate) fn successors(doc: &WorkflowDocument, index: &HashMap<&str, usize>) -> Vec<Vec<usize>> {
     let mut successors = vec![Vec::new(); doc.nodes.len()];
     for edge in &doc.edges {
         if let (Some(&from), Some(&to)) =
@@ -582,235 +614,4 @@ fn check_reachable(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    /// A catalog that knows one kind per primitive, plus `if_else`.
-    struct TestCatalog;
-
-    impl KindCatalog for TestCatalog {
-        fn check(
-            &self,
-            node: &Node,
-            path: &str,
-            _: &Names<'_>,
-            errors: &mut Vec<ValidationError>,
-        ) -> Option<Outputs> {
-            match (node.primitive, node.kind.as_str()) {
-                (Primitive::Condition, "if_else") => {
-                    Some(Outputs::Named(vec!["true".into(), "false".into()]))
-                }
-                (Primitive::Action, "http_request") => {
-                    if node.config.get("url").is_none() {
-                        errors.push(ValidationError::new(
-                            format!("{path}.config.url"),
-                            "required",
-                            "url",
-                        ));
-                    }
-                    Some(Outputs::Single)
-                }
-                (Primitive::Trigger, "manual")
-                | (Primitive::Data, "mapping")
-                | (Primitive::Connection, "credentials") => Some(Outputs::Single),
-                _ => None,
-            }
-        }
-
-        fn kinds(&self, _: Primitive) -> Vec<String> {
-            vec!["manual".into()]
-        }
-    }
-
-    fn check(doc: serde_json::Value) -> Vec<(String, String)> {
-        let doc = WorkflowDocument::from_value(doc).unwrap();
-        match validate(&doc, &TestCatalog) {
-            Ok(()) => vec![],
-            Err(e) => e.errors.into_iter().map(|e| (e.path, e.code)).collect(),
-        }
-    }
-
-    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
-        list.iter()
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .collect()
-    }
-
-    #[test]
-    fn accepts_a_valid_graph() {
-        let doc = json!({"name": "ok", "nodes": [
-            {"id": "t", "type": "trigger", "kind": "manual"},
-            {"id": "c", "type": "condition", "kind": "if_else"},
-            {"id": "m", "type": "data", "kind": "mapping"},
-            {"id": "k", "type": "connection", "kind": "credentials"}
-        ], "edges": [{"from": "t", "to": "c"}, {"from": "c", "to": "m", "when": "true"}]});
-        assert_eq!(check(doc), vec![]);
-    }
-
-    #[test]
-    fn reports_every_problem_with_its_path() {
-        let doc = json!({"name": "", "nodes": [
-            {"id": "t", "type": "trigger", "kind": "manual"},
-            {"id": "t", "type": "action", "kind": "http_request"},
-            {"id": "9x", "type": "action", "kind": "teleport"},
-            {"id": "c", "type": "condition", "kind": "if_else"},
-            {"id": "k", "type": "connection", "kind": "credentials"}
-        ], "edges": [
-            {"from": "t", "to": "ghost"},
-            {"from": "c", "to": "t"},
-            {"from": "c", "to": "9x", "when": "maybe"},
-            {"from": "t", "to": "k"}
-        ]});
-        assert_eq!(
-            check(doc),
-            pairs(&[
-                ("name", "required"),
-                ("nodes[1].id", "duplicate_id"),
-                ("nodes[1].config.url", "required"),
-                ("nodes[2].id", "invalid_id"),
-                ("nodes[2].kind", "unknown_kind"),
-                ("edges[0].to", "unknown_node"),
-                ("edges[1].to", "edge_into_trigger"),
-                ("edges[1].when", "required"),
-                ("edges[2].when", "unknown_output"),
-                ("edges[3].to", "edge_on_connection"),
-            ])
-        );
-    }
-
-    #[test]
-    fn an_unknown_kind_is_named_in_plain_english() {
-        let doc = json!({"name": "x", "nodes": [
-            {"id": "t", "type": "trigger", "kind": "manual"},
-            {"id": "a", "type": "action", "kind": "teleport"}
-        ], "edges": [{"from": "t", "to": "a"}]});
-        let doc = WorkflowDocument::from_value(doc).unwrap();
-        let errors = validate(&doc, &TestCatalog).unwrap_err().errors;
-        assert_eq!(
-            errors[0].message,
-            "\"teleport\" is not a known action kind; known kinds: manual"
-        );
-    }
-
-    #[test]
-    fn rejects_cycles() {
-        let doc = json!({"name": "loop", "nodes": [
-            {"id": "t", "type": "trigger", "kind": "manual"},
-            {"id": "a", "type": "data", "kind": "mapping"},
-            {"id": "b", "type": "data", "kind": "mapping"}
-        ], "edges": [{"from": "t", "to": "a"}, {"from": "a", "to": "b"}, {"from": "b", "to": "a"}]});
-        assert_eq!(check(doc), pairs(&[("edges", "cycle")]));
-    }
-
-    #[test]
-    fn a_cycle_names_only_its_nodes() {
-        let doc = json!({"name": "loop", "nodes": [
-            {"id": "t", "type": "trigger", "kind": "manual"},
-            {"id": "check", "type": "condition", "kind": "if_else"},
-            {"id": "reject", "type": "data", "kind": "mapping"},
-            {"id": "user", "type": "data", "kind": "mapping"},
-            {"id": "welcome", "type": "data", "kind": "mapping"}
-        ], "edges": [
-            {"from": "t", "to": "check"}, {"from": "check", "to": "reject", "when": "false"},
-            {"from": "check", "to": "user", "when": "true"}, {"from": "user", "to": "check"},
-            {"from": "user", "to": "welcome"}
-        ]});
-        let doc = WorkflowDocument::from_value(doc).unwrap();
-        let errors = validate(&doc, &TestCatalog).unwrap_err().errors;
-        assert_eq!(errors.len(), 1, "{errors:?}");
-        assert_eq!(
-            errors[0].message,
-            "the edges form a cycle: check → user → check; a workflow must be acyclic"
-        );
-    }
-
-    #[test]
-    fn a_config_problem_does_not_hide_a_cycle() {
-        let doc = json!({"name": "loop", "nodes": [
-            {"id": "t", "type": "trigger", "kind": "manual"},
-            {"id": "a", "type": "action", "kind": "http_request"},
-            {"id": "b", "type": "data", "kind": "mapping"}
-        ], "edges": [{"from": "t", "to": "a"}, {"from": "a", "to": "b"}, {"from": "b", "to": "a"}]});
-        assert_eq!(
-            check(doc),
-            pairs(&[("nodes[1].config.url", "required"), ("edges", "cycle")])
-        );
-    }
-
-    #[test]
-    fn a_document_that_does_not_parse_reports_every_problem() {
-        let text = json!({"name": 3, "nodes": [
-            {"id": "t", "type": "trigger", "kind": "manual"},
-            {"id": "a", "type": "robot", "kind": "x"},
-            {"id": "b", "type": "action", "kind": "http_request", "config": {}},
-            {"id": "c", "type": "data", "kind": "mapping", "colour": "red"}
-        ], "edges": [{"from": "t"}]})
-        .to_string();
-        let errors = check_json(text.as_bytes(), &TestCatalog)
-            .unwrap_err()
-            .errors;
-        let mut found: Vec<(String, String)> =
-            errors.into_iter().map(|e| (e.path, e.code)).collect();
-        found.sort();
-        assert_eq!(
-            found,
-            pairs(&[
-                ("edges[0].to", "required"),
-                ("name", "invalid_type"),
-                ("nodes[1].type", "invalid_value"),
-                ("nodes[2].config.url", "required"),
-                ("nodes[3].colour", "unknown_field"),
-            ])
-        );
-        let malformed = check_json(b"{\"name\": ", &TestCatalog).unwrap_err();
-        assert_eq!(malformed.errors[0].code, "malformed_json");
-    }
-
-    #[test]
-    fn rejects_unreachable_nodes_and_missing_triggers() {
-        let doc = json!({"name": "x", "nodes": [
-            {"id": "t", "type": "trigger", "kind": "manual"},
-            {"id": "a", "type": "data", "kind": "mapping"}
-        ]});
-        assert_eq!(check(doc), pairs(&[("nodes[1]", "unreachable")]));
-        let doc = json!({"name": "x", "nodes": [{"id": "a", "type": "data", "kind": "mapping"}]});
-        assert_eq!(check(doc), pairs(&[("nodes", "no_trigger")]));
-    }
-
-    #[test]
-    fn rejects_reserved_ids_and_bad_retry() {
-        let doc = json!({"name": "x", "nodes": [
-            {"id": "trigger", "type": "trigger", "kind": "manual",
-             "retry": {"max_attempts": 0, "multiplier": 0.5}}
-        ]});
-        assert_eq!(
-            check(doc),
-            pairs(&[
-                ("nodes[0].id", "reserved_id"),
-                ("nodes[0].retry.max_attempts", "out_of_range"),
-                ("nodes[0].retry.multiplier", "out_of_range"),
-            ])
-        );
-    }
-
-    #[test]
-    fn every_name_expressions_bind_is_refused_as_a_node_id() {
-        for name in ["item", "index", "loop", "execution", "workflow", "vars"] {
-            let doc = json!({"name": "x", "nodes": [
-                {"id": "t", "type": "trigger", "kind": "manual"},
-                {"id": name, "type": "data", "kind": "mapping"}
-            ], "edges": [{"from": "t", "to": name}]});
-            assert_eq!(
-                check(doc),
-                pairs(&[("nodes[1].id", "reserved_id")]),
-                "{name}"
-            );
-        }
-        let doc = json!({"name": "x", "nodes": [
-            {"id": "t", "type": "trigger", "kind": "manual"},
-            {"id": "items", "type": "data", "kind": "mapping"}
-        ], "edges": [{"from": "t", "to": "items"}]});
-        assert_eq!(check(doc), vec![]);
-    }
-}
+mod tests;

@@ -8,6 +8,7 @@ pub mod code;
 pub mod credentials;
 pub mod fail;
 pub mod filter;
+pub mod for_each;
 pub mod http;
 pub mod if_else;
 pub mod json_path;
@@ -24,6 +25,7 @@ pub mod switch;
 pub mod wait;
 pub mod wait_for_event;
 pub mod webhook;
+pub mod while_loop;
 
 #[cfg(test)]
 mod testing;
@@ -50,6 +52,8 @@ pub(crate) fn all() -> Vec<Box<dyn Kind>> {
         registered::<fail::Fail>(),
         registered::<wait::Wait>(),
         registered::<wait_for_event::WaitForEvent>(),
+        registered::<for_each::ForEach>(),
+        registered::<while_loop::While>(),
         registered::<if_else::IfElse>(),
         registered::<switch::Switch>(),
         registered::<filter::Filter>(),

@@ -185,6 +185,7 @@ impl Sim {
                         Decision::Skip(i) => {
                             self.progress.apply(i, NodeTransition::Skip).unwrap();
                         }
+                        Decision::Finish(_) => unreachable!("these graphs hold no loop"),
                     }
                 }
             }

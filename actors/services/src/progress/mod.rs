@@ -1,49 +1,66 @@
 //! Where an execution stands, node by node, and what may run next. Pure
 //! logic over the compiled graph and the journal; the actor does the I/O.
+//!
+//! The entries are the graph's nodes, in graph order, then the instances
+//! of loop bodies: one per body node and iteration, added as iterations
+//! start (see `loops`).
 
+mod loops;
+
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use flowmesh_model::graph::WorkflowGraph;
+use flowmesh_model::graph::{Link, WorkflowGraph};
 use flowmesh_model::lifecycle::NodeTransition;
 use flowmesh_model::names::TRIGGER;
-use flowmesh_model::{IllegalTransition, Node, NodeStatus, OnError, Primitive};
+use flowmesh_model::{ExecutionId, IllegalTransition, Node, NodeStatus, OnError, Primitive};
 use flowmesh_store::{ExecutionRecord, StepRecord};
 use serde_json::{Map, Value};
+
+pub use loops::Frame;
+use loops::Loop;
 
 /// What to do with a node whose predecessors are all settled.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Decision {
     Run(usize),
     Skip(usize),
+    /// Every iteration of loop `i` has settled: build its output.
+    Finish(usize),
 }
 
 pub struct Progress {
     pub graph: Arc<WorkflowGraph>,
-    /// One journal entry per node of the graph, in graph order.
+    /// One journal entry per entry: the graph's nodes, then instances.
     pub nodes: Vec<StepRecord>,
+    /// Where each entry is defined, beside `nodes`.
+    slots: Vec<Slot>,
+    /// Entries by step key (a node's id, `each[3].charge` for an instance).
+    pub index: HashMap<String, usize>,
+    /// Loops whose items are known, by entry.
+    loops: BTreeMap<usize, Loop>,
+    /// Journaled steps of instances whose iteration is not restored yet.
+    journal: HashMap<String, StepRecord>,
+}
+
+/// An entry's node: the graph it is defined in (the workflow's or a
+/// loop's body), its place there, and the iteration it runs in.
+#[derive(Clone)]
+struct Slot {
+    graph: Arc<WorkflowGraph>,
+    at: usize,
+    frame: Option<Arc<Frame>>,
 }
 
 impl Progress {
     /// Rebuilds progress from the journal. The trigger that fired counts as
-    /// succeeded with the trigger data; other triggers are skipped.
+    /// succeeded with the trigger data; other triggers are skipped. Loops
+    /// that were running get back the iterations that had started.
     pub fn new(graph: Arc<WorkflowGraph>, record: &ExecutionRecord) -> Self {
-        let mut nodes: Vec<StepRecord> = (0..graph.len())
+        let nodes: Vec<StepRecord> = (0..graph.len())
             .map(|i| {
                 let node = graph.node(i);
-                let mut step = StepRecord {
-                    execution: record.id,
-                    node: node.id.clone(),
-                    status: NodeStatus::Pending,
-                    attempts: 0,
-                    input: None,
-                    output: None,
-                    branch: None,
-                    error: None,
-                    started_at: None,
-                    finished_at: None,
-                    wake_at: None,
-                    logs: Vec::new(),
-                };
+                let mut step = pending(record.id, node.id.clone());
                 if node.primitive == Primitive::Trigger {
                     if node.id == record.trigger_node {
                         step.status = NodeStatus::Succeeded;
@@ -55,15 +72,70 @@ impl Progress {
                 step
             })
             .collect();
+        let mut progress = Self::of_steps(graph, nodes);
         for step in &record.steps {
-            match graph.index.get(&step.node) {
-                Some(&i) if graph.node(i).primitive != Primitive::Trigger => {
-                    nodes[i] = step.clone()
+            match progress.index.get(&step.node) {
+                Some(&i) if progress.node(i).primitive != Primitive::Trigger => {
+                    progress.nodes[i] = step.clone()
                 }
-                _ => {}
+                Some(_) => {}
+                None => {
+                    progress.journal.insert(step.node.clone(), step.clone());
+                }
             }
         }
-        Self { graph, nodes }
+        progress.restore_loops();
+        progress
+    }
+
+    /// Progress over the graph's nodes as these steps say, in graph order.
+    pub(crate) fn of_steps(graph: Arc<WorkflowGraph>, nodes: Vec<StepRecord>) -> Self {
+        let slots = (0..graph.len())
+            .map(|at| Slot {
+                graph: graph.clone(),
+                at,
+                frame: None,
+            })
+            .collect();
+        let index = (0..graph.len())
+            .map(|i| (graph.node(i).id.clone(), i))
+            .collect();
+        Self {
+            graph,
+            nodes,
+            slots,
+            index,
+            loops: BTreeMap::new(),
+            journal: HashMap::new(),
+        }
+    }
+
+    /// The node entry `i` runs.
+    pub fn node(&self, i: usize) -> &Node {
+        let slot = &self.slots[i];
+        slot.graph.node(slot.at)
+    }
+
+    /// Every entry taking part in the execution (connections are only
+    /// referenced), instances included.
+    pub fn entries(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.nodes.len()).filter(|&i| self.node(i).primitive != Primitive::Connection)
+    }
+
+    /// The entry's predecessors: along the graph's edges, or its body's
+    /// within the same iteration.
+    fn incoming(&self, i: usize) -> Vec<Link> {
+        let slot = &self.slots[i];
+        let links = slot.graph.incoming[slot.at].iter().cloned();
+        match &slot.frame {
+            None => links.collect(),
+            Some(frame) => links
+                .map(|l| Link {
+                    node: frame.first + l.node,
+                    when: l.when,
+                })
+                .collect(),
+        }
     }
 
     pub fn apply(&mut self, i: usize, t: NodeTransition) -> Result<NodeStatus, IllegalTransition> {
@@ -94,37 +166,51 @@ impl Progress {
     /// Pending flow nodes whose predecessors are all settled: run those with
     /// at least one taken incoming edge, skip the others (skipping propagates
     /// because a skipped node takes no edge).
+    /// A body's first nodes run when their iteration starts. Loops whose
+    /// iterations have all settled are finished (see [`Progress::admit`]
+    /// for how iterations start).
     pub fn decide(&self) -> Vec<Decision> {
         let mut out = Vec::new();
-        for i in self.graph.flow_nodes() {
+        for i in self.entries() {
             if self.nodes[i].status != NodeStatus::Pending {
                 continue;
             }
-            let incoming = &self.graph.incoming[i];
+            let incoming = self.incoming(i);
             if !incoming
                 .iter()
                 .all(|l| self.nodes[l.node].status.is_terminal())
             {
                 continue;
             }
-            if incoming
-                .iter()
-                .any(|l| self.edge_taken(l.node, l.when.as_deref()))
+            let starts_iteration = incoming.is_empty() && self.slots[i].frame.is_some();
+            if starts_iteration
+                || incoming
+                    .iter()
+                    .any(|l| self.edge_taken(l.node, l.when.as_deref()))
             {
                 out.push(Decision::Run(i));
             } else {
                 out.push(Decision::Skip(i));
             }
         }
+        out.extend(self.finished_loops().map(Decision::Finish));
         out
     }
 
     /// Ids of the predecessors whose edge into `i` was taken, in edge order.
     pub fn inputs(&self, i: usize) -> Vec<String> {
-        self.graph.incoming[i]
+        self.input_entries(i)
+            .into_iter()
+            .map(|j| self.node(j).id.clone())
+            .collect()
+    }
+
+    /// The entries whose edge into `i` was taken, in edge order.
+    pub fn input_entries(&self, i: usize) -> Vec<usize> {
+        self.incoming(i)
             .iter()
             .filter(|l| self.edge_taken(l.node, l.when.as_deref()))
-            .map(|l| self.graph.node(l.node).id.clone())
+            .map(|l| l.node)
             .collect()
     }
 
@@ -134,8 +220,15 @@ impl Progress {
     /// not taken: its value is null, not undefined).
     pub fn scope(&self) -> Map<String, Value> {
         let mut scope = Map::new();
-        for (i, state) in self.nodes.iter().enumerate() {
-            let node = self.graph.node(i);
+        self.add_outputs(0..self.graph.len(), &mut scope);
+        scope
+    }
+
+    /// Adds the outputs of `entries` to a scope, by node id.
+    fn add_outputs(&self, entries: std::ops::Range<usize>, scope: &mut Map<String, Value>) {
+        for i in entries {
+            let state = &self.nodes[i];
+            let node = self.node(i);
             let output = match (state.status, &state.output) {
                 (NodeStatus::Succeeded, Some(output)) => output,
                 (NodeStatus::Failed, Some(output)) if self.is_routed_failure(i) => output,
@@ -147,7 +240,6 @@ impl Progress {
             }
             scope.insert(node.id.clone(), output.clone());
         }
-        scope
     }
 
     pub fn is_complete(&self) -> bool {
@@ -204,6 +296,24 @@ impl Progress {
                     .collect(),
             ),
         }
+    }
+}
+
+/// A pending step of this execution.
+fn pending(execution: ExecutionId, node: String) -> StepRecord {
+    StepRecord {
+        execution,
+        node,
+        status: NodeStatus::Pending,
+        attempts: 0,
+        input: None,
+        output: None,
+        branch: None,
+        error: None,
+        started_at: None,
+        finished_at: None,
+        wake_at: None,
+        logs: Vec::new(),
     }
 }
 
