@@ -173,6 +173,37 @@ both_modes!(
     bad_items
 );
 
+/// Nested loops multiply: one execution holds at most 20,000 steps, so a
+/// loop whose iterations would pass that fails before any of them runs.
+async fn too_many_steps(mode: Mode) {
+    let engine = Engine::start(mode).await;
+    let chain: Vec<Value> = (0..5)
+        .map(|n| json!({"id": format!("m{n}"), "type": "data", "kind": "mapping", "config": {"mapping": {"n": n}}}))
+        .collect();
+    let edges: Vec<Value> = (1..5)
+        .map(|n| json!({"from": format!("m{}", n - 1), "to": format!("m{n}")}))
+        .collect();
+    let workflow = engine
+        .deploy(looped(
+            "trigger.body",
+            json!({"nodes": chain, "edges": edges}),
+            json!({"max_items": 10_000}),
+        ))
+        .await;
+    let items: Vec<u32> = (0..5_000).collect();
+    let (done, error) = failed(&engine, &workflow, json!(items), "each").await;
+    assert!(
+        error.contains("25002 steps, over the 20000 one execution may hold"),
+        "{error}"
+    );
+    assert!(error.starts_with("loop_exhausted"), "{error}");
+    assert!(steps(&done, "each[").is_empty(), "no item ran: {done}");
+}
+both_modes!(
+    a_loop_past_the_steps_one_execution_may_hold_fails_first,
+    too_many_steps
+);
+
 async fn out_of_scope(mode: Mode) {
     let engine = Engine::start(mode).await;
     let (status, body) = engine

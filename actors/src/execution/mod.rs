@@ -608,6 +608,7 @@ impl ExecutionState {
         attempt: u32,
         result: Result<Outcome, NodeError>,
     ) -> Result<AfterNode, ActorProcessingErr> {
+        let result = self.within_steps(i, result);
         if let Some(items) = self.loop_items(i, &result) {
             self.progress.set_items(i, items);
             self.save(i);

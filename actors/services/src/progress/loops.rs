@@ -40,6 +40,11 @@ pub(super) struct Loop {
 /// Where a loop's step keeps its items.
 const ITEMS: &str = "items";
 
+/// Steps one execution may hold: its nodes and every loop iteration's.
+/// Nested loops multiply (a loop of 10,000 items in one of 10,000), so
+/// each loop's items are checked against what the execution holds already.
+pub const MAX_STEPS: usize = 20_000;
+
 impl Progress {
     /// The iteration entry `i` runs in; none for the graph's nodes.
     pub fn frame(&self, i: usize) -> Option<&Frame> {
@@ -49,6 +54,21 @@ impl Progress {
     /// Whether entry `i` is a loop whose items are known.
     pub fn is_looping(&self, i: usize) -> bool {
         self.loops.contains_key(&i)
+    }
+
+    /// The steps the execution would hold once every loop has run the
+    /// iterations it knows of, and loop `i` `iterations` more: what it
+    /// holds, and what the iterations not started yet will add.
+    pub fn steps_after(&self, i: usize, iterations: usize) -> usize {
+        let per = LoopSpec::of(self.node(i)).map_or(0, |spec| spec.body.nodes.len());
+        let coming = self.loops.values().fold(0usize, |sum, lp| {
+            let waiting = lp.started.iter().filter(|f| f.is_none()).count();
+            sum.saturating_add(waiting.saturating_mul(lp.body.len()))
+        });
+        self.nodes
+            .len()
+            .saturating_add(coming)
+            .saturating_add(per.saturating_mul(iterations))
     }
 
     /// Records loop `i`'s items with its step, ready to start iterations.

@@ -17,8 +17,8 @@ use flowmesh_model::{ExecutionId, IllegalTransition, Node, NodeStatus, OnError, 
 use flowmesh_store::{ExecutionRecord, StepRecord};
 use serde_json::{Map, Value};
 
-pub use loops::Frame;
 use loops::Loop;
+pub use loops::{Frame, MAX_STEPS};
 
 /// What to do with a node whose predecessors are all settled.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -190,21 +190,50 @@ fn the_journal_gives_back_started_iterations_and_never_reruns_finished_ones() {
     assert_eq!(runs(&back), ["each[2].a"]);
 }
 
-#[test]
-fn nested_loops_key_their_steps_by_both_scopes() {
+/// `t → outer`, whose body is `inner`, a loop over `item.parts` whose
+/// body is `x`; the outer loop runs `concurrency` iterations at once.
+fn nested(concurrency: u32) -> Arc<WorkflowGraph> {
     let inner = json!({"id": "inner", "type": "action", "kind": "for_each", "config": {
         "items": "item.parts",
         "body": {"nodes": [{"id": "x", "type": "data", "kind": "mapping"}]}
     }});
-    let graph = Arc::new(WorkflowGraph::new(
+    Arc::new(WorkflowGraph::new(
         WorkflowDocument::from_value(json!({"name": "n", "nodes": [
             {"id": "t", "type": "trigger", "kind": "manual"},
             {"id": "outer", "type": "action", "kind": "for_each", "config": {
-                "items": "trigger.body", "body": {"nodes": [inner]}
+                "items": "trigger.body", "concurrency": concurrency, "body": {"nodes": [inner]}
             }}
         ], "edges": [{"from": "t", "to": "outer"}]}))
         .unwrap(),
-    ));
+    ))
+}
+
+#[test]
+fn steps_count_the_iterations_every_loop_has_yet_to_start() {
+    let mut p = started(nested(3), vec![json!({}), json!({}), json!({})]);
+    assert_eq!(p.steps_after(1, 0), 2 + 3, "the outer loop's three to come");
+    p.admit();
+    let inner: Vec<usize> = (0..3)
+        .map(|k| entry(&p, &format!("outer[{k}].inner")))
+        .collect();
+    for &i in &inner {
+        p.apply(i, NodeTransition::Start).unwrap();
+    }
+    // Each inner loop of 9,000 items is judged with the others' iterations
+    // still to come counted: the first two fit in 20,000 steps, the third
+    // would not, though few iterations have started yet.
+    assert!(p.steps_after(inner[0], 9_000) <= super::MAX_STEPS);
+    p.set_items(inner[0], vec![json!(0); 9_000]);
+    p.admit();
+    assert!(p.steps_after(inner[1], 9_000) <= super::MAX_STEPS);
+    p.set_items(inner[1], vec![json!(0); 9_000]);
+    p.admit();
+    assert_eq!(p.steps_after(inner[2], 9_000), 5 + 27_000);
+}
+
+#[test]
+fn nested_loops_key_their_steps_by_both_scopes() {
+    let graph = nested(1);
     let mut p = started(
         graph.clone(),
         vec![json!({"parts": [1, 2]}), json!({"parts": [3]})],
