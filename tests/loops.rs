@@ -458,6 +458,13 @@ async fn output_cap(mode: Mode) {
         done["output"]["results"],
         json!([100000, 100000, 100000, 100000])
     );
+
+    // Items over the cap are refused as the list is read, before any runs:
+    // they would be journaled with the loop's step.
+    let long = "x".repeat(100_000);
+    let (done, error) = failed(&engine, &small, json!([long, long, long, long]), "each").await;
+    assert!(error.starts_with("output_too_large:"), "{error}");
+    assert!(steps(&done, "each[").is_empty(), "no item ran: {done}");
 }
 both_modes!(
     results_over_the_output_cap_fail_the_loop_after_its_items,

@@ -63,7 +63,7 @@ pub(crate) struct Context {
 
 /// How often a process at its bound of live executions looks again for
 /// room, should it miss the notice of an execution leaving.
-const ROOM_RECHECK: std::time::Duration = std::time::Duration::from_millis(100);
+const ROOM_RECHECK: Duration = Duration::from_millis(100);
 
 /// Most tenants whose slug is kept.
 const TENANTS_KEPT: u64 = 100_000;

@@ -39,6 +39,9 @@ pub(super) struct Loop {
 
 /// Where a loop's step keeps its items.
 const ITEMS: &str = "items";
+/// Where a `while`'s step says how many states came before the one it
+/// keeps (the last).
+const BEFORE: &str = "before";
 
 /// Steps one execution may hold: its nodes and every loop iteration's.
 /// Nested loops multiply (a loop of 10,000 items in one of 10,000), so
@@ -90,14 +93,18 @@ impl Progress {
     }
 
     /// Adds a `while`'s state after its last iteration: the next one starts
-    /// with it.
+    /// with it. Only that state is journaled with the loop's step, beside
+    /// how many came before: the iterations before it have settled and
+    /// their steps hold what they did, and journaling every state again at
+    /// each iteration would write more with the square of the iterations.
     pub fn push_state(&mut self, i: usize, state: Value) {
         let Some(lp) = self.loops.get_mut(&i) else {
             return;
         };
+        let before = lp.items.len();
+        self.nodes[i].input = Some(json!({ ITEMS: [&state], BEFORE: before }));
         lp.items.push(state);
         lp.started.push(None);
-        self.nodes[i].input = Some(json!({ ITEMS: lp.items }));
     }
 
     /// Gives back loops their items and started iterations, from the
@@ -198,14 +205,20 @@ impl Progress {
     /// A loop that had read its items gets them back, and the iterations
     /// that had started (a settled loop too: its steps are shown).
     fn restore_loop(&mut self, i: usize) {
-        let items = self.nodes[i]
-            .input
-            .as_ref()
-            .and_then(|input| input.get(ITEMS));
-        if let Some(Value::Array(items)) = items.cloned() {
-            self.set_items(i, items);
-            self.restore_iterations(i);
-        }
+        let Some(input) = self.nodes[i].input.clone() else {
+            return;
+        };
+        let Some(Value::Array(kept)) = input.get(ITEMS) else {
+            return;
+        };
+        // The states of a `while`'s settled iterations are not kept: they
+        // are read again from nowhere (only its last iteration decides).
+        let before = input.get(BEFORE).and_then(Value::as_u64).unwrap_or(0);
+        let mut items = vec![Value::Null; usize::try_from(before).unwrap_or(0)];
+        items.extend(kept.iter().cloned());
+        self.set_items(i, items);
+        self.nodes[i].input = Some(input);
+        self.restore_iterations(i);
     }
 
     fn members(&self, frame: &Frame) -> std::ops::Range<usize> {

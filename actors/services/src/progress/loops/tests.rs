@@ -287,11 +287,26 @@ fn a_while_runs_one_iteration_per_state_and_hands_on_only_its_last() {
     assert_eq!(iterations.as_array().map(Vec::len), Some(1), "{iterations}");
     assert_eq!(iterations[0]["index"], json!(1));
     assert_eq!(iterations[0]["scope"]["state"], json!(1));
-    let back = reloaded(graph, &p);
-    assert_eq!(back.nodes[1].input, Some(json!({"items": [0, 1]})));
+    // Only the last state is journaled, with how many came before.
+    assert_eq!(p.nodes[1].input, Some(json!({"items": [1], "before": 1})));
+    let mut back = reloaded(graph, &p);
+    assert_eq!(
+        back.nodes[1].input,
+        Some(json!({"items": [1], "before": 1}))
+    );
     assert_eq!(
         back.nodes[entry(&back, "w[1].x")].status,
         NodeStatus::Succeeded
     );
     assert_eq!(back.decide(), vec![Decision::Finish(1)]);
+    let iterations = back.scope_of(1)["loop"]["iterations"].clone();
+    assert_eq!(iterations[0]["scope"]["state"], json!(1), "{iterations}");
+    // And the next state after a restore goes on from there.
+    back.push_state(1, json!(2));
+    assert_eq!(
+        back.nodes[1].input,
+        Some(json!({"items": [2], "before": 2}))
+    );
+    assert!(back.admit());
+    assert_eq!(back.scope_of(entry(&back, "w[2].x"))["state"], json!(2));
 }
