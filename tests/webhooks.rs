@@ -101,10 +101,12 @@ async fn failed_runs(mode: Mode) {
     let (status, headers, text) = call(&engine, "default", "late", json!({})).await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{text}");
     assert!(!headers.contains_key("retry-after"));
+    // The execution's id may hold "404" itself: it is left out of the check.
+    let id = execution_id(&text);
+    let rest = text.replace(&id, "");
     for internal in ["fetch", "404", "status", "http_request"] {
-        assert!(!text.contains(internal), "{internal} leaked: {text}");
+        assert!(!rest.contains(internal), "{internal} leaked: {text}");
     }
-    execution_id(&text);
 }
 both_modes!(failed_runs_answer_5xx_without_internals, failed_runs);
 
