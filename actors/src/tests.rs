@@ -177,6 +177,7 @@ impl Harness {
             traceparent: None,
             test: None,
             handles: None,
+            called_by: None,
         };
         self.store.create_execution(&new).await.unwrap().id
     }

@@ -314,9 +314,24 @@ pub struct Execution {
     pub finished_at: Option<i64>,
     /// The execution this one re-runs, and from which node.
     pub rerun_of: Option<RerunOf>,
+    /// For a child of a `call_workflow` node: the execution and step that
+    /// called it (the step's output names the child in turn).
+    pub parent: Option<Parent>,
+    /// For a run of an `on_error_workflow`: the execution whose failure it handles.
+    pub handles_failure_of: Option<ExecutionId>,
     /// A test run: started by hand on any version, perhaps with mocks.
     pub test: bool,
     pub nodes: Vec<NodeState>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Parent {
+    pub execution_id: ExecutionId,
+    pub workflow_id: WorkflowId,
+    /// The calling step (`each[2].call` inside a loop).
+    pub node: String,
+    /// Calls from the first execution of the chain to this one.
+    pub depth: u32,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -382,6 +397,13 @@ impl From<&ExecutionRecord> for Execution {
                 execution_id: o.execution,
                 from_node: o.node.clone(),
             }),
+            parent: r.called_by.as_ref().map(|c| Parent {
+                execution_id: c.execution,
+                workflow_id: c.workflow,
+                node: c.node.clone(),
+                depth: c.depth,
+            }),
+            handles_failure_of: r.handles,
             test: r.test.is_some(),
             nodes: r.steps.iter().map(|s| NodeState::of(r, s)).collect(),
         }

@@ -70,6 +70,8 @@ pub struct Behaviour {
     pub answers_caller: bool,
     /// Waits for a resume through the API, parked meanwhile.
     pub awaits_resume: bool,
+    /// Starts a child execution, and may wait (parked) for its end.
+    pub calls_workflow: bool,
     /// Its failure is the workflow's verdict on its run: neither retried
     /// nor handled by `on_error` (which is refused on it).
     pub ends_run: bool,
@@ -84,6 +86,7 @@ impl Behaviour {
             sandboxed: false,
             answers_caller: false,
             awaits_resume: false,
+            calls_workflow: false,
             ends_run: false,
         }
     }

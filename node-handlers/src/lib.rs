@@ -209,6 +209,9 @@ pub enum Outcome {
     AwaitResume { timeout: Option<Duration> },
     /// A `while` goes on: its next iteration starts from this state.
     Repeat { state: Value },
+    /// Start the node's child execution (`call_workflow`) with this input;
+    /// the execution records it, and waits for its end if the node says so.
+    Call { input: Value },
 }
 
 /// Where secrets come from.

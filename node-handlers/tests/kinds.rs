@@ -78,7 +78,7 @@ fn properties(schema: &Value) -> Vec<(String, Value)> {
 fn every_example_validates_and_every_field_says_how_it_is_read() {
     let registry = registry();
     let kinds = registry.kinds();
-    assert_eq!(kinds.len(), 25);
+    assert_eq!(kinds.len(), 26);
     for info in kinds {
         let example = node(info.primitive, info.kind, info.example.clone());
         assert_eq!(problems(&registry, &example), vec![], "{}", info.kind);

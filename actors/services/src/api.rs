@@ -213,6 +213,7 @@ impl EngineHandle {
                 format!("this tenant has no workflow {handler}"),
             ))));
         }
+        self.check_call_targets(tenant, &document).await?;
         Ok(document)
     }
 
@@ -422,6 +423,7 @@ impl EngineHandle {
             traceparent: traceparent.clone(),
             test: accept.test,
             handles: None,
+            called_by: None,
         };
         self.admit_start(new.tenant, payload_bytes).await?;
         let (created, here) = match &claim {

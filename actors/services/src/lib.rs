@@ -11,6 +11,7 @@ mod admission;
 mod api;
 mod billing;
 pub mod cache;
+mod calls;
 mod capacity;
 mod error;
 mod generate;

@@ -182,6 +182,7 @@ impl EngineHandle {
             test,
             // A handler's re-run is a handler still: it starts none.
             handles: record.handles,
+            called_by: None,
         };
         self.create_admitted(&new, payload_bytes).await?;
         crate::metrics::execution_started(record.tenant, record.workflow);

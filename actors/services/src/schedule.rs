@@ -269,5 +269,6 @@ async fn new_execution(
         traceparent: crate::trace::traceparent_of(&tick),
         test: None,
         handles: None,
+        called_by: None,
     })
 }

@@ -63,6 +63,8 @@ impl EngineHandle {
             None => self.get_workflow(tenant, id).await?.summary.latest_version,
         };
         let record = self.workflow_version(tenant, id, version).await?;
+        self.check_calls_on_publish(tenant, id, &record.document)
+            .await?;
         let nodes = &record.document.nodes;
         let routes: Vec<(String, String)> = nodes
             .iter()

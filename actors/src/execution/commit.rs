@@ -71,11 +71,15 @@ impl ExecutionState {
                 in_process: mark,
                 events: &events,
                 handler: pending.handler.as_ref(),
+                children: &pending.children,
+                to_parent: pending.to_parent.as_ref(),
+                take_slot: pending.take_slot,
             };
             match self.write_turn(&turn).await? {
                 Committed::Written {
                     woke,
                     first_position,
+                    parent_told,
                 } => {
                     if let Some(first) = first_position {
                         for (event, position) in events.iter_mut().zip(first..) {
@@ -85,6 +89,18 @@ impl ExecutionState {
                     metrics::credits_used(self.record.tenant, usage.credits);
                     if let Some(woken) = woke {
                         self.start_woken(woken).await;
+                    }
+                    if pending.take_slot
+                        || pending
+                            .transition
+                            .as_ref()
+                            .is_some_and(|c| c.to == flowmesh_model::ExecutionStatus::Running)
+                    {
+                        self.record.holds_slot = self.slots != flowmesh_store::Slots::Unlimited;
+                    }
+                    self.start_children(&pending.children).await;
+                    if parent_told {
+                        self.wake_parent().await;
                     }
                 }
                 Committed::Fenced => return Ok(false),
@@ -169,7 +185,7 @@ impl ExecutionState {
     /// This execution gave its tenant's concurrency slot back: the start
     /// that waited longest for one is sent now. The store made it due, so
     /// a lost command only leaves it to the claim sweep.
-    async fn start_woken(&self, woken: Woken) {
+    pub(super) async fn start_woken(&self, woken: Woken) {
         let command = Command::StartExecution {
             tenant: self.record.tenant,
             workflow: woken.workflow,

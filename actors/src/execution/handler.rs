@@ -6,8 +6,8 @@
 //! that is itself a handler, or a test run, starts none.
 
 use flowmesh_model::lifecycle::ExecutionTransition;
-use flowmesh_model::{Command, ExecutionId, WorkflowGraph};
-use flowmesh_store::{NewExecution, now_ms};
+use flowmesh_model::{Command, ExecutionId};
+use flowmesh_store::NewExecution;
 use serde_json::json;
 
 use super::ExecutionState;
@@ -30,50 +30,13 @@ impl ExecutionState {
         if self.record.handles.is_some() || self.record.test.is_some() {
             return None;
         }
-        let tenant = self.record.tenant;
-        let store = &self.ctx.store;
-        let skipped = |why: &str| {
-            tracing::warn!(execution = %self.record.id, handler = %handler, "failure handler not started: {why}");
-        };
-        let found = self
-            .patiently("get_workflow", || store.get_workflow(tenant, handler))
-            .await;
-        let version = match found {
-            Ok(found) => found.and_then(|w| w.summary.published_version),
-            Err(e) => {
-                skipped(&e.to_string());
+        let entry = self.entry(handler, None).await;
+        let entry = match entry.map_err(|e| e.to_string()).and_then(|entry| entry) {
+            Ok(entry) => entry,
+            Err(why) => {
+                tracing::warn!(execution = %self.record.id, handler = %handler, "failure handler not started: {why}");
                 return None;
             }
-        };
-        let Some(version) = version else {
-            skipped("the workflow is gone or has no published version");
-            return None;
-        };
-        let document = self
-            .patiently("workflow_version", || {
-                store.workflow_version(handler, version)
-            })
-            .await;
-        let document = match document {
-            Ok(Some(document)) => document,
-            Ok(None) => {
-                skipped("its published version is gone");
-                return None;
-            }
-            Err(e) => {
-                skipped(&e.to_string());
-                return None;
-            }
-        };
-        let deadline_ms = document
-            .settings
-            .timeout
-            .map(|t| now_ms() + t.0.as_millis() as i64);
-        let graph = WorkflowGraph::new(document);
-        // Its first trigger, with the input as the body, as an API start.
-        let Some(trigger) = graph.find_trigger(|_| true) else {
-            skipped("the workflow has no trigger");
-            return None;
         };
         let input = json!({
             "failed_node": self.progress.first_failure().map(|(node, _)| node),
@@ -84,19 +47,20 @@ impl ExecutionState {
         });
         Some(NewExecution {
             id: ExecutionId::new(),
-            tenant,
+            tenant: self.record.tenant,
             workflow: handler,
-            version,
-            trigger_node: graph.node(trigger).id.clone(),
+            version: entry.version,
+            trigger_node: entry.trigger_node,
             trigger: json!({"body": input, "headers": {}, "query": {}}),
             idempotency_key: Some(format!("on_error:{}", self.record.id)),
             fingerprint: None,
-            deadline_ms,
+            deadline_ms: entry.deadline_ms,
             origin: None,
             steps: Vec::new(),
             traceparent: self.record.traceparent.clone(),
             test: None,
             handles: Some(self.record.id),
+            called_by: None,
         })
     }
 

@@ -13,8 +13,10 @@
 //! an engine dying in them is known: see `deaths`).
 
 mod attempt;
+mod calls;
 mod commit;
 mod deaths;
+mod ending;
 mod failure;
 mod handler;
 mod loops;
@@ -110,6 +112,12 @@ struct Pending {
     usage: Metered,
     /// The failure handler the run's end starts, recorded with it.
     handler: Option<flowmesh_store::NewExecution>,
+    /// Child executions started by call steps, recorded with them.
+    children: Vec<flowmesh_store::NewExecution>,
+    /// A child's end, recorded for its parent's waiting step.
+    to_parent: Option<flowmesh_store::NewSignal>,
+    /// Taken up again after parking: a concurrency slot is to be taken.
+    take_slot: bool,
 }
 
 #[derive(Default)]
@@ -136,6 +144,8 @@ impl Pending {
             && self.attempts.is_empty()
             && self.inline.is_empty()
             && self.consumed.is_empty()
+            && self.children.is_empty()
+            && !self.take_slot
             && !self.check_signals
     }
 }
@@ -327,6 +337,15 @@ impl ExecutionState {
                 )
                 .await;
         }
+        if self.parent_gone().await? {
+            return self
+                .finish(
+                    myself,
+                    ExecutionTransition::Cancel,
+                    Some("cancelled: the execution that called it ended first".into()),
+                )
+                .await;
+        }
         if !self.account_for_deaths(myself).await? {
             return Ok(());
         }
@@ -339,6 +358,13 @@ impl ExecutionState {
             } else {
                 EventKind::ExecutionStarted
             });
+            if let Some(parent) = &self.record.called_by {
+                let (parent, node) = (parent.execution, parent.node.clone());
+                self.emit(EventKind::CalledBy { parent, node });
+            }
+        } else if !self.record.holds_slot && self.slots != Slots::Unlimited {
+            // Parked, it gave its slot back: it takes one again first.
+            self.pending.take_slot = true;
         }
         if let Some(deadline) = self.record.deadline_ms {
             let left = deadline - now_ms();
@@ -439,6 +465,10 @@ impl ExecutionState {
                 }
                 self.pending.usage.node_runs += 1;
                 let result = self.run_inline(i).await;
+                let result = match self.place_call(myself, i, result).await? {
+                    calls::Placed::Waiting => continue,
+                    calls::Placed::Result(result) => result,
+                };
                 if let AfterNode::Fail(error) = self.record_result(myself, i, attempt, result)? {
                     return self
                         .finish(myself, ExecutionTransition::Fail, Some(error))
@@ -590,6 +620,10 @@ impl ExecutionState {
         self.running.remove(&i);
         self.pending.usage.node_runs += 1;
         self.progress.nodes[i].logs = logs;
+        let result = match self.place_call(myself, i, result).await? {
+            calls::Placed::Waiting => return Ok(()),
+            calls::Placed::Result(result) => result,
+        };
         match self.record_result(myself, i, attempt, result)? {
             AfterNode::Advance => self.advance(myself).await,
             AfterNode::Hold => Ok(()),
@@ -650,6 +684,13 @@ impl ExecutionState {
                 self.pending.check_signals = true;
                 Ok(AfterNode::Hold)
             }
+            // Placed before it gets here (see `calls`); a kind other than
+            // `call_workflow` asking for a call is not one.
+            Ok(Outcome::Call { .. }) => self.node_failed(
+                i,
+                &NodeError::permanent("only a call_workflow node starts a child execution"),
+                false,
+            ),
             Err(error) => {
                 let node = self.progress.node(i);
                 // User code that ran out of time or took its sandbox down
@@ -727,78 +768,6 @@ impl ExecutionState {
                 self.advance(myself).await
             }
             _ => Ok(()),
-        }
-    }
-
-    async fn finish(
-        &mut self,
-        myself: &ActorRef<ExecutionMsg>,
-        t: ExecutionTransition,
-        error: Option<String>,
-    ) -> Result<(), ActorProcessingErr> {
-        self.finish_with(myself, t, None, error).await
-    }
-
-    /// Ends the execution: abandons what still runs, records the end, announces it.
-    async fn finish_with(
-        &mut self,
-        myself: &ActorRef<ExecutionMsg>,
-        t: ExecutionTransition,
-        output: Option<Value>,
-        error: Option<String>,
-    ) -> Result<(), ActorProcessingErr> {
-        if self.record.status.is_terminal() {
-            return Ok(());
-        }
-        let handler = self.failure_handler(t, error.as_deref()).await;
-        for (_, task) in self.running.drain().chain(self.timers.drain()) {
-            task.abort();
-        }
-        self.pending.attempts.clear();
-        self.pending.inline.clear();
-        self.pending.mocked.clear();
-        let end = match t {
-            ExecutionTransition::Cancel => NodeTransition::Cancel,
-            _ => NodeTransition::Abort,
-        };
-        for i in self.progress.entries().collect::<Vec<_>>() {
-            if !self.progress.nodes[i].status.is_terminal() {
-                let status = self.progress.apply(i, end)?;
-                if status == NodeStatus::Failed {
-                    self.progress.nodes[i].error =
-                        Some("abandoned: the execution ended first".into());
-                }
-                if matches!(status, NodeStatus::Failed | NodeStatus::Cancelled) {
-                    self.progress.nodes[i].finished_at = Some(now_ms());
-                }
-                self.save(i);
-            }
-        }
-        self.stage_transition(t, output.clone(), error.clone())?;
-        self.pending.handler = handler.clone();
-        let status = self.pending.transition.as_ref().map(|c| c.to);
-        self.emit(EventKind::ExecutionFinished {
-            status: status.unwrap_or(self.record.status),
-            output: output.as_ref().map(JsonText::from_value),
-            error,
-        });
-        // Losing means another writer ended it (a cancel raced a finish):
-        // theirs stands. Winning gives up the lease in the same commit.
-        if self.commit(myself).await?
-            && let Some(status) = status
-        {
-            metrics::execution_finished(self.record.tenant, self.record.workflow, status);
-            if let Some(handler) = &handler {
-                self.start_handler(handler).await;
-            }
-        }
-        myself.stop(None);
-        Ok(())
-    }
-
-    fn stop_if_drained(&self, myself: &ActorRef<ExecutionMsg>) {
-        if self.running.is_empty() {
-            myself.stop(Some("draining".into()));
         }
     }
 }

@@ -7,16 +7,25 @@ use flowmesh_model::lifecycle::{ExecutionTransition, NodeTransition};
 use flowmesh_model::{EventKind, ExecutionStatus, NodeStatus};
 use flowmesh_node_handlers::{ErrorClass, NodeError};
 use flowmesh_store::failpoints::crash_point;
-use flowmesh_store::{Park, now_ms};
+use flowmesh_store::{Park, Parked, now_ms};
 use ractor::{ActorProcessingErr, ActorRef};
 use serde_json::json;
 
 use super::{AfterNode, ExecutionMsg, ExecutionState};
 
 impl ExecutionState {
+    /// Whether a waiting node waits for a signal: a resume, or the end of
+    /// the child it called.
     pub(super) fn is_event_wait(&self, i: usize) -> bool {
-        let node = self.progress.node(i);
-        self.ctx.runner.behaviour(node).awaits_resume
+        let behaviour = self.ctx.runner.behaviour(self.progress.node(i));
+        behaviour.awaits_resume || behaviour.calls_workflow
+    }
+
+    fn is_call(&self, i: usize) -> bool {
+        self.ctx
+            .runner
+            .behaviour(self.progress.node(i))
+            .calls_workflow
     }
 
     /// A node starts waiting, for `duration` or (none) until a resume.
@@ -49,12 +58,17 @@ impl ExecutionState {
         i: usize,
     ) -> Result<(), ActorProcessingErr> {
         if self.is_event_wait(i) {
-            let error = NodeError {
-                class: ErrorClass::Timeout,
-                message: "no resume arrived before the wait's timeout".into(),
+            let after = if self.is_call(i) {
+                self.call_timed_out(i).await?
+            } else {
+                let error = NodeError {
+                    class: ErrorClass::Timeout,
+                    message: "no resume arrived before the wait's timeout".into(),
+                };
+                // Waiting again would not make the resume come.
+                self.node_failed(i, &error, false)?
             };
-            // Waiting again would not make the resume come.
-            return match self.node_failed(i, &error, false)? {
+            return match after {
                 AfterNode::Fail(error) => {
                     self.finish(myself, ExecutionTransition::Fail, Some(error))
                         .await
@@ -89,12 +103,26 @@ impl ExecutionState {
             Err(e) => return Err(e.into()),
         };
         let mut resumed = false;
+        let mut failed = None;
         for signal in signals {
             let Some(&i) = self.progress.index.get(&signal.node) else {
                 self.pending.consumed.push(signal.id);
                 continue;
             };
             match self.progress.nodes[i].status {
+                NodeStatus::Waiting if self.is_call(i) => {
+                    self.pending.consumed.push(signal.id);
+                    match self.child_ended(i, &signal.payload)? {
+                        None => {}
+                        Some(AfterNode::Fail(error)) => failed = Some(error),
+                        Some(_) => {
+                            if let Some(timer) = self.timers.remove(&i) {
+                                timer.abort();
+                            }
+                            resumed = true;
+                        }
+                    }
+                }
                 NodeStatus::Waiting if self.is_event_wait(i) => {
                     if let Some(timer) = self.timers.remove(&i) {
                         timer.abort();
@@ -111,6 +139,11 @@ impl ExecutionState {
                 // Not waiting yet: kept until it is.
                 _ => {}
             }
+        }
+        if let Some(error) = failed {
+            return self
+                .finish(myself, ExecutionTransition::Fail, Some(error))
+                .await;
         }
         if resumed {
             self.advance(myself).await?;
@@ -152,6 +185,7 @@ impl ExecutionState {
         }
         let park = Park {
             owner: &self.ctx.options.node_id,
+            tenant: self.record.tenant,
             execution: self.record.id,
             wake_at: next,
         };
@@ -161,9 +195,12 @@ impl ExecutionState {
             Err(e) if e.is_retryable() => return Ok(()),
             Err(e) => return Err(e.into()),
         };
-        if parked {
+        if let Parked::Parked { woke } = parked {
             crash_point("engine::park::parked");
             flowmesh_services::metrics::parked();
+            if let Some(woken) = woke {
+                self.start_woken(woken).await;
+            }
             myself.stop(Some("parked".into()));
             return Ok(());
         }

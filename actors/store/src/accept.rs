@@ -33,11 +33,13 @@ pub(crate) async fn insert_execution<'e, E>(
 where
     E: sqlx::Executor<'e, Database = sqlx::Any>,
 {
+    let parent = new.called_by.as_ref();
     let inserted = sqlx::query(
         "INSERT INTO executions (id, tenant_id, workflow_id, version, status, trigger_node, trigger_data, \
          idempotency_key, deadline_ms, created_at, wake_at, origin_id, origin_node, traceparent, request_fingerprint, test, mocks, \
-         handles_id, owner, in_process_by) \
-         VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) \
+         handles_id, owner, in_process_by, parent_id, parent_workflow_id, parent_node, call_depth, cancel_with_parent) \
+         VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, \
+         $20, $21, $22, $23, $24) \
          ON CONFLICT DO NOTHING",
     )
     .bind(new.id.to_string())
@@ -63,6 +65,11 @@ where
     .bind(new.handles.map(|h| h.to_string()))
     .bind(claim.map(|c| c.owner.clone()))
     .bind(claim.map(|c| c.incarnation.clone()))
+    .bind(parent.map(|p| p.execution.to_string()))
+    .bind(parent.map(|p| p.workflow.to_string()))
+    .bind(parent.map(|p| p.node.clone()))
+    .bind(parent.map_or(0, |p| i64::from(p.depth)))
+    .bind(i64::from(parent.is_some_and(|p| p.cancel_with_parent)))
     .execute(executor)
     .await?
     .rows_affected();
@@ -120,6 +127,8 @@ impl Store {
             finished_at: None,
             origin: new.origin.clone(),
             handles: new.handles,
+            called_by: new.called_by.clone(),
+            holds_slot: false,
             traceparent: new.traceparent.clone(),
             test: new.test.clone(),
             steps: new.steps.clone(),

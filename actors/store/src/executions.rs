@@ -2,18 +2,19 @@
 
 use std::time::Duration;
 
-use flowmesh_model::{ExecutionEvent, ExecutionId, ExecutionStatus, TenantId};
+use flowmesh_model::{ExecutionEvent, ExecutionId, ExecutionStatus, TenantId, WorkflowId};
 use sqlx::any::AnyRow;
 
 use crate::batch::Batch;
 use crate::credits::{Usage, add_usage};
 use crate::deaths::{Mark, claim_mark};
 use crate::failpoints::crash_point;
+use crate::limits::SLOT_HELD;
 
 use crate::{
-    Error, ExecutionChange, ExecutionPage, ExecutionQuery, ExecutionRecord, ExecutionSummary,
-    InProcess, NewExecution, Origin, StepRecord, Store, TestRun, Woken, int, json, now_ms, opt_int,
-    opt_text, parse, text,
+    CalledBy, Error, ExecutionChange, ExecutionPage, ExecutionQuery, ExecutionRecord,
+    ExecutionSummary, InProcess, NewExecution, NewSignal, Origin, StepRecord, Store, TestRun,
+    Woken, int, json, now_ms, opt_int, opt_text, parse, text,
 };
 
 const ACTIVE: &str = "status IN ('queued', 'running')";
@@ -63,6 +64,15 @@ pub struct Turn<'a> {
     /// The run an end by failure starts (`on_error_workflow`), recorded
     /// with the end so that neither is lost without the other.
     pub handler: Option<&'a NewExecution>,
+    /// Child executions its `call_workflow` steps start, recorded with
+    /// the steps that name them.
+    pub children: &'a [NewExecution],
+    /// For a child execution's end: the signal that ends its parent's wait
+    /// (recorded if the parent's step still waits).
+    pub to_parent: Option<&'a NewSignal>,
+    /// A parked execution taken up again: it takes a concurrency slot (or
+    /// waits for one, unowned) before the turn is written.
+    pub take_slot: bool,
 }
 
 /// Whether executions of a tenant take concurrency slots.
@@ -85,6 +95,9 @@ pub enum Committed {
     Written {
         woke: Option<Woken>,
         first_position: Option<u64>,
+        /// A child's end was recorded for its waiting parent: the parent
+        /// should be told to apply it.
+        parent_told: bool,
     },
     /// Nothing was written: the writer no longer owns the execution, or
     /// another writer moved it on.
@@ -201,6 +214,18 @@ fn execution(row: &AnyRow, steps: Vec<StepRecord>) -> Result<ExecutionRecord, Er
         handles: opt_text(row, "handles_id")?
             .map(|id| id.parse().map_err(|_| Error::Corrupt("handles_id".into())))
             .transpose()?,
+        called_by: match opt_text(row, "parent_id")? {
+            Some(id) => Some(CalledBy {
+                execution: id.parse().map_err(|_| Error::Corrupt("parent_id".into()))?,
+                workflow: parse(row, "parent_workflow_id")?,
+                node: opt_text(row, "parent_node")?.unwrap_or_default(),
+                depth: u32::try_from(int(row, "call_depth")?)
+                    .map_err(|_| Error::Corrupt("call_depth".into()))?,
+                cancel_with_parent: int(row, "cancel_with_parent")? != 0,
+            }),
+            None => None,
+        },
+        holds_slot: opt_text(row, "slot")?.as_deref() == Some(SLOT_HELD),
         test: if int(row, "test")? != 0 {
             Some(TestRun {
                 mocks: json(row, "mocks")?
@@ -364,8 +389,8 @@ impl Store {
             .fetch_one(&mut *tx)
             .await?;
         let tenant = parse(&row, "tenant_id")?;
-        if change.from == ExecutionStatus::Running && change.to.is_terminal() {
-            Self::give_slot(&mut tx, tenant).await?;
+        if change.to.is_terminal() {
+            Self::give_held_slot(&mut tx, tenant, change.id).await?;
         }
         let first_position = crate::events::record(&mut tx, self.backend, tenant, events).await?;
         tx.commit().await?;
@@ -426,12 +451,26 @@ impl Store {
     pub async fn commit_turn(&self, turn: &Turn<'_>) -> Result<Committed, Error> {
         let mut tx = self.pool.begin().await?;
         let mut woke = None;
+        let ends = turn.transition.is_some_and(|c| c.to.is_terminal());
+        // A parked execution taken up again takes a slot before anything
+        // else; an end needs none.
+        if turn.take_slot
+            && !ends
+            && !self
+                .take_slot_or_wait(&mut tx, turn, ExecutionStatus::Running)
+                .await?
+        {
+            tx.commit().await?;
+            return Ok(Committed::NoSlot);
+        }
         let owned = match turn.transition {
             Some(change) => {
                 if turn.slots != Slots::Unlimited
                     && change.from == ExecutionStatus::Queued
                     && change.to == ExecutionStatus::Running
-                    && !self.take_slot_or_wait(&mut tx, turn).await?
+                    && !self
+                        .take_slot_or_wait(&mut tx, turn, ExecutionStatus::Queued)
+                        .await?
                 {
                     tx.commit().await?;
                     return Ok(Committed::NoSlot);
@@ -439,12 +478,8 @@ impl Store {
                 let won = self
                     .apply_transition(&mut tx, turn.owner, change, turn.in_process)
                     .await?;
-                if won
-                    && turn.slots != Slots::Unlimited
-                    && change.from == ExecutionStatus::Running
-                    && change.to.is_terminal()
-                {
-                    woke = Self::give_slot(&mut tx, turn.tenant).await?;
+                if won && change.to.is_terminal() {
+                    woke = Self::give_held_slot(&mut tx, turn.tenant, turn.execution).await?;
                 }
                 won
             }
@@ -488,6 +523,17 @@ impl Store {
             // Its idempotency key makes a second end's handler a no-op.
             crate::accept::insert_execution(&mut *tx, handler, None, now_ms()).await?;
         }
+        for child in turn.children {
+            // Recorded with the step that names it: a turn written again
+            // (its commit's answer lost) finds it there and adds nothing.
+            crate::accept::insert_execution(&mut *tx, child, None, now_ms()).await?;
+        }
+        let parent_told = match turn.to_parent {
+            Some(signal) if ends => {
+                crate::parking::tell_parent(&mut tx, signal, &turn.execution.to_string()).await?
+            }
+            _ => false,
+        };
         // The rest of the turn in one batch: with SQLite one round trip.
         let mut batch = Batch::new(self.backend);
         for chunk in turn.steps.chunks(STEPS_PER_STATEMENT) {
@@ -514,6 +560,7 @@ impl Store {
         Ok(Committed::Written {
             woke,
             first_position,
+            parent_told,
         })
     }
 
@@ -538,6 +585,43 @@ impl Store {
             .bind(id.to_string())
             .bind(tenant.to_string())
             .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| parse(&row, "status")).transpose()
+    }
+
+    /// Flags the running children of an ended execution that are to be
+    /// cancelled with it; returns them (id, workflow), for their commands.
+    pub async fn cancel_children(
+        &self,
+        tenant: TenantId,
+        parent: ExecutionId,
+    ) -> Result<Vec<(ExecutionId, WorkflowId)>, Error> {
+        let rows = sqlx::query(&format!(
+            "UPDATE executions SET cancel_requested = 1, \
+             wake_at = CASE WHEN owner IS NULL THEN $3 ELSE wake_at END \
+             WHERE parent_id = $1 AND tenant_id = $2 AND cancel_with_parent = 1 \
+             AND cancel_requested = 0 AND {ACTIVE} RETURNING id, workflow_id"
+        ))
+        .bind(parent.to_string())
+        .bind(tenant.to_string())
+        .bind(now_ms())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| Ok((parse(row, "id")?, parse(row, "workflow_id")?)))
+            .collect()
+    }
+
+    /// An execution's status alone.
+    pub async fn execution_status(
+        &self,
+        tenant: TenantId,
+        id: ExecutionId,
+    ) -> Result<Option<ExecutionStatus>, Error> {
+        let row = sqlx::query("SELECT status FROM executions WHERE id = $1 AND tenant_id = $2")
+            .bind(id.to_string())
+            .bind(tenant.to_string())
+            .fetch_optional(self.reader())
             .await?;
         row.map(|row| parse(&row, "status")).transpose()
     }

@@ -47,7 +47,7 @@ pub use events::{EVENT_PAGE, EventScope, Resume};
 pub use executions::{ClaimRequest, Committed, Slots, Turn};
 pub use limits::{TenantLimits, Woken};
 pub use models::ModelSettings;
-pub use parking::{NewSignal, Park, Signal, SignalAdded};
+pub use parking::{NewSignal, Park, Parked, Signal, SignalAdded};
 pub use records::*;
 pub use retention::{
     DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_RETENTION_MS, SettingsChange, TenantSettings,

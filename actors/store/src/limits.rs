@@ -1,7 +1,7 @@
 //! Per-tenant limits set by the instance's administrators, and the
 //! concurrency slots they bound.
 
-use flowmesh_model::{ExecutionId, TenantId, WorkflowId};
+use flowmesh_model::{ExecutionId, ExecutionStatus, TenantId, WorkflowId};
 use serde::{Deserialize, Serialize};
 
 use crate::{Error, Slots, Store, Turn, now_ms, parse};
@@ -13,6 +13,10 @@ const SLOT_WAIT_MS: i64 = 30_000;
 /// Spread of those retries, so that a tenant's waiting starts do not all
 /// come back at once.
 const SLOT_WAIT_SPREAD_MS: u128 = 5_000;
+/// `executions.slot` of an execution holding a slot, and of one parked,
+/// due, and waiting to take one again.
+pub(crate) const SLOT_HELD: &str = "held";
+const SLOT_WAITING: &str = "waiting";
 
 /// A start that waited for a concurrency slot, woken because an execution
 /// of its tenant gave one back: its start command is due now.
@@ -44,10 +48,29 @@ impl Store {
         limits: &TenantLimits,
     ) -> Result<bool, Error> {
         let mut tx = self.pool.begin().await?;
+        // A new limit may leave slots free: starts waiting for one are due.
+        let now = now_ms();
+        sqlx::query(
+            "UPDATE executions SET wake_at = $2 WHERE tenant_id = $1 AND owner IS NULL \
+             AND (status = 'queued' OR slot = 'waiting') AND wake_at > $2",
+        )
+        .bind(tenant.to_string())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        // Counted afresh: the running executions that are not parked hold
+        // one each; parked ones take one when they are taken up again.
+        sqlx::query(
+            "UPDATE executions SET slot = CASE WHEN owner IS NULL THEN NULL ELSE 'held' END \
+             WHERE tenant_id = $1 AND status = 'running'",
+        )
+        .bind(tenant.to_string())
+        .execute(&mut *tx)
+        .await?;
         let updated = sqlx::query(
             "UPDATE tenants SET rate_limit = $2, max_concurrent = $3, max_payload_bytes = $4, \
-             running = (SELECT COUNT(*) FROM executions WHERE tenant_id = $1 AND status = 'running') \
-             WHERE id = $1",
+             running = (SELECT COUNT(*) FROM executions WHERE tenant_id = $1 AND status = 'running' \
+             AND slot = 'held') WHERE id = $1",
         )
         .bind(tenant.to_string())
         .bind(limits.rate_limit)
@@ -70,13 +93,15 @@ impl Store {
         Ok(updated == 1)
     }
 
-    /// Takes a concurrency slot for a start, or else leaves the execution
-    /// waiting for one: unowned, due again in [`SLOT_WAIT_MS`] unless an
-    /// ending execution wakes it first. Returns whether it took a slot.
+    /// Takes a concurrency slot for a start, or for a parked execution taken
+    /// up again, or else leaves the execution waiting for one: unowned, due
+    /// again in [`SLOT_WAIT_MS`] unless an execution giving one back wakes
+    /// it first. Returns whether it took a slot.
     pub(crate) async fn take_slot_or_wait(
         &self,
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
         turn: &Turn<'_>,
+        status: ExecutionStatus,
     ) -> Result<bool, Error> {
         let Turn {
             tenant,
@@ -88,33 +113,41 @@ impl Store {
             Slots::Unlimited => return Ok(true),
             Slots::Limited { instance } => instance,
         };
-        if Self::take_slot(tx, tenant, instance).await? {
-            return Ok(true);
+        let mut taken = Self::take_slot(tx, tenant, instance).await?;
+        if !taken {
+            // Once the tenant's row is locked, a slot given back meanwhile is
+            // seen, and one given back later finds this execution waiting (its
+            // giver locks the row first): no wake-up falls between the two.
+            sqlx::query(&format!(
+                "SELECT running FROM tenants WHERE id = $1 {}",
+                self.backend.lock_row()
+            ))
+            .bind(tenant.to_string())
+            .fetch_optional(&mut **tx)
+            .await?;
+            taken = Self::take_slot(tx, tenant, instance).await?;
         }
-        // Once the tenant's row is locked, a slot given back meanwhile is
-        // seen, and one given back later finds this execution waiting (its
-        // giver locks the row first): no wake-up falls between the two.
-        sqlx::query(&format!(
-            "SELECT running FROM tenants WHERE id = $1 {}",
-            self.backend.lock_row()
-        ))
-        .bind(tenant.to_string())
-        .fetch_optional(&mut **tx)
-        .await?;
-        if Self::take_slot(tx, tenant, instance).await? {
+        if taken {
+            sqlx::query("UPDATE executions SET slot = $2 WHERE id = $1")
+                .bind(execution.to_string())
+                .bind(SLOT_HELD)
+                .execute(&mut **tx)
+                .await?;
             return Ok(true);
         }
         let spread = (execution.0.as_u128() % SLOT_WAIT_SPREAD_MS) as i64;
         sqlx::query(
             "UPDATE executions SET owner = NULL, wake_at = $3, in_process_by = NULL, \
-             in_process_node = NULL WHERE id = $1 AND owner = $2 AND status = 'queued'",
+             in_process_node = NULL, slot = $4 WHERE id = $1 AND owner = $2 AND status = $5",
         )
         .bind(execution.to_string())
         .bind(owner)
         .bind(now_ms() + SLOT_WAIT_MS + spread)
+        .bind(SLOT_WAITING)
+        .bind(status.as_str())
         .execute(&mut **tx)
         .await?;
-        Ok(false)
+        Ok(taken)
     }
 
     /// Takes a concurrency slot of the tenant, bounded by its own limit or
@@ -136,8 +169,27 @@ impl Store {
         Ok(taken == 1)
     }
 
+    /// Gives back the slot an execution holds, if it holds one: when it
+    /// ends, and when it parks.
+    pub(crate) async fn give_held_slot(
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        tenant: TenantId,
+        execution: ExecutionId,
+    ) -> Result<Option<Woken>, Error> {
+        let held = sqlx::query("UPDATE executions SET slot = NULL WHERE id = $1 AND slot = $2")
+            .bind(execution.to_string())
+            .bind(SLOT_HELD)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+        if held == 0 {
+            return Ok(None);
+        }
+        Self::give_slot(tx, tenant).await
+    }
+
     /// Gives a concurrency slot back and wakes the tenant's oldest start
-    /// waiting for one (made due now; the caller sends its start command).
+    /// (or parked execution due again) waiting for one (made due now; the caller sends its start command).
     /// One already woken and not yet started is not woken twice.
     pub(crate) async fn give_slot(
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
@@ -155,7 +207,8 @@ impl Store {
         let woken = sqlx::query(
             "UPDATE executions SET wake_at = $2 WHERE id = (\
              SELECT id FROM executions WHERE tenant_id = $1 AND owner IS NULL \
-             AND status = 'queued' AND wake_at > $2 ORDER BY created_at LIMIT 1) \
+             AND (status = 'queued' OR slot = 'waiting') AND wake_at > $2 \
+             ORDER BY created_at LIMIT 1) \
              RETURNING id, workflow_id",
         )
         .bind(tenant.to_string())

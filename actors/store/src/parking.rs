@@ -7,7 +7,7 @@
 
 use flowmesh_model::{ExecutionId, TenantId};
 
-use crate::{Error, Store, json, now_ms, opt_text, text};
+use crate::{Error, Store, Woken, json, now_ms, opt_text, text};
 
 /// A resume waiting to be applied by its execution.
 #[derive(Clone, Debug, PartialEq)]
@@ -46,15 +46,65 @@ pub enum SignalAdded {
 #[derive(Clone, Copy, Debug)]
 pub struct Park<'a> {
     pub owner: &'a str,
+    pub tenant: TenantId,
     pub execution: ExecutionId,
     pub wake_at: Option<i64>,
 }
 
+/// What became of a park.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Parked {
+    /// Parked; `woke`: the slot it gave back woke this start, due now.
+    Parked {
+        woke: Option<Woken>,
+    },
+    Refused,
+}
+
+/// Records a child's end for its parent's waiting step, in the child's
+/// ending turn, and makes a parked parent due. Returns whether it was
+/// recorded (the step still waits, and had no signal yet).
+/// The signal's id is the child's: one end per child.
+pub(crate) async fn tell_parent(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    signal: &NewSignal,
+    id: &str,
+) -> Result<bool, Error> {
+    let now = now_ms();
+    let inserted = sqlx::query(
+        "INSERT INTO execution_signals (id, execution_id, node, payload, created_at, idempotency_key) \
+         SELECT $1, $2, $3, $4, CAST($5 AS BIGINT), NULL WHERE EXISTS (SELECT 1 FROM steps \
+         WHERE execution_id = $2 AND node = $3 AND status = 'waiting') \
+         ON CONFLICT (execution_id, node) DO NOTHING",
+    )
+    .bind(id)
+    .bind(signal.execution.to_string())
+    .bind(&signal.node)
+    .bind(signal.payload.to_string())
+    .bind(now)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    if inserted == 1 {
+        sqlx::query(
+            "UPDATE executions SET wake_at = CASE WHEN owner IS NULL THEN $3 ELSE wake_at END \
+             WHERE id = $1 AND tenant_id = $2 AND status IN ('queued', 'running')",
+        )
+        .bind(signal.execution.to_string())
+        .bind(signal.tenant.to_string())
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(inserted == 1)
+}
+
 impl Store {
-    /// Gives up ownership of a waiting execution. Refused (false) when the
-    /// writer no longer owns it, or a resume or a cancel arrived meanwhile:
-    /// the owner applies that first.
-    pub async fn park_execution(&self, park: &Park<'_>) -> Result<bool, Error> {
+    /// Gives up ownership of a waiting execution, and the concurrency slot
+    /// it holds (waking a start waiting for one). Refused when the writer
+    /// no longer owns it, or a resume or a cancel arrived meanwhile: the
+    /// owner applies that first.
+    pub async fn park_execution(&self, park: &Park<'_>) -> Result<Parked, Error> {
         let mut tx = self.pool.begin().await?;
         let parked = sqlx::query(
             "UPDATE executions SET owner = NULL, wake_at = $3 \
@@ -82,10 +132,11 @@ impl Store {
         .is_some();
         if parked != 1 || pending {
             tx.rollback().await?;
-            return Ok(false);
+            return Ok(Parked::Refused);
         }
+        let woke = Self::give_held_slot(&mut tx, park.tenant, park.execution).await?;
         tx.commit().await?;
-        Ok(true)
+        Ok(Parked::Parked { woke })
     }
 
     /// Records a resume for a running execution of the tenant whose node

@@ -61,6 +61,22 @@ pub struct NewExecution {
     pub test: Option<TestRun>,
     /// The execution whose failure this run handles (`on_error_workflow`).
     pub handles: Option<ExecutionId>,
+    /// The `call_workflow` step that started this run as its child.
+    pub called_by: Option<CalledBy>,
+}
+
+/// Where a child execution was called from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CalledBy {
+    pub execution: ExecutionId,
+    pub workflow: WorkflowId,
+    /// The parent's step key (`each[2].call` inside a loop).
+    pub node: String,
+    /// Calls between the first execution of the chain and this one (1 for
+    /// a child of an execution nobody called).
+    pub depth: u32,
+    /// Whether the parent's end cancels this run.
+    pub cancel_with_parent: bool,
 }
 
 /// What makes an execution a test run: started by hand on any version, and
@@ -107,6 +123,13 @@ pub struct ExecutionRecord {
     /// The execution whose failure this run handles (`on_error_workflow`).
     #[serde(skip)]
     pub handles: Option<ExecutionId>,
+    /// Set for a child of a `call_workflow` node.
+    #[serde(skip)]
+    pub called_by: Option<CalledBy>,
+    /// Whether it holds one of its tenant's concurrency slots (none while
+    /// parked).
+    #[serde(skip)]
+    pub holds_slot: bool,
     pub steps: Vec<StepRecord>,
     /// In-process work its owner marked as possibly running.
     #[serde(skip)]

@@ -70,6 +70,18 @@ pub enum EventKind {
     /// of its own (last, so that encoded events keep their numbers) because
     /// recorded `ExecutionStarted` events have no field to add it to.
     TestRunStarted,
+    /// A `call_workflow` node started a child execution.
+    ChildStarted {
+        node: String,
+        child: ExecutionId,
+        workflow: WorkflowId,
+    },
+    /// This execution was started by a `call_workflow` node of `parent`
+    /// (at its step `node`): the child's first event after its start.
+    CalledBy {
+        parent: ExecutionId,
+        node: String,
+    },
 }
 
 impl EventKind {
@@ -85,6 +97,8 @@ impl EventKind {
             EventKind::NodeWaiting { .. } => "node_waiting",
             EventKind::Responded { .. } => "responded",
             EventKind::ExecutionFinished { .. } => "execution_finished",
+            EventKind::ChildStarted { .. } => "child_started",
+            EventKind::CalledBy { .. } => "called_by",
         }
     }
 
@@ -129,6 +143,14 @@ impl ExecutionEvent {
                 "output": output.as_ref().map(JsonText::to_value),
                 "error": error,
             }),
+            EventKind::ChildStarted {
+                node,
+                child,
+                workflow,
+            } => json!({"node": node, "child_execution_id": child, "child_workflow_id": workflow}),
+            EventKind::CalledBy { parent, node } => {
+                json!({"parent_execution_id": parent, "node": node})
+            }
         };
         body["type"] = json!(self.kind.name());
         body["execution_id"] = json!(self.execution);

@@ -3,6 +3,7 @@
 //! that cross the bus. Pure data: serde and JSON Schema only, no I/O.
 
 pub mod access;
+pub mod call_workflow;
 pub mod command;
 pub mod document;
 pub mod duration;

@@ -355,6 +355,8 @@ fn real_answers_conform_to_their_schemas() {
         traceparent: None,
         test: Some(records::TestRun::default()),
         handles: None,
+        called_by: None,
+        holds_slot: false,
         steps: vec![StepRecord {
             execution,
             node: "hook".into(),

@@ -4,6 +4,7 @@
 pub mod agents;
 pub mod aggregate;
 pub mod ai;
+pub mod call_workflow;
 pub mod code;
 pub mod credentials;
 pub mod fail;
@@ -54,6 +55,7 @@ pub(crate) fn all() -> Vec<Box<dyn Kind>> {
         registered::<wait_for_event::WaitForEvent>(),
         registered::<for_each::ForEach>(),
         registered::<while_loop::While>(),
+        registered::<call_workflow::CallWorkflow>(),
         registered::<if_else::IfElse>(),
         registered::<switch::Switch>(),
         registered::<filter::Filter>(),

@@ -353,6 +353,8 @@ mod tests {
             traceparent: None,
             test: None,
             handles: None,
+            called_by: None,
+            holds_slot: false,
             steps,
             in_process: None,
             engine_death_at: None,

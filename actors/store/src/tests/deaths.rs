@@ -35,6 +35,9 @@ fn turn<'a>(
         in_process,
         events: &[],
         handler: None,
+        children: &[],
+        to_parent: None,
+        take_slot: false,
     }
 }
 
@@ -62,7 +65,8 @@ async fn marks_follow_claims_turns_and_graceful_stops(store: &Store) {
         store.commit_turn(&starting).await.unwrap(),
         Committed::Written {
             woke: None,
-            first_position: None
+            first_position: None,
+            parent_told: false,
         }
     );
     assert_eq!(mark_of(store, id).await, marked("second-run", Some("code")));
@@ -90,7 +94,8 @@ async fn marks_follow_claims_turns_and_graceful_stops(store: &Store) {
         store.commit_turn(&clearing).await.unwrap(),
         Committed::Written {
             woke: None,
-            first_position: None
+            first_position: None,
+            parent_told: false,
         }
     );
     assert_eq!(mark_of(store, id).await, None);
@@ -100,7 +105,8 @@ async fn marks_follow_claims_turns_and_graceful_stops(store: &Store) {
         store.commit_turn(&marking).await.unwrap(),
         Committed::Written {
             woke: None,
-            first_position: None
+            first_position: None,
+            parent_told: false,
         }
     );
     store.release_leases(OWNER).await.unwrap();

@@ -45,6 +45,9 @@ async fn record_as(
         in_process: Mark::Keep,
         events,
         handler: None,
+        children: &[],
+        to_parent: None,
+        take_slot: false,
     };
     store.commit_turn(&turn).await.unwrap()
 }
@@ -58,7 +61,8 @@ async fn events_are_recorded_with_their_turn_and_replayed(store: &Store) {
         record_as(store, OWNER, (tenant, id), &first).await,
         Committed::Written {
             woke: None,
-            first_position: Some(1)
+            first_position: Some(1),
+            parent_told: false,
         }
     );
     // Another tenant's events take positions of its own.
@@ -66,7 +70,8 @@ async fn events_are_recorded_with_their_turn_and_replayed(store: &Store) {
         record_as(store, OWNER, (other, theirs), &events(other, theirs, 1..3)).await,
         Committed::Written {
             woke: None,
-            first_position: Some(1)
+            first_position: Some(1),
+            parent_told: false,
         }
     );
     assert_eq!(
@@ -79,7 +84,8 @@ async fn events_are_recorded_with_their_turn_and_replayed(store: &Store) {
         .await,
         Committed::Written {
             woke: None,
-            first_position: Some(4)
+            first_position: Some(4),
+            parent_told: false,
         }
     );
     let last = EVENT_PAGE as u64 + 9;
@@ -211,12 +217,16 @@ async fn a_turn_larger_than_one_query_is_written_whole(store: &Store) {
         in_process: Mark::Keep,
         events: &recorded,
         handler: None,
+        children: &[],
+        to_parent: None,
+        take_slot: false,
     };
     assert_eq!(
         store.commit_turn(&turn).await.unwrap(),
         Committed::Written {
             woke: None,
-            first_position: Some(1)
+            first_position: Some(1),
+            parent_told: false,
         }
     );
     let record = store.get_execution(tenant, id).await.unwrap().unwrap();

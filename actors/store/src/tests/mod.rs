@@ -119,6 +119,7 @@ fn new_execution(tenant: TenantId, workflow: WorkflowId, key: Option<&str>) -> N
         traceparent: None,
         test: None,
         handles: None,
+        called_by: None,
     }
 }
 
@@ -480,12 +481,16 @@ async fn save_step(store: &Store, tenant: TenantId, step: &StepRecord) {
         in_process: Mark::Keep,
         events: &[],
         handler: None,
+        children: &[],
+        to_parent: None,
+        take_slot: false,
     };
     assert_eq!(
         store.commit_turn(&turn).await.unwrap(),
         Committed::Written {
             woke: None,
-            first_position: None
+            first_position: None,
+            parent_told: false,
         }
     );
 }
@@ -543,12 +548,16 @@ async fn turns_are_all_or_nothing(store: &Store) {
         in_process: Mark::Keep,
         events: &[],
         handler: None,
+        children: &[],
+        to_parent: None,
+        take_slot: false,
     };
     assert_eq!(
         store.commit_turn(&turn).await.unwrap(),
         Committed::Written {
             woke: None,
-            first_position: None
+            first_position: None,
+            parent_told: false,
         }
     );
     let record = store.get_execution(tenant, id).await.unwrap().unwrap();
@@ -569,6 +578,9 @@ async fn turns_are_all_or_nothing(store: &Store) {
         in_process: Mark::Keep,
         events: &[],
         handler: None,
+        children: &[],
+        to_parent: None,
+        take_slot: false,
     };
     assert!(
         store.commit_turn(&stale).await.unwrap() == Committed::Fenced,
@@ -798,4 +810,5 @@ mod lifecycle;
 mod parking;
 mod retention;
 mod schedules;
+mod slots;
 mod tenancy;

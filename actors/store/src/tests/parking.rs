@@ -1,7 +1,7 @@
 //! Parked executions, resumes, and the fencing of former owners.
 
 use super::*;
-use crate::{ClaimRequest, NewSignal, Park, Signal, SignalAdded, now_ms};
+use crate::{ClaimRequest, NewSignal, Park, Parked, Signal, SignalAdded, now_ms};
 use crate::{Committed, Slots};
 
 /// OWNER's execution, running.
@@ -12,9 +12,10 @@ async fn running(store: &Store) -> (TenantId, ExecutionId) {
     (tenant, id)
 }
 
-fn park(id: ExecutionId, wake_at: Option<i64>) -> Park<'static> {
+fn park(tenant: TenantId, id: ExecutionId, wake_at: Option<i64>) -> Park<'static> {
     Park {
         owner: OWNER,
+        tenant,
         execution: id,
         wake_at,
     }
@@ -54,13 +55,19 @@ async fn parked_executions_wake_when_due(store: &Store) {
     let at = now_ms() + 60_000;
     let stranger = Park {
         owner: "b",
-        ..park(id, Some(at))
+        ..park(tenant, id, Some(at))
     };
     assert!(
-        !store.park_execution(&stranger).await.unwrap(),
+        store.park_execution(&stranger).await.unwrap() == Parked::Refused,
         "only the owner parks"
     );
-    assert!(store.park_execution(&park(id, Some(at))).await.unwrap());
+    assert_ne!(
+        store
+            .park_execution(&park(tenant, id, Some(at)))
+            .await
+            .unwrap(),
+        Parked::Refused
+    );
     assert!(store.owned_executions(OWNER).await.unwrap().is_empty());
     let late = Turn {
         owner: OWNER,
@@ -74,6 +81,9 @@ async fn parked_executions_wake_when_due(store: &Store) {
         in_process: Mark::Keep,
         events: &[],
         handler: None,
+        children: &[],
+        to_parent: None,
+        take_slot: false,
     };
     assert!(
         store.commit_turn(&late).await.unwrap() == Committed::Fenced,
@@ -90,7 +100,7 @@ async fn a_requested_cancel_keeps_an_execution_from_parking(store: &Store) {
     let (tenant, id) = running(store).await;
     store.request_cancel(tenant, id).await.unwrap();
     assert!(
-        !store.park_execution(&park(id, None)).await.unwrap(),
+        store.park_execution(&park(tenant, id, None)).await.unwrap() == Parked::Refused,
         "the owner applies the cancel first"
     );
     assert_eq!(
@@ -138,7 +148,7 @@ async fn resumes_are_kept_until_applied(store: &Store) {
         Some(SignalAdded::Taken)
     );
     assert!(
-        !store.park_execution(&park(id, None)).await.unwrap(),
+        store.park_execution(&park(tenant, id, None)).await.unwrap() == Parked::Refused,
         "a resume to apply keeps the execution from parking"
     );
     assert_eq!(
@@ -163,12 +173,16 @@ async fn resumes_are_kept_until_applied(store: &Store) {
         in_process: Mark::Keep,
         events: &[],
         handler: None,
+        children: &[],
+        to_parent: None,
+        take_slot: false,
     };
     assert_eq!(
         store.commit_turn(&apply).await.unwrap(),
         Committed::Written {
             woke: None,
-            first_position: None
+            first_position: None,
+            parent_told: false,
         }
     );
     assert!(store.signals(id).await.unwrap().is_empty());
@@ -181,7 +195,10 @@ async fn resumes_are_kept_until_applied(store: &Store) {
     // Parked until a resume (the node waits again): no time makes it due,
     // a resume does.
     save_step(store, tenant, &waiting(id)).await;
-    assert!(store.park_execution(&park(id, None)).await.unwrap());
+    assert_ne!(
+        store.park_execution(&park(tenant, id, None)).await.unwrap(),
+        Parked::Refused
+    );
     assert!(sweep(store, Duration::from_secs(3600)).await.is_empty());
     assert!(matches!(
         store.add_signal(&signal).await.unwrap(),
@@ -193,7 +210,10 @@ both_backends!(resumes_are_kept_until_applied);
 
 async fn a_cancel_makes_a_parked_execution_due(store: &Store) {
     let (tenant, id) = running(store).await;
-    assert!(store.park_execution(&park(id, None)).await.unwrap());
+    assert_ne!(
+        store.park_execution(&park(tenant, id, None)).await.unwrap(),
+        Parked::Refused
+    );
     assert!(sweep(store, Duration::ZERO).await.is_empty());
     store.request_cancel(tenant, id).await.unwrap();
     assert_eq!(sweep(store, Duration::ZERO).await, vec![id]);

@@ -51,12 +51,16 @@ async fn large_outputs_are_stored_once_and_purged_with_their_runs(store: &Store)
             in_process: Mark::Keep,
             events: &[],
             handler: None,
+            children: &[],
+            to_parent: None,
+            take_slot: false,
         };
         assert_eq!(
             store.commit_turn(&turn).await.unwrap(),
             Committed::Written {
                 woke: None,
-                first_position: None
+                first_position: None,
+                parent_told: false,
             }
         );
         step.node = "small".into();

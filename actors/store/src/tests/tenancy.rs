@@ -253,12 +253,16 @@ async fn credits_are_charged_once_and_settled(store: &Store) {
             in_process: Mark::Keep,
             events: &[],
             handler: None,
+            children: &[],
+            to_parent: None,
+            take_slot: false,
         };
         assert_eq!(
             store.commit_turn(&turn).await.unwrap(),
             Committed::Written {
                 woke: None,
-                first_position: None
+                first_position: None,
+                parent_told: false,
             }
         );
     }
@@ -274,6 +278,9 @@ async fn credits_are_charged_once_and_settled(store: &Store) {
         in_process: Mark::Keep,
         events: &[],
         handler: None,
+        children: &[],
+        to_parent: None,
+        take_slot: false,
     };
     assert_eq!(store.commit_turn(&fenced).await.unwrap(), Committed::Fenced);
     let balance = store.balance(tenant).await.unwrap();
@@ -482,7 +489,8 @@ async fn starts_take_slots_and_ends_give_them_back(store: &Store) {
         commit(&first_start).await,
         Committed::Written {
             woke: None,
-            first_position: None
+            first_position: None,
+            parent_told: false,
         }
     );
     assert_eq!(commit(&second_start).await, Committed::NoSlot);
@@ -502,7 +510,8 @@ async fn starts_take_slots_and_ends_give_them_back(store: &Store) {
         commit(&end).await,
         Committed::Written {
             woke,
-            first_position: None
+            first_position: None,
+            parent_told: false,
         }
     );
     assert_eq!(store.claim_executions(&sweep).await.unwrap(), [second]);
@@ -510,7 +519,8 @@ async fn starts_take_slots_and_ends_give_them_back(store: &Store) {
         commit(&second_start).await,
         Committed::Written {
             woke: None,
-            first_position: None
+            first_position: None,
+            parent_told: false,
         }
     );
 }
@@ -528,6 +538,9 @@ fn slot_turn(tenant: TenantId, change: &ExecutionChange) -> Turn<'_> {
         in_process: Mark::Keep,
         events: &[],
         handler: None,
+        children: &[],
+        to_parent: None,
+        take_slot: false,
     }
 }
 both_backends!(starts_take_slots_and_ends_give_them_back);
