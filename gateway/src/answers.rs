@@ -321,7 +321,14 @@ pub struct Execution {
     pub handles_failure_of: Option<ExecutionId>,
     /// A test run: started by hand on any version, perhaps with mocks.
     pub test: bool,
+    /// The workflow's own nodes, and a page of the steps of loop
+    /// iterations (keyed by their scope, `charge_each[3].charge`).
     pub nodes: Vec<NodeState>,
+    /// Where the next page of iteration steps starts: pass it as
+    /// `steps_after`; null on the last page. Absent for an execution
+    /// without loop iterations read without `scope` or paging.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_steps_after: Option<Option<String>>,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -406,6 +413,7 @@ impl From<&ExecutionRecord> for Execution {
             handles_failure_of: r.handles,
             test: r.test.is_some(),
             nodes: r.steps.iter().map(|s| NodeState::of(r, s)).collect(),
+            next_steps_after: None,
         }
     }
 }

@@ -174,9 +174,13 @@ pub struct Limits {
 #[derive(Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Resume {
-    /// The waiting node; needed only when several wait.
+    /// The waiting node; needed only when several wait. A node of a loop's
+    /// body is named with `scope`, or by its step key (`each[3].approve`).
     #[serde(default)]
     pub node: Option<String>,
+    /// The loop iteration the node waits in (`each[3]`).
+    #[serde(default)]
+    pub scope: Option<String>,
     /// Becomes the node's output.
     #[serde(default)]
     pub payload: Value,
@@ -185,7 +189,13 @@ pub struct Resume {
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Rerun {
+    /// A node of the workflow, or of a loop's body with `scope`; or a step
+    /// key within an iteration (`charge_each[3].charge`).
     pub from_node: String,
+    /// The loop iteration `from_node` is in (`charge_each[3]`,
+    /// `outer[1].inner[2]`): only that iteration runs again, from that node.
+    #[serde(default)]
+    pub scope: Option<String>,
     /// Outputs to use instead of the recorded ones, by node id.
     #[serde(default)]
     pub input_override: Option<Map<String, Value>>,

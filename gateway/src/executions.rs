@@ -11,6 +11,7 @@ use flowmesh_api::Outcome as ExecutionOutcome;
 use flowmesh_api::{ResumeRequest, StartRequest, TestRunRequest, Until};
 use flowmesh_model::{ExecutionId, HumanDuration, WorkflowId};
 use flowmesh_services::records::ExecutionQuery;
+use flowmesh_services::scopes::StepsQuery;
 use serde_json::Value;
 
 use crate::access::Auth;
@@ -21,7 +22,7 @@ use crate::extract::{
     AppState, JsonBytes, TypedQuery, idempotency_key, parse_id, parse_json, parse_version,
     typed_body,
 };
-use crate::queries::{ExecutionsQuery, StartQuery};
+use crate::queries::{ExecutionStepsQuery, ExecutionsQuery, StartQuery};
 use crate::routes::ApiResult;
 
 /// The answer to a synchronous caller once the execution finished or
@@ -162,10 +163,18 @@ pub(crate) async fn read(
     State(state): State<AppState>,
     Auth(who): Auth,
     Path(id): Path<String>,
+    TypedQuery(query): TypedQuery<ExecutionStepsQuery>,
 ) -> Result<Json<Execution>, ApiError> {
     let id: ExecutionId = parse_id(&id, "execution")?;
-    let record = state.engine.get_execution(who.tenant, id).await?;
-    Ok(Json(Execution::from(&record)))
+    let query = StepsQuery {
+        scope: query.scope,
+        after: query.steps_after,
+        limit: query.steps_limit,
+    };
+    let view = state.engine.read_execution(who.tenant, id, &query).await?;
+    let mut execution = Execution::from(&view.record);
+    execution.next_steps_after = view.paging;
+    Ok(Json(execution))
 }
 
 pub(crate) async fn list(
@@ -236,6 +245,7 @@ pub(crate) async fn resume(
             tenant: who.tenant,
             execution,
             node: body.node,
+            scope: body.scope,
             payload: body.payload,
             idempotency_key,
         })

@@ -12,7 +12,8 @@ use crate::access::Auth;
 use crate::answers::{Items, Logs, Rerunning};
 use crate::bodies::{self, Rerun};
 use crate::error::ApiError;
-use crate::extract::{AppState, JsonBytes, parse_id, typed_body};
+use crate::extract::{AppState, JsonBytes, TypedQuery, parse_id, typed_body};
+use crate::queries::LogsQuery;
 
 pub(crate) async fn workflow_stats(
     State(state): State<AppState>,
@@ -28,9 +29,13 @@ pub(crate) async fn execution_logs(
     State(state): State<AppState>,
     Auth(who): Auth,
     Path(id): Path<String>,
+    TypedQuery(query): TypedQuery<LogsQuery>,
 ) -> Result<Json<Logs>, ApiError> {
     let execution: ExecutionId = parse_id(&id, "execution")?;
-    let nodes = state.engine.execution_logs(who.tenant, execution).await?;
+    let nodes = state
+        .engine
+        .execution_logs(who.tenant, execution, query.scope.as_ref())
+        .await?;
     Ok(Json(Logs {
         execution_id: execution,
         nodes,
@@ -52,6 +57,7 @@ pub(crate) async fn rerun(
             tenant: who.tenant,
             execution,
             from_node: body.from_node,
+            scope: body.scope,
             input_override: body.input_override.unwrap_or_default(),
             version: body.version.map(bodies::RerunVersion::into_api),
         })

@@ -4,7 +4,9 @@
 
 use std::str::FromStr;
 
+use flowmesh_model::scope::{Scope, StepKey};
 use flowmesh_model::{ExecutionId, ExecutionStatus, HumanDuration, WorkflowId};
+use flowmesh_services::scopes::MAX_STEPS_PAGE;
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Deserializer};
 
@@ -157,6 +159,82 @@ pub struct ExecutionsQuery {
     #[serde(default, deserialize_with = "execution_cursor")]
     #[schemars(schema_with = "uuid_schema")]
     pub cursor: Option<ExecutionId>,
+}
+
+fn scope<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Scope>, D::Error> {
+    let text = String::deserialize(d)?;
+    Scope::parse(text.trim())
+        .map(Some)
+        .map_err(serde::de::Error::custom)
+}
+
+fn steps_limit<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    let limit = String::deserialize(d)?.trim().parse::<u32>().ok();
+    limit
+        .filter(|l| (1..=MAX_STEPS_PAGE).contains(l))
+        .map(Some)
+        .ok_or_else(|| serde::de::Error::custom(format!("must be between 1 and {MAX_STEPS_PAGE}")))
+}
+
+fn step_key<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let text = String::deserialize(d)?;
+    StepKey::parse(text.trim())
+        .ok()
+        .filter(|key| !key.iterations.is_empty())
+        .map(|_| Some(text.trim().to_owned()))
+        .ok_or_else(|| serde::de::Error::custom("must be a next_steps_after value"))
+}
+
+/// An iteration (`charge_each[3]`, `outer[1].inner[2]`) or a loop's every
+/// iteration (`charge_each`, `outer[1].inner`).
+fn scope_schema(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({"type": "string", "pattern": SCOPE_PATTERN})
+}
+
+/// A step key within an iteration, as `next_steps_after` gives it.
+fn step_key_schema(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({"type": "string", "pattern": STEP_KEY_PATTERN})
+}
+
+fn steps_limit_schema(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({"type": "integer", "minimum": 1, "maximum": MAX_STEPS_PAGE})
+}
+
+const SCOPE_PATTERN: &str =
+    r"^([A-Za-z_][A-Za-z0-9_]*\[(0|[1-9][0-9]*)\]\.)*[A-Za-z_][A-Za-z0-9_]*(\[(0|[1-9][0-9]*)\])?$";
+const STEP_KEY_PATTERN: &str =
+    r"^([A-Za-z_][A-Za-z0-9_]*\[(0|[1-9][0-9]*)\]\.)+[A-Za-z_][A-Za-z0-9_]*$";
+
+/// `GET /v1/executions/{id}`: which steps it lists. The workflow's own
+/// nodes are listed whole; the steps of loop iterations a page at a time.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+pub struct ExecutionStepsQuery {
+    /// Only the steps within this scope: an iteration (`charge_each[3]`)
+    /// with what is nested in it, or every iteration of a loop
+    /// (`charge_each`); the workflow's own nodes are then left out.
+    #[serde(default, deserialize_with = "scope")]
+    #[schemars(schema_with = "scope_schema")]
+    pub scope: Option<Scope>,
+    /// Iteration steps per page (200 when absent).
+    #[serde(default, deserialize_with = "steps_limit")]
+    #[schemars(schema_with = "steps_limit_schema")]
+    pub steps_limit: Option<u32>,
+    /// The `next_steps_after` of the previous page: only iteration steps
+    /// after it are listed (the workflow's own nodes are then left out).
+    #[serde(default, deserialize_with = "step_key")]
+    #[schemars(schema_with = "step_key_schema")]
+    pub steps_after: Option<String>,
+}
+
+/// `GET /v1/executions/{id}/logs`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+pub struct LogsQuery {
+    /// Only the steps within this scope: an iteration (`charge_each[3]`)
+    /// with what is nested in it, or every iteration of a loop
+    /// (`charge_each`).
+    #[serde(default, deserialize_with = "scope")]
+    #[schemars(schema_with = "scope_schema")]
+    pub scope: Option<Scope>,
 }
 
 /// `GET /v1/audit`, newest first.
@@ -316,6 +394,35 @@ mod tests {
             ),
         ] {
             let message = message.expect_err(wanted);
+            assert!(message.starts_with(wanted), "{message}");
+        }
+        let q: ExecutionStepsQuery =
+            read("scope=outer%5B1%5D.inner&steps_limit=1000&steps_after=each%5B9%5D.x")
+                .await
+                .unwrap();
+        assert_eq!(
+            q.scope.map(|s| s.to_string()).as_deref(),
+            Some("outer[1].inner")
+        );
+        assert_eq!(
+            (q.steps_limit, q.steps_after.as_deref()),
+            (Some(1000), Some("each[9].x"))
+        );
+        for (query, wanted) in [
+            (
+                "steps_limit=1001",
+                "query parameter steps_limit: must be between 1 and 1000",
+            ),
+            (
+                "scope=each%5B",
+                "query parameter scope: \"each[\" must read like",
+            ),
+            (
+                "steps_after=x",
+                "query parameter steps_after: must be a next_steps_after value",
+            ),
+        ] {
+            let message = read::<ExecutionStepsQuery>(query).await.unwrap_err();
             assert!(message.starts_with(wanted), "{message}");
         }
         let message = read::<AuditQuery>("since=yesterday").await.unwrap_err();

@@ -3,6 +3,7 @@
 use flowmesh_api::NodeLog;
 use std::collections::BTreeMap;
 
+use flowmesh_model::scope::Scope;
 use flowmesh_model::{ExecutionId, NodeStatus, Primitive, TenantId, WorkflowId};
 use flowmesh_store::LastRun;
 use serde::Serialize;
@@ -53,7 +54,7 @@ pub fn mocked(record: &flowmesh_store::ExecutionRecord, step: &flowmesh_store::S
         && record
             .test
             .as_ref()
-            .is_some_and(|test| test.mocks.contains_key(&step.node))
+            .is_some_and(|test| crate::test_runs::mock_of(&test.mocks, &step.node).is_some())
 }
 
 fn percentile(sorted: &[i64], p: f64) -> Option<i64> {
@@ -126,16 +127,24 @@ impl EngineHandle {
     }
 
     /// Each node's attempts, input, output, error and printed lines, in the
-    /// order the nodes started; sensitive values redacted.
+    /// order the nodes started; sensitive values redacted. With a scope,
+    /// only the steps within it.
     pub async fn execution_logs(
         &self,
         tenant: TenantId,
         id: ExecutionId,
+        scope: Option<&Scope>,
     ) -> Result<Vec<NodeLog>, Error> {
         let record = self.get_execution(tenant, id).await?;
+        if let Some(scope) = scope {
+            self.check_query_scope(&record, scope).await?;
+        }
         let graph = self.graph(record.workflow, record.version).await?;
         let progress = Progress::new(graph, &record);
-        let mut order: Vec<usize> = progress.entries().collect();
+        let mut order: Vec<usize> = progress
+            .entries()
+            .filter(|&i| scope.is_none_or(|s| s.holds(&progress.nodes[i].node)))
+            .collect();
         // The trigger first (its output is what started the run), then the
         // nodes in the order they started.
         order.sort_by_key(|&i| {

@@ -50,7 +50,24 @@ impl EngineHandle {
         } else {
             self.version_graph(record.workflow, version).await?
         };
-        let from = request.from_node.as_str();
+        let target =
+            crate::rerun_scope::target("from_node", &request.from_node, request.scope.as_deref())?;
+        let levels = match &target {
+            Some(target) if same_version => self.rerun_levels(&record, target).await?,
+            Some(_) => {
+                return Err(Error::Field(ValidationError::new(
+                    "version",
+                    "not_rerunnable",
+                    "an iteration is re-run on the original's version: its other iterations' \
+                     steps are taken over as they are",
+                )));
+            }
+            None => Vec::new(),
+        };
+        // Within a loop, the workflow runs again from its outermost loop.
+        let from = levels
+            .first()
+            .map_or(request.from_node.as_str(), |l| l.node.id.as_str());
         let start = match graph.index.get(from) {
             Some(&i) if graph.node(i).primitive != Primitive::Trigger => i,
             _ if !same_version => {
@@ -131,6 +148,13 @@ impl EngineHandle {
             }
             steps.push(step);
         }
+        if let Some(target) = &target {
+            let within = crate::rerun_scope::iteration_steps(&record, &levels, target)?;
+            steps.extend(within.into_iter().map(|step| StepRecord {
+                execution: id,
+                ..step
+            }));
+        }
         let trigger = trigger_override
             .cloned()
             .unwrap_or_else(|| record.trigger.clone());
@@ -175,7 +199,7 @@ impl EngineHandle {
                 .map(|t| now_ms() + t.0.as_millis() as i64),
             origin: Some(Origin {
                 execution: record.id,
-                node: request.from_node.clone(),
+                node: target.map_or(request.from_node.clone(), |t| t.text()),
             }),
             steps,
             traceparent: crate::trace::traceparent_of(&tracing::Span::current()),
@@ -195,7 +219,7 @@ impl EngineHandle {
 }
 
 /// Every node upstream of `start`, transitively.
-fn upstream_of(graph: &WorkflowGraph, start: usize) -> BTreeSet<usize> {
+pub(crate) fn upstream_of(graph: &WorkflowGraph, start: usize) -> BTreeSet<usize> {
     let mut upstream = BTreeSet::new();
     let mut todo = vec![start];
     while let Some(i) = todo.pop() {

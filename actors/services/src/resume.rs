@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use super::EngineHandle;
 use crate::error::Error;
+use crate::rerun_scope::{refused, target};
 
 impl EngineHandle {
     /// Records a resume durably, then makes its execution apply it: at once
@@ -18,34 +19,9 @@ impl EngineHandle {
         let record = self
             .get_execution(request.tenant, request.execution)
             .await?;
-        let graph = self.graph(record.workflow, record.version).await?;
-        let waits: Vec<&str> = graph
-            .document
-            .nodes
-            .iter()
-            .filter(|n| self.registry().behaviour(n).awaits_resume)
-            .map(|n| n.id.as_str())
-            .collect();
-        let node = match (&request.node, waits.as_slice()) {
-            (Some(node), _) if waits.contains(&node.as_str()) => node.clone(),
-            (Some(node), _) => {
-                return Err(Error::BadRequest(format!(
-                    "node: {node:?} is not a wait_for_event node of this workflow (those are: {})",
-                    waits.join(", ")
-                )));
-            }
-            (None, [only]) => (*only).to_owned(),
-            (None, []) => {
-                return Err(Error::Conflict(
-                    "the workflow has no wait_for_event node; nothing waits for a resume".into(),
-                ));
-            }
-            (None, several) => {
-                return Err(Error::BadRequest(format!(
-                    "node: the workflow waits for events at several nodes ({}); name one",
-                    several.join(", ")
-                )));
-            }
+        let node = match self.waiting_in_iteration(&record, &request).await? {
+            Some(key) => key,
+            None => self.waiting_node(&record, &request).await?,
         };
         if record.status.is_terminal() {
             return applied(&record, node, &request.payload);
@@ -99,6 +75,91 @@ impl EngineHandle {
             }
         }
         Ok(node)
+    }
+}
+
+impl EngineHandle {
+    /// The step key of the wait a resume names within a loop iteration
+    /// (`node` with `scope`, or `node` as `each[3].approve`); none when it
+    /// names a node of the workflow itself.
+    async fn waiting_in_iteration(
+        &self,
+        record: &ExecutionRecord,
+        request: &ResumeRequest,
+    ) -> Result<Option<String>, Error> {
+        let node = match (&request.node, &request.scope) {
+            (Some(node), _) => node,
+            (None, Some(_)) => {
+                return Err(refused(
+                    "node",
+                    "unknown_node",
+                    "name the wait_for_event node of the iteration the scope names",
+                ));
+            }
+            (None, None) => return Ok(None),
+        };
+        let Some(target) = target("node", node, request.scope.as_deref())? else {
+            return Ok(None);
+        };
+        let levels = self.target_levels(record, &target).await?;
+        let (waits, within) = match levels.last() {
+            Some(level) => (
+                level
+                    .spec
+                    .body
+                    .nodes
+                    .iter()
+                    .any(|n| n.id == target.node && self.registry().behaviour(n).awaits_resume),
+                level.node.id.as_str(),
+            ),
+            None => (false, ""),
+        };
+        if !waits {
+            return Err(refused(
+                "node",
+                "unknown_node",
+                format!(
+                    "the body of {within} has no wait_for_event node {:?}",
+                    target.node
+                ),
+            ));
+        }
+        Ok(Some(target.text()))
+    }
+
+    /// The wait a resume names among the workflow's own nodes, or the only
+    /// one there is.
+    async fn waiting_node(
+        &self,
+        record: &ExecutionRecord,
+        request: &ResumeRequest,
+    ) -> Result<String, Error> {
+        let graph = self.graph(record.workflow, record.version).await?;
+        let waits: Vec<&str> = graph
+            .document
+            .nodes
+            .iter()
+            .filter(|n| self.registry().behaviour(n).awaits_resume)
+            .map(|n| n.id.as_str())
+            .collect();
+        match (&request.node, waits.as_slice()) {
+            (Some(node), _) if waits.contains(&node.as_str()) => Ok(node.clone()),
+            (Some(node), _) => Err(Error::BadRequest(format!(
+                "node: {node:?} is not a wait_for_event node of this workflow (those are: {}); \
+                 one in a loop's body is named with its iteration's scope",
+                waits.join(", ")
+            ))),
+            (None, [only]) => Ok((*only).to_owned()),
+            (None, []) => Err(Error::Conflict(
+                "the workflow has no wait_for_event node outside loops; a wait in a loop's body \
+                 is resumed by its node and scope"
+                    .into(),
+            )),
+            (None, several) => Err(Error::BadRequest(format!(
+                "node: the workflow waits for events at several nodes ({}); name one",
+                several.join(", ")
+            ))),
+        }
     }
 }
 

@@ -2,9 +2,11 @@
 //! with some nodes' outputs given (mocked) instead of run.
 
 use flowmesh_api::{StartRequest, TestRunRequest};
+use flowmesh_model::for_each::LoopSpec;
 use flowmesh_model::graph::WorkflowGraph;
+use flowmesh_model::scope::{StepKey, node_of};
 use flowmesh_model::validate::ValidationError;
-use flowmesh_model::{Primitive, WorkflowId};
+use flowmesh_model::{Node, Primitive, WorkflowId};
 use flowmesh_store::TestRun;
 use serde_json::{Map, Value, json};
 
@@ -83,46 +85,73 @@ pub(crate) fn refuse_mocks(request: &StartRequest) -> Result<(), Error> {
     Ok(())
 }
 
-/// Whether a node of `graph` may be mocked: an action or data node. A
-/// trigger's output is the input, a condition chooses a branch a mock
-/// cannot give, and a connection never runs.
-pub(crate) fn mockable(graph: &WorkflowGraph, id: &str) -> bool {
-    graph
-        .index
-        .get(id)
-        .is_some_and(|&i| matches!(graph.node(i).primitive, Primitive::Action | Primitive::Data))
+/// Whether a node of `graph` may be mocked: an action or data node (of
+/// the workflow or of a loop's body; see [`check_mock`]).
+pub(crate) fn mockable(graph: &WorkflowGraph, key: &str) -> bool {
+    check_mock(graph, key).is_ok()
+}
+
+/// A test run's mock of the step keyed `key`: the one naming that step
+/// (`each[3].charge`: that iteration only), else the one naming its node
+/// (`charge`: every iteration).
+pub fn mock_of<'m>(mocks: &'m Map<String, Value>, key: &str) -> Option<&'m Value> {
+    mocks.get(key).or_else(|| mocks.get(node_of(key)))
 }
 
 /// Each mock must name an action or data node of the version (see
-/// [`mockable`]).
+/// [`check_mock`]).
 pub(crate) fn check_mocks(
     graph: &WorkflowGraph,
     mocks: &Map<String, Value>,
 ) -> Result<(), ValidationError> {
-    for id in mocks.keys() {
-        let path = format!("{MOCKS}.{id}");
-        let Some(&i) = graph.index.get(id) else {
-            return Err(ValidationError::new(
-                path,
-                "unknown_node",
-                format!("this version has no node {id:?}"),
-            ));
-        };
-        let why = match graph.node(i).primitive {
-            Primitive::Action | Primitive::Data => continue,
-            Primitive::Trigger => "is the trigger: give its data as `input` instead",
-            Primitive::Condition => {
-                "is a condition, which chooses a branch a mock cannot give: mock the nodes it reads instead"
-            }
-            Primitive::Connection => "is a connection, which never runs",
-        };
-        return Err(ValidationError::new(
-            path,
-            "not_mockable",
-            format!("node {id:?} {why}"),
-        ));
-    }
-    Ok(())
+    mocks.keys().try_for_each(|key| check_mock(graph, key))
+}
+
+/// A mock names an action or data node: a trigger's output is the input,
+/// a condition chooses a branch a mock cannot give, and a connection never
+/// runs. A node of a loop's body is named by its id (mocked in every
+/// iteration) or by its step key (`each[3].charge`: in that one).
+fn check_mock(graph: &WorkflowGraph, key: &str) -> Result<(), ValidationError> {
+    let path = format!("{MOCKS}.{key}");
+    let unknown = |why: String| ValidationError::new(&path, "unknown_node", why);
+    let node = match StepKey::parse(key)
+        .ok()
+        .and_then(|k| Some((k.scope()?, k.node)))
+    {
+        Some((scope, id)) => {
+            let levels = scope
+                .levels(&graph.document.nodes)
+                .map_err(|e| unknown(e.0))?;
+            let body = levels.last().map(|l| &l.spec.body.nodes);
+            body.and_then(|nodes| nodes.iter().find(|n| n.id == id).cloned())
+                .ok_or_else(|| unknown(format!("the body of {scope} has no node {id:?}")))?
+        }
+        None => find_node(&graph.document.nodes, key)
+            .ok_or_else(|| unknown(format!("this version has no node {key:?}")))?,
+    };
+    let why = match node.primitive {
+        Primitive::Action | Primitive::Data => return Ok(()),
+        Primitive::Trigger => "is the trigger: give its data as `input` instead",
+        Primitive::Condition => {
+            "is a condition, which chooses a branch a mock cannot give: mock the nodes it reads instead"
+        }
+        Primitive::Connection => "is a connection, which never runs",
+    };
+    Err(ValidationError::new(
+        path,
+        "not_mockable",
+        format!("node {key:?} {why}"),
+    ))
+}
+
+/// The node with this id, in the workflow or in any loop's body.
+fn find_node(nodes: &[Node], id: &str) -> Option<Node> {
+    nodes.iter().find_map(|node| {
+        if node.id == id {
+            return Some(node.clone());
+        }
+        LoopSpec::of(node).and_then(|spec| find_node(&spec.body.nodes, id))
+    })
 }
 
 #[cfg(test)]
@@ -164,6 +193,42 @@ mod tests {
         assert!(trigger.message.contains("input"), "{}", trigger.message);
         let condition = check_mocks(&graph, &mocks(json!({"check": true}))).unwrap_err();
         assert_eq!(condition.path, "mocks.check");
+    }
+
+    #[test]
+    fn body_nodes_are_mocked_by_id_or_by_their_iteration() {
+        let document = WorkflowDocument::from_value(json!({"name": "t", "nodes": [
+            {"id": "start", "type": "trigger", "kind": "manual", "config": {}},
+            {"id": "each", "type": "action", "kind": "for_each", "config": {
+                "items": "trigger.body",
+                "body": {"nodes": [{"id": "charge", "type": "action", "kind": "http_request",
+                    "config": {"url": "http://example.com"}}]}}}
+        ], "edges": [{"from": "start", "to": "each"}]}))
+        .unwrap();
+        let graph = WorkflowGraph::new(document);
+        let ok = json!({"charge": {"status": 200}, "each[3].charge": {"status": 402}});
+        assert!(check_mocks(&graph, &mocks(ok.clone())).is_ok());
+        for (bad, path) in [
+            (json!({"each[1].nope": 1}), "mocks.each[1].nope"),
+            (json!({"start[1].charge": 1}), "mocks.start[1].charge"),
+            (json!({"each[x].charge": 1}), "mocks.each[x].charge"),
+        ] {
+            let refused = check_mocks(&graph, &mocks(bad)).unwrap_err();
+            assert_eq!(
+                (refused.path.as_str(), refused.code.as_str()),
+                (path, "unknown_node")
+            );
+        }
+        let mocks = mocks(ok);
+        assert_eq!(
+            mock_of(&mocks, "each[3].charge"),
+            Some(&json!({"status": 402}))
+        );
+        assert_eq!(
+            mock_of(&mocks, "each[4].charge"),
+            Some(&json!({"status": 200}))
+        );
+        assert_eq!(mock_of(&mocks, "each"), None);
     }
 
     #[test]

@@ -571,7 +571,7 @@ impl ExecutionState {
     /// A test run's mock of a node: its output, instead of running it.
     fn mock(&self, i: usize) -> Option<&Value> {
         let test = self.record.test.as_ref()?;
-        test.mocks.get(&self.progress.nodes[i].node)
+        flowmesh_services::mock_of(&test.mocks, &self.progress.nodes[i].node)
     }
 
     /// Journals a mocked node as succeeded with its mock (within the

@@ -164,7 +164,7 @@ fn lease_until(lease: Duration) -> i64 {
     now_ms() + lease.as_millis() as i64
 }
 
-fn step(row: &AnyRow) -> Result<StepRecord, Error> {
+pub(crate) fn step(row: &AnyRow) -> Result<StepRecord, Error> {
     Ok(StepRecord {
         execution: parse(row, "execution_id")?,
         node: text(row, "node")?,
@@ -187,7 +187,7 @@ fn step(row: &AnyRow) -> Result<StepRecord, Error> {
     })
 }
 
-fn execution(row: &AnyRow, steps: Vec<StepRecord>) -> Result<ExecutionRecord, Error> {
+pub(crate) fn execution(row: &AnyRow, steps: Vec<StepRecord>) -> Result<ExecutionRecord, Error> {
     Ok(ExecutionRecord {
         id: parse(row, "id")?,
         tenant: parse(row, "tenant_id")?,
@@ -268,15 +268,11 @@ impl Store {
         tenant: TenantId,
         id: ExecutionId,
     ) -> Result<Option<ExecutionRecord>, Error> {
-        let row = sqlx::query("SELECT * FROM executions WHERE id = $1 AND tenant_id = $2")
-            .bind(id.to_string())
-            .bind(tenant.to_string())
-            .fetch_optional(self.reader())
-            .await?;
-        match row {
-            Some(row) => Ok(Some(execution(&row, self.steps(id).await?)?)),
-            None => Ok(None),
-        }
+        let Some(mut record) = self.execution_head(tenant, id).await? else {
+            return Ok(None);
+        };
+        record.steps = self.steps(id).await?;
+        Ok(Some(record))
     }
 
     /// An execution whatever its tenant, for the engine itself.

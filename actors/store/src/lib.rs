@@ -25,6 +25,7 @@ mod retention;
 mod schedules;
 mod secrets;
 mod stats;
+mod step_pages;
 mod tenants;
 mod tickets;
 mod users;

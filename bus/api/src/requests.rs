@@ -157,6 +157,9 @@ pub struct RerunRequest {
     pub tenant: TenantId,
     pub execution: ExecutionId,
     pub from_node: String,
+    /// The loop iteration `from_node` is in (`charge_each[3]`), when it is
+    /// a node of a loop's body.
+    pub scope: Option<String>,
     /// Replacements for recorded outputs, by upstream node id (`trigger`
     /// for the trigger data).
     pub input_override: Map<String, Value>,
@@ -179,6 +182,9 @@ pub struct ResumeRequest {
     pub execution: ExecutionId,
     /// The waiting node; may be left out when the workflow has only one.
     pub node: Option<String>,
+    /// The loop iteration the node waits in (`each[3]`), for a node of a
+    /// loop's body.
+    pub scope: Option<String>,
     /// Becomes the node's output, as `payload`.
     pub payload: Value,
     /// The `Idempotency-Key` header: a repeat with it is the same resume.

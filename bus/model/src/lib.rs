@@ -16,6 +16,7 @@ pub mod lifecycle;
 pub mod names;
 pub mod on_error;
 pub mod schema;
+pub mod scope;
 pub mod validate;
 pub mod while_loop;
 

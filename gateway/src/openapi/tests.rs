@@ -155,6 +155,17 @@ fn every_parameter_is_listed_from_its_type() {
         parameter(&doc, "get", "/v1/executions", "status")["schema"]["enum"][0],
         "queued"
     );
+    let steps_limit = parameter(&doc, "get", "/v1/executions/{id}", "steps_limit");
+    assert_eq!(steps_limit["schema"]["maximum"], 1000);
+    assert!(steps_limit["description"].as_str().unwrap().contains("200"));
+    for (path, name) in [
+        ("/v1/executions/{id}", "scope"),
+        ("/v1/executions/{id}", "steps_after"),
+        ("/v1/executions/{id}/logs", "scope"),
+    ] {
+        let p = parameter(&doc, "get", path, name);
+        assert!(p["schema"]["pattern"].is_string(), "{path} {name}: {p}");
+    }
     let wait = parameter(&doc, "post", "/v1/workflows/{id}/executions", "wait");
     assert_eq!(wait["schema"]["type"], "boolean", "{wait}");
     for (method, path) in [

@@ -15,8 +15,8 @@ use crate::answers::*;
 use crate::bodies;
 use crate::extract::AppState;
 use crate::queries::{
-    AuditQuery, ExecutionsQuery, LedgerQuery, StartQuery, StreamQuery, TicketQuery, UsageQuery,
-    VersionsQuery,
+    AuditQuery, ExecutionStepsQuery, ExecutionsQuery, LedgerQuery, LogsQuery, StartQuery,
+    StreamQuery, TicketQuery, UsageQuery, VersionsQuery,
 };
 use crate::{
     accounts, ai, billing, executions, hooks, operate, operations, sse, stream, workflows,
@@ -272,9 +272,10 @@ pub(super) fn table() -> Vec<(RouteInfo, MethodRouter<AppState>)> {
                 "GET",
                 "/v1/executions/{id}",
                 Viewer,
-                "An execution and each node's state",
+                "An execution and each node's state (loop iterations' steps a page at a time, or within a scope)",
             )
-            .answers::<Execution>(200),
+            .answers::<Execution>(200)
+            .query::<ExecutionStepsQuery>(),
             get(executions::read),
         ),
         (
@@ -319,9 +320,10 @@ pub(super) fn table() -> Vec<(RouteInfo, MethodRouter<AppState>)> {
                 "GET",
                 "/v1/executions/{id}/logs",
                 Viewer,
-                "Each node's attempts, input, output and logs",
+                "Each node's attempts, input, output and logs (or only those within a scope)",
             )
-            .answers::<Logs>(200),
+            .answers::<Logs>(200)
+            .query::<LogsQuery>(),
             get(operate::execution_logs),
         ),
         (

@@ -205,6 +205,11 @@ impl Progress {
     /// A loop that had read its items gets them back, and the iterations
     /// that had started (a settled loop too: its steps are shown).
     fn restore_loop(&mut self, i: usize) {
+        // A nested loop is restored with its iteration; restoring it again
+        // would forget the iterations that had started.
+        if self.loops.contains_key(&i) {
+            return;
+        }
         let Some(input) = self.nodes[i].input.clone() else {
             return;
         };

@@ -251,13 +251,16 @@ fn nested_loops_key_their_steps_by_both_scopes() {
         "the inner item hides the outer one"
     );
     succeed(&mut p, "outer[0].inner[0].x");
-    let back = reloaded(graph, &p);
+    let mut back = reloaded(graph, &p);
     let x = entry(&back, "outer[0].inner[0].x");
     assert_eq!(back.nodes[x].status, NodeStatus::Succeeded);
     assert_eq!(
         back.nodes[x].output,
         Some(json!({"node": "outer[0].inner[0].x"}))
     );
+    // The inner loop carries on from its finished iteration.
+    assert!(back.admit());
+    assert_eq!(runs(&back), ["outer[0].inner[1].x"]);
 }
 
 #[test]
