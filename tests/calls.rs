@@ -404,3 +404,54 @@ both_modes!(
     a_crash_while_a_parent_waits_starts_no_second_child,
     crash_while_waiting
 );
+
+/// A child needs credits like any execution: a loop of calls stops when
+/// the tenant's run out, with a message saying so, instead of creating
+/// children the tenant cannot pay for.
+async fn children_need_credits(mode: Mode) {
+    let engine = Engine::start_with(mode, &[("FLOWMESH_INITIAL_CREDITS", "20")]).await;
+    let owner = engine.create_tenant("Thrifty").await;
+    let child = engine.deploy_as(&owner, doubler()).await;
+    let parent = engine
+        .deploy_as(
+            &owner,
+            json!({"name": "fan out", "nodes": [
+                {"id": "start", "type": "trigger", "kind": "manual"},
+                {"id": "each", "type": "action", "kind": "for_each", "config": {
+                    "items": "trigger.body.items",
+                    "body": {"nodes": [
+                        {"id": "call", "type": "action", "kind": "call_workflow",
+                         "config": {"workflow": child, "input": {"n": "{{ item }}", "note": "fan"}}}
+                    ]}}}
+            ], "edges": [{"from": "start", "to": "each"}]}),
+        )
+        .await;
+    let items: Vec<u32> = (0..40).collect();
+    let id = engine
+        .start_execution_as(&owner, &parent, json!({"items": items}))
+        .await;
+    let done = eventually("the fan-out ends", Duration::from_secs(60), || async {
+        let (_, e) = engine
+            .request_as(&owner, Method::GET, &format!("/v1/executions/{id}"), None)
+            .await;
+        (e["status"] != "queued" && e["status"] != "running").then_some(e)
+    })
+    .await;
+    assert_eq!(done["status"], "failed", "{done:#}");
+    let error = done["error"].as_str().unwrap_or_default();
+    assert!(error.contains("no credits left"), "{error}");
+    let (_, children) = engine
+        .request_as(
+            &owner,
+            Method::GET,
+            &format!("/v1/executions?workflow_id={child}&limit=100"),
+            None,
+        )
+        .await;
+    let started = children["items"].as_array().map(Vec::len).unwrap_or(99);
+    assert!(started < 20, "20 credits paid for {started} children");
+}
+both_modes!(
+    a_loop_of_calls_stops_when_the_tenants_credits_run_out,
+    children_need_credits
+);

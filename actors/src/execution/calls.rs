@@ -97,6 +97,17 @@ impl ExecutionState {
                  {MAX_CALL_DEPTH} deep. Retrying will not help"
             ))));
         }
+        // A child is an execution like any other: it needs credits to
+        // start, which also bounds how many a fan-out of calls can create.
+        let (store, tenant) = (&self.ctx.store, self.record.tenant);
+        let balance = self.patiently("balance", || store.balance(tenant)).await?;
+        if balance.balance <= 0 {
+            return Ok(Err(NodeError::permanent(format!(
+                "the tenant has no credits left (balance {}); no child was started. \
+                 Add credits, then re-run from this node",
+                balance.balance
+            ))));
+        }
         let entry = match self.entry(config.workflow, config.version).await? {
             Ok(entry) => entry,
             Err(message) => return Ok(Err(NodeError::permanent(message))),

@@ -3,6 +3,7 @@
 
 mod closed;
 mod code;
+mod control;
 mod engine;
 mod fairness;
 mod flushed;
@@ -72,6 +73,16 @@ enum Commands {
         #[arg(long, value_parser = ["embedded", "distributed"])]
         only: Option<String>,
     },
+    /// Only the control-flow scenario (a `for_each` over many items with a
+    /// pure body and with an HTTP body, and a `call_workflow` round trip),
+    /// embedded and distributed; prints JSON.
+    ControlFlow {
+        #[arg(long)]
+        quick: bool,
+        /// Only this setup: `embedded` or `distributed`.
+        #[arg(long, value_parser = ["embedded", "distributed"])]
+        only: Option<String>,
+    },
     /// Only the saturation scenario (ten-node chains started through the
     /// API as fast as they finish), embedded and distributed, at full size
     /// (or `--quick`); prints JSON.
@@ -134,6 +145,9 @@ pub struct Plan {
     /// Length of each closed-loop run (bare axum, and webhook-sync in each setup).
     #[serde(default)]
     pub closed_loop: Duration,
+    /// Items of the control-flow scenario's loops.
+    #[serde(default)]
+    pub loop_items: usize,
 }
 
 impl Plan {
@@ -154,6 +168,7 @@ impl Plan {
                 code_warm: 50,
                 fair_rate: 10.0,
                 closed_loop: Duration::from_secs(2),
+                loop_items: 100,
             }
         } else {
             Plan {
@@ -171,6 +186,7 @@ impl Plan {
                 code_warm: 1_000,
                 fair_rate: 25.0,
                 closed_loop: Duration::from_secs(10),
+                loop_items: 1_000,
             }
         }
     }
@@ -186,6 +202,8 @@ pub struct ModeResults {
     pub parked: scenarios::Parked,
     pub recovery: scenarios::Recovery,
     pub fairness: Option<fairness::Fairness>,
+    #[serde(default)]
+    pub control_flow: Option<control::ControlFlow>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -222,6 +240,8 @@ async fn run_mode(target: &Target, plan: &Plan) -> anyhow::Result<ModeResults> {
     let saturation = scenarios::saturation(&engine, plan).await?;
     eprintln!("[{}] fan-out", mode.name());
     let fan_out = scenarios::fan_out(&engine, plan).await?;
+    eprintln!("[{}] control flow", mode.name());
+    let control_flow = Some(control::control_flow(&engine, plan, &sink_url).await?);
     drop(engine);
     eprintln!("[{}] parked", mode.name());
     let mut engine = Engine::start(target, "127.0.0.1").await?;
@@ -245,6 +265,7 @@ async fn run_mode(target: &Target, plan: &Plan) -> anyhow::Result<ModeResults> {
         parked,
         recovery,
         fairness,
+        control_flow,
     })
 }
 
@@ -304,6 +325,22 @@ async fn main() -> anyhow::Result<()> {
                 eprintln!("[{}] webhook-sync", target.mode.name());
                 let engine = Engine::start(&target, "127.0.0.1").await?;
                 let result = scenarios::webhook_sync(&engine, &plan).await?;
+                println!(
+                    "{}: {}",
+                    target.mode.name(),
+                    serde_json::to_string(&result)?
+                );
+            }
+            return Ok(());
+        }
+        Commands::ControlFlow { quick, only } => {
+            engine::binary()?;
+            let plan = Plan::new(quick);
+            let (sink_url, _sink) = scenarios::Sink::start().await?;
+            for target in only_targets(only.as_deref()) {
+                eprintln!("[{}] control flow", target.mode.name());
+                let engine = Engine::start(&target, "127.0.0.1").await?;
+                let result = control::control_flow(&engine, &plan, &sink_url).await?;
                 println!(
                     "{}: {}",
                     target.mode.name(),

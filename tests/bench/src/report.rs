@@ -229,6 +229,25 @@ pub fn markdown(r: &Results) -> String {
         },
     ));
     out.push_str(&row(
+        "control flow",
+        "for_each, per item: pure body; HTTP body at concurrency 10, overhead per item and lane (per-step overhead above)",
+        &|m| match &m.control_flow {
+            Some(c) => format!(
+                "{:.2} ms; {:.2} ms ({} items)",
+                c.pure_per_item_ms, c.http_overhead_per_item_ms, c.items
+            ),
+            None => "not run".to_owned(),
+        },
+    ));
+    out.push_str(&row(
+        "control flow",
+        "call_workflow round trip, p50: parent calling a one-node child / the child alone",
+        &|m| match &m.control_flow {
+            Some(c) => format!("{:.1} / {:.1} ms", c.call_p50_ms, c.child_p50_ms),
+            None => "not run".to_owned(),
+        },
+    ));
+    out.push_str(&row(
         "parked",
         "memory above idle for the waiting executions (per execution)",
         &|m| {
