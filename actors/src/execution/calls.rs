@@ -7,16 +7,16 @@
 //! that asked for it.
 
 use flowmesh_model::call_workflow::{CallWorkflowConfig, MAX_CALL_DEPTH, OnParentEnd};
-use flowmesh_model::lifecycle::ExecutionTransition;
 use flowmesh_model::{
     Command, EventKind, ExecutionId, ExecutionStatus, StartCause, WorkflowGraph, WorkflowId,
 };
 use flowmesh_node_handlers::{ErrorClass, NodeError, Outcome};
-use flowmesh_store::{CalledBy, NewExecution, NewSignal, now_ms};
+use flowmesh_store::{CalledBy, ExecutionRecord, NewExecution, NewSignal, now_ms};
 use ractor::{ActorProcessingErr, ActorRef};
 use serde_json::{Value, json};
 
 use super::{AfterNode, ExecutionMsg, ExecutionState};
+use crate::context::Context;
 use flowmesh_services::metrics;
 
 /// Where a new execution of a workflow starts (see `entry`).
@@ -199,56 +199,6 @@ impl ExecutionState {
         }
     }
 
-    /// The signal a child's end records for its parent's waiting step.
-    pub(super) fn end_for_parent(
-        &self,
-        status: ExecutionStatus,
-        output: Option<&Value>,
-        error: Option<&str>,
-    ) -> Option<NewSignal> {
-        let parent = self.record.called_by.as_ref()?;
-        Some(NewSignal {
-            tenant: self.record.tenant,
-            execution: parent.execution,
-            node: parent.node.clone(),
-            payload: json!({
-                "execution_id": self.record.id,
-                "status": status,
-                "output": output,
-                "error": error,
-            }),
-            idempotency_key: None,
-        })
-    }
-
-    /// Makes a parent whose waiting step got this child's end apply it now
-    /// (a parked one is due already: the claim sweep takes it otherwise).
-    pub(super) async fn wake_parent(&self) {
-        let Some(parent) = &self.record.called_by else {
-            return;
-        };
-        let signal = self.record.id.to_string();
-        let commands = [
-            Command::SignalExecution {
-                tenant: self.record.tenant,
-                workflow: parent.workflow,
-                execution: parent.execution,
-                signal: signal.clone(),
-            },
-            Command::StartExecution {
-                tenant: self.record.tenant,
-                workflow: parent.workflow,
-                execution: parent.execution,
-                cause: StartCause::Resumed { signal },
-            },
-        ];
-        for command in commands {
-            if let Err(e) = self.ctx.bus.publish_command(&command, None).await {
-                tracing::warn!(execution = %parent.execution, error = %e, "command to a parent not published; the claim sweep wakes it");
-            }
-        }
-    }
-
     /// Applies a child's end to the step waiting for it: its output on
     /// success, a node failure otherwise. An end of another child (an
     /// earlier attempt's) is dropped.
@@ -327,36 +277,6 @@ impl ExecutionState {
         }
     }
 
-    /// After a parent's end other than success: its children that asked to
-    /// be cancelled with it are.
-    pub(super) async fn cancel_children(&self, t: ExecutionTransition) {
-        if t == ExecutionTransition::Succeed {
-            return;
-        }
-        let children = match self
-            .ctx
-            .store
-            .cancel_children(self.record.tenant, self.record.id)
-            .await
-        {
-            Ok(children) => children,
-            Err(e) => {
-                tracing::warn!(execution = %self.record.id, error = %e, "could not cancel the children of an ended execution; each stops when next taken up");
-                return;
-            }
-        };
-        for (child, workflow) in children {
-            let command = Command::CancelExecution {
-                tenant: self.record.tenant,
-                workflow,
-                execution: child,
-            };
-            if let Err(e) = self.ctx.bus.publish_command(&command, None).await {
-                tracing::warn!(execution = %child, error = %e, "cancel command for a child not published; it stops when next taken up");
-            }
-        }
-    }
-
     /// A child whose parent ended other than by success while it was not
     /// running (a crash between the parent's end and its cancel) ends here.
     pub(super) async fn parent_gone(&self) -> Result<bool, ActorProcessingErr> {
@@ -376,5 +296,84 @@ impl ExecutionState {
             })
             .await?;
         Ok(record.is_some_and(|s| s.is_terminal() && s != ExecutionStatus::Succeeded))
+    }
+}
+
+/// The signal a child's end records for its parent's waiting step.
+pub(crate) fn end_for_parent(
+    record: &ExecutionRecord,
+    status: ExecutionStatus,
+    output: Option<&Value>,
+    error: Option<&str>,
+) -> Option<NewSignal> {
+    let parent = record.called_by.as_ref()?;
+    Some(NewSignal {
+        tenant: record.tenant,
+        execution: parent.execution,
+        node: parent.node.clone(),
+        payload: json!({
+            "execution_id": record.id,
+            "status": status,
+            "output": output,
+            "error": error,
+        }),
+        idempotency_key: None,
+    })
+}
+
+/// Makes a parent whose waiting step got this child's end apply it now
+/// (a parked one is due already: the claim sweep takes it otherwise).
+pub(crate) async fn wake_parent(ctx: &Context, record: &ExecutionRecord) {
+    let Some(parent) = &record.called_by else {
+        return;
+    };
+    let signal = record.id.to_string();
+    let commands = [
+        Command::SignalExecution {
+            tenant: record.tenant,
+            workflow: parent.workflow,
+            execution: parent.execution,
+            signal: signal.clone(),
+        },
+        Command::StartExecution {
+            tenant: record.tenant,
+            workflow: parent.workflow,
+            execution: parent.execution,
+            cause: StartCause::Resumed { signal },
+        },
+    ];
+    for command in commands {
+        if let Err(e) = ctx.bus.publish_command(&command, None).await {
+            tracing::warn!(execution = %parent.execution, error = %e, "command to a parent not published; the claim sweep wakes it");
+        }
+    }
+}
+
+/// After an execution's end other than success: its children that asked
+/// to be cancelled with it are.
+pub(crate) async fn cancel_children(
+    ctx: &Context,
+    record: &ExecutionRecord,
+    ended: ExecutionStatus,
+) {
+    if ended == ExecutionStatus::Succeeded {
+        return;
+    }
+    let children = match ctx.store.cancel_children(record.tenant, record.id).await {
+        Ok(children) => children,
+        Err(e) => {
+            tracing::warn!(execution = %record.id, error = %e, "could not cancel the children of an ended execution; each stops when next taken up");
+            return;
+        }
+    };
+    for (child, workflow) in children {
+        let command = Command::CancelExecution {
+            tenant: record.tenant,
+            workflow,
+            execution: child,
+        };
+        if let Err(e) = ctx.bus.publish_command(&command, None).await {
+            tracing::warn!(execution = %child, error = %e, "cancel command for a child not published; it stops when next taken up");
+        }
     }
 }

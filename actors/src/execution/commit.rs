@@ -100,7 +100,7 @@ impl ExecutionState {
                     }
                     self.start_children(&pending.children).await;
                     if parent_told {
-                        self.wake_parent().await;
+                        super::calls::wake_parent(&self.ctx, &self.record).await;
                     }
                 }
                 Committed::Fenced => return Ok(false),

@@ -62,7 +62,12 @@ impl ExecutionState {
         self.pending.handler = handler.clone();
         let status = self.pending.transition.as_ref().map(|c| c.to);
         if let Some(status) = status {
-            self.pending.to_parent = self.end_for_parent(status, output.as_ref(), error.as_deref());
+            self.pending.to_parent = super::calls::end_for_parent(
+                &self.record,
+                status,
+                output.as_ref(),
+                error.as_deref(),
+            );
         }
         self.emit(EventKind::ExecutionFinished {
             status: status.unwrap_or(self.record.status),
@@ -78,7 +83,7 @@ impl ExecutionState {
             if let Some(handler) = &handler {
                 self.start_handler(handler).await;
             }
-            self.cancel_children(t).await;
+            super::calls::cancel_children(&self.ctx, &self.record, status).await;
         }
         myself.stop(None);
         Ok(())

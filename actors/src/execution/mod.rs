@@ -37,6 +37,7 @@ use serde_json::{Value, json};
 use tokio::task::AbortHandle;
 use tracing::Instrument;
 
+pub(crate) use calls::{cancel_children, end_for_parent, wake_parent};
 use deaths::Marked;
 #[cfg(test)]
 pub(crate) use deaths::WINDOW as DEATH_WINDOW;

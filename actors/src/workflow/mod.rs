@@ -297,18 +297,30 @@ impl WorkflowState {
                 error: Some(message),
             },
         };
-        if let Ok(Some(Some(position))) = self
+        // A parent waiting for it learns of the end, and its children that
+        // asked for it are cancelled, as after any end by failure.
+        let to_parent =
+            crate::execution::end_for_parent(&record, to, None, change.error.as_deref());
+        let ended = self
             .ctx
             .store
             .transition_with_events(
                 &self.ctx.options.node_id,
                 &change,
                 std::slice::from_ref(&event),
+                to_parent.as_ref(),
             )
-            .await
-        {
+            .await;
+        let Ok(Some((position, parent_told))) = ended else {
+            return;
+        };
+        if let Some(position) = position {
             event.position = position;
             self.ctx.emit(event).await;
         }
+        if parent_told {
+            crate::execution::wake_parent(&self.ctx, &record).await;
+        }
+        crate::execution::cancel_children(&self.ctx, &record, to).await;
     }
 }

@@ -359,19 +359,22 @@ impl Store {
         change: &ExecutionChange,
     ) -> Result<bool, Error> {
         Ok(self
-            .transition_with_events(owner, change, &[])
+            .transition_with_events(owner, change, &[], None)
             .await?
             .is_some())
     }
 
-    /// [`Store::transition_execution`], recording `events` with it;
-    /// returns the position of the first event when it won.
+    /// [`Store::transition_execution`], recording `events` with it (and,
+    /// for a child's end, the signal for its parent's waiting step);
+    /// returns, when it won, the position of the first event and whether
+    /// the parent was told.
     pub async fn transition_with_events(
         &self,
         owner: &str,
         change: &ExecutionChange,
         events: &[ExecutionEvent],
-    ) -> Result<Option<Option<u64>>, Error> {
+        to_parent: Option<&NewSignal>,
+    ) -> Result<Option<(Option<u64>, bool)>, Error> {
         let mut tx = self.pool.begin().await?;
         if !self
             .apply_transition(&mut tx, owner, change, Mark::Keep)
@@ -388,9 +391,15 @@ impl Store {
         if change.to.is_terminal() {
             Self::give_held_slot(&mut tx, tenant, change.id).await?;
         }
+        let parent_told = match to_parent {
+            Some(signal) if change.to.is_terminal() => {
+                crate::parking::tell_parent(&mut tx, signal, &change.id.to_string()).await?
+            }
+            _ => false,
+        };
         let first_position = crate::events::record(&mut tx, self.backend, tenant, events).await?;
         tx.commit().await?;
-        Ok(Some(first_position))
+        Ok(Some((first_position, parent_told)))
     }
 
     async fn apply_transition(

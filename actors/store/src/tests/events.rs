@@ -149,10 +149,10 @@ async fn events_are_recorded_with_their_turn_and_replayed(store: &Store) {
     let finished = events(tenant, id, last + 1..last + 2);
     assert_eq!(
         store
-            .transition_with_events(OWNER, &end, &finished)
+            .transition_with_events(OWNER, &end, &finished, None)
             .await
             .unwrap(),
-        Some(Some(last + 1))
+        Some((Some(last + 1), false))
     );
     let short = SettingsChange {
         retention_ms: Some(Some(0)),
