@@ -455,3 +455,28 @@ both_modes!(
     a_loop_of_calls_stops_when_the_tenants_credits_run_out,
     children_need_credits
 );
+
+/// A call whose workflow was taken out of service after the caller was
+/// published fails its node at run time, saying why.
+async fn unpublished_since(mode: Mode) {
+    let engine = Engine::start(mode).await;
+    let child = engine.deploy(doubler()).await;
+    let parent = engine.deploy(caller(&child, json!({}))).await;
+    let (status, body) = engine
+        .request(
+            Method::POST,
+            &format!("/v1/workflows/{child}/unpublish"),
+            Some(json!({})),
+        )
+        .await;
+    assert!(status.is_success(), "{body}");
+    let id = engine.start_execution(&parent, json!({"n": 1})).await;
+    let done = engine.finished(&id).await;
+    assert_eq!(done["status"], "failed", "{done:#}");
+    let error = node(&done, "call")["error"].as_str().unwrap_or_default();
+    assert!(error.contains("has no published version"), "{error}");
+}
+both_modes!(
+    a_call_to_a_workflow_unpublished_since_fails_its_node_saying_why,
+    unpublished_since
+);
