@@ -200,10 +200,9 @@ fn steps_limit_schema(_: &mut SchemaGenerator) -> Schema {
     json_schema!({"type": "integer", "minimum": 1, "maximum": MAX_STEPS_PAGE})
 }
 
-const SCOPE_PATTERN: &str =
-    r"^([A-Za-z_][A-Za-z0-9_]*\[(0|[1-9][0-9]*)\]\.)*[A-Za-z_][A-Za-z0-9_]*(\[(0|[1-9][0-9]*)\])?$";
+const SCOPE_PATTERN: &str = r"^([A-Za-z_][A-Za-z0-9_]*\[(0|[1-9][0-9]{0,8})\]\.)*[A-Za-z_][A-Za-z0-9_]*(\[(0|[1-9][0-9]{0,8})\])?$";
 const STEP_KEY_PATTERN: &str =
-    r"^([A-Za-z_][A-Za-z0-9_]*\[(0|[1-9][0-9]*)\]\.)+[A-Za-z_][A-Za-z0-9_]*$";
+    r"^([A-Za-z_][A-Za-z0-9_]*\[(0|[1-9][0-9]{0,8})\]\.)+[A-Za-z_][A-Za-z0-9_]*$";
 
 /// `GET /v1/executions/{id}`: which steps it lists. The workflow's own
 /// nodes are listed whole; the steps of loop iterations a page at a time.

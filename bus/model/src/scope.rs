@@ -59,7 +59,8 @@ fn segment(text: &str) -> Option<(&str, Option<usize>)> {
     let name = &text[..open];
     let digits = text[open + 1..].strip_suffix(']')?;
     // One spelling per index: keys are compared as text in the journal.
-    let canonical = !digits.is_empty()
+    // At most nine digits: no loop has more items than that.
+    let canonical = (1..=9).contains(&digits.len())
         && digits.chars().all(|c| c.is_ascii_digit())
         && (digits == "0" || !digits.starts_with('0'));
     if !is_id(name) || !canonical {
@@ -68,7 +69,7 @@ fn segment(text: &str) -> Option<(&str, Option<usize>)> {
     Some((name, Some(digits.parse().ok()?)))
 }
 
-const FORM: &str = "must read like `each[3]` or `outer[1].inner[2]` (loop node ids, each with an iteration's index from 0)";
+const FORM: &str = "must read like `each[3]` or `outer[1].inner[2]` (loop node ids, each with an iteration's index from 0, at most nine digits)";
 
 impl Scope {
     /// Reads `each[3]`, `outer[1].inner[2]`, `each` or `outer[1].inner`.
@@ -224,7 +225,13 @@ mod tests {
 
     #[test]
     fn scopes_read_and_write_back() {
-        for text in ["each[3]", "outer[1].inner[2]", "each", "outer[0].inner"] {
+        for text in [
+            "each[3]",
+            "outer[1].inner[2]",
+            "each",
+            "outer[0].inner",
+            "each[999999999]",
+        ] {
             assert_eq!(Scope::parse(text).unwrap().to_string(), text);
         }
         for bad in [
@@ -235,6 +242,8 @@ mod tests {
             "each.x[1]",
             "1x[2]",
             "a[1].",
+            "each[1234567890]",
+            "each[899305549913307024145]",
         ] {
             assert!(Scope::parse(bad).is_err(), "{bad}");
         }
