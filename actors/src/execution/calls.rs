@@ -97,12 +97,25 @@ impl ExecutionState {
                  {MAX_CALL_DEPTH} deep. Retrying will not help"
             ))));
         }
+        // A child is a start like any other: a tenant without credits
+        // starts none, however it asks.
+        let store = &self.ctx.store;
+        let tenant = self.record.tenant;
+        let balance = self
+            .patiently("balance", || store.balance(tenant))
+            .await?
+            .balance;
+        if balance <= 0 {
+            return Ok(Err(NodeError::permanent(format!(
+                "the tenant has no credits left (balance {balance}); the called workflow was not \
+                 started. Add credits, then re-run from this node"
+            ))));
+        }
         let entry = match self.entry(config.workflow, config.version).await? {
             Ok(entry) => entry,
             Err(message) => return Ok(Err(NodeError::permanent(message))),
         };
         let step = self.progress.nodes[i].node.clone();
-        let attempt = self.progress.nodes[i].attempts;
         Ok(Ok(NewExecution {
             id: ExecutionId::new(),
             tenant: self.record.tenant,
@@ -110,7 +123,10 @@ impl ExecutionState {
             version: entry.version,
             trigger_node: entry.trigger_node,
             trigger: json!({"body": input, "headers": {}, "query": {}}),
-            idempotency_key: Some(format!("call:{}:{step}:{attempt}", self.record.id)),
+            // No key: its id, named by the step in the same turn, already
+            // makes the child once, and a key the tenant could send itself
+            // would let a start of its own stand in for the child.
+            idempotency_key: None,
             fingerprint: None,
             deadline_ms: entry.deadline_ms,
             origin: None,
@@ -260,6 +276,11 @@ impl ExecutionState {
         output["status"] = json!(status);
         if status == Some(ExecutionStatus::Succeeded.as_str()) {
             output["output"] = payload.get("output").cloned().unwrap_or(Value::Null);
+            // Held to the cap like any node's output: a child's output
+            // gathers all its ends, each within the cap on its own.
+            if let Some(error) = self.over_output_cap(&output) {
+                return self.node_failed(i, &error, false).map(Some);
+            }
             return self.succeed(i, output, None).map(Some);
         }
         let error = payload
