@@ -210,3 +210,112 @@ both_modes!(
     a_child_output_over_the_cap_fails_the_call,
     child_output_over_the_cap
 );
+
+/// A parent whose calls wait inside a loop's body parks like any other
+/// waiting call and gives its slot back: a tenant limited to one execution
+/// at a time still runs it through its children.
+async fn calls_in_a_loop_under_one_slot(mode: Mode) {
+    let engine = Engine::start(mode).await;
+    let owner = engine.create_tenant("One slot").await;
+    let limits = json!({"rate_limit": null, "max_concurrent": 1, "max_payload_bytes": null});
+    let (status, body) = engine
+        .request(
+            Method::PUT,
+            "/v1/admin/tenants/one-slot/limits",
+            Some(limits),
+        )
+        .await;
+    assert!(status.is_success(), "{body}");
+    // A child that runs a while (not one that ends in its first turn).
+    let pause = engine
+        .deploy_as(
+            &owner,
+            json!({"name": "pause", "nodes": [
+                {"id": "start", "type": "trigger", "kind": "manual"},
+                {"id": "pause", "type": "action", "kind": "wait", "config": {"duration": "200ms"}}
+            ], "edges": [{"from": "start", "to": "pause"}]}),
+        )
+        .await;
+    let caller = engine
+        .deploy_as(
+            &owner,
+            json!({"name": "looped caller", "nodes": [
+                {"id": "start", "type": "trigger", "kind": "manual"},
+                {"id": "each", "type": "action", "kind": "for_each", "config": {
+                    "items": "[1, 2, 3]", "concurrency": 3,
+                    "body": {"nodes": [{"id": "call", "type": "action", "kind": "call_workflow",
+                                        "config": {"workflow": pause}}]}}}
+            ], "edges": [{"from": "start", "to": "each"}]}),
+        )
+        .await;
+    let parent = engine.start_execution_as(&owner, &caller, json!({})).await;
+    let done = eventually("the parent ends", Duration::from_secs(25), || async {
+        let (_, e) = engine
+            .request_as(
+                &owner,
+                Method::GET,
+                &format!("/v1/executions/{parent}"),
+                None,
+            )
+            .await;
+        (!matches!(e["status"].as_str(), Some("queued" | "running"))).then_some(e)
+    })
+    .await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(node(&done, "each")["output"]["succeeded"], 3, "{done}");
+}
+both_modes!(
+    calls_in_a_loop_park_their_parent,
+    calls_in_a_loop_under_one_slot
+);
+
+/// A draft that names its own version in a call is a cycle however it is
+/// reached: publishing a workflow that calls that version is refused, as
+/// a chain leading back to the workflow published is.
+async fn cycle_through_a_named_version(mode: Mode) {
+    let engine = Engine::start(mode).await;
+    let owner = engine.create_tenant("Looper").await;
+    let selfish = engine.deploy_as(&owner, leaf()).await;
+    let draft = json!({"name": "selfish", "nodes": [
+        {"id": "start", "type": "trigger", "kind": "manual"},
+        {"id": "again", "type": "action", "kind": "call_workflow",
+         "config": {"workflow": selfish, "version": 2, "wait": false}}
+    ], "edges": [{"from": "start", "to": "again"}]});
+    let (status, body) = engine
+        .request_as(
+            &owner,
+            Method::PUT,
+            &format!("/v1/workflows/{selfish}"),
+            Some(draft),
+        )
+        .await;
+    assert!(status.is_success(), "draft saved: {body}");
+    let outer = json!({"name": "outer", "nodes": [
+        {"id": "start", "type": "trigger", "kind": "manual"},
+        {"id": "call", "type": "action", "kind": "call_workflow",
+         "config": {"workflow": selfish, "version": 2}}
+    ], "edges": [{"from": "start", "to": "call"}]});
+    let (status, body) = engine
+        .request_as(&owner, Method::POST, "/v1/workflows", Some(outer))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let outer = body["id"].as_str().expect("id").to_owned();
+    let (status, body) = engine
+        .request_as(
+            &owner,
+            Method::POST,
+            &format!("/v1/workflows/{outer}/publish"),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"]["details"][0]["code"], "call_cycle", "{body}");
+    assert_eq!(
+        body["error"]["details"][0]["path"], "nodes[1].config.workflow",
+        "{body}"
+    );
+}
+both_modes!(
+    a_cycle_through_a_named_version_is_refused,
+    cycle_through_a_named_version
+);
