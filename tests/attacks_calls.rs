@@ -249,18 +249,7 @@ async fn calls_in_a_loop_under_one_slot(mode: Mode) {
         )
         .await;
     let parent = engine.start_execution_as(&owner, &caller, json!({})).await;
-    let done = eventually("the parent ends", Duration::from_secs(25), || async {
-        let (_, e) = engine
-            .request_as(
-                &owner,
-                Method::GET,
-                &format!("/v1/executions/{parent}"),
-                None,
-            )
-            .await;
-        (!matches!(e["status"].as_str(), Some("queued" | "running"))).then_some(e)
-    })
-    .await;
+    let done = ended(&engine, &owner, &parent).await;
     assert_eq!(done["status"], "succeeded", "{done}");
     assert_eq!(node(&done, "each")["output"]["succeeded"], 3, "{done}");
 }
