@@ -1,7 +1,8 @@
 //! The calls a workflow makes (`call_workflow`), checked where they can
 //! be known: on save, that each names a workflow of the tenant; on
 //! publish, that each reaches a version that exists and that no chain of
-//! published calls leads back to the workflow being published.
+//! published (or named) calls leads back to the workflow being published,
+//! or into a cycle of its own.
 
 use std::collections::HashSet;
 
@@ -38,7 +39,7 @@ impl EngineHandle {
     }
 
     /// Every call of the version being published reaches a version that
-    /// exists, and none leads back to `workflow`.
+    /// exists, and none leads back to `workflow` or into a cycle.
     pub(crate) async fn check_calls_on_publish(
         &self,
         tenant: TenantId,
@@ -59,8 +60,8 @@ impl EngineHandle {
                     call.path.clone(),
                     "call_cycle",
                     format!(
-                        "calling {} leads back to this workflow ({}); a workflow may not call \
-                         itself, directly or through others",
+                        "calling {} leads back to this workflow or into a cycle of calls ({}); \
+                         a workflow may not call itself, directly or through others",
                         call.workflow,
                         chain.join(" → ")
                     ),
@@ -70,12 +71,13 @@ impl EngineHandle {
         refuse(errors)
     }
 
-    /// The document a call runs: the named version, or the published one.
+    /// The version a call runs and its document: the named version, or the
+    /// published one.
     async fn called_version(
         &self,
         tenant: TenantId,
         call: &Call,
-    ) -> Result<Result<WorkflowDocument, ValidationError>, Error> {
+    ) -> Result<Result<(i64, WorkflowDocument), ValidationError>, Error> {
         let store = &self.shared.store;
         let Some(found) = store.get_workflow(tenant, call.workflow).await? else {
             return Ok(Err(unknown(call)));
@@ -91,7 +93,7 @@ impl EngineHandle {
             )));
         };
         match store.workflow_version(call.workflow, version).await? {
-            Some(document) => Ok(Ok(document)),
+            Some(document) => Ok(Ok((version, document))),
             None => Ok(Err(ValidationError::new(
                 call.path.replace(".workflow", ".version"),
                 "unknown_version",
@@ -100,37 +102,50 @@ impl EngineHandle {
         }
     }
 
-    /// The chain of workflows by which `call` leads back to `workflow`, if
-    /// it does (following each workflow's published or named versions).
+    /// The chain of calls by which `call` leads back to `workflow`, or into
+    /// a cycle of its own (a version naming itself, say), if it does
+    /// (following each call's published or named version).
     async fn leads_back(
         &self,
         tenant: TenantId,
         workflow: WorkflowId,
         call: &Call,
-        target: WorkflowDocument,
+        target: (i64, WorkflowDocument),
     ) -> Result<Option<Vec<String>>, Error> {
+        let names = |path: &[(WorkflowId, i64)]| {
+            path.iter()
+                .map(|(w, v)| format!("{w} version {v}"))
+                .collect::<Vec<_>>()
+        };
+        let (version, document) = target;
         let mut seen = HashSet::new();
-        let mut stack = vec![(call.workflow, target, vec![call.workflow.to_string()])];
-        while let Some((at, document, chain)) = stack.pop() {
-            if at == workflow {
-                return Ok(Some(chain));
+        let mut stack = vec![(document, vec![(call.workflow, version)])];
+        while let Some((document, path)) = stack.pop() {
+            let Some(&at) = path.last() else { continue };
+            if at.0 == workflow {
+                return Ok(Some(names(&path)));
             }
             if !seen.insert(at) || seen.len() > MAX_FOLLOWED {
                 continue;
             }
             for next in calls(&document) {
                 if next.workflow == workflow {
-                    let mut chain = chain.clone();
+                    let mut chain = names(&path);
                     chain.push(workflow.to_string());
                     return Ok(Some(chain));
                 }
-                if seen.contains(&next.workflow) {
+                let Ok((version, document)) = self.called_version(tenant, &next).await? else {
                     continue;
+                };
+                let mut path = path.clone();
+                path.push((next.workflow, version));
+                // Depth first: a call back into the chain walked is a cycle
+                // that would run until the depth bound, however it started.
+                if path[..path.len() - 1].contains(&(next.workflow, version)) {
+                    return Ok(Some(names(&path)));
                 }
-                if let Ok(document) = self.called_version(tenant, &next).await? {
-                    let mut chain = chain.clone();
-                    chain.push(next.workflow.to_string());
-                    stack.push((next.workflow, document, chain));
+                if !seen.contains(&(next.workflow, version)) {
+                    stack.push((document, path));
                 }
             }
         }

@@ -195,11 +195,19 @@ impl ExecutionState {
         let Ok(Outcome::Output { value, .. }) = &result else {
             return result;
         };
+        match self.over_output_cap(value) {
+            Some(error) => Err(error),
+            None => result,
+        }
+    }
+
+    /// The failure of an output over the tenant's cap; none within it.
+    pub(super) fn over_output_cap(&self, value: &serde_json::Value) -> Option<NodeError> {
         let size = serde_json::to_vec(value).map_or(0, |v| v.len());
         if size <= self.output_cap {
-            return result;
+            return None;
         }
-        Err(NodeError {
+        Some(NodeError {
             class: flowmesh_node_handlers::ErrorClass::OutputTooLarge,
             message: format!(
                 "the output is {size} bytes, over this tenant's cap of {} bytes; return less (select the fields you need) or raise max_output_bytes in the tenant's settings",

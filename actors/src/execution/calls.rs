@@ -113,7 +113,6 @@ impl ExecutionState {
             Err(message) => return Ok(Err(NodeError::permanent(message))),
         };
         let step = self.progress.nodes[i].node.clone();
-        let attempt = self.progress.nodes[i].attempts;
         Ok(Ok(NewExecution {
             id: ExecutionId::new(),
             tenant: self.record.tenant,
@@ -121,7 +120,10 @@ impl ExecutionState {
             version: entry.version,
             trigger_node: entry.trigger_node,
             trigger: json!({"body": input, "headers": {}, "query": {}}),
-            idempotency_key: Some(format!("call:{}:{step}:{attempt}", self.record.id)),
+            // No key: its id, named by the step in the same turn, already
+            // makes the child once, and a key the tenant could send itself
+            // would let a start of its own stand in for the child.
+            idempotency_key: None,
             fingerprint: None,
             deadline_ms: entry.deadline_ms,
             origin: None,
@@ -221,6 +223,11 @@ impl ExecutionState {
         output["status"] = json!(status);
         if status == Some(ExecutionStatus::Succeeded.as_str()) {
             output["output"] = payload.get("output").cloned().unwrap_or(Value::Null);
+            // Held to the cap like any node's output: a child's output
+            // gathers all its ends, each within the cap on its own.
+            if let Some(error) = self.over_output_cap(&output) {
+                return self.node_failed(i, &error, false).map(Some);
+            }
             return self.succeed(i, output, None).map(Some);
         }
         let error = payload

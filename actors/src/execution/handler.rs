@@ -2,7 +2,7 @@
 //! workflow's `on_error_workflow` with what failed as its input. The
 //! handler's execution is recorded in the turn that ends the run, so that
 //! neither is lost without the other (a lost start command leaves it to
-//! the claim sweep), and its idempotency key makes it one per run. A run
+//! the claim sweep); the end commits once, so it is one per run. A run
 //! that is itself a handler, or a test run, starts none.
 
 use flowmesh_model::lifecycle::ExecutionTransition;
@@ -52,7 +52,9 @@ impl ExecutionState {
             version: entry.version,
             trigger_node: entry.trigger_node,
             trigger: json!({"body": input, "headers": {}, "query": {}}),
-            idempotency_key: Some(format!("on_error:{}", self.record.id)),
+            // No key: the ending turn commits once, and a key the tenant
+            // could send itself would let a start of its own stand in.
+            idempotency_key: None,
             fingerprint: None,
             deadline_ms: entry.deadline_ms,
             origin: None,

@@ -167,7 +167,7 @@ impl ExecutionState {
         }
         let mut next = self.record.deadline_ms;
         let mut waiting = false;
-        for state in &self.progress.nodes {
+        for (i, state) in self.progress.nodes.iter().enumerate() {
             match state.status {
                 NodeStatus::Waiting | NodeStatus::Retrying => {
                     waiting = true;
@@ -175,6 +175,10 @@ impl ExecutionState {
                         next = Some(next.map_or(at, |n| n.min(at)));
                     }
                 }
+                // A loop runs while its iterations do: their steps say
+                // whether it waits (a call in its body must park the
+                // parent, whose slot the child may need).
+                NodeStatus::Running if is_loop(self.progress.node(i)) => {}
                 NodeStatus::Running => return Ok(()),
                 _ => {}
             }
@@ -228,4 +232,9 @@ impl ExecutionState {
         }
         Ok(())
     }
+}
+
+fn is_loop(node: &flowmesh_model::Node) -> bool {
+    node.kind == flowmesh_model::for_each::FOR_EACH
+        || node.kind == flowmesh_model::while_loop::WHILE
 }

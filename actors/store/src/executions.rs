@@ -525,7 +525,8 @@ impl Store {
             return Ok(Committed::Fenced);
         }
         if let Some(handler) = turn.handler {
-            // Its idempotency key makes a second end's handler a no-op.
+            // Its id, fixed when the end was staged, makes a turn written
+            // again add nothing.
             crate::accept::insert_execution(&mut *tx, handler, None, now_ms()).await?;
         }
         for child in turn.children {
