@@ -1,7 +1,7 @@
 //! Control flow: what a loop costs per item beside a plain step, and what a
 //! `call_workflow` round trip costs beside running the child alone.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::bail;
 use serde::{Deserialize, Serialize};
@@ -14,16 +14,23 @@ use crate::load;
 #[derive(Debug, Serialize, Deserialize)]
 pub struct ControlFlow {
     pub items: usize,
+    /// The same workflow without the loop (its trigger and one `mapping`),
+    /// `?wait=true`, the fastest of the runs.
+    pub baseline_ms: f64,
     /// A `for_each` over `items` with a one-node pure body (`mapping`),
-    /// from the execution's start to its end as the engine recorded them.
+    /// `?wait=true`, the fastest of the runs.
     pub pure_ms: f64,
+    /// (pure − baseline) / items.
     pub pure_per_item_ms: f64,
     /// The same list with an `http_request` body against the local no-op
     /// server, 10 iterations at once.
     pub http_ms: f64,
-    /// Per item and lane: wall time × 10 / items, less one direct call.
-    pub http_overhead_per_item_ms: f64,
+    /// (http − baseline) / items, less a tenth of a direct call (the call
+    /// itself, 10 at once).
+    pub http_per_item_ms: f64,
     pub direct_call_p50_ms: f64,
+    /// The per-step overhead measured in the same run (durable-latency).
+    pub per_step_ms: f64,
     /// A parent calling a one-node child and waiting for it, `?wait=true`, p50.
     pub call_p50_ms: f64,
     /// The child alone, the same way.
@@ -44,8 +51,16 @@ pub async fn control_flow(
                       "config": {"mapping": {"n": "{{ item }}"}}});
     let http = json!({"id": "call", "type": "action", "kind": "http_request",
                       "config": {"url": sink_url, "query": {"n": "{{ item }}"}}});
-    let pure_ms = best_loop_run(engine, "pure", pure, 1, items).await?;
-    let http_ms = best_loop_run(engine, "http", http, HTTP_CONCURRENCY, items).await?;
+    let baseline = json!({"name": "no-loop", "nodes": [
+        {"id": "start", "type": "trigger", "kind": "manual"},
+        {"id": "shape", "type": "data", "kind": "mapping", "config": {"mapping": {"n": 1}}}
+    ], "edges": [{"from": "start", "to": "shape"}]});
+    let baseline_ms = fastest(engine, &baseline, &json!({}), plan.sequential).await?;
+    let list: Vec<usize> = (0..items).collect();
+    let input = json!({"items": list});
+    let pure_ms = fastest(engine, &looping("pure", pure, 1, items), &input, LOOP_RUNS).await?;
+    let http_loop = looping("http", http, HTTP_CONCURRENCY, items);
+    let http_ms = fastest(engine, &http_loop, &input, LOOP_RUNS).await?;
     let mut direct = load::histogram();
     for _ in 0..plan.sequential {
         let t = Instant::now();
@@ -53,77 +68,52 @@ pub async fn control_flow(
         direct.record(t.elapsed().as_micros() as u64)?;
     }
     let direct_call_p50_ms = direct.value_at_quantile(0.5) as f64 / 1000.0;
+    let per_step_ms = crate::scenarios::durable_latency(engine, plan, sink_url)
+        .await?
+        .overhead_per_step_p50_ms;
     let (call_p50_ms, child_p50_ms) = call_round_trip(engine, plan).await?;
-    let per_lane = http_ms * HTTP_CONCURRENCY as f64 / items as f64;
+    let per_item = |run: f64| ((run - baseline_ms) / items as f64).max(0.0);
     Ok(ControlFlow {
         items,
+        baseline_ms,
         pure_ms,
-        pure_per_item_ms: pure_ms / items as f64,
+        pure_per_item_ms: per_item(pure_ms),
         http_ms,
-        http_overhead_per_item_ms: (per_lane - direct_call_p50_ms).max(0.0),
+        http_per_item_ms: (per_item(http_ms) - direct_call_p50_ms / HTTP_CONCURRENCY as f64)
+            .max(0.0),
         direct_call_p50_ms,
+        per_step_ms,
         call_p50_ms,
         child_p50_ms,
     })
 }
 
-/// The fastest of a few runs of a `for_each` over `items` with `body`,
-/// in milliseconds between the start and the end the engine recorded.
-async fn best_loop_run(
-    engine: &Engine,
-    name: &str,
-    body: Value,
-    concurrency: usize,
-    items: usize,
-) -> anyhow::Result<f64> {
-    let doc = json!({"name": format!("loop-{name}"), "nodes": [
+/// A workflow of a `for_each` over `trigger.body.items` with `body`.
+fn looping(name: &str, body: Value, concurrency: usize, items: usize) -> Value {
+    json!({"name": format!("loop-{name}"), "nodes": [
         {"id": "start", "type": "trigger", "kind": "manual"},
         {"id": "each", "type": "action", "kind": "for_each", "config": {
             "items": "trigger.body.items", "concurrency": concurrency,
             "max_items": items.max(1), "result": "index",
             "body": {"nodes": [body]}}}
-    ], "edges": [{"from": "start", "to": "each"}]});
-    let workflow = engine.deploy(&doc).await?;
-    let list: Vec<usize> = (0..items).collect();
-    let mut best = f64::MAX;
-    for _ in 0..LOOP_RUNS {
-        let started = engine
-            .post(
-                &format!("/v1/workflows/{workflow}/executions"),
-                &json!({"items": list}),
-            )
-            .await?;
-        let Some(id) = started["execution_id"].as_str() else {
-            bail!("loop run not started: {started}");
-        };
-        let done = finished(engine, id, Duration::from_secs(600)).await?;
-        if done["status"] != "succeeded" {
-            bail!("loop run ended {}", done["status"]);
-        }
-        let (Some(from), Some(to)) = (done["started_at"].as_i64(), done["finished_at"].as_i64())
-        else {
-            bail!("loop run without its times: {done}");
-        };
-        best = best.min((to - from) as f64);
-    }
-    Ok(best)
+    ], "edges": [{"from": "start", "to": "each"}]})
 }
 
-async fn finished(engine: &Engine, id: &str, limit: Duration) -> anyhow::Result<Value> {
-    let start = Instant::now();
-    let mut tick = tokio::time::interval(Duration::from_millis(50));
-    loop {
-        tick.tick().await;
-        let e = engine
-            .get(&format!("/v1/executions/{id}?steps_limit=1"))
-            .await?;
-        if !matches!(e["status"].as_str(), Some("queued" | "running")) {
-            return Ok(e);
+/// The fastest of `runs` runs of `doc` with `input`, `?wait=true`, in
+/// milliseconds as the client saw them.
+async fn fastest(engine: &Engine, doc: &Value, input: &Value, runs: usize) -> anyhow::Result<f64> {
+    let workflow = engine.deploy(doc).await?;
+    let path = format!("/v1/workflows/{workflow}/executions?wait=true");
+    let mut best = f64::MAX;
+    for _ in 0..runs.max(1) {
+        let t = Instant::now();
+        let out = engine.post(&path, input).await?;
+        if out["status"] != "succeeded" {
+            bail!("{} ended {}", doc["name"], out["status"]);
         }
-        if start.elapsed() > limit {
-            bail!("execution {id} did not end within {limit:?}");
-        }
+        best = best.min(t.elapsed().as_secs_f64() * 1000.0);
     }
+    Ok(best)
 }
 
 /// p50 of a parent that calls a one-node child and waits for it, and of
