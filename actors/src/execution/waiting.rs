@@ -178,7 +178,7 @@ impl ExecutionState {
                 // A loop runs while its iterations do: their steps say
                 // whether it waits (a call in its body must park the
                 // parent, whose slot the child may need).
-                NodeStatus::Running if is_loop(self.progress.node(i)) => {}
+                NodeStatus::Running if self.progress.is_looping(i) => {}
                 NodeStatus::Running => return Ok(()),
                 _ => {}
             }
@@ -232,9 +232,4 @@ impl ExecutionState {
         }
         Ok(())
     }
-}
-
-fn is_loop(node: &flowmesh_model::Node) -> bool {
-    node.kind == flowmesh_model::for_each::FOR_EACH
-        || node.kind == flowmesh_model::while_loop::WHILE
 }
