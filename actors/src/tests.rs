@@ -304,6 +304,47 @@ async fn an_execution_that_keeps_crashing_is_failed_by_policy() {
     h.engine.unwrap().shutdown().await;
 }
 
+/// A run failed by the crash policy starts its failure handler, as any
+/// failure does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_given_up_after_crashes_starts_its_failure_handler() {
+    let h = harness().await;
+    let handler = h
+        .deploy(json!({"name": "handler", "nodes": [
+            {"id": "start", "type": "trigger", "kind": "manual"},
+            {"id": "note", "type": "data", "kind": "mapping", "config": {"mapping": {"ok": true}}}
+        ], "edges": [{"from": "start", "to": "note"}]}))
+        .await;
+    let mut document = waiting_workflow("1h");
+    document["settings"] = json!({"on_error_workflow": handler});
+    let workflow = h.deploy(document).await;
+    let victim = h.start(workflow).await;
+    h.waiting(victim).await;
+    let policy = crate::supervision::policy("execution");
+    let mut last = None;
+    for _ in 0..=policy.max_restarts {
+        last = Some(
+            h.until("actor running again", async || h.crash(victim, last))
+                .await,
+        );
+    }
+    assert_eq!(h.finished(victim).await.status, ExecutionStatus::Failed);
+    let query = flowmesh_store::ExecutionQuery {
+        workflow: Some(handler),
+        ..Default::default()
+    };
+    let run = h
+        .until("the handler started", async || {
+            let page = h.handle.list_executions(h.tenant, &query).await.ok()?;
+            page.items.first().map(|e| e.id)
+        })
+        .await;
+    let record = h.finished(run).await;
+    assert_eq!(record.status, ExecutionStatus::Succeeded);
+    assert_eq!(record.handles, Some(victim));
+    h.engine.unwrap().shutdown().await;
+}
+
 /// What a run shows that does not depend on timing: steps by node id, since
 /// their stored order is by start time in milliseconds, and nodes started
 /// in one turn may or may not share one.

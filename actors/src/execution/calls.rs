@@ -15,12 +15,13 @@ use flowmesh_store::{CalledBy, ExecutionRecord, NewExecution, NewSignal, now_ms}
 use ractor::{ActorProcessingErr, ActorRef};
 use serde_json::{Value, json};
 
+use super::commit::patiently;
 use super::{AfterNode, ExecutionMsg, ExecutionState};
 use crate::context::Context;
 use flowmesh_services::metrics;
 
 /// Where a new execution of a workflow starts (see `entry`).
-pub(super) struct Entry {
+pub(crate) struct Entry {
     pub version: i64,
     pub trigger_node: String,
     pub deadline_ms: Option<i64>,
@@ -108,7 +109,7 @@ impl ExecutionState {
                 balance.balance
             ))));
         }
-        let entry = match self.entry(config.workflow, config.version).await? {
+        let entry = match entry(&self.ctx, &self.record, config.workflow, config.version).await? {
             Ok(entry) => entry,
             Err(message) => return Ok(Err(NodeError::permanent(message))),
         };
@@ -138,54 +139,6 @@ impl ExecutionState {
                 depth,
                 cancel_with_parent: config.on_parent_end == OnParentEnd::Cancel,
             }),
-        }))
-    }
-
-    /// Where a new execution of `workflow` of the tenant starts: the
-    /// version named or else the published one, through its first trigger.
-    /// A message saying why it cannot start otherwise.
-    pub(super) async fn entry(
-        &self,
-        workflow: WorkflowId,
-        version: Option<i64>,
-    ) -> Result<Result<Entry, String>, ActorProcessingErr> {
-        let tenant = self.record.tenant;
-        let store = &self.ctx.store;
-        let found = self
-            .patiently("get_workflow", || store.get_workflow(tenant, workflow))
-            .await?;
-        let Some(found) = found else {
-            return Ok(Err(format!(
-                "workflow {workflow} is not a workflow of this tenant (deleted?)"
-            )));
-        };
-        let Some(version) = version.or(found.summary.published_version) else {
-            return Ok(Err(format!(
-                "workflow {workflow} has no published version; publish it, or name a version"
-            )));
-        };
-        let document = self
-            .patiently("workflow_version", || {
-                store.workflow_version(workflow, version)
-            })
-            .await?;
-        let Some(document) = document else {
-            return Ok(Err(format!("workflow {workflow} has no version {version}")));
-        };
-        let deadline_ms = document
-            .settings
-            .timeout
-            .map(|t| now_ms() + t.0.as_millis() as i64);
-        let graph = WorkflowGraph::new(document);
-        let Some(trigger) = graph.find_trigger(|_| true) else {
-            return Ok(Err(format!(
-                "workflow {workflow} has no trigger to start it through"
-            )));
-        };
-        Ok(Ok(Entry {
-            version,
-            trigger_node: graph.node(trigger).id.clone(),
-            deadline_ms,
         }))
     }
 
@@ -383,4 +336,52 @@ pub(crate) async fn cancel_children(
             tracing::warn!(execution = %child, error = %e, "cancel command for a child not published; it stops when next taken up");
         }
     }
+}
+
+/// Where a new execution of `workflow` of the record's tenant starts: the
+/// version named or else the published one, through its first trigger. A
+/// message saying why it cannot start otherwise.
+pub(crate) async fn entry(
+    ctx: &Context,
+    record: &ExecutionRecord,
+    workflow: WorkflowId,
+    version: Option<i64>,
+) -> Result<Result<Entry, String>, ActorProcessingErr> {
+    let (tenant, store) = (record.tenant, &ctx.store);
+    let found = patiently(record.id, "get_workflow", || {
+        store.get_workflow(tenant, workflow)
+    })
+    .await?;
+    let Some(found) = found else {
+        return Ok(Err(format!(
+            "workflow {workflow} is not a workflow of this tenant (deleted?)"
+        )));
+    };
+    let Some(version) = version.or(found.summary.published_version) else {
+        return Ok(Err(format!(
+            "workflow {workflow} has no published version; publish it, or name a version"
+        )));
+    };
+    let document = patiently(record.id, "workflow_version", || {
+        store.workflow_version(workflow, version)
+    })
+    .await?;
+    let Some(document) = document else {
+        return Ok(Err(format!("workflow {workflow} has no version {version}")));
+    };
+    let deadline_ms = document
+        .settings
+        .timeout
+        .map(|t| now_ms() + t.0.as_millis() as i64);
+    let graph = WorkflowGraph::new(document);
+    let Some(trigger) = graph.find_trigger(|_| true) else {
+        return Ok(Err(format!(
+            "workflow {workflow} has no trigger to start it through"
+        )));
+    };
+    Ok(Ok(Entry {
+        version,
+        trigger_node: graph.node(trigger).id.clone(),
+        deadline_ms,
+    }))
 }

@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use flowmesh_model::{Command, StartCause};
+use flowmesh_model::{Command, ExecutionId, StartCause};
 use flowmesh_store::{Committed, Mark, StepRecord, Turn, Usage, Woken};
 use ractor::{ActorProcessingErr, ActorRef};
 
@@ -159,27 +159,13 @@ impl ExecutionState {
     pub(super) async fn patiently<T, F, Fut>(
         &self,
         call: &'static str,
-        mut attempt: F,
+        attempt: F,
     ) -> Result<T, ActorProcessingErr>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, flowmesh_store::Error>>,
     {
-        let mut delay = STORE_RETRY_FIRST;
-        loop {
-            let started = std::time::Instant::now();
-            let result = attempt().await;
-            metrics::store_call(call, started.elapsed());
-            match result {
-                Ok(answer) => return Ok(answer),
-                Err(e) if e.is_retryable() => {
-                    tracing::warn!(execution = %self.record.id, error = %e, retry_in = ?delay, "store unavailable; the call is kept and made again");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(STORE_RETRY_MAX);
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
+        patiently(self.record.id, call, attempt).await
     }
 
     /// This execution gave its tenant's concurrency slot back: the start
@@ -207,5 +193,33 @@ impl ExecutionState {
             return Ok(());
         }
         self.park_if_idle(myself).await
+    }
+}
+
+/// Calls the store for `execution` until it answers, with backoff while it
+/// is unreachable.
+pub(crate) async fn patiently<T, F, Fut>(
+    execution: ExecutionId,
+    call: &'static str,
+    mut attempt: F,
+) -> Result<T, ActorProcessingErr>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, flowmesh_store::Error>>,
+{
+    let mut delay = STORE_RETRY_FIRST;
+    loop {
+        let started = std::time::Instant::now();
+        let result = attempt().await;
+        metrics::store_call(call, started.elapsed());
+        match result {
+            Ok(answer) => return Ok(answer),
+            Err(e) if e.is_retryable() => {
+                tracing::warn!(%execution, error = %e, retry_in = ?delay, "store unavailable; the call is kept and made again");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(STORE_RETRY_MAX);
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
 }

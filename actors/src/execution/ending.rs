@@ -81,7 +81,7 @@ impl ExecutionState {
         {
             metrics::execution_finished(self.record.tenant, self.record.workflow, status);
             if let Some(handler) = &handler {
-                self.start_handler(handler).await;
+                super::handler::start_handler(&self.ctx, handler).await;
             }
             super::calls::cancel_children(&self.ctx, &self.record, status).await;
         }

@@ -42,6 +42,7 @@ use deaths::Marked;
 #[cfg(test)]
 pub(crate) use deaths::WINDOW as DEATH_WINDOW;
 use flowmesh_services::progress::{Decision, Progress};
+pub(crate) use handler::{Failure, handler_run, start_handler};
 pub(crate) use messages::ExecutionMsg;
 
 use crate::context::Context;

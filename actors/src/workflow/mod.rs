@@ -10,7 +10,7 @@ use std::time::Instant;
 use flowmesh_model::graph::WorkflowGraph;
 use flowmesh_model::lifecycle::ExecutionTransition;
 use flowmesh_model::{EventKind, ExecutionEvent, ExecutionId, WorkflowId};
-use flowmesh_store::{ExecutionChange, ExecutionRecord, now_ms};
+use flowmesh_store::{Ending, ExecutionChange, ExecutionRecord, NewExecution, now_ms};
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use tracing::Instrument;
 
@@ -297,21 +297,22 @@ impl WorkflowState {
                 error: Some(message),
             },
         };
-        // A parent waiting for it learns of the end, and its children that
-        // asked for it are cancelled, as after any end by failure.
+        // As after any end by failure: a parent waiting for it learns of
+        // it, its failure handler starts, its children that asked are
+        // cancelled.
         let to_parent =
             crate::execution::end_for_parent(&record, to, None, change.error.as_deref());
-        let ended = self
-            .ctx
-            .store
-            .transition_with_events(
-                &self.ctx.options.node_id,
-                &change,
-                std::slice::from_ref(&event),
-                to_parent.as_ref(),
-            )
-            .await;
-        let Ok(Some((position, parent_told))) = ended else {
+        let handler = self.failure_handler(&record, change.error.as_deref()).await;
+        let ending = Ending {
+            owner: &self.ctx.options.node_id,
+            change: &change,
+            events: std::slice::from_ref(&event),
+            to_parent: to_parent.as_ref(),
+            handler: handler.as_ref(),
+        };
+        let Ok(Some((position, parent_told))) =
+            self.ctx.store.transition_with_events(&ending).await
+        else {
             return;
         };
         if let Some(position) = position {
@@ -321,6 +322,32 @@ impl WorkflowState {
         if parent_told {
             crate::execution::wake_parent(&self.ctx, &record).await;
         }
+        if let Some(handler) = &handler {
+            crate::execution::start_handler(&self.ctx, handler).await;
+        }
         crate::execution::cancel_children(&self.ctx, &record, to).await;
+    }
+
+    /// The failure handler a given-up run starts, if its version names one.
+    async fn failure_handler(
+        &self,
+        record: &ExecutionRecord,
+        error: Option<&str>,
+    ) -> Option<NewExecution> {
+        let document = self
+            .ctx
+            .store
+            .workflow_version(record.workflow, record.version)
+            .await
+            .ok()
+            .flatten()?;
+        let failure = crate::execution::Failure {
+            record,
+            handler: document.settings.on_error_workflow?,
+            status: "failed",
+            failed_node: None,
+            error,
+        };
+        crate::execution::handler_run(&self.ctx, &failure).await
     }
 }

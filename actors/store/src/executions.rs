@@ -75,6 +75,19 @@ pub struct Turn<'a> {
     pub take_slot: bool,
 }
 
+/// A status change made outside a turn (an execution given up after
+/// repeated crashes), with what is recorded in its transaction.
+#[derive(Clone, Copy, Debug)]
+pub struct Ending<'a> {
+    pub owner: &'a str,
+    pub change: &'a ExecutionChange,
+    pub events: &'a [ExecutionEvent],
+    /// For a child's end: the signal for its parent's waiting step.
+    pub to_parent: Option<&'a NewSignal>,
+    /// The failure handler's run the end starts.
+    pub handler: Option<&'a NewExecution>,
+}
+
 /// Whether executions of a tenant take concurrency slots.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Slots {
@@ -358,23 +371,30 @@ impl Store {
         owner: &str,
         change: &ExecutionChange,
     ) -> Result<bool, Error> {
-        Ok(self
-            .transition_with_events(owner, change, &[], None)
-            .await?
-            .is_some())
+        let ending = Ending {
+            owner,
+            change,
+            events: &[],
+            to_parent: None,
+            handler: None,
+        };
+        Ok(self.transition_with_events(&ending).await?.is_some())
     }
 
-    /// [`Store::transition_execution`], recording `events` with it (and,
-    /// for a child's end, the signal for its parent's waiting step);
-    /// returns, when it won, the position of the first event and whether
-    /// the parent was told.
+    /// [`Store::transition_execution`], recording what `ending` carries
+    /// with it; returns, when it won, the position of the first event and
+    /// whether the parent was told.
     pub async fn transition_with_events(
         &self,
-        owner: &str,
-        change: &ExecutionChange,
-        events: &[ExecutionEvent],
-        to_parent: Option<&NewSignal>,
+        ending: &Ending<'_>,
     ) -> Result<Option<(Option<u64>, bool)>, Error> {
+        let Ending {
+            owner,
+            change,
+            events,
+            to_parent,
+            handler,
+        } = *ending;
         let mut tx = self.pool.begin().await?;
         if !self
             .apply_transition(&mut tx, owner, change, Mark::Keep)
@@ -390,6 +410,9 @@ impl Store {
         let tenant = parse(&row, "tenant_id")?;
         if change.to.is_terminal() {
             Self::give_held_slot(&mut tx, tenant, change.id).await?;
+        }
+        if let Some(handler) = handler {
+            crate::accept::insert_execution(&mut *tx, handler, None, now_ms()).await?;
         }
         let parent_told = match to_parent {
             Some(signal) if change.to.is_terminal() => {

@@ -45,7 +45,7 @@ pub use credits::{Balance, Credit, DailyUsage, LedgerEntry, RefillDue, Usage, da
 pub use deaths::{DeathVerdict, EngineDeath, Mark};
 pub use error::Error;
 pub use events::{EVENT_PAGE, EventScope, Resume};
-pub use executions::{ClaimRequest, Committed, Slots, Turn};
+pub use executions::{ClaimRequest, Committed, Ending, Slots, Turn};
 pub use limits::{TenantLimits, Woken};
 pub use models::ModelSettings;
 pub use parking::{NewSignal, Park, Parked, Signal, SignalAdded};

@@ -149,7 +149,13 @@ async fn events_are_recorded_with_their_turn_and_replayed(store: &Store) {
     let finished = events(tenant, id, last + 1..last + 2);
     assert_eq!(
         store
-            .transition_with_events(OWNER, &end, &finished, None)
+            .transition_with_events(&crate::Ending {
+                owner: OWNER,
+                change: &end,
+                events: &finished,
+                to_parent: None,
+                handler: None,
+            })
             .await
             .unwrap(),
         Some((Some(last + 1), false))
