@@ -80,6 +80,10 @@ async fn send(
         .request(method.clone(), engine.url(path))
         .bearer_auth(ADMIN_KEY)
         .header("content-type", content_type)
+        // A connection each: the engine closes one whose body it answered
+        // without reading, and a pooled one reused just then would fail
+        // the next request before it is sent.
+        .header("connection", "close")
         .body(body)
         .send()
         .await
