@@ -1,0 +1,3 @@
+export default function Editor() {
+  return <section><h1>Editor</h1></section>;
+}

@@ -1,0 +1,3 @@
+export default function Create() {
+  return <section><h1>Create</h1></section>;
+}

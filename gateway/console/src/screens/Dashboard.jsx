@@ -1,0 +1,3 @@
+export default function Dashboard() {
+  return <section><h1>Dashboard</h1></section>;
+}

@@ -1,0 +1,3 @@
+export default function Executions() {
+  return <section><h1>Executions</h1></section>;
+}

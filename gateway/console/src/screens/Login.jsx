@@ -1,0 +1,3 @@
+export default function Login() {
+  return <section><h1>Login</h1></section>;
+}

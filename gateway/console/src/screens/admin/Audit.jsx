@@ -1,0 +1,3 @@
+export default function Audit() {
+  return <section><h1>Audit</h1></section>;
+}

@@ -1,0 +1,3 @@
+export default function Secrets() {
+  return <section><h1>Secrets</h1></section>;
+}
