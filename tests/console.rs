@@ -252,6 +252,22 @@ async fn cookie_session(mode: Mode) {
     );
     let (status, _, _) = call(Method::GET, "/v1/me", &[], None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // The cookie carries a session only: an API key planted in it (by
+    // whoever can set cookies on this host) signs nothing in.
+    let (_, key) = engine
+        .post("/v1/api-keys", json!({"name": "planted", "role": "owner"}))
+        .await;
+    let planted = format!("flowmesh_session={}", key["key"].as_str().expect("a key"));
+    let resp = send(
+        &http,
+        engine.url("/v1/me"),
+        Method::GET,
+        with(&planted, &[]),
+        None,
+    )
+    .await;
+    assert_eq!(resp.0, StatusCode::UNAUTHORIZED, "{}", resp.1);
+    assert!(resp.1.get("csrf_token").is_none());
     // A wrong password opens nothing.
     let wrong = json!({"email": "owner@cookie-co.example.com", "password": "wrong password here"});
     let (status, _, h) = send(

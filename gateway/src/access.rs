@@ -130,6 +130,14 @@ async fn caller(
         _ if !header => match session::from_cookie(&parts.headers) {
             Some(secret) => {
                 let who = known(state, &secret).await?;
+                // Only a session opened for the console: an API key put in
+                // the cookie (by whoever can plant cookies on this host)
+                // would sign the console into its tenant, and for good.
+                if who.session.is_none() {
+                    return Err(unauthorized(
+                        "the console's cookie carries a session only; sign in again",
+                    ));
+                }
                 let checked = session::check_request(parts, &secret)?;
                 Ok((who, Some(checked)))
             }

@@ -179,9 +179,10 @@ fn accepts_gzip(headers: &HeaderMap) -> bool {
             let mut parts = coding.split(';').map(str::trim);
             let name = parts.next().unwrap_or_default();
             let refused = parts.any(|p| {
-                p.strip_prefix("q=")
-                    .and_then(|q| q.parse::<f32>().ok())
-                    .is_some_and(|q| q == 0.0)
+                p.split_once('=').is_some_and(|(name, q)| {
+                    name.trim().eq_ignore_ascii_case("q")
+                        && q.trim().parse::<f32>().is_ok_and(|q| q == 0.0)
+                })
             });
             (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
         })
@@ -206,6 +207,8 @@ mod tests {
         )));
         assert!(accepts_gzip(&with("accept-encoding", "*")));
         assert!(!accepts_gzip(&with("accept-encoding", "gzip;q=0")));
+        assert!(!accepts_gzip(&with("accept-encoding", "gzip;Q=0")));
+        assert!(!accepts_gzip(&with("accept-encoding", "gzip; q=0.000")));
         assert!(!accepts_gzip(&with("accept-encoding", "br")));
         assert!(!accepts_gzip(&HeaderMap::new()));
     }
