@@ -1,7 +1,7 @@
 import { useState } from 'react';
 import { get, post } from '../api.js';
 import { navigate } from '../router.jsx';
-import { ErrorText, errorText, useLoad } from './common.jsx';
+import { ErrorText, errorText, onlyFor, useLoad } from './common.jsx';
 
 /** A template parameter's value as typed, in its JSON type; undefined when left empty. */
 function parameterValue(p, raw) {
@@ -127,7 +127,7 @@ function Describe() {
   );
 }
 
-export default function Create() {
+function Create() {
   const templates = useLoad(() => get('/v1/templates').then((r) => r.items), []);
   const [chosen, setChosen] = useState(null);
   const [category, setCategory] = useState('');
@@ -179,3 +179,5 @@ export default function Create() {
     </section>
   );
 }
+
+export default onlyFor('editor', Create);

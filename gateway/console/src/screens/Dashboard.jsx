@@ -1,7 +1,7 @@
 import { useMemo, useState } from 'react';
 import { atLeast, get, post } from '../api.js';
 import { Link, navigate } from '../router.jsx';
-import { ErrorText, Status, fmtDuration, fmtNumber, fmtPercent, fmtTime, useLoad } from './common.jsx';
+import { ErrorText, Status, fmtDuration, fmtNumber, fmtPercent, fmtTime, useDebounced, useLoad } from './common.jsx';
 import { useTenantEvents } from './live.js';
 
 /** The smallest valid document: one manual trigger. */
@@ -41,7 +41,8 @@ export default function Dashboard({ me }) {
   const [creating, setCreating] = useState(false);
   const [createError, setCreateError] = useState(null);
 
-  const workflows = useLoad(() => loadWorkflows({ q, state, failing }), [q, state, failing]);
+  const search = useDebounced(q);
+  const workflows = useLoad(() => loadWorkflows({ q: search, state, failing }), [search, state, failing]);
   const names = useLoad(() => get('/v1/workflows').then((r) => r.items), []);
   const recent = useLoad(() => get('/v1/executions', { limit: 10 }), []);
   const usage = useLoad(() => get('/v1/usage'), []);

@@ -1,5 +1,6 @@
 // Pieces the console's screens share: error text, formatting, loading.
 import { useCallback, useEffect, useRef, useState } from 'react';
+import { atLeast } from '../api.js';
 
 /** An error as plain text: the API's message, then each problem it lists. */
 export function errorText(e) {
@@ -166,4 +167,31 @@ export function ConfirmButton({ label, what, onConfirm, disabled }) {
       </button>
     </span>
   );
+}
+
+const ROLE_PLURAL = { operator: 'operators', editor: 'editors', admin: 'admins', owner: 'owners' };
+
+/** Wraps a screen so that only `role` and above see it; others are told so. */
+export function onlyFor(role, Screen) {
+  return function Guarded(props) {
+    if (!atLeast(props.me, role)) {
+      return (
+        <section>
+          <h1>Not available</h1>
+          <p>This page is for {ROLE_PLURAL[role]} and above; you are signed in as {props.me?.role}.</p>
+        </section>
+      );
+    }
+    return <Screen {...props} />;
+  };
+}
+
+/** `value`, once it has stayed the same for `ms`. */
+export function useDebounced(value, ms = 250) {
+  const [settled, setSettled] = useState(value);
+  useEffect(() => {
+    const t = setTimeout(() => setSettled(value), ms);
+    return () => clearTimeout(t);
+  }, [value, ms]);
+  return settled;
 }

@@ -1,10 +1,10 @@
 import { useState } from 'react';
 import { get } from '../../api.js';
-import { ErrorText, fmtTime, localToMs, useLoad } from '../common.jsx';
+import { ErrorText, fmtTime, localToMs, useLoad, onlyFor } from '../common.jsx';
 
 const EMPTY = { actor: '', action: '', outcome: '', since: '', until: '' };
 
-export default function Audit() {
+function Audit() {
   const [draft, setDraft] = useState(EMPTY);
   const [filters, setFilters] = useState(EMPTY);
   const [cursors, setCursors] = useState([]);
@@ -114,3 +114,5 @@ export default function Audit() {
     </section>
   );
 }
+
+export default onlyFor('admin', Audit);

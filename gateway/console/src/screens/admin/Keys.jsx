@@ -1,8 +1,8 @@
 import { useState } from 'react';
 import { del, get, post } from '../../api.js';
-import { ConfirmButton, CopyButton, ErrorText, RoleSelect, fmtTime, useLoad } from '../common.jsx';
+import { ConfirmButton, CopyButton, ErrorText, RoleSelect, fmtTime, useLoad, onlyFor } from '../common.jsx';
 
-export default function Keys({ me }) {
+function Keys({ me }) {
   const keys = useLoad(() => get('/v1/api-keys').then((r) => r.items), []);
   const [name, setName] = useState('');
   const [role, setRole] = useState('viewer');
@@ -102,3 +102,5 @@ export default function Keys({ me }) {
     </section>
   );
 }
+
+export default onlyFor('admin', Keys);

@@ -1,6 +1,6 @@
 import { useState } from 'react';
 import { del, get, put } from '../../api.js';
-import { ConfirmButton, ErrorText, fmtTime, useLoad } from '../common.jsx';
+import { ConfirmButton, ErrorText, fmtTime, useLoad, onlyFor } from '../common.jsx';
 
 const NAME = /^[A-Za-z0-9_.-]{1,128}$/;
 
@@ -40,7 +40,7 @@ function ValueForm({ name, onDone, onCancel, label }) {
   );
 }
 
-export default function Secrets() {
+function Secrets() {
   const secrets = useLoad(() => get('/v1/secrets').then((r) => r.items), []);
   const [name, setName] = useState('');
   const [value, setValue] = useState('');
@@ -152,3 +152,5 @@ export default function Secrets() {
     </section>
   );
 }
+
+export default onlyFor('admin', Secrets);

@@ -1,6 +1,9 @@
 import { useEffect, useState } from 'react';
 import { get, put } from '../../api.js';
-import { ErrorText, useLoad } from '../common.jsx';
+import { ErrorText, useLoad, onlyFor } from '../common.jsx';
+
+/** A duration as the engine writes it back ("30days") in the form it is typed in ("30d"). */
+const short = (d) => String(d ?? '').replace(/^(\d+)\s*(ms|s|m|h|d)\w*$/, (_, n, u) => n + u).replace(/^(\d+)\s*min\w*$/, '$1m');
 
 function DataSettings() {
   const current = useLoad(() => get('/v1/settings'), []);
@@ -8,17 +11,18 @@ function DataSettings() {
   const [cap, setCap] = useState('');
   const [error, setError] = useState(null);
   const [note, setNote] = useState('');
+  const [touched, setTouched] = useState(false);
   useEffect(() => {
-    if (!current.data) return;
-    setRetention(String(current.data.retention ?? ''));
+    if (!current.data || touched) return;
+    setRetention(short(current.data.retention));
     setCap(String(current.data.max_output_bytes ?? ''));
-  }, [current.data]);
+  }, [current.data, touched]);
   const save = async (body) => {
     setError(null);
     setNote('');
     try {
       const s = await put('/v1/settings', body);
-      setRetention(String(s.retention ?? ''));
+      setRetention(short(s.retention));
       setCap(String(s.max_output_bytes ?? ''));
       setNote('Saved.');
     } catch (err) {
@@ -27,8 +31,7 @@ function DataSettings() {
   };
   const submit = (e) => {
     e.preventDefault();
-    const r = retention.trim().replace(/days?$/, 'd').replace(/hours?$/, 'h').replace(/mins?$|minutes?$/, 'm');
-    save({ retention: r, max_output_bytes: Number(cap) });
+    save({ retention: short(retention.trim()), max_output_bytes: Number(cap) });
   };
   return (
     <form className="panel settings" onSubmit={submit} aria-label="Data settings">
@@ -36,14 +39,14 @@ function DataSettings() {
       <ErrorText error={current.error} />
       <div className="field">
         <label htmlFor="set-retention">Retention of finished executions</label>
-        <input id="set-retention" required value={retention} onChange={(e) => setRetention(e.target.value)} aria-describedby="set-retention-d" />
+        <input id="set-retention" required value={retention} onChange={(e) => (setTouched(true), setRetention(e.target.value))} aria-describedby="set-retention-d" />
         <p className="hint" id="set-retention-d">
           Such as 30d, 12h or 90m; at most 3650d.
         </p>
       </div>
       <div className="field">
         <label htmlFor="set-cap">Output cap (bytes per node)</label>
-        <input id="set-cap" type="number" min={1024} required value={cap} onChange={(e) => setCap(e.target.value)} aria-describedby="set-cap-d" />
+        <input id="set-cap" type="number" min={1024} required value={cap} onChange={(e) => (setTouched(true), setCap(e.target.value))} aria-describedby="set-cap-d" />
         <p className="hint" id="set-cap-d">
           Largest output of one node; at least 1024.
         </p>
@@ -126,7 +129,7 @@ function ModelSettings() {
   );
 }
 
-export default function Settings() {
+function Settings() {
   return (
     <section>
       <h1>Settings</h1>
@@ -137,3 +140,5 @@ export default function Settings() {
     </section>
   );
 }
+
+export default onlyFor('admin', Settings);

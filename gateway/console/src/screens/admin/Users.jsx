@@ -1,6 +1,6 @@
 import { useState } from 'react';
 import { atLeast, del, get, post, put } from '../../api.js';
-import { ConfirmButton, CopyButton, ErrorText, RoleSelect, fmtTime, useLoad } from '../common.jsx';
+import { ConfirmButton, CopyButton, ErrorText, RoleSelect, fmtTime, useLoad, onlyFor } from '../common.jsx';
 
 /** Whether the engine lets a member's role be changed (`PUT /v1/users/{id}`), read from its description. */
 async function canChangeRoles() {
@@ -74,7 +74,7 @@ function RoleCell({ user, me, editable, onChanged }) {
   );
 }
 
-export default function Users({ me }) {
+function Users({ me }) {
   const users = useLoad(() => get('/v1/users').then((r) => r.items), []);
   const roles = useLoad(canChangeRoles, []);
   const [invited, setInvited] = useState([]);
@@ -144,3 +144,5 @@ export default function Users({ me }) {
     </section>
   );
 }
+
+export default onlyFor('admin', Users);

@@ -1,1 +1,0 @@
-import{h as e}from"./index-BMfmapDP.js";var t=e();function n(){return(0,t.jsx)(`section`,{children:(0,t.jsx)(`h1`,{children:`Editor`})})}export{n as default};
