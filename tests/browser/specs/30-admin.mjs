@@ -85,8 +85,10 @@ export default async function ({ page, browser, base, call, newTenant, signIn, s
 
   await page.goto(base + '/admin/audit');
   await page.getByRole('cell', { name: 'user.invite', exact: true }).first().waitFor();
-  await page.getByLabel('Action').fill('apikey.');
+  await page.getByLabel('Action').fill('key.');
   await page.getByRole('button', { name: 'Apply filters' }).click();
+  await page.getByRole('cell', { name: 'key.revoke', exact: true }).waitFor();
+  if (await page.getByRole('cell', { name: 'user.invite', exact: true }).count()) throw new Error('the action filter is not applied');
   await shot('audit');
 
   // The viewer joins in a browser of their own.

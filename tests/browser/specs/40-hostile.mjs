@@ -88,6 +88,7 @@ export default async function ({ page, base, call, newTenant, signIn, shot, even
   await page.getByLabel('Search workflows').fill('<svg onload');
   await page.getByRole('link', { name: ALL, exact: true }).first().waitFor();
   await clean(page, 'dashboard search');
+  await shot('hostile-dashboard');
 
   await page.goto(base + '/executions');
   await page.getByRole('link', { name: `Execution ${runId}` }).waitFor();
@@ -95,6 +96,7 @@ export default async function ({ page, base, call, newTenant, signIn, shot, even
   await page.getByLabel('Workflow').selectOption({ label: ALL });
   await page.getByRole('link', { name: `Execution ${runId}` }).waitFor();
   await clean(page, 'executions list');
+  await shot('hostile-executions');
 
   // The run page shows the output, literally.
   await page.goto(`${base}/executions/${runId}`);

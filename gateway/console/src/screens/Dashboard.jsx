@@ -29,6 +29,11 @@ async function loadWorkflows({ q, state, failing }) {
   items = items.filter((w) => !low || w.name.toLowerCase().includes(low));
   if (state === 'published') items = items.filter((w) => w.published_version !== null && w.published_version !== undefined);
   if (state === 'draft') items = items.filter((w) => w.published_version === null || w.published_version === undefined);
+  // An engine without `stats=true`: each workflow's own statistics (the same shape).
+  if (items.length && !items.some((w) => w.stats)) {
+    const stats = await Promise.all(items.slice(0, 100).map((w) => get(`/v1/workflows/${w.id}/stats`).catch(() => null)));
+    items = items.map((w, i) => (stats[i] ? { ...w, stats: stats[i] } : w));
+  }
   const hasStats = items.some((w) => w.stats);
   if (failing && hasStats) items = items.filter((w) => w.stats && ((w.stats.by_status?.failed || 0) + (w.stats.by_status?.timed_out || 0)) > 0);
   return { items, hasStats, filtered: filtered || !failing || hasStats };
@@ -137,7 +142,7 @@ export default function Dashboard({ me }) {
                         <Status status={w.stats.last_run.status} /> {fmtTime(w.stats.last_run.created_at)}
                       </Link>
                     ) : (
-                      <span className="muted">never</span>
+                      <span className="muted">{w.stats ? 'never' : '—'}</span>
                     )}
                   </td>
                 </tr>
@@ -165,12 +170,16 @@ export default function Dashboard({ me }) {
             <ErrorText error={usage.error} />
             {usage.data && (
               <dl className="facts">
-                <dt>Used ({usage.data.from} – {usage.data.to})</dt>
-                <dd>{fmtNumber(usage.data.total.credits)} credits</dd>
+                <dt>Credits used</dt>
+                <dd>{fmtNumber(usage.data.total.credits)}</dd>
                 <dt>Executions</dt>
                 <dd>{fmtNumber(usage.data.total.executions)}</dd>
                 <dt>Node runs</dt>
                 <dd>{fmtNumber(usage.data.total.node_runs)}</dd>
+                <dt className="hint">Period</dt>
+                <dd className="hint">
+                  {usage.data.from} – {usage.data.to}
+                </dd>
               </dl>
             )}
             <Link to="/admin/usage">Usage by day</Link>

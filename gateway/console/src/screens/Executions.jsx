@@ -127,7 +127,7 @@ export default function Executions({ query }) {
               <td>
                 <Status status={x.status} />
               </td>
-              <td>{fmtTime(x.created_at)}</td>
+              <td className="nowrap">{fmtTime(x.created_at)}</td>
               <td className="num">{x.finished_at ? fmtDuration(x.finished_at - x.created_at) : '—'}</td>
             </tr>
           ))}
