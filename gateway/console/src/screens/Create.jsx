@@ -115,7 +115,9 @@ function Describe() {
       {error && (
         <div role="alert" className="error">
           <p>{error.status === 422 ? 'No valid workflow came out of that description:' : 'The draft could not be made:'}</p>
+          {error.details?.explanation && <p className="explanation">{error.details.explanation}</p>}
           <pre className="problems">{errorText(error)}</pre>
+          {error.status === 422 && <p className="muted">Describe the trigger, the steps and the answer more precisely, then try again.</p>}
         </div>
       )}
       <div className="actions">

@@ -8,7 +8,7 @@ export function errorText(e) {
   let text = e.message || String(e);
   if (e.status) text = `${e.status}: ${text}`;
   const d = e.details;
-  const problems = Array.isArray(d) ? d : d && Array.isArray(d.problems) ? d.problems : null;
+  const problems = Array.isArray(d) ? d : d && Array.isArray(d.problems) ? d.problems : d && Array.isArray(d.errors) ? d.errors : null;
   if (problems && problems.length) {
     text += '\n' + problems.map((p) => (typeof p === 'string' ? p : `${p.path ? p.path + ': ' : ''}${p.message || JSON.stringify(p)}`)).join('\n');
   }
