@@ -70,6 +70,14 @@ export default async function ({ page, browser, base, call, newTenant, signIn, s
   await page.goto(base + '/executions');
   await page.getByRole('link', { name: `Execution ${run.body.execution_id}` }).waitFor();
   await shot('executions');
+  // From tomorrow on: none.
+  const tomorrow = new Date(Date.now() + 86400000);
+  const local = new Date(tomorrow.getTime() - tomorrow.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
+  await page.getByLabel('From').fill(local);
+  await page.getByText('No executions match.').waitFor();
+  await page.getByRole('button', { name: 'Clear filters' }).click();
+  await page.getByLabel('Status').selectOption('succeeded');
+  await page.getByRole('link', { name: `Execution ${run.body.execution_id}` }).waitFor();
 
   // Users: a viewer invited.
   await page.goto(base + '/admin/users');
