@@ -130,4 +130,13 @@ export default async function ({ page, browser, base, call, newTenant, signIn, s
   if (await p2.getByRole('button', { name: 'Save', exact: true }).count()) throw new Error('a viewer is offered "Save" in the editor');
   if (errors.length) throw new Error(errors.join('\n'));
   await other.close();
+
+  // The owner sees the viewer among the members, and removes them.
+  await page.goto(base + '/admin/users');
+  await page.getByRole('cell', { name: viewer, exact: true }).waitFor();
+  await page.getByRole('button', { name: `Remove ${viewer}` }).click();
+  await page.getByRole('button', { name: `Confirm remove ${viewer}` }).click();
+  await eventually('the viewer gone', async () => (await page.getByRole('cell', { name: viewer, exact: true }).count()) === 0);
+  const users = await call('GET', '/v1/users', T);
+  if (users.body.items.some((u) => u.email === viewer)) throw new Error('the viewer is still a member');
 }

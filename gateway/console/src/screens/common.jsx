@@ -157,7 +157,7 @@ export function ConfirmButton({ label, what, onConfirm, disabled }) {
     }
   };
   return (
-    <span className="confirm" role="group" aria-label={`Confirm: ${label.toLowerCase()} ${what}`}>
+    <span className="confirm" role="group" aria-label={`Confirm: ${label.toLowerCase()} ${what}`} onKeyDown={(e) => e.key === 'Escape' && setAsking(false)}>
       <span>{label} {what}?</span>{' '}
       <button type="button" className="danger" autoFocus disabled={busy} onClick={go} aria-label={`Confirm ${label.toLowerCase()} ${what}`}>
         Confirm
