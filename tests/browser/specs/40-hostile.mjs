@@ -86,6 +86,7 @@ export default async function ({ page, base, call, newTenant, signIn, shot, even
   await clean(page, 'dashboard');
   // Search by a piece of the name.
   await page.getByLabel('Search workflows').fill('<svg onload');
+  await eventually('the search applied', async () => (await page.getByRole('table', { name: 'Workflows' }).getByRole('link', { name: /^fails with/ }).count()) === 0);
   await page.getByRole('link', { name: ALL, exact: true }).first().waitFor();
   await clean(page, 'dashboard search');
   await shot('hostile-dashboard');
