@@ -1,3 +1,155 @@
-export default function Executions() {
-  return <section><h1>Executions</h1></section>;
+import { useMemo, useState } from 'react';
+import { get } from '../api.js';
+import { Link } from '../router.jsx';
+import { ErrorText, Status, fmtDuration, fmtTime, localToMs, useLoad } from './common.jsx';
+import { useTenantEvents } from './live.js';
+
+const STATUSES = ['queued', 'running', 'succeeded', 'failed', 'timed_out', 'cancelled'];
+const PAGE = 25;
+
+/** A page of executions; the time filter is applied here too when the engine does not know it. */
+async function loadPage(filters, cursor) {
+  const from = localToMs(filters.from);
+  const to = localToMs(filters.to);
+  const q = { workflow_id: filters.workflow, status: filters.status, test: filters.test, limit: PAGE, cursor };
+  // The time filter is applied here too: an engine that does not know it yet answers every time.
+  const within = (page) => ({ ...page, items: page.items.filter((x) => (from === undefined || x.created_at >= from) && (to === undefined || x.created_at < to)) });
+  try {
+    return { ...within(await get('/v1/executions', { ...q, from, to })), timeFiltered: true };
+  } catch (e) {
+    if ((e.status !== 400 && e.status !== 422) || (from === undefined && to === undefined)) throw e;
+    return { ...within(await get('/v1/executions', q)), timeFiltered: false };
+  }
+}
+
+export default function Executions({ query }) {
+  const [filters, setFilters] = useState({
+    workflow: query?.get('workflow') || '',
+    status: query?.get('status') || '',
+    test: '',
+    from: '',
+    to: '',
+  });
+  // The cursors of the pages before this one, and this one's.
+  const [cursors, setCursors] = useState([]);
+  const cursor = cursors[cursors.length - 1];
+  const page = useLoad(() => loadPage(filters, cursor), [filters, cursor]);
+  const workflows = useLoad(() => get('/v1/workflows').then((r) => r.items), []);
+  useTenantEvents(() => {
+    if (!cursor) page.reload();
+  });
+
+  const nameOf = useMemo(() => new Map((workflows.data || []).map((w) => [w.id, w.name])), [workflows.data]);
+  const set = (k) => (e) => {
+    setCursors([]);
+    setFilters((f) => ({ ...f, [k]: e.target.value }));
+  };
+  const data = page.data;
+
+  return (
+    <section>
+      <h1>Executions</h1>
+      <form className="filters" aria-label="Filter executions" onSubmit={(e) => e.preventDefault()}>
+        <label>
+          Workflow
+          <select aria-label="Workflow" value={filters.workflow} onChange={set('workflow')}>
+            <option value="">All workflows</option>
+            {(workflows.data || []).map((w) => (
+              <option key={w.id} value={w.id}>
+                {w.name}
+              </option>
+            ))}
+          </select>
+        </label>
+        <label>
+          Status
+          <select aria-label="Status" value={filters.status} onChange={set('status')}>
+            <option value="">Any status</option>
+            {STATUSES.map((s) => (
+              <option key={s} value={s}>
+                {s.replace('_', ' ')}
+              </option>
+            ))}
+          </select>
+        </label>
+        <label>
+          Kind
+          <select aria-label="Kind" value={filters.test} onChange={set('test')}>
+            <option value="">Runs and test runs</option>
+            <option value="false">Runs only</option>
+            <option value="true">Test runs only</option>
+          </select>
+        </label>
+        <label>
+          From
+          <input type="datetime-local" aria-label="From" value={filters.from} onChange={set('from')} />
+        </label>
+        <label>
+          To
+          <input type="datetime-local" aria-label="To" value={filters.to} onChange={set('to')} />
+        </label>
+        <button
+          type="button"
+          onClick={() => {
+            setCursors([]);
+            setFilters({ workflow: '', status: '', test: '', from: '', to: '' });
+          }}
+        >
+          Clear filters
+        </button>
+      </form>
+      <ErrorText error={page.error} />
+      {data && !data.timeFiltered && <p className="muted">This engine does not filter by time yet: the time filter applies to each page shown.</p>}
+      <table aria-label="Executions">
+        <thead>
+          <tr>
+            <th>Execution</th>
+            <th>Workflow</th>
+            <th>Version</th>
+            <th>Status</th>
+            <th>Started</th>
+            <th className="num">Duration</th>
+          </tr>
+        </thead>
+        <tbody>
+          {data?.items.map((x) => (
+            <tr key={x.id}>
+              <td>
+                <Link to={`/executions/${x.id}`} className="mono" aria-label={`Execution ${x.id}`}>
+                  {x.id.slice(0, 8)}…
+                </Link>
+                {x.test && <span className="badge"> test</span>}
+              </td>
+              <td>
+                <Link to={`/workflows/${x.workflow_id}`}>{nameOf.get(x.workflow_id) ?? x.workflow_id}</Link>
+              </td>
+              <td>v{x.version}</td>
+              <td>
+                <Status status={x.status} />
+              </td>
+              <td className="nowrap">{fmtTime(x.created_at)}</td>
+              <td className="num">{x.finished_at ? fmtDuration(x.finished_at - x.created_at) : '—'}</td>
+            </tr>
+          ))}
+          {data && data.items.length === 0 && (
+            <tr>
+              <td colSpan={6} className="muted">
+                No executions match.
+              </td>
+            </tr>
+          )}
+        </tbody>
+      </table>
+      {page.loading && !data && <p className="loading">Loading…</p>}
+      <div className="pager">
+        <button type="button" disabled={cursors.length === 0} onClick={() => setCursors((c) => c.slice(0, -1))} aria-label="Previous page">
+          Previous
+        </button>
+        <span className="muted">Page {cursors.length + 1}</span>
+        <button type="button" disabled={!data?.next_cursor} onClick={() => setCursors((c) => [...c, data.next_cursor])} aria-label="Next page">
+          Next
+        </button>
+      </div>
+    </section>
+  );
 }
