@@ -1,0 +1,171 @@
+// The canvas: the document's nodes and edges drawn by React Flow. The
+// document stays the one source of truth; React Flow's changes are
+// applied to it.
+import { useCallback, useMemo, useRef, useState } from 'react';
+import { Background, Controls, MarkerType, MiniMap, ReactFlow, useReactFlow } from '@xyflow/react';
+import FlowNode from './FlowNode.jsx';
+import { DRAG_TYPE } from './Palette.jsx';
+import { edgeId, handleOf } from './doc.js';
+
+const nodeTypes = { fm: FlowNode };
+const STATUS_COLOURS = { succeeded: '#1e8e3e', failed: '#c5221f', running: '#b06000', retrying: '#b06000', waiting: '#6b4fbb', skipped: '#9aa0a6', cancelled: '#9aa0a6' };
+
+/**
+ * Props: doc, selection {nodes: Set, edges: Set}, onSelect, statuses (node id ->
+ * status, for a run), problemNodes (Set), readOnly, and for editing:
+ * onMove(id, pos, dragging), onDragStart, onConnect(edge), onDelete(nodeIds, edgeIds), onDropKind(kind, pos).
+ */
+export default function Canvas({ doc, selection, onSelect, statuses, problemNodes, readOnly, onMove, onDragStart, onConnect, onDelete, onDropKind, onNodeClick, ariaLabel }) {
+  const { screenToFlowPosition } = useReactFlow();
+  const measured = useRef(new Map());
+  const [measuredTick, setMeasuredTick] = useState(0);
+  const nodeCache = useRef(new Map());
+  const edgeCache = useRef(new Map());
+
+  const nodes = useMemo(() => {
+    const cache = nodeCache.current;
+    const next = new Map();
+    const out = doc.nodes.map((n) => {
+      const sel = selection.nodes.has(n.id);
+      const prob = problemNodes ? problemNodes.has(n.id) : false;
+      const status = statuses ? statuses[n.id] : undefined;
+      const m = measured.current.get(n.id);
+      const hit = cache.get(n.id);
+      if (hit && hit.n === n && hit.sel === sel && hit.prob === prob && hit.status === status && hit.m === m && hit.ro === readOnly) {
+        next.set(n.id, hit);
+        return hit.rf;
+      }
+      const rf = {
+        id: n.id,
+        type: 'fm',
+        position: n.ui || { x: 0, y: 0 },
+        data: { node: n, problem: prob, status, readOnly },
+        selected: sel,
+        ...(m ? { measured: m } : {}),
+      };
+      next.set(n.id, { n, sel, prob, status, m, ro: readOnly, rf });
+      return rf;
+    });
+    nodeCache.current = next;
+    return out;
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [doc.nodes, selection, problemNodes, statuses, readOnly, measuredTick]);
+
+  const byId = useMemo(() => new Map(doc.nodes.map((n) => [n.id, n])), [doc.nodes]);
+
+  const edges = useMemo(() => {
+    const cache = edgeCache.current;
+    const next = new Map();
+    const out = (doc.edges || []).map((e) => {
+      const id = edgeId(e);
+      const sel = selection.edges.has(id);
+      const src = byId.get(e.from);
+      const handle = handleOf(src, e.when);
+      const taken = statuses ? statuses[e.to] && statuses[e.to] !== 'skipped' && statuses[e.from] === 'succeeded' : false;
+      const hit = cache.get(id);
+      if (hit && hit.e === e && hit.sel === sel && hit.handle === handle && hit.taken === taken) {
+        next.set(id, hit);
+        return hit.rf;
+      }
+      const rf = {
+        id,
+        source: e.from,
+        target: e.to,
+        sourceHandle: handle,
+        label: e.when,
+        selected: sel,
+        animated: taken && statuses[e.to] === 'running',
+        markerEnd: { type: MarkerType.ArrowClosed },
+        ariaLabel: `Edge from ${e.from}${e.when ? ' on ' + e.when : ''} to ${e.to}`,
+        className: taken ? 'taken' : undefined,
+      };
+      next.set(id, { e, sel, handle, taken, rf });
+      return rf;
+    });
+    edgeCache.current = next;
+    return out;
+  }, [doc.edges, byId, selection, statuses]);
+
+  const onNodesChange = useCallback(
+    (changes) => {
+      let sel = null;
+      let dims = false;
+      for (const c of changes) {
+        if (c.type === 'position' && c.position && onMove) onMove(c.id, c.position, c.dragging);
+        else if (c.type === 'dimensions' && c.dimensions) {
+          const old = measured.current.get(c.id);
+          if (!old || old.width !== c.dimensions.width || old.height !== c.dimensions.height) {
+            measured.current.set(c.id, { width: c.dimensions.width, height: c.dimensions.height });
+            dims = true;
+          }
+        } else if (c.type === 'select') {
+          sel = sel || new Set(selection.nodes);
+          if (c.selected) sel.add(c.id);
+          else sel.delete(c.id);
+        }
+      }
+      if (dims) setMeasuredTick((t) => t + 1);
+      if (sel) onSelect({ nodes: sel, edges: selection.edges });
+    },
+    [onMove, onSelect, selection],
+  );
+
+  const onEdgesChange = useCallback(
+    (changes) => {
+      let sel = null;
+      for (const c of changes) {
+        if (c.type === 'select') {
+          sel = sel || new Set(selection.edges);
+          if (c.selected) sel.add(c.id);
+          else sel.delete(c.id);
+        }
+      }
+      if (sel) onSelect({ nodes: selection.nodes, edges: sel });
+    },
+    [onSelect, selection],
+  );
+
+  const onDrop = useCallback(
+    (e) => {
+      const kind = e.dataTransfer.getData(DRAG_TYPE);
+      if (!kind || !onDropKind) return;
+      e.preventDefault();
+      onDropKind(kind, screenToFlowPosition({ x: e.clientX, y: e.clientY }));
+    },
+    [onDropKind, screenToFlowPosition],
+  );
+
+  return (
+    <div className="fm-canvas" aria-label={ariaLabel || 'Workflow canvas'} role="region">
+      <ReactFlow
+        nodes={nodes}
+        edges={edges}
+        nodeTypes={nodeTypes}
+        onNodesChange={onNodesChange}
+        onEdgesChange={onEdgesChange}
+        onNodeDragStart={onDragStart}
+        onConnect={readOnly ? undefined : (c) => onConnect({ from: c.source, to: c.target, handle: c.sourceHandle })}
+        onDelete={readOnly ? undefined : ({ nodes: ns, edges: es }) => onDelete(ns.map((n) => n.id), es.map((x) => x.id))}
+        onNodeClick={onNodeClick}
+        onDragOver={(e) => {
+          if (!readOnly) {
+            e.preventDefault();
+            e.dataTransfer.dropEffect = 'copy';
+          }
+        }}
+        onDrop={onDrop}
+        nodesDraggable={!readOnly}
+        nodesConnectable={!readOnly}
+        deleteKeyCode={readOnly ? null : ['Delete', 'Backspace']}
+        fitView
+        fitViewOptions={{ padding: 0.2, maxZoom: 1.2 }}
+        minZoom={0.1}
+        proOptions={{ hideAttribution: true }}
+      >
+        <Background gap={16} />
+        <MiniMap pannable zoomable ariaLabel="Mini map" nodeColor={(n) => STATUS_COLOURS[n.data.status] || '#c9d2e3'} />
+        <Controls aria-label="Zoom controls" />
+      </ReactFlow>
+    </div>
+  );
+}
