@@ -160,7 +160,6 @@ export default function Canvas({ doc, selection, onSelect, statuses, problemNode
         fitView
         fitViewOptions={{ padding: 0.2, maxZoom: 1.2 }}
         minZoom={0.1}
-        proOptions={{ hideAttribution: true }}
       >
         <Background gap={16} />
         <MiniMap pannable zoomable ariaLabel="Mini map" nodeColor={(n) => STATUS_COLOURS[n.data.status] || '#c9d2e3'} />

@@ -112,7 +112,7 @@ function Field({ name, schema, root, required, value, onChange, path, ctx }) {
   if (choices && choices.length) {
     return wrap(
       <select id={id} disabled={disabled} value={value === undefined || value === null ? '' : JSON.stringify(value)} onChange={(e) => onChange(e.target.value === '' ? undefined : JSON.parse(e.target.value))}>
-        <option value="">{s.default !== undefined ? `(default: ${String(s.default)})` : '(none)'}</option>
+        <option value="">{s.default != null ? `(default: ${String(s.default)})` : '(none)'}</option>
         {choices.map((c) => (
           <option key={JSON.stringify(c)} value={JSON.stringify(c)}>
             {String(c)}
@@ -146,21 +146,21 @@ function Field({ name, schema, root, required, value, onChange, path, ctx }) {
         type="number"
         disabled={disabled}
         step={t === 'integer' ? 1 : 'any'}
-        placeholder={s.default !== undefined ? String(s.default) : ''}
+        placeholder={s.default != null ? String(s.default) : ''}
         value={value === undefined || value === null ? '' : value}
         onChange={(e) => onChange(e.target.value === '' ? undefined : Number(e.target.value))}
       />,
     );
   }
-  if (t === 'string' || (reads && (t === undefined || t === 'string'))) {
+  if (t === 'string') {
     if (value !== undefined && typeof value !== 'string') {
       return <JsonField label={name} path={path} value={value} onChange={onChange} ctx={ctx} problem={problem} />;
     }
     const long = reads === 'template' || (typeof value === 'string' && value.length > 40);
     const control = long ? (
-      <textarea id={id} rows={2} disabled={disabled} value={value ?? ''} placeholder={s.default !== undefined ? String(s.default) : ''} onChange={(e) => onChange(e.target.value === '' ? undefined : e.target.value)} />
+      <textarea id={id} rows={2} disabled={disabled} value={value ?? ''} placeholder={s.default != null ? String(s.default) : ''} onChange={(e) => onChange(e.target.value === '' ? undefined : e.target.value)} />
     ) : (
-      <input id={id} type="text" disabled={disabled} value={value ?? ''} placeholder={s.default !== undefined ? String(s.default) : ''} onChange={(e) => onChange(e.target.value === '' ? undefined : e.target.value)} />
+      <input id={id} type="text" disabled={disabled} value={value ?? ''} placeholder={s.default != null ? String(s.default) : ''} onChange={(e) => onChange(e.target.value === '' ? undefined : e.target.value)} />
     );
     return wrap(control, reads && reads !== 'value' ? <Refs reads={reads} ctx={ctx} name={name} onInsert={(r) => onChange((value || '') + r)} /> : null);
   }
