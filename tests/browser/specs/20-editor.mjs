@@ -53,13 +53,18 @@ async function latestExecution(call, token, workflowId, eventually, not) {
 export default async function ({ page, base, call, newTenant, signIn, eventually, shot }) {
   const t = await newTenant('editor');
   const token = t.token;
-  const created = await call('POST', '/v1/workflows', { token, body: { name: 'signup', nodes: [], edges: [] } });
+  // The engine refuses a workflow without a trigger: the nearest to empty
+  // is one manual trigger, which the editor deletes first.
+  const created = await call('POST', '/v1/workflows', { token, body: { name: 'signup', nodes: [{ id: 'start', type: 'trigger', kind: 'manual', config: {} }] } });
   if (created.status !== 201) throw new Error(`create: ${created.status} ${JSON.stringify(created.body)}`);
   const wf = created.body.id;
 
   await signIn(t);
   await page.goto(`${base}/workflows/${wf}`);
   await page.getByRole('toolbar', { name: 'Editor' }).waitFor();
+  await node(page, 'start').click();
+  await page.keyboard.press('Delete');
+  await eventually('the placeholder trigger deleted', async () => (await page.locator('.react-flow__node').count()) === 0);
 
   // Build the signup workflow from the palette.
   const plan = [
@@ -79,8 +84,8 @@ export default async function ({ page, base, call, newTenant, signIn, eventually
 
   // Configure each through its form.
   await select(page, 'hook');
-  await panel(page, 'hook').getByLabel('path').fill('signup');
-  await panel(page, 'hook').getByLabel('method').fill('POST');
+  await panel(page, 'hook').getByRole('textbox', { name: /^path/ }).fill('signup');
+  await panel(page, 'hook').getByRole('textbox', { name: /^method/ }).fill('POST');
 
   await select(page, 'user');
   const user = panel(page, 'user');
@@ -92,15 +97,15 @@ export default async function ({ page, base, call, newTenant, signIn, eventually
   await user.getByLabel('mapping value 2').fill('{{ trigger.body.name | upper }}');
 
   await select(page, 'check');
-  await panel(page, 'check').getByLabel('logic').fill("user.email.endswith('@example.com')");
+  await panel(page, 'check').getByRole('textbox', { name: /^logic/ }).fill("user.email.endswith('@example.com')");
 
   await select(page, 'welcome');
-  await panel(page, 'welcome').getByLabel('status').fill('200');
-  await panel(page, 'welcome').getByLabel('body (JSON)').fill('{"welcome": "{{ user.name }}"}');
+  await panel(page, 'welcome').getByRole('spinbutton', { name: /^status/ }).fill('200');
+  await panel(page, 'welcome').getByRole('textbox', { name: /^body/ }).fill('{"welcome": "{{ user.name }}"}');
 
   await select(page, 'reject');
-  await panel(page, 'reject').getByLabel('status').fill('422');
-  await panel(page, 'reject').getByLabel('body (JSON)').fill('{"error": "unknown domain {{ user.email }}"}');
+  await panel(page, 'reject').getByRole('spinbutton', { name: /^status/ }).fill('422');
+  await panel(page, 'reject').getByRole('textbox', { name: /^body/ }).fill('{"error": "unknown domain {{ user.email }}"}');
 
   // Wire them by dragging handle to handle.
   await connect(page, 'hook', 'user');
@@ -161,6 +166,7 @@ export default async function ({ page, base, call, newTenant, signIn, eventually
   await node(page, 'greet').locator('.fm-node.st-failed').waitFor();
   await node(page, 'greet').click();
   await eventually('the error shown', async () => /nick/.test(await page.getByLabel('Node error').textContent()));
+  await page.getByLabel('Node input').waitFor();
   await page.locator('#fm-rerun-input').fill('{"user": {"name": "Ada", "nick": "ada"}}');
   await page.getByRole('button', { name: 'Re-run from greet' }).click();
   await page.waitForURL((u) => u.pathname.startsWith('/executions/') && !u.pathname.endsWith(bad.body.execution_id));
@@ -176,7 +182,7 @@ export default async function ({ page, base, call, newTenant, signIn, eventually
       nodes: [
         { id: 'start', type: 'trigger', kind: 'manual', config: {} },
         { id: 'approve', type: 'action', kind: 'wait_for_event', config: { timeout: '1h' } },
-        { id: 'after', type: 'data', kind: 'mapping', config: { mapping: { got: '{{ approve.approved }}' } } },
+        { id: 'after', type: 'data', kind: 'mapping', config: { mapping: { got: '{{ approve.payload.approved }}' } } },
       ],
       edges: [
         { from: 'start', to: 'approve' },
@@ -198,7 +204,7 @@ export default async function ({ page, base, call, newTenant, signIn, eventually
   // Dragging stays smooth on a 200-node workflow.
   const nodes = [{ id: 'start', type: 'trigger', kind: 'manual', config: {} }];
   const edgesBig = [];
-  for (let c = 0; c < 11; c++) {
+  for (let c = 0; c < 12; c++) {
     let prev = 'start';
     for (let i = 0; i < 18 && nodes.length < 200; i++) {
       const id = `n${c}_${i}`;

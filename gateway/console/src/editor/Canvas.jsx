@@ -13,12 +13,15 @@ const STATUS_COLOURS = { succeeded: '#1e8e3e', failed: '#c5221f', running: '#b06
 /**
  * Props: doc, selection {nodes: Set, edges: Set}, onSelect, statuses (node id ->
  * status, for a run), problemNodes (Set), readOnly, and for editing:
- * onMove(id, pos, dragging), onDragStart, onConnect(edge), onDelete(nodeIds, edgeIds), onDropKind(kind, pos).
+ * onMove([[id, pos]]) when a drag ends, onConnect(edge), onDelete(nodeIds, edgeIds), onDropKind(kind, pos).
  */
-export default function Canvas({ doc, selection, onSelect, statuses, problemNodes, readOnly, onMove, onDragStart, onConnect, onDelete, onDropKind, onNodeClick, ariaLabel }) {
+export default function Canvas({ doc, selection, onSelect, statuses, problemNodes, readOnly, onMove, onConnect, onDelete, onDropKind, onNodeClick, ariaLabel }) {
   const { screenToFlowPosition } = useReactFlow();
   const measured = useRef(new Map());
   const [measuredTick, setMeasuredTick] = useState(0);
+  // A drag's positions stay here, frame by frame; the document gets the
+  // final one when the drag ends (one change, one render of the editor).
+  const [dragging, setDragging] = useState(null);
   const nodeCache = useRef(new Map());
   const edgeCache = useRef(new Map());
 
@@ -30,26 +33,27 @@ export default function Canvas({ doc, selection, onSelect, statuses, problemNode
       const prob = problemNodes ? problemNodes.has(n.id) : false;
       const status = statuses ? statuses[n.id] : undefined;
       const m = measured.current.get(n.id);
+      const moving = dragging ? dragging.get(n.id) : undefined;
       const hit = cache.get(n.id);
-      if (hit && hit.n === n && hit.sel === sel && hit.prob === prob && hit.status === status && hit.m === m && hit.ro === readOnly) {
+      if (hit && hit.n === n && hit.sel === sel && hit.prob === prob && hit.status === status && hit.m === m && hit.ro === readOnly && hit.moving === moving) {
         next.set(n.id, hit);
         return hit.rf;
       }
       const rf = {
         id: n.id,
         type: 'fm',
-        position: n.ui || { x: 0, y: 0 },
+        position: moving || n.ui || { x: 0, y: 0 },
         data: { node: n, problem: prob, status, readOnly },
         selected: sel,
         ...(m ? { measured: m } : {}),
       };
-      next.set(n.id, { n, sel, prob, status, m, ro: readOnly, rf });
+      next.set(n.id, { n, sel, prob, status, m, ro: readOnly, moving, rf });
       return rf;
     });
     nodeCache.current = next;
     return out;
     // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [doc.nodes, selection, problemNodes, statuses, readOnly, measuredTick]);
+  }, [doc.nodes, selection, problemNodes, statuses, readOnly, measuredTick, dragging]);
 
   const byId = useMemo(() => new Map(doc.nodes.map((n) => [n.id, n])), [doc.nodes]);
 
@@ -90,9 +94,17 @@ export default function Canvas({ doc, selection, onSelect, statuses, problemNode
     (changes) => {
       let sel = null;
       let dims = false;
+      let moved = null;
+      const ended = [];
       for (const c of changes) {
-        if (c.type === 'position' && c.position && onMove) onMove(c.id, c.position, c.dragging);
-        else if (c.type === 'dimensions' && c.dimensions) {
+        if (c.type === 'position' && c.position && onMove) {
+          if (c.dragging) {
+            moved = moved || new Map(dragging || []);
+            moved.set(c.id, c.position);
+          } else ended.push([c.id, c.position]);
+        } else if (c.type === 'position' && !c.position && c.dragging === false && dragging && dragging.has(c.id)) {
+          ended.push([c.id, dragging.get(c.id)]);
+        } else if (c.type === 'dimensions' && c.dimensions) {
           const old = measured.current.get(c.id);
           if (!old || old.width !== c.dimensions.width || old.height !== c.dimensions.height) {
             measured.current.set(c.id, { width: c.dimensions.width, height: c.dimensions.height });
@@ -104,10 +116,15 @@ export default function Canvas({ doc, selection, onSelect, statuses, problemNode
           else sel.delete(c.id);
         }
       }
+      if (moved) setDragging(moved);
+      if (ended.length) {
+        onMove(ended);
+        setDragging(null);
+      }
       if (dims) setMeasuredTick((t) => t + 1);
       if (sel) onSelect({ nodes: sel, edges: selection.edges });
     },
-    [onMove, onSelect, selection],
+    [onMove, onSelect, selection, dragging],
   );
 
   const onEdgesChange = useCallback(
@@ -143,7 +160,6 @@ export default function Canvas({ doc, selection, onSelect, statuses, problemNode
         nodeTypes={nodeTypes}
         onNodesChange={onNodesChange}
         onEdgesChange={onEdgesChange}
-        onNodeDragStart={onDragStart}
         onConnect={readOnly ? undefined : (c) => onConnect({ from: c.source, to: c.target, handle: c.sourceHandle })}
         onDelete={readOnly ? undefined : ({ nodes: ns, edges: es }) => onDelete(ns.map((n) => n.id), es.map((x) => x.id))}
         onNodeClick={onNodeClick}

@@ -32,7 +32,7 @@ function EditorScreen({ me, params: { id } }) {
   const canRun = atLeast(me, 'operator');
   const readOnly = !canEdit;
   const history = useDocHistory();
-  const { doc, change, checkpoint, undo, redo, reset } = history;
+  const { doc, change, undo, redo, reset } = history;
   const [wf, setWf] = useState(null);
   const [etag, setEtag] = useState(null);
   const [kinds, setKinds] = useState([]);
@@ -43,6 +43,7 @@ function EditorScreen({ me, params: { id } }) {
   const [side, setSide] = useState(null); // 'json' | 'versions' | 'run' | null
   const [busy, setBusy] = useState(false);
   const saved = useRef(null);
+  const noPositions = useRef(false);
   const flow = useReactFlow();
   const canvasBox = useRef(null);
 
@@ -87,8 +88,12 @@ function EditorScreen({ me, params: { id } }) {
     [kindByName, change, flow, history],
   );
 
+  // A drag's end: one step of the history.
   const onMove = useCallback(
-    (nid, pos) => change((d) => ({ ...d, nodes: d.nodes.map((n) => (n.id === nid ? { ...n, ui: { x: pos.x, y: pos.y } } : n)) }), { record: false }),
+    (moves) => {
+      const to = new Map(moves);
+      change((d) => ({ ...d, nodes: d.nodes.map((n) => (to.has(n.id) ? { ...n, ui: { x: Math.round(to.get(n.id).x), y: Math.round(to.get(n.id).y) } } : n)) }));
+    },
     [change],
   );
 
@@ -116,7 +121,17 @@ function EditorScreen({ me, params: { id } }) {
     setNotice(null);
     try {
       const sent = doc;
-      const r = await api('PUT', `/v1/workflows/${id}`, { body: cleanDoc(sent), headers: etag ? { 'If-Match': etag } : {} });
+      const put = (positions) => api('PUT', `/v1/workflows/${id}`, { body: cleanDoc(sent, { positions }), headers: etag ? { 'If-Match': etag } : {} });
+      let r;
+      try {
+        r = await put(!noPositions.current);
+      } catch (e) {
+        // An engine that does not keep node positions yet refuses `ui`:
+        // the document is saved without them, and they stay on this page.
+        if (e.status !== 422 || noPositions.current || !problemsOf(sent, e).every((p) => p.top === 'ui')) throw e;
+        noPositions.current = true;
+        r = await put(false);
+      }
       saved.current = sent;
       setWf((w) => ({ ...w, ...r.data }));
       setEtag(r.headers.get('ETag') || `"${r.data.version}"`);
@@ -238,7 +253,6 @@ function EditorScreen({ me, params: { id } }) {
             problemNodes={problemNodes}
             readOnly={readOnly}
             onMove={onMove}
-            onDragStart={checkpoint}
             onConnect={onConnect}
             onDelete={onDelete}
             onDropKind={addNode}

@@ -163,11 +163,15 @@ export function problemsOf(doc, err) {
 }
 
 /** A document without positions that are not numbers: what is sent. */
-export function cleanDoc(doc) {
+export function cleanDoc(doc, { positions = true } = {}) {
   return {
     ...doc,
     nodes: doc.nodes.map((n) => {
       if (!n.ui) return n;
+      if (!positions) {
+        const { ui, ...rest } = n;
+        return rest;
+      }
       return { ...n, ui: { x: Math.round(n.ui.x), y: Math.round(n.ui.y) } };
     }),
   };

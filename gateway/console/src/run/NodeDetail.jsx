@@ -1,6 +1,6 @@
 // One node of an execution: its input, output, printed lines, error and
 // attempts; re-run from it, or resume it when it waits.
-import { useEffect, useState } from 'react';
+import { useEffect, useRef, useState } from 'react';
 import { get } from '../api.js';
 import { jsonErrorAt } from '../editor/diff.js';
 
@@ -161,15 +161,26 @@ function ResumeForm({ nodeId, onResume }) {
 
 function RerunForm({ nodeId, input, onRerun }) {
   const j = useJson(pretty(input || {}));
+  const touched = useRef(false);
   useEffect(() => {
-    j.setText(pretty(input || {}));
+    // The recorded input arrives with the logs; never over the user's edit.
+    if (!touched.current) j.setText(pretty(input || {}));
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [JSON.stringify(input)]);
   return (
     <section className="fm-action" aria-label="Re-run">
       <h3>Re-run from {nodeId}</h3>
       <label htmlFor="fm-rerun-input">Upstream outputs to use (JSON, by node id)</label>
-      <textarea id="fm-rerun-input" className="mono" rows={6} value={j.text} onChange={(e) => j.setText(e.target.value)} />
+      <textarea
+        id="fm-rerun-input"
+        className="mono"
+        rows={6}
+        value={j.text}
+        onChange={(e) => {
+          touched.current = true;
+          j.setText(e.target.value);
+        }}
+      />
       {j.error && <p className="error">{j.error}</p>}
       <button
         type="button"

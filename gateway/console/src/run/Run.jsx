@@ -37,6 +37,9 @@ function RunScreen({ me, params: { id } }) {
   const again = useRef(false);
   const docOf = useRef(null);
 
+  const current = useRef(id);
+  current.current = id;
+
   const refresh = useCallback(async () => {
     if (inflight.current) {
       again.current = true;
@@ -46,7 +49,12 @@ function RunScreen({ me, params: { id } }) {
     try {
       do {
         again.current = false;
-        const e = await get(`/v1/executions/${id}`);
+        // The screen may have moved to another execution (a re-run) meanwhile.
+        const e = await get(`/v1/executions/${current.current}`);
+        if (e.id !== current.current) {
+          again.current = true;
+          continue;
+        }
         setExec(e);
         setLogsTick((t) => t + 1);
         const key = `${e.workflow_id}@${e.version}`;
@@ -62,7 +70,7 @@ function RunScreen({ me, params: { id } }) {
     } finally {
       inflight.current = false;
     }
-  }, [id]);
+  }, []);
 
   useEffect(() => {
     setExec(null);

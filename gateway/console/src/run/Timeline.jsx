@@ -1,6 +1,6 @@
 // Each step's time, as bars from its start to its finish.
 export default function Timeline({ exec, onPick, selected }) {
-  const steps = exec.nodes.filter((n) => n.started_at);
+  const steps = exec.nodes.filter((n) => n.started_at).sort((a, b) => a.started_at - b.started_at);
   if (!steps.length) return null;
   const start = Math.min(...steps.map((s) => s.started_at));
   const now = Date.now();
