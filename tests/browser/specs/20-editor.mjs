@@ -118,6 +118,8 @@ export default async function ({ page, base, call, newTenant, signIn, eventually
   await page.getByRole('status').filter({ hasText: 'Saved as version' }).waitFor();
   await page.getByRole('button', { name: 'Publish' }).click();
   await page.getByRole('status').filter({ hasText: 'is published' }).waitFor();
+  await page.getByRole('button', { name: 'Auto-layout' }).click();
+  await page.waitForTimeout(300);
   await shot('editor');
 
   const saved = await call('GET', `/v1/workflows/${wf}`, { token });

@@ -8,6 +8,9 @@ import { DRAG_TYPE } from './Palette.jsx';
 import { edgeId, handleOf } from './doc.js';
 
 const nodeTypes = { fm: FlowNode };
+const MINIMAP_STYLE = { width: 150, height: 100 };
+const FIT = { padding: 0.2, maxZoom: 1.2 };
+const minimapColour = (n) => STATUS_COLOURS[n.data.status] || '#c9d2e3';
 const STATUS_COLOURS = { succeeded: '#1e8e3e', failed: '#c5221f', running: '#b06000', retrying: '#b06000', waiting: '#6b4fbb', skipped: '#9aa0a6', cancelled: '#9aa0a6' };
 
 /**
@@ -174,11 +177,11 @@ export default function Canvas({ doc, selection, onSelect, statuses, problemNode
         nodesConnectable={!readOnly}
         deleteKeyCode={readOnly ? null : ['Delete', 'Backspace']}
         fitView
-        fitViewOptions={{ padding: 0.2, maxZoom: 1.2 }}
+        fitViewOptions={FIT}
         minZoom={0.1}
       >
         <Background gap={16} />
-        <MiniMap pannable zoomable ariaLabel="Mini map" nodeColor={(n) => STATUS_COLOURS[n.data.status] || '#c9d2e3'} />
+        <MiniMap pannable zoomable style={MINIMAP_STYLE} ariaLabel="Mini map" nodeColor={minimapColour} />
         <Controls aria-label="Zoom controls" />
       </ReactFlow>
     </div>

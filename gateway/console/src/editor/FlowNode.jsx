@@ -10,11 +10,11 @@ function FlowNode({ data, selected }) {
   const outs = outputsOf(node);
   const body = bodyOf(node);
   const called = node.kind === 'call_workflow' && node.config && (node.config.workflow_id || node.config.workflow);
-  const cls = ['fm-node', `prim-${node.type}`, status ? `st-${status}` : '', problem ? 'has-problem' : '', selected ? 'is-selected' : '']
+  const cls = ['fm-node', `prim-${node.type}`, outs.length ? 'has-outs' : '', status ? `st-${status}` : '', problem ? 'has-problem' : '', selected ? 'is-selected' : '']
     .filter(Boolean)
     .join(' ');
   return (
-    <div className={cls} data-node-id={node.id} aria-label={`Node ${node.id}`}>
+    <div className={cls} data-node-id={node.id} aria-label={`Node ${node.id}`} style={outs.length > 2 ? { minHeight: 22 * outs.length + 12 } : undefined}>
       {node.type !== 'trigger' && <Handle type="target" position={Position.Left} isConnectable={!readOnly} aria-label={`Into ${node.id}`} />}
       <div className="fm-node-head">
         <span className="fm-node-id">{node.id}</span>
