@@ -80,9 +80,15 @@ function EditorScreen({ me, params: { id } }) {
         const box = canvasBox.current?.getBoundingClientRect();
         at = box ? flow.screenToFlowPosition({ x: box.left + box.width / 2, y: box.top + box.height / 2 }) : { x: 0, y: 0 };
       }
-      const taken = new Set(history.current.current.nodes.map((n) => n.id));
+      const present = history.current.current.nodes;
+      const taken = new Set(present.map((n) => n.id));
       const nid = freshId(kind.kind, taken);
-      change((d) => ({ ...d, nodes: [...d.nodes, { id: nid, type: kind.type, kind: kind.kind, config: {}, ui: { x: Math.round(at.x - 90), y: Math.round(at.y - 32) } }] }));
+      // Added by keyboard at the centre: below whatever is there already.
+      let ui = { x: Math.round(at.x - 90), y: Math.round(at.y - 32) };
+      if (!pos) {
+        while (present.some((n) => n.ui && Math.abs(n.ui.x - ui.x) < 180 && Math.abs(n.ui.y - ui.y) < 70)) ui = { x: ui.x, y: ui.y + 90 };
+      }
+      change((d) => ({ ...d, nodes: [...d.nodes, { id: nid, type: kind.type, kind: kind.kind, config: {}, ui }] }));
       setSelection({ nodes: new Set([nid]), edges: new Set() });
     },
     [kindByName, change, flow, history],
@@ -257,7 +263,16 @@ function EditorScreen({ me, params: { id } }) {
             onDelete={onDelete}
             onDropKind={addNode}
           />
-          {problems.length > 0 && <Problems problems={problems} onPick={(nid) => nid && setSelection({ nodes: new Set([nid]), edges: new Set() })} />}
+          {problems.length > 0 && <Problems
+              problems={problems}
+              onPick={(nid, field) => {
+                if (!nid) return;
+                setSide(null);
+                setSelection({ nodes: new Set([nid]), edges: new Set() });
+                const top = (field || '').split('.')[0];
+                if (top) setTimeout(() => document.querySelector(`.fm-config [data-field="${CSS.escape(top)}"]`)?.scrollIntoView({ block: 'center' }), 50);
+              }}
+            />}
         </div>
         <div className="fm-side">
           {side === 'json' && <JsonView key={String(history.canUndo) + doc.nodes.length} doc={doc} readOnly={readOnly} onApply={(d) => change(withPositions(d))} onClose={() => setSide(null)} />}

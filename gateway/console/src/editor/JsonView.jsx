@@ -42,6 +42,7 @@ export default function JsonView({ doc, readOnly, onApply, onClose }) {
         className="mono"
         aria-label="Workflow document JSON"
         spellCheck={false}
+        wrap="off"
         readOnly={readOnly}
         value={text}
         onChange={(e) => setText(e.target.value)}

@@ -7,7 +7,7 @@ export default function Problems({ problems, onPick }) {
         {problems.map((p, i) => (
           <li key={i}>
             {p.node ? (
-              <button type="button" className="link" onClick={() => onPick(p.node)} aria-label={`Show problem at ${p.node}`}>
+              <button type="button" className="link" onClick={() => onPick(p.node, p.top === 'config' ? p.field : '')} aria-label={`Show problem at ${p.node}`}>
                 {p.node}
                 {p.field ? ` · ${p.field}` : ''}
               </button>

@@ -86,7 +86,7 @@ export default function SchemaForm({ schema, value, onChange, ctx }) {
 function Field({ name, schema, root, required, value, onChange, path, ctx }) {
   const s = resolve(schema, root);
   const id = idOf(ctx, path);
-  const problem = ctx.problems && ctx.problems.get(fieldKey(path));
+  const problem = problemAt(ctx.problems, fieldKey(path));
   const label = (
     <label htmlFor={id} title={s.description || ''}>
       {name}
@@ -214,6 +214,14 @@ function Field({ name, schema, root, required, value, onChange, path, ctx }) {
     );
   }
   return <JsonField label={name} path={path} value={value} onChange={onChange} ctx={ctx} problem={problem} help={s.description} />;
+}
+
+/** The problems at a field, or within it (`mapping.email` shows on `mapping`). */
+function problemAt(problems, key) {
+  if (!problems || !problems.size) return null;
+  const found = [];
+  for (const [k, m] of problems) if (k === key || k.startsWith(key + '.')) found.push(k === key ? m : `${k.slice(key.length + 1)}: ${m}`);
+  return found.length ? found.join('; ') : null;
 }
 
 const simpleOrAny = (s) => simple(s) || s === true || (s && Object.keys(s).filter((k) => !k.startsWith('x-') && k !== 'description').length === 0);
