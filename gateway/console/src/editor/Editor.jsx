@@ -68,6 +68,9 @@ function EditorScreen({ me, params: { id } }) {
     load();
   }, [load]);
 
+  // The JSON view shows the document as it is now: a new text on each change.
+  const revisions = useRef(0);
+  const revision = useMemo(() => (doc ? ++revisions.current : 0), [doc]);
   const kindByName = useMemo(() => new Map(kinds.map((k) => [k.kind, k])), [kinds]);
   const dirty = doc !== null && doc !== saved.current;
 
@@ -275,7 +278,7 @@ function EditorScreen({ me, params: { id } }) {
             />}
         </div>
         <div className="fm-side">
-          {side === 'json' && <JsonView key={String(history.canUndo) + doc.nodes.length} doc={doc} readOnly={readOnly} onApply={(d) => change(withPositions(d))} onClose={() => setSide(null)} />}
+          {side === 'json' && <JsonView key={revision} doc={doc} readOnly={readOnly} onApply={(d) => change(withPositions(d))} onClose={() => setSide(null)} />}
           {side === 'versions' && <Versions workflowId={id} latest={wf.version} onClose={() => setSide(null)} />}
           {side === 'run' && <RunPanel workflowId={id} version={wf.version} published={wf.published_version} dirty={dirty} onClose={() => setSide(null)} />}
           {!side && selected && (
