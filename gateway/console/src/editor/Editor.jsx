@@ -148,7 +148,7 @@ function EditorScreen({ me, params: { id } }) {
       setNotice({ ok: true, text: `Saved as version ${r.data.version} (a draft).` });
       return true;
     } catch (e) {
-      if (e.status === 412) setNotice({ ok: false, text: 'Another version was saved since this one was loaded: reload to see it (your changes stay here until then; copy them from the JSON view).' });
+      if (e.status === 412) setNotice({ ok: false, reload: true, text: 'Another version was saved since this one was loaded: reload to see it (your changes stay here until then; copy them from the JSON view).' });
       else if (e.status === 422) {
         const ps = problemsOf(doc, e);
         setProblems(ps);
@@ -249,7 +249,12 @@ function EditorScreen({ me, params: { id } }) {
       </div>
       {notice && (
         <p className={notice.ok ? 'fm-notice ok' : 'fm-notice error'} role={notice.ok ? 'status' : 'alert'}>
-          {notice.text}
+          {notice.text}{' '}
+          {notice.reload && (
+            <button type="button" className="small" onClick={load} aria-label="Reload workflow">
+              Reload
+            </button>
+          )}
         </p>
       )}
       <div className="fm-body-grid">
