@@ -18,7 +18,7 @@ const STATUS_COLOURS = { succeeded: '#1e8e3e', failed: '#c5221f', running: '#b06
  * status, for a run), problemNodes (Set), readOnly, and for editing:
  * onMove([[id, pos]]) when a drag ends, onConnect(edge), onDelete(nodeIds, edgeIds), onDropKind(kind, pos).
  */
-export default function Canvas({ doc, selection, onSelect, statuses, problemNodes, readOnly, onMove, onConnect, onDelete, onDropKind, onNodeClick, ariaLabel }) {
+export default function Canvas({ doc, selection, onSelect, statuses, bodySteps, problemNodes, readOnly, onMove, onConnect, onDelete, onDropKind, onNodeClick, ariaLabel }) {
   const { screenToFlowPosition } = useReactFlow();
   const measured = useRef(new Map());
   const [measuredTick, setMeasuredTick] = useState(0);
@@ -35,10 +35,11 @@ export default function Canvas({ doc, selection, onSelect, statuses, problemNode
       const sel = selection.nodes.has(n.id);
       const prob = problemNodes ? problemNodes.has(n.id) : false;
       const status = statuses ? statuses[n.id] : undefined;
+      const steps = bodySteps ? bodySteps[n.id] : undefined;
       const m = measured.current.get(n.id);
       const moving = dragging ? dragging.get(n.id) : undefined;
       const hit = cache.get(n.id);
-      if (hit && hit.n === n && hit.sel === sel && hit.prob === prob && hit.status === status && hit.m === m && hit.ro === readOnly && hit.moving === moving) {
+      if (hit && hit.n === n && hit.sel === sel && hit.prob === prob && hit.status === status && hit.m === m && hit.ro === readOnly && hit.moving === moving && hit.steps === steps) {
         next.set(n.id, hit);
         return hit.rf;
       }
@@ -46,17 +47,17 @@ export default function Canvas({ doc, selection, onSelect, statuses, problemNode
         id: n.id,
         type: 'fm',
         position: moving || n.ui || { x: 0, y: 0 },
-        data: { node: n, problem: prob, status, readOnly },
+        data: { node: n, problem: prob, status, steps, readOnly },
         selected: sel,
         ...(m ? { measured: m } : {}),
       };
-      next.set(n.id, { n, sel, prob, status, m, ro: readOnly, moving, rf });
+      next.set(n.id, { n, sel, prob, status, m, ro: readOnly, moving, steps, rf });
       return rf;
     });
     nodeCache.current = next;
     return out;
     // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [doc.nodes, selection, problemNodes, statuses, readOnly, measuredTick, dragging]);
+  }, [doc.nodes, selection, problemNodes, statuses, bodySteps, readOnly, measuredTick, dragging]);
 
   const byId = useMemo(() => new Map(doc.nodes.map((n) => [n.id, n])), [doc.nodes]);
 

@@ -6,7 +6,7 @@ import { Link } from '../router.jsx';
 import { bodyOf, outputsOf } from './doc.js';
 
 function FlowNode({ data, selected }) {
-  const { node, status, problem, readOnly } = data;
+  const { node, status, problem, readOnly, steps } = data;
   const outs = outputsOf(node);
   const body = bodyOf(node);
   const called = node.kind === 'call_workflow' && node.config && (node.config.workflow_id || node.config.workflow);
@@ -33,6 +33,13 @@ function FlowNode({ data, selected }) {
           {body.nodes.slice(0, 8).map((b) => (
             <li key={b.id}>
               {b.id} <span className="muted">{b.kind}</span>
+              {steps && steps[b.id] && (
+                <span className="fm-steps-count" aria-label={`Iterations of ${b.id}`}>
+                  {Object.entries(steps[b.id])
+                    .map(([st, c]) => `${c} ${st}`)
+                    .join(', ')}
+                </span>
+              )}
             </li>
           ))}
           {body.nodes.length > 8 && <li className="muted">… {body.nodes.length - 8} more</li>}

@@ -105,6 +105,21 @@ function RunScreen({ me, params: { id } }) {
     return s;
   }, [exec]);
 
+  // Loop iterations' steps (`each[2].charge`), counted by body node and status.
+  const bodySteps = useMemo(() => {
+    if (!exec) return null;
+    const out = {};
+    for (const n of exec.nodes) {
+      const m = /^([^[.]+)\[\d+\]\.([^[.]+)$/.exec(n.node);
+      if (!m) continue;
+      const [, loop, body] = m;
+      out[loop] = out[loop] || {};
+      out[loop][body] = out[loop][body] || {};
+      out[loop][body][n.status] = (out[loop][body][n.status] || 0) + 1;
+    }
+    return out;
+  }, [exec]);
+
   const act = async (what, f) => {
     setNotice(null);
     try {
@@ -176,7 +191,7 @@ function RunScreen({ me, params: { id } }) {
       )}
       <div className="fm-body-grid fm-run-grid">
         <div className="fm-canvas-col">
-          <Canvas doc={doc} selection={selection} onSelect={setSelection} statuses={statuses} readOnly ariaLabel="Execution canvas" />
+          <Canvas doc={doc} selection={selection} onSelect={setSelection} statuses={statuses} bodySteps={bodySteps} readOnly ariaLabel="Execution canvas" />
           <Timeline exec={exec} onPick={(n) => setSelection({ nodes: new Set([n]), edges: new Set() })} selected={selectedId} />
         </div>
         <div className="fm-side">
