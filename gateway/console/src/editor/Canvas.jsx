@@ -2,7 +2,7 @@
 // document stays the one source of truth; React Flow's changes are
 // applied to it.
 import { useCallback, useMemo, useRef, useState } from 'react';
-import { Background, Controls, MarkerType, MiniMap, ReactFlow, useReactFlow } from '@xyflow/react';
+import { Background, Controls, MarkerType, MiniMap, ReactFlow, useReactFlow, useStore } from '@xyflow/react';
 import FlowNode from './FlowNode.jsx';
 import { DRAG_TYPE } from './Palette.jsx';
 import { edgeId, handleOf } from './doc.js';
@@ -10,6 +10,13 @@ import { edgeId, handleOf } from './doc.js';
 const nodeTypes = { fm: FlowNode };
 const MINIMAP_STYLE = { width: 150, height: 100 };
 const FIT = { padding: 0.2, maxZoom: 1.2 };
+// Zoomed far out the dots would be a dense grid, costly to paint on every
+// frame of a drag and no help to the eye: none then.
+const zoomedIn = (s) => s.transform[2] >= 0.5;
+function Dots() {
+  return useStore(zoomedIn) ? <Background gap={16} /> : null;
+}
+
 const minimapColour = (n) => STATUS_COLOURS[n.data.status] || '#c9d2e3';
 const STATUS_COLOURS = { succeeded: '#1e8e3e', failed: '#c5221f', running: '#b06000', retrying: '#b06000', waiting: '#6b4fbb', skipped: '#9aa0a6', cancelled: '#9aa0a6' };
 
@@ -156,6 +163,18 @@ export default function Canvas({ doc, selection, onSelect, statuses, bodySteps, 
     [onDropKind, screenToFlowPosition],
   );
 
+  // The same elements every render: a drag's frames leave them alone.
+  const chrome = useMemo(
+    () => (
+      <>
+        <Dots />
+        <MiniMap pannable zoomable style={MINIMAP_STYLE} ariaLabel="Mini map" nodeColor={minimapColour} />
+        <Controls aria-label="Zoom controls" />
+      </>
+    ),
+    [],
+  );
+
   return (
     <div className="fm-canvas" aria-label={ariaLabel || 'Workflow canvas'} role="region">
       <ReactFlow
@@ -181,9 +200,7 @@ export default function Canvas({ doc, selection, onSelect, statuses, bodySteps, 
         fitViewOptions={FIT}
         minZoom={0.1}
       >
-        <Background gap={16} />
-        <MiniMap pannable zoomable style={MINIMAP_STYLE} ariaLabel="Mini map" nodeColor={minimapColour} />
-        <Controls aria-label="Zoom controls" />
+        {chrome}
       </ReactFlow>
     </div>
   );

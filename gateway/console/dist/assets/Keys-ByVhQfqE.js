@@ -1,0 +1,1 @@
+import{i as e}from"./index-DUbxgI1o.js";var t=e();function n(){return(0,t.jsx)(`section`,{children:(0,t.jsx)(`h1`,{children:`Keys`})})}export{n as default};

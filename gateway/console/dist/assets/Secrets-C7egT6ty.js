@@ -1,1 +1,0 @@
-import{i as e}from"./index-DQlOCFhU.js";var t=e();function n(){return(0,t.jsx)(`section`,{children:(0,t.jsx)(`h1`,{children:`Secrets`})})}export{n as default};
