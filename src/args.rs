@@ -142,6 +142,12 @@ pub struct ServeArgs {
     #[arg(long, env = "FLOWMESH_METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<String>,
 
+    /// Mark the console's session cookie Secure (sent over HTTPS only): set
+    /// it where browsers reach the console over TLS, as behind a proxy that
+    /// terminates TLS (the proxy must pass the Host header on).
+    #[arg(long, env = "FLOWMESH_SECURE_COOKIES")]
+    pub secure_cookies: bool,
+
     /// NATS server with JetStream; without it the bus is in-process.
     #[arg(long, env = "FLOWMESH_NATS_URL", hide_env_values = true)]
     pub nats_url: Option<String>,

@@ -226,6 +226,7 @@ pub async fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
             per_route: Some(args.webhook_rate_per_route).filter(|&r| r > 0),
         },
         metrics_token: args.metrics_token.clone(),
+        secure_cookies: args.secure_cookies,
         ..Default::default()
     };
     let listeners = Listeners::bind(&args.roles, gateway_options, engine.handle()).await?;

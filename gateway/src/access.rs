@@ -17,6 +17,7 @@ use flowmesh_services::records::{AuditRecord, Principal, now_ms};
 
 use crate::error::ApiError;
 use crate::extract::AppState;
+use crate::session::{self, CookieSession};
 
 /// What a route requires of its caller.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -108,26 +109,45 @@ fn ticket(parts: &Parts) -> Option<String> {
         .ticket
 }
 
-/// The caller of a route: by bearer credential, or on an event stream
-/// (`tickets`) by a stream ticket, used up by this request.
-async fn caller(state: &AppState, parts: &Parts, tickets: bool) -> Result<Principal, ApiError> {
+/// The caller of a route: by bearer credential, by the console's session
+/// cookie (then also the [`CookieSession`] it checked), or on an event
+/// stream (`tickets`) by a stream ticket, used up by this request.
+async fn caller(
+    state: &AppState,
+    parts: &Parts,
+    tickets: bool,
+) -> Result<(Principal, Option<CookieSession>), ApiError> {
     let header = parts.headers.contains_key(header::AUTHORIZATION);
     match (ticket(parts), tickets) {
         (Some(_), true) if header => Err(ApiError::bad_request(
             "ticket: send either a stream ticket or an Authorization header, not both",
         )),
-        (Some(ticket), true) => Ok(state.engine.redeem_stream_ticket(&ticket).await?),
+        (Some(ticket), true) => Ok((state.engine.redeem_stream_ticket(&ticket).await?, None)),
         (Some(_), false) if !header => Err(unauthorized(
             "a stream ticket opens an event stream only (GET /v1/events, /v1/events/ws, \
              /v1/executions/{id}/events); send `Authorization: Bearer <token>` here",
         )),
-        _ => authenticate(state, parts).await,
+        _ if !header => match session::from_cookie(&parts.headers) {
+            Some(secret) => {
+                let who = known(state, &secret).await?;
+                let checked = session::check_request(parts, &secret)?;
+                Ok((who, Some(checked)))
+            }
+            None => Err(unauthorized(
+                "send a credential as `Authorization: Bearer <token>`",
+            )),
+        },
+        _ => Ok((authenticate(state, parts).await?, None)),
     }
 }
 
 pub async fn authenticate(state: &AppState, parts: &Parts) -> Result<Principal, ApiError> {
     let credential = bearer(parts)?
         .ok_or_else(|| unauthorized("send a credential as `Authorization: Bearer <token>`"))?;
+    known(state, credential).await
+}
+
+async fn known(state: &AppState, credential: &str) -> Result<Principal, ApiError> {
     state
         .engine
         .authenticate(credential)
@@ -186,10 +206,13 @@ pub async fn guard(
             Err(e) => return e.into_response(),
         },
         rule => {
-            let who = match caller(&state, &parts, guard.tickets).await {
-                Ok(who) => who,
+            let (who, cookie) = match caller(&state, &parts, guard.tickets).await {
+                Ok(found) => found,
                 Err(e) => return e.into_response(),
             };
+            if let Some(cookie) = cookie {
+                parts.extensions.insert(cookie);
+            }
             if !rule.allows(&who) {
                 let needed = match rule {
                     Access::Role(role) => format!("the role {role} or higher"),

@@ -3,10 +3,11 @@
 
 use std::net::SocketAddr;
 
-use axum::Json;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::StatusCode;
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use flowmesh_api::{AcceptRequest, LoginRequest, RegisterRequest};
 use flowmesh_services::records::{AuditQuery, AuditRecord, KeyInfo, SecretInfo, UserInfo};
 
@@ -19,6 +20,7 @@ use crate::error::ApiError;
 use crate::extract::{AppState, JsonBytes, TypedQuery, typed_body};
 use crate::queries;
 use crate::routes::ApiResult;
+use crate::session::{self, CookieSession};
 
 /// What registration and invitation acceptance answer; registration
 /// answers the same whether or not the email already had an account, so it
@@ -65,8 +67,18 @@ pub(crate) async fn login(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     JsonBytes(body): JsonBytes,
 ) -> Result<Json<Session>, ApiError> {
-    let l: Login = typed_body(&body)?;
-    let session = state
+    Ok(Json(Session::from(sign_in(&state, peer, &body).await?)))
+}
+
+/// Checks a login's body and opens its session (a bearer token, or the
+/// console's cookie).
+pub(crate) async fn sign_in(
+    state: &AppState,
+    peer: SocketAddr,
+    body: &[u8],
+) -> Result<flowmesh_api::Session, ApiError> {
+    let l: Login = typed_body(body)?;
+    Ok(state
         .engine
         .login(LoginRequest {
             email: &l.email,
@@ -74,16 +86,23 @@ pub(crate) async fn login(
             tenant: l.tenant,
             source: Some(peer.ip()),
         })
-        .await?;
-    Ok(Json(Session::from(session)))
+        .await?)
 }
 
 pub(crate) async fn logout(
     State(state): State<AppState>,
     Auth(who): Auth,
-) -> Result<StatusCode, ApiError> {
+    cookie: Option<Extension<CookieSession>>,
+) -> ApiResult {
     state.engine.logout(&who).await?;
-    Ok(StatusCode::NO_CONTENT)
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    if cookie.is_some() {
+        response.headers_mut().insert(
+            header::SET_COOKIE,
+            session::set_cookie(None, state.secure_cookies),
+        );
+    }
+    Ok(response)
 }
 
 pub(crate) async fn accept(
@@ -108,8 +127,9 @@ pub(crate) async fn accept(
     Ok(response)
 }
 
-pub(crate) async fn me(Auth(who): Auth) -> Json<Me> {
+pub(crate) async fn me(Auth(who): Auth, cookie: Option<Extension<CookieSession>>) -> Json<Me> {
     Json(Me {
+        csrf_token: cookie.map(|Extension(c)| c.csrf_token),
         tenant: TenantRef {
             id: who.tenant,
             slug: who.tenant_slug,

@@ -142,6 +142,10 @@ pub struct Me {
     pub role: Role,
     /// `user:<id>` or `key:<id>`.
     pub actor: String,
+    /// The CSRF token of the console's session, when the console's cookie
+    /// signed this request in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub csrf_token: Option<String>,
 }
 
 /// What registration and invitation acceptance answer, whether or not the
@@ -185,6 +189,9 @@ pub struct WorkflowSummary {
     pub published_version: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Its execution statistics, in a list asked for them (`stats=true`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stats: Option<flowmesh_services::WorkflowStats>,
 }
 
 impl From<&flowmesh_services::records::WorkflowSummary> for WorkflowSummary {
@@ -196,6 +203,7 @@ impl From<&flowmesh_services::records::WorkflowSummary> for WorkflowSummary {
             published_version: s.published_version,
             created_at: s.created_at,
             updated_at: s.updated_at,
+            stats: None,
         }
     }
 }

@@ -192,6 +192,8 @@ pub(crate) async fn list(
                 test: query.test,
                 limit: query.limit.unwrap_or(50),
                 cursor: query.cursor,
+                from: query.from,
+                to: query.to,
             },
         )
         .await?;

@@ -24,6 +24,8 @@ pub struct AppState {
     pub metrics_token: Option<[u8; 32]>,
     /// The routes this listener serves, which its API description lists.
     pub surface: crate::Surface,
+    /// Whether the console's session cookie is marked `Secure`.
+    pub secure_cookies: bool,
 }
 
 /// A JSON request body: the right content type, within the size limit.

@@ -8,6 +8,7 @@ mod ai;
 mod answers;
 mod billing;
 mod bodies;
+mod console;
 mod error;
 mod executions;
 mod extract;
@@ -20,6 +21,7 @@ mod queries;
 mod replay;
 mod routes;
 mod server;
+mod session;
 mod sse;
 mod stream;
 mod workflows;
@@ -55,6 +57,10 @@ pub struct Options {
     pub metrics_token: Option<String>,
     /// Which routes this listener serves.
     pub surface: Surface,
+    /// Mark the console's session cookie `Secure` (sent over HTTPS only):
+    /// set it where the console is reached over TLS, as behind a proxy
+    /// that terminates TLS.
+    pub secure_cookies: bool,
 }
 
 /// The routes one listener serves: the public API, the operations routes
@@ -96,6 +102,7 @@ impl Default for Options {
             webhook_limits: WebhookLimitOptions::default(),
             metrics_token: None,
             surface: Surface::All,
+            secure_cookies: false,
         }
     }
 }

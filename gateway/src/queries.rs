@@ -6,6 +6,7 @@ use std::str::FromStr;
 
 use flowmesh_model::scope::{Scope, StepKey};
 use flowmesh_model::{ExecutionId, ExecutionStatus, HumanDuration, WorkflowId};
+use flowmesh_services::WorkflowState;
 use flowmesh_services::scopes::MAX_STEPS_PAGE;
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Deserializer};
@@ -103,6 +104,10 @@ fn event_id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
     parsed(d, "must be an event id from this stream (a number)")
 }
 
+fn workflow_state_schema(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({"type": "string", "enum": ["published", "draft"]})
+}
+
 fn status_schema(_: &mut SchemaGenerator) -> Schema {
     let known: Vec<&str> = ExecutionStatus::ALL.iter().map(|s| s.as_str()).collect();
     json_schema!({"type": "string", "enum": known})
@@ -137,6 +142,28 @@ pub struct StartQuery {
     pub timeout: Option<HumanDuration>,
 }
 
+/// `GET /v1/workflows`, newest first.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WorkflowsQuery {
+    /// Only workflows whose name holds this text, whatever the case.
+    #[serde(default)]
+    #[schemars(length(max = 200))]
+    pub q: Option<String>,
+    /// Only published workflows, or only drafts (never published, or taken out of service).
+    #[serde(default)]
+    #[schemars(schema_with = "workflow_state_schema")]
+    pub state: Option<WorkflowState>,
+    /// `true`: only workflows with a failed or timed-out execution.
+    #[serde(default, deserialize_with = "wait")]
+    pub failing: Option<bool>,
+    /// `true`: each workflow with its execution statistics (as
+    /// `GET /v1/workflows/{id}/stats` gives them; durations over the
+    /// tenant's latest 10,000 finished runs).
+    #[serde(default, deserialize_with = "wait")]
+    pub stats: Option<bool>,
+}
+
 /// `GET /v1/executions`, newest first.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 pub struct ExecutionsQuery {
@@ -159,6 +186,12 @@ pub struct ExecutionsQuery {
     #[serde(default, deserialize_with = "execution_cursor")]
     #[schemars(schema_with = "uuid_schema")]
     pub cursor: Option<ExecutionId>,
+    /// Only executions created at or after this time, in milliseconds since the Unix epoch.
+    #[serde(default, deserialize_with = "millis")]
+    pub from: Option<i64>,
+    /// Only executions created before this time, in milliseconds since the Unix epoch.
+    #[serde(default, deserialize_with = "millis")]
+    pub to: Option<i64>,
 }
 
 fn scope<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Scope>, D::Error> {

@@ -6,8 +6,8 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use flowmesh_model::{WorkflowDocument, WorkflowId};
-use flowmesh_services::SaveRequest;
 use flowmesh_services::records::VersionsQuery;
+use flowmesh_services::{SaveRequest, WorkflowFilter};
 
 use crate::access::{AuditTarget, Auth};
 use crate::answers::{
@@ -55,16 +55,38 @@ pub(crate) async fn create(
     Ok(response)
 }
 
+/// The longest search text a list takes.
+const MAX_SEARCH: usize = 200;
+
 pub(crate) async fn list(
     State(state): State<AppState>,
     Auth(who): Auth,
+    TypedQuery(query): TypedQuery<queries::WorkflowsQuery>,
 ) -> Result<Json<Items<WorkflowSummary>>, ApiError> {
+    if query
+        .q
+        .as_ref()
+        .is_some_and(|q| q.chars().count() > MAX_SEARCH)
+    {
+        return Err(ApiError::bad_request(format!(
+            "q: at most {MAX_SEARCH} characters"
+        )));
+    }
+    let filter = WorkflowFilter {
+        q: query.q.filter(|q| !q.trim().is_empty()),
+        state: query.state,
+        failing: query.failing.unwrap_or(false),
+        stats: query.stats.unwrap_or(false),
+    };
     let items = state
         .engine
-        .list_workflows(who.tenant)
+        .find_workflows(who.tenant, &filter)
         .await?
-        .iter()
-        .map(WorkflowSummary::from)
+        .into_iter()
+        .map(|listed| WorkflowSummary {
+            stats: listed.stats,
+            ..WorkflowSummary::from(&listed.summary)
+        })
         .collect();
     Ok(Json(Items { items }))
 }

@@ -22,6 +22,7 @@ fn node(primitive: Primitive, kind: &str, config: Value) -> Node {
         retry: None,
         timeout: None,
         on_error: Default::default(),
+        ui: None,
     }
 }
 

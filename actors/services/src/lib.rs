@@ -55,7 +55,7 @@ pub use flowmesh_sandbox::Jail;
 pub use flowmesh_store::ModelSettings;
 pub use generate::{Generated, MAX_PROMPT_CHARS};
 pub use logins::LoginOptions;
-pub use operate::{WorkflowStats, mocked};
+pub use operate::{ListedWorkflow, WorkflowFilter, WorkflowState, WorkflowStats, mocked};
 pub use options::{Options, Prices, ProcessRole, ScheduleLimits, Tenancy};
 pub use registrations::RegistrationLimit;
 pub use runtime::{HereClaim, NoRuntime, Place, Runtime, SandboxInfo};

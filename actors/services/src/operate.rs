@@ -1,7 +1,7 @@
 //! Looking into executions: statistics per workflow and an execution's logs.
 
 use flowmesh_api::NodeLog;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use flowmesh_model::scope::Scope;
 use flowmesh_model::{ExecutionId, NodeStatus, Primitive, TenantId, WorkflowId};
@@ -85,6 +85,64 @@ fn redact(value: &Value) -> Value {
     }
 }
 
+/// Which workflows a list shows.
+#[derive(Clone, Debug, Default)]
+pub struct WorkflowFilter {
+    /// Only those whose name holds this, whatever the case.
+    pub q: Option<String>,
+    pub state: Option<WorkflowState>,
+    /// Only those with a failed or timed-out execution.
+    pub failing: bool,
+    /// With each one's statistics.
+    pub stats: bool,
+}
+
+/// Whether a workflow has a published version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkflowState {
+    Published,
+    /// Never published, or taken out of service.
+    Draft,
+}
+
+/// A workflow of a list, with its statistics when asked.
+#[derive(Clone, Debug)]
+pub struct ListedWorkflow {
+    pub summary: flowmesh_store::WorkflowSummary,
+    pub stats: Option<WorkflowStats>,
+}
+
+fn summarize(stats: flowmesh_store::WorkflowStats) -> WorkflowStats {
+    let by_status: BTreeMap<String, i64> = stats
+        .counts
+        .iter()
+        .map(|(s, n)| (s.as_str().to_owned(), *n))
+        .collect();
+    let finished: i64 = stats
+        .counts
+        .iter()
+        .filter(|(s, _)| s.is_terminal())
+        .map(|(_, n)| n)
+        .sum();
+    let succeeded = by_status.get("succeeded").copied().unwrap_or(0);
+    let mut durations = stats.durations_ms;
+    durations.sort_unstable();
+    WorkflowStats {
+        total: stats.counts.iter().map(|(_, n)| n).sum(),
+        success_rate: (finished > 0).then(|| succeeded as f64 / finished as f64),
+        p50_ms: percentile(&durations, 0.50),
+        p95_ms: percentile(&durations, 0.95),
+        by_status,
+        last_run: stats.last.map(|l: LastRun| LastRunView {
+            execution_id: l.id,
+            status: l.status.as_str().to_owned(),
+            created_at: l.created_at,
+            finished_at: l.finished_at,
+        }),
+    }
+}
+
 impl EngineHandle {
     pub async fn workflow_stats(
         &self,
@@ -97,33 +155,51 @@ impl EngineHandle {
             .store
             .workflow_stats(tenant, workflow, STATS_SAMPLE)
             .await?;
-        let by_status: BTreeMap<String, i64> = stats
-            .counts
-            .iter()
-            .map(|(s, n)| (s.as_str().to_owned(), *n))
+        Ok(summarize(stats))
+    }
+
+    /// The tenant's workflows that pass the filter, newest first, each
+    /// with its statistics when asked (three statements for them all).
+    pub async fn find_workflows(
+        &self,
+        tenant: TenantId,
+        filter: &WorkflowFilter,
+    ) -> Result<Vec<ListedWorkflow>, Error> {
+        let mut stats = if filter.stats || filter.failing {
+            self.shared
+                .store
+                .tenant_workflow_stats(tenant, STATS_SAMPLE)
+                .await?
+        } else {
+            HashMap::new()
+        };
+        let needle = filter.q.as_deref().map(str::to_lowercase);
+        let listed = self
+            .list_workflows(tenant)
+            .await?
+            .into_iter()
+            .filter(|w| {
+                needle
+                    .as_deref()
+                    .is_none_or(|n| w.name.to_lowercase().contains(n))
+            })
+            .filter(|w| match filter.state {
+                None => true,
+                Some(WorkflowState::Published) => w.published_version.is_some(),
+                Some(WorkflowState::Draft) => w.published_version.is_none(),
+            })
+            .filter_map(|summary| {
+                let stats = summarize(stats.remove(&summary.id).unwrap_or_default());
+                let failed = ["failed", "timed_out"]
+                    .iter()
+                    .any(|k| stats.by_status.get(*k).is_some_and(|n| *n > 0));
+                (!filter.failing || failed).then(|| ListedWorkflow {
+                    summary,
+                    stats: filter.stats.then_some(stats),
+                })
+            })
             .collect();
-        let finished: i64 = stats
-            .counts
-            .iter()
-            .filter(|(s, _)| s.is_terminal())
-            .map(|(_, n)| n)
-            .sum();
-        let succeeded = by_status.get("succeeded").copied().unwrap_or(0);
-        let mut durations = stats.durations_ms;
-        durations.sort_unstable();
-        Ok(WorkflowStats {
-            total: stats.counts.iter().map(|(_, n)| n).sum(),
-            success_rate: (finished > 0).then(|| succeeded as f64 / finished as f64),
-            p50_ms: percentile(&durations, 0.50),
-            p95_ms: percentile(&durations, 0.95),
-            by_status,
-            last_run: stats.last.map(|l: LastRun| LastRunView {
-                execution_id: l.id,
-                status: l.status.as_str().to_owned(),
-                created_at: l.created_at,
-                finished_at: l.finished_at,
-            }),
-        })
+        Ok(listed)
     }
 
     /// Each node's attempts, input, output, error and printed lines, in the

@@ -329,6 +329,13 @@ impl Store {
                 " AND test = 0"
             });
         }
+        // Times are checked numbers, written in the statement as such.
+        if let Some(from) = query.from {
+            sql.push_str(&format!(" AND created_at >= {from}"));
+        }
+        if let Some(to) = query.to {
+            sql.push_str(&format!(" AND created_at < {to}"));
+        }
         if let Some(cursor) = query.cursor {
             binds.push(cursor.to_string());
             sql.push_str(&format!(" AND id < ${}", binds.len()));

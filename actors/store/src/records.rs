@@ -196,6 +196,10 @@ pub struct ExecutionQuery {
     pub limit: u32,
     /// The last id of the previous page.
     pub cursor: Option<ExecutionId>,
+    /// Only executions created at or after this time (ms since the epoch).
+    pub from: Option<i64>,
+    /// Only executions created before this time (ms since the epoch).
+    pub to: Option<i64>,
 }
 
 #[derive(Clone, Debug, Serialize)]

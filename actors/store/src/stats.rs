@@ -1,11 +1,13 @@
 //! Execution statistics of one workflow.
 
+use std::collections::HashMap;
+
 use flowmesh_model::{ExecutionId, ExecutionStatus, TenantId, WorkflowId};
 
 use crate::{Error, Store, int, opt_int, parse};
 
 /// Counts by status, recent durations and the latest run of a workflow.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct WorkflowStats {
     pub counts: Vec<(ExecutionStatus, i64)>,
     /// Durations (ms, from start to end) of the most recent finished runs.
@@ -80,6 +82,72 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Statistics of every workflow of a tenant with executions, in three
+    /// statements whatever their number; durations over the tenant's latest
+    /// `sample` finished runs.
+    pub async fn tenant_workflow_stats(
+        &self,
+        tenant: TenantId,
+        sample: u32,
+    ) -> Result<HashMap<WorkflowId, WorkflowStats>, Error> {
+        let t = tenant.to_string();
+        let mut all: HashMap<WorkflowId, WorkflowStats> = HashMap::new();
+        let counts = sqlx::query(
+            "SELECT workflow_id, status, COUNT(*) AS n FROM executions \
+             WHERE tenant_id = $1 GROUP BY workflow_id, status",
+        )
+        .bind(&t)
+        .fetch_all(self.reader())
+        .await?;
+        for row in &counts {
+            let w: WorkflowId = parse(row, "workflow_id")?;
+            let count = (parse(row, "status")?, int(row, "n")?);
+            entry(&mut all, w).counts.push(count);
+        }
+        let durations = sqlx::query(
+            "SELECT workflow_id, finished_at - COALESCE(started_at, created_at) AS took \
+             FROM executions WHERE tenant_id = $1 AND finished_at IS NOT NULL \
+             ORDER BY finished_at DESC LIMIT $2",
+        )
+        .bind(&t)
+        .bind(i64::from(sample))
+        .fetch_all(self.reader())
+        .await?;
+        for row in &durations {
+            let w: WorkflowId = parse(row, "workflow_id")?;
+            let took = int(row, "took")?;
+            entry(&mut all, w).durations_ms.push(took);
+        }
+        let last = sqlx::query(
+            "SELECT e.workflow_id, e.id, e.status, e.created_at, e.finished_at FROM executions e \
+             JOIN (SELECT workflow_id, MAX(created_at) AS at FROM executions \
+                   WHERE tenant_id = $1 GROUP BY workflow_id) m \
+             ON m.workflow_id = e.workflow_id AND m.at = e.created_at \
+             WHERE e.tenant_id = $1",
+        )
+        .bind(&t)
+        .fetch_all(self.reader())
+        .await?;
+        for row in &last {
+            let w: WorkflowId = parse(row, "workflow_id")?;
+            let run = LastRun {
+                id: parse(row, "id")?,
+                status: parse(row, "status")?,
+                created_at: int(row, "created_at")?,
+                finished_at: opt_int(row, "finished_at")?,
+            };
+            let stats = entry(&mut all, w);
+            // Runs created in the same millisecond: the latest id wins, as
+            // for one workflow's statistics.
+            if stats.last.as_ref().is_none_or(|l| l.id < run.id) {
+                stats.last = Some(run);
+            }
+        }
+        Ok(all)
+    }
+}
+
 /// How many unfinished executions one workflow of one tenant has in a status.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Unfinished {
@@ -110,4 +178,8 @@ impl Store {
         })
         .collect()
     }
+}
+
+fn entry(all: &mut HashMap<WorkflowId, WorkflowStats>, w: WorkflowId) -> &mut WorkflowStats {
+    all.entry(w).or_default()
 }

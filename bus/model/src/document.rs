@@ -110,6 +110,20 @@ pub struct Node {
     /// What a failure does once the retry policy is exhausted.
     #[serde(default, skip_serializing_if = "OnError::is_default")]
     pub on_error: OnError,
+    /// Where the console draws the node; kept with the document, never read
+    /// when it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ui: Option<NodeUi>,
+}
+
+/// A node's place on the console's canvas.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NodeUi {
+    #[schemars(range(min = -1_000_000.0, max = 1_000_000.0))]
+    pub x: f64,
+    #[schemars(range(min = -1_000_000.0, max = 1_000_000.0))]
+    pub y: f64,
 }
 
 fn empty_object() -> Value {

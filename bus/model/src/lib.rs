@@ -22,7 +22,7 @@ pub mod while_loop;
 
 pub use access::Role;
 pub use command::{Command, StartCause};
-pub use document::{Edge, Node, Primitive, RetryPolicy, WorkflowDocument};
+pub use document::{Edge, Node, NodeUi, Primitive, RetryPolicy, WorkflowDocument};
 pub use duration::HumanDuration;
 pub use event::{EventKind, ExecutionEvent};
 pub use graph::WorkflowGraph;

@@ -194,12 +194,26 @@ pub(crate) struct Place<'a> {
 
 /// A node's kind and config, as the catalog sees them; `None` when the
 /// kind is unknown.
+/// How far from the origin the console may place a node.
+const MAX_POSITION: f64 = 1_000_000.0;
+
 pub(crate) fn check_node(
     node: &Node,
     at: &Place<'_>,
     catalog: &dyn KindCatalog,
     errors: &mut Vec<ValidationError>,
 ) -> Option<Outputs> {
+    if let Some(ui) = &node.ui {
+        for (axis, value) in [("x", ui.x), ("y", ui.y)] {
+            if !value.is_finite() || value.abs() > MAX_POSITION {
+                errors.push(ValidationError::new(
+                    format!("{}.ui.{axis}", at.path),
+                    "out_of_range",
+                    format!("a position lies within ±{MAX_POSITION}"),
+                ));
+            }
+        }
+    }
     let known = catalog.check(node, at.path, at.names, errors);
     if known.is_none() {
         errors.push(ValidationError::new(

@@ -275,6 +275,7 @@ pub fn router(engine: EngineHandle, options: &Options) -> Router {
             .filter(|t| !t.is_empty())
             .map(access::token_digest),
         surface: options.surface,
+        secure_cookies: options.secure_cookies,
     };
     let mut router = Router::new();
     for (info, handler) in table::table() {
@@ -290,8 +291,12 @@ pub fn router(engine: EngineHandle, options: &Options) -> Router {
         };
         router = router.route(info.path, handler);
     }
+    router = if options.surface == crate::Surface::Operations {
+        router.fallback(|| async { ApiError::not_found("route") })
+    } else {
+        router.fallback(crate::console::serve)
+    };
     router
-        .fallback(|| async { ApiError::not_found("route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
                 ErrorCode::MethodNotAllowed,

@@ -16,10 +16,10 @@ use crate::bodies;
 use crate::extract::AppState;
 use crate::queries::{
     AuditQuery, ExecutionStepsQuery, ExecutionsQuery, LedgerQuery, LogsQuery, StartQuery,
-    StreamQuery, TicketQuery, UsageQuery, VersionsQuery,
+    StreamQuery, TicketQuery, UsageQuery, VersionsQuery, WorkflowsQuery,
 };
 use crate::{
-    accounts, ai, billing, executions, hooks, operate, operations, sse, stream, workflows,
+    accounts, ai, billing, executions, hooks, operate, operations, session, sse, stream, workflows,
 };
 
 pub(super) fn table() -> Vec<(RouteInfo, MethodRouter<AppState>)> {
@@ -78,6 +78,16 @@ pub(super) fn table() -> Vec<(RouteInfo, MethodRouter<AppState>)> {
         (
             public(
                 "POST",
+                "/v1/auth/session",
+                "Open a session for the console: the session goes into an HttpOnly cookie, the answer carries its CSRF token",
+            )
+            .answers::<session::ConsoleSession>(200)
+            .body::<bodies::Login>(),
+            post(session::open),
+        ),
+        (
+            public(
+                "POST",
                 "/v1/auth/accept",
                 "Accept an invitation, then sign in (an email with an account joins with its own password)",
             )
@@ -99,8 +109,9 @@ pub(super) fn table() -> Vec<(RouteInfo, MethodRouter<AppState>)> {
             get(workflows::node_kinds),
         ),
         (
-            role("GET", "/v1/workflows", Viewer, "List workflows")
-                .answers::<Items<WorkflowSummary>>(200),
+            role("GET", "/v1/workflows", Viewer, "List workflows, newest first (search, filters, statistics)")
+                .answers::<Items<WorkflowSummary>>(200)
+                .query::<WorkflowsQuery>(),
             get(workflows::list),
         ),
         (

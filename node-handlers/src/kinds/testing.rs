@@ -49,6 +49,7 @@ fn node(registry: &Registry, kind: &str, config: Value) -> Node {
         retry: None,
         timeout: None,
         on_error: Default::default(),
+        ui: None,
     }
 }
 

@@ -613,6 +613,7 @@ async fn paging_and_filters(store: &Store) {
         test: None,
         limit: 2,
         cursor,
+        ..Default::default()
     };
     let first = store.list_executions(tenant, &query(None)).await.unwrap();
     assert_eq!(
