@@ -1,1 +1,0 @@
-import{g as e}from"./index-CAp4KOdq.js";var t=e();function n(){return(0,t.jsx)(`section`,{children:(0,t.jsx)(`h1`,{children:`Run`})})}export{n as default};
