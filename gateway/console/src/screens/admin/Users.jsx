@@ -1,17 +1,6 @@
 import { useState } from 'react';
-import { atLeast, del, get, post, put } from '../../api.js';
+import { atLeast, del, get, post } from '../../api.js';
 import { ConfirmButton, CopyButton, ErrorText, RoleSelect, fmtTime, useLoad, onlyFor } from '../common.jsx';
-
-/** Whether the engine lets a member's role be changed (`PUT /v1/users/{id}`), read from its description. */
-async function canChangeRoles() {
-  try {
-    const doc = await get('/openapi.json');
-    const path = doc?.paths?.['/v1/users/{id}'];
-    return !!(path && (path.put || path.patch));
-  } catch {
-    return false;
-  }
-}
 
 function InviteForm({ me, onInvited }) {
   const [email, setEmail] = useState('');
@@ -48,35 +37,8 @@ function InviteForm({ me, onInvited }) {
   );
 }
 
-function RoleCell({ user, me, editable, onChanged }) {
-  const [role, setRole] = useState(user.role);
-  const [error, setError] = useState(null);
-  // Nobody raises a member above themselves, nor changes an owner unless an owner.
-  const mine = me.actor === `user:${user.id}`;
-  if (!editable || mine || (user.role === 'owner' && me.role !== 'owner')) return <td>{user.role}</td>;
-  const save = async () => {
-    setError(null);
-    try {
-      await put(`/v1/users/${encodeURIComponent(user.id)}`, { role });
-      onChanged();
-    } catch (err) {
-      setError(err);
-    }
-  };
-  return (
-    <td>
-      <RoleSelect label={`Role of ${user.email}`} value={role} onChange={setRole} max={me.role} />{' '}
-      <button type="button" disabled={role === user.role} onClick={save} aria-label={`Change role of ${user.email}`}>
-        Change
-      </button>
-      <ErrorText error={error} />
-    </td>
-  );
-}
-
 function Users({ me }) {
   const users = useLoad(() => get('/v1/users').then((r) => r.items), []);
-  const roles = useLoad(canChangeRoles, []);
   const [invited, setInvited] = useState([]);
   const [error, setError] = useState(null);
 
@@ -114,7 +76,7 @@ function Users({ me }) {
       <ErrorText error={error} />
       <ErrorText error={users.error} />
       <h2>Members</h2>
-      {roles.data === false && <p className="muted">To change a member's role, remove them and invite them again with the new role.</p>}
+      <p className="muted">To change a member's role, remove them and invite them again with the new role.</p>
       <table aria-label="Members">
         <thead>
           <tr>
@@ -133,7 +95,7 @@ function Users({ me }) {
                   {u.email}
                   {self && <span className="muted"> (you)</span>}
                 </td>
-                <RoleCell user={u} me={me} editable={roles.data === true} onChanged={users.reload} />
+                <td>{u.role}</td>
                 <td>{fmtTime(u.created_at)}</td>
                 <td>{!self && (u.role !== 'owner' || atLeast(me, 'owner')) && <ConfirmButton label="Remove" what={u.email} onConfirm={() => remove(u)} />}</td>
               </tr>
