@@ -77,12 +77,14 @@ fn gzip(body: &Bytes) -> Option<Bytes> {
     (compressed.len() + 64 < body.len()).then(|| Bytes::from(compressed))
 }
 
-/// Whether the path belongs to the API, whose unknown routes answer as
-/// the API does.
+/// Whether the path belongs to the API (the operations routes among it,
+/// on a listener that does not serve them), whose unknown routes answer
+/// as the API does.
 fn is_api(path: &str) -> bool {
-    ["/v1", "/hooks"]
-        .iter()
-        .any(|p| path == *p || path.starts_with(&format!("{p}/")))
+    crate::OPERATIONS_PATHS.contains(&path)
+        || ["/v1", "/hooks"]
+            .iter()
+            .any(|p| path == *p || path.starts_with(&format!("{p}/")))
 }
 
 /// The fallback of the public listener: the console's files and page.
@@ -219,6 +221,8 @@ mod tests {
         assert!(is_api("/v1/nothing"));
         assert!(is_api("/hooks/t/x"));
         assert!(!is_api("/v1x"));
+        // A listener without the operations routes answers them as unknown.
+        assert!(is_api("/health") && is_api("/ready") && is_api("/metrics"));
         assert!(!is_api("/workflows/1"));
         assert!(!is_api("/"));
     }
