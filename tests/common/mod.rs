@@ -870,3 +870,14 @@ macro_rules! both_modes {
         }
     };
 }
+
+/// Lets schedules tick every second (the instance's floor otherwise).
+pub const SECOND_TICKS: (&str, &str) = ("FLOWMESH_SCHEDULE_MIN_INTERVAL", "1s");
+
+/// A workflow of `count` schedule triggers, each ticking every second.
+pub fn every_second(name: &str, count: usize) -> Value {
+    let nodes: Vec<Value> = (0..count)
+        .map(|i| serde_json::json!({"id": format!("tick{i}"), "type": "trigger", "kind": "schedule", "config": {"cron": "* * * * * *"}}))
+        .collect();
+    serde_json::json!({"name": name, "nodes": nodes})
+}
