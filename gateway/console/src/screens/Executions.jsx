@@ -1,7 +1,7 @@
 import { useMemo, useState } from 'react';
 import { get } from '../api.js';
 import { Link } from '../router.jsx';
-import { ErrorText, Status, fmtDuration, fmtTime, localToMs, useLoad } from './common.jsx';
+import { ErrorText, Pager, Status, fmtDuration, fmtTime, localToMs, useLoad } from './common.jsx';
 import { useTenantEvents } from './live.js';
 
 const STATUSES = ['queued', 'running', 'succeeded', 'failed', 'timed_out', 'cancelled'];
@@ -139,15 +139,7 @@ export default function Executions({ query }) {
         </tbody>
       </table>
       {page.loading && !data && <p className="loading">Loading…</p>}
-      <div className="pager">
-        <button type="button" disabled={cursors.length === 0} onClick={() => setCursors((c) => c.slice(0, -1))} aria-label="Previous page">
-          Previous
-        </button>
-        <span className="muted">Page {cursors.length + 1}</span>
-        <button type="button" disabled={!data?.next_cursor} onClick={() => setCursors((c) => [...c, data.next_cursor])} aria-label="Next page">
-          Next
-        </button>
-      </div>
+      <Pager cursors={cursors} setCursors={setCursors} next={data?.next_cursor} />
     </section>
   );
 }

@@ -195,3 +195,18 @@ export function useDebounced(value, ms = 250) {
   }, [value, ms]);
   return settled;
 }
+
+/** Previous and next over a listing's cursors (`cursors`: those of the pages before this one, and this one's). */
+export function Pager({ cursors, setCursors, next }) {
+  return (
+    <div className="pager">
+      <button type="button" disabled={cursors.length === 0} onClick={() => setCursors((c) => c.slice(0, -1))} aria-label="Previous page">
+        Previous
+      </button>
+      <span className="muted">Page {cursors.length + 1}</span>
+      <button type="button" disabled={!next} onClick={() => setCursors((c) => [...c, next])} aria-label="Next page">
+        Next
+      </button>
+    </div>
+  );
+}

@@ -1,6 +1,6 @@
 import { useState } from 'react';
 import { get } from '../../api.js';
-import { ErrorText, fmtTime, localToMs, useLoad, onlyFor } from '../common.jsx';
+import { ErrorText, Pager, fmtTime, localToMs, useLoad, onlyFor } from '../common.jsx';
 
 const EMPTY = { actor: '', action: '', outcome: '', since: '', until: '' };
 
@@ -102,15 +102,7 @@ function Audit() {
         </tbody>
       </table>
       {page.loading && !data && <p className="loading">Loading…</p>}
-      <div className="pager">
-        <button type="button" disabled={cursors.length === 0} onClick={() => setCursors((c) => c.slice(0, -1))} aria-label="Previous page">
-          Previous
-        </button>
-        <span className="muted">Page {cursors.length + 1}</span>
-        <button type="button" disabled={!data?.next_cursor} onClick={() => setCursors((c) => [...c, data.next_cursor])} aria-label="Next page">
-          Next
-        </button>
-      </div>
+      <Pager cursors={cursors} setCursors={setCursors} next={data?.next_cursor} />
     </section>
   );
 }
